@@ -1,0 +1,29 @@
+# Dockyard: `make up` installs and starts everything; `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: up down status test unit e2e bench clean-state
+
+up:
+	@bash scripts/install.sh
+	@bash scripts/up.sh
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m controller.supervisor stop; else echo "platform not installed"; fi
+
+status:
+	@$(PY) -m controller.supervisor status
+
+test:
+	@bash scripts/install.sh >/dev/null
+	$(VENV)/bin/pytest -ra
+
+unit:
+	$(VENV)/bin/pytest -ra -m "not e2e"
+
+e2e:
+	$(VENV)/bin/pytest -ra -m e2e
+
+bench:
+	$(PY) bench/deploy.py

@@ -1,0 +1,155 @@
+"""Source -> image. The commit's tree is exported into a private temp dir (never a path
+outside it), the build method is detected, and the image is built by the scheduler with
+each line streamed back to the push as it happens."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from controller.errors import SchedulerError
+from controller.models import App, Build
+from controller.procfile import parse_procfile
+from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
+from controller.services import Out, Services
+
+from .dockerfile import base_images
+from .errors import BaseImageMissing, BuildError, BuildTimeout, NoBuildMethod
+
+MIN_FREE_BYTES = 1 << 30
+_STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_EXIT = re.compile(r"returned a non-zero code: (\d+)")
+
+
+def export_commit(repo, commit_sha: bytes, dest: Path) -> int:
+    """Write the commit's tree into dest (files, executables, symlinks; submodules are
+    skipped). Returns the number of files. Refuses any path that would leave dest."""
+    commit = repo[commit_sha]
+    count = 0
+    for entry in repo.object_store.iter_tree_contents(commit.tree):
+        rel = entry.path.decode("utf-8", "surrogateescape")
+        parts = rel.split("/")
+        if rel.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
+            raise BuildError(f"The commit contains an unsafe path {rel[:80]!r}: rename it and push again.")
+        target = dest.joinpath(*parts)
+        mode = entry.mode
+        if stat.S_ISDIR(mode) or mode == 0o160000:   # submodule (gitlink): not fetched
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = repo[entry.sha].data
+        if stat.S_ISLNK(mode):
+            os.symlink(data.decode("utf-8", "surrogateescape"), target)
+        else:
+            target.write_bytes(data)
+            os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+        count += 1
+    return count
+
+
+def detect_method(src: Path) -> str:
+    """Which way this source is built. Pure apart from reading the directory listing."""
+    if (src / "Dockerfile").is_file():
+        return "dockerfile"
+    raise NoBuildMethod(
+        "No way to build this app: Dockyard looked for a Dockerfile at the root of the repository "
+        "and found none. Add a Dockerfile (e.g. FROM dockyard/stack:bookworm) and push again.")
+
+
+def process_types_for(src: Path) -> dict[str, str]:
+    """Procfile process types, or the image's own command as `web`."""
+    procfile = src / "Procfile"
+    if procfile.is_file():
+        types = parse_procfile(procfile.read_bytes())
+        if types:
+            return types
+    return {"web": ""}
+
+
+def check_disk(paths: list[str]) -> None:
+    for p in paths:
+        if os.path.exists(p):
+            free = shutil.disk_usage(p).free
+            if free < MIN_FREE_BYTES:
+                raise BuildError(
+                    f"Only {free // (1 << 20)} MB free on {p}; a build needs at least 1024 MB. "
+                    "Free space with `docker image prune -f --filter label=dockyard.instance` "
+                    "and push again.")
+
+
+def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
+              cancelled: Callable[[], bool] = lambda: False) -> Build:
+    settings = svc.settings
+    sha = commit_sha.decode()
+    tag = f"{settings.image_repo(app.name)}:build-{sha[:12]}-{int(time.time())}"
+    build = svc.store.create_build(app, sha, "unknown", tag)
+    log: list[str] = []
+
+    def say(line: str) -> None:
+        log.append(line)
+        out(line)
+
+    started = time.monotonic()
+    try:
+        check_disk([str(settings.home), "/var/lib/docker"])
+        with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{app.name}-") as tmp:
+            src = Path(tmp)
+            files = export_commit(repo, commit_sha, src)
+            if files == 0:
+                raise NoBuildMethod("The pushed commit has no files: add your app's source and a "
+                                    "Dockerfile, commit, and push again.")
+            method = detect_method(src)
+            process_types = process_types_for(src)
+            say(f"-----> Building {app.name} ({sha[:8]}) with Dockerfile")
+            _build_dockerfile(svc, src, tag, app, build, say, cancelled)
+        svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, process_types, method)
+        say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
+            f"process types: {', '.join(sorted(process_types))}")
+    except (BuildError, SchedulerError) as e:
+        say(f" !     {e.message}")
+        svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)
+        raise
+    except BaseException as e:
+        svc.store.finish_build(build.id, "failed", "\n".join(log), f"{e.__class__.__name__}")
+        raise
+    return svc.store.get_build(build.id)
+
+
+def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build, say: Out,
+                      cancelled: Callable[[], bool]) -> None:
+    settings = svc.settings
+    dockerfile = (src / "Dockerfile").read_text(errors="replace")
+    for image in base_images(dockerfile):
+        if not svc.scheduler.image_exists(image):
+            raise BaseImageMissing(
+                f"The Dockerfile builds FROM {image}, which is not in this machine's Docker engine, "
+                f"and there is no registry to pull it from: use FROM {settings.stack_image} (the stack "
+                "image) or FROM scratch, or load the image into the engine with `docker load`.")
+    last_step = ["", ""]
+
+    def on_line(line: str) -> None:
+        m = _STEP.match(line)
+        if m:
+            last_step[:] = [m.group(1), m.group(2)]
+        say(f"       {line}")
+
+    # One LABEL line (the engine's `labels` option adds a container-creating step per label).
+    labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
+    with open(src / "Dockerfile", "a") as f:
+        f.write("\nLABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
+    try:
+        svc.scheduler.build(str(src), tag, {}, on_line, cancelled=cancelled)
+    except BuildTimedOut as e:
+        raise BuildTimeout(e.message) from None
+    except ImageBuildFailed as e:
+        where = f"Dockerfile step {last_step[0]} ({last_step[1][:60]}) failed: " if last_step[0] else ""
+        detail = e.message
+        m = _EXIT.search(detail)
+        if m and m.group(1) == "137":
+            detail = (f"out of memory (the build limit is {settings.build_memory_mb} MB; raise "
+                      "DOCKYARD_BUILD_MEMORY_MB)")
+        raise BuildError(f"{where}{detail}") from None

@@ -1,0 +1,173 @@
+"""The git receiver: smart HTTP at /<app>.git, served in-process by dulwich.
+
+A push of `main` or `master` is built and deployed inside the receive-pack request,
+before the ref moves: each output line reaches `git push` at once (side band), and a
+failure rejects the ref with the reason (`! [remote rejected] main (...)`), so the
+branch stays where it was and the previous release keeps serving."""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
+from dulwich.repo import Repo
+from dulwich.errors import NotGitRepository
+from dulwich.server import Backend, ReceivePackHandler
+from dulwich.web import make_wsgi_chain
+
+from controller import access
+from controller.auth import token_from_header
+from controller.errors import DockyardError
+from controller.locks import app_lock
+from controller.names import APP_NAME_RE, DEPLOY_BRANCHES
+from controller.services import Out, Services
+
+from .build import run_build
+from .errors import BuildError, PushRefused
+
+GIT_PATH = re.compile(r"^/([^/]+)\.git(/.*)?$")
+ZERO = b"0" * 40
+
+
+class AppReposBackend(Backend):
+    """Opens only `/<app>.git` for a valid app name, inside the platform's repos dir."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def open_repository(self, path):
+        path = path.decode() if isinstance(path, bytes) else path
+        m = GIT_PATH.match(path if path.startswith("/") else "/" + path)
+        if not m or not APP_NAME_RE.match(m.group(1)) or m.group(2):
+            raise NotGitRepository(f"No app repository at {path[:60]!r}")
+        return Repo(str(self.root / f"{m.group(1)}.git"))
+
+
+def repo_path(svc: Services, app: str):
+    return svc.settings.repos_dir / f"{app}.git"
+
+
+def init_repo(svc: Services, app: str) -> None:
+    path = repo_path(svc, app)
+    if not path.exists():
+        repo = Repo.init_bare(str(path), mkdir=True)
+        repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+        repo.close()
+
+
+def deploy_push(svc: Services, app_name: str, repo, new: bytes, user: str, out: Out,
+                cancelled: Callable[[], bool]) -> None:
+    from controller.deploy import create_release
+    app = svc.store.get_app(app_name)
+    build = run_build(svc, app, repo, new, out, cancelled)
+    if cancelled():
+        raise PushRefused("The push was interrupted; nothing was released.")
+    current = svc.store.current_release(app)
+    config = current.config if current else {}
+    create_release(svc, app, build, config, f"Deploy {new.decode()[:8]}", user, out)
+
+
+def _one_line(message: str, limit: int = 300) -> bytes:
+    text = " ".join(message.split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text.encode("utf-8", "replace")
+
+
+def handler_factory(svc: Services, user: str):
+    """A ReceivePackHandler class bound to this request's services and user."""
+
+    class DeployingReceivePackHandler(ReceivePackHandler):
+        def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
+            super().__init__(backend, args, proto, stateless_rpc=stateless_rpc, advertise_refs=advertise_refs)
+            path = args[0].decode() if isinstance(args[0], bytes) else args[0]
+            self.app_name = GIT_PATH.match(path).group(1)
+            self.client_gone = False
+            self._locks = []
+
+        def progress(self, line: str) -> None:
+            if self.client_gone or not self.has_capability(b"side-band-64k"):
+                return
+            try:
+                self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, line.encode("utf-8", "replace") + b"\n")
+            except OSError:
+                self.client_gone = True
+
+        def _on_update(self, ref, old_sha, new_sha):
+            if ref not in DEPLOY_BRANCHES:
+                name = ref.decode("utf-8", "replace")[:80]
+                return _one_line(f"only main or master deploy, not {name}: push with "
+                                 "`git push dockyard HEAD:main`")
+            if new_sha == ZERO:
+                return b"deleting the deploy branch is refused: the app keeps running its last release"
+            # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
+            # right after this returns) inside the same lock that built and deployed it.
+            lock = app_lock(svc.settings, self.app_name, "deploy", on_wait=self.progress)
+            try:
+                lock.__enter__()
+            except DockyardError as e:
+                return _one_line(e.message)
+            self._locks.append(lock)
+            current = self.repo.refs.as_dict().get(ref, ZERO)
+            if current != old_sha:
+                return b"the branch moved while you pushed (another push?): git pull, then push again"
+            try:
+                deploy_push(svc, self.app_name, self.repo, new_sha, user, self.progress,
+                            lambda: self.client_gone)
+            except (DockyardError, BuildError) as e:
+                return _one_line(e.message)
+            except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
+                self.progress(f" !     Internal error: {e.__class__.__name__}: {e}")
+                return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
+            return None
+
+        def handle(self):
+            try:
+                super().handle()
+            finally:
+                while self._locks:
+                    self._locks.pop().__exit__(None, None, None)
+
+    return DeployingReceivePackHandler
+
+
+def _text(start_response, status: str, message: str, headers=()):
+    body = (message.rstrip("\n") + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body))), *headers])
+    return [body]
+
+
+class GitApp:
+    """WSGI: authenticates, resolves the app, then hands over to dulwich."""
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+        self.backend = AppReposBackend(svc.settings.repos_dir)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        m = GIT_PATH.match(path)
+        name = m.group(1) if m else ""
+        token = token_from_header(environ.get("HTTP_AUTHORIZATION", ""))
+        user = self.svc.store.user_for_token(token) if token else None
+        if user is None:
+            why = "No Dockyard token was sent" if not token else "The Dockyard token was not accepted"
+            return _text(start_response, "401 Unauthorized",
+                         f"{why}. Log in with `dockyard login`: it stores your token in ~/.netrc, "
+                         "which git uses for this remote.",
+                         [("WWW-Authenticate", 'Basic realm="Dockyard"')])
+        app = self.svc.store.find_app(name) if APP_NAME_RE.match(name) else None
+        if app is None or not access.can_read(user, app):
+            return _text(start_response, "404 Not Found",
+                         f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "
+                         "then add the remote with `dockyard git:remote -a NAME`.")
+        if not repo_path(self.svc, name).exists():
+            init_repo(self.svc, name)
+        service = environ.get("QUERY_STRING", "")
+        pushing = path.endswith("/git-receive-pack") or "service=git-receive-pack" in service
+        if pushing and not access.can_deploy(user, app):
+            return _text(start_response, "403 Forbidden", f"You may read {name} but not deploy it: ask its owner.")
+        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name)})
+        return wsgi(environ, start_response)

@@ -1,0 +1,54 @@
+"""Helpers shared by the blueprints."""
+from __future__ import annotations
+
+from flask import current_app, g, request
+
+from .. import access
+from ..errors import BadRequest, Forbidden, NotFound
+from ..models import App, Release
+from ..services import Services
+
+
+def svc() -> Services:
+    return current_app.extensions["dockyard"]
+
+
+def body() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        if request.data:
+            raise BadRequest("The request body is not valid JSON.")
+        return {}
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def load_app(name: str, admin: bool = False) -> App:
+    app = svc().store.find_app(name)
+    if app is None or not access.can_read(g.user, app):
+        raise NotFound(f"App {name[:40]!r} not found: check the name with `dockyard apps`, "
+                       f"or create it with `dockyard apps:create {name[:40]}`.")
+    if admin and not access.can_admin(g.user, app):
+        raise Forbidden(f"Only the owner of {name} may do that.")
+    return app
+
+
+def app_json(app: App) -> dict:
+    s = svc().settings
+    return {
+        "id": app.id, "name": app.name, "created_at": app.created_at,
+        "web_url": f"http://{s.app_host(app.name)}:{s.router_port}/",
+        "git_url": f"{s.api_url}/{app.name}.git",
+        "released_version": svc().store.find_app(app.name).current_version,
+    }
+
+
+def release_json(r: Release, current: int) -> dict:
+    return {
+        "version": r.version, "description": r.description, "status": r.status,
+        "created_at": r.created_at, "user": r.created_by, "build_id": r.build_id,
+        "current": r.version == current, "image": r.image,
+        "process_types": sorted(r.process_types),
+        "config_keys": sorted(r.config),   # values are secret: only the API's config-vars shows them
+    }

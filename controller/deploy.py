@@ -1,0 +1,138 @@
+"""Deploying a release: start the new instances, check their health, switch the router,
+then stop the old ones. A failure at any step removes what it started and leaves the
+previous release serving. Callers hold the app's lock (controller.locks.app_lock)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from .errors import DeployFailed, DockyardError
+from .health import wait_until_answers
+from .models import App, Build, Instance, Release
+from .services import Out, Services
+
+
+def default_quantities(process_types: dict, current: dict[str, int]) -> dict[str, int]:
+    """Pure: quantities for process types seen for the first time. `web` starts with 1; when
+    an app has no `web`, each of its process types starts with 1 (worker-only apps run)."""
+    new = {}
+    for ptype in process_types:
+        if ptype in current:
+            continue
+        new[ptype] = 1 if ptype == "web" or "web" not in process_types else 0
+    return new
+
+
+def plan(process_types: dict, formation: dict[str, int]) -> list[tuple[str, int]]:
+    """Pure: the (process type, index) pairs a release should run."""
+    return [(ptype, i) for ptype in sorted(process_types)
+            for i in range(1, formation.get(ptype, 0) + 1)]
+
+
+def create_release(svc: Services, app: App, build: Build | None, config: dict, description: str,
+                   user: str | None, out: Out) -> Release:
+    """Make a new release and, if it has a build, roll it out."""
+    if build is None:
+        release = svc.store.create_release(app, None, config, description, user, status="succeeded")
+        svc.store.add_event(app, "dockyard", "api", f"Release v{release.version} created by {user}: {description}")
+        return release
+    release = svc.store.create_release(app, build.id, config, description, user)
+    image = svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
+    release = svc.store.get_release(app, release.version)
+    out(f"-----> Releasing v{release.version} ({image})")
+    try:
+        deploy_release(svc, app, release, out)
+    except DockyardError as e:
+        svc.store.finish_release(release, "failed")
+        svc.store.add_event(app, "dockyard", "api", f"Deploy of v{release.version} failed: {e.message}")
+        raise
+    except BaseException:
+        svc.store.finish_release(release, "failed")
+        raise
+    svc.store.finish_release(release, "succeeded")
+    svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
+    out(f"-----> v{release.version} is live at http://{svc.settings.app_host(app.name)}:{svc.settings.router_port}/")
+    return svc.store.get_release(app, release.version)
+
+
+def deploy_release(svc: Services, app: App, release: Release, out: Out) -> None:
+    sched = svc.scheduler
+    image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
+    svc.store.set_formation(app, default_quantities(release.process_types, svc.store.formation(app)),
+                            only_missing=True)
+    formation = svc.store.formation(app)
+    wanted = plan(release.process_types, formation)
+    old = sched.instances(app.name)
+    if not wanted:
+        out("       No processes to start (the formation is scaled to zero).")
+    started: list[Instance] = []
+
+    def start_one(item: tuple[str, int]) -> Instance:
+        ptype, index = item
+        command = release.process_types.get(ptype) or None
+        inst = sched.start(app.name, release, ptype, index, command, image)
+        started.append(inst)
+        label = f"{ptype}.{index}"
+        out(f"       Starting {label} (v{release.version})")
+        if ptype == "web":
+            wait_until_answers(label, lambda: sched.get(inst.container_id), svc.settings.app_host(app.name),
+                               svc.settings.app_port, svc.settings.health_timeout, out)
+        sched.make_durable(inst.container_id)
+        return inst
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(wanted)))) as pool:
+            for _ in pool.map(start_one, wanted):
+                pass
+        for inst in started:
+            svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
+        for inst in old:
+            svc.store.forget_instance(inst.container_id)
+        svc.apply_routes()
+    except BaseException as e:
+        for inst in started:
+            _show_last_output(svc, app, inst, out)
+        _retire(svc, app, started, grace=0)
+        for inst in old:
+            fresh = sched.get(inst.container_id)
+            if fresh and fresh.state == "running":
+                svc.store.mark_healthy(app, inst.container_id, inst.version, inst.process)
+        try:
+            svc.apply_routes()
+        except DockyardError:
+            pass
+        if isinstance(e, DockyardError):
+            raise
+        if isinstance(e, Exception):
+            raise DeployFailed(f"The deploy failed ({e.__class__.__name__}: {e}); the previous release "
+                               "keeps serving.") from e
+        raise
+    if old:
+        out(f"       Stopping {len(old)} old instance{'s' if len(old) != 1 else ''}")
+    _retire(svc, app, old)
+
+
+def _show_last_output(svc: Services, app: App, inst: Instance, out: Out, lines: int = 20) -> None:
+    logs = svc.scheduler.logs(inst.container_id, tail=lines)
+    if logs:
+        out(f"       Last output of {inst.process}.{inst.index}:")
+        for line in logs:
+            out(f"       | {line.text}")
+
+
+def _retire(svc: Services, app: App, instances: list[Instance], grace: int | None = None) -> None:
+    """Stop instances (SIGTERM, grace, SIGKILL) in parallel, keeping their logs in the store."""
+    def one(inst: Instance) -> None:
+        svc.store.forget_instance(inst.container_id)
+        svc.scheduler.stop(inst.container_id, grace, remove=False)
+        keep_logs(svc, app, inst)
+        svc.scheduler.remove(inst.container_id)
+
+    if instances:
+        with ThreadPoolExecutor(max_workers=min(16, len(instances))) as pool:
+            list(pool.map(one, instances))
+
+
+def keep_logs(svc: Services, app: App, inst: Instance, tail: int = 1000) -> None:
+    rows = [(l.at, "app", f"{inst.process}.{inst.index}", l.text)
+            for l in svc.scheduler.logs(inst.container_id, tail=tail)]
+    svc.store.add_events(app, rows)

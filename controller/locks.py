@@ -1,0 +1,72 @@
+"""One deploy per app at a time.
+
+A lock is an fcntl.flock on <home>/locks/<app>.lock: the kernel drops it when the holder
+dies, so a killed push or controller never leaves a stale lock behind. Who holds it is
+written beside it so the one that waits is told what it waits for."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from typing import Callable, Iterator
+
+from .errors import Locked
+from .settings import Settings
+
+
+@contextlib.contextmanager
+def app_lock(settings: Settings, app: str, what: str, wait: float = 900.0,
+             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.locks_dir / f"{app}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(path)
+                if time.monotonic() >= deadline:
+                    raise Locked(f"{app} is busy with {holder}; try again when it has finished.") from None
+                if on_wait and not told:
+                    on_wait(f"Waiting for {holder} of {app} to finish (one deploy per app at a time)...")
+                    told = True
+                time.sleep(0.2)
+        info = json.dumps({"pid": os.getpid(), "what": what, "since": time.strftime("%H:%M:%S")})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def is_locked(settings: Settings, app: str) -> bool:
+    path = settings.locks_dir / f"{app}.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _holder(path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+        return f"a {info['what']} (pid {info['pid']}, since {info['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another operation"

@@ -1,0 +1,57 @@
+"""Operator commands run on the platform host: `python -m controller.manage migrate|bootstrap`."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import click
+
+from .settings import from_env
+from .store import Store
+
+
+def new_token() -> str:
+    return "dy_" + secrets.token_urlsafe(32)
+
+
+@click.group()
+def cli():
+    """Dockyard platform administration (on the platform host)."""
+
+
+@cli.command()
+def migrate():
+    """Create or upgrade the state database."""
+    s = from_env()
+    s.ensure_dirs()
+    click.echo(f"schema version {Store(s.db_path).migrate()} at {s.db_path}")
+
+
+@cli.command()
+@click.option("--name", default="admin", show_default=True)
+def bootstrap(name):
+    """Create the admin user and token once; print where the token is kept."""
+    s = from_env()
+    s.ensure_dirs()
+    store = Store(s.db_path)
+    store.migrate()
+    token_file = s.home / "admin.token"
+    user = store.get_user(name)
+    if user is not None and token_file.exists() and store.user_for_token(token_file.read_text().strip()):
+        click.echo(f"admin user {name!r} already exists; token in {token_file}")
+        return
+    if user is None:
+        user = store.create_user(name, is_admin=True)
+    token = new_token()
+    store.add_token(user.id, token)
+    tmp = token_file.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.replace(tmp, token_file)
+    click.echo(f"created admin user {name!r}; token in {token_file}")
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

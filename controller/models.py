@@ -1,0 +1,71 @@
+"""Domain records. Plain frozen dataclasses: the store returns them, the API renders
+them, the scheduler takes and returns them; no SDK or DB objects leak past a module."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    name: str
+    owner_id: int | None
+    created_at: str
+    current_version: int       # the release that is (or should be) running; 0 = none yet
+    last_version: int          # highest version ever allocated (CAS counter)
+
+
+@dataclass(frozen=True)
+class Build:
+    id: str
+    app_id: str
+    status: str                # pending | succeeded | failed
+    source_commit: str
+    method: str                # dockerfile | ...
+    image: str                 # image tag, e.g. dockyard/myapp:b-<id>
+    process_types: dict = field(default_factory=dict)   # type -> command ("" = image default)
+    created_at: str = ""
+    finished_at: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    app_id: str
+    version: int
+    build_id: str | None
+    config: dict
+    description: str
+    status: str                # pending | succeeded | failed
+    created_at: str
+    created_by: str | None = None
+    image: str | None = None
+    process_types: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A container the scheduler found (by label) or started."""
+    container_id: str
+    name: str
+    app: str
+    version: int
+    process: str
+    index: int
+    state: str                 # running | exited | restarting | created | ...
+    exit_code: int | None
+    host_port: int | None
+    image: str
+    started_at: str = ""
+    restart_count: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.process}.{self.index}"

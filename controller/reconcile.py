@@ -1,0 +1,150 @@
+"""Desired state -> containers. `converge` compares an app's current release and formation
+with the containers found by label and fixes the difference; it is safe to repeat. The
+reconciler process (`python -m controller.reconcile`) runs it for every app in a loop,
+skipping apps whose lock is held by a deploy."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .deploy import _retire, default_quantities, plan
+from .errors import DockyardError, Locked
+from .health import probe, wait_until_answers
+from .locks import app_lock
+from .models import App, Instance
+from .services import Out, Services
+from .settings import Settings, from_env
+
+log = logging.getLogger("dockyard.reconciler")
+
+
+def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance]):
+    """Pure: which (type, index) to start, and which instances to retire."""
+    have: dict[tuple[str, int], Instance] = {}
+    retire: list[Instance] = []
+    for inst in instances:
+        key = (inst.process, inst.index)
+        if inst.version == version and key in wanted and key not in have and inst.state in ("running", "restarting"):
+            have[key] = inst
+        else:
+            retire.append(inst)
+    start = [key for key in wanted if key not in have]
+    return start, retire, have
+
+
+def converge(svc: Services, app: App, out: Out = lambda line: None) -> dict:
+    """Make the app's containers match its current release and formation. Caller holds the lock."""
+    sched, store = svc.scheduler, svc.store
+    for release in store.list_releases(app):
+        if release.status == "pending":   # a deploy died mid-way: it never went live
+            store.finish_release(release, "failed")
+            store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted; marked failed")
+    release = store.current_release(app)
+    instances = sched.instances(app.name)
+    if release is None or release.build_id is None:
+        wanted, version = [], 0
+    else:
+        store.set_formation(app, default_quantities(release.process_types, store.formation(app)), only_missing=True)
+        wanted, version = plan(release.process_types, store.formation(app)), release.version
+    start, retire, have = diff(wanted, version, instances)
+    healthy = store.healthy_ids()
+    for inst in have.values():   # running but never marked (e.g. the controller died after starting it)
+        if inst.container_id not in healthy and inst.state == "running":
+            if inst.process != "web" or (inst.host_port and _answers(inst, svc.settings.app_host(app.name))):
+                store.mark_healthy(app, inst.container_id, inst.version, inst.process)
+    image = f"{svc.settings.image_repo(app.name)}:v{version}"
+
+    def start_one(key: tuple[str, int]) -> None:
+        ptype, index = key
+        inst = sched.start(app.name, release, ptype, index, release.process_types.get(ptype) or None, image)
+        try:
+            if ptype == "web":
+                wait_until_answers(f"{ptype}.{index}", lambda: sched.get(inst.container_id),
+                                   svc.settings.app_host(app.name), svc.settings.app_port,
+                                   svc.settings.health_timeout, out)
+            sched.make_durable(inst.container_id)
+            store.mark_healthy(app, inst.container_id, version, ptype)
+        except DockyardError as e:
+            from .deploy import keep_logs
+            keep_logs(svc, app, inst)
+            sched.stop(inst.container_id, 0)
+            store.add_event(app, "dockyard", "reconciler", f"{ptype}.{index} failed to start: {e.message}")
+            raise
+
+    errors = []
+    if start:
+        out(f"       Starting {', '.join(f'{p}.{i}' for p, i in start)} (v{version})")
+        with ThreadPoolExecutor(max_workers=min(16, len(start))) as pool:
+            for fut in [pool.submit(start_one, key) for key in start]:
+                try:
+                    fut.result()
+                except DockyardError as e:
+                    errors.append(e.message)
+    for inst in retire:
+        store.forget_instance(inst.container_id)
+    if start or retire or set(i.container_id for i in have.values()) - healthy:
+        svc.apply_routes()
+    if retire:
+        out(f"       Stopping {', '.join(f'{i.process}.{i.index}' for i in retire)}")
+        _retire(svc, app, retire)
+    if errors:
+        raise DockyardError("; ".join(errors))
+    return {"started": len(start), "stopped": len(retire)}
+
+
+def _answers(inst: Instance, host: str) -> bool:
+    try:
+        probe(inst.host_port, host, timeout=2)
+        return True
+    except OSError:
+        return False
+    except Exception:  # noqa: BLE001 - any HTTP-level oddity still means "it answered"
+        return True
+
+
+def reconcile_all(svc: Services) -> None:
+    """One pass over every app, then routes; removes containers of deleted apps."""
+    apps = svc.store.list_apps()
+    names = {a.name for a in apps}
+    for inst in svc.scheduler.instances():
+        if inst.app not in names:
+            svc.scheduler.stop(inst.container_id, 0)
+    for app in apps:
+        try:
+            with app_lock(svc.settings, app.name, "reconcile", wait=0):
+                converge(svc, app, out=lambda line, a=app.name: log.info("%s: %s", a, line.strip()))
+        except Locked:
+            continue   # a deploy is running; it owns the app's containers for now
+        except DockyardError as e:
+            log.warning("%s: %s", app.name, e.message)
+    svc.apply_routes()
+
+
+def main(settings: Settings | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s",
+                        stream=sys.stdout)
+    settings = settings or from_env()
+    svc = Services(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("reconciling every %.1f s", settings.reconcile_interval)
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            reconcile_all(svc)
+        except DockyardError as e:
+            log.warning("pass failed: %s", e.message)
+        except Exception:  # noqa: BLE001 - keep the loop alive, with the traceback in the log
+            log.exception("pass failed")
+        stop.wait(max(0.5, settings.reconcile_interval - (time.monotonic() - started)))
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The scheduler: the one module that talks to the container engine (Docker SDK).
+
+It speaks domain verbs (build an image, start/stop an instance of a release's process,
+list instances by label, read their logs) and returns Dockyard dataclasses, never SDK
+objects. Every container and image it makes carries `dockyard.instance=<name>` so two
+platform instances on one engine never touch each other's objects."""
+from __future__ import annotations
+
+import queue
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import docker
+import docker.errors
+
+from .errors import SchedulerError
+from .models import Instance, Release
+from .settings import Settings
+
+LABEL_INSTANCE = "dockyard.instance"
+LABEL_APP = "dockyard.app"
+LABEL_RELEASE = "dockyard.release"
+LABEL_PROCESS = "dockyard.process"
+LABEL_INDEX = "dockyard.index"
+LABEL_BUILD = "dockyard.build"
+
+_EXITED = re.compile(r"Exited \((-?\d+)\)")
+
+
+class ImageBuildFailed(SchedulerError):
+    status = 422
+    code = "image_build_failed"
+
+
+class BuildTimedOut(ImageBuildFailed):
+    code = "build_timeout"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: str
+    text: str
+
+
+def _iso(stamp: str) -> str:
+    """Docker's RFC 3339 nanosecond stamp -> the store's isoformat (microseconds, +00:00)."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$", stamp)
+    if not m:
+        return stamp
+    return f"{m.group(1)}.{(m.group(2) or '0')[:6].ljust(6, '0')}+00:00"
+
+
+class Scheduler:
+    """Single-host Docker backend."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client = None
+        self._lock = threading.Lock()
+
+    # ---- plumbing -------------------------------------------------------
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.from_env(timeout=300)
+                    self._client.ping()
+                except docker.errors.DockerException as e:
+                    self._client = None
+                    raise SchedulerError(
+                        f"The Docker engine is not reachable ({e.__class__.__name__}): start it with "
+                        "`make up` (it starts dockerd) or check `docker info`.") from None
+            return self._client
+
+    def _labels(self, app: str, **extra: str) -> dict[str, str]:
+        return {LABEL_INSTANCE: self.settings.name, LABEL_APP: app, **extra}
+
+    def _filters(self, app: str | None) -> dict:
+        labels = [f"{LABEL_INSTANCE}={self.settings.name}"]
+        if app:
+            labels.append(f"{LABEL_APP}={app}")
+        return {"label": labels}
+
+    # ---- images ---------------------------------------------------------
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.client.api.inspect_image(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
+
+    def tag(self, image: str, repo: str, tag: str) -> str:
+        if not self.client.api.tag(image, repo, tag):
+            raise SchedulerError(f"Could not tag {image} as {repo}:{tag}.")
+        return f"{repo}:{tag}"
+
+    def build(self, context_dir: str, tag: str, labels: dict[str, str], on_line: Callable[[str], None],
+              dockerfile: str = "Dockerfile", cancelled: Callable[[], bool] = lambda: False) -> str:
+        """Build an image from a directory with the engine, streaming each output line to
+        `on_line` as it arrives. Returns the image id; raises ImageBuildFailed."""
+        mem = self.settings.build_memory_mb * 1024 * 1024
+        events: queue.Queue = queue.Queue()
+
+        def pump() -> None:
+            try:
+                for chunk in self.client.api.build(
+                        path=context_dir, dockerfile=dockerfile, tag=tag, labels=labels or None, rm=True,
+                        forcerm=True, pull=False, decode=True,
+                        container_limits={"memory": mem, "memswap": mem}):
+                    events.put(("chunk", chunk))
+                events.put(("end", None))
+            except docker.errors.DockerException as e:
+                events.put(("error", str(e)))
+            except Exception as e:  # noqa: BLE001 - reported to the push, never swallowed
+                events.put(("error", f"{e.__class__.__name__}: {e}"))
+
+        threading.Thread(target=pump, name=f"build-{tag}", daemon=True).start()
+        deadline = time.monotonic() + self.settings.build_timeout
+        image_id = None
+        pending = ""
+        while True:
+            if cancelled():
+                raise ImageBuildFailed("The build was cancelled: the client went away.")
+            try:
+                kind, payload = events.get(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise BuildTimedOut(
+                        f"The build ran longer than {self.settings.build_timeout} s and was stopped: "
+                        "make it faster or raise DOCKYARD_BUILD_TIMEOUT.") from None
+                continue
+            if kind == "end":
+                break
+            if kind == "error":
+                raise ImageBuildFailed(f"The engine failed the build: {payload}")
+            chunk = payload
+            if "stream" in chunk:
+                pending += chunk["stream"]
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    on_line(line.rstrip("\r"))
+            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                if pending:
+                    on_line(pending)
+                raise ImageBuildFailed(str(chunk.get("error", "")).strip())
+        if pending:
+            on_line(pending)
+        if image_id is None:
+            try:
+                image_id = self.client.api.inspect_image(tag)["Id"]
+            except docker.errors.APIError:
+                raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
+        return image_id
+
+    def image_config(self, ref: str) -> dict:
+        """The image's Cmd/Entrypoint/ExposedPorts/User (what `docker inspect` shows as Config)."""
+        try:
+            return self.client.api.inspect_image(ref).get("Config") or {}
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
+
+    def remove_images(self, app: str, keep: Iterable[str] = ()) -> int:
+        """Remove the app's images (only those Dockyard labelled), except `keep` tags."""
+        keep = set(keep)
+        removed = 0
+        for img in self.client.api.images(filters=self._filters(app)):
+            tags = img.get("RepoTags") or []
+            if keep.intersection(tags):
+                continue
+            try:
+                self.client.api.remove_image(img["Id"], force=True)
+                removed += 1
+            except docker.errors.APIError:
+                pass  # in use by a container being stopped; the next cleanup gets it
+        return removed
+
+    # ---- instances ------------------------------------------------------
+    def start(self, app: str, release: Release, process: str, index: int, command: str | None,
+              image: str) -> Instance:
+        """Create and start one instance. It starts with restart policy `no`, so a crash
+        during its health check is final; `make_durable` switches it to `unless-stopped`."""
+        s = self.settings
+        env = dict(release.config)
+        env.update(PORT=str(s.app_port), DYNO=f"{process}.{index}", DOCKYARD_APP=app,
+                   DOCKYARD_RELEASE=f"v{release.version}")
+        name = f"{s.name}.{app}.{process}.{index}.v{release.version}.{secrets.token_hex(2)}"
+        labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_PROCESS: process,
+                                      LABEL_INDEX: str(index)})
+        port_key = f"{s.app_port}/tcp"
+        try:
+            host_config = self.client.api.create_host_config(
+                port_bindings={port_key: ("127.0.0.1", None)} if process == "web" else None,
+                restart_policy={"Name": "no"},
+                security_opt=["no-new-privileges"],
+                mem_limit=f"{s.app_memory_mb}m",
+                memswap_limit=f"{s.app_memory_mb}m",
+                pids_limit=1024,
+                log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+            )
+            created = self.client.api.create_container(
+                image=image,
+                command=["/bin/sh", "-c", command] if command else None,
+                name=name, environment=env, labels=labels,
+                ports=[s.app_port] if process == "web" else None,
+                host_config=host_config, detach=True,
+            )
+            self.client.api.start(created["Id"])
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not start {process}.{index} of {app}: {e.explanation}") from None
+        inst = self.get(created["Id"])
+        if inst is None:
+            raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
+        return inst
+
+    def make_durable(self, container_id: str) -> None:
+        """Restart the instance if it crashes and after a daemon or host restart."""
+        try:
+            self.client.api.update_container(container_id, restart_policy={"Name": "unless-stopped"})
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not set the restart policy: {e.explanation}") from None
+
+    def get(self, container_id: str) -> Instance | None:
+        try:
+            attrs = self.client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect container: {e.explanation}") from None
+        labels = attrs["Config"].get("Labels") or {}
+        state = attrs.get("State") or {}
+        port = None
+        bindings = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        for b in bindings.get(f"{self.settings.app_port}/tcp") or []:
+            if b.get("HostIp") in ("127.0.0.1", "") and b.get("HostPort"):
+                port = int(b["HostPort"])
+        status = state.get("Status", "unknown")
+        return Instance(
+            container_id=attrs["Id"], name=attrs["Name"].lstrip("/"), app=labels.get(LABEL_APP, ""),
+            version=int(labels.get(LABEL_RELEASE, "0")), process=labels.get(LABEL_PROCESS, ""),
+            index=int(labels.get(LABEL_INDEX, "0")), state=status,
+            exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
+            host_port=port if status == "running" else None, image=attrs["Config"].get("Image", ""),
+            started_at=state.get("StartedAt", ""), restart_count=attrs.get("RestartCount", 0))
+
+    def instances(self, app: str | None = None) -> list[Instance]:
+        """All of this platform's app containers (optionally one app's), found by label, in one call."""
+        try:
+            rows = self.client.api.containers(all=True, filters=self._filters(app))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        out = []
+        for r in rows:
+            labels = r.get("Labels") or {}
+            if LABEL_PROCESS not in labels:
+                continue  # not an app instance (e.g. a build or one-off container)
+            port = None
+            for p in r.get("Ports") or []:
+                if p.get("PrivatePort") == self.settings.app_port and p.get("PublicPort") and p.get("IP") in ("127.0.0.1",):
+                    port = int(p["PublicPort"])
+            m = _EXITED.search(r.get("Status", ""))
+            state = r.get("State", "unknown")
+            out.append(Instance(
+                container_id=r["Id"], name=(r.get("Names") or ["?"])[0].lstrip("/"),
+                app=labels.get(LABEL_APP, ""), version=int(labels.get(LABEL_RELEASE, "0")),
+                process=labels[LABEL_PROCESS], index=int(labels.get(LABEL_INDEX, "0")), state=state,
+                exit_code=int(m.group(1)) if m else None, host_port=port if state == "running" else None,
+                image=r.get("Image", ""), started_at=str(r.get("Created", ""))))
+        return sorted(out, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; then remove the container."""
+        grace = self.settings.stop_grace if grace is None else grace
+        try:
+            self.client.api.update_container(container_id, restart_policy={"Name": "no"})
+            self.client.api.stop(container_id, timeout=grace)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # already stopping/dead: removal below settles it
+        if remove:
+            self.remove(container_id)
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not remove container {container_id[:12]}: {e.explanation}") from None
+
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
+        try:
+            raw = self.client.api.logs(container_id, stdout=True, stderr=True, timestamps=True,
+                                       tail=tail, since=since)
+        except docker.errors.NotFound:
+            return []
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not read logs: {e.explanation}") from None
+        out = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            at, _, text = line.partition(" ")
+            out.append(LogLine(at=_iso(at), text=text))
+        return out
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (docker.errors.DockerException, SchedulerError):
+            return False

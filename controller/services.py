@@ -1,0 +1,41 @@
+"""The platform's services for one Settings: store, scheduler and router, created lazily
+so that pure code paths and tests need no engine."""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from .settings import Settings
+from .store import Store
+
+Out = Callable[[str], None]
+
+
+class Services:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self._scheduler = None
+        self._router = None
+        self._lock = threading.Lock()
+
+    @property
+    def scheduler(self):
+        with self._lock:
+            if self._scheduler is None:
+                from .scheduler import Scheduler
+                self._scheduler = Scheduler(self.settings)
+            return self._scheduler
+
+    @property
+    def router(self):
+        with self._lock:
+            if self._router is None:
+                from router.nginx import Nginx
+                self._router = Nginx(self.settings)
+                self._router.ensure_layout()
+            return self._router
+
+    def apply_routes(self) -> bool:
+        from .routing import load_routes
+        return self.router.apply(load_routes(self.settings, self.store, self.scheduler))

@@ -1,0 +1,109 @@
+"""Platform settings, read once from the environment.
+
+Every setting has a default that works on a fresh machine; two instances with
+different DOCKYARD_HOME / ports / domain / name run side by side.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(env: dict, key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a whole number; set it to e.g. {default}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path                      # DOCKYARD_HOME: all state (db, repos, router, logs)
+    name: str = "dockyard"          # DOCKYARD_NAME: instance name; labels + image namespace
+    api_host: str = "127.0.0.1"     # DOCKYARD_API_HOST
+    api_port: int = 5000            # DOCKYARD_API_PORT (API + git smart HTTP)
+    router_port: int = 8080         # DOCKYARD_ROUTER_PORT
+    domain: str = "localhost"       # DOCKYARD_DOMAIN: apps answer at <app>.<domain>
+    stack_image: str = "dockyard/stack:bookworm"   # DOCKYARD_STACK_IMAGE
+    nginx_bin: str = "/usr/sbin/nginx"             # DOCKYARD_NGINX
+    health_timeout: int = 30        # DOCKYARD_HEALTH_TIMEOUT: seconds for a new instance to answer HTTP
+    build_timeout: int = 1800       # DOCKYARD_BUILD_TIMEOUT: seconds before a build is stopped
+    build_memory_mb: int = 2048     # DOCKYARD_BUILD_MEMORY_MB: memory limit of a build
+    app_memory_mb: int = 512        # DOCKYARD_APP_MEMORY_MB: default memory limit per instance
+    app_port: int = 5000            # DOCKYARD_APP_PORT: $PORT inside app containers
+    stop_grace: int = 10            # DOCKYARD_STOP_GRACE: SIGTERM -> SIGKILL seconds for old instances
+    reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
+    gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
+    extra: dict = field(default_factory=dict)
+
+    # ---- derived paths -------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.home / "dockyard.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.home / "locks"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def router_url(self) -> str:
+        return f"http://<app>.{self.domain}:{self.router_port}/"
+
+    def app_host(self, app: str) -> str:
+        return f"{app}.{self.domain}"
+
+    def image_repo(self, app: str) -> str:
+        return f"{self.name}/{app}"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.repos_dir, self.router_dir, self.logs_dir, self.locks_dir, self.run_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+
+
+def from_env(env: dict | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("DOCKYARD_HOME") or Path.home() / ".dockyard").expanduser().resolve()
+    name = env.get("DOCKYARD_NAME") or "dockyard"
+    return Settings(
+        home=home,
+        name=name,
+        api_host=env.get("DOCKYARD_API_HOST") or "127.0.0.1",
+        api_port=_int(env, "DOCKYARD_API_PORT", 5000),
+        router_port=_int(env, "DOCKYARD_ROUTER_PORT", 8080),
+        domain=(env.get("DOCKYARD_DOMAIN") or "localhost").strip(".").lower(),
+        stack_image=env.get("DOCKYARD_STACK_IMAGE") or "dockyard/stack:bookworm",
+        nginx_bin=env.get("DOCKYARD_NGINX") or "/usr/sbin/nginx",
+        health_timeout=_int(env, "DOCKYARD_HEALTH_TIMEOUT", 30),
+        build_timeout=_int(env, "DOCKYARD_BUILD_TIMEOUT", 1800),
+        build_memory_mb=_int(env, "DOCKYARD_BUILD_MEMORY_MB", 2048),
+        app_memory_mb=_int(env, "DOCKYARD_APP_MEMORY_MB", 512),
+        app_port=_int(env, "DOCKYARD_APP_PORT", 5000),
+        stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
+        reconcile_interval=float(env.get("DOCKYARD_RECONCILE_INTERVAL") or 5.0),
+        gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
+    )

@@ -1,0 +1,399 @@
+"""SQLite state store (WAL) with ordered schema migrations.
+
+One short-lived connection per transaction, so it is safe from gunicorn's threads,
+the reconciler and the CLI's admin commands at once. Version numbers and the
+current-release pointer move only by compare-and-swap whose result is checked."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from .errors import Conflict, NotFound
+from .models import App, Build, Release, User
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        token_hash TEXT UNIQUE NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL,
+        current_version INTEGER NOT NULL DEFAULT 0,
+        last_version INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE builds (
+        id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        source_commit TEXT NOT NULL,
+        method TEXT NOT NULL,
+        image TEXT NOT NULL,
+        process_types TEXT NOT NULL DEFAULT '{}',
+        output TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE releases (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        build_id TEXT REFERENCES builds(id),
+        config TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        PRIMARY KEY (app_id, version)
+    );
+    CREATE TABLE formation (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        PRIMARY KEY (app_id, type)
+    );
+    CREATE TABLE instances (
+        container_id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        healthy_at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        process TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_app ON events(app_id, id);
+    """,
+)
+
+EVENTS_KEPT_PER_APP = 5000
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _app(row: sqlite3.Row) -> App:
+    return App(id=row["id"], name=row["name"], owner_id=row["owner_id"], created_at=row["created_at"],
+               current_version=row["current_version"], last_version=row["last_version"])
+
+
+def _build(row: sqlite3.Row) -> Build:
+    return Build(id=row["id"], app_id=row["app_id"], status=row["status"],
+                 source_commit=row["source_commit"], method=row["method"], image=row["image"],
+                 process_types=json.loads(row["process_types"]), created_at=row["created_at"],
+                 finished_at=row["finished_at"], error=row["error"])
+
+
+def _release(row: sqlite3.Row) -> Release:
+    keys = row.keys()
+    return Release(app_id=row["app_id"], version=row["version"], build_id=row["build_id"],
+                   config=json.loads(row["config"]), description=row["description"],
+                   status=row["status"], created_at=row["created_at"], created_by=row["created_by"],
+                   image=row["image"] if "image" in keys else None,
+                   process_types=json.loads(row["process_types"]) if "process_types" in keys and row["process_types"] else {})
+
+
+_RELEASE_SELECT = """
+    SELECT r.*, b.image AS image, b.process_types AS process_types
+    FROM releases r LEFT JOIN builds b ON b.id = r.build_id
+"""
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # ---- plumbing ---------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE); committed on success, rolled back on error."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                db.execute("INSERT INTO schema_version (version) VALUES (0)")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in (s.strip() for s in script.split(";")):
+                    if statement:
+                        db.execute(statement)
+                db.execute("UPDATE schema_version SET version = ?", (number,))
+                version = number
+            db.execute("COMMIT")
+            return version
+        finally:
+            db.close()
+
+    # ---- users and tokens -------------------------------------------------
+    def create_user(self, name: str, is_admin: bool = False) -> User:
+        with self.tx() as db:
+            try:
+                cur = db.execute("INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?)",
+                                 (name, int(is_admin), now()))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"User {name!r} already exists.") from None
+            return User(id=cur.lastrowid, name=name, is_admin=is_admin)
+
+    def get_user(self, name: str) -> User | None:
+        with self.read() as db:
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return User(row["id"], row["name"], bool(row["is_admin"])) if row else None
+
+    def add_token(self, user_id: int, token: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
+                       (user_id, hash_token(token), now()))
+
+    def user_for_token(self, token: str) -> User | None:
+        with self.read() as db:
+            row = db.execute(
+                "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+                (hash_token(token),)).fetchone()
+        return User(row["id"], row["name"], bool(row["is_admin"])) if row else None
+
+    # ---- apps -------------------------------------------------------------
+    def create_app(self, name: str, owner_id: int | None) -> App:
+        with self.tx() as db:
+            try:
+                db.execute("INSERT INTO apps (id, name, owner_id, created_at) VALUES (?, ?, ?, ?)",
+                           (str(uuid.uuid4()), name, owner_id, now()))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"App {name!r} already exists: pick another name, or use it with -a {name}.") from None
+            return _app(db.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone())
+
+    def find_app(self, name: str) -> App | None:
+        with self.read() as db:
+            row = db.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone()
+        return _app(row) if row else None
+
+    def get_app(self, name: str) -> App:
+        app = self.find_app(name)
+        if app is None:
+            raise NotFound(f"App {name!r} not found: check the name with `dockyard apps`, "
+                           f"or create it with `dockyard apps:create {name}`.")
+        return app
+
+    def list_apps(self) -> list[App]:
+        with self.read() as db:
+            return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
+
+    def delete_app(self, app: App) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+
+    # ---- builds -----------------------------------------------------------
+    def create_build(self, app: App, source_commit: str, method: str, image: str) -> Build:
+        build_id = uuid.uuid4().hex[:12]
+        with self.tx() as db:
+            db.execute("INSERT INTO builds (id, app_id, status, source_commit, method, image, created_at)"
+                       " VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+                       (build_id, app.id, source_commit, method, image, now()))
+            return _build(db.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
+
+    def finish_build(self, build_id: str, status: str, output: str, error: str | None = None,
+                     process_types: dict | None = None, method: str | None = None) -> Build:
+        with self.tx() as db:
+            cur = db.execute(
+                "UPDATE builds SET status = ?, output = ?, error = ?, finished_at = ?,"
+                " process_types = COALESCE(?, process_types), method = COALESCE(?, method)"
+                " WHERE id = ? AND status = 'pending'",
+                (status, output, error, now(),
+                 json.dumps(process_types) if process_types is not None else None, method, build_id))
+            if cur.rowcount != 1:
+                raise Conflict(f"Build {build_id} is already finished.")
+            return _build(db.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
+
+    def get_build(self, build_id: str) -> Build | None:
+        with self.read() as db:
+            row = db.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone()
+        return _build(row) if row else None
+
+    def list_builds(self, app: App) -> list[Build]:
+        with self.read() as db:
+            return [_build(r) for r in db.execute(
+                "SELECT * FROM builds WHERE app_id = ? ORDER BY created_at", (app.id,))]
+
+    def build_output(self, build_id: str) -> str:
+        with self.read() as db:
+            row = db.execute("SELECT output FROM builds WHERE id = ?", (build_id,)).fetchone()
+        return row["output"] if row else ""
+
+    # ---- releases ---------------------------------------------------------
+    def create_release(self, app: App, build_id: str | None, config: dict, description: str,
+                       created_by: str | None, status: str = "pending") -> Release:
+        """Allocate the next version by compare-and-swap on apps.last_version and insert the
+        (immutable) release. Raises Conflict when another writer won the race."""
+        with self.tx() as db:
+            row = db.execute("SELECT last_version FROM apps WHERE id = ?", (app.id,)).fetchone()
+            if row is None:
+                raise NotFound(f"App {app.name!r} was deleted.")
+            old = row["last_version"]
+            cur = db.execute("UPDATE apps SET last_version = ? WHERE id = ? AND last_version = ?",
+                             (old + 1, app.id, old))
+            if cur.rowcount != 1:
+                raise Conflict(f"Another release of {app.name} was created at the same time; try again.")
+            db.execute("INSERT INTO releases (app_id, version, build_id, config, description, status,"
+                       " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (app.id, old + 1, build_id, json.dumps(config, sort_keys=True), description,
+                        status, now(), created_by))
+            if status == "succeeded":
+                self._swap_current(db, app, old + 1)
+            return _release(db.execute(_RELEASE_SELECT + " WHERE r.app_id = ? AND r.version = ?",
+                                       (app.id, old + 1)).fetchone())
+
+    @staticmethod
+    def _swap_current(db: sqlite3.Connection, app: App, version: int) -> None:
+        old = db.execute("SELECT current_version FROM apps WHERE id = ?", (app.id,)).fetchone()[0]
+        if old >= version:
+            raise Conflict(f"{app.name} already runs v{old}, newer than v{version}.")
+        cur = db.execute("UPDATE apps SET current_version = ? WHERE id = ? AND current_version = ?",
+                         (version, app.id, old))
+        if cur.rowcount != 1:
+            raise Conflict(f"The current release of {app.name} changed during the deploy; try again.")
+
+    def finish_release(self, release: Release, status: str) -> None:
+        """pending -> succeeded (and make it current) or failed. Content never changes."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE releases SET status = ? WHERE app_id = ? AND version = ? AND status = 'pending'",
+                             (status, release.app_id, release.version))
+            if cur.rowcount != 1:
+                raise Conflict(f"Release v{release.version} is not pending.")
+            if status == "succeeded":
+                app = _app(db.execute("SELECT * FROM apps WHERE id = ?", (release.app_id,)).fetchone())
+                self._swap_current(db, app, release.version)
+
+    def get_release(self, app: App, version: int) -> Release:
+        with self.read() as db:
+            row = db.execute(_RELEASE_SELECT + " WHERE r.app_id = ? AND r.version = ?",
+                             (app.id, version)).fetchone()
+        if row is None:
+            raise NotFound(f"{app.name} has no release v{version}: see `dockyard releases -a {app.name}`.")
+        return _release(row)
+
+    def current_release(self, app: App) -> Release | None:
+        fresh = self.find_app(app.name)
+        if fresh is None or fresh.current_version == 0:
+            return None
+        return self.get_release(fresh, fresh.current_version)
+
+    def list_releases(self, app: App) -> list[Release]:
+        with self.read() as db:
+            return [_release(r) for r in db.execute(
+                _RELEASE_SELECT + " WHERE r.app_id = ? ORDER BY r.version", (app.id,))]
+
+    # ---- formation --------------------------------------------------------
+    def formation(self, app: App) -> dict[str, int]:
+        with self.read() as db:
+            return {r["type"]: r["quantity"] for r in db.execute(
+                "SELECT type, quantity FROM formation WHERE app_id = ? ORDER BY type", (app.id,))}
+
+    def set_formation(self, app: App, quantities: dict[str, int], only_missing: bool = False) -> None:
+        with self.tx() as db:
+            for ptype, qty in quantities.items():
+                if only_missing:
+                    db.execute("INSERT OR IGNORE INTO formation (app_id, type, quantity) VALUES (?, ?, ?)",
+                               (app.id, ptype, qty))
+                else:
+                    db.execute("INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?)"
+                               " ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
+                               (app.id, ptype, qty))
+
+    # ---- instances that passed their health check -------------------------
+    def mark_healthy(self, app: App, container_id: str, version: int, ptype: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO instances (container_id, app_id, version, type, healthy_at)"
+                       " VALUES (?, ?, ?, ?, ?)", (container_id, app.id, version, ptype, now()))
+
+    def forget_instance(self, container_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM instances WHERE container_id = ?", (container_id,))
+
+    def healthy_ids(self) -> set[str]:
+        with self.read() as db:
+            return {r[0] for r in db.execute("SELECT container_id FROM instances")}
+
+    # ---- events (platform log lines, kept per app, bounded) ---------------
+    def add_event(self, app: App, source: str, process: str, message: str, at: str | None = None) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO events (app_id, at, source, process, message) VALUES (?, ?, ?, ?, ?)",
+                       (app.id, at or now(), source, process, message))
+            db.execute("DELETE FROM events WHERE app_id = ? AND id <= (SELECT id FROM events WHERE app_id = ?"
+                       " ORDER BY id DESC LIMIT 1 OFFSET ?)", (app.id, app.id, EVENTS_KEPT_PER_APP))
+
+    def add_events(self, app: App, rows: list[tuple[str, str, str, str]]) -> None:
+        """rows: (at, source, process, message)."""
+        if not rows:
+            return
+        with self.tx() as db:
+            db.executemany("INSERT INTO events (app_id, at, source, process, message) VALUES (?, ?, ?, ?, ?)",
+                           [(app.id, *r) for r in rows])
+            db.execute("DELETE FROM events WHERE app_id = ? AND id <= (SELECT id FROM events WHERE app_id = ?"
+                       " ORDER BY id DESC LIMIT 1 OFFSET ?)", (app.id, app.id, EVENTS_KEPT_PER_APP))
+
+    def events(self, app: App, after_id: int = 0, limit: int = 100) -> list[dict]:
+        with self.read() as db:
+            rows = db.execute("SELECT * FROM (SELECT * FROM events WHERE app_id = ? AND id > ?"
+                              " ORDER BY id DESC LIMIT ?) ORDER BY id", (app.id, after_id, limit)).fetchall()
+        return [dict(id=r["id"], at=r["at"], source=r["source"], process=r["process"], message=r["message"])
+                for r in rows]

@@ -1,0 +1,28 @@
+"""gunicorn entry: `gunicorn 'controller.wsgi:application()'`. One port serves the JSON API
+and the git smart-HTTP receiver (/<app>.git/...)."""
+from __future__ import annotations
+
+from builder.receiver import GIT_PATH, GitApp
+
+from .app import create_app
+from .services import Services
+from .settings import Settings, from_env
+
+
+class Dispatcher:
+    def __init__(self, git, api):
+        self.git = git
+        self.api = api
+
+    def __call__(self, environ, start_response):
+        if GIT_PATH.match(environ.get("PATH_INFO", "")):
+            return self.git(environ, start_response)
+        return self.api(environ, start_response)
+
+
+def application(settings: Settings | None = None):
+    settings = settings or from_env()
+    settings.ensure_dirs()
+    svc = Services(settings)
+    svc.store.migrate()
+    return Dispatcher(GitApp(svc), create_app(settings, svc))

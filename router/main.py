@@ -1,0 +1,127 @@
+"""The router process (Procfile: ``router: python -m router.main``).
+
+Runs our own nginx as a child and keeps its routes in line with the platform
+state: every ``reconcile_interval`` seconds it loads the routing table and
+applies it (a no-op when nothing changed). A failing load or a config nginx
+rejects is logged and the previous config keeps serving. If nginx dies, it is
+started again. SIGTERM / SIGINT stop nginx gracefully and exit 0.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from controller.settings import Settings, from_env
+from router.errors import RouterError
+from router.nginx import Nginx
+from router.table import Route
+
+log = logging.getLogger("dockyard.router")
+
+LoadRoutes = Callable[[Settings], Sequence[Route]]
+STOP = "stop"
+
+
+def _default_loader(settings: Settings) -> Sequence[Route]:
+    from controller.routing import load_routes  # lazy: the controller imports the router, not vice versa
+
+    return load_routes(settings)
+
+
+def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool | None:
+    """Load routes and apply them. Returns apply()'s result, or None on failure
+    (logged, with the reason; the live config is left as it was)."""
+    try:
+        routes = tuple(load_routes(settings))
+    except Exception as exc:  # the loader talks to the DB/Docker: any failure must not kill the router
+        log.error("could not load routes, keeping the current config: %s: %s", type(exc).__name__, exc)
+        return None
+    try:
+        changed = nginx.apply(routes)
+    except RouterError as exc:
+        log.error("could not apply routes, keeping the current config: %s", exc)
+        return None
+    except Exception:
+        log.exception("unexpected error applying routes, keeping the current config")
+        return None
+    if changed:
+        log.info("routes applied: %d app(s)", len(routes))
+    return changed
+
+
+def run(
+    settings: Settings | None = None,
+    load_routes: LoadRoutes | None = None,
+    interval: float | None = None,
+    *,
+    events: queue.SimpleQueue | None = None,
+    nginx: Nginx | None = None,
+) -> int:
+    """Run the router until SIGTERM/SIGINT (or ``STOP`` put on ``events``).
+
+    Returns the process exit code. Signal handlers are only installed when
+    called from the main thread; tests running it in a thread stop it by
+    putting ``STOP`` on ``events``.
+    """
+    settings = settings if settings is not None else from_env()
+    load_routes = load_routes if load_routes is not None else _default_loader
+    interval = settings.reconcile_interval if interval is None else interval
+    events = events if events is not None else queue.SimpleQueue()
+    nginx = nginx if nginx is not None else Nginx(settings)
+
+    previous_handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # SimpleQueue.put is reentrant: safe to call from a signal handler.
+            previous_handlers[sig] = signal.signal(sig, lambda signum, frame: events.put(STOP))
+    try:
+        try:
+            nginx.ensure_layout()
+            if nginx.running():
+                log.warning("an nginx from a previous run is serving %s; stopping it", nginx.prefix)
+                nginx.stop()
+            reconcile(nginx, settings, load_routes)
+            proc: subprocess.Popen | None = nginx.start_foreground()
+        except RouterError as exc:
+            log.error("router could not start: %s", exc)
+            return 1
+        log.info("router listening on %s:%d (apps at %s)", nginx.listen_host, settings.router_port, settings.router_url)
+        try:
+            while True:
+                try:
+                    if events.get(timeout=interval) == STOP:
+                        break
+                except queue.Empty:
+                    pass
+                if proc is None or proc.poll() is not None:
+                    if proc is not None:
+                        log.error("nginx exited with code %s; restarting it", proc.returncode)
+                    try:
+                        proc = nginx.start_foreground()
+                        log.info("nginx restarted (pid %d)", proc.pid)
+                    except RouterError as exc:
+                        proc = None
+                        log.error("could not restart nginx, retrying in %gs: %s", interval, exc)
+                        continue
+                reconcile(nginx, settings, load_routes)
+        finally:
+            log.info("stopping nginx")
+            nginx.stop(timeout=float(settings.stop_grace))
+        return 0
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="router: %(levelname)s %(message)s")
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,493 @@
+"""The I/O shell around nginx: files in the router prefix, ``nginx -t``,
+starting, reloading and stopping our own nginx master.
+
+Layout of ``Settings.router_dir`` (the nginx prefix)::
+
+    conf/nginx.conf     main config (render_main), rewritten when it changes
+    conf/routes.conf    routes (render_routes), replaced atomically by apply()
+    logs/               pid file, error.log, access.log
+    tmp/                nginx temp paths (unused: bodies are streamed)
+    apply.lock          flock serialising apply/reload/start across processes
+
+Linux only: process checks read ``/proc``.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from controller.settings import Settings
+from router import render
+from router.errors import ConfigRejected, RouterError
+from router.table import Route
+
+_POLL = 0.02  # seconds between checks while waiting on nginx
+
+
+class Nginx:
+    """Our own nginx, living in ``settings.router_dir``.
+
+    ``worker_user`` is the user nginx workers run as when the master runs as
+    root (default ``www-data``); ignored otherwise.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker_user: str | None = None,
+        listen_host: str = "127.0.0.1",
+        proxy_read_timeout: int = 60,
+        command_timeout: float = 30.0,
+        reload_timeout: float = 15.0,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.prefix = Path(settings.router_dir)
+        self.conf_path = self.prefix / render.MAIN_CONF
+        self.routes_path = self.prefix / render.ROUTES_CONF
+        self.pid_path = self.prefix / render.PID_FILE
+        self.error_log = self.prefix / render.ERROR_LOG
+        self.lock_path = self.prefix / "apply.lock"
+        self.rejected_path = self.prefix / "conf" / "routes.conf.rejected"
+        if worker_user is None and os.geteuid() == 0:
+            worker_user = "www-data"
+        self.worker_user = worker_user if os.geteuid() == 0 else None
+        self.listen_host = listen_host
+        self.proxy_read_timeout = proxy_read_timeout
+        self.command_timeout = command_timeout
+        self.reload_timeout = reload_timeout
+        self.lock_timeout = lock_timeout
+        self._proc: subprocess.Popen | None = None  # set when we started nginx ourselves
+        self._reload_owed = False  # a reload failed: the next apply must reload even if unchanged
+
+    # ------------------------------------------------------------ rendering
+    def _main_text(self, routes_file: Path | None = None) -> str:
+        return render.render_main(
+            str(self.prefix),
+            self.settings.router_port,
+            self.worker_user,
+            routes_file=None if routes_file is None else str(routes_file),
+            proxy_read_timeout=self.proxy_read_timeout,
+        )
+
+    def _routes_text(self, routes: Iterable[Route]) -> str:
+        return render.render_routes(routes, self.settings.router_port, listen_host=self.listen_host)
+
+    # ------------------------------------------------------------ layout
+    def ensure_layout(self) -> None:
+        """Create ``conf/``, ``logs/``, ``tmp/``; write nginx.conf if it changed;
+        write an empty routes file (404 for every host) if there is none."""
+        with self._locked():
+            self._ensure_layout_locked()
+
+    def _ensure_layout_locked(self) -> None:
+        for sub in ("conf", "logs", "tmp"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        # Leftovers of a process that died mid-apply (we hold the lock: no one is using them).
+        for leftover in (self.prefix / "conf").glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        main = self._main_text()
+        if _read(self.conf_path) != main:
+            _write_atomic(self.conf_path, main)
+        if not self.routes_path.exists():
+            _write_atomic(self.routes_path, self._routes_text(()))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive flock on ``apply.lock``, shared by every process using this
+        router directory. Bounded by ``lock_timeout``."""
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as lock:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise RouterError(
+                            f"Timed out after {self.lock_timeout:g}s waiting for the router lock {self.lock_path}: "
+                            "another Dockyard process is applying routes or (re)starting nginx. Retry; if it "
+                            "keeps happening, look for a stuck `python -m router.main` or API worker."
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------ apply
+    def apply(self, routes: Iterable[Route]) -> bool:
+        """Make nginx serve ``routes``.
+
+        Returns False if the config on disk already matches. Otherwise the new
+        config is checked with ``nginx -t`` before it replaces the live one
+        (``ConfigRejected`` leaves the live config untouched), and a running
+        nginx is reloaded; when this returns, new connections are routed by
+        the new config. Safe to call concurrently from several processes.
+        """
+        routes_text = self._routes_text(tuple(routes))  # RenderError before touching anything
+        main_text = self._main_text()
+        with self._locked():
+            for sub in ("conf", "logs", "tmp"):
+                (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+            unchanged = _read(self.conf_path) == main_text and _read(self.routes_path) == routes_text
+            if unchanged and not self._reload_owed:
+                return False
+            if not unchanged:
+                self._validate_and_install(main_text, routes_text)
+            if self.running():
+                self._reload_owed = True
+                self._reload_locked()
+            self._reload_owed = False
+            return True
+
+    def _validate_and_install(self, main_text: str, routes_text: str) -> None:
+        conf_dir = self.conf_path.parent
+        cand_routes = _write_temp(conf_dir, ".routes.conf.", routes_text)
+        cand_main: Path | None = None
+        try:
+            cand_main = _write_temp(conf_dir, ".nginx.conf.", self._main_text(routes_file=cand_routes))
+            ok, output = self._test_config(cand_main)
+            if not ok:
+                _write_atomic(self.rejected_path, routes_text)
+                output = output.replace(str(cand_routes), str(self.rejected_path))
+                raise ConfigRejected(
+                    "nginx rejected the new routing config, so it was not applied; the previous config keeps "
+                    f"serving. The rejected routes are saved in {self.rejected_path}. nginx said:\n{output.strip()}",
+                    output=output,
+                )
+            if _read(self.conf_path) != main_text:
+                _write_atomic(self.conf_path, main_text)
+            os.replace(cand_routes, self.routes_path)
+            _fsync_dir(conf_dir)
+        finally:
+            cand_routes.unlink(missing_ok=True)
+            if cand_main is not None:
+                cand_main.unlink(missing_ok=True)
+
+    def test_config(self) -> None:
+        """Run ``nginx -t`` on the live config; raise ConfigRejected if it fails."""
+        ok, output = self._test_config(self.conf_path)
+        if not ok:
+            raise ConfigRejected(f"nginx rejected {self.conf_path}. nginx said:\n{output.strip()}", output=output)
+
+    def _test_config(self, conf: Path) -> tuple[bool, str]:
+        result = self._run([self.settings.nginx_bin, "-t", "-q", "-p", f"{self.prefix}/", "-c", str(conf)])
+        output = result.stdout
+        if result.returncode != 0 and not output.strip():
+            output = f"(nginx -t exited {result.returncode} without output; end of {self.error_log}:)\n" + _tail(
+                self.error_log
+            )
+        return result.returncode == 0, output
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=self.command_timeout,
+                check=False,  # the caller checks returncode and reports nginx's output
+            )
+        except FileNotFoundError:
+            raise RouterError(
+                f"nginx is not installed at {argv[0]}: install it (apt-get install nginx-light) "
+                "or point DOCKYARD_NGINX at the nginx binary."
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise RouterError(f"`{' '.join(argv)}` did not finish within {self.command_timeout:g}s.") from None
+
+    # ------------------------------------------------------------ process control
+    def running(self) -> bool:
+        """True if the pid file names a live nginx master for this prefix."""
+        return self._master_pid() is not None
+
+    def master_pid(self) -> int | None:
+        return self._master_pid()
+
+    def _master_pid(self) -> int | None:
+        pid = self._pid_from_file()
+        if pid is None:
+            return None
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] == "Z":
+            return None
+        cmdline = _cmdline(pid)
+        if "nginx" not in cmdline or str(self.prefix) not in cmdline:
+            return None  # stale pid file, pid reused by something else
+        return pid
+
+    def _pid_from_file(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def start_foreground(
+        self, *, stdout: IO | int | None = None, stderr: IO | int | None = None, timeout: float = 10.0
+    ) -> subprocess.Popen:
+        """Start nginx as our child (``daemon off``, own process group).
+
+        Returns once nginx listens and its workers are up. Raises RouterError
+        (with nginx's log) if it exits or does not come up within ``timeout``.
+        """
+        with self._locked():
+            pid = self._master_pid()
+            if pid is not None:
+                raise RouterError(
+                    f"nginx is already running for {self.prefix} (pid {pid}). Stop it first "
+                    f"(kill -QUIT {pid}) or reload it instead of starting another one."
+                )
+            self._reap_leftovers()
+            self._ensure_layout_locked()
+            self.test_config()
+            argv = [
+                self.settings.nginx_bin, "-p", f"{self.prefix}/", "-c", str(self.conf_path), "-g", "daemon off;",
+            ]
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True
+                )
+            except FileNotFoundError:
+                raise RouterError(
+                    f"nginx is not installed at {argv[0]}: install it or set DOCKYARD_NGINX."
+                ) from None
+            self._proc = proc
+            deadline = time.monotonic() + timeout
+            while True:
+                code = proc.poll()
+                if code is not None:
+                    raise RouterError(
+                        f"nginx exited with code {code} while starting on port {self.settings.router_port}. "
+                        f"Is another program using that port (set DOCKYARD_ROUTER_PORT)? "
+                        f"End of {self.error_log}:\n{_tail(self.error_log)}"
+                    )
+                if self._pid_from_file() == proc.pid and self._workers(proc.pid):
+                    return proc
+                if time.monotonic() > deadline:
+                    _kill_group(proc.pid, signal.SIGKILL)
+                    _wait_child(proc, 5.0)
+                    raise RouterError(
+                        f"nginx did not come up within {timeout:g}s; it was killed. "
+                        f"End of {self.error_log}:\n{_tail(self.error_log)}"
+                    )
+                time.sleep(_POLL)
+
+    def reload(self) -> None:
+        """SIGHUP the master and wait until its new workers took over."""
+        with self._locked():
+            self._reload_locked()
+
+    def _reload_locked(self) -> None:
+        pid = self._master_pid()
+        if pid is None:
+            raise RouterError(
+                f"nginx is not running for {self.prefix}, so it cannot be reloaded. "
+                "Start the router with: python -m router.main"
+            )
+        old = set(self._workers(pid))
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + self.reload_timeout
+        while True:
+            workers = self._workers(pid)
+            old_active = [w for w in old if w in workers and "shutting down" not in workers[w]]
+            new_active = [w for w in workers if w not in old and "shutting down" not in workers[w]]
+            if new_active and not old_active:
+                return
+            if self._master_pid() != pid:
+                raise RouterError(
+                    f"nginx (pid {pid}) exited while reloading. End of {self.error_log}:\n{_tail(self.error_log)}"
+                )
+            if time.monotonic() > deadline:
+                raise RouterError(
+                    f"nginx (pid {pid}) did not switch to the new config within {self.reload_timeout:g}s. "
+                    f"End of {self.error_log}:\n{_tail(self.error_log)}"
+                )
+            time.sleep(_POLL)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful shutdown (SIGQUIT): open requests finish, then nginx exits.
+
+        Escalates to SIGTERM, then SIGKILL of nginx's process group, if it is
+        still running after ``timeout`` seconds. No-op if nginx is not running.
+        """
+        pid = self._master_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGQUIT)
+            if not self._wait_exit(pid, timeout):
+                own_group = (_proc_stat(pid) or ("", 0, 0))[2] == pid
+                for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                    if own_group:
+                        _kill_group(pid, sig)
+                    else:
+                        _kill(pid, sig)
+                    if self._wait_exit(pid, grace):
+                        break
+        self._reap_leftovers()
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            return _wait_child(self._proc, timeout)
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def _reap_leftovers(self) -> None:
+        """Kill workers orphaned by a master that died (e.g. SIGKILL): they keep
+        the port and serve stale routes. nginx masters we start lead their own
+        process group, so the orphans are the nginx processes in the group of a
+        dead master."""
+        groups = set()
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return  # our master is alive: nothing is orphaned
+            groups.add(self._proc.pid)
+        stale = self._pid_from_file()
+        if stale is not None and self._master_pid() is None:
+            groups.add(stale)
+        for pgid in groups:
+            members = _nginx_group_members(pgid)
+            if not members:
+                continue
+            for member in members:
+                _kill(member, signal.SIGQUIT)  # closes the listening socket at once
+            deadline = time.monotonic() + 5.0
+            while any(_alive(m) for m in members) and time.monotonic() < deadline:
+                time.sleep(_POLL)
+            for member in members:
+                if _alive(member):
+                    _kill(member, signal.SIGKILL)
+
+    def _workers(self, master: int) -> dict[int, str]:
+        """Live children of ``master`` -> their process title."""
+        out = {}
+        for pid in _pids():
+            stat = _proc_stat(pid)
+            if stat is not None and stat[1] == master and stat[0] != "Z":
+                out[pid] = _cmdline(pid)
+        return out
+
+
+# ---------------------------------------------------------------- helpers
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _write_temp(directory: Path, prefix: str, text: str) -> Path:
+    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, 0o644)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = _write_temp(path.parent, f".{path.name}.", text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            data = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, pgrp) of ``pid``, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rfind(")") + 2 :].split()  # the command name may contain spaces and parens
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Exists and is not a zombie (our container's init may never reap them)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def _nginx_group_members(pgid: int) -> list[int]:
+    members = []
+    for pid in _pids():
+        stat = _proc_stat(pid)
+        if stat is not None and stat[2] == pgid and stat[0] != "Z" and _cmdline(pid).startswith("nginx"):
+            members.append(pid)
+    return members
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _wait_child(proc: subprocess.Popen, timeout: float) -> bool:
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False

@@ -1,0 +1,58 @@
+"""The routing table: which hostnames go to which upstream addresses.
+
+Pure data and pure functions, no I/O. Validation of the values happens in
+``router.render`` (the only place where they become nginx syntax).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Upstream:
+    """One running web instance, reachable at ``host:port``."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """An app, the hostnames it answers on and its running web instances.
+
+    ``upstreams`` may be empty: the app then answers 503 with a hint on how to
+    scale it up.
+    """
+
+    app: str
+    hostnames: tuple[str, ...]
+    upstreams: tuple[Upstream, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Accept any iterable (lists from JSON, generators) but store tuples so
+        # a Route stays hashable and cannot be mutated behind the renderer.
+        object.__setattr__(self, "hostnames", tuple(self.hostnames))
+        object.__setattr__(
+            self, "upstreams", tuple(u if isinstance(u, Upstream) else Upstream(*u) for u in self.upstreams)
+        )
+
+
+def build_table(entries: Iterable[tuple[str, Iterable[Upstream]]], domain: str) -> tuple[Route, ...]:
+    """Build the routing table from ``(app_name, upstreams)`` pairs.
+
+    Each app answers on ``<app>.<domain>``. Upstreams may be ``Upstream``s or
+    ``(host, port)`` pairs. Several entries for the same app are merged;
+    duplicate upstreams are dropped. The result is sorted by app and each
+    app's upstreams are sorted, so the same input always gives the same table.
+    """
+    merged: dict[str, set[Upstream]] = {}
+    for app, upstreams in entries:
+        merged.setdefault(app, set()).update(u if isinstance(u, Upstream) else Upstream(*u) for u in upstreams)
+    return tuple(
+        Route(app=app, hostnames=(f"{app}.{domain}",), upstreams=tuple(sorted(merged[app])))
+        for app in sorted(merged)
+    )

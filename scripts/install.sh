@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Dockyard machine setup: everything the platform needs on a fresh Debian bookworm host.
+#
+#   1. system packages (apt, only the missing ones)
+#   2. the Docker engine (started in the background when not answering)
+#   3. the Python venv in .venv with the project installed editable (+ test extras)
+#   4. the stack image ($DOCKYARD_STACK_IMAGE, built by scripts/build-stack.sh when absent)
+#
+# Idempotent: every step prints one line saying what it did or that it was already done.
+# Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+STACK_IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
+DOCKERD_LOG=/var/log/dockyard-dockerd.log
+DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
+PYTHON="${DOCKYARD_PYTHON:-python3}"
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates)
+
+say() { printf 'install: %s\n' "$*"; }
+die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (apt-get and dockerd need it)"
+
+# One install at a time on a machine (two engines started at once would fight over
+# /var/run/docker.pid). fd 9 is closed for dockerd so the engine does not keep the lock.
+LOCK=/var/lock/dockyard-install.lock
+exec 9>"$LOCK"
+if ! flock -n 9; then
+    say "waiting for another install.sh to finish (lock $LOCK)"
+    flock -w 1800 9 || die "timed out waiting for $LOCK"
+fi
+
+# ---------------------------------------------------------------- 1. system packages
+missing=()
+for p in "${PACKAGES[@]}"; do
+    # dpkg -s succeeds for removed-but-not-purged packages too: check the status word.
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    say "packages: already installed (${PACKAGES[*]})"
+else
+    say "packages: installing ${missing[*]}"
+    # No systemd here; keep the packages' init scripts (nginx on :80, sshd, docker) from
+    # starting services during the install: a policy-rc.d that says "no" (101) while apt runs.
+    policy_made=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# temporary, from dockyard scripts/install.sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        policy_made=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q || die "apt-get update failed"
+    apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        || die "apt-get install ${missing[*]} failed"
+    if [ -n "$policy_made" ]; then
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
+    say "packages: installed ${missing[*]}"
+fi
+[ -x /bin/busybox ] || die "/bin/busybox missing although busybox-static is installed"
+# The Debian nginx service is never started by us: the router runs its own nginx with its
+# own prefix. A stock master someone else started is left alone, only reported.
+if pgrep -f '^nginx: master process /usr/sbin/nginx( -g .*)?$' >/dev/null 2>&1; then
+    say "note: a stock Debian nginx master is running (left alone; Dockyard runs its own nginx)"
+fi
+
+# ---------------------------------------------------------------- 2. Docker engine
+if docker info >/dev/null 2>&1; then
+    say "docker: engine already running ($(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+else
+    pid=""
+    if [ -f /var/run/docker.pid ]; then
+        pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+        if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+            say "docker: removing stale /var/run/docker.pid (pid '${pid}' is gone)"
+            rm -f /var/run/docker.pid
+            pid=""
+        fi
+    fi
+    if [ -n "$pid" ]; then
+        say "docker: dockerd (pid $pid) is running but not answering yet; waiting for it"
+    else
+        command -v dockerd >/dev/null 2>&1 || die "dockerd not found (package docker.io)"
+        printf '\n==== %s dockerd started by dockyard install.sh\n' "$(date -Is)" >> "$DOCKERD_LOG"
+        setsid nohup dockerd >> "$DOCKERD_LOG" 2>&1 < /dev/null 9>&- &
+        pid=$!
+        say "docker: started dockerd (pid $pid, log $DOCKERD_LOG)"
+    fi
+    t0=$SECONDS
+    until docker info >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$DOCKERD_LOG" >&2 || true
+            die "dockerd exited; see $DOCKERD_LOG"
+        fi
+        if [ $((SECONDS - t0)) -ge "$DOCKERD_WAIT" ]; then
+            tail -n 20 "$DOCKERD_LOG" >&2 || true
+            die "docker engine did not answer within ${DOCKERD_WAIT}s; see $DOCKERD_LOG"
+        fi
+        sleep 0.5
+    done
+    say "docker: engine up after $((SECONDS - t0))s ($(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+fi
+
+# ---------------------------------------------------------------- 3. Python venv
+venv_ok() { [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys' >/dev/null 2>&1; }
+if venv_ok; then
+    say "venv: .venv already exists"
+else
+    if [ -e .venv ]; then
+        say "venv: .venv is broken (its python does not run); recreating it"
+        rm -rf .venv
+    fi
+    command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found"
+    "$PYTHON" -m venv .venv || die "'$PYTHON -m venv .venv' failed (Debian: apt-get install python3-venv)"
+    say "venv: created .venv with $("$PYTHON" --version 2>&1)"
+fi
+# pip's host-wide configuration (pip config list) is used as it is.
+if [ ! -e .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+    say "venv: pip install -e '.[test]'"
+    t0=$SECONDS
+    .venv/bin/python -m pip install -q -e '.[test]' || die "pip install -e '.[test]' failed"
+    touch .venv/.installed
+    say "venv: installed the project in $((SECONDS - t0))s (CLI: .venv/bin/dockyard)"
+else
+    say "venv: project already installed (.venv/.installed newer than pyproject.toml)"
+fi
+
+# ---------------------------------------------------------------- 4. stack image
+if docker image inspect "$STACK_IMAGE" >/dev/null 2>&1; then
+    say "stack: image $STACK_IMAGE already present"
+else
+    say "stack: image $STACK_IMAGE missing; building it with scripts/build-stack.sh"
+    DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-stack.sh 9>&- || die "scripts/build-stack.sh failed"
+    say "stack: built $STACK_IMAGE"
+fi
+
+say "done"

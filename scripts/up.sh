@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Start the platform in the background (after scripts/install.sh), create the admin
+# credentials once, log the CLI in, and print where everything is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+$PY -m controller.manage bootstrap
+$PY -m controller.supervisor start
+HOME_DIR=$($PY -c 'from controller.settings import from_env; print(from_env().home)')
+API=$($PY -c 'from controller.settings import from_env; print(from_env().api_url)')
+ROUTER_PORT=$($PY -c 'from controller.settings import from_env; print(from_env().router_port)')
+DOMAIN=$($PY -c 'from controller.settings import from_env; print(from_env().domain)')
+.venv/bin/dockyard login --api "$API" --token-file "$HOME_DIR/admin.token"
+CLI="$(pwd)/.venv/bin/dockyard"
+cat <<MSG
+
+Dockyard is serving.
+  API + git:  $API
+  Router:     http://<app>.$DOMAIN:$ROUTER_PORT/
+  CLI:        $CLI
+  State:      $HOME_DIR (logs in $HOME_DIR/logs)
+
+Deploy an app (any git repo with a Dockerfile at its root):
+  cd ~/src/myapp
+  $CLI apps:create myapp
+  $CLI git:remote -a myapp        # adds the git remote "dockyard" ($API/myapp.git)
+  git push dockyard main
+  curl http://myapp.$DOMAIN:$ROUTER_PORT/
+MSG

@@ -1,0 +1,157 @@
+"""Test harness. End-to-end tests run a whole, isolated platform instance via the real
+`make up` (own DOCKYARD_HOME, ports, instance name and domain; the CLI and git get their
+own HOME, so ~/.netrc is the test's), then drive it with the real git client and curl."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSYBOX_BASE = "dockyard-test/busybox:1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 900)
+    proc = subprocess.run(cmd, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class Platform:
+    name: str
+    home: Path
+    user_home: Path
+    api_port: int
+    router_port: int
+    domain: str
+    env: dict = field(default_factory=dict)
+    up_output: list = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def cli(self, *args, cwd=None, check=True, timeout=600) -> subprocess.CompletedProcess:
+        return run([str(ROOT / ".venv/bin/dockyard"), *args], cwd=cwd, env=self.env, check=check, timeout=timeout)
+
+    def git(self, *args, cwd, check=True, timeout=600) -> subprocess.CompletedProcess:
+        return run(["git", *args], cwd=cwd, env=self.env, check=check, timeout=timeout)
+
+    def curl(self, app: str, path: str = "/", host: str | None = None) -> tuple[int, str]:
+        """The real curl, by hostname: <app>.<domain> resolves to loopback with no DNS set-up."""
+        url = f"http://{host or f'{app}.{self.domain}'}:{self.router_port}{path}"
+        proc = run(["curl", "-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}", url], check=False)
+        body, _, code = proc.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def token(self) -> str:
+        return (self.home / "admin.token").read_text().strip()
+
+    def make(self, target: str) -> subprocess.CompletedProcess:
+        return run(["make", "-C", str(ROOT), target], env=self.env, timeout=900)
+
+
+def platform_env(name: str, home: Path, user_home: Path, api_port: int, router_port: int, domain: str, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKYARD_", "GIT_"))}
+    env.update(
+        HOME=str(user_home), DOCKYARD_HOME=str(home), DOCKYARD_NAME=name,
+        DOCKYARD_API_PORT=str(api_port), DOCKYARD_ROUTER_PORT=str(router_port), DOCKYARD_DOMAIN=domain,
+        DOCKYARD_HEALTH_TIMEOUT="8", DOCKYARD_STOP_GRACE="2", DOCKYARD_RECONCILE_INTERVAL="2",
+        DOCKYARD_GUNICORN_TIMEOUT="5",  # far below the slow-build test: a cut-off build would show
+        GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_platform(tmp: Path, **extra) -> Platform:
+    name = "dyt" + secrets.token_hex(3)
+    p = Platform(name=name, home=tmp / "state", user_home=tmp / "home", api_port=free_port(),
+                 router_port=free_port(), domain=f"{name}.localhost")
+    p.user_home.mkdir(parents=True)
+    p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
+    try:
+        p.up_output.append(p.make("up").stdout)
+    except BaseException:
+        stop_platform(p)
+        raise
+    return p
+
+
+def stop_platform(p: Platform) -> None:
+    run(["make", "-C", str(ROOT), "down"], env=p.env, check=False)
+    ids = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+    if ids:
+        run(["docker", "rm", "-f", *ids], check=False)
+    imgs = run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+    if imgs:
+        run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
+
+
+@pytest.fixture(scope="session")
+def busybox_base(tmp_path_factory) -> str:
+    """A 2 MB base image with a shell and httpd, built locally (nothing can be pulled)."""
+    if run(["docker", "image", "inspect", BUSYBOX_BASE], check=False).returncode != 0:
+        ctx = tmp_path_factory.mktemp("busybox")
+        shutil.copy("/bin/busybox", ctx / "busybox")
+        (ctx / "Dockerfile").write_text(
+            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            'RUN ["/bin/mkdir", "-p", "/www", "/tmp"]\n')
+        run(["docker", "build", "-q", "-t", BUSYBOX_BASE, str(ctx)])
+    return BUSYBOX_BASE
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, busybox_base):
+    p = start_platform(tmp_path_factory.mktemp("platform"))
+    try:
+        p.up_output.append(p.make("up").stdout)   # the second `make up` must change nothing
+        yield p
+    finally:
+        stop_platform(p)
+
+
+def make_app_repo(path: Path, files: dict[str, str | bytes], platform: Platform | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    env = platform.env if platform else None
+    if not (path / ".git").exists():
+        run(["git", "init", "-q", "-b", "main", str(path)], env=env)
+    for rel, content in files.items():
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    run(["git", "add", "-A"], cwd=path, env=env)
+    run(["git", "commit", "-q", "--allow-empty", "-m", f"change {time.time()}"], cwd=path, env=env)
+    return path
+
+
+def httpd_app(text: str, base: str = BUSYBOX_BASE, extra: str = "") -> dict[str, str]:
+    """A tiny web app: busybox httpd serving index.html on $PORT."""
+    return {
+        "Dockerfile": f"FROM {base}\nCOPY index.html /www/index.html\n{extra}"
+                      'CMD ["/bin/sh", "-c", "exec httpd -f -p $PORT -h /www"]\n',
+        "index.html": text,
+    }
+
+
+def unique_app(prefix: str = "app") -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"

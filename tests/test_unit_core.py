@@ -1,0 +1,133 @@
+"""Unit tests of pure logic: names, Procfile, Dockerfile inspection, deploy planning,
+convergence diff, route computation, settings, token parsing. No sockets, no engine."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from builder.dockerfile import base_images, logical_lines
+from controller.auth import token_from_header
+from controller.deploy import default_quantities, plan
+from controller.errors import InvalidName
+from controller.models import Instance
+from controller.names import validate_app_name, validate_config_key, validate_process_type
+from controller.procfile import ProcfileError, parse_procfile
+from controller.reconcile import diff
+from controller.routing import compute_routes
+from controller.settings import from_env
+
+
+@pytest.mark.parametrize("name", ["abc", "my-app", "x" * 30, "app-2-b"])
+def test_valid_app_names(name):
+    assert validate_app_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["../x", "MyApp", "a" * 31, "", "a1", "ab-", "-ab", "a--b", "a b", "a\nb", "app.x", None, 5])
+def test_invalid_app_names_say_the_rule(name):
+    with pytest.raises(InvalidName, match="lower-case letters, digits and dashes"):
+        validate_app_name(name)
+
+
+def test_invalid_name_message_is_printable_and_bounded():
+    with pytest.raises(InvalidName) as e:
+        validate_app_name("x\r\nSet-Cookie: a=b" + "y" * 500)
+    assert "\n" not in e.value.message and "\r" not in e.value.message
+    assert len(e.value.message) < 300
+
+
+@pytest.mark.parametrize("bad", ["Web", "web.1", "", "a;b", "x" * 31])
+def test_process_type_rule(bad):
+    with pytest.raises(InvalidName, match="a-z, 0-9"):
+        validate_process_type(bad)
+
+
+@pytest.mark.parametrize("bad", ["1ABC", "A-B", "", "A B", "A=B"])
+def test_config_key_rule(bad):
+    with pytest.raises(InvalidName, match="DATABASE_URL"):
+        validate_config_key(bad)
+
+
+def test_procfile_parses_types_and_skips_comments():
+    assert parse_procfile(b"# hi\n\nweb: gunicorn app:app --bind 0.0.0.0:$PORT\nworker:python w.py\n") == {
+        "web": "gunicorn app:app --bind 0.0.0.0:$PORT", "worker": "python w.py"}
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"\x00\x01\x02garbage", "binary"),
+    (b"\xff\xfe\xfa", "not UTF-8"),
+    (b"Web: x", "process type 'Web'"),
+    (b"web x", "line 1 is not `type: command`"),
+    (b"web:", "has no command"),
+    (b"web: a\nweb: b", "declared twice"),
+    (b"web: a\x1b[31m", "control characters"),
+])
+def test_procfile_errors_name_the_line(data, match):
+    with pytest.raises(ProcfileError, match=match):
+        parse_procfile(data)
+
+
+def test_dockerfile_base_images_skip_scratch_stages_and_args():
+    text = ("# comment\nARG BASE=x\nFROM --platform=linux/amd64 dockyard/stack:bookworm AS build\n"
+            "RUN make \\\n  all\nFROM build\nFROM scratch\nFROM $BASE\nfrom Busybox:1 as b2\nFROM b2\n")
+    assert base_images(text) == ["dockyard/stack:bookworm", "Busybox:1"]
+    assert "RUN make  all" in logical_lines(text)
+
+
+def test_default_quantities_web_first_and_worker_only_apps_run():
+    assert default_quantities({"web": "", "worker": "x"}, {}) == {"web": 1, "worker": 0}
+    assert default_quantities({"worker": "x", "clock": "y"}, {}) == {"worker": 1, "clock": 1}
+    assert default_quantities({"web": "", "worker": "x"}, {"web": 3}) == {"worker": 0}
+
+
+def test_plan_lists_each_instance():
+    assert plan({"web": "", "worker": "x"}, {"web": 2, "worker": 1, "gone": 4}) == [
+        ("web", 1), ("web", 2), ("worker", 1)]
+
+
+def _inst(cid, proc="web", index=1, version=1, state="running", port=1000, app="a"):
+    return Instance(container_id=cid, name=cid, app=app, version=version, process=proc, index=index,
+                    state=state, exit_code=None, host_port=port if state == "running" else None, image="i")
+
+
+def test_diff_starts_missing_and_retires_old_versions_and_extras():
+    instances = [_inst("old", version=1), _inst("keep", version=2), _inst("extra", index=3, version=2),
+                 _inst("dead", index=2, version=2, state="exited")]
+    start, retire, have = diff([("web", 1), ("web", 2)], 2, instances)
+    assert start == [("web", 2)]
+    assert {i.container_id for i in retire} == {"old", "extra", "dead"}
+    assert have[("web", 1)].container_id == "keep"
+
+
+def test_diff_is_idempotent_when_converged():
+    start, retire, _ = diff([("web", 1)], 3, [_inst("a", version=3)])
+    assert start == [] and retire == []
+
+
+def test_routes_only_healthy_running_web_instances():
+    instances = [_inst("ok", port=4001), _inst("unhealthy", index=2, port=4002),
+                 _inst("worker", proc="worker", port=None), _inst("stopped", index=3, state="exited"),
+                 _inst("other", app="b", port=5001)]
+    table = compute_routes(["a", "b", "c"], instances, {"ok", "worker", "stopped", "other"}, "example.test")
+    by_app = {r.app: r for r in table}
+    assert [u.port for u in by_app["a"].upstreams] == [4001]
+    assert [u.port for u in by_app["b"].upstreams] == [5001]
+    assert by_app["c"].upstreams == () and by_app["c"].hostnames == ("c.example.test",)
+
+
+def test_settings_defaults_and_overrides(tmp_path):
+    s = from_env({"DOCKYARD_HOME": str(tmp_path)})
+    assert (s.api_port, s.router_port, s.domain, s.app_port) == (5000, 8080, "localhost", 5000)
+    assert s.app_host("web") == "web.localhost"
+    s2 = from_env({"DOCKYARD_HOME": str(tmp_path), "DOCKYARD_API_PORT": "6000", "DOCKYARD_DOMAIN": "Apps.Example.COM."})
+    assert s2.api_url == "http://127.0.0.1:6000" and s2.domain == "apps.example.com"
+    with pytest.raises(ValueError, match="DOCKYARD_ROUTER_PORT"):
+        from_env({"DOCKYARD_HOME": str(tmp_path), "DOCKYARD_ROUTER_PORT": "eighty"})
+
+
+def test_token_from_header_bearer_and_basic():
+    assert token_from_header("Bearer abc") == "abc"
+    assert token_from_header("Basic " + base64.b64encode(b"admin:tok").decode()) == "tok"
+    assert token_from_header("Basic " + base64.b64encode(b"tok-only:").decode()) is None
+    assert token_from_header("Basic !!!") is None
+    assert token_from_header("") is None and token_from_header("Bearer ") is None

@@ -1,0 +1,106 @@
+"""The state store on a temp SQLite file: migrations, CAS versioning, immutable releases."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from controller.errors import Conflict, NotFound
+from controller.store import MIGRATIONS, Store
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = Store(tmp_path / "db.sqlite")
+    assert s.migrate() == len(MIGRATIONS)
+    return s
+
+
+def test_migrate_is_repeatable_and_uses_wal(store):
+    assert store.migrate() == len(MIGRATIONS)
+    with store.read() as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_tokens_are_stored_hashed(store):
+    user = store.create_user("admin", is_admin=True)
+    store.add_token(user.id, "dy_secret")
+    assert store.user_for_token("dy_secret").name == "admin"
+    assert store.user_for_token("other") is None
+    with store.read() as db:
+        assert "dy_secret" not in str([tuple(r) for r in db.execute("SELECT * FROM tokens")])
+
+
+def test_duplicate_app_conflicts_with_a_hint(store):
+    store.create_app("myapp", None)
+    with pytest.raises(Conflict, match="already exists: pick another name"):
+        store.create_app("myapp", None)
+    with pytest.raises(NotFound, match="apps:create nope"):
+        store.get_app("nope")
+
+
+def test_release_versions_are_sequential_under_concurrency(store):
+    app = store.create_app("myapp", None)
+    errors = []
+
+    def make():
+        try:
+            store.create_release(app, None, {"A": "1"}, "config", "admin", status="succeeded")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=make) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [r.version for r in store.list_releases(app)] == list(range(1, 21))
+    assert store.find_app("myapp").current_version == 20
+
+
+def test_pending_release_becomes_current_only_when_it_succeeds(store):
+    app = store.create_app("myapp", None)
+    build = store.create_build(app, "abc", "dockerfile", "img:1")
+    store.finish_build(build.id, "succeeded", "log", None, {"web": ""}, "dockerfile")
+    r1 = store.create_release(app, build.id, {}, "Deploy abc", "admin")
+    assert store.current_release(app) is None
+    store.finish_release(r1, "succeeded")
+    assert store.current_release(app).version == 1
+    r2 = store.create_release(app, build.id, {"X": "y"}, "Set X", "admin")
+    store.finish_release(r2, "failed")
+    assert store.current_release(app).version == 1
+    with pytest.raises(Conflict):
+        store.finish_release(r2, "succeeded")     # a finished release never changes again
+    assert store.get_release(app, 2).status == "failed"
+    assert store.get_release(app, 1).process_types == {"web": ""}
+
+
+def test_current_pointer_never_moves_backwards(store):
+    app = store.create_app("myapp", None)
+    store.create_release(app, None, {}, "one", None, status="succeeded")
+    r2 = store.create_release(app, None, {}, "two", None)
+    store.create_release(app, None, {}, "three", None, status="succeeded")
+    with pytest.raises(Conflict, match="newer than v2"):
+        store.finish_release(r2, "succeeded")
+
+
+def test_events_are_bounded_per_app(store, monkeypatch):
+    import controller.store as mod
+    monkeypatch.setattr(mod, "EVENTS_KEPT_PER_APP", 10)
+    app = store.create_app("myapp", None)
+    store.add_events(app, [(f"2026-01-01T00:00:{i:02d}", "app", "web.1", f"line {i}") for i in range(30)])
+    store.add_event(app, "dockyard", "api", "last")
+    rows = store.events(app, limit=100)
+    assert len(rows) == 10 and rows[-1]["message"] == "last"
+
+
+def test_deleting_an_app_removes_its_rows(store):
+    app = store.create_app("myapp", None)
+    store.create_release(app, None, {}, "x", None, status="succeeded")
+    store.add_event(app, "dockyard", "api", "x")
+    store.delete_app(app)
+    with store.read() as db:
+        assert db.execute("SELECT COUNT(*) FROM releases").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
