@@ -3,6 +3,7 @@ then stop the old ones. A failure at any step removes what it started and leaves
 previous release serving. Callers hold the app's lock (controller.locks.app_lock)."""
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .errors import DeployFailed, DockyardError
@@ -107,8 +108,9 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out) -> None:
                                "keeps serving.") from e
         raise
     if old:
-        out(f"       Stopping {len(old)} old instance{'s' if len(old) != 1 else ''}")
-    _retire(svc, app, old)
+        out(f"       Stopping {len(old)} old instance{'s' if len(old) != 1 else ''} in the background "
+            f"(SIGTERM, then SIGKILL after {svc.settings.stop_grace} s)")
+    retire_in_background(svc, app, old)
 
 
 def _show_last_output(svc: Services, app: App, inst: Instance, out: Out, lines: int = 20) -> None:
@@ -120,16 +122,33 @@ def _show_last_output(svc: Services, app: App, inst: Instance, out: Out, lines: 
 
 
 def _retire(svc: Services, app: App, instances: list[Instance], grace: int | None = None) -> None:
-    """Stop instances (SIGTERM, grace, SIGKILL) in parallel, keeping their logs in the store."""
-    def one(inst: Instance) -> None:
-        svc.store.forget_instance(inst.container_id)
-        svc.scheduler.stop(inst.container_id, grace, remove=False)
-        keep_logs(svc, app, inst)
-        svc.scheduler.remove(inst.container_id)
+    """Stop instances (SIGTERM, grace, SIGKILL) in parallel, keeping their logs in the store.
+    Instances already being stopped by another thread of this process are skipped."""
+    with svc.retiring_lock:
+        mine = [i for i in instances if i.container_id not in svc.retiring]
+        svc.retiring.update(i.container_id for i in mine)
 
+    def one(inst: Instance) -> None:
+        try:
+            svc.store.forget_instance(inst.container_id)
+            svc.scheduler.stop(inst.container_id, grace, remove=False)
+            keep_logs(svc, app, inst)
+            svc.scheduler.remove(inst.container_id)
+        finally:
+            with svc.retiring_lock:
+                svc.retiring.discard(inst.container_id)
+
+    if mine:
+        with ThreadPoolExecutor(max_workers=min(16, len(mine))) as pool:
+            list(pool.map(one, mine))
+
+
+def retire_in_background(svc: Services, app: App, instances: list[Instance]) -> None:
+    """Traffic has already moved: drain and stop the old instances without holding up the
+    caller. If this process dies first, the reconciler retires them (they are not current)."""
     if instances:
-        with ThreadPoolExecutor(max_workers=min(16, len(instances))) as pool:
-            list(pool.map(one, instances))
+        threading.Thread(target=_retire, args=(svc, app, instances), name=f"retire-{app.name}",
+                         daemon=True).start()
 
 
 def keep_logs(svc: Services, app: App, inst: Instance, tail: int = 1000) -> None:

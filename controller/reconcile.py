@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .deploy import _retire, default_quantities, plan
+from .deploy import _retire, default_quantities, plan, retire_in_background
 from .errors import DockyardError, Locked
 from .health import probe, wait_until_answers
 from .locks import app_lock
@@ -36,7 +36,7 @@ def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance])
     return start, retire, have
 
 
-def converge(svc: Services, app: App, out: Out = lambda line: None) -> dict:
+def converge(svc: Services, app: App, out: Out = lambda line: None, background: bool = False) -> dict:
     """Make the app's containers match its current release and formation. Caller holds the lock."""
     sched, store = svc.scheduler, svc.store
     for release in store.list_releases(app):
@@ -90,7 +90,10 @@ def converge(svc: Services, app: App, out: Out = lambda line: None) -> dict:
         svc.apply_routes()
     if retire:
         out(f"       Stopping {', '.join(f'{i.process}.{i.index}' for i in retire)}")
-        _retire(svc, app, retire)
+        if background:
+            retire_in_background(svc, app, retire)
+        else:
+            _retire(svc, app, retire)
     if errors:
         raise DockyardError("; ".join(errors))
     return {"started": len(start), "stopped": len(retire)}

@@ -18,6 +18,8 @@ class Services:
         self._scheduler = None
         self._router = None
         self._lock = threading.Lock()
+        self.retiring: set[str] = set()     # container ids being stopped by a background thread
+        self.retiring_lock = threading.Lock()
 
     @property
     def scheduler(self):

@@ -1,7 +1,8 @@
 """Errors raised by the router package.
 
-Every error carries a user-facing message that says what went wrong and how
-to fix it, plus an HTTP-ish ``status`` the API layer can pass straight on.
+Every error carries a user-facing ``message`` that says what went wrong and
+how to fix it, an HTTP ``status`` and a machine-readable ``code``, which the
+API's error handler (controller/app.py) passes straight on.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ class RouterError(Exception):
     """Base class: something in the router failed. ``str(err)`` is user-facing."""
 
     status = 500
+    code = "router_error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -21,6 +23,7 @@ class RenderError(RouterError):
     safely (bad app name, hostname, or upstream address)."""
 
     status = 400
+    code = "invalid_route"
 
 
 class ConfigRejected(RouterError):
@@ -30,6 +33,7 @@ class ConfigRejected(RouterError):
     """
 
     status = 500
+    code = "config_rejected"
 
     def __init__(self, message: str, output: str = "") -> None:
         super().__init__(message)

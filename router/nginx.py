@@ -59,9 +59,8 @@ class Nginx:
         self.error_log = self.prefix / render.ERROR_LOG
         self.lock_path = self.prefix / "apply.lock"
         self.rejected_path = self.prefix / "conf" / "routes.conf.rejected"
-        if worker_user is None and os.geteuid() == 0:
-            worker_user = "www-data"
-        self.worker_user = worker_user if os.geteuid() == 0 else None
+        # The `user` directive only means something when the master runs as root.
+        self.worker_user = (worker_user or "www-data") if os.geteuid() == 0 else None
         self.listen_host = listen_host
         self.proxy_read_timeout = proxy_read_timeout
         self.command_timeout = command_timeout
@@ -323,15 +322,16 @@ class Nginx:
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful shutdown (SIGQUIT): open requests finish, then nginx exits.
 
-        Escalates to SIGTERM, then SIGKILL of nginx's process group, if it is
-        still running after ``timeout`` seconds. No-op if nginx is not running.
+        Escalates to SIGTERM (fast shutdown), then SIGKILL of nginx's process
+        group, 2 s apart, if it is still running after ``timeout`` seconds, so
+        this returns within ``timeout + 4`` s. No-op if nginx is not running.
         """
         pid = self._master_pid()
         if pid is not None:
             os.kill(pid, signal.SIGQUIT)
             if not self._wait_exit(pid, timeout):
                 own_group = (_proc_stat(pid) or ("", 0, 0))[2] == pid
-                for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
                     if own_group:
                         _kill_group(pid, sig)
                     else:

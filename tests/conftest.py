@@ -107,17 +107,21 @@ def stop_platform(p: Platform) -> None:
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
 
 
-@pytest.fixture(scope="session")
-def busybox_base(tmp_path_factory) -> str:
+def ensure_busybox_base(ctx: Path) -> str:
     """A 2 MB base image with a shell and httpd, built locally (nothing can be pulled)."""
     if run(["docker", "image", "inspect", BUSYBOX_BASE], check=False).returncode != 0:
-        ctx = tmp_path_factory.mktemp("busybox")
+        ctx.mkdir(parents=True, exist_ok=True)
         shutil.copy("/bin/busybox", ctx / "busybox")
         (ctx / "Dockerfile").write_text(
             'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
             'RUN ["/bin/mkdir", "-p", "/www", "/tmp"]\n')
         run(["docker", "build", "-q", "-t", BUSYBOX_BASE, str(ctx)])
     return BUSYBOX_BASE
+
+
+@pytest.fixture(scope="session")
+def busybox_base(tmp_path_factory) -> str:
+    return ensure_busybox_base(tmp_path_factory.mktemp("busybox"))
 
 
 @pytest.fixture(scope="session")

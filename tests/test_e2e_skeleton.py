@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-import requests
+import requests as _requests
 
 from .conftest import ROOT, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
 
@@ -78,8 +78,13 @@ def test_push_deploys_and_is_served_by_hostname(platform, tmp_path):
     make_app_repo(repo, httpd_app("hello v2"), platform)
     push(platform, repo, check=True)
     assert platform.curl(name) == (200, "hello v2")
-    now = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={name}",
-               "--filter", f"label=dockyard.instance={platform.name}"]).stdout.split()
+    deadline = time.monotonic() + 30   # the old instance drains in the background
+    while time.monotonic() < deadline:
+        now = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={name}",
+                   "--filter", f"label=dockyard.instance={platform.name}"]).stdout.split()
+        if len(now) == 1:
+            break
+        time.sleep(0.5)
     assert len(now) == 1 and now[0] not in cid[0]
     releases = platform.cli("releases", "-a", name).stdout
     assert "v2" in releases and "(current)" in releases
@@ -129,6 +134,8 @@ def test_duplicate_app_is_refused(platform, tmp_path):
 
 def test_api_paths_follow_heroku_shapes(platform):
     headers = {"Authorization": f"Bearer {platform.token()}"}
+    requests = _requests.Session()
+    requests.trust_env = False   # this process's ~/.netrc is not the test platform's
     name = unique_app()
     r = requests.post(f"{platform.api}/apps", json={"name": name}, headers=headers, timeout=10)
     assert r.status_code == 201 and r.json()["name"] == name

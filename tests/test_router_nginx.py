@@ -5,6 +5,7 @@ upstreams: small threaded HTTP servers in subprocesses, bound to 127.0.0.1,
 each answering with its own name. All traffic stays on 127.0.0.1; every wait
 is bounded; nginx and upstreams are killed (process group) in teardown.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -143,6 +144,31 @@ def kill_group(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
+def kill_nginx_for(prefix: Path):
+    """Kill every nginx process started for ``prefix`` (a per-test tmp dir, so
+    only this test's nginx can match): masters by their command line, and the
+    workers of a master that was SIGKILLed, by the pid its pid file names."""
+    try:
+        groups = {int((prefix / "logs/nginx.pid").read_text())}
+    except (OSError, ValueError):
+        groups = set()
+    procs = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        pgid = int(stat[stat.rfind(")") + 2 :].split()[2])
+        procs.append((int(name), pgid, cmdline))
+        if cmdline.startswith("nginx: master process") and f"-p {prefix}/" in cmdline:
+            groups.add(pgid)
+    for pid, pgid, cmdline in procs:
+        if pgid in groups and cmdline.startswith("nginx"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def upstreams():
     """Factory: start('A') -> Upstream serving 'A\\n'."""
@@ -186,6 +212,7 @@ def router(settings, tmp_path):
             kill_group(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+            kill_nginx_for(nginx.prefix)  # e.g. one a test started itself
 
 
 def table(settings, **apps):
@@ -231,7 +258,9 @@ def test_app_without_instances_gets_503_with_a_hint(router, settings):
 def test_proxy_headers_and_websocket_upgrade(router, settings, upstreams):
     router.apply(table(settings, myapp=[upstreams("A")]))
     port = settings.router_port
-    status, body, resp = request(port, f"myapp.localhost:{port}", "/headers", headers={"X-Forwarded-For": "1.2.3.4"})
+    status, body, resp = request(
+        port, f"myapp.localhost:{port}", "/headers", headers={"X-Forwarded-For": "1.2.3.4"}
+    )
     assert status == 200
     seen = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
     assert seen["host"] == f"myapp.localhost:{port}"
@@ -301,7 +330,9 @@ def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstre
     router.apply(table(settings, myapp=[a]))
     live = router.routes_path.read_bytes()
     good_render = render.render_routes
-    monkeypatch.setattr(render, "render_routes", lambda *args, **kw: good_render(*args, **kw) + "bogus_directive on;\n")
+    monkeypatch.setattr(
+        render, "render_routes", lambda *args, **kw: good_render(*args, **kw) + "bogus_directive on;\n"
+    )
     with pytest.raises(ConfigRejected) as err:
         router.apply(table(settings, myapp=[b]))
     assert 'unknown directive "bogus_directive"' in err.value.output
@@ -309,7 +340,11 @@ def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstre
     assert str(router.rejected_path) in str(err.value)
     assert "bogus_directive" in router.rejected_path.read_text()
     assert router.routes_path.read_bytes() == live
-    assert sorted(p.name for p in router.conf_path.parent.iterdir()) == ["nginx.conf", "routes.conf", "routes.conf.rejected"]
+    assert sorted(p.name for p in router.conf_path.parent.iterdir()) == [
+        "nginx.conf",
+        "routes.conf",
+        "routes.conf.rejected",
+    ]
     assert text(settings.router_port, "myapp.localhost") == (200, "A\n")
     monkeypatch.setattr(render, "render_routes", good_render)
     assert router.apply(table(settings, myapp=[b])) is True
@@ -365,7 +400,9 @@ def test_concurrent_apply_is_safe(router, settings, upstreams):
     # The live file is exactly one complete render, nginx accepts it, and serves it.
     live = router.routes_path.read_text()
     candidates = [render.render_routes(t, settings.router_port) for t in tables]
-    candidates.append(render.render_routes(build_table([("proc", [ups[0]])], settings.domain), settings.router_port))
+    candidates.append(
+        render.render_routes(build_table([("proc", [ups[0]])], settings.domain), settings.router_port)
+    )
     assert live in candidates
     router.test_config()
     assert sorted(p.name for p in router.conf_path.parent.iterdir()) == ["nginx.conf", "routes.conf"]
@@ -551,7 +588,9 @@ def test_main_run_in_a_thread_logs_rejections_and_keeps_serving(settings, upstre
     events = queue.SimpleQueue()
     nginx = Nginx(settings)
     result = {}
-    runner = threading.Thread(target=lambda: result.update(code=main.run(settings, load, 0.1, events=events, nginx=nginx)))
+    runner = threading.Thread(
+        target=lambda: result.update(code=main.run(settings, load, 0.1, events=events, nginx=nginx))
+    )
     caplog.set_level("INFO", logger="dockyard.router")
     runner.start()
     try:
@@ -560,7 +599,9 @@ def test_main_run_in_a_thread_logs_rejections_and_keeps_serving(settings, upstre
         wait_for(lambda: "could not load routes" in caplog.text, what="load failure logged")
         assert "database is locked" in caplog.text
         good_render = render.render_routes
-        monkeypatch.setattr(render, "render_routes", lambda *a, **k: good_render(*a, **k) + "bogus_directive on;\n")
+        monkeypatch.setattr(
+            render, "render_routes", lambda *a, **k: good_render(*a, **k) + "bogus_directive on;\n"
+        )
         current["routes"] = table(settings, myapp=[b])
         wait_for(lambda: "could not apply routes" in caplog.text, what="rejection logged")
         assert "bogus_directive" in caplog.text
@@ -570,8 +611,7 @@ def test_main_run_in_a_thread_logs_rejections_and_keeps_serving(settings, upstre
     finally:
         events.put(main.STOP)
         runner.join(timeout=30)
-        if nginx._proc is not None:
-            kill_group(nginx._proc.pid)
+        kill_nginx_for(nginx.prefix)
     assert result == {"code": 0}
     assert not nginx.running()
 
@@ -618,8 +658,7 @@ def test_main_restarts_nginx_after_sigkill_and_exits_0_on_sigterm(settings, upst
         assert second is not None
     finally:
         kill_group(proc.pid)
-        for pid in filter(None, [nginx._pid_from_file()]):
-            kill_group(pid)
         proc.wait(timeout=10)
+        kill_nginx_for(nginx.prefix)  # orphaned workers, or an nginx the runner was starting when killed
     output = log_path.read_text()
     assert "nginx exited with code" in output and "restarting it" in output, output

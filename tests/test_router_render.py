@@ -1,11 +1,12 @@
 """Unit tests of router.table and router.render: no sockets, no subprocesses."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from router.errors import RenderError, RouterError
+from router.errors import ConfigRejected, RenderError, RouterError
 from router.render import render_main, render_routes, upstream_name
 from router.table import Route, Upstream, build_table
 
@@ -76,8 +77,12 @@ def test_route_is_immutable_and_hashable():
 
 # ---------------------------------------------------------------- routes
 def test_render_routes_is_deterministic():
-    a = build_table([("myapp", [("127.0.0.1", 5001), ("127.0.0.1", 5000)]), ("other", [("127.0.0.1", 6000)])], "localhost")
-    b = build_table([("other", [("127.0.0.1", 6000)]), ("myapp", [("127.0.0.1", 5000), ("127.0.0.1", 5001)])], "localhost")
+    a = build_table(
+        [("myapp", [("127.0.0.1", 5001), ("127.0.0.1", 5000)]), ("other", [("127.0.0.1", 6000)])], "localhost"
+    )
+    b = build_table(
+        [("other", [("127.0.0.1", 6000)]), ("myapp", [("127.0.0.1", 5000), ("127.0.0.1", 5001)])], "localhost"
+    )
     text = render_routes(a, PORT)
     assert text == render_routes(b, PORT)
     assert text == render_routes(tuple(reversed(a)), PORT)  # render sorts too
@@ -86,7 +91,9 @@ def test_render_routes_is_deterministic():
 
 def test_each_app_gets_its_hostnames_and_its_upstreams():
     routes = (
-        Route("myapp", ("myapp.localhost", "www.example.com"), (Upstream("127.0.0.1", 5000), Upstream("::1", 5001))),
+        Route(
+            "myapp", ("myapp.localhost", "www.example.com"), (Upstream("127.0.0.1", 5000), Upstream("::1", 5001))
+        ),
         Route("other", ("other.localhost",), (Upstream("127.0.0.1", 6000),)),
     )
     text = render_routes(routes, PORT)
@@ -124,7 +131,10 @@ def test_default_server_returns_404_and_never_lists_apps():
     text = render_routes(build_table([("secret-app", [("127.0.0.1", 5000)]), ("idle", [])], "localhost"), PORT)
     block = default_block(text)
     assert f"listen 127.0.0.1:{PORT} default_server;" in block
-    assert 'return 404 "No app is configured for host \\"$host\\". Create one with: dockyard apps:create NAME' in block
+    assert (
+        'return 404 "No app is configured for host \\"$host\\". Create one with: dockyard apps:create NAME'
+        in block
+    )
     assert "default_type text/plain;" in block
     assert "secret-app" not in block and "idle" not in block
     assert text.count("default_server") == 1
@@ -206,6 +216,29 @@ def test_render_error_is_a_router_error_with_a_helpful_message():
     with pytest.raises(RouterError) as err:
         render_routes((Route("Bad", ("bad.localhost",)),), PORT)
     assert "'Bad'" in str(err.value) and "lowercase" in str(err.value)
+    # What the API's error handler reads.
+    assert (err.value.status, err.value.code) == (400, "invalid_route")
+    assert err.value.message == str(err.value)
+
+
+def test_error_classes_carry_status_and_code():
+    assert (RouterError("x").status, RouterError("x").code) == (500, "router_error")
+    rejected = ConfigRejected("nginx said no", output="[emerg] boom")
+    assert (rejected.status, rejected.code, rejected.output, rejected.message) == (
+        500,
+        "config_rejected",
+        "[emerg] boom",
+        "nginx said no",
+    )
+    assert isinstance(rejected, RouterError) and issubclass(RenderError, RouterError)
+
+
+def test_app_name_with_trailing_newline_is_refused():
+    # re.match(r"^...$") accepts "myapp\n"; the renderer must not.
+    with pytest.raises(RenderError):
+        render_routes((Route("myapp\n", ("myapp.localhost",)),), PORT)
+    with pytest.raises(RenderError):
+        render_routes((Route("myapp", ("myapp.localhost\n",)),), PORT)
 
 
 # ---------------------------------------------------------------- main conf
@@ -249,7 +282,9 @@ def test_render_main_candidate_routes_file():
     assert "conf/routes.conf" not in text.split("include")[-1]
 
 
-@pytest.mark.parametrize("prefix", ["relative/dir", "/tmp/a b", "/tmp/a;b", '/tmp/a"b', "/tmp/$x", "/tmp/a\nb", "/tmp/{a}"])
+@pytest.mark.parametrize(
+    "prefix", ["relative/dir", "/tmp/a b", "/tmp/a;b", '/tmp/a"b', "/tmp/$x", "/tmp/a\nb", "/tmp/{a}"]
+)
 def test_render_main_refuses_unsafe_prefix(prefix):
     with pytest.raises(RenderError):
         render_main(prefix, PORT)

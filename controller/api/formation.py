@@ -50,5 +50,5 @@ def scale(name):
             quantities[ptype] = qty
         s.store.set_formation(app, quantities)
         s.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
-        converge(s, app, lines.append)
+        converge(s, app, lines.append, background=True)
     return jsonify(_formation_json(name))

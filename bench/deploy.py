@@ -1,0 +1,110 @@
+"""Deploy benchmark (issue 2): for a tiny Dockerfile app, time `git push` -> first 200 of the
+new content through the Dockyard router, and, in the same run, the raw floor: `docker build`
++ `docker run` + first 200 with no platform. Prints medians and the ratio; never asserts.
+
+    .venv/bin/python bench/deploy.py [--runs 5]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
+                            start_platform, stop_platform)
+
+
+def get(port: int, host: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def wait_for(port: int, host: str, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get(port, host) == (200, text):
+                return
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{host}:{port} never served {text!r}")
+
+
+def floor_once(ctx: Path, text: str) -> float:
+    (ctx / "index.html").write_text(text)
+    start = time.monotonic()
+    run(["docker", "build", "-q", "-t", "dockyard-bench/floor:latest", str(ctx)])
+    cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000",
+               "dockyard-bench/floor:latest"]).stdout.strip()
+    try:
+        port = int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1])
+        wait_for(port, "localhost", text)
+        return time.monotonic() - start
+    finally:
+        run(["docker", "rm", "-f", cid], check=False)
+
+
+def dockyard_once(p, repo: Path, app: str, text: str) -> tuple[float, float]:
+    make_app_repo(repo, {"index.html": text}, p)
+    start = time.monotonic()
+    push = subprocess.Popen(["git", "push", "-q", "dockyard", "main"], cwd=repo, env=p.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(p.router_port, f"{app}.{p.domain}", text)
+    served = time.monotonic() - start
+    _, err = push.communicate(timeout=300)
+    if push.returncode != 0:
+        raise RuntimeError(f"push failed: {err}")
+    return served, time.monotonic() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
+        tmp = Path(tmp)
+        ensure_busybox_base(tmp / "busybox")
+        ctx = tmp / "floor"
+        ctx.mkdir()
+        for rel, content in httpd_app("floor").items():
+            (ctx / rel).write_text(content)
+        p = start_platform(tmp / "platform")
+        try:
+            app = "bench"
+            repo = make_app_repo(tmp / app, httpd_app("cold"), p)
+            p.cli("apps:create", app, cwd=repo)
+            cold, _ = dockyard_once(p, repo, app, "cold-2")
+            floors, served, pushes = [], [], []
+            for i in range(args.runs):       # interleaved, so both see the same machine state
+                floors.append(floor_once(ctx, f"floor {i} {time.time()}"))
+                s, total = dockyard_once(p, repo, app, f"dockyard {i} {time.time()}")
+                served.append(s)
+                pushes.append(total)
+        finally:
+            stop_platform(p)
+            run(["docker", "rmi", "-f", "dockyard-bench/floor:latest"], check=False)
+    f, d, t = statistics.median(floors), statistics.median(served), statistics.median(pushes)
+    print(f"base image: {BUSYBOX_BASE}; runs: {args.runs} (medians)")
+    print(f"raw floor  docker build + docker run + first 200:          {f:.2f} s")
+    print(f"dockyard   first deploy, git push -> first 200 via router: {cold:.2f} s")
+    print(f"dockyard   redeploy, git push -> first 200 via router:     {d:.2f} s")
+    print(f"dockyard   redeploy, git push until it returns:            {t:.2f} s")
+    print(f"ratio      redeploy / floor:                               {d / f:.2f}  (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
