@@ -25,7 +25,7 @@ from controller.services import Out, Services
 from .build import run_build
 from .errors import BuildError, PushRefused
 
-GIT_PATH = re.compile(r"^/([^/]+)\.git(/.*)?$")
+GIT_PATH = re.compile(r"/([^/]+)\.git(/.*)?", re.DOTALL)
 ZERO = b"0" * 40
 
 
@@ -38,8 +38,8 @@ class AppReposBackend(Backend):
 
     def open_repository(self, path):
         path = path.decode() if isinstance(path, bytes) else path
-        m = GIT_PATH.match(path if path.startswith("/") else "/" + path)
-        if not m or not APP_NAME_RE.match(m.group(1)) or m.group(2):
+        m = GIT_PATH.fullmatch(path if path.startswith("/") else "/" + path)
+        if not m or not APP_NAME_RE.fullmatch(m.group(1)) or m.group(2):
             raise NotGitRepository(f"No app repository at {path[:60]!r}")
         return Repo(str(self.root / f"{m.group(1)}.git"))
 
@@ -82,7 +82,7 @@ def handler_factory(svc: Services, user: str):
         def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
             super().__init__(backend, args, proto, stateless_rpc=stateless_rpc, advertise_refs=advertise_refs)
             path = args[0].decode() if isinstance(args[0], bytes) else args[0]
-            self.app_name = GIT_PATH.match(path).group(1)
+            self.app_name = GIT_PATH.fullmatch(path).group(1)
             self.client_gone = False
             self._locks = []
 
@@ -148,7 +148,7 @@ class GitApp:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        m = GIT_PATH.match(path)
+        m = GIT_PATH.fullmatch(path)
         name = m.group(1) if m else ""
         token = token_from_header(environ.get("HTTP_AUTHORIZATION", ""))
         user = self.svc.store.user_for_token(token) if token else None
@@ -158,7 +158,7 @@ class GitApp:
                          f"{why}. Log in with `dockyard login`: it stores your token in ~/.netrc, "
                          "which git uses for this remote.",
                          [("WWW-Authenticate", 'Basic realm="Dockyard"')])
-        app = self.svc.store.find_app(name) if APP_NAME_RE.match(name) else None
+        app = self.svc.store.find_app(name) if APP_NAME_RE.fullmatch(name) else None
         if app is None or not access.can_read(user, app):
             return _text(start_response, "404 Not Found",
                          f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "

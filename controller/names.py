@@ -18,7 +18,7 @@ def _shown(value: str, limit: int = 40) -> str:
 
 
 def validate_app_name(name: object) -> str:
-    if not isinstance(name, str) or not APP_NAME_RE.match(name) or "--" in name:
+    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name) or "--" in name:
         shown = _shown(name) if isinstance(name, str) else "(missing)"
         raise InvalidName(
             f"Invalid app name {shown}: use 3 to 30 characters, lower-case letters, digits and "
@@ -28,7 +28,7 @@ def validate_app_name(name: object) -> str:
 
 
 def validate_process_type(name: object) -> str:
-    if not isinstance(name, str) or not PROCESS_TYPE_RE.match(name):
+    if not isinstance(name, str) or not PROCESS_TYPE_RE.fullmatch(name):
         shown = _shown(name) if isinstance(name, str) else "(missing)"
         raise InvalidName(
             f"Invalid process type {shown}: use 1 to 30 characters from a-z, 0-9, '_' and '-' "
@@ -38,7 +38,7 @@ def validate_process_type(name: object) -> str:
 
 
 def validate_config_key(key: object) -> str:
-    if not isinstance(key, str) or not CONFIG_KEY_RE.match(key):
+    if not isinstance(key, str) or not CONFIG_KEY_RE.fullmatch(key):
         shown = _shown(key) if isinstance(key, str) else "(missing)"
         raise InvalidName(
             f"Invalid config var name {shown}: use letters, digits and '_', not starting with a "

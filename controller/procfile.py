@@ -36,7 +36,7 @@ def parse_procfile(data: bytes | str) -> dict[str, str]:
                 f"Procfile line {lineno} is not `type: command` (e.g. `web: gunicorn app:app`)."
             )
         ptype, command = m.group(1), m.group(2).strip()
-        if not PROCESS_TYPE_RE.match(ptype):
+        if not PROCESS_TYPE_RE.fullmatch(ptype):
             raise ProcfileError(
                 f"Procfile line {lineno}: process type {ptype[:40]!r} must be 1-30 characters "
                 "from a-z, 0-9, '_' and '-' (e.g. 'web', 'worker')."

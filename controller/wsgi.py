@@ -15,7 +15,7 @@ class Dispatcher:
         self.api = api
 
     def __call__(self, environ, start_response):
-        if GIT_PATH.match(environ.get("PATH_INFO", "")):
+        if GIT_PATH.fullmatch(environ.get("PATH_INFO", "")):
             return self.git(environ, start_response)
         return self.api(environ, start_response)
 

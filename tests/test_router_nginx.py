@@ -144,29 +144,40 @@ def kill_group(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
-def kill_nginx_for(prefix: Path):
+def kill_nginx_for(prefix: Path, settle: float = 0.0):
     """Kill every nginx process started for ``prefix`` (a per-test tmp dir, so
-    only this test's nginx can match): masters by their command line, and the
-    workers of a master that was SIGKILLed, by the pid its pid file names."""
-    try:
-        groups = {int((prefix / "logs/nginx.pid").read_text())}
-    except (OSError, ValueError):
-        groups = set()
-    procs = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
+    only this test's nginx can match): anything whose command line names the
+    prefix, and the workers orphaned by a SIGKILLed master (its pid file names
+    their process group). With ``settle``, sweep again until nothing was found
+    for that long: an nginx that was starting may still be retrying bind()."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 30
+    while True:
         try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        pgid = int(stat[stat.rfind(")") + 2 :].split()[2])
-        procs.append((int(name), pgid, cmdline))
-        if cmdline.startswith("nginx: master process") and f"-p {prefix}/" in cmdline:
-            groups.add(pgid)
-    for pid, pgid, cmdline in procs:
-        if pgid in groups and cmdline.startswith("nginx"):
+            groups = {int((prefix / "logs/nginx.pid").read_text())}
+        except (OSError, ValueError):
+            groups = set()
+        procs = []
+        for name in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()  # state, ppid, pgrp, ...
+            if fields[0] != "Z":
+                procs.append((int(name), int(fields[2]), cmdline))
+            if "nginx" in cmdline and f"-p {prefix}/" in cmdline:
+                groups.add(int(fields[2]))
+        victims = [pid for pid, pgid, cmdline in procs if pgid in groups and "nginx" in cmdline]
+        for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if victims:
+            quiet_since = time.monotonic()
+        if time.monotonic() - quiet_since >= settle or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -659,6 +670,6 @@ def test_main_restarts_nginx_after_sigkill_and_exits_0_on_sigterm(settings, upst
     finally:
         kill_group(proc.pid)
         proc.wait(timeout=10)
-        kill_nginx_for(nginx.prefix)  # orphaned workers, or an nginx the runner was starting when killed
+        kill_nginx_for(nginx.prefix, settle=1.5)  # orphaned workers, or an nginx being started
     output = log_path.read_text()
     assert "nginx exited with code" in output and "restarting it" in output, output

@@ -23,7 +23,7 @@ def test_valid_app_names(name):
     assert validate_app_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["../x", "MyApp", "a" * 31, "", "a1", "ab-", "-ab", "a--b", "a b", "a\nb", "app.x", None, 5])
+@pytest.mark.parametrize("name", ["../x", "MyApp", "a" * 31, "", "a1", "ab-", "-ab", "a--b", "a b", "a\nb", "myapp\n", "app.x", None, 5])
 def test_invalid_app_names_say_the_rule(name):
     with pytest.raises(InvalidName, match="lower-case letters, digits and dashes"):
         validate_app_name(name)
