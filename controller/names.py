@@ -17,31 +17,25 @@ def _shown(value: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+def _check(value: object, pattern: re.Pattern, what: str, rule: str, extra_ok: bool = True) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value) or not extra_ok:
+        shown = _shown(value) if isinstance(value, str) else "(missing)"
+        raise InvalidName(f"Invalid {what} {shown}: {rule}")
+    return value
+
+
 def validate_app_name(name: object) -> str:
-    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name) or "--" in name:
-        shown = _shown(name) if isinstance(name, str) else "(missing)"
-        raise InvalidName(
-            f"Invalid app name {shown}: use 3 to 30 characters, lower-case letters, digits and "
-            "dashes, starting with a letter and ending with a letter or digit (e.g. 'myapp')."
-        )
-    return name
+    return _check(name, APP_NAME_RE, "app name",
+                  "use 3 to 30 characters, lower-case letters, digits and dashes, starting with a "
+                  "letter and ending with a letter or digit (e.g. 'myapp').",
+                  extra_ok=not (isinstance(name, str) and "--" in name))
 
 
 def validate_process_type(name: object) -> str:
-    if not isinstance(name, str) or not PROCESS_TYPE_RE.fullmatch(name):
-        shown = _shown(name) if isinstance(name, str) else "(missing)"
-        raise InvalidName(
-            f"Invalid process type {shown}: use 1 to 30 characters from a-z, 0-9, '_' and '-' "
-            "(e.g. 'web' or 'worker')."
-        )
-    return name
+    return _check(name, PROCESS_TYPE_RE, "process type",
+                  "use 1 to 30 characters from a-z, 0-9, '_' and '-' (e.g. 'web' or 'worker').")
 
 
 def validate_config_key(key: object) -> str:
-    if not isinstance(key, str) or not CONFIG_KEY_RE.fullmatch(key):
-        shown = _shown(key) if isinstance(key, str) else "(missing)"
-        raise InvalidName(
-            f"Invalid config var name {shown}: use letters, digits and '_', not starting with a "
-            "digit (e.g. DATABASE_URL)."
-        )
-    return key
+    return _check(key, CONFIG_KEY_RE, "config var name",
+                  "use letters, digits and '_', not starting with a digit (e.g. DATABASE_URL).")
