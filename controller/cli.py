@@ -386,6 +386,16 @@ def ps_scale(pairs, app):
     click.echo("Scaled to " + " ".join(f"{r['type']}={r['quantity']}" for r in rows))
 
 
+@cli.command("ps:restart")
+@click.argument("ptype", required=False)
+@app_option
+def ps_restart(ptype, app):
+    """Rolling restart of all processes, or of one type."""
+    name = resolve_app(app)
+    call("DELETE", f"/apps/{name}/dynos" + (f"/{ptype}" if ptype else ""))
+    click.echo(f"Restarting {ptype or 'all processes'} of {name}... done")
+
+
 # ---- builds -------------------------------------------------------------------------
 @cli.command()
 @app_option

@@ -12,10 +12,14 @@ from .models import App, Build, Instance, Release
 from .services import Out, Services
 
 
+RELEASE_PHASE = "release"   # Heroku's release phase: run once per release, not scaled
+
+
 def default_quantities(process_types: dict, current: dict[str, int]) -> dict[str, int]:
     """Pure: quantities for process types seen for the first time. `web` starts with 1; when
     an app has no `web`, each of its process types starts with 1 (worker-only apps run)."""
     new = {}
+    process_types = {k: v for k, v in process_types.items() if k != RELEASE_PHASE}
     for ptype in process_types:
         if ptype in current:
             continue
@@ -25,7 +29,7 @@ def default_quantities(process_types: dict, current: dict[str, int]) -> dict[str
 
 def plan(process_types: dict, formation: dict[str, int]) -> list[tuple[str, int]]:
     """Pure: the (process type, index) pairs a release should run."""
-    return [(ptype, i) for ptype in sorted(process_types)
+    return [(ptype, i) for ptype in sorted(process_types) if ptype != RELEASE_PHASE
             for i in range(1, formation.get(ptype, 0) + 1)]
 
 
@@ -55,14 +59,32 @@ def create_release(svc: Services, app: App, build: Build | None, config: dict, d
     return svc.store.get_release(app, release.version)
 
 
-def deploy_release(svc: Services, app: App, release: Release, out: Out) -> None:
+def run_release_phase(svc: Services, app: App, release: Release, image: str, out: Out) -> None:
+    command = release.process_types.get(RELEASE_PHASE)
+    if not command:
+        return
+    out(f"-----> Running release command for v{release.version}: {command}")
+    code = svc.scheduler.run_once(app.name, release, RELEASE_PHASE, command, image,
+                                  lambda line: out(f"       {line}"), svc.settings.build_timeout)
+    if code != 0:
+        raise DeployFailed(f"The release command exited with code {code}: v{release.version} was not "
+                           "released and the previous release keeps serving.")
+    out("       Release command succeeded")
+
+
+def deploy_release(svc: Services, app: App, release: Release, out: Out, only: str | None = None,
+                   release_phase: bool = True) -> None:
+    """Roll out `release` (or re-roll one process type with `only`): new instances first,
+    old ones retired once the router has switched."""
     sched = svc.scheduler
     image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
+    if release_phase:
+        run_release_phase(svc, app, release, image, out)
     svc.store.set_formation(app, default_quantities(release.process_types, svc.store.formation(app)),
                             only_missing=True)
     formation = svc.store.formation(app)
-    wanted = plan(release.process_types, formation)
-    old = sched.instances(app.name)
+    wanted = [w for w in plan(release.process_types, formation) if only in (None, w[0])]
+    old = [i for i in sched.instances(app.name) if only in (None, i.process)]
     if not wanted:
         out("       No processes to start (the formation is scaled to zero).")
     started: list[Instance] = []

@@ -221,6 +221,48 @@ class Scheduler:
             raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
         return inst
 
+    def run_once(self, app: str, release: Release, process: str, command: str, image: str,
+                 on_line: Callable[[str], None], timeout: float) -> int:
+        """Run a command to completion in a one-off container of the release (with its config),
+        streaming its output; returns the exit code. The container is always removed."""
+        s = self.settings
+        env = dict(release.config)
+        env.update(DYNO=f"{process}.1", DOCKYARD_APP=app, DOCKYARD_RELEASE=f"v{release.version}")
+        labels = self._labels(app, **{LABEL_RELEASE: str(release.version), "dockyard.oneoff": process})
+        try:
+            host_config = self.client.api.create_host_config(
+                restart_policy={"Name": "no"}, security_opt=["no-new-privileges"],
+                mem_limit=f"{s.app_memory_mb}m", memswap_limit=f"{s.app_memory_mb}m", pids_limit=1024)
+            cid = self.client.api.create_container(
+                image=image, command=["/bin/sh", "-c", command], environment=env, labels=labels,
+                name=f"{s.name}.{app}.{process}.v{release.version}.{secrets.token_hex(2)}",
+                host_config=host_config, detach=True)["Id"]
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not create the {process} container: {e.explanation}") from None
+        try:
+            self.client.api.start(cid)
+            pending = ""
+            deadline = time.monotonic() + timeout
+            for chunk in self.client.api.logs(cid, stream=True, follow=True):
+                pending += chunk.decode("utf-8", "replace")
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    on_line(line)
+                if time.monotonic() > deadline:
+                    break
+            if pending:
+                on_line(pending)
+            try:
+                result = self.client.api.wait(cid, timeout=max(1, int(deadline - time.monotonic())))
+            except Exception:  # noqa: BLE001 - the engine's read timeout: the command overran
+                self.client.api.kill(cid)
+                raise SchedulerError(f"The {process} command ran longer than {timeout:.0f} s and was stopped.") from None
+            return int(result.get("StatusCode", -1))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"The {process} container failed: {e.explanation}") from None
+        finally:
+            self.remove(cid)
+
     def make_durable(self, container_id: str) -> None:
         """Restart the instance if it crashes and after a daemon or host restart."""
         try:

@@ -147,3 +147,43 @@ def test_five_deploys_under_load_drop_no_request(platform, tmp_path):
             t.join(timeout=30)
     assert results["failed"] == [], results["failed"][:10]
     assert results["ok"] > 100
+
+
+def test_release_phase_runs_before_traffic_and_its_failure_keeps_the_old_release(platform, tmp_path):
+    files = env_app("phase-ok")
+    files["Procfile"] = ('web: echo phase-ok > /www/index.html; exec httpd -f -p $PORT -h /www\n'
+                         'release: echo migrating-now; test "$MIGRATE" != fail\n')
+    name, repo, out = deploy(platform, tmp_path, files)
+    assert "Running release command for v1" in out.stderr and "migrating-now" in out.stderr
+    assert page(platform, name) == "phase-ok"
+    assert "release" not in platform.cli("ps", "-a", name).stdout     # not a running process
+    out = platform.cli("config:set", "MIGRATE=fail", "-a", name, check=False)
+    assert out.returncode == 1 and "release command exited with code 1" in out.stderr
+    assert page(platform, name) == "phase-ok"
+    assert platform.cli("config", "-a", name, "--json").stdout.count("MIGRATE") == 0
+
+
+def test_restart_replaces_instances_without_a_new_release(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("$(hostname)"))
+    before = page(platform, name)
+    platform.cli("ps:restart", "-a", name)
+    after = page(platform, name)
+    assert before != after
+    assert "v2" not in platform.cli("releases", "-a", name).stdout
+    out = platform.cli("ps:restart", "nope", "-a", name, check=False)
+    assert out.returncode == 1 and "no process type 'nope'" in out.stderr
+
+
+def test_crash_looping_process_shows_as_crashed(platform, tmp_path):
+    # Answers its health check, then dies a few seconds later, over and over.
+    files = {"Dockerfile": f"FROM {BUSYBOX_BASE}\nRUN [\"/bin/sh\", \"-c\", \"echo up > /www/index.html\"]\n"
+                           "CMD [\"/bin/sh\", \"-c\", \"httpd -p $PORT -h /www; sleep 2; echo dying; exit 4\"]\n"}
+    name, repo, _ = deploy(platform, tmp_path, files)
+    deadline = time.monotonic() + 60
+    ps = ""
+    while time.monotonic() < deadline:
+        ps = platform.cli("ps", "-a", name).stdout
+        if "crashed" in ps:
+            break
+        time.sleep(0.5)
+    assert "web.1: crashed" in ps, ps

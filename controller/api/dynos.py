@@ -1,5 +1,9 @@
 from flask import Blueprint, jsonify
 
+from ..deploy import deploy_release
+from ..errors import BadRequest
+from ..locks import app_lock
+from ..names import validate_process_type
 from .common import load_app, svc
 
 bp = Blueprint("dynos", __name__)
@@ -23,3 +27,26 @@ def list_dynos(name):
         "release": {"version": inst.version}, "container": inst.container_id[:12],
         "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at,
     } for inst in s.scheduler.instances(name)])
+
+
+@bp.delete("/apps/<name>/dynos")
+@bp.delete("/apps/<name>/dynos/<ptype>")
+def restart(name, ptype=None):
+    """Rolling restart of all processes (or one type): new instances pass their checks
+    before the old ones are stopped."""
+    s = svc()
+    load_app(name)
+    if ptype is not None:
+        validate_process_type(ptype)
+    lines: list[str] = []
+    with app_lock(s.settings, name, "restart"):
+        app = s.store.get_app(name)
+        release = s.store.current_release(app)
+        if release is None or release.build_id is None:
+            raise BadRequest(f"{name} has nothing running yet: deploy it with `git push dockyard main`.")
+        if ptype is not None and ptype not in release.process_types:
+            raise BadRequest(f"{name} has no process type {ptype!r}; its types are: "
+                             f"{', '.join(sorted(release.process_types))}.")
+        deploy_release(s, app, release, lines.append, only=ptype, release_phase=False)
+        s.store.add_event(app, "dockyard", "api", f"Restarted {ptype or 'all processes'}")
+    return jsonify({"restarted": ptype or "all", "output": lines})
