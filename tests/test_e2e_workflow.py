@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import BUSYBOX_BASE, make_app_repo, run, unique_app
+from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, unique_app
 
 pytestmark = pytest.mark.e2e
 
@@ -187,3 +187,29 @@ def test_crash_looping_process_shows_as_crashed(platform, tmp_path):
             break
         time.sleep(0.5)
     assert "web.1: crashed" in ps, ps
+
+
+def test_logs_tail_follows_the_app_across_container_changes(platform, tmp_path):
+    import subprocess
+    name, repo, _ = deploy(platform, tmp_path, env_app("tail-$V"))
+    follower = subprocess.Popen([str(ROOT / ".venv/bin/dockyard"),
+                                 "logs", "--tail", "-n", "5", "-a", name],
+                                env=platform.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        time.sleep(1.5)
+        platform.cli("config:set", "V=2", "-a", name)    # a new container replaces the old one
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("Deployed v2" in l for l in lines):
+            time.sleep(0.3)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum("started web.1" in l for l in lines) < 2:
+            time.sleep(0.3)
+    finally:
+        follower.kill()
+        follower.wait(timeout=10)
+    text = "".join(lines)
+    assert "dockyard[api]: Deployed v2" in text, text
+    assert text.count("app[web.1]: started web.1") >= 2, text
