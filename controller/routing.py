@@ -27,4 +27,8 @@ def load_routes(settings: Settings, store=None, scheduler=None) -> tuple[Route, 
     store = store or Store(settings.db_path)
     scheduler = scheduler or Scheduler(settings)
     apps = [a.name for a in store.list_apps()]
-    return compute_routes(apps, scheduler.instances(), store.healthy_ids(), settings.domain)
+    # Healthy ids first, live containers second: a deploy marks its new instances healthy only
+    # once they run, and stops old ones only after its own (later) apply, so this order never
+    # yields an app with no upstream in the middle of a deploy.
+    healthy = store.healthy_ids()
+    return compute_routes(apps, scheduler.instances(), healthy, settings.domain)
