@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 
 import docker
 import docker.errors
+import requests
 
 from .errors import SchedulerError
 from .models import Instance, Release
@@ -184,33 +185,38 @@ class Scheduler:
         return removed
 
     # ---- instances ------------------------------------------------------
+    def _env(self, app: str, release: Release, dyno: str, **extra: str) -> dict[str, str]:
+        """The release's config plus what the platform sets for every process."""
+        env = dict(release.config)
+        env.update(DYNO=dyno, DOCKYARD_APP=app, DOCKYARD_RELEASE=f"v{release.version}", **extra)
+        return env
+
+    def _host_config(self, **extra) -> dict:
+        """Limits and hardening shared by every app container (instances and one-offs)."""
+        mem = f"{self.settings.app_memory_mb}m"
+        return self.client.api.create_host_config(
+            restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
+            memswap_limit=mem, pids_limit=1024,
+            log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, **extra)
+
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str) -> Instance:
         """Create and start one instance. It starts with restart policy `no`, so a crash
         during its health check is final; `make_durable` switches it to `unless-stopped`."""
         s = self.settings
-        env = dict(release.config)
-        env.update(PORT=str(s.app_port), DYNO=f"{process}.{index}", DOCKYARD_APP=app,
-                   DOCKYARD_RELEASE=f"v{release.version}")
+        env = self._env(app, release, f"{process}.{index}", PORT=str(s.app_port))
         name = f"{s.name}.{app}.{process}.{index}.v{release.version}.{secrets.token_hex(2)}"
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_PROCESS: process,
                                       LABEL_INDEX: str(index)})
-        port_key = f"{s.app_port}/tcp"
+        web = process == "web"
         try:
-            host_config = self.client.api.create_host_config(
-                port_bindings={port_key: ("127.0.0.1", None)} if process == "web" else None,
-                restart_policy={"Name": "no"},
-                security_opt=["no-new-privileges"],
-                mem_limit=f"{s.app_memory_mb}m",
-                memswap_limit=f"{s.app_memory_mb}m",
-                pids_limit=1024,
-                log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
-            )
+            host_config = self._host_config(
+                port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
             created = self.client.api.create_container(
                 image=image,
                 command=["/bin/sh", "-c", command] if command else None,
                 name=name, environment=env, labels=labels,
-                ports=[s.app_port] if process == "web" else None,
+                ports=[s.app_port] if web else None,
                 host_config=host_config, detach=True,
             )
             self.client.api.start(created["Id"])
@@ -224,39 +230,42 @@ class Scheduler:
     def run_once(self, app: str, release: Release, process: str, command: str, image: str,
                  on_line: Callable[[str], None], timeout: float) -> int:
         """Run a command to completion in a one-off container of the release (with its config),
-        streaming its output; returns the exit code. The container is always removed."""
+        streaming its output; returns the exit code. A command still running after `timeout`
+        seconds (silent or not) is killed. The container is always removed."""
         s = self.settings
-        env = dict(release.config)
-        env.update(DYNO=f"{process}.1", DOCKYARD_APP=app, DOCKYARD_RELEASE=f"v{release.version}")
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), "dockyard.oneoff": process})
         try:
-            host_config = self.client.api.create_host_config(
-                restart_policy={"Name": "no"}, security_opt=["no-new-privileges"],
-                mem_limit=f"{s.app_memory_mb}m", memswap_limit=f"{s.app_memory_mb}m", pids_limit=1024)
             cid = self.client.api.create_container(
-                image=image, command=["/bin/sh", "-c", command], environment=env, labels=labels,
+                image=image, command=["/bin/sh", "-c", command],
+                environment=self._env(app, release, f"{process}.1"), labels=labels,
                 name=f"{s.name}.{app}.{process}.v{release.version}.{secrets.token_hex(2)}",
-                host_config=host_config, detach=True)["Id"]
+                host_config=self._host_config(), detach=True)["Id"]
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the {process} container: {e.explanation}") from None
-        try:
-            self.client.api.start(cid)
+
+        def stream_output() -> None:
             pending = ""
-            deadline = time.monotonic() + timeout
-            for chunk in self.client.api.logs(cid, stream=True, follow=True):
-                pending += chunk.decode("utf-8", "replace")
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    on_line(line)
-                if time.monotonic() > deadline:
-                    break
+            try:
+                for chunk in self.client.api.logs(cid, stream=True, follow=True):
+                    pending += chunk.decode("utf-8", "replace")
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        on_line(line)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                pass   # the container was killed or removed: its exit status says what happened
             if pending:
                 on_line(pending)
+
+        try:
+            self.client.api.start(cid)
+            reader = threading.Thread(target=stream_output, name=f"{process}-output", daemon=True)
+            reader.start()
             try:
-                result = self.client.api.wait(cid, timeout=max(1, int(deadline - time.monotonic())))
-            except Exception:  # noqa: BLE001 - the engine's read timeout: the command overran
+                result = self.client.api.wait(cid, timeout=max(1, int(timeout)))
+            except requests.exceptions.RequestException:   # the engine's read timeout: it overran
                 self.client.api.kill(cid)
                 raise SchedulerError(f"The {process} command ran longer than {timeout:.0f} s and was stopped.") from None
+            reader.join(timeout=5)
             return int(result.get("StatusCode", -1))
         except docker.errors.APIError as e:
             raise SchedulerError(f"The {process} container failed: {e.explanation}") from None
