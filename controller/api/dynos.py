@@ -4,7 +4,7 @@ from ..deploy import deploy_release
 from ..errors import BadRequest
 from ..locks import app_lock
 from ..names import validate_process_type
-from .common import load_app, svc
+from .common import load_app, require_process_type, svc
 
 bp = Blueprint("dynos", __name__)
 
@@ -44,9 +44,8 @@ def restart(name, ptype=None):
         release = s.store.current_release(app)
         if release is None or release.build_id is None:
             raise BadRequest(f"{name} has nothing running yet: deploy it with `git push dockyard main`.")
-        if ptype is not None and ptype not in release.process_types:
-            raise BadRequest(f"{name} has no process type {ptype!r}; its types are: "
-                             f"{', '.join(sorted(release.process_types))}.")
+        if ptype is not None:
+            require_process_type(name, release.process_types, ptype)
         deploy_release(s, app, release, lines.append, only=ptype, release_phase=False)
         s.store.add_event(app, "dockyard", "api", f"Restarted {ptype or 'all processes'}")
     return jsonify({"restarted": ptype or "all", "output": lines})

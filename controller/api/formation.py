@@ -4,7 +4,7 @@ from ..errors import BadRequest
 from ..locks import app_lock
 from ..names import validate_process_type
 from ..reconcile import converge
-from .common import body, load_app, svc
+from .common import body, load_app, require_process_type, svc
 
 bp = Blueprint("formation", __name__)
 MAX_QUANTITY = 50
@@ -44,9 +44,7 @@ def scale(name):
             qty = u.get("quantity")
             if not isinstance(qty, int) or isinstance(qty, bool) or not 0 <= qty <= MAX_QUANTITY:
                 raise BadRequest(f"Quantity for {ptype} must be a whole number from 0 to {MAX_QUANTITY}.")
-            if ptype not in types:
-                known = ", ".join(sorted(types)) or "none yet (deploy first)"
-                raise BadRequest(f"{name} has no process type {ptype!r}; its types are: {known}.")
+            require_process_type(name, types, ptype)
             quantities[ptype] = qty
         s.store.set_formation(app, quantities)
         s.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
