@@ -61,8 +61,7 @@ def test_push_deploys_and_is_served_by_hostname(platform, tmp_path):
     image = f"{platform.name}/{name}:v1"
     labels = json.loads(run(["docker", "image", "inspect", image, "--format", "{{json .Config.Labels}}"]).stdout)
     assert labels["dockyard.app"] == name and labels["dockyard.instance"] == platform.name
-    cid = run(["docker", "ps", "-q", "--filter", f"label=dockyard.app={name}",
-               "--filter", f"label=dockyard.instance={platform.name}"]).stdout.split()
+    cid = platform.containers(name, running_only=True)
     assert len(cid) == 1
     info = json.loads(run(["docker", "inspect", cid[0]]).stdout)[0]
     assert info["Config"]["Labels"]["dockyard.release"] == "1"
@@ -80,8 +79,7 @@ def test_push_deploys_and_is_served_by_hostname(platform, tmp_path):
     assert platform.curl(name) == (200, "hello v2")
     deadline = time.monotonic() + 30   # the old instance drains in the background
     while time.monotonic() < deadline:
-        now = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={name}",
-                   "--filter", f"label=dockyard.instance={platform.name}"]).stdout.split()
+        now = platform.containers(name)
         if len(now) == 1:
             break
         time.sleep(0.5)
@@ -222,8 +220,7 @@ def test_app_that_never_listens_fails_with_the_port_hint(platform, tmp_path):
     out = push(platform, repo)
     assert out.returncode != 0
     assert "did not answer HTTP on 0.0.0.0:$PORT (5000) within 8 s" in out.stderr
-    assert run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={name}",
-                "--filter", f"label=dockyard.instance={platform.name}"]).stdout.strip() == ""
+    assert platform.containers(name) == []
 
 
 def test_other_branches_are_refused_naming_the_deploy_branches(platform, tmp_path):
@@ -270,15 +267,13 @@ def test_destroy_removes_containers_and_route(platform, tmp_path):
     assert out.returncode != 0 and f"--confirm {name}" in out.stderr
     platform.cli("apps:destroy", "-a", name, "--confirm", name)
     assert platform.curl(name)[0] == 404
-    assert run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={name}",
-                "--filter", f"label=dockyard.instance={platform.name}"]).stdout.strip() == ""
+    assert platform.containers(name) == []
 
 
 def test_reconciler_replaces_a_removed_container(platform, tmp_path):
     name, repo = new_app(platform, tmp_path, httpd_app("self-healing"))
     push(platform, repo, check=True)
-    cid = run(["docker", "ps", "-q", "--filter", f"label=dockyard.app={name}",
-               "--filter", f"label=dockyard.instance={platform.name}"]).stdout.split()[0]
+    cid = platform.containers(name, running_only=True)[0]
     run(["docker", "rm", "-f", cid])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and platform.curl(name) != (200, "self-healing"):

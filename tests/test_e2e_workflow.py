@@ -96,6 +96,18 @@ def test_five_deploys_under_load_drop_no_request(platform, tmp_path):
     stop = threading.Event()
     results = {"ok": 0, "failed": []}
 
+    def get(conn: http.client.HTTPConnection) -> http.client.HTTPResponse:
+        conn.request("GET", "/", headers={"Host": host})
+        resp = conn.getresponse()
+        resp.read()
+        return resp
+
+    def count(status: int) -> None:
+        if status == 200:
+            results["ok"] += 1
+        else:
+            results["failed"].append(status)
+
     def load():
         deadline = time.monotonic() + 300            # bounded in time and count
         conn = None
@@ -103,29 +115,18 @@ def test_five_deploys_under_load_drop_no_request(platform, tmp_path):
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", platform.router_port, timeout=10)
-                conn.request("GET", "/", headers={"Host": host})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    results["ok"] += 1
-                else:
-                    results["failed"].append(resp.status)
+                resp = get(conn)
+                count(resp.status)
                 if resp.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 # nginx closes idle keep-alive connections on reload; a client retries those once
                 conn = None
                 try:
-                    c2 = http.client.HTTPConnection("127.0.0.1", platform.router_port, timeout=10)
-                    c2.request("GET", "/", headers={"Host": host})
-                    r2 = c2.getresponse()
-                    r2.read()
-                    c2.close()
-                    if r2.status == 200:
-                        results["ok"] += 1
-                    else:
-                        results["failed"].append(r2.status)
+                    fresh = http.client.HTTPConnection("127.0.0.1", platform.router_port, timeout=10)
+                    count(get(fresh).status)
+                    fresh.close()
                 except OSError as e2:
                     results["failed"].append(repr(e2))
             except OSError as e:
