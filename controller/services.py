@@ -2,8 +2,6 @@
 so that pure code paths and tests need no engine."""
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from typing import Callable
 
@@ -41,13 +39,8 @@ class Services:
             return self._router
 
     def apply_routes(self) -> bool:
-        """Compute the route table and apply it as one step across processes, so an older
-        computation (say, the reconciler's) is never applied after a newer one (a deploy's)."""
+        """Compute the route table and apply it as one step under the router's lock, which
+        every process shares, so an older computation (say, the reconciler's) is never
+        applied after a newer one (a deploy's)."""
         from .routing import load_routes
-        self.settings.locks_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.settings.locks_dir / "routes.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            return self.router.apply(load_routes(self.settings, self.store, self.scheduler))
-        finally:
-            os.close(fd)
+        return self.router.apply_fresh(lambda: load_routes(self.settings, self.store, self.scheduler))

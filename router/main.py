@@ -33,16 +33,25 @@ def _default_loader(settings: Settings) -> Sequence[Route]:
     return load_routes(settings)
 
 
+class _LoadFailed(Exception):
+    pass
+
+
 def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool | None:
-    """Load routes and apply them. Returns apply()'s result, or None on failure
-    (logged, with the reason; the live config is left as it was)."""
+    """Load routes and apply them, under the router lock (so this pass can never apply a
+    table older than one another process applied meanwhile). Returns apply's result, or
+    None on failure (logged, with the reason; the live config is left as it was)."""
+    def load() -> tuple[Route, ...]:
+        try:
+            return tuple(load_routes(settings))
+        except Exception as exc:  # the loader talks to the DB/Docker: any failure must not kill the router
+            raise _LoadFailed(f"{type(exc).__name__}: {exc}") from exc
+
     try:
-        routes = tuple(load_routes(settings))
-    except Exception as exc:  # the loader talks to the DB/Docker: any failure must not kill the router
-        log.error("could not load routes, keeping the current config: %s: %s", type(exc).__name__, exc)
+        changed = nginx.apply_fresh(load)
+    except _LoadFailed as exc:
+        log.error("could not load routes, keeping the current config: %s", exc)
         return None
-    try:
-        changed = nginx.apply(routes)
     except RouterError as exc:
         log.error("could not apply routes, keeping the current config: %s", exc)
         return None
@@ -50,7 +59,7 @@ def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool
         log.exception("unexpected error applying routes, keeping the current config")
         return None
     if changed:
-        log.info("routes applied: %d app(s)", len(routes))
+        log.info("routes applied")
     return changed
 
 

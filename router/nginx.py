@@ -21,7 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -138,20 +138,31 @@ class Nginx:
         the new config. Safe to call concurrently from several processes.
         """
         routes_text = self._routes_text(tuple(routes))  # RenderError before touching anything
-        main_text = self._main_text()
         with self._locked():
-            for sub in ("conf", "logs", "tmp"):
-                (self.prefix / sub).mkdir(parents=True, exist_ok=True)
-            unchanged = _read(self.conf_path) == main_text and _read(self.routes_path) == routes_text
-            if unchanged and not self._reload_owed:
-                return False
-            if not unchanged:
-                self._validate_and_install(main_text, routes_text)
-            if self.running():
-                self._reload_owed = True
-                self._reload_locked()
-            self._reload_owed = False
-            return True
+            return self._apply_locked(routes_text)
+
+    def apply_fresh(self, load: Callable[[], Iterable[Route]]) -> bool:
+        """Like ``apply``, but computes the routes with ``load()`` while holding the
+        router lock. Every process that changes routes must use this: a table computed
+        before another process's newer one can then never be applied after it (a stale
+        table is how an app briefly loses all its upstreams in the middle of a deploy)."""
+        with self._locked():
+            return self._apply_locked(self._routes_text(tuple(load())))
+
+    def _apply_locked(self, routes_text: str) -> bool:
+        main_text = self._main_text()
+        for sub in ("conf", "logs", "tmp"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        unchanged = _read(self.conf_path) == main_text and _read(self.routes_path) == routes_text
+        if unchanged and not self._reload_owed:
+            return False
+        if not unchanged:
+            self._validate_and_install(main_text, routes_text)
+        if self.running():
+            self._reload_owed = True
+            self._reload_locked()
+        self._reload_owed = False
+        return True
 
     def _validate_and_install(self, main_text: str, routes_text: str) -> None:
         conf_dir = self.conf_path.parent

@@ -336,6 +336,38 @@ def test_route_changes_are_served_when_apply_returns(router, settings, upstreams
     assert text(port, long_host) == (200, "A\n")
 
 
+def test_apply_fresh_computes_under_the_lock_so_a_stale_table_never_lands_last(router, settings, upstreams):
+    # The CI failure this guards against: the router loop computed a table, a deploy then
+    # switched upstreams and stopped the old instance, and the router applied its stale
+    # table last (the app had no live upstream: 503s until the next pass).
+    a, b = upstreams("A"), upstreams("B")
+    router.apply(table(settings, myapp=[a]))
+    slow_started, release_slow, calls = threading.Event(), threading.Event(), []
+
+    def slow_load():            # an older computation, still running when a newer one starts
+        calls.append("slow")
+        slow_started.set()
+        assert release_slow.wait(10)
+        return table(settings, myapp=[a])
+
+    def fresh_load():
+        calls.append("fresh")
+        return table(settings, myapp=[b])
+
+    slow = threading.Thread(target=router.apply_fresh, args=(slow_load,))
+    slow.start()
+    assert slow_started.wait(10)
+    fresh = threading.Thread(target=router.apply_fresh, args=(fresh_load,))
+    fresh.start()
+    time.sleep(0.3)
+    assert calls == ["slow"]    # the newer computation waits for the lock, it does not run alongside
+    release_slow.set()
+    slow.join(15)
+    fresh.join(15)
+    assert calls == ["slow", "fresh"]
+    assert {text(settings.router_port, "myapp.localhost") for _ in range(5)} == {(200, "B\n")}
+
+
 def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstreams, monkeypatch):
     a, b = upstreams("A"), upstreams("B")
     router.apply(table(settings, myapp=[a]))
