@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from controller.checks import CheckSpecError, parse_app_json
 from controller.errors import SchedulerError
 from controller.models import App, Build
 from controller.procfile import parse_procfile
@@ -19,7 +20,7 @@ from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTi
 from controller.services import Out, Services
 
 from .dockerfile import base_images
-from .errors import BaseImageMissing, BuildError, BuildTimeout, NoBuildMethod
+from .errors import BaseImageMissing, BuildError, BuildTimeout, InvalidAppJson, NoBuildMethod
 
 MIN_FREE_BYTES = 1 << 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -70,6 +71,17 @@ def process_types_for(src: Path) -> dict[str, str]:
     return {"web": ""}
 
 
+def healthchecks_for(src: Path, app_port: int) -> dict:
+    """app.json's `healthchecks` (Dokku's format), validated; {} without an app.json."""
+    path = src / "app.json"
+    if not path.is_file():
+        return {}
+    try:
+        return parse_app_json(path.read_bytes(), app_port)
+    except CheckSpecError as e:
+        raise InvalidAppJson(f"{e.message} (nothing was released)") from None
+
+
 def check_disk(paths: list[str]) -> None:
     for p in paths:
         if os.path.exists(p):
@@ -104,8 +116,11 @@ def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
                                     "Dockerfile, commit, and push again.")
             method = detect_method(src)
             process_types = process_types_for(src)
+            healthchecks = healthchecks_for(src, settings.app_port)
             say(f"-----> Building {app.name} ({sha[:8]}) with Dockerfile")
             _build_dockerfile(svc, src, tag, app, build, say, cancelled)
+        if healthchecks:
+            svc.store.set_build_healthchecks(build.id, healthchecks)
         svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, process_types, method)
         say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
             f"process types: {', '.join(sorted(process_types))}")

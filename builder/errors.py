@@ -21,6 +21,10 @@ class BaseImageMissing(BuildError):
     code = "base_image_missing"
 
 
+class InvalidAppJson(BuildError):
+    code = "invalid_app_json"
+
+
 class BuildTimeout(BuildError):
     code = "build_timeout"
 

@@ -65,7 +65,16 @@ def deploy_push(svc: Services, app_name: str, repo, new: bytes, user: str, out: 
         raise PushRefused("The push was interrupted; nothing was released.")
     current = svc.store.current_release(app)
     config = current.config if current else {}
-    create_release(svc, app, build, config, f"Deploy {new.decode()[:8]}", user, out)
+    stopped = sorted(svc.store.stopped_types(app))
+    if stopped:   # like Dokku: a deploy starts what `ps:stop` stopped
+        out(f"-----> Starting {', '.join(stopped)} (stopped with ps:stop)")
+        svc.store.set_stopped(app, stopped, False)
+    try:
+        create_release(svc, app, build, config, f"Deploy {new.decode()[:8]}", user, out)
+    except BaseException:
+        if stopped:
+            svc.store.set_stopped(app, stopped, True)   # nothing changed: it stays stopped
+        raise
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:

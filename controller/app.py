@@ -23,8 +23,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     svc = services or Services(settings)
     app.extensions["dockyard"] = svc
 
-    from .api import account, apps, builds, config_vars, dynos, formation, logs, releases
-    for bp in (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp):
+    from .api import account, apps, builds, checks, config_vars, dynos, formation, limits, logs, releases
+    for bp in (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
+               limits.bp, checks.bp):
         app.register_blueprint(bp)
 
     @app.get("/healthz")

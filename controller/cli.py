@@ -324,10 +324,24 @@ def config_get(key, app):
     click.echo(data[key])
 
 
+no_restart_option = click.option("--no-restart", is_flag=True,
+                                  help="Make the release but leave the processes running until the next restart.")
+
+
+def _change_config(name: str, changes: dict, no_restart: bool, verb: str) -> None:
+    call("PATCH", f"/apps/{name}/config-vars", changes, params={"restart": "false"} if no_restart else None)
+    if no_restart:
+        click.echo(f"{verb} {', '.join(changes)} on {name}... done (not restarted: "
+                   f"`dockyard ps:restart -a {name}` applies it)")
+    else:
+        click.echo(f"{verb} {', '.join(changes)} and restarting {name}... done")
+
+
 @cli.command("config:set")
 @click.argument("pairs", nargs=-1, required=True)
+@no_restart_option
 @app_option
-def config_set(pairs, app):
+def config_set(pairs, no_restart, app):
     """Set config vars (KEY=VALUE ...): one release, one rolling restart."""
     changes = {}
     for pair in pairs:
@@ -335,19 +349,16 @@ def config_set(pairs, app):
         if not sep:
             raise click.ClickException(f"{pair[:40]!r} is not KEY=VALUE.")
         changes[key] = value
-    name = resolve_app(app)
-    call("PATCH", f"/apps/{name}/config-vars", changes)
-    click.echo(f"Setting {', '.join(changes)} and restarting {name}... done")
+    _change_config(resolve_app(app), changes, no_restart, "Setting")
 
 
 @cli.command("config:unset")
 @click.argument("keys", nargs=-1, required=True)
+@no_restart_option
 @app_option
-def config_unset(keys, app):
+def config_unset(keys, no_restart, app):
     """Unset config vars."""
-    name = resolve_app(app)
-    call("PATCH", f"/apps/{name}/config-vars", {k: None for k in keys})
-    click.echo(f"Unsetting {', '.join(keys)} and restarting {name}... done")
+    _change_config(resolve_app(app), {k: None for k in keys}, no_restart, "Unsetting")
 
 
 # ---- processes ----------------------------------------------------------------------
@@ -357,8 +368,11 @@ def ps(app):
     """List an app's processes."""
     name = resolve_app(app)
     dynos = call("GET", f"/apps/{name}/dynos")
+    stopped = [f["type"] for f in call("GET", f"/apps/{name}/formation") if f.get("stopped")]
     if not dynos:
         click.echo(f"No processes are running for {name}.")
+    if stopped:
+        click.echo(f"Stopped (ps:stop): {', '.join(stopped)}; start with `dockyard ps:start -a {name}`")
     by_type: dict[str, list] = {}
     for d in dynos:
         by_type.setdefault(d["type"], []).append(d)
@@ -394,6 +408,166 @@ def ps_restart(ptype, app):
     name = resolve_app(app)
     call("DELETE", f"/apps/{name}/dynos" + (f"/{ptype}" if ptype else ""))
     click.echo(f"Restarting {ptype or 'all processes'} of {name}... done")
+
+
+@cli.command("ps:stop")
+@click.argument("ptype", required=False)
+@app_option
+def ps_stop(ptype, app):
+    """Stop all processes (or one type); the formation is kept for ps:start."""
+    name = resolve_app(app)
+    call("POST", f"/apps/{name}/formation/actions/stop", {"type": ptype} if ptype else {})
+    click.echo(f"Stopped {ptype or 'all processes'} of {name}")
+
+
+@cli.command("ps:start")
+@click.argument("ptype", required=False)
+@app_option
+def ps_start(ptype, app):
+    """Start what ps:stop stopped."""
+    name = resolve_app(app)
+    call("POST", f"/apps/{name}/formation/actions/start", {"type": ptype} if ptype else {})
+    click.echo(f"Started {ptype or 'all processes'} of {name}")
+
+
+@cli.command("ps:limits")
+@click.argument("ptype", required=False)
+@click.option("--memory", "memory", help="Memory per instance in MB (e.g. 256), or 'default'.")
+@click.option("--cpu", "cpu", help="CPUs per instance (e.g. 0.5), or 'default'.")
+@app_option
+def ps_limits(ptype, memory, cpu, app):
+    """Show resource limits, or set them for a process type (rolls that type)."""
+    name = resolve_app(app)
+    if memory is None and cpu is None:
+        rows = call("GET", f"/apps/{name}/limits")
+    else:
+        if not ptype:
+            raise click.ClickException("Name the process type: `dockyard ps:limits web --memory 256 --cpu 0.5`.")
+        update = {}
+        for key, raw, cast in (("memory_mb", memory, int), ("cpus", cpu, float)):
+            if raw is None:
+                continue
+            try:
+                update[key] = None if raw == "default" else cast(raw)
+            except ValueError:
+                raise click.ClickException(f"{raw!r} is not a number for --{'memory' if key == 'memory_mb' else 'cpu'}.")
+        rows = call("PATCH", f"/apps/{name}/limits/{ptype}", update)["limits"]
+    for r in rows:
+        cpus = "unlimited" if r["cpus"] is None else f"{r['cpus']:g}"
+        click.echo(f"{r['type']}: memory {r['memory_mb']} MB{' (default)' if r['memory_default'] else ''}, "
+                   f"cpus {cpus}{' (default)' if r['cpus_default'] else ''}")
+
+
+def _print_checks(rows) -> None:
+    for r in rows:
+        if not r["checks"]:
+            click.echo(f"{r['type']}: default: {r['default']}")
+        for c in r["checks"]:
+            what = c.get("command") or ("listening" if c.get("listening") else f"GET {c.get('path')}")
+            content = f" expecting {c['content']!r}" if c.get("content") else ""
+            click.echo(f"{r['type']}: {c['name']!r} {what}{content}: attempts {c['attempts']}, timeout "
+                       f"{c['timeout']} s, wait {c['wait']} s, initial delay {c['initialDelay']} s "
+                       f"[{r['source']}]")
+
+
+@cli.command("checks")
+@app_option
+def checks(app):
+    """Health checks each process type must pass before it gets traffic."""
+    _print_checks(call("GET", f"/apps/{resolve_app(app)}/checks"))
+
+
+@cli.command("checks:set")
+@click.argument("ptype")
+@click.argument("pairs", nargs=-1, required=True)
+@app_option
+def checks_set(ptype, pairs, app):
+    """Set a type's check (overrides app.json): path=/health content=ok attempts=3 timeout=5 wait=2."""
+    spec = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.ClickException(f"{pair[:40]!r} is not KEY=VALUE (e.g. path=/health).")
+        spec[key] = value
+    name = resolve_app(app)
+    _print_checks(call("PUT", f"/apps/{name}/checks/{ptype}", spec))
+    click.echo(f"Used from the next deploy or `dockyard ps:restart -a {name}`.")
+
+
+@cli.command("checks:unset")
+@click.argument("ptype")
+@app_option
+def checks_unset(ptype, app):
+    """Back to app.json's checks (or the default) for a type."""
+    _print_checks(call("DELETE", f"/apps/{resolve_app(app)}/checks/{ptype}"))
+
+
+@cli.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--detach", "-d", is_flag=True, help="Run in the background; output goes to `dockyard logs`.")
+@app_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(detach, app, command):
+    """Run a one-off process in the current release: `dockyard run -a APP -- python manage.py migrate`.
+    stdin, stdout, stderr and the exit code pass through."""
+    name = resolve_app(app)
+    line = " ".join(command)
+    if detach:
+        dyno = call("POST", f"/apps/{name}/dynos", {"command": line})
+        click.echo(f"Running `{line}` on {name}... up, {dyno['name']}; see `dockyard logs -a {name} --ps {dyno['name']}`")
+        return
+    call("GET", f"/apps/{name}")      # a clear error (login, access, no such app) before attaching
+    sys.exit(_run_attached(name, line))
+
+
+def _run_attached(name: str, line: str) -> int:
+    import threading
+
+    import simple_websocket
+    url = "ws" + api_url()[len("http"):] + f"/apps/{name}/run"
+    try:
+        ws = simple_websocket.Client(url, headers={"Authorization": f"Bearer {token()}"})
+    except (simple_websocket.ConnectionError, OSError) as e:
+        raise click.ClickException(f"Could not attach to {name}'s one-off ({e}): is the platform running?")
+    ws.send(json.dumps({"command": line}))
+
+    def pump_stdin() -> None:
+        try:
+            fd = sys.stdin.fileno()
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                ws.send(data)
+        except (OSError, ValueError, simple_websocket.ConnectionClosed):
+            pass
+        try:
+            ws.send(json.dumps({"eof": True}))
+        except simple_websocket.ConnectionClosed:
+            pass
+
+    threading.Thread(target=pump_stdin, daemon=True).start()
+    try:
+        while True:
+            msg = ws.receive()
+            if isinstance(msg, bytes):
+                stream = sys.stdout.buffer if msg[:1] == b"\x01" else sys.stderr.buffer
+                stream.write(msg[1:])
+                stream.flush()
+                continue
+            event = json.loads(msg)
+            if "started" in event:
+                click.echo(f"Running `{line}` on {name} (v{event.get('release')})... up, {event['started']}", err=True)
+            elif "exit" in event:
+                return int(event["exit"])
+            elif "error" in event:
+                raise click.ClickException(event["error"])
+    except simple_websocket.ConnectionClosed:
+        raise click.ClickException("The connection to the one-off was lost before it reported its exit code.")
+    finally:
+        try:
+            ws.close()
+        except Exception:  # noqa: BLE001 - closing a dead socket
+            pass
 
 
 # ---- builds -------------------------------------------------------------------------

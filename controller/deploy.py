@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .checks import Check, effective, run_checks
 from .errors import DeployFailed, DockyardError
 from .health import wait_until_answers
-from .models import App, Build, Instance, Release
+from .models import App, Build, Instance, Limits, Release
 from .services import Out, Services
 
 
@@ -34,12 +35,21 @@ def plan(process_types: dict, formation: dict[str, int]) -> list[tuple[str, int]
 
 
 def create_release(svc: Services, app: App, build: Build | None, config: dict, description: str,
-                   user: str | None, out: Out) -> Release:
-    """Make a new release and, if it has a build, roll it out."""
-    if build is None:
-        release = svc.store.create_release(app, None, config, description, user, status="succeeded")
-        svc.store.add_event(app, "dockyard", "api", f"Release v{release.version} created by {user}: {description}")
-        return release
+                   user: str | None, out: Out, restart: bool = True) -> Release:
+    """Make a new release and, if it has a build, roll it out. With restart=False (config
+    --no-restart) the release becomes current but the processes keep running the live one
+    until the next restart or deploy."""
+    if build is None or not restart:
+        live = svc.store.live_release(app)
+        release = svc.store.create_release(app, build.id if build else None, config, description, user,
+                                           status="succeeded", live=build is None)
+        if build is not None:
+            svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
+            out(f"-----> Released v{release.version} without restarting: v{live.version if live else 0} keeps "
+                f"running until `dockyard ps:restart -a {app.name}` (or the next deploy) applies it")
+        svc.store.add_event(app, "dockyard", "api", f"Release v{release.version} created by {user}: {description}"
+                            + ("" if restart or build is None else " (not restarted)"))
+        return svc.store.get_release(app, release.version)
     release = svc.store.create_release(app, build.id, config, description, user)
     image = svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
     release = svc.store.get_release(app, release.version)
@@ -48,7 +58,11 @@ def create_release(svc: Services, app: App, build: Build | None, config: dict, d
         deploy_release(svc, app, release, out)
     except DockyardError as e:
         svc.store.finish_release(release, "failed")
-        svc.store.add_event(app, "dockyard", "api", f"Deploy of v{release.version} failed: {e.message}")
+        live = svc.store.live_release(app)
+        kept = f"v{live.version} keeps serving" if live else "nothing was running before"
+        out(f"-----> Release v{release.version} failed; rolled back automatically: {kept}")
+        svc.store.add_event(app, "dockyard", "api", f"Deploy of v{release.version} failed: {e.message} "
+                            f"Rolled back automatically: {kept}.")
         raise
     except BaseException:
         svc.store.finish_release(release, "failed")
@@ -72,39 +86,66 @@ def run_release_phase(svc: Services, app: App, release: Release, image: str, out
     out("       Release command succeeded")
 
 
+def release_checks(svc: Services, app: App, release: Release) -> dict[str, tuple[str, list[Check]]]:
+    """Per process type: (source, checks), checks:set overriding the build's app.json."""
+    return effective(svc.store.checks(app), release.healthchecks, svc.settings.app_port)
+
+
+def start_instance(svc: Services, app: App, release: Release, ptype: str, index: int, out: Out,
+                   started: list[Instance] | None = None,
+                   checks: dict[str, tuple[str, list[Check]]] | None = None) -> Instance:
+    """Start one instance of `release` with the type's limits, run its health checks (or, for
+    `web` without any, wait until it answers HTTP), then make it durable. Appends the
+    instance to `started` as soon as it exists, so a caller can clean up after a failure."""
+    sched = svc.scheduler
+    image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
+    limits = svc.store.limits(app).get(ptype) or {}
+    inst = sched.start(app.name, release, ptype, index, release.process_types.get(ptype) or None, image,
+                       Limits(limits.get("memory_mb"), limits.get("cpus")))
+    if started is not None:
+        started.append(inst)
+    label = f"{ptype}.{index}"
+    out(f"       Starting {label} (v{release.version})")
+    checks = release_checks(svc, app, release) if checks is None else checks
+    host = svc.settings.app_host(app.name)
+    refresh = lambda: sched.get(inst.container_id)   # noqa: E731
+    if checks.get(ptype, ("", []))[1]:
+        source, mine = checks[ptype]
+        out(f"       {label}: running {len(mine)} health check{'s' if len(mine) != 1 else ''} from {source}")
+        if ptype == "web":   # a check is about content; first the port must answer at all
+            wait_until_answers(label, refresh, host, svc.settings.app_port, svc.settings.health_timeout, out)
+        run_checks(label, mine, refresh, host, svc.settings.app_port,
+                   lambda cmd, timeout: sched.exec(inst.container_id, cmd, timeout), out)
+    elif ptype == "web":
+        wait_until_answers(label, refresh, host, svc.settings.app_port, svc.settings.health_timeout, out)
+    sched.make_durable(inst.container_id)
+    return inst
+
+
 def deploy_release(svc: Services, app: App, release: Release, out: Out, only: str | None = None,
                    release_phase: bool = True) -> None:
     """Roll out `release` (or re-roll one process type with `only`): new instances first,
-    old ones retired once the router has switched."""
+    old ones retired once the router has switched. On success the release is live."""
     sched = svc.scheduler
     image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
+    checks = release_checks(svc, app, release)     # a bad checks:set fails before anything starts
     if release_phase:
         run_release_phase(svc, app, release, image, out)
     svc.store.set_formation(app, default_quantities(release.process_types, svc.store.formation(app)),
                             only_missing=True)
-    formation = svc.store.formation(app)
+    formation = svc.store.desired_formation(app)
     wanted = [w for w in plan(release.process_types, formation) if only in (None, w[0])]
     old = [i for i in sched.instances(app.name) if only in (None, i.process)]
     if not wanted:
-        out("       No processes to start (the formation is scaled to zero).")
+        stopped = sorted(svc.store.stopped_types(app))
+        out("       No processes to start (" + (f"stopped with ps:stop: {', '.join(stopped)}; start them with "
+            "`dockyard ps:start`" if stopped else "the formation is scaled to zero") + ").")
     started: list[Instance] = []
-
-    def start_one(item: tuple[str, int]) -> Instance:
-        ptype, index = item
-        command = release.process_types.get(ptype) or None
-        inst = sched.start(app.name, release, ptype, index, command, image)
-        started.append(inst)
-        label = f"{ptype}.{index}"
-        out(f"       Starting {label} (v{release.version})")
-        if ptype == "web":
-            wait_until_answers(label, lambda: sched.get(inst.container_id), svc.settings.app_host(app.name),
-                               svc.settings.app_port, svc.settings.health_timeout, out)
-        sched.make_durable(inst.container_id)
-        return inst
 
     try:
         with ThreadPoolExecutor(max_workers=min(16, max(1, len(wanted)))) as pool:
-            for _ in pool.map(start_one, wanted):
+            for _ in pool.map(lambda w: start_instance(svc, app, release, w[0], w[1], out, started, checks),
+                              wanted):
                 pass
         for inst in started:
             svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
@@ -129,6 +170,8 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
             raise DeployFailed(f"The deploy failed ({e.__class__.__name__}: {e}); the previous release "
                                "keeps serving.") from e
         raise
+    if release.status == "succeeded" and only is None:
+        svc.store.set_live(app, release.version)     # a restart that applies a --no-restart config
     if old:
         out(f"       Stopping {len(old)} old instance{'s' if len(old) != 1 else ''} in the background "
             f"(SIGTERM, then SIGKILL after {svc.settings.stop_grace} s)")

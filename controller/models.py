@@ -20,6 +20,7 @@ class App:
     created_at: str
     current_version: int       # the release that is (or should be) running; 0 = none yet
     last_version: int          # highest version ever allocated (CAS counter)
+    live_version: int = 0      # the release the processes run (behind current after config --no-restart)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Release:
     created_by: str | None = None
     image: str | None = None
     process_types: dict = field(default_factory=dict)
+    healthchecks: dict = field(default_factory=dict)    # app.json `healthchecks` of the build
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,15 @@ class Instance:
     image: str
     started_at: str = ""
     restart_count: int = 0
+    detached: bool = False     # a `dockyard run --detach` one-off
 
     @property
     def label(self) -> str:
         return f"{self.process}.{self.index}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resources of one process type's instances (ps:limits); None = the platform default."""
+    memory_mb: int | None = None
+    cpus: float | None = None

@@ -11,9 +11,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .deploy import _retire, default_quantities, plan, retire_in_background
+from .deploy import _retire, default_quantities, keep_logs, plan, retire_in_background, start_instance
 from .errors import DockyardError, Locked
-from .health import probe, wait_until_answers
+from .health import probe
 from .locks import app_lock
 from .models import App, Instance
 from .services import Out, Services
@@ -43,41 +43,35 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
         if release.status == "pending":   # a deploy died mid-way: it never went live
             store.finish_release(release, "failed")
             store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted; marked failed")
-    release = store.current_release(app)
+    release = store.live_release(app)
     instances = sched.instances(app.name)
     if release is None or release.build_id is None:
         wanted, version = [], 0
     else:
         store.set_formation(app, default_quantities(release.process_types, store.formation(app)), only_missing=True)
-        wanted, version = plan(release.process_types, store.formation(app)), release.version
+        wanted, version = plan(release.process_types, store.desired_formation(app)), release.version
     start, retire, have = diff(wanted, version, instances)
     healthy = store.healthy_ids()
     for inst in have.values():   # running but never marked (e.g. the controller died after starting it)
         if inst.container_id not in healthy and inst.state == "running":
             if inst.process != "web" or (inst.host_port and _answers(inst, svc.settings.app_host(app.name))):
                 store.mark_healthy(app, inst.container_id, inst.version, inst.process)
-    image = f"{svc.settings.image_repo(app.name)}:v{version}"
 
     def start_one(key: tuple[str, int]) -> None:
         ptype, index = key
-        inst = sched.start(app.name, release, ptype, index, release.process_types.get(ptype) or None, image)
+        started: list[Instance] = []
         try:
-            if ptype == "web":
-                wait_until_answers(f"{ptype}.{index}", lambda: sched.get(inst.container_id),
-                                   svc.settings.app_host(app.name), svc.settings.app_port,
-                                   svc.settings.health_timeout, out)
-            sched.make_durable(inst.container_id)
+            inst = start_instance(svc, app, release, ptype, index, out, started)
             store.mark_healthy(app, inst.container_id, version, ptype)
         except DockyardError as e:
-            from .deploy import keep_logs
-            keep_logs(svc, app, inst)
-            sched.stop(inst.container_id, 0)
+            for inst in started:
+                keep_logs(svc, app, inst)
+                sched.stop(inst.container_id, 0)
             store.add_event(app, "dockyard", "reconciler", f"{ptype}.{index} failed to start: {e.message}")
             raise
 
     errors = []
     if start:
-        out(f"       Starting {', '.join(f'{p}.{i}' for p, i in start)} (v{version})")
         with ThreadPoolExecutor(max_workers=min(16, len(start))) as pool:
             for fut in [pool.submit(start_one, key) for key in start]:
                 try:
@@ -116,6 +110,15 @@ def reconcile_all(svc: Services) -> None:
     for inst in svc.scheduler.instances():
         if inst.app not in names:
             svc.scheduler.stop(inst.container_id, 0)
+    by_name = {a.name: a for a in apps}
+    for one in svc.scheduler.oneoffs():
+        if one.app not in names:
+            svc.scheduler.stop(one.container_id, 0)
+        elif one.detached and one.state in ("exited", "dead"):   # `run --detach` ended: keep its output
+            keep_logs(svc, by_name[one.app], one)
+            svc.store.add_event(by_name[one.app], "dockyard", "reconciler",
+                                f"One-off {one.label} exited with code {one.exit_code}")
+            svc.scheduler.remove(one.container_id)
     for app in apps:
         try:
             with app_lock(svc.settings, app.name, "reconcile", wait=0):

@@ -19,7 +19,7 @@ import docker.errors
 import requests
 
 from .errors import SchedulerError
-from .models import Instance, Release
+from .models import Instance, Limits, Release
 from .settings import Settings
 
 LABEL_INSTANCE = "dockyard.instance"
@@ -191,16 +191,20 @@ class Scheduler:
         env.update(DYNO=dyno, DOCKYARD_APP=app, DOCKYARD_RELEASE=f"v{release.version}", **extra)
         return env
 
-    def _host_config(self, **extra) -> dict:
+    def _host_config(self, limits: Limits | None = None, **extra) -> dict:
         """Limits and hardening shared by every app container (instances and one-offs)."""
-        mem = f"{self.settings.app_memory_mb}m"
+        limits = limits or Limits()
+        mem = f"{limits.memory_mb or self.settings.app_memory_mb}m"
+        cpus = self.settings.app_cpus if limits.cpus is None else limits.cpus
+        if cpus:
+            extra["nano_cpus"] = int(cpus * 1e9)
         return self.client.api.create_host_config(
             restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
             memswap_limit=mem, pids_limit=1024,
             log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, **extra)
 
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
-              image: str) -> Instance:
+              image: str, limits: Limits | None = None) -> Instance:
         """Create and start one instance. It starts with restart policy `no`, so a crash
         during its health check is final; `make_durable` switches it to `unless-stopped`."""
         s = self.settings
@@ -211,7 +215,7 @@ class Scheduler:
         web = process == "web"
         try:
             host_config = self._host_config(
-                port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
+                limits, port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
             created = self.client.api.create_container(
                 image=image,
                 command=["/bin/sh", "-c", command] if command else None,
@@ -271,6 +275,153 @@ class Scheduler:
             raise SchedulerError(f"The {process} container failed: {e.explanation}") from None
         finally:
             self.remove(cid)
+
+    def exec(self, container_id: str, command: str, timeout: float) -> tuple[int, str]:
+        """Run a command inside a running instance (a health check); returns (exit code, output).
+        Raises TimeoutError when it has not finished after `timeout` seconds."""
+        result: dict = {}
+
+        def go() -> None:
+            try:
+                ex = self.client.api.exec_create(container_id, ["/bin/sh", "-c", command])
+                out = self.client.api.exec_start(ex["Id"])
+                result["code"] = self.client.api.exec_inspect(ex["Id"]).get("ExitCode")
+                result["out"] = out.decode("utf-8", "replace")
+            except docker.errors.APIError as e:
+                result["error"] = e.explanation
+
+        t = threading.Thread(target=go, name="exec", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            raise TimeoutError(f"no result within {timeout:g} s")
+        if "error" in result:
+            raise SchedulerError(f"Could not run the command in the container: {result['error']}")
+        return int(result["code"] if result["code"] is not None else -1), result["out"]
+
+    # ---- one-off processes (`dockyard run`) -----------------------------
+    def _oneoff_container(self, app: str, release: Release, command: str, image: str, index: int,
+                          attach: bool) -> tuple[str, str]:
+        s = self.settings
+        labels = self._labels(app, **{LABEL_RELEASE: str(release.version), "dockyard.oneoff": "run",
+                                      LABEL_INDEX: str(index), "dockyard.detached": "0" if attach else "1"})
+        name = f"{s.name}.{app}.run.{index}.v{release.version}.{secrets.token_hex(2)}"
+        try:
+            cid = self.client.api.create_container(
+                image=image, command=["/bin/sh", "-c", command],
+                environment=self._env(app, release, f"run.{index}", PORT=str(s.app_port)), labels=labels,
+                name=name, stdin_open=attach, tty=False,   # detach=False + stdin_open: StdinOnce, so
+                host_config=self._host_config(), detach=not attach)["Id"]   # closing our side ends stdin
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not create the one-off container: {e.explanation}") from None
+        return cid, name
+
+    def next_oneoff_index(self, app: str) -> int:
+        used = {o.index for o in self.oneoffs(app)}
+        return next(i for i in range(1, len(used) + 2) if i not in used)
+
+    def run_attached(self, app: str, release: Release, command: str, image: str,
+                     read_stdin: Callable[[float], bytes | None | bool], on_output: Callable[[int, bytes], None],
+                     on_started: Callable[[str], None], timeout: float) -> int:
+        """Run a one-off with stdin/stdout/stderr attached: `read_stdin(wait)` returns bytes,
+        None at end of input, or False when nothing arrived within `wait`; `on_output(stream,
+        data)` gets stdout (1) and stderr (2) as they come. Returns the exit code; the container
+        is removed afterwards and killed if the caller goes away or `timeout` passes."""
+        import socket as _socket
+        import struct
+        index = self.next_oneoff_index(app)
+        cid, _ = self._oneoff_container(app, release, command, image, index, attach=True)
+        stop = threading.Event()
+        try:
+            try:
+                sock = self.client.api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+                raw = getattr(sock, "_sock", sock)
+                self.client.api.start(cid)
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not start the one-off: {e.explanation}") from None
+            on_started(f"run.{index}")
+
+            def feed() -> None:
+                try:
+                    while not stop.is_set():
+                        data = read_stdin(0.5)
+                        if data is False:
+                            continue
+                        if data is None:
+                            raw.shutdown(_socket.SHUT_WR)
+                            return
+                        raw.sendall(data)
+                except OSError:
+                    pass
+                except Exception:  # noqa: BLE001 - the client went away: stop the one-off
+                    stop.set()
+
+            threading.Thread(target=feed, name=f"run-stdin-{app}", daemon=True).start()
+            raw.settimeout(1.0)
+            deadline = time.monotonic() + timeout
+            buf = b""
+            timed_out = False
+            while True:
+                if stop.is_set() or time.monotonic() > deadline:
+                    timed_out = not stop.is_set()
+                    self.client.api.kill(cid)
+                    break
+                try:
+                    chunk = raw.recv(65536)
+                except _socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 8:
+                    stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
+                    if len(buf) < 8 + size:
+                        break
+                    try:
+                        on_output(stream, buf[8:8 + size])
+                    except Exception:  # noqa: BLE001 - the client went away
+                        stop.set()
+                    buf = buf[8 + size:]
+            raw.close()
+            code = int(self.client.api.wait(cid, timeout=30).get("StatusCode", -1))
+            if timed_out:
+                raise SchedulerError(f"The one-off ran longer than {timeout:.0f} s and was stopped: raise "
+                                     "DOCKYARD_RUN_TIMEOUT or use `dockyard run --detach`.")
+            return code
+        finally:
+            stop.set()
+            self.remove(cid)
+
+    def run_detached(self, app: str, release: Release, command: str, image: str) -> Instance:
+        """Start a one-off in the background; its output goes to the app's logs."""
+        index = self.next_oneoff_index(app)
+        cid, _ = self._oneoff_container(app, release, command, image, index, attach=False)
+        try:
+            self.client.api.start(cid)
+        except docker.errors.APIError as e:
+            self.remove(cid)
+            raise SchedulerError(f"Could not start the one-off: {e.explanation}") from None
+        return next(o for o in self.oneoffs(app) if o.container_id == cid)
+
+    def oneoffs(self, app: str | None = None) -> list[Instance]:
+        """`dockyard run` containers (attached and detached), as instances of type `run`."""
+        try:
+            rows = self.client.api.containers(all=True, filters={"label": self._filters(app)["label"] + ["dockyard.oneoff=run"]})
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        out = []
+        for r in rows:
+            labels = r.get("Labels") or {}
+            m = _EXITED.search(r.get("Status", ""))
+            out.append(Instance(
+                container_id=r["Id"], name=(r.get("Names") or ["?"])[0].lstrip("/"), app=labels.get(LABEL_APP, ""),
+                version=int(labels.get(LABEL_RELEASE, "0")), process="run", index=int(labels.get(LABEL_INDEX, "0")),
+                state=r.get("State", "unknown"), exit_code=int(m.group(1)) if m else None, host_port=None,
+                image=r.get("Image", ""), started_at=str(r.get("Created", "")),
+                detached=labels.get("dockyard.detached") == "1"))
+        return sorted(out, key=lambda i: (i.app, i.index))
 
     def make_durable(self, container_id: str) -> None:
         """Restart the instance if it crashes and after a daemon or host restart."""

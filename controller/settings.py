@@ -20,6 +20,16 @@ def _int(env: dict, key: str, default: int) -> int:
         raise ValueError(f"{key}={raw!r} is not a whole number; set it to e.g. {default}") from None
 
 
+def _float(env: dict, key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a number; set it to e.g. {default}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path                      # DOCKYARD_HOME: all state (db, repos, router, logs)
@@ -38,6 +48,8 @@ class Settings:
     stop_grace: int = 10            # DOCKYARD_STOP_GRACE: SIGTERM -> SIGKILL seconds for old instances
     reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
     gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
+    app_cpus: float = 1.0           # DOCKYARD_APP_CPUS: default CPU limit per instance (0 = none)
+    run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
     extra: dict = field(default_factory=dict)
 
     # ---- derived paths -------------------------------------------------
@@ -106,4 +118,6 @@ def from_env(env: dict | None = None) -> Settings:
         stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
         reconcile_interval=float(env.get("DOCKYARD_RECONCILE_INTERVAL") or 5.0),
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
+        app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
+        run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
     )

@@ -87,6 +87,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_app ON events(app_id, id);
     """,
+    # 2: the Heroku workflow (issue 4): the release processes run (config --no-restart leaves
+    # it behind the current one), stopped process types, resource limits, health checks
+    """
+    ALTER TABLE apps ADD COLUMN live_version INTEGER NOT NULL DEFAULT 0;
+    UPDATE apps SET live_version = current_version;
+    ALTER TABLE formation ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE builds ADD COLUMN healthchecks TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE limits (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        memory_mb INTEGER,
+        cpus REAL,
+        PRIMARY KEY (app_id, type)
+    );
+    CREATE TABLE checks (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (app_id, type)
+    );
+    """,
 )
 
 EVENTS_KEPT_PER_APP = 5000
@@ -102,7 +123,8 @@ def hash_token(token: str) -> str:
 
 def _app(row: sqlite3.Row) -> App:
     return App(id=row["id"], name=row["name"], owner_id=row["owner_id"], created_at=row["created_at"],
-               current_version=row["current_version"], last_version=row["last_version"])
+               current_version=row["current_version"], last_version=row["last_version"],
+               live_version=row["live_version"] or row["current_version"])
 
 
 def _build(row: sqlite3.Row) -> Build:
@@ -118,11 +140,12 @@ def _release(row: sqlite3.Row) -> Release:
                    config=json.loads(row["config"]), description=row["description"],
                    status=row["status"], created_at=row["created_at"], created_by=row["created_by"],
                    image=row["image"] if "image" in keys else None,
-                   process_types=json.loads(row["process_types"]) if "process_types" in keys and row["process_types"] else {})
+                   process_types=json.loads(row["process_types"]) if "process_types" in keys and row["process_types"] else {},
+                   healthchecks=json.loads(row["healthchecks"]) if "healthchecks" in keys and row["healthchecks"] else {})
 
 
 _RELEASE_SELECT = """
-    SELECT r.*, b.image AS image, b.process_types AS process_types
+    SELECT r.*, b.image AS image, b.process_types AS process_types, b.healthchecks AS healthchecks
     FROM releases r LEFT JOIN builds b ON b.id = r.build_id
 """
 
@@ -281,9 +304,10 @@ class Store:
 
     # ---- releases ---------------------------------------------------------
     def create_release(self, app: App, build_id: str | None, config: dict, description: str,
-                       created_by: str | None, status: str = "pending") -> Release:
+                       created_by: str | None, status: str = "pending", live: bool = True) -> Release:
         """Allocate the next version by compare-and-swap on apps.last_version and insert the
-        (immutable) release. Raises Conflict when another writer won the race."""
+        (immutable) release. Raises Conflict when another writer won the race. A release made
+        "succeeded" at once becomes current, and live unless `live` is False (--no-restart)."""
         with self.tx() as db:
             row = db.execute("SELECT last_version FROM apps WHERE id = ?", (app.id,)).fetchone()
             if row is None:
@@ -299,6 +323,8 @@ class Store:
                         status, now(), created_by))
             if status == "succeeded":
                 self._swap_current(db, app, old + 1)
+                if live:
+                    db.execute("UPDATE apps SET live_version = ? WHERE id = ?", (old + 1, app.id))
             return _release(db.execute(_RELEASE_SELECT + " WHERE r.app_id = ? AND r.version = ?",
                                        (app.id, old + 1)).fetchone())
 
@@ -322,6 +348,7 @@ class Store:
             if status == "succeeded":
                 app = _app(db.execute("SELECT * FROM apps WHERE id = ?", (release.app_id,)).fetchone())
                 self._swap_current(db, app, release.version)
+                db.execute("UPDATE apps SET live_version = ? WHERE id = ?", (release.version, release.app_id))
 
     def get_release(self, app: App, version: int) -> Release:
         with self.read() as db:
@@ -336,6 +363,18 @@ class Store:
         if fresh is None or fresh.current_version == 0:
             return None
         return self.get_release(fresh, fresh.current_version)
+
+    def live_release(self, app: App) -> Release | None:
+        """The release the app's processes run: the current one, unless a config change was
+        made with --no-restart (then the one before it, until the next restart or deploy)."""
+        fresh = self.find_app(app.name)
+        if fresh is None or fresh.current_version == 0:
+            return None
+        return self.get_release(fresh, fresh.live_version or fresh.current_version)
+
+    def set_live(self, app: App, version: int) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE apps SET live_version = ? WHERE id = ?", (version, app.id))
 
     def list_releases(self, app: App) -> list[Release]:
         with self.read() as db:
@@ -358,6 +397,60 @@ class Store:
                     db.execute("INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?)"
                                " ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
                                (app.id, ptype, qty))
+
+    def stopped_types(self, app: App) -> set[str]:
+        with self.read() as db:
+            return {r[0] for r in db.execute("SELECT type FROM formation WHERE app_id = ? AND stopped = 1",
+                                             (app.id,))}
+
+    def set_stopped(self, app: App, types: list[str], stopped: bool) -> None:
+        """ps:stop / ps:start: a stopped type keeps its quantity but runs no instance."""
+        with self.tx() as db:
+            for ptype in types:
+                db.execute("INSERT INTO formation (app_id, type, quantity, stopped) VALUES (?, ?, 0, ?)"
+                           " ON CONFLICT (app_id, type) DO UPDATE SET stopped = excluded.stopped",
+                           (app.id, ptype, int(stopped)))
+
+    def desired_formation(self, app: App) -> dict[str, int]:
+        """Quantities to run: the formation, with stopped types at zero."""
+        stopped = self.stopped_types(app)
+        return {t: 0 if t in stopped else q for t, q in self.formation(app).items()}
+
+    # ---- resource limits and health checks (per process type) -------------
+    def limits(self, app: App) -> dict[str, dict]:
+        with self.read() as db:
+            return {r["type"]: {"memory_mb": r["memory_mb"], "cpus": r["cpus"]} for r in db.execute(
+                "SELECT type, memory_mb, cpus FROM limits WHERE app_id = ? ORDER BY type", (app.id,))}
+
+    def set_limits(self, app: App, ptype: str, memory_mb: int | None, cpus: float | None) -> None:
+        with self.tx() as db:
+            if memory_mb is None and cpus is None:
+                db.execute("DELETE FROM limits WHERE app_id = ? AND type = ?", (app.id, ptype))
+            else:
+                db.execute("INSERT INTO limits (app_id, type, memory_mb, cpus) VALUES (?, ?, ?, ?)"
+                           " ON CONFLICT (app_id, type) DO UPDATE SET memory_mb = excluded.memory_mb,"
+                           " cpus = excluded.cpus", (app.id, ptype, memory_mb, cpus))
+
+    def checks(self, app: App) -> dict[str, list[dict]]:
+        """Health checks set with checks:set (they override app.json's), by process type."""
+        with self.read() as db:
+            return {r["type"]: json.loads(r["spec"]) for r in db.execute(
+                "SELECT type, spec FROM checks WHERE app_id = ? ORDER BY type", (app.id,))}
+
+    def set_checks(self, app: App, ptype: str, checks: list[dict] | None) -> None:
+        with self.tx() as db:
+            if checks is None:
+                db.execute("DELETE FROM checks WHERE app_id = ? AND type = ?", (app.id, ptype))
+            else:
+                db.execute("INSERT INTO checks (app_id, type, spec) VALUES (?, ?, ?)"
+                           " ON CONFLICT (app_id, type) DO UPDATE SET spec = excluded.spec",
+                           (app.id, ptype, json.dumps(checks, sort_keys=True)))
+
+    def set_build_healthchecks(self, build_id: str, healthchecks: dict) -> None:
+        """app.json's `healthchecks` of the build's source (validated by the build)."""
+        with self.tx() as db:
+            db.execute("UPDATE builds SET healthchecks = ? WHERE id = ?",
+                       (json.dumps(healthchecks, sort_keys=True), build_id))
 
     # ---- instances that passed their health check -------------------------
     def mark_healthy(self, app: App, container_id: str, version: int, ptype: str) -> None:

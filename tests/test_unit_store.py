@@ -104,3 +104,44 @@ def test_deleting_an_app_removes_its_rows(store):
     with store.read() as db:
         assert db.execute("SELECT COUNT(*) FROM releases").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+
+
+def test_no_restart_release_is_current_but_not_live(store):
+    app = store.create_app("myapp", None)
+    build = store.create_build(app, "c" * 40, "dockerfile", "img")
+    store.finish_build(build.id, "succeeded", "", None, {"web": ""})
+    v1 = store.create_release(app, build.id, {"A": "1"}, "Deploy", "admin")
+    store.finish_release(v1, "succeeded")
+    assert store.live_release(app).version == 1
+    v2 = store.create_release(app, build.id, {"A": "2"}, "Set A", "admin", status="succeeded", live=False)
+    assert store.current_release(app).version == v2.version == 2
+    assert store.live_release(app).version == 1          # processes keep running v1
+    store.set_live(app, 2)
+    assert store.live_release(app).config == {"A": "2"}
+    v3 = store.create_release(app, build.id, {"A": "3"}, "Deploy", "admin")
+    assert store.live_release(app).version == 2           # pending releases are never live
+    store.finish_release(v3, "succeeded")
+    assert store.live_release(app).version == 3
+
+
+def test_stopped_types_keep_their_quantity(store):
+    app = store.create_app("myapp", None)
+    store.set_formation(app, {"web": 3, "worker": 1})
+    store.set_stopped(app, ["web"], True)
+    assert store.formation(app) == {"web": 3, "worker": 1}
+    assert store.desired_formation(app) == {"web": 0, "worker": 1}
+    store.set_stopped(app, ["web"], False)
+    assert store.desired_formation(app) == {"web": 3, "worker": 1}
+
+
+def test_limits_and_checks_per_type(store):
+    app = store.create_app("myapp", None)
+    store.set_limits(app, "web", 256, 0.5)
+    store.set_limits(app, "worker", None, 2.0)
+    assert store.limits(app) == {"web": {"memory_mb": 256, "cpus": 0.5}, "worker": {"memory_mb": None, "cpus": 2.0}}
+    store.set_limits(app, "web", None, None)
+    assert "web" not in store.limits(app)
+    store.set_checks(app, "web", [{"path": "/health"}])
+    assert store.checks(app) == {"web": [{"path": "/health"}]}
+    store.set_checks(app, "web", None)
+    assert store.checks(app) == {}

@@ -1,4 +1,4 @@
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 
 from ..deploy import create_release
 from ..errors import BadRequest
@@ -18,8 +18,10 @@ def get_config(name):
 
 @bp.patch("/apps/<name>/config-vars")
 def update_config(name):
-    """{KEY: "value", OTHER: null}: one new release and one rolling restart for all pairs."""
+    """{KEY: "value", OTHER: null}: one new release and one rolling restart for all pairs
+    (`?restart=false`: the release is made, the processes pick it up at the next restart)."""
     s = svc()
+    restart = request.args.get("restart", "true").lower() not in ("false", "0", "no")
     load_app(name)
     changes = body()
     for key, value in changes.items():
@@ -43,5 +45,5 @@ def update_config(name):
         desc = "; ".join(filter(None, [f"Set {', '.join(set_keys)}" if set_keys else "",
                                        f"Unset {', '.join(unset_keys)}" if unset_keys else ""]))
         build = s.store.get_build(current.build_id) if current and current.build_id else None
-        create_release(s, app, build, config, desc + " config vars", g.user.name, lines.append)
+        create_release(s, app, build, config, desc + " config vars", g.user.name, lines.append, restart=restart)
     return jsonify(config)

@@ -1,12 +1,17 @@
-from flask import Blueprint, jsonify
+import json
+
+from flask import Blueprint, g, jsonify
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
 
 from ..deploy import deploy_release
-from ..errors import BadRequest
+from ..errors import BadRequest, DockyardError
 from ..locks import app_lock
 from ..names import validate_process_type
-from .common import load_app, require_process_type, svc
+from .common import body, load_app, require_process_type, svc
 
 bp = Blueprint("dynos", __name__)
+sock = Sock()    # stateless here: routes are registered on the blueprint
 
 
 def _state(inst, healthy) -> str:
@@ -17,16 +22,79 @@ def _state(inst, healthy) -> str:
     return inst.state
 
 
+def _dyno_json(inst, healthy) -> dict:
+    return {"name": inst.label, "type": inst.process, "state": _state(inst, healthy),
+            "release": {"version": inst.version}, "container": inst.container_id[:12],
+            "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at}
+
+
 @bp.get("/apps/<name>/dynos")
 def list_dynos(name):
     load_app(name)
     s = svc()
-    healthy = s.store.healthy_ids()
-    return jsonify([{
-        "name": inst.label, "type": inst.process, "state": _state(inst, healthy),
-        "release": {"version": inst.version}, "container": inst.container_id[:12],
-        "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at,
-    } for inst in s.scheduler.instances(name)])
+    healthy = s.store.healthy_ids() | {o.container_id for o in s.scheduler.oneoffs(name)}
+    return jsonify([_dyno_json(inst, healthy)
+                    for inst in s.scheduler.instances(name) + s.scheduler.oneoffs(name)])
+
+
+def _oneoff_release(s, name: str, command: object):
+    """The current release and its image for a one-off, with the command checked."""
+    if not isinstance(command, str) or not command.strip() or "\x00" in command:
+        raise BadRequest('Give the command to run, e.g. `dockyard run -a APP -- python manage.py migrate`.')
+    app = s.store.get_app(name)
+    release = s.store.current_release(app)
+    if release is None or release.build_id is None:
+        raise BadRequest(f"{name} has no release to run a command in yet: deploy it with `git push dockyard main`.")
+    return app, release, f"{s.settings.image_repo(name)}:v{release.version}"
+
+
+@bp.post("/apps/<name>/dynos")
+def run_detached(name):
+    """A one-off process in the background (`dockyard run --detach`); output goes to `logs`."""
+    s = svc()
+    load_app(name)
+    app, release, image = _oneoff_release(s, name, body().get("command"))
+    inst = s.scheduler.run_detached(name, release, body()["command"], image)
+    s.store.add_event(app, "dockyard", "api", f"One-off {inst.label} started by {g.user.name} (detached)")
+    return jsonify(_dyno_json(inst, {inst.container_id})), 201
+
+
+@sock.route("/apps/<name>/run", bp=bp)
+def run_attached(ws, name):
+    """`dockyard run`: the client sends {"command": ...}, then stdin as binary messages and
+    {"eof": true}; the server sends {"started": "run.N"}, output as binary messages (first
+    byte 1 = stdout, 2 = stderr) and finally {"exit": code} or {"error": message}."""
+    s = svc()
+    try:
+        load_app(name)
+        first = ws.receive(timeout=30)
+        try:
+            spec = json.loads(first) if isinstance(first, str) else None
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            raise BadRequest('The first message must be {"command": "..."}.')
+        app, release, image = _oneoff_release(s, name, spec.get("command"))
+
+        def read_stdin(wait: float):
+            msg = ws.receive(timeout=wait)     # None on timeout; ConnectionClosed if the client left
+            if msg is None:
+                return False
+            if isinstance(msg, str):
+                return None                   # {"eof": true}: end of input
+            return msg
+
+        code = s.scheduler.run_attached(
+            name, release, spec["command"], image, read_stdin,
+            lambda stream, data: ws.send(bytes([stream]) + data),
+            lambda label: ws.send(json.dumps({"started": label, "release": release.version})),
+            s.settings.run_timeout)
+        s.store.add_event(app, "dockyard", "api", f"One-off run by {g.user.name} exited with code {code}")
+        ws.send(json.dumps({"exit": code}))
+    except ConnectionClosed:
+        return
+    except DockyardError as e:
+        ws.send(json.dumps({"error": e.message}))
 
 
 @bp.delete("/apps/<name>/dynos")
@@ -41,7 +109,9 @@ def restart(name, ptype=None):
     lines: list[str] = []
     with app_lock(s.settings, name, "restart"):
         app = s.store.get_app(name)
-        release = s.store.current_release(app)
+        # all processes: the current release (applies a config set with --no-restart);
+        # one type: the release the others run, so the app keeps one version
+        release = s.store.current_release(app) if ptype is None else s.store.live_release(app)
         if release is None or release.build_id is None:
             raise BadRequest(f"{name} has nothing running yet: deploy it with `git push dockyard main`.")
         if ptype is not None:

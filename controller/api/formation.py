@@ -1,5 +1,6 @@
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 
+from ..deploy import RELEASE_PHASE
 from ..errors import BadRequest
 from ..locks import app_lock
 from ..names import validate_process_type
@@ -16,8 +17,9 @@ def _formation_json(name):
     release = s.store.current_release(app)
     types = release.process_types if release else {}
     quantities = s.store.formation(app)
-    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, "")}
-            for t in sorted(set(types) | set(quantities))]
+    stopped = s.store.stopped_types(app)
+    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped}
+            for t in sorted(set(types) | set(quantities)) if t != RELEASE_PHASE]
 
 
 @bp.get("/apps/<name>/formation")
@@ -47,6 +49,34 @@ def scale(name):
             require_process_type(name, types, ptype)
             quantities[ptype] = qty
         s.store.set_formation(app, quantities)
+        s.store.set_stopped(app, [t for t, q in quantities.items() if q > 0], False)   # scaling up starts it
         s.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
         converge(s, app, lines.append, background=True)
     return jsonify(_formation_json(name))
+
+
+@bp.post("/apps/<name>/formation/actions/<action>")
+def stop_or_start(name, action):
+    """ps:stop / ps:start (Dokku's verbs): stop all process types (or `{"type": ...}`) without
+    losing their quantities, or start them again. A stopped web process gets the router's 503."""
+    if action not in ("stop", "start"):
+        raise BadRequest(f"Unknown action {action!r}: use stop or start.")
+    s = svc()
+    load_app(name)
+    ptype = body().get("type")
+    lines: list[str] = []
+    with app_lock(s.settings, name, f"ps:{action}"):
+        app = s.store.get_app(name)
+        release = s.store.live_release(app)
+        types = {t for t in (release.process_types if release else {}) if t != RELEASE_PHASE}
+        if ptype is not None:
+            validate_process_type(ptype)
+            require_process_type(name, types, ptype)
+        chosen = sorted(types if ptype is None else {ptype})
+        if not chosen:
+            raise BadRequest(f"{name} has no processes yet: deploy it with `git push dockyard main`.")
+        s.store.set_stopped(app, chosen, action == "stop")
+        s.store.add_event(app, "dockyard", "api", f"{'Stopped' if action == 'stop' else 'Started'} "
+                          f"{', '.join(chosen)} by {g.user.name}")
+        converge(s, app, lines.append, background=False)
+    return jsonify({"action": action, "types": chosen, "formation": _formation_json(name), "output": lines})

@@ -20,7 +20,8 @@ def get_logs(name):
     source = request.args.get("source", "")
     ps = request.args.get("ps", "")
     rows = [e for e in s.store.events(app, limit=5000)]
-    for inst in s.scheduler.instances(name):
+    live = s.scheduler.instances(name) + [o for o in s.scheduler.oneoffs(name) if o.detached]
+    for inst in live:
         for line in s.scheduler.logs(inst.container_id, tail=lines):
             rows.append({"at": line.at, "source": "app", "process": inst.label, "message": line.text})
     rows = [r for r in rows if (not since or r["at"] > since) and (not source or r["source"] == source)

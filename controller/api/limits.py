@@ -1,0 +1,73 @@
+"""ps:limits: memory and CPU per process type (cgroups). A change rolls that type."""
+from flask import Blueprint, g, jsonify
+
+from ..deploy import RELEASE_PHASE, deploy_release
+from ..errors import BadRequest
+from ..locks import app_lock
+from ..names import validate_process_type
+from .common import body, load_app, require_process_type, svc
+
+bp = Blueprint("limits", __name__)
+MEMORY_MB = (16, 65536)
+CPUS = (0.01, 64.0)
+
+
+def _limits_json(name):
+    s = svc()
+    app = s.store.get_app(name)
+    release = s.store.live_release(app)
+    types = sorted(t for t in (release.process_types if release else {}) if t != RELEASE_PHASE)
+    set_ = s.store.limits(app)
+    out = []
+    for t in sorted(set(types) | set(set_)):
+        mine = set_.get(t, {})
+        out.append({"type": t,
+                    "memory_mb": mine.get("memory_mb") or s.settings.app_memory_mb,
+                    "cpus": mine.get("cpus") if mine.get("cpus") is not None else (s.settings.app_cpus or None),
+                    "memory_default": mine.get("memory_mb") is None,
+                    "cpus_default": mine.get("cpus") is None})
+    return out
+
+
+@bp.get("/apps/<name>/limits")
+def get_limits(name):
+    load_app(name)
+    return jsonify(_limits_json(name))
+
+
+def _number(value, kind, lo, hi, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise BadRequest(f"{name} must be a number from {lo:g} to {hi:g} ({kind}), or null for the default.")
+    return value
+
+
+@bp.patch("/apps/<name>/limits/<ptype>")
+def set_limits(name, ptype):
+    """{"memory_mb": 256, "cpus": 0.5} (null = back to the default); running instances of the
+    type are replaced, one rolling restart."""
+    s = svc()
+    load_app(name)
+    validate_process_type(ptype)
+    data = body()
+    unknown = sorted(set(data) - {"memory_mb", "cpus"})
+    if unknown:
+        raise BadRequest(f"Unknown limit {unknown[0]!r}: set memory_mb and/or cpus.")
+    lines: list[str] = []
+    with app_lock(s.settings, name, "ps:limits"):
+        app = s.store.get_app(name)
+        release = s.store.live_release(app)
+        require_process_type(name, {t: 1 for t in (release.process_types if release else {}) if t != RELEASE_PHASE},
+                             ptype)
+        current = s.store.limits(app).get(ptype, {})
+        memory = _number(data.get("memory_mb", current.get("memory_mb")), "MB", *MEMORY_MB, "memory_mb")
+        cpus = _number(data.get("cpus", current.get("cpus")), "CPUs", *CPUS, "cpus")
+        if isinstance(memory, float):
+            memory = int(memory)
+        s.store.set_limits(app, ptype, memory, cpus)
+        s.store.add_event(app, "dockyard", "api", f"Limits of {ptype} set by {g.user.name}: "
+                          f"memory {memory or 'default'} MB, cpus {cpus if cpus is not None else 'default'}")
+        if release is not None and release.build_id is not None:
+            deploy_release(s, app, release, lines.append, only=ptype, release_phase=False)
+    return jsonify({"limits": _limits_json(name), "output": lines})

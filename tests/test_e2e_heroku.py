@@ -1,0 +1,209 @@
+"""The rest of the Heroku workflow on real parts: one-off `run` (attached and detached),
+config --no-restart, ps:stop/ps:start, ps:limits (checked with `docker inspect`), and health
+checks from app.json or checks:set, with the automatic rollback a failing check causes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, run
+from .test_e2e_workflow import deploy, env_app, page
+
+pytestmark = pytest.mark.e2e
+
+
+def health_app(body: str, health: str, app_json: dict | None = None, procfile: str | None = None) -> dict:
+    """busybox httpd serving `body` at / and `health` at /health."""
+    files = {}
+    files["Dockerfile"] = (f"FROM {BUSYBOX_BASE}\nCOPY index.html /www/index.html\nCOPY health /www/health\n"
+                           'CMD ["/bin/sh", "-c", "exec httpd -f -p $PORT -h /www"]\n')
+    files["index.html"] = body
+    files["health"] = health
+    if app_json is not None:
+        files["app.json"] = json.dumps(app_json)
+    if procfile is not None:
+        files["Procfile"] = procfile
+    return files
+
+
+def eventually(check, timeout: float = 60.0):
+    """Poll `check` until it returns something truthy (bounded); returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
+
+
+def inspect(container: str) -> dict:
+    return json.loads(run(["docker", "inspect", container]).stdout)[0]
+
+
+# ---- dockyard run -------------------------------------------------------------------------
+def test_run_attached_passes_stdin_stdout_stderr_and_the_exit_code(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("web"))
+    platform.cli("config:set", "FOO=from-config", "-a", name)
+    proc = subprocess.run(
+        [str(ROOT / ".venv/bin/dockyard"), "run", "-a", name, "--",
+         "read line; echo got:$line:$FOO; echo to-stderr >&2; cat; exit 7"],
+        input="first\nsecond\nthird\n", capture_output=True, text=True, env=platform.env, timeout=120)
+    assert proc.returncode == 7, proc
+    assert proc.stdout == "got:first:from-config\nsecond\nthird\n"
+    assert "to-stderr" in proc.stderr and "Running `read line" in proc.stderr and "run.1" in proc.stderr
+    # the one-off is gone afterwards (the replaced web instance drains in the background)
+    assert eventually(lambda: len(platform.containers(name)) == 1)
+    ok = subprocess.run([str(ROOT / ".venv/bin/dockyard"), "run", "-a", name, "--", "true"],
+                        capture_output=True, text=True, env=platform.env, timeout=120, stdin=subprocess.DEVNULL)
+    assert ok.returncode == 0, ok
+    # no app, no release: clear errors, non-zero
+    bad = platform.cli("run", "-a", "no-such-app", "--", "true", check=False)
+    assert bad.returncode == 1 and "App 'no-such-app' not found" in bad.stderr
+    platform.cli("apps:create", name + "-e")
+    empty = platform.cli("run", "-a", name + "-e", "--", "true", check=False)
+    assert empty.returncode == 1 and "no release to run a command in yet" in empty.stderr
+
+
+def test_run_detached_output_reaches_the_logs(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("web"))
+    out = platform.cli("run", "--detach", "-a", name, "--", "echo detached-$DYNO; sleep 1; exit 3").stdout
+    assert "up, run.1" in out
+    logs = eventually(lambda: (lambda text: "exited with code 3" in text and text)(
+        platform.cli("logs", "-a", name, "-n", "200").stdout)) or ""
+    assert "app[run.1]: detached-run.1" in logs, logs
+    assert "One-off run.1 exited with code 3" in logs
+    assert eventually(lambda: len(platform.containers(name)) == 1)   # removed once its output was kept
+
+
+# ---- config --no-restart, ps:stop / ps:start -------------------------------------------------
+def test_config_set_no_restart_applies_at_the_next_restart(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("value-$GREETING"))
+    before = platform.containers(name)
+    out = platform.cli("config:set", "--no-restart", "GREETING=later", "-a", name).stdout
+    assert "not restarted" in out and "ps:restart" in out
+    assert platform.cli("config:get", "GREETING", "-a", name).stdout.strip() == "later"
+    assert page(platform, name) == "value-"
+    time.sleep(2)    # several reconciler passes: it must not roll the app by itself
+    assert platform.containers(name) == before and page(platform, name) == "value-"
+    platform.cli("ps:restart", "-a", name)
+    assert page(platform, name) == "value-later"
+    assert platform.containers(name) != before
+
+
+def test_ps_stop_and_start_keep_the_formation(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("$(hostname)"))
+    platform.cli("ps:scale", "web=2", "-a", name)
+    platform.cli("ps:stop", "-a", name)
+    assert platform.containers(name) == []
+    code, body = platform.curl(name)
+    assert code == 503
+    ps = platform.cli("ps", "-a", name).stdout
+    assert "Stopped (ps:stop): web" in ps and "ps:start" in ps
+    time.sleep(2)   # the reconciler keeps it stopped
+    assert platform.containers(name) == []
+    platform.cli("ps:start", "-a", name)
+    assert len(platform.containers(name, running_only=True)) == 2
+    assert len({page(platform, name) for _ in range(20)}) == 2
+    # a push starts a stopped app again, like Dokku
+    platform.cli("ps:stop", "web", "-a", name)
+    make_app_repo(repo, env_app("pushed"), platform)
+    out = platform.git("push", "dockyard", "main", cwd=repo).stderr
+    assert "Starting web (stopped with ps:stop)" in out
+    assert page(platform, name) == "pushed"
+    bad = platform.cli("ps:stop", "nope", "-a", name, check=False)
+    assert bad.returncode == 1 and "has no process type 'nope'" in bad.stderr
+
+
+# ---- ps:limits ---------------------------------------------------------------------------
+def test_ps_limits_set_memory_and_cpu_per_type_and_roll_it(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("limited"))
+    shown = platform.cli("ps:limits", "-a", name).stdout
+    assert "web: memory 512 MB (default), cpus 1 (default)" in shown
+    [before] = platform.containers(name)
+    out = platform.cli("ps:limits", "web", "--memory", "128", "--cpu", "0.5", "-a", name).stdout
+    assert "web: memory 128 MB, cpus 0.5" in out
+    [after] = eventually(lambda: (lambda ids: len(ids) == 1 and ids)(platform.containers(name, running_only=True)))
+    assert after != before
+    host = inspect(after)["HostConfig"]
+    assert host["Memory"] == 128 * 1024 * 1024 and host["NanoCpus"] == 500_000_000
+    assert page(platform, name) == "limited"
+    # the limits survive a deploy
+    make_app_repo(repo, env_app("again"), platform)
+    platform.git("push", "dockyard", "main", cwd=repo)
+    [third] = eventually(lambda: (lambda ids: len(ids) == 1 and ids)(platform.containers(name, running_only=True)))
+    assert inspect(third)["HostConfig"]["Memory"] == 128 * 1024 * 1024
+    bad = platform.cli("ps:limits", "web", "--memory", "1", "-a", name, check=False)
+    assert bad.returncode == 1 and "memory_mb must be a number from 16 to 65536" in bad.stderr
+    platform.cli("ps:limits", "web", "--memory", "default", "-a", name)
+    assert "web: memory 512 MB (default), cpus 0.5" in platform.cli("ps:limits", "-a", name).stdout
+
+
+# ---- health checks -----------------------------------------------------------------------
+CHECK = {"healthchecks": {"web": [{"type": "startup", "name": "ready", "path": "/health",
+                                   "content": "healthy", "attempts": 3, "timeout": 2, "wait": 1}]}}
+
+
+def test_app_json_healthcheck_gates_traffic_and_a_failure_rolls_back(platform, tmp_path):
+    name, repo, out = deploy(platform, tmp_path, health_app("v1", "healthy", CHECK))
+    assert "running 1 health check from app.json" in out.stderr
+    assert "check 'ready' attempt 1/3: passed: GET /health answered 200" in out.stderr
+    assert page(platform, name) == "v1"
+    # the new release answers, but not what the check expects: it never gets traffic
+    make_app_repo(repo, health_app("v2", "starting", CHECK), platform)
+    bad = platform.git("push", "dockyard", "main", cwd=repo, check=False)
+    assert bad.returncode == 1
+    assert "check 'ready' attempt 3/3: failed: GET /health answered 200 without 'healthy' in the body" in bad.stderr
+    assert "failed health check 'ready' (GET /health containing 'healthy') after 3 attempts" in bad.stderr
+    assert "rolled back automatically: v1 keeps serving" in bad.stderr
+    assert page(platform, name) == "v1"
+    assert "failed" in platform.cli("releases", "-a", name).stdout
+    logs = platform.cli("logs", "-a", name, "--source", "dockyard").stdout
+    assert "Rolled back automatically: v1 keeps serving" in logs
+    # checks:set overrides app.json (here: a check this release passes), from the next deploy on
+    platform.cli("checks:set", "web", "path=/health", "content=starting", "attempts=2", "wait=1", "-a", name)
+    shown = platform.cli("checks", "-a", name).stdout
+    assert "web: 'GET /health' GET /health expecting 'starting': attempts 2" in shown and "[checks:set]" in shown
+    ok = platform.git("push", "dockyard", "main", "--force", cwd=repo)
+    assert "from checks:set" in ok.stderr
+    assert page(platform, name) == "v2"
+    platform.cli("checks:unset", "web", "-a", name)
+    assert "[app.json]" in platform.cli("checks", "-a", name).stdout
+
+
+def test_bad_app_json_and_bad_checks_are_refused_with_the_key_named(platform, tmp_path):
+    broken = {"healthchecks": {"web": [{"path": "health", "attempts": 3}]}}
+    name, repo, _ = deploy(platform, tmp_path, health_app("v1", "healthy"))
+    make_app_repo(repo, health_app("v2", "healthy", broken), platform)
+    bad = platform.git("push", "dockyard", "main", cwd=repo, check=False)
+    assert bad.returncode == 1
+    assert "app.json healthchecks.web[0].path must start with '/'" in bad.stderr
+    make_app_repo(repo, {"app.json": "{not json"}, platform)
+    bad = platform.git("push", "dockyard", "main", cwd=repo, check=False)
+    assert "app.json is not valid JSON" in bad.stderr
+    assert page(platform, name) == "v1"
+    out = platform.cli("checks:set", "web", "attempts=many", "-a", name, check=False)
+    assert out.returncode == 1 and "attempts must be a whole number, not 'many'" in out.stderr
+    out = platform.cli("checks:set", "web", "bogus=1", "-a", name, check=False)
+    assert out.returncode == 1 and "unknown key 'bogus'" in out.stderr
+
+
+def test_command_check_for_a_worker(platform, tmp_path):
+    checks = {"healthchecks": {"worker": [{"name": "ready-file", "command": "test -f /tmp/ready",
+                                           "attempts": 5, "wait": 1}]}}
+    procfile = ("web: exec httpd -f -p $PORT -h /www\n"
+                "worker: touch /tmp/ready; exec sleep 3600\n")
+    name, repo, _ = deploy(platform, tmp_path, health_app("ok", "healthy", checks, procfile))
+    platform.cli("ps:scale", "worker=1", "-a", name)      # like Heroku, only web starts by default
+    make_app_repo(repo, {"index.html": "ok2"}, platform)
+    out = platform.git("push", "dockyard", "main", cwd=repo)
+    assert "worker.1: check 'ready-file' attempt 1/5: passed: exit code 0" in out.stderr
+    # a worker that never gets ready fails the deploy; the old one keeps running
+    make_app_repo(repo, {"Procfile": "web: exec httpd -f -p $PORT -h /www\nworker: exec sleep 3600\n"}, platform)
+    bad = platform.git("push", "dockyard", "main", cwd=repo, check=False)
+    assert bad.returncode == 1 and "worker.1 failed health check 'ready-file'" in bad.stderr
+    assert "attempt 5/5: failed: exit code 1" in bad.stderr
+    assert page(platform, name) == "ok2"
+    assert eventually(lambda: len(platform.containers(name, running_only=True)) == 2)
