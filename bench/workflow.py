@@ -82,13 +82,18 @@ class Load:
         return statistics.quantiles(self.latencies, n=100)[98] * 1000 if len(self.latencies) > 100 else float("nan")
 
 
-def floor_scale(n: int) -> float:
-    """10 containers started in parallel with the raw CLI, until each answers."""
+# What every Dockyard instance gets (controller/scheduler.py), so the floor runs the same container
+SAME_LIMITS = ["--memory", "512m", "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "1024",
+               "--security-opt", "no-new-privileges", "--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
+
+
+def floor_scale(n: int, flags: list[str]) -> float:
+    """n containers started in parallel with the raw CLI, until each answers."""
     import socket
 
     def one(i: int) -> str:
         cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000", "--label",
-                   "dockyard-bench=scale", "dockyard-bench/scale:latest"]).stdout.strip()
+                   "dockyard-bench=scale", *flags, "dockyard-bench/scale:latest"]).stdout.strip()
         port = int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -142,9 +147,10 @@ def main() -> int:
                     durations.append(time.monotonic() - start)
                 time.sleep(3)   # old instances drain: keep the load on
 
-            floors, scales = [], []
+            floors, bare, scales = [], [], []
             for _ in range(3):   # interleaved, medians
-                floors.append(floor_scale(args.scale))
+                floors.append(floor_scale(args.scale, SAME_LIMITS))
+                bare.append(floor_scale(args.scale, []))
                 start = time.monotonic()
                 p.cli("ps:scale", f"web={args.scale}", "-a", app)
                 scales.append(time.monotonic() - start)
@@ -169,7 +175,8 @@ def main() -> int:
     print(f"    git push median {statistics.median(durations):.2f} s")
     f, s = statistics.median(floors), statistics.median(scales)
     print(f"(b) scale web=1 -> web={args.scale} (medians of 3)")
-    print(f"    raw floor, {args.scale} parallel docker run until each answers: {f:.2f} s")
+    print(f"    raw floor, {args.scale} parallel docker run (same limits) until each answers: {f:.2f} s")
+    print(f"    (the same without memory/cpu/pids limits: {statistics.median(bare):.2f} s)")
     print(f"    dockyard ps:scale web={args.scale}, until the router serves all: {s:.2f} s")
     print(f"    ratio scale / floor: {s / f:.2f}  (target <= 1.2)")
     return 0

@@ -382,6 +382,8 @@ def ps(app):
             extra = f" exit {d['exit_code']}" if d["exit_code"] not in (None, 0) else ""
             click.echo(f"{d['name']}: {d['state']}{extra} v{d['release']['version']} "
                        f"(container {d['container']}) {d['created_at']}")
+            for text in d.get("last_output") or []:
+                click.echo(f"    | {text}")
 
 
 @cli.command("ps:scale")
@@ -606,7 +608,7 @@ def _print_lines(rows) -> str | None:
 @click.option("-n", "--num", default=100, show_default=True, help="Number of lines.")
 @click.option("-t", "--tail", is_flag=True, help="Keep following new lines.")
 @click.option("--ps", "ps_name", default="", help="Only this process, e.g. web.1.")
-@click.option("--source", default="", help="Only app, router or dockyard lines.")
+@click.option("--source", default="", help="Only app, router or dockyard (platform) lines.")
 def logs(app, num, tail, ps_name, source):
     """Show an app's logs (kept across deploys)."""
     name = resolve_app(app)

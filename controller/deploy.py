@@ -50,6 +50,9 @@ def create_release(svc: Services, app: App, build: Build | None, config: dict, d
         svc.store.add_event(app, "dockyard", "api", f"Release v{release.version} created by {user}: {description}"
                             + ("" if restart or build is None else " (not restarted)"))
         return svc.store.get_release(app, release.version)
+    if not svc.scheduler.image_exists(build.image):
+        raise DeployFailed(f"The image of build {build.id} is gone (older releases' images are removed; "
+                           "raise DOCKYARD_KEEP_RELEASES to keep more): push the code again instead.")
     release = svc.store.create_release(app, build.id, config, description, user)
     image = svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
     release = svc.store.get_release(app, release.version)
@@ -69,8 +72,38 @@ def create_release(svc: Services, app: App, build: Build | None, config: dict, d
         raise
     svc.store.finish_release(release, "succeeded")
     svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
+    try:
+        removed = collect_images(svc, app)
+        if removed:
+            out(f"       Removed {removed} image{'s' if removed != 1 else ''} no release needs any more "
+                f"(keeping the last {svc.settings.keep_releases}: DOCKYARD_KEEP_RELEASES)")
+    except DockyardError as e:   # a cleanup problem never fails a deploy that is live
+        out(f"       Image cleanup skipped: {e.message}")
     out(f"-----> v{release.version} is live at http://{svc.settings.app_host(app.name)}:{svc.settings.router_port}/")
     return svc.store.get_release(app, release.version)
+
+
+def images_to_keep(releases: list[Release], current: int, live: int, keep: int, repo: str) -> set[str]:
+    """Pure: the image tags an app must keep: those of the current and live releases and of
+    the newest `keep` succeeded releases (what `rollback` may go back to), with their builds."""
+    ok = [r for r in releases if r.status == "succeeded" and r.build_id]
+    versions = {r.version for r in ok[-keep:]} | {current, live}
+    tags = set()
+    for r in releases:
+        if r.version in versions and r.build_id:
+            tags.add(f"{repo}:v{r.version}")
+            if r.image:
+                tags.add(r.image)
+    return tags
+
+
+def collect_images(svc: Services, app: App) -> int:
+    """Remove the app's images no release may still need (only images Dockyard labelled as
+    this app's; LESSONS 1). Returns how many were removed."""
+    fresh = svc.store.get_app(app.name)
+    keep = images_to_keep(svc.store.list_releases(fresh), fresh.current_version, fresh.live_version,
+                          svc.settings.keep_releases, svc.settings.image_repo(app.name))
+    return svc.scheduler.remove_images(app.name, keep=keep, builds_only=True)
 
 
 def run_release_phase(svc: Services, app: App, release: Release, image: str, out: Out) -> None:
@@ -206,6 +239,10 @@ def _retire(svc: Services, app: App, instances: list[Instance], grace: int | Non
     if mine:
         with ThreadPoolExecutor(max_workers=min(16, len(mine))) as pool:
             list(pool.map(one, mine))
+        try:
+            collect_images(svc, app)     # their images were in use until now
+        except DockyardError:
+            pass                         # the next deploy's cleanup tries again
 
 
 def retire_in_background(svc: Services, app: App, instances: list[Instance]) -> None:

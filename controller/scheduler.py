@@ -169,11 +169,15 @@ class Scheduler:
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
 
-    def remove_images(self, app: str, keep: Iterable[str] = ()) -> int:
-        """Remove the app's images (only those Dockyard labelled), except `keep` tags."""
+    def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
+        """Remove the app's images (only those Dockyard labelled; with `builds_only`, only build
+        results, which carry `dockyard.build`), except images with one of the `keep` tags."""
         keep = set(keep)
         removed = 0
-        for img in self.client.api.images(filters=self._filters(app)):
+        filters = self._filters(app)
+        if builds_only:
+            filters["label"].append(LABEL_BUILD)
+        for img in self.client.api.images(filters=filters):
             tags = img.get("RepoTags") or []
             if keep.intersection(tags):
                 continue

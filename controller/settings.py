@@ -50,6 +50,7 @@ class Settings:
     gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
     app_cpus: float = 1.0           # DOCKYARD_APP_CPUS: default CPU limit per instance (0 = none)
     run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
+    keep_releases: int = 10         # DOCKYARD_KEEP_RELEASES: newest succeeded releases whose images are kept
     extra: dict = field(default_factory=dict)
 
     # ---- derived paths -------------------------------------------------
@@ -120,4 +121,5 @@ def from_env(env: dict | None = None) -> Settings:
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
         app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
         run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
+        keep_releases=max(1, _int(env, "DOCKYARD_KEEP_RELEASES", 10)),
     )

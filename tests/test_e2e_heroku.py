@@ -207,3 +207,28 @@ def test_command_check_for_a_worker(platform, tmp_path):
     assert "attempt 5/5: failed: exit code 1" in bad.stderr
     assert page(platform, name) == "ok2"
     assert eventually(lambda: len(platform.containers(name, running_only=True)) == 2)
+
+
+# ---- image garbage collection ------------------------------------------------------------
+def test_old_images_are_collected_but_rollback_targets_kept(tmp_path, busybox_base):
+    from .conftest import start_platform, stop_platform
+    p = start_platform(tmp_path / "gc", DOCKYARD_KEEP_RELEASES=2)
+    try:
+        name, repo, _ = deploy(p, tmp_path, env_app("one"))
+        for text in ("two", "three"):
+            make_app_repo(repo, env_app(text), p)
+            p.git("push", "dockyard", "main", cwd=repo)
+
+        def tags():
+            return run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                        f"label=dockyard.app={name}"]).stdout.split()
+        # removed once no container uses it (the v1 instance drains in the background)
+        assert eventually(lambda: f"{p.name}/{name}:v1" not in tags()), tags()
+        assert f"{p.name}/{name}:v2" in tags() and f"{p.name}/{name}:v3" in tags()
+        bad = p.cli("rollback", "v1", "-a", name, check=False)
+        assert bad.returncode == 1 and "raise DOCKYARD_KEEP_RELEASES to keep more" in bad.stderr
+        assert page(p, name) == "three"
+        p.cli("rollback", "v2", "-a", name)
+        assert page(p, name) == "two"
+    finally:
+        stop_platform(p)

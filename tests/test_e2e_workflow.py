@@ -188,6 +188,7 @@ def test_crash_looping_process_shows_as_crashed(platform, tmp_path):
             break
         time.sleep(0.5)
     assert "web.1: crashed" in ps, ps
+    assert "    | dying" in ps, ps       # with its last output
 
 
 def test_logs_tail_follows_the_app_across_container_changes(platform, tmp_path):

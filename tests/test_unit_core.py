@@ -131,3 +131,15 @@ def test_token_from_header_bearer_and_basic():
     assert token_from_header("Basic " + base64.b64encode(b"tok-only:").decode()) is None
     assert token_from_header("Basic !!!") is None
     assert token_from_header("") is None and token_from_header("Bearer ") is None
+
+
+def test_images_to_keep_current_live_and_the_newest_succeeded():
+    from controller.deploy import images_to_keep
+    from controller.models import Release
+
+    def rel(v, status="succeeded", build="b"):
+        return Release("a", v, build, {}, "", status, "", image=f"r:build-{v}" if build else None)
+    releases = [rel(1), rel(2), rel(3, "failed"), rel(4, build=None), rel(5), rel(6)]
+    assert images_to_keep(releases, 6, 6, 2, "r") == {"r:v5", "r:build-5", "r:v6", "r:build-6"}
+    # a live release behind the current one (config --no-restart) is kept however old
+    assert images_to_keep(releases, 6, 1, 1, "r") == {"r:v1", "r:build-1", "r:v6", "r:build-6"}

@@ -18,6 +18,7 @@ def get_logs(name):
         raise BadRequest("lines must be a number.") from None
     since = request.args.get("since", "")
     source = request.args.get("source", "")
+    source = "dockyard" if source == "platform" else source   # Heroku's name for platform lines
     ps = request.args.get("ps", "")
     rows = [e for e in s.store.events(app, limit=5000)]
     live = s.scheduler.instances(name) + [o for o in s.scheduler.oneoffs(name) if o.detached]
