@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import re
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -108,10 +109,27 @@ class Scheduler:
         `on_line` as it arrives. Returns the image id; raises ImageBuildFailed."""
         mem = self.settings.build_memory_mb * 1024 * 1024
         events: queue.Queue = queue.Queue()
+        # A client of its own, so that a timeout or a vanished pusher can close the build's
+        # connection: the engine then cancels the build and kills its running step.
+        self.client  # noqa: B018 - the engine is reachable (or a clear error) before we start
+        api = docker.from_env(timeout=300).api
+        responses: list = []
+        api.hooks["response"].append(lambda resp, *args, **kwargs: responses.append(resp))
+
+        def abort() -> None:
+            # shutdown() (not close(), which waits on the reader's buffer lock) wakes the pump
+            # thread's blocked read and tells the engine the client is gone
+            for resp in responses:
+                sock = getattr(getattr(resp.raw, "_connection", None), "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass   # already closed
 
         def pump() -> None:
             try:
-                for chunk in self.client.api.build(
+                for chunk in api.build(
                         path=context_dir, dockerfile=dockerfile, tag=tag, labels=labels or None, rm=True,
                         forcerm=True, pull=False, decode=True,
                         container_limits={"memory": mem, "memswap": mem}):
@@ -123,38 +141,43 @@ class Scheduler:
                 events.put(("error", f"{e.__class__.__name__}: {e}"))
 
         threading.Thread(target=pump, name=f"build-{tag}", daemon=True).start()
-        deadline = time.monotonic() + self.settings.build_timeout
-        image_id = None
-        pending = ""
-        while True:
-            if cancelled():
-                raise ImageBuildFailed("The build was cancelled: the client went away.")
-            try:
-                kind, payload = events.get(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    raise BuildTimedOut(
-                        f"The build ran longer than {self.settings.build_timeout} s and was stopped: "
-                        "make it faster or raise DOCKYARD_BUILD_TIMEOUT.") from None
-                continue
-            if kind == "end":
-                break
-            if kind == "error":
-                raise ImageBuildFailed(f"The engine failed the build: {payload}")
-            chunk = payload
-            if "stream" in chunk:
-                pending += chunk["stream"]
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    on_line(line.rstrip("\r"))
-            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-            if "error" in chunk:
-                if pending:
-                    on_line(pending)
-                raise ImageBuildFailed(str(chunk.get("error", "")).strip())
-        if pending:
-            on_line(pending)
+        try:
+            deadline = time.monotonic() + self.settings.build_timeout
+            image_id = None
+            pending = ""
+            while True:
+                if cancelled():
+                    abort()
+                    raise ImageBuildFailed("The build was cancelled: the client went away.")
+                try:
+                    kind, payload = events.get(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        abort()
+                        raise BuildTimedOut(
+                            f"The build ran longer than {self.settings.build_timeout} s and was stopped: "
+                            "make it faster or raise DOCKYARD_BUILD_TIMEOUT.") from None
+                    continue
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise ImageBuildFailed(f"The engine failed the build: {payload}")
+                chunk = payload
+                if "stream" in chunk:
+                    pending += chunk["stream"]
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        on_line(line.rstrip("\r"))
+                if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    if pending:
+                        on_line(pending)
+                    raise ImageBuildFailed(str(chunk.get("error", "")).strip())
+            if pending:
+                on_line(pending)
+        finally:
+            api.close()
         if image_id is None:
             try:
                 image_id = self.client.api.inspect_image(tag)["Id"]
@@ -331,7 +354,6 @@ class Scheduler:
         None at end of input, or False when nothing arrived within `wait`; `on_output(stream,
         data)` gets stdout (1) and stderr (2) as they come. Returns the exit code; the container
         is removed afterwards and killed if the caller goes away or `timeout` passes."""
-        import socket as _socket
         import struct
         index = self.next_oneoff_index(app)
         cid, _ = self._oneoff_container(app, release, command, image, index, attach=True)
@@ -352,7 +374,7 @@ class Scheduler:
                         if data is False:
                             continue
                         if data is None:
-                            raw.shutdown(_socket.SHUT_WR)
+                            raw.shutdown(socket.SHUT_WR)
                             return
                         raw.sendall(data)
                 except OSError:
@@ -372,7 +394,7 @@ class Scheduler:
                     break
                 try:
                     chunk = raw.recv(65536)
-                except _socket.timeout:
+                except socket.timeout:
                     continue
                 except OSError:
                     break

@@ -232,3 +232,20 @@ def test_old_images_are_collected_but_rollback_targets_kept(tmp_path, busybox_ba
         assert page(p, name) == "two"
     finally:
         stop_platform(p)
+
+
+def test_build_timeout_stops_the_engine_build_and_says_which_setting(tmp_path, busybox_base):
+    from .conftest import start_platform, stop_platform
+    p = start_platform(tmp_path / "bt", DOCKYARD_BUILD_TIMEOUT=4)
+    try:
+        name, repo, _ = deploy(p, tmp_path, env_app("ok"))
+        make_app_repo(repo, {"Dockerfile": f"FROM {BUSYBOX_BASE}\nRUN sleep 987\n"}, p)
+        bad = p.git("push", "dockyard", "main", cwd=repo, check=False)
+        assert bad.returncode == 1
+        assert "The build ran longer than 4 s and was stopped: make it faster or raise DOCKYARD_BUILD_TIMEOUT" \
+            in bad.stderr
+        # the engine cancelled the build: its running step is gone (not left to finish for 987 s)
+        assert eventually(lambda: run(["pgrep", "-f", "sleep 987"], check=False).returncode == 1, 30)
+        assert page(p, name) == "ok"
+    finally:
+        stop_platform(p)
