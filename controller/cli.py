@@ -412,14 +412,19 @@ def ps_restart(ptype, app):
     click.echo(f"Restarting {ptype or 'all processes'} of {name}... done")
 
 
+def _stop_or_start(action: str, ptype: str | None, app: str | None) -> None:
+    name = resolve_app(app)
+    call("POST", f"/apps/{name}/formation/actions/{action}", {"type": ptype} if ptype else {})
+    done = {"stop": "Stopped", "start": "Started"}[action]
+    click.echo(f"{done} {ptype or 'all processes'} of {name}")
+
+
 @cli.command("ps:stop")
 @click.argument("ptype", required=False)
 @app_option
 def ps_stop(ptype, app):
     """Stop all processes (or one type); the formation is kept for ps:start."""
-    name = resolve_app(app)
-    call("POST", f"/apps/{name}/formation/actions/stop", {"type": ptype} if ptype else {})
-    click.echo(f"Stopped {ptype or 'all processes'} of {name}")
+    _stop_or_start("stop", ptype, app)
 
 
 @cli.command("ps:start")
@@ -427,9 +432,7 @@ def ps_stop(ptype, app):
 @app_option
 def ps_start(ptype, app):
     """Start what ps:stop stopped."""
-    name = resolve_app(app)
-    call("POST", f"/apps/{name}/formation/actions/start", {"type": ptype} if ptype else {})
-    click.echo(f"Started {ptype or 'all processes'} of {name}")
+    _stop_or_start("start", ptype, app)
 
 
 @cli.command("ps:limits")

@@ -30,22 +30,29 @@ def probe(port: int, host: str, path: str = "/", timeout: float = 2.0) -> int:
 
 
 def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host: str, app_port: int,
-                       timeout: float, out: Callable[[str], None], interval: float = 0.1) -> None:
+                       timeout: float, out: Callable[[str], None], interval: float = 0.05,
+                       refresh_every: float = 0.5) -> None:
     """Poll until the instance answers any HTTP response on its published port. Raises
-    InstanceCrashed if the container exits, NeverListened after `timeout` seconds."""
+    InstanceCrashed if the container exits, NeverListened after `timeout` seconds. The engine
+    is asked about the container only every `refresh_every` s (many instances start at once
+    on a scale-out; their probes must not crowd the engine)."""
     start = time.monotonic()
     attempt = 0
     last_said = -10.0
+    last_refresh = -refresh_every
     reason = "not started"
+    inst = None
     while True:
-        inst = refresh()
         elapsed = time.monotonic() - start
-        if inst is None or inst.state in ("exited", "dead"):
-            code = inst.exit_code if inst else "unknown"
-            out(f"       {label}: check failed: the process exited with code {code}")
-            raise InstanceCrashed(
-                f"{label} exited with code {code} before answering HTTP on $PORT ({app_port}); "
-                "its last output is shown above. The previous release keeps serving.")
+        if inst is None or not inst.host_port or elapsed - last_refresh >= refresh_every:
+            inst = refresh()
+            last_refresh = elapsed
+            if inst is None or inst.state in ("exited", "dead"):
+                code = inst.exit_code if inst else "unknown"
+                out(f"       {label}: check failed: the process exited with code {code}")
+                raise InstanceCrashed(
+                    f"{label} exited with code {code} before answering HTTP on $PORT ({app_port}); "
+                    "its last output is shown above. The previous release keeps serving.")
         if inst.host_port:
             attempt += 1
             try:

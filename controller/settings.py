@@ -10,24 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _int(env: dict, key: str, default: int) -> int:
+def _number(env: dict, key: str, default, cast):
     raw = env.get(key)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise ValueError(f"{key}={raw!r} is not a whole number; set it to e.g. {default}") from None
+        kind = "a whole number" if cast is int else "a number"
+        raise ValueError(f"{key}={raw!r} is not {kind}; set it to e.g. {default}") from None
+
+
+def _int(env: dict, key: str, default: int) -> int:
+    return _number(env, key, default, int)
 
 
 def _float(env: dict, key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{key}={raw!r} is not a number; set it to e.g. {default}") from None
+    return _number(env, key, default, float)
 
 
 @dataclass(frozen=True)
