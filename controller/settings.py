@@ -38,6 +38,7 @@ class Settings:
     stop_grace: int = 10            # DOCKYARD_STOP_GRACE: SIGTERM -> SIGKILL seconds for old instances
     reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
     gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
+    router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
     extra: dict = field(default_factory=dict)
 
     # ---- derived paths -------------------------------------------------
@@ -64,6 +65,10 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.home / "certs"
 
     @property
     def api_url(self) -> str:
@@ -106,4 +111,5 @@ def from_env(env: dict | None = None) -> Settings:
         stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
         reconcile_interval=float(env.get("DOCKYARD_RECONCILE_INTERVAL") or 5.0),
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
+        router_tls_port=_int(env, "DOCKYARD_ROUTER_TLS_PORT", 8443),
     )
