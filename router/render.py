@@ -217,7 +217,7 @@ http {{
 
     # Per-app access log, harvested into each app's `dockyard logs` (router/accesslog.py).
     # Every server block sets $dockyard_app; requests for unknown hosts are not logged.
-    log_format dockyard_json escape=json '{{"time":"$time_iso8601","app":"$dockyard_app",'
+    log_format dockyard_json escape=json '{{"msec":"$msec","app":"$dockyard_app",'
         '"method":"$request_method","path":"$request_uri","status":"$status","bytes":"$body_bytes_sent",'
         '"request_time":"$request_time","upstream_time":"$upstream_response_time",'
         '"connect_time":"$upstream_connect_time","upstream":"$upstream_addr",'

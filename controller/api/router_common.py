@@ -1,0 +1,26 @@
+"""Shared by the router blueprints (domains, certs, router settings): apply the routes after
+a change and, if the router refused the app's new setting or certificate, undo the change."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from router.errors import RouterError
+
+from ..errors import BadRequest
+from .common import svc
+
+
+def apply_or_revert(app_name: str, revert: Callable[[], None], what: str) -> None:
+    s = svc()
+    before = s.router.refused().get(app_name)
+    try:
+        s.apply_routes()
+    except RouterError:
+        revert()
+        s.apply_routes()
+        raise
+    reason = s.router.refused().get(app_name)
+    if reason and reason != before:
+        revert()
+        s.apply_routes()
+        raise BadRequest(f"The router refused {what} for {app_name}, so it was not changed: {reason}")
