@@ -488,7 +488,7 @@ def _blame(output: str, text: str, routes: list[Route], rejected_path: Path) -> 
 def _first_error(output: str, app: str) -> str:
     for line in output.splitlines():
         if "[emerg]" in line or "[crit]" in line or "[alert]" in line:
-            return line.split("] ", 1)[-1].strip()
+            return re.sub(r"^\d+#\d+: ", "", line.split("] ", 1)[-1].strip())
     return output.strip().splitlines()[0] if output.strip() else f"(no output; see the router's error.log for {app})"
 
 
