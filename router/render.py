@@ -384,8 +384,11 @@ def _tls_lines(route: Route, tls_listen: str | None) -> str:
     if tls_listen is None:
         raise RenderError(
             f"App {app} has a certificate but the router has no HTTPS port: set DOCKYARD_ROUTER_TLS_PORT.", app=app)
-    cert = _check_path(getattr(route.tls, "cert_path", None), f"App {app}: certificate file")
-    key = _check_path(getattr(route.tls, "key_path", None), f"App {app}: key file")
+    try:
+        cert = _check_path(getattr(route.tls, "cert_path", None), f"App {app}: certificate file")
+        key = _check_path(getattr(route.tls, "key_path", None), f"App {app}: key file")
+    except RenderError as exc:
+        raise RenderError(exc.message, app=app) from None
     return (f"    listen {tls_listen} ssl;\n"
             f'    ssl_certificate "{cert}";\n'
             f'    ssl_certificate_key "{key}";\n')
