@@ -145,7 +145,7 @@ def test_domains_custom_wildcard_conflicts_and_validation(platform, tmp_path):
     bob_app = unique_app("bob")
     run([*_cli(p), "apps:create", bob_app], env=bob)
     proc = run([*_cli(p), "domains:add", host, "-a", bob_app], env=bob, check=False)
-    assert proc.returncode != 0 and "already used by another app" in proc.stderr and a not in proc.stderr
+    assert proc.returncode != 0 and "already used by another app" in proc.stderr and f"app {a}" not in proc.stderr
     # Someone else's default hostname, the platform domain, and anything that is not a hostname.
     assert "default hostname of app" in fails(p, "domains:add", f"{b}.{p.domain}", "-a", a)
     assert "platform domain" in fails(p, "domains:add", f"*.{p.domain}", "-a", a)
@@ -202,7 +202,7 @@ def test_router_settings_pages_and_validation(platform, tmp_path):
     big.write_bytes(b"x" * 5000)
     code, body, _, _ = curl_host(p, f"{name}.{p.domain}", "/", "--data-binary", f"@{big}")
     assert code == 413 and "client-max-body-size=1k" in body and f"router:set client-max-body-size=200m -a {name}" in body
-    assert "read-timeout=soon is not a number of seconds" in fails(p, "router:set", "read-timeout=soon", "-a", name)
+    assert "read-timeout='soon' is not a number of seconds" in fails(p, "router:set", "read-timeout=soon", "-a", name)
     assert "client-max-body-size='9g'" in fails(p, "router:set", "client-max-body-size=9g", "-a", name)
     assert "Unknown router setting 'bogus'" in fails(p, "router:set", "bogus=1", "-a", name)
     p.cli("router:set", "client-max-body-size=", "-a", name)                      # back to the default
@@ -250,7 +250,7 @@ def test_websocket_through_the_router_to_a_container(platform, tmp_path):
     files = {"Dockerfile": f"FROM {STACK}\nCOPY app.py /app/app.py\nCMD [\"python3\", \"/app/app.py\"]\n",
              "app.py": WS_APP}
     name = deploy(p, tmp_path, files)
-    assert p.curl(name, "/hello") == (200, "ws-app /hello")
+    assert p.curl(name, "/hello") == (200, "ws-app /hello\n")
     sock = socket.create_connection(("127.0.0.1", p.router_port), timeout=10)
     with connect(f"ws://{name}.{p.domain}:{p.router_port}/ws", sock=sock, open_timeout=10) as ws:
         for i in range(3):
