@@ -27,3 +27,4 @@ e2e:
 
 bench:
 	$(PY) bench/deploy.py
+	$(PY) bench/router.py
