@@ -84,6 +84,8 @@ def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool
         return None
     if changed:
         log.info("routes applied")
+        for app, reason in sorted(nginx.refused().items()):
+            log.warning("app %s is served without its own router settings/certificate: %s", app, reason)
     return changed
 
 
