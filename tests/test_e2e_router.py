@@ -281,3 +281,35 @@ def test_restarting_the_router_and_nginx_restores_every_route(platform, tmp_path
     assert curl_host(p, host)[:2] == (200, "survivor") and p.curl(name) == (200, "survivor")
     assert "proxy_read_timeout 90s;" in (p.home / "router/conf/routes.conf").read_text()
     assert f"# App {name}:" in routes_before
+
+
+def test_a_certificate_nginx_refuses_is_reported_for_its_app_and_others_keep_working(platform, tmp_path):
+    # A stored certificate nginx cannot load (say, a future ACME source wrote a bad one): the
+    # router serves that app without it, says so in `dockyard router`, and other apps' changes
+    # still go live.
+    from controller import router_state
+    from controller.certs import CertBundle, inspect_bundle
+    from controller.store import Store
+    p = platform
+    a = deploy(p, tmp_path, httpd_app("app a"))
+    b = deploy(p, tmp_path, httpd_app("app b"))
+    host = f"www.{a}.example.com"
+    p.cli("domains:add", host, "-a", a)
+    crt, key = write_pair(tmp_path / "tls", "a", [host])
+    info = inspect_bundle(crt.read_text(), key.read_text(), [host])
+    store = Store(p.home / "dockyard.db")
+    broken = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+    router_state.put_cert(store, store.get_app(a), CertBundle(cert_pem=broken, key_pem=key.read_text(), info=info))
+    p.cli("router:set", "read-timeout=30", "-a", a)   # any API change applies the routes at once
+    report = wait_until(lambda: (lambda out: out if "Refused by the router" in out else None)(
+        p.cli("router", "-a", a).stdout), what="the refusal in the app's router report")
+    assert "cannot load certificate" in report and "served without them" in report
+    assert "Refused" not in p.cli("router", "-a", b).stdout
+    assert curl_host(p, host)[:2] == (200, "app a")              # served, without its extras
+    other = f"www.{b}.example.com"
+    p.cli("domains:add", other, "-a", b)                          # others' changes go live
+    assert curl_host(p, other)[:2] == (200, "app b")
+    # A good certificate clears it.
+    p.cli("certs:add", str(crt), str(key), "-a", a)
+    assert "Refused" not in p.cli("router", "-a", a).stdout
+    assert curl_host(p, host, "/", "--cacert", str(crt), scheme="https")[:2] == (200, "app a")

@@ -52,8 +52,7 @@ def add_cert(name):
         else:
             router_state.put_cert(s.store, app, previous)
 
-    router_state.put_cert(s.store, app, bundle)
-    apply_or_revert(app.name, revert, "the certificate")
+    apply_or_revert(app.name, lambda: router_state.put_cert(s.store, app, bundle), revert, "the certificate")
     s.store.add_event(app, "dockyard", "api", f"Certificate for {', '.join(info.names)} (expires "
                       f"{info.not_after[:10]}) added by {g.user.name}")
     return jsonify(_cert_json(app, bundle)), 201

@@ -42,8 +42,8 @@ def add_domain(name):
                            f"`dockyard domains:remove {host} -a {owner.name}`.")
         raise Conflict(f"{host} is already used by another app. If it is yours, ask that app's owner "
                        "to remove it, or an admin.")
-    router_state.add_domain(s.store, app, host)
-    apply_or_revert(app.name, lambda: router_state.remove_domain(s.store, app, host), f"domain {host}")
+    apply_or_revert(app.name, lambda: router_state.add_domain(s.store, app, host),
+                    lambda: router_state.remove_domain(s.store, app, host), f"domain {host}")
     s.store.add_event(app, "dockyard", "api", f"Domain {host} added by {g.user.name}")
     return jsonify(_domain_json(app.name, host, "custom")), 201
 

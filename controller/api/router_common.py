@@ -10,9 +10,14 @@ from ..errors import BadRequest
 from .common import svc
 
 
-def apply_or_revert(app_name: str, revert: Callable[[], None], what: str) -> None:
+def apply_or_revert(app_name: str, change: Callable[[], None], revert: Callable[[], None], what: str) -> None:
+    """Make ``change`` in the store and apply the routes; undo it if the router refuses it.
+    The routes are applied first without it too, so a refusal that was already there (say, a
+    certificate nginx cannot load) is not blamed on this change."""
     s = svc()
+    s.apply_routes()
     before = s.router.refused().get(app_name)
+    change()
     try:
         s.apply_routes()
     except RouterError:

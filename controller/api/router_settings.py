@@ -35,9 +35,9 @@ def patch_router(name):
         raise BadRequest(f"force-https needs a certificate: add one first with "
                          f"`dockyard certs:add CERT KEY -a {app.name}`.")
     before = router_state.get_settings(s.store, app)
-    router_state.update_settings(s.store, app, parsed)
     undo = {k: before.get(k) for k in parsed}
-    apply_or_revert(app.name, lambda: router_state.update_settings(s.store, app, undo),
+    apply_or_revert(app.name, lambda: router_state.update_settings(s.store, app, parsed),
+                    lambda: router_state.update_settings(s.store, app, undo),
                     ", ".join(f"{k}" for k in sorted(parsed)))
     desc = ", ".join(f"{k}={'default' if v is None else v}" for k, v in sorted(parsed.items()))
     s.store.add_event(app, "dockyard", "api", f"Router settings {desc} set by {g.user.name}")
