@@ -264,3 +264,43 @@ def test_group_bounds_lines_per_app():
     lines = [json.dumps({"msec": str(1700000000 + i), "app": "a", "path": f"/{i}"}) for i in range(10)]
     out = group(lines, max_per_app=3)
     assert [r[3].split('path="')[1].split('"')[0] for r in out["a"]] == ["/7", "/8", "/9"]
+
+
+# ---------------------------------------------------------------- store (SQLite in tmp, no sockets)
+def test_router_state_in_the_store(tmp_path):
+    from controller.certs import CertBundle
+    from controller.errors import Conflict, NotFound
+    from controller.routing import with_extras
+    from controller.store import Store
+    store = Store(tmp_path / "db.sqlite")
+    store.migrate()
+    a, b = store.create_app("app-a", None), store.create_app("app-b", None)
+    router_state.add_domain(store, a, "www.example.com")
+    with pytest.raises(Conflict):
+        router_state.add_domain(store, b, "www.example.com")
+    assert router_state.domain_owner(store, "www.example.com").name == "app-a"
+    assert router_state.update_settings(store, a, {"read-timeout": 90, "maintenance": True}) == {
+        "maintenance": True, "read-timeout": 90}
+    assert router_state.update_settings(store, a, {"read-timeout": None, "maintenance": False}) == {}
+    router_state.update_settings(store, a, {"client-max-body-size": "5m"})
+    cert, key = self_signed(["www.example.com"])
+    info = inspect_bundle(cert, key, ["www.example.com"])
+    router_state.put_cert(store, a, CertBundle(cert, key, info))
+    got = router_state.get_cert(store, "app-a")
+    assert got.info == info and got.key_pem == key and router_state.get_cert(store, "app-b") is None
+    tls = router_state.cert_files(tmp_path / "certs", "app-a", got)
+    assert Path(tls.cert_path).read_text() == cert
+    assert all(Path(p).stat().st_mode & 0o777 == 0o600 for p in (tls.cert_path, tls.key_path))
+    (tmp_path / "certs" / "stale.key").write_text("x")
+    router_state.prune_cert_files(tmp_path / "certs", {tls.cert_path, tls.key_path})
+    assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == sorted(
+        [Path(tls.cert_path).name, Path(tls.key_path).name])
+    routes = with_extras(build_table([("app-a", UP), ("app-b", ())], "localhost"), router_state.all_domains(store),
+                         router_state.all_settings(store), {"app-a": tls})
+    assert routes[0].hostnames == ("app-a.localhost", "www.example.com")
+    assert routes[0].options.client_max_body_size == "5m" and routes[0].tls == tls
+    assert routes[1] == build_table([("app-b", ())], "localhost")[0]
+    store.delete_app(a)   # cascades
+    assert router_state.all_domains(store) == {} and router_state.get_cert(store, "app-a") is None
+    with pytest.raises(NotFound):
+        router_state.remove_domain(store, b, "www.example.com")
