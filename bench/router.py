@@ -127,7 +127,25 @@ http {{
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(port: int, host: str, seconds: int) -> tuple[float, float]:
+def cpu_seconds(master: int | None) -> float:
+    """utime + stime of ``master``'s live children (the nginx workers), in seconds."""
+    if master is None:
+        return 0.0
+    total = 0
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == master:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, host: str, seconds: int, master: int | None = None) -> tuple[float, float, float]:
+    """(req/s, p99 ms, nginx worker CPU microseconds per request; 0 when there is no nginx)."""
+    cpu0 = cpu_seconds(master)
     out = sh("wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-H", f"Host: {host}", f"http://127.0.0.1:{port}/",
              timeout=seconds + 60)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -135,7 +153,9 @@ def wrk(port: int, host: str, seconds: int) -> tuple[float, float]:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if errors:
         print(f"   (wrk reported: {errors.group(0)})")
-    return rps, float(m.group(1)) * _UNIT[m.group(2)]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    cpu_us = (cpu_seconds(master) - cpu0) * 1e6 / max(requests, 1)
+    return rps, float(m.group(1)) * _UNIT[m.group(2)], cpu_us
 
 
 def main() -> None:
@@ -185,21 +205,31 @@ def main() -> None:
             time.sleep(0.05)
 
         # ---- 1. throughput and p99, interleaved rounds
-        targets = {"direct": (port_a, "x"), "hand-written nginx": (hand_port, "x"),
-                   "dockyard router": (settings.router_port, host)}
-        results: dict[str, list[tuple[float, float]]] = {k: [] for k in targets}
-        print(f"1. small responses, keep-alive: wrk -t1 -c32 -d{args.seconds}s, {args.rounds} interleaved rounds")
+        targets = {"direct": (port_a, "x", None), "hand-written nginx": (hand_port, "x", hand.pid),
+                   "dockyard router": (settings.router_port, host, router.master_pid())}
+        results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in targets}
+        print(f"1. small responses, keep-alive: wrk -t1 -c32 -d{args.seconds}s, {args.rounds} interleaved rounds (order rotated)")
+        names = list(targets)
         for r in range(args.rounds):
-            for name, (port, h) in targets.items():
-                results[name].append(wrk(port, h, args.seconds))
-        med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in results.items()}
-        for name, (rps, p99) in med.items():
-            print(f"   {name:<20} {rps:>10.0f} req/s   p99 {p99:>7.2f} ms   (rounds: "
+            for name in names[r % 3:] + names[:r % 3]:   # rotate the order: no target always runs last
+                port, h, master = targets[name]
+                results[name].append(wrk(port, h, args.seconds, master))
+        med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in results.items()}
+        for name, (rps, p99, cpu) in med.items():
+            cpu_text = f"   nginx CPU {cpu:5.1f} us/req" if name != "direct" else " " * 27
+            print(f"   {name:<20} {rps:>10.0f} req/s   p99 {p99:>7.2f} ms{cpu_text}   (rounds: "
                   + ", ".join(f"{x[0]:.0f}" for x in results[name]) + ")")
         d, hw = med["dockyard router"], med["hand-written nginx"]
         print(f"   dockyard / hand-written: throughput {d[0] / hw[0]:.3f}x (target >= 0.95), "
               f"p99 {d[1] / hw[1]:.3f}x (target <= 1.1)")
         print(f"   dockyard / direct:       throughput {d[0] / med['direct'][0]:.3f}x")
+        print(f"   nginx CPU per request, dockyard / hand-written: {d[2] / hw[2]:.3f}x (the router's own cost, "
+              "insensitive to other load on the machine)")
+        best = {k: (max(x[0] for x in v), min(x[1] for x in v)) for k, v in results.items()}
+        bd, bh = best["dockyard router"], best["hand-written nginx"]
+        print(f"   best round of each (less sensitive to other load on the machine): dockyard {bd[0]:.0f} req/s "
+              f"p99 {bd[1]:.2f} ms, hand-written {bh[0]:.0f} req/s p99 {bh[1]:.2f} ms: throughput "
+              f"{bd[0] / bh[0]:.3f}x, p99 {bd[1] / bh[1]:.3f}x")
 
         # ---- 2. route change -> first request served by the new instance. A poller sends
         # requests back to back while apply() runs; "served" is its first answer from the new
