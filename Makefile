@@ -28,3 +28,4 @@ e2e:
 bench:
 	$(PY) bench/deploy.py
 	$(PY) bench/workflow.py
+	$(PY) bench/router.py

@@ -27,6 +27,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     for bp in (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
                limits.bp, checks.bp):
         app.register_blueprint(bp)
+    from .api import certs, domains, router_settings   # router (issue 5)
+    for bp in (domains.bp, certs.bp, router_settings.bp):
+        app.register_blueprint(bp)
 
     @app.get("/healthz")
     def healthz():

@@ -50,6 +50,7 @@ class Settings:
     app_cpus: float = 1.0           # DOCKYARD_APP_CPUS: default CPU limit per instance (0 = none)
     run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
     keep_releases: int = 10         # DOCKYARD_KEEP_RELEASES: newest succeeded releases whose images are kept
+    router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
     extra: dict = field(default_factory=dict)
 
     # ---- derived paths -------------------------------------------------
@@ -76,6 +77,10 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.home / "certs"
 
     @property
     def api_url(self) -> str:
@@ -121,4 +126,5 @@ def from_env(env: dict | None = None) -> Settings:
         app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
         run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
         keep_releases=max(1, _int(env, "DOCKYARD_KEEP_RELEASES", 10)),
+        router_tls_port=_int(env, "DOCKYARD_ROUTER_TLS_PORT", 8443),
     )

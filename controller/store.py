@@ -108,6 +108,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app_id, type)
     );
     """,
+    # 3: router (issue 5): custom domains, certificates, per-app router settings (controller/router_state.py)
+    """
+    CREATE TABLE domains (
+        hostname TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX domains_app ON domains(app_id);
+    CREATE TABLE app_certs (
+        app_id TEXT PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        cert_pem TEXT NOT NULL,
+        key_pem TEXT NOT NULL,
+        info TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE router_settings (
+        app_id TEXT PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        settings TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 EVENTS_KEPT_PER_APP = 5000

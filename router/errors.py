@@ -25,6 +25,12 @@ class RenderError(RouterError):
     status = 400
     code = "invalid_route"
 
+    def __init__(self, message: str, app: str | None = None) -> None:
+        super().__init__(message)
+        # Set when the bad value is one of an app's own extras (settings, certificate):
+        # the router can then serve that app without them instead of refusing everything.
+        self.app = app
+
 
 class ConfigRejected(RouterError):
     """``nginx -t`` refused the generated config. The live config is untouched.

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from controller.settings import Settings, from_env
+from router.accesslog import Harvester, Sink
 from router.errors import RouterError
 from router.nginx import Nginx
 from router.table import Route
@@ -31,6 +32,29 @@ def _default_loader(settings: Settings) -> Sequence[Route]:
     from controller.routing import load_routes  # lazy: the controller imports the router, not vice versa
 
     return load_routes(settings)
+
+
+def _default_sink(settings: Settings) -> Sink:
+    from controller import router_state  # lazy, as above
+    from controller.store import Store
+
+    store = Store(settings.db_path)
+    return lambda by_app: router_state.record_router_lines(store, by_app)
+
+
+def _harvest_loop(harvester: Harvester, stop: threading.Event, period: float) -> None:
+    """Access-log lines into the apps' logs, every ``period`` seconds until ``stop``."""
+    while True:
+        try:
+            harvester.harvest()
+        except Exception:  # a full disk or a locked DB must not stop the router
+            log.exception("could not harvest the router access log; will retry")
+        if stop.wait(period):
+            break
+    try:
+        harvester.harvest()  # what nginx flushed while stopping
+    except Exception:
+        log.exception("could not harvest the router access log")
 
 
 class _LoadFailed(Exception):
@@ -60,6 +84,8 @@ def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool
         return None
     if changed:
         log.info("routes applied")
+        for app, reason in sorted(nginx.refused().items()):
+            log.warning("app %s is served without its own router settings/certificate: %s", app, reason)
     return changed
 
 
@@ -70,14 +96,21 @@ def run(
     *,
     events: queue.SimpleQueue | None = None,
     nginx: Nginx | None = None,
+    log_sink: Sink | None = None,
+    harvest_period: float = 1.0,
 ) -> int:
     """Run the router until SIGTERM/SIGINT (or ``STOP`` put on ``events``).
 
     Returns the process exit code. Signal handlers are only installed when
     called from the main thread; tests running it in a thread stop it by
     putting ``STOP`` on ``events``.
+
+    Router access-log lines go to ``log_sink`` (by default, with the default route loader,
+    into each app's logs in the store); with a custom loader and no sink they stay in the file.
     """
     settings = settings if settings is not None else from_env()
+    if log_sink is None and load_routes is None:
+        log_sink = _default_sink(settings)
     load_routes = load_routes if load_routes is not None else _default_loader
     interval = settings.reconcile_interval if interval is None else interval
     events = events if events is not None else queue.SimpleQueue()
@@ -100,6 +133,13 @@ def run(
             log.error("router could not start: %s", exc)
             return 1
         log.info("router listening on %s:%d (apps at %s)", nginx.listen_host, settings.router_port, settings.router_url)
+        stop_harvest = threading.Event()
+        harvester_thread = None
+        if log_sink is not None:
+            harvester_thread = threading.Thread(
+                target=_harvest_loop, args=(Harvester(nginx.prefix, log_sink), stop_harvest, harvest_period),
+                name="access-log-harvester", daemon=True)
+            harvester_thread.start()
         try:
             while True:
                 try:
@@ -121,6 +161,9 @@ def run(
         finally:
             log.info("stopping nginx")
             nginx.stop(timeout=float(settings.stop_grace))
+            stop_harvest.set()
+            if harvester_thread is not None:
+                harvester_thread.join(timeout=30)
         return 0
     finally:
         for sig, handler in previous_handlers.items():

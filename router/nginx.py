@@ -8,6 +8,7 @@ Layout of ``Settings.router_dir`` (the nginx prefix)::
     logs/               pid file, error.log, access.log
     tmp/                nginx temp paths (unused: bodies are streamed)
     apply.lock          flock serialising apply/reload/start across processes
+    refused.json        apps whose own settings/certificate were refused at the last apply, and why
 
 Linux only: process checks read ``/proc``.
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -27,7 +30,7 @@ from typing import IO
 
 from controller.settings import Settings
 from router import render
-from router.errors import ConfigRejected, RouterError
+from router.errors import ConfigRejected, RenderError, RouterError
 from router.table import Route
 
 _POLL = 0.02  # seconds between checks while waiting on nginx
@@ -59,6 +62,7 @@ class Nginx:
         self.error_log = self.prefix / render.ERROR_LOG
         self.lock_path = self.prefix / "apply.lock"
         self.rejected_path = self.prefix / "conf" / "routes.conf.rejected"
+        self.refused_path = self.prefix / "refused.json"
         # The `user` directive only means something when the master runs as root.
         self.worker_user = (worker_user or "www-data") if os.geteuid() == 0 else None
         self.listen_host = listen_host
@@ -80,7 +84,33 @@ class Nginx:
         )
 
     def _routes_text(self, routes: Iterable[Route]) -> str:
-        return render.render_routes(routes, self.settings.router_port, listen_host=self.listen_host)
+        return render.render_routes(
+            routes, self.settings.router_port, listen_host=self.listen_host,
+            tls_port=getattr(self.settings, "router_tls_port", None),
+        )
+
+    def _render_tolerant(self, routes: Iterable[Route], refused: dict[str, str]) -> tuple[str, list[Route]]:
+        """Render; an app whose own extras (settings, certificate) cannot be rendered is
+        rendered without them and its reason is put in ``refused``. Anything else raises."""
+        routes = list(routes)
+        for _ in range(len(routes) + 1):
+            try:
+                return self._routes_text(routes), routes
+            except RenderError as exc:
+                idx = _extras_index(routes, exc.app)
+                if idx is None:
+                    raise
+                refused[exc.app] = exc.message
+                routes[idx] = routes[idx].plain()
+        raise RouterError("could not render the routes even without the apps' own settings")  # unreachable
+
+    def refused(self) -> dict[str, str]:
+        """app -> why its own router settings or certificate are not in use (last apply)."""
+        try:
+            data = json.loads(self.refused_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # ------------------------------------------------------------ layout
     def ensure_layout(self) -> None:
@@ -137,9 +167,10 @@ class Nginx:
         nginx is reloaded; when this returns, new connections are routed by
         the new config. Safe to call concurrently from several processes.
         """
-        routes_text = self._routes_text(tuple(routes))  # RenderError before touching anything
+        refused: dict[str, str] = {}
+        text, table = self._render_tolerant(tuple(routes), refused)  # RenderError before touching anything
         with self._locked():
-            return self._apply_locked(routes_text)
+            return self._apply_with_fallback_locked(text, table, refused)
 
     def apply_fresh(self, load: Callable[[], Iterable[Route]]) -> bool:
         """Like ``apply``, but computes the routes with ``load()`` while holding the
@@ -147,7 +178,34 @@ class Nginx:
         before another process's newer one can then never be applied after it (a stale
         table is how an app briefly loses all its upstreams in the middle of a deploy)."""
         with self._locked():
-            return self._apply_locked(self._routes_text(tuple(load())))
+            refused: dict[str, str] = {}
+            text, table = self._render_tolerant(tuple(load()), refused)
+            return self._apply_with_fallback_locked(text, table, refused)
+
+    def _apply_with_fallback_locked(self, text: str, routes: list[Route], refused: dict[str, str]) -> bool:
+        """Apply; when nginx refuses the config because of one app's own settings or
+        certificate, serve that app without them (and record why) instead of refusing every
+        route change. Anything nginx refuses that no app's extras explain raises ConfigRejected."""
+        try:
+            for _ in range(len(routes) + 1):
+                try:
+                    return self._apply_locked(text)
+                except ConfigRejected as exc:
+                    app = _blame(exc.output, text, routes, self.rejected_path)
+                    if app is None:
+                        raise
+                    refused[app] = ("nginx refused this app's router settings or certificate, so it is served "
+                                    "without them. nginx said: " + _first_error(exc.output, app))
+                    routes = [r.plain() if r.app == app else r for r in routes]
+                    text, routes = self._render_tolerant(routes, refused)
+            raise RouterError("nginx kept refusing the routes even without the apps' own settings")
+        finally:
+            self._record_refused(refused)
+
+    def _record_refused(self, refused: dict[str, str]) -> None:
+        text = json.dumps(refused, indent=1, sort_keys=True) + "\n"
+        if _read(self.refused_path) != text:
+            _write_atomic(self.refused_path, text)
 
     def _apply_locked(self, routes_text: str) -> bool:
         main_text = self._main_text()
@@ -398,6 +456,42 @@ class Nginx:
 
 
 # ---------------------------------------------------------------- helpers
+def _extras_index(routes: list[Route], app: str | None) -> int | None:
+    if app is None:
+        return None
+    for i, route in enumerate(routes):
+        if route.app == app and route.has_extras():
+            return i
+    return None
+
+
+def _blame(output: str, text: str, routes: list[Route], rejected_path: Path) -> str | None:
+    """Pure: the app whose own extras explain nginx's complaint, if any.
+
+    nginx names the file and line of a bad directive (``in FILE:LINE``), or the
+    certificate/key file it could not load."""
+    candidates: list[str] = []
+    for m in re.finditer(r" in (\S+):(\d+)", output):
+        if m.group(1) == str(rejected_path):
+            app = render.app_at_line(text, int(m.group(2)))
+            if app is not None:
+                candidates.append(app)
+    for route in routes:
+        if route.tls is not None and (route.tls.cert_path in output or route.tls.key_path in output):
+            candidates.append(route.app)
+    for app in candidates:
+        if _extras_index(routes, app) is not None:
+            return app
+    return None
+
+
+def _first_error(output: str, app: str) -> str:
+    for line in output.splitlines():
+        if "[emerg]" in line or "[crit]" in line or "[alert]" in line:
+            return re.sub(r"^\d+#\d+: ", "", line.split("] ", 1)[-1].strip())
+    return output.strip().splitlines()[0] if output.strip() else f"(no output; see the router's error.log for {app})"
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")

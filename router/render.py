@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable
 
 from router.errors import RenderError
-from router.table import Route, Upstream
+from router.table import Route, RouteOptions, Upstream
 
 # Layout of the router prefix (relative to Settings.router_dir).
 MAIN_CONF = "conf/nginx.conf"
@@ -68,6 +68,41 @@ def check_hostname(hostname: object) -> str:
             "Check DOCKYARD_DOMAIN and the app's domains."
         )
     return hostname
+
+
+def check_server_name(name: object) -> str:
+    """A hostname, or a wildcard ``*.example.com`` (at least two labels after the ``*.``)."""
+    if isinstance(name, str) and name.startswith("*."):
+        rest = name[2:]
+        if "." in rest and isinstance(rest, str) and _HOSTNAME_RE.fullmatch(rest) and len(name) <= 253:
+            return name
+        raise RenderError(
+            f"Wildcard {name!r} cannot be routed: use '*.' followed by a lowercase domain with at least two "
+            "labels, e.g. '*.example.com'."
+        )
+    return check_hostname(name)
+
+
+# nginx size: 0 (no limit), bytes, or k/m suffix. Capped at 100 GB-ish by the digit count.
+_SIZE_RE = re.compile(r"0|[1-9][0-9]{0,5}[km]?")
+MAX_TIMEOUT = 86400
+
+
+def check_options(options: object, app: str) -> RouteOptions:
+    """Validate an app's proxy settings; errors name the app and the setting (CLI spelling)."""
+    if not isinstance(options, RouteOptions):
+        raise RenderError(f"App {app}: router settings {options!r} are not RouteOptions.", app=app)
+    if not isinstance(options.client_max_body_size, str) or not _SIZE_RE.fullmatch(options.client_max_body_size):
+        raise RenderError(
+            f"App {app}: client-max-body-size={options.client_max_body_size!r} is not a size: use a number of "
+            "bytes with an optional k or m suffix (e.g. 50m, 512k), or 0 for no limit.", app=app)
+    for name, value in (("read-timeout", options.read_timeout), ("send-timeout", options.send_timeout),
+                        ("connect-timeout", options.connect_timeout)):
+        limit = 75 if name == "connect-timeout" else MAX_TIMEOUT
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise RenderError(
+                f"App {app}: {name}={value!r} must be a whole number of seconds from 1 to {limit}.", app=app)
+    return options
 
 
 def check_port(port: object, what: str = "port") -> int:
@@ -173,9 +208,21 @@ events {{
 http {{
     server_tokens off;
     default_type text/plain;
-    log_format dockyard '$remote_addr [$time_local] "$host" "$request" $status $body_bytes_sent '
-                        '$request_time "$upstream_addr" "$upstream_status" $request_id';
-    access_log "{prefix}/{ACCESS_LOG}" dockyard;
+
+    # A client's own X-Request-Id is kept when it looks like one (Heroku's rule), else nginx makes one.
+    map $http_x_request_id $dockyard_request_id {{
+        "~^[A-Za-z0-9+=/_.-]{{20,200}}$" $http_x_request_id;
+        default $request_id;
+    }}
+
+    # Per-app access log, harvested into each app's `dockyard logs` (router/accesslog.py).
+    # Every server block sets $dockyard_app; requests for unknown hosts are not logged.
+    log_format dockyard_json escape=json '{{"msec":"$msec","app":"$dockyard_app",'
+        '"method":"$request_method","path":"$request_uri","status":"$status","bytes":"$body_bytes_sent",'
+        '"request_time":"$request_time","upstream_time":"$upstream_response_time",'
+        '"connect_time":"$upstream_connect_time","upstream":"$upstream_addr",'
+        '"request_id":"$dockyard_request_id","host":"$host","fwd":"$remote_addr","proto":"$scheme"}}';
+    access_log "{prefix}/{ACCESS_LOG}" dockyard_json buffer=64k flush=1s if=$dockyard_app;
 
     client_body_temp_path "{prefix}/tmp/client_body";
     proxy_temp_path "{prefix}/tmp/proxy";
@@ -185,8 +232,14 @@ http {{
 
     client_max_body_size {client_max_body_size};
     keepalive_timeout 75s;
+    keepalive_requests 10000;
     server_names_hash_bucket_size 512;
     server_names_hash_max_size 8192;
+
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:dockyard_tls:10m;
+    ssl_session_timeout 1h;
 
     # Keep-alive to upstreams, except for WebSocket upgrades.
     map $http_upgrade $connection_upgrade {{
@@ -202,17 +255,19 @@ http {{
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header X-Forwarded-Host $host;
     proxy_set_header X-Forwarded-Port $server_port;
-    proxy_set_header X-Request-Id $request_id;
+    proxy_set_header X-Request-Id $dockyard_request_id;
     proxy_connect_timeout {proxy_connect_timeout}s;
     proxy_send_timeout {proxy_read_timeout}s;
     proxy_read_timeout {proxy_read_timeout}s;
-    # Passive failover: try the next instance if one refuses or times out.
+    # Passive failover: try the next instance if one refuses or times out. nginx never
+    # retries a non-idempotent request (POST, PATCH, LOCK) once it was sent to an instance.
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries 3;
-    # Stream request and response bodies instead of spooling them to disk:
-    # workers never write files, so they need no access to DOCKYARD_HOME
-    # (which is private to the platform user).
+    # Stream request and response bodies instead of spooling them: long-lived responses
+    # (server-sent events) reach the client as the app writes them, and workers never
+    # write files, so they need no access to DOCKYARD_HOME (private to the platform user).
     proxy_request_buffering off;
+    proxy_buffering off;
     proxy_max_temp_file_size 0;
 
     include "{routes}";
@@ -226,14 +281,27 @@ def render_routes(
     port: int,
     *,
     listen_host: str = "127.0.0.1",
+    tls_port: int | None = None,
     keepalive: int = 32,
+    keepalive_timeout: int = 1,
     max_fails: int = 3,
     fail_timeout: int = 10,
 ) -> str:
-    """The routes file: an upstream + server block per app, and the 404 default."""
+    """The routes file: an upstream + server block per app, and the 404 default.
+
+    ``tls_port``: where apps with a certificate also answer HTTPS. An app's own
+    settings or certificate that cannot be rendered raise ``RenderError`` with
+    ``.app`` set (router.nginx then serves that app without them).
+    ``keepalive_timeout`` (seconds an idle upstream connection is kept) stays below
+    the idle timeout of common app servers (gunicorn 2 s, Node 5 s), so nginx does
+    not reuse a connection the app is closing (the "POST race").
+    """
     check_port(port, "Router port")
-    listen = f"{_check_listen_host(listen_host)}:{port}"
-    for name, value in (("keepalive", keepalive), ("max_fails", max_fails), ("fail_timeout", fail_timeout)):
+    host = _check_listen_host(listen_host)
+    listen = f"{host}:{port}"
+    tls_listen = None if tls_port is None else f"{host}:{check_port(tls_port, 'Router TLS port')}"
+    for name, value in (("keepalive", keepalive), ("keepalive_timeout", keepalive_timeout),
+                        ("max_fails", max_fails), ("fail_timeout", fail_timeout)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RenderError(f"{name}={value!r} must be a whole number >= 1.")
 
@@ -249,7 +317,7 @@ def render_routes(
         if not route.hostnames:
             raise RenderError(f"App {app!r} has no hostname to answer on.")
         for hostname in route.hostnames:
-            check_hostname(hostname)
+            check_server_name(hostname)
             if hostname in owner:
                 raise RenderError(
                     f"Hostname {hostname!r} is claimed by both app {owner[hostname]!r} and app {app!r}; "
@@ -258,36 +326,117 @@ def render_routes(
             owner[hostname] = app
         by_app[app] = route
 
-    out = [HEADER, f"# {len(by_app)} app(s), listening on {listen}.\n"]
+    any_tls = any(r.tls is not None for r in by_app.values())
+    where = listen + (f" (HTTPS {tls_listen})" if any_tls and tls_listen else "")
+    out = [HEADER, f"# {len(by_app)} app(s), listening on {where}.\n"]
     for app in sorted(by_app):
-        out.append(_render_app(by_app[app], listen, keepalive, max_fails, fail_timeout))
+        out.append(_render_app(by_app[app], listen, tls_listen, keepalive, keepalive_timeout, max_fails,
+                               fail_timeout))
     out.append(
         f"""
 # Any other host: say so, without listing the apps that do exist.
 server {{
     listen {listen} default_server;
     server_name "";
+    set $dockyard_app "";
     default_type text/plain;
     add_header X-Content-Type-Options nosniff always;
     return 404 "No app is configured for host \\"$host\\". Create one with: dockyard apps:create NAME\\n";
 }}
 """
     )
+    if any_tls and tls_listen:
+        out.append(
+            f"""
+# HTTPS for a name no app has a certificate for: refuse the handshake (no wrong certificate shown).
+server {{
+    listen {tls_listen} ssl default_server;
+    server_name "";
+    set $dockyard_app "";
+    ssl_reject_handshake on;
+}}
+"""
+        )
     return "".join(out)
 
 
-def _render_app(route: Route, listen: str, keepalive: int, max_fails: int, fail_timeout: int) -> str:
+def app_at_line(routes_text: str, line: int) -> str | None:
+    """Which app's block holds 1-based ``line`` of a rendered routes file (None: shared part)."""
+    current = None
+    for number, text in enumerate(routes_text.splitlines(), start=1):
+        m = _APP_MARK_RE.match(text)
+        if m:
+            current = m.group(1)
+        elif text.startswith("# Any other host"):
+            current = None
+        if number == line:
+            return current
+    return None
+
+
+_APP_MARK_RE = re.compile(r"# App ([a-z][a-z0-9-]*): ")
+
+
+def _tls_lines(route: Route, tls_listen: str | None) -> str:
+    if route.tls is None:
+        return ""
     app = route.app
+    if tls_listen is None:
+        raise RenderError(
+            f"App {app} has a certificate but the router has no HTTPS port: set DOCKYARD_ROUTER_TLS_PORT.", app=app)
+    try:
+        cert = _check_path(getattr(route.tls, "cert_path", None), f"App {app}: certificate file")
+        key = _check_path(getattr(route.tls, "key_path", None), f"App {app}: key file")
+    except RenderError as exc:
+        raise RenderError(exc.message, app=app) from None
+    return (f"    listen {tls_listen} ssl;\n"
+            f'    ssl_certificate "{cert}";\n'
+            f'    ssl_certificate_key "{key}";\n')
+
+
+def _redirect_lines(route: Route, tls_listen: str | None) -> str:
+    if not route.force_https:
+        return ""
+    app = route.app
+    if route.tls is None or tls_listen is None:
+        raise RenderError(
+            f"App {app} asks for force-https but has no certificate: add one with "
+            f"`dockyard certs:add CERT KEY -a {app}`, or `dockyard router:set force-https=false -a {app}`.", app=app)
+    tls_port = int(tls_listen.rsplit(":", 1)[1])
+    suffix = "" if tls_port == 443 else f":{tls_port}"
+    return ('    if ($https = "") {\n'
+            f"        return 308 https://$host{suffix}$request_uri;\n"
+            "    }\n")
+
+
+def _render_app(route: Route, listen: str, tls_listen: str | None, keepalive: int, keepalive_timeout: int,
+                max_fails: int, fail_timeout: int) -> str:
+    app = route.app
+    if not isinstance(route.force_https, bool) or not isinstance(route.maintenance, bool):
+        raise RenderError(f"App {app}: force_https and maintenance must be true or false.", app=app)
+    opts = check_options(route.options, app)
     server_names = " ".join(route.hostnames)
+    head = (f"    listen {listen};\n{_tls_lines(route, tls_listen)}"
+            f"    server_name {server_names};\n"
+            f'    set $dockyard_app "{app}";\n'
+            "    default_type text/plain;\n"
+            f"    client_max_body_size {opts.client_max_body_size};\n"
+            f"{_redirect_lines(route, tls_listen)}")
     addresses = sorted({_upstream_address(u) for u in route.upstreams})
+    if route.maintenance:
+        return f"""
+# App {app}: maintenance mode.
+server {{
+{head}    add_header X-Content-Type-Options nosniff always;
+    add_header Retry-After 60 always;
+    return 503 "App {app} is down for maintenance. Please try again later.\\n(Its owner turns this off with: dockyard maintenance:off -a {app})\\n";
+}}
+"""
     if not addresses:
         return f"""
 # App {app}: no running web process.
 server {{
-    listen {listen};
-    server_name {server_names};
-    default_type text/plain;
-    add_header X-Content-Type-Options nosniff always;
+{head}    add_header X-Content-Type-Options nosniff always;
     return 503 "App {app} has no running web process. Scale it with: dockyard ps:scale web=1 -a {app}\\n";
 }}
 """
@@ -295,21 +444,30 @@ server {{
     servers = "".join(
         f"    server {addr} max_fails={max_fails} fail_timeout={fail_timeout}s;\n" for addr in addresses
     )
+    size = opts.client_max_body_size
     return f"""
 # App {app}: {len(addresses)} instance(s).
 upstream {name} {{
 {servers}    keepalive {keepalive};
+    keepalive_timeout {keepalive_timeout}s;
+    keepalive_requests 10000;
 }}
 
 server {{
-    listen {listen};
-    server_name {server_names};
-    default_type text/plain;
+{head}    error_page 413 @too_large;
     error_page 502 @bad_gateway;
     error_page 504 @gateway_timeout;
 
     location / {{
         proxy_pass http://{name};
+        proxy_connect_timeout {opts.connect_timeout}s;
+        proxy_read_timeout {opts.read_timeout}s;
+        proxy_send_timeout {opts.send_timeout}s;
+        proxy_next_upstream_timeout {opts.read_timeout}s;
+    }}
+    location @too_large {{
+        add_header X-Content-Type-Options nosniff always;
+        return 413 "The request body is larger than app {app} accepts (client-max-body-size={size}). Its owner can raise the limit with: dockyard router:set client-max-body-size=200m -a {app}\\n";
     }}
     location @bad_gateway {{
         add_header X-Content-Type-Options nosniff always;
@@ -317,7 +475,7 @@ server {{
     }}
     location @gateway_timeout {{
         add_header X-Content-Type-Options nosniff always;
-        return 504 "App {app} did not answer in time.\\n";
+        return 504 "App {app} did not answer within read-timeout={opts.read_timeout}s. If it needs longer, its owner can raise it with: dockyard router:set read-timeout=120 -a {app}\\n";
     }}
 }}
 """

@@ -6,7 +6,7 @@ Pure data and pure functions, no I/O. Validation of the values happens in
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, order=True)
@@ -21,16 +21,49 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class RouteOptions:
+    """Per-app proxy settings (``dockyard router:set``). The defaults are what an
+    app gets when its owner set nothing: larger than nginx's own (1 MB bodies)."""
+
+    client_max_body_size: str = "100m"   # nginx size: 0 (unlimited), N, Nk or Nm
+    read_timeout: int = 60               # seconds waiting for the app's response (and WebSocket idle)
+    send_timeout: int = 60               # seconds sending the request to the app
+    connect_timeout: int = 5             # seconds to connect to an instance
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Where the app's certificate chain and private key are on disk (PEM)."""
+
+    cert_path: str
+    key_path: str
+
+
+@dataclass(frozen=True)
 class Route:
     """An app, the hostnames it answers on and its running web instances.
 
     ``upstreams`` may be empty: the app then answers 503 with a hint on how to
-    scale it up.
+    scale it up. ``hostnames`` may hold wildcards (``*.example.com``).
+    ``options``/``tls``/``force_https`` are the app's "extras": if nginx refuses
+    them, the router serves the app without them (``plain()``) and says why.
+    ``maintenance`` answers 503 with a maintenance page without touching the app.
     """
 
     app: str
     hostnames: tuple[str, ...]
     upstreams: tuple[Upstream, ...] = ()
+    options: RouteOptions = field(default_factory=RouteOptions)
+    tls: Tls | None = None
+    force_https: bool = False
+    maintenance: bool = False
+
+    def has_extras(self) -> bool:
+        return self.options != RouteOptions() or self.tls is not None or self.force_https
+
+    def plain(self) -> "Route":
+        """The same route with the defaults instead of the app's own settings and certificate."""
+        return replace(self, options=RouteOptions(), tls=None, force_https=False)
 
     def __post_init__(self) -> None:
         # Accept any iterable (lists from JSON, generators) but store tuples so

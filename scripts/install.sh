@@ -17,7 +17,7 @@ STACK_IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
 DOCKERD_LOG=/var/log/dockyard-dockerd.log
 DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates)
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -44,6 +44,7 @@ class Platform:
     domain: str
     env: dict = field(default_factory=dict)
     up_output: list = field(default_factory=list)
+    router_tls_port: int = 0   # router (issue 5): DOCKYARD_ROUTER_TLS_PORT
 
     @property
     def api(self) -> str:
@@ -94,6 +95,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     p = Platform(name=name, home=tmp / "state", user_home=tmp / "home", api_port=free_port(),
                  router_port=free_port(), domain=f"{name}.localhost")
     p.user_home.mkdir(parents=True)
+    p.router_tls_port = int(extra.setdefault("DOCKYARD_ROUTER_TLS_PORT", free_port()))  # router (issue 5)
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
         p.up_output.append(p.make("up").stdout)

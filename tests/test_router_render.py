@@ -267,7 +267,7 @@ def test_render_main_proxy_defaults():
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Forwarded-Host $host;",
-        "proxy_set_header X-Request-Id $request_id;",
+        "proxy_set_header X-Request-Id $dockyard_request_id;",
         "client_max_body_size 100m;",
         "proxy_read_timeout 90s;",
         "proxy_next_upstream error timeout;",

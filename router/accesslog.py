@@ -1,0 +1,122 @@
+"""Router access logs: nginx writes one JSON line per request of any app (format
+``dockyard_json`` in router/render.py, file ``logs/access.log`` in the router prefix);
+the router process harvests them into each app's ``dockyard logs`` as ``router`` lines.
+
+``parse_line``/``format_line`` are pure. ``Harvester`` is the shell: it reads complete lines
+from where it stopped (the offset survives restarts in ``logs/access.log.offset``) and, once
+the file is larger than ``max_bytes`` and fully read, truncates it so it never grows without
+bound. nginx opens the file with O_APPEND, so its next write lands at the new end. (Renaming
++ USR1 is not used: workers run as www-data and cannot reopen files under the private
+DOCKYARD_HOME.) Only the few bytes nginx might write between the final read and the
+truncate could be lost, and only at a truncation.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from router import render
+
+log = logging.getLogger("dockyard.router")
+
+Row = tuple[str, str, str, str]   # (at, source, process, message), as the store's add_events takes
+Sink = Callable[[dict[str, list[Row]]], None]
+
+
+def _ms(value: str) -> str:
+    """nginx seconds ("0.003", "-", "0.001, 0.002" after a retry) -> "3ms" (the last try)."""
+    last = (value or "-").split(",")[-1].split(":")[-1].strip()
+    try:
+        return f"{round(float(last) * 1000)}ms"
+    except ValueError:
+        return "-"
+
+
+def _q(text: str) -> str:
+    return '"' + "".join(ch if ch.isprintable() and ch != '"' else "%%%02X" % ord(ch) for ch in text[:2000]) + '"'
+
+
+def parse_line(line: str) -> tuple[str, Row] | None:
+    """One JSON access-log line -> (app, row), or None if it is not one of ours."""
+    try:
+        d = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(d, dict) or not isinstance(d.get("app"), str) or not d["app"]:
+        return None
+    try:
+        at = datetime.fromtimestamp(float(d.get("msec", "")), timezone.utc).isoformat(timespec="microseconds")
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return d["app"], (at, "router", "router", format_line(d))
+
+
+def format_line(d: dict) -> str:
+    """Heroku-style router line."""
+    status = str(d.get("status", ""))
+    level = "error" if status.startswith("5") else "info"
+    return (f"at={level} method={d.get('method', '')} path={_q(str(d.get('path', '')))} "
+            f"host={d.get('host', '')} request_id={d.get('request_id', '')} fwd={_q(str(d.get('fwd', '')))} "
+            f"status={status} bytes={d.get('bytes', '')} connect={_ms(str(d.get('connect_time', '-')))} "
+            f"service={_ms(str(d.get('upstream_time', '-')))} protocol={d.get('proto', '')} "
+            f"upstream={d.get('upstream') or '-'}")
+
+
+def group(lines: list[str], max_per_app: int = 2000) -> dict[str, list[Row]]:
+    """Pure: lines -> app -> rows, keeping the newest ``max_per_app`` per app (the store
+    keeps a bounded number per app anyway)."""
+    out: dict[str, list[Row]] = {}
+    for line in lines:
+        parsed = parse_line(line)
+        if parsed is not None:
+            out.setdefault(parsed[0], []).append(parsed[1])
+    return {app: rows[-max_per_app:] for app, rows in out.items()}
+
+
+class Harvester:
+    def __init__(self, router_dir: Path, sink: Sink, max_bytes: int = 4 * 1024 * 1024,
+                 chunk: int = 8 * 1024 * 1024) -> None:
+        self.path = Path(router_dir) / render.ACCESS_LOG
+        self.offset_path = self.path.with_name(self.path.name + ".offset")
+        self.sink = sink
+        self.max_bytes = max_bytes
+        self.chunk = chunk
+
+    def _offset(self) -> int:
+        try:
+            return int(self.offset_path.read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def _save_offset(self, offset: int) -> None:
+        tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
+        tmp.write_text(str(offset))
+        os.replace(tmp, self.offset_path)
+
+    def harvest(self) -> int:
+        """Move new complete lines into the sink; returns how many lines were read."""
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return 0
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            offset = self._offset()
+            if offset > size:        # truncated by someone else (or a new file): start over
+                offset = 0
+            f.seek(offset)
+            data = f.read(self.chunk)
+            end = data.rfind(b"\n") + 1
+            lines = data[:end].decode("utf-8", "replace").splitlines()
+            if lines:
+                self.sink(group(lines))
+            offset += end
+            if offset >= self.max_bytes and offset == os.fstat(f.fileno()).st_size:
+                os.truncate(self.path, 0)
+                offset = 0
+            self._save_offset(offset)
+        return len(lines)
