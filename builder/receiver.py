@@ -6,6 +6,7 @@ failure rejects the ref with the reason (`! [remote rejected] main (...)`), so t
 branch stays where it was and the previous release keeps serving."""
 from __future__ import annotations
 
+import os
 import re
 from typing import Callable
 
@@ -15,7 +16,7 @@ from dulwich.errors import NotGitRepository
 from dulwich.server import Backend, ReceivePackHandler
 from dulwich.web import make_wsgi_chain
 
-from controller import access
+from controller import access, accounts
 from controller.auth import token_from_header
 from controller.errors import DockyardError
 from controller.locks import app_lock
@@ -68,6 +69,12 @@ def deploy_push(svc: Services, app_name: str, repo, new: bytes, user: str, out: 
     create_release(svc, app, build, config, f"Deploy {new.decode()[:8]}", user, out)
 
 
+def max_push_bytes() -> int:
+    """DOCKYARD_MAX_PUSH_MB (default 512): the largest pack a push may send."""
+    raw = os.environ.get("DOCKYARD_MAX_PUSH_MB") or "512"
+    return max(1, int(raw)) << 20
+
+
 def _one_line(message: str, limit: int = 300) -> bytes:
     text = " ".join(message.split())
     if len(text) > limit:
@@ -75,7 +82,7 @@ def _one_line(message: str, limit: int = 300) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-def handler_factory(svc: Services, user: str):
+def handler_factory(svc: Services, user: str, via: str = "http"):
     """A ReceivePackHandler class bound to this request's services and user."""
 
     class DeployingReceivePackHandler(ReceivePackHandler):
@@ -116,11 +123,30 @@ def handler_factory(svc: Services, user: str):
                 deploy_push(svc, self.app_name, self.repo, new_sha, user, self.progress,
                             lambda: self.client_gone)
             except (DockyardError, BuildError) as e:
+                self._audit(new_sha, "failed")
                 return _one_line(e.message)
             except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
                 self.progress(f" !     Internal error: {e.__class__.__name__}: {e}")
+                self._audit(new_sha, "failed")
                 return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
+            self._audit(new_sha, "succeeded")
             return None
+
+        def _receive_max_input_size(self):
+            return max_push_bytes()
+
+        def _apply_pack(self, refs):
+            for name, status in super()._apply_pack(refs):
+                if name == b"unpack" and b"maximum input size" in status:
+                    limit = max_push_bytes() >> 20
+                    self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
+                    status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
+                                       "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")
+                yield name, status
+
+        def _audit(self, sha: bytes, result: str) -> None:
+            accounts.audit(svc.store, user, "deploy", self.app_name,
+                           {"commit": sha.decode()[:12], "via": via, "result": result})
 
         def handle(self):
             try:
@@ -130,6 +156,22 @@ def handler_factory(svc: Services, user: str):
                     self._locks.pop().__exit__(None, None, None)
 
     return DeployingReceivePackHandler
+
+
+def authorize_git(svc: Services, user, name: str, pushing: bool) -> tuple[str, str] | None:
+    """The access check shared by git over HTTP and over SSH: None when allowed, else
+    (HTTP status, message). A user without access is told the app does not exist."""
+    app = svc.store.find_app(name) if APP_NAME_RE.fullmatch(name) else None
+    collaborators = accounts.collaborator_ids(svc.store, app) if app is not None else set()
+    if app is None or not access.can_read(user, app, collaborators):
+        return ("404 Not Found",
+                f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "
+                "then add the remote with `dockyard git:remote -a NAME`.")
+    if pushing and not access.can_deploy(user, app, collaborators):
+        return "403 Forbidden", f"You may read {name} but not deploy it: ask its owner."
+    if not repo_path(svc, name).exists():
+        init_repo(svc, name)
+    return None
 
 
 def _text(start_response, status: str, message: str, headers=()):
@@ -158,16 +200,10 @@ class GitApp:
                          f"{why}. Log in with `dockyard login`: it stores your token in ~/.netrc, "
                          "which git uses for this remote.",
                          [("WWW-Authenticate", 'Basic realm="Dockyard"')])
-        app = self.svc.store.find_app(name) if APP_NAME_RE.fullmatch(name) else None
-        if app is None or not access.can_read(user, app):
-            return _text(start_response, "404 Not Found",
-                         f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "
-                         "then add the remote with `dockyard git:remote -a NAME`.")
-        if not repo_path(self.svc, name).exists():
-            init_repo(self.svc, name)
         service = environ.get("QUERY_STRING", "")
         pushing = path.endswith("/git-receive-pack") or "service=git-receive-pack" in service
-        if pushing and not access.can_deploy(user, app):
-            return _text(start_response, "403 Forbidden", f"You may read {name} but not deploy it: ask its owner.")
+        refused = authorize_git(self.svc, user, name, pushing)
+        if refused:
+            return _text(start_response, *refused)
         wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name)})
         return wsgi(environ, start_response)

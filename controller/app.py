@@ -26,6 +26,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from .api import account, apps, builds, config_vars, dynos, formation, logs, releases
     for bp in (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp):
         app.register_blueprint(bp)
+    # Access and security (issue 6): users/tokens, collaborators, SSH keys, audit log.
+    from .api import audit, collaborators, keys, users
+    for bp in (users.bp, collaborators.bp, keys.bp, audit.bp):
+        app.register_blueprint(bp)
 
     @app.get("/healthz")
     def healthz():

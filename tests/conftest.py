@@ -94,6 +94,8 @@ def start_platform(tmp: Path, **extra) -> Platform:
     p = Platform(name=name, home=tmp / "state", user_home=tmp / "home", api_port=free_port(),
                  router_port=free_port(), domain=f"{name}.localhost")
     p.user_home.mkdir(parents=True)
+    # Each platform's own sshd port (issue 6: git over SSH), so instances never share one.
+    extra.setdefault("DOCKYARD_SSH_PORT", free_port())
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
         p.up_output.append(p.make("up").stdout)
