@@ -18,6 +18,7 @@ import docker
 import docker.errors
 import requests
 
+from . import isolation
 from .errors import SchedulerError
 from .models import Instance, Release
 from .settings import Settings
@@ -192,12 +193,37 @@ class Scheduler:
         return env
 
     def _host_config(self, **extra) -> dict:
-        """Limits and hardening shared by every app container (instances and one-offs)."""
+        """Limits and hardening shared by every app container (instances and one-offs).
+        Issue 6: every capability dropped (apps listen on $PORT >= 1024 and need none), a CPU
+        limit, a private /tmp, and the platform's apps network where containers cannot reach
+        each other (the router reaches them through their 127.0.0.1 port). No volume is ever
+        mounted, so the Docker socket never is."""
         mem = f"{self.settings.app_memory_mb}m"
+        hardening = isolation.host_config_options(isolation.from_env())
         return self.client.api.create_host_config(
             restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
-            memswap_limit=mem, pids_limit=1024,
+            memswap_limit=mem, pids_limit=1024, network_mode=self._apps_network(), **hardening,
             log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, **extra)
+
+    def _apps_network(self) -> str:
+        """The instance's bridge network for app containers, with inter-container traffic
+        (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps."""
+        name = isolation.network_name(self.settings.name)
+        try:
+            self.client.api.inspect_network(name)
+        except docker.errors.NotFound:
+            try:
+                self.client.api.create_network(name, driver="bridge", check_duplicate=True,
+                                               options=isolation.NETWORK_OPTIONS,
+                                               labels={LABEL_INSTANCE: self.settings.name})
+            except docker.errors.APIError as e:
+                if "already exists" not in str(e.explanation):
+                    raise SchedulerError(f"Could not create the apps network {name}: {e.explanation}") from None
+        return name
+
+    def _user(self, image: str) -> str | None:
+        """Run as the image's USER if it declares one, else as the unprivileged uid 1000."""
+        return isolation.container_user(self.image_config(image).get("User") or "", isolation.from_env())
 
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str) -> Instance:
@@ -213,7 +239,7 @@ class Scheduler:
             host_config = self._host_config(
                 port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
             created = self.client.api.create_container(
-                image=image,
+                image=image, user=self._user(image),
                 command=["/bin/sh", "-c", command] if command else None,
                 name=name, environment=env, labels=labels,
                 ports=[s.app_port] if web else None,
@@ -236,7 +262,7 @@ class Scheduler:
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), "dockyard.oneoff": process})
         try:
             cid = self.client.api.create_container(
-                image=image, command=["/bin/sh", "-c", command],
+                image=image, command=["/bin/sh", "-c", command], user=self._user(image),
                 environment=self._env(app, release, f"{process}.1"), labels=labels,
                 name=f"{s.name}.{app}.{process}.v{release.version}.{secrets.token_hex(2)}",
                 host_config=self._host_config(), detach=True)["Id"]

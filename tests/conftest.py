@@ -113,6 +113,9 @@ def stop_platform(p: Platform) -> None:
     imgs = run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if imgs:
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
+    nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+    if nets:   # the instance's apps network (issue 6), once its containers are gone
+        run(["docker", "network", "rm", *nets], check=False)
 
 
 def ensure_busybox_base(ctx: Path) -> str:
