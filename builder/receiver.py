@@ -6,14 +6,19 @@ failure rejects the ref with the reason (`! [remote rejected] main (...)`), so t
 branch stays where it was and the previous release keeps serving."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+import traceback
+from pathlib import Path
 from typing import Callable
+from urllib.parse import parse_qs
 
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
 from dulwich.repo import Repo
-from dulwich.errors import NotGitRepository
-from dulwich.server import Backend, ReceivePackHandler
+from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.server import Backend, ReceivePackHandler, UploadPackHandler
 from dulwich.web import make_wsgi_chain
 
 from controller import access, accounts
@@ -69,6 +74,28 @@ def deploy_push(svc: Services, app_name: str, repo, new: bytes, user: str, out: 
     create_release(svc, app, build, config, f"Deploy {new.decode()[:8]}", user, out)
 
 
+@contextlib.contextmanager
+def _receiving(settings, app: str, repo):
+    """One pack upload per app at a time (a flock beside the deploy lock), so the temporary
+    pack files dulwich leaves behind when an upload fails (malformed, truncated, too large)
+    are known to be this upload's and are removed."""
+    objects = Path(repo.object_store.path)
+    settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.locks_dir / f"{app}.receive.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    failed: list[bool] = []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        before = set(objects.glob("tmp_pack_*"))
+        yield failed
+    finally:
+        try:
+            if failed:
+                for stray in set(objects.glob("tmp_pack_*")) - before:
+                    stray.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
 def max_push_bytes() -> int:
     """DOCKYARD_MAX_PUSH_MB (default 512): the largest pack a push may send."""
     raw = os.environ.get("DOCKYARD_MAX_PUSH_MB") or "512"
@@ -82,10 +109,34 @@ def _one_line(message: str, limit: int = 300) -> bytes:
     return text.encode("utf-8", "replace")
 
 
+class Guarded:
+    """Mixed into dulwich's handlers: a malformed, truncated or cut-off request (hostile or
+    not) ends with a git `ERR` line instead of an exception (a 500 over HTTP)."""
+
+    def handle(self):
+        try:
+            super().handle()
+        except GitProtocolError as e:   # bad pkt-lines, hangups
+            self._refuse(f"malformed git request ({e.__class__.__name__}): use a git client")
+        except (OSError, ValueError, TypeError, IndexError, KeyError, AssertionError) as e:
+            traceback.print_exc()
+            self._refuse(f"the git request could not be read ({e.__class__.__name__}); nothing changed")
+
+    def _refuse(self, message: str) -> None:
+        try:
+            self.proto.write_pkt_line(b"ERR " + _one_line(message))
+        except (OSError, GitProtocolError):
+            pass
+
+
+class GuardedUploadPackHandler(Guarded, UploadPackHandler):
+    pass
+
+
 def handler_factory(svc: Services, user: str, via: str = "http"):
     """A ReceivePackHandler class bound to this request's services and user."""
 
-    class DeployingReceivePackHandler(ReceivePackHandler):
+    class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
             super().__init__(backend, args, proto, stateless_rpc=stateless_rpc, advertise_refs=advertise_refs)
             path = args[0].decode() if isinstance(args[0], bytes) else args[0]
@@ -136,13 +187,42 @@ def handler_factory(svc: Services, user: str, via: str = "http"):
             return max_push_bytes()
 
         def _apply_pack(self, refs):
-            for name, status in super()._apply_pack(refs):
-                if name == b"unpack" and b"maximum input size" in status:
-                    limit = max_push_bytes() >> 20
-                    self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
-                    status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
-                                       "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")
-                yield name, status
+            """dulwich's, with two fixes: a pack over the limit says which limit and how to
+            raise it, and a malformed pack that makes dulwich raise something other than
+            its usual errors (e.g. TypeError on a pack cut right after its header) is an
+            `unpack` failure for the client instead of a 500; no ref moves either way."""
+            results = super()._apply_pack(refs)
+            with _receiving(svc.settings, self.app_name, self.repo) as failed:
+                try:
+                    name, status = next(results)
+                except StopIteration:
+                    return
+                except Exception as e:  # noqa: BLE001 - hostile input must not crash the request
+                    failed.append(True)
+                    yield b"unpack", _one_line(f"the pack is malformed ({e.__class__.__name__}): push again with git")
+                    return
+                if name == b"unpack" and status != b"ok":
+                    failed.append(True)
+            if name == b"unpack" and b"maximum input size" in status:
+                limit = max_push_bytes() >> 20
+                if via == "http":   # let the client finish sending, so it reads the reason
+                    self._drain(max_push_bytes() * 4 + (16 << 20))
+                self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
+                status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
+                                   "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")
+            yield name, status
+            yield from results
+
+        def _drain(self, cap: int) -> None:
+            seen = 0
+            try:
+                while seen < cap:
+                    chunk = self.proto.read(1 << 16)
+                    if not chunk:
+                        return
+                    seen += len(chunk)
+            except (OSError, ValueError, GitProtocolError):
+                return
 
         def _audit(self, sha: bytes, result: str) -> None:
             accounts.audit(svc.store, user, "deploy", self.app_name,
@@ -201,9 +281,19 @@ class GitApp:
                          "which git uses for this remote.",
                          [("WWW-Authenticate", 'Basic realm="Dockyard"')])
         service = environ.get("QUERY_STRING", "")
+        services = parse_qs(service, keep_blank_values=True).get("service", [])
+        if any(sv not in ("git-upload-pack", "git-receive-pack") for sv in services):
+            return _text(start_response, "400 Bad Request",
+                         "Unknown git service: only git-upload-pack and git-receive-pack are served.")
         pushing = path.endswith("/git-receive-pack") or "service=git-receive-pack" in service
         refused = authorize_git(self.svc, user, name, pushing)
         if refused:
             return _text(start_response, *refused)
-        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name)})
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # gunicorn has already de-chunked wsgi.input (as WSGI requires); dulwich would
+            # de-chunk it again and fail every push over 1 MB (git's http.postBuffer) with
+            # "Invalid chunk size".
+            environ = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
+        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name),
+                                                            b"git-upload-pack": GuardedUploadPackHandler})
         return wsgi(environ, start_response)

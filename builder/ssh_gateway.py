@@ -14,7 +14,6 @@ import struct
 from pathlib import Path
 
 from dulwich.protocol import Protocol
-from dulwich.server import UploadPackHandler
 
 from controller import accounts
 from controller.errors import BadRequest
@@ -22,7 +21,7 @@ from controller.services import Services
 from controller.settings import Settings
 from controller.sshkeys import parse_git_command
 
-from .receiver import AppReposBackend, authorize_git, handler_factory
+from .receiver import AppReposBackend, GuardedUploadPackHandler, authorize_git, handler_factory
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -65,7 +64,7 @@ def handle_connection(svc: Services, sock: socket.socket, rfile) -> None:
     if pushing:
         handler = handler_factory(svc, user.name, via="ssh")(backend, args, proto)
     else:
-        handler = UploadPackHandler(backend, args, proto)
+        handler = GuardedUploadPackHandler(backend, args, proto)
     handler.handle()
 
 
