@@ -205,8 +205,8 @@ def handler_factory(svc: Services, user: str, via: str = "http"):
                     failed.append(True)
             if name == b"unpack" and b"maximum input size" in status:
                 limit = max_push_bytes() >> 20
-                if via == "http":   # let the client finish sending, so it reads the reason
-                    self._drain(max_push_bytes() * 4 + (16 << 20))
+                # Let the client finish sending (bounded), so that it reads the reason.
+                self._drain(max_push_bytes() * 4 + (16 << 20))
                 self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
                 status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
                                    "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")

@@ -69,6 +69,7 @@ def handle_connection(svc: Services, sock: socket.socket, rfile) -> None:
 
 
 class _Handler(socketserver.StreamRequestHandler):
+    timeout = 600   # seconds a read or write may block (a silent client is dropped)
     def handle(self):
         server: GatewayServer = self.server   # type: ignore[assignment]
         try:

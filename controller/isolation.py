@@ -3,9 +3,11 @@ applies these to every instance and one-off container.
 
 - capabilities: all dropped (`cap_drop=ALL`); apps listen on $PORT (5000 by default) and need
   none. DOCKYARD_APP_CAPS adds some back (comma-separated, e.g. NET_BIND_SERVICE).
-- user: the image's own USER when it declares one; otherwise DOCKYARD_APP_USER (default
-  1000:1000: the stack image's `app` user; numeric, so FROM scratch images work too).
-  DOCKYARD_APP_USER=root keeps root (still without capabilities).
+- user: the image's own USER when it declares one. Otherwise, with DOCKYARD_APP_USER=auto (the
+  default), images built FROM the stack image run as its `app` user (uid 1000, owner of /app),
+  and other images (e.g. FROM scratch, which have no users and root-owned directories the app
+  may write to) keep root, without capabilities. DOCKYARD_APP_USER=UID[:GID] forces that user
+  for every image without USER; DOCKYARD_APP_USER=root keeps root everywhere.
 - limits: memory (DOCKYARD_APP_MEMORY_MB, in the scheduler), pids 1024, CPU DOCKYARD_APP_CPUS
   (default 1.0).
 - /tmp: a private tmpfs (DOCKYARD_APP_TMP_MB, default 64), writable by the unprivileged user.
@@ -22,7 +24,7 @@ _CAP = re.compile(r"^[A-Z_]{2,30}$")
 
 @dataclass(frozen=True)
 class Isolation:
-    user: str = "1000:1000"
+    user: str = "auto"
     cpus: float = 1.0
     caps: tuple[str, ...] = ()
     tmp_mb: int = 64
@@ -39,7 +41,7 @@ def from_env(env: dict | None = None) -> Isolation:
         tmp_mb = int(env.get("DOCKYARD_APP_TMP_MB") or 64)
     except ValueError:
         raise ValueError("DOCKYARD_APP_CPUS must be a number (e.g. 1.5) and DOCKYARD_APP_TMP_MB a whole number") from None
-    return Isolation(user=(env.get("DOCKYARD_APP_USER") or "1000:1000").strip(), cpus=cpus, caps=caps, tmp_mb=tmp_mb)
+    return Isolation(user=(env.get("DOCKYARD_APP_USER") or "auto").strip(), cpus=cpus, caps=caps, tmp_mb=tmp_mb)
 
 
 def host_config_options(iso: Isolation) -> dict:
@@ -51,13 +53,24 @@ def host_config_options(iso: Isolation) -> dict:
     }
 
 
-def container_user(image_user: str, iso: Isolation) -> str | None:
-    """The user a container runs as: the image's USER wins; else the platform default."""
+STACK_USER = "1000:1000"   # the stack image's `app` user (scripts/build-stack.sh)
+
+
+def container_user(image_user: str, iso: Isolation, from_stack: bool = False) -> str | None:
+    """The user a container runs as (None = the engine's default, root): the image's USER
+    wins; else the operator's setting; else `app` for stack-based images."""
     if image_user:
         return image_user
     if iso.user in ("", "root", "0", "0:0"):
         return None
+    if iso.user == "auto":
+        return STACK_USER if from_stack else None
     return iso.user
+
+
+def built_from(image_layers: list[str], base_layers: list[str]) -> bool:
+    """An image is built FROM base when its layers start with all of base's layers."""
+    return bool(base_layers) and image_layers[:len(base_layers)] == base_layers
 
 
 def network_name(instance: str) -> str:

@@ -222,8 +222,18 @@ class Scheduler:
         return name
 
     def _user(self, image: str) -> str | None:
-        """Run as the image's USER if it declares one, else as the unprivileged uid 1000."""
-        return isolation.container_user(self.image_config(image).get("User") or "", isolation.from_env())
+        """The image's USER if it declares one, else `app` (uid 1000) for stack-based images."""
+        def layers(ref: str) -> list[str]:
+            try:
+                return (self.client.api.inspect_image(ref).get("RootFS") or {}).get("Layers") or []
+            except docker.errors.ImageNotFound:
+                return []
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
+
+        from_stack = isolation.built_from(layers(image), layers(self.settings.stack_image))
+        return isolation.container_user(self.image_config(image).get("User") or "", isolation.from_env(),
+                                        from_stack=from_stack)
 
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str) -> Instance:

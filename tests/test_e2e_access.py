@@ -1,7 +1,8 @@
 """Issue 6 end to end, on a real platform (`make up`, gunicorn, sshd, Docker, nginx), driven
 with the real CLI, git, ssh/ssh-keygen and curl: users and tokens, per-app access on every
 API route and on git push (HTTP and SSH), the audit log, container isolation, and hostile
-input. The module runs its own instance (DOCKYARD_MAX_PUSH_MB=1, for the push-limit test)."""
+input. The module runs its own instance (DOCKYARD_MAX_PUSH_MB=1 and DOCKYARD_BUILD_MEMORY_MB=128,
+for the push-limit and out-of-memory build tests)."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -28,7 +29,7 @@ def count(kind: str, n: int = 1) -> None:
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory, busybox_base):
-    p = start_platform(tmp_path_factory.mktemp("access"), DOCKYARD_MAX_PUSH_MB="1")
+    p = start_platform(tmp_path_factory.mktemp("access"), DOCKYARD_MAX_PUSH_MB="1", DOCKYARD_BUILD_MEMORY_MB="128")
     try:
         yield p
     finally:
@@ -324,7 +325,6 @@ def test_app_containers_are_hardened_and_cannot_reach_each_other(plat, tmp_path)
         assert hc["CapDrop"] == ["ALL"] and not hc["CapAdd"] and hc["Privileged"] is False
         assert "no-new-privileges" in hc["SecurityOpt"]
         assert hc["PidsLimit"] == 1024 and hc["Memory"] > 0 and hc["NanoCpus"] == 10**9
-        assert info["Config"]["User"] == "1000:1000"
         assert not hc["Binds"] and not [m for m in info["Mounts"] if m.get("Type") == "bind"]
         assert "docker.sock" not in json.dumps(info)
         assert all(p["HostIp"] == "127.0.0.1" for p in hc["PortBindings"][f"{plat.env.get('DOCKYARD_APP_PORT', '5000')}/tcp"])
@@ -332,7 +332,11 @@ def test_app_containers_are_hardened_and_cannot_reach_each_other(plat, tmp_path)
     net = json.loads(run(["docker", "network", "inspect", f"{plat.name}-apps"]).stdout)[0]
     assert net["Options"]["com.docker.network.bridge.enable_icc"] == "false"
     assert net["Labels"]["dockyard.instance"] == plat.name
-    assert run(["docker", "exec", ca, "id", "-u"]).stdout.strip() == "1000"
+    # The stack-based app runs as `app` (uid 1000); the FROM scratch one (no users, root-owned
+    # dirs the app may write to) as root without any capability.
+    assert ib["Config"]["User"] == "1000:1000" and ia["Config"]["User"] == ""
+    assert run(["docker", "exec", cb, "id", "-un"]).stdout.strip() == "app"
+    assert run(["docker", "exec", ca, "grep", "^CapEff", "/proc/self/status"]).stdout.split()[1] == "0" * 16
     # A cannot reach B's container IP (nor B A's); each still answers itself.
     ip_a = ia["NetworkSettings"]["Networks"][f"{plat.name}-apps"]["IPAddress"]
     ip_b = ib["NetworkSettings"]["Networks"][f"{plat.name}-apps"]["IPAddress"]
@@ -344,8 +348,9 @@ def test_app_containers_are_hardened_and_cannot_reach_each_other(plat, tmp_path)
     reverse = run(["docker", "exec", cb, "python3", "-c",
                    f"import socket; s=socket.socket(); s.settimeout(3); s.connect(('{ip_a}', 5000))"], check=False)
     assert reverse.returncode != 0 and ("timed out" in reverse.stderr or "refused" in reverse.stderr), reverse
-    # No capability: even root-only operations fail inside (e.g. changing a file's owner).
-    assert run(["docker", "exec", ca, "sh", "-c", "chown 0 /tmp"], check=False).returncode != 0
+    # No capability: even as root, privileged operations fail inside (changing a file's owner).
+    chown = run(["docker", "exec", ca, "sh", "-c", "touch /tmp/f && chown 1234 /tmp/f"], check=False)
+    assert chown.returncode != 0 and "Operation not permitted" in chown.stderr, chown
 
 
 # ---- hostile input ------------------------------------------------------------------------
@@ -486,6 +491,17 @@ def test_oversized_push_is_refused_with_the_limit(plat, tmp_path):
     assert plat.git("ls-remote", "dockyard", cwd=repo).stdout == ""
     assert healthy(plat)
     count("oversized push")
+    # The same over SSH.
+    root = admin(plat, tmp_path)
+    root.cli("keys:add", str(root.key) + ".pub")
+    root.cli("git:remote", "-a", name, "--ssh", "-r", "viassh", cwd=repo)
+    out = root.git("push", "viassh", "main", cwd=repo, check=False)
+    assert out.returncode != 0
+    assert "larger than the 1 MB limit" in out.stderr and "DOCKYARD_MAX_PUSH_MB" in out.stderr
+    assert plat.git("ls-remote", "dockyard", cwd=repo).stdout == ""
+    stray = list((plat.home / "repos" / f"{name}.git" / "objects").glob("tmp_pack_*"))
+    assert stray == []
+    count("oversized push")
 
 
 SHELLY = ["a;id", "a$(id)", "a`id`", "a|id", "a&&id", "a\nid", "../etc", "..%2fetc", "a b", "a'b", 'a"b',
@@ -580,3 +596,22 @@ def test_burst_of_200_unauthenticated_requests(plat):
     assert codes == [401] * 200, sorted(set(map(str, codes)))
     count("concurrent unauthenticated requests", 200)
     assert requests.get(plat.api + "/healthz", timeout=30).status_code == 200 and healthy(plat)
+
+
+def test_build_out_of_memory_fails_clearly_and_harms_nothing(plat, tmp_path):
+    good = unique_app("oomok")
+    repo = make_app_repo(tmp_path / good, httpd_app("still here"), plat)
+    plat.cli("apps:create", good, cwd=repo)
+    plat.cli("git:remote", "-a", good, cwd=repo)
+    plat.git("push", "dockyard", "main", cwd=repo)
+    name = unique_app("oom")
+    repo = make_app_repo(tmp_path / name, {
+        "Dockerfile": "FROM dockyard/stack:bookworm\n"
+                      'RUN python3 -c "x = bytearray(600 * 1024 * 1024); print(len(x))"\n'}, plat)
+    plat.cli("apps:create", name, cwd=repo)
+    plat.cli("git:remote", "-a", name, cwd=repo)
+    out = plat.git("push", "dockyard", "main", cwd=repo, check=False)
+    assert out.returncode != 0 and "[remote rejected] main" in out.stderr
+    assert "out of memory (the build limit is 128 MB; raise DOCKYARD_BUILD_MEMORY_MB)" in out.stderr
+    assert plat.curl(good) == (200, "still here") and healthy(plat)
+    count("out-of-memory build")

@@ -126,9 +126,13 @@ def test_isolation_defaults_drop_everything():
     opts = isolation.host_config_options(iso)
     assert opts["cap_drop"] == ["ALL"] and opts["cap_add"] is None and opts["nano_cpus"] == 10**9
     assert "mode=1777" in opts["tmpfs"]["/tmp"] and "Binds" not in opts and "binds" not in opts
-    assert isolation.container_user("", iso) == "1000:1000"
+    assert isolation.container_user("", iso, from_stack=True) == "1000:1000"
+    assert isolation.container_user("", iso, from_stack=False) is None     # FROM scratch: root, no caps
     assert isolation.container_user("web", iso) == "web"
-    assert isolation.container_user("", isolation.from_env({"DOCKYARD_APP_USER": "root"})) is None
+    assert isolation.container_user("", isolation.from_env({"DOCKYARD_APP_USER": "root"}), True) is None
+    assert isolation.container_user("", isolation.from_env({"DOCKYARD_APP_USER": "2000:2000"})) == "2000:2000"
+    assert isolation.built_from(["a", "b", "c"], ["a", "b"]) and not isolation.built_from(["a"], ["a", "b"])
+    assert not isolation.built_from(["x", "b"], ["a"]) and not isolation.built_from(["a"], [])
     assert isolation.NETWORK_OPTIONS == {"com.docker.network.bridge.enable_icc": "false"}
 
 
