@@ -37,7 +37,6 @@ def plat(tmp_path_factory, busybox_base):
         if CASES:
             print("\nhostile-input cases run: " + json.dumps(CASES, sort_keys=True)
                   + f" total={sum(CASES.values())}")
-            (ROOT / ".access-cases.json").write_text(json.dumps(CASES, sort_keys=True))
 
 
 class As:
