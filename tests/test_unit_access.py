@@ -219,3 +219,23 @@ def test_audit_log_bounded_and_filtered(store):
         accounts.audit(store, "alice" if i % 2 else "bob", "ps:scale", "shop", {"i": i}, 200)
     assert [e["detail"]["i"] for e in accounts.audit_entries(store, actor="alice")] == [1, 3]
     assert len(accounts.audit_entries(store, limit=2)) == 2
+
+
+def test_git_access_check_shared_by_http_and_ssh(tmp_path):
+    """builder.receiver.authorize_git (used by GitApp and the SSH gateway): 404 for strangers
+    and unknown or malformed names (same message), allowed for owner and collaborator."""
+    from builder.receiver import authorize_git
+    from controller.services import Services
+    from controller.settings import Settings
+    svc = Services(Settings(home=tmp_path))
+    svc.settings.ensure_dirs()
+    svc.store.migrate()
+    olga, carl, eve = (svc.store.create_user(n) for n in ("olga", "carl", "eve"))
+    app = svc.store.create_app("shop", olga.id)
+    accounts.add_collaborator(svc.store, app, carl)
+    assert authorize_git(svc, olga, "shop", True) is None
+    assert authorize_git(svc, carl, "shop", True) is None
+    assert (tmp_path / "repos" / "shop.git" / "HEAD").exists()
+    for user, name in ((eve, "shop"), (olga, "nope"), (olga, "../shop"), (olga, "sh;op")):
+        status, message = authorize_git(svc, user, name, True)
+        assert status == "404 Not Found" and message.startswith("No app named"), (user, name)
