@@ -6,16 +6,22 @@ failure rejects the ref with the reason (`! [remote rejected] main (...)`), so t
 branch stays where it was and the previous release keeps serving."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import traceback
+from pathlib import Path
 from typing import Callable
+from urllib.parse import parse_qs
 
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
 from dulwich.repo import Repo
-from dulwich.errors import NotGitRepository
-from dulwich.server import Backend, ReceivePackHandler
+from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.server import Backend, ReceivePackHandler, UploadPackHandler
 from dulwich.web import make_wsgi_chain
 
-from controller import access
+from controller import access, accounts
 from controller.auth import token_from_header
 from controller.errors import DockyardError
 from controller.locks import app_lock
@@ -77,6 +83,34 @@ def deploy_push(svc: Services, app_name: str, repo, new: bytes, user: str, out: 
         raise
 
 
+@contextlib.contextmanager
+def _receiving(settings, app: str, repo):
+    """One pack upload per app at a time (a flock beside the deploy lock), so the temporary
+    pack files dulwich leaves behind when an upload fails (malformed, truncated, too large)
+    are known to be this upload's and are removed."""
+    objects = Path(repo.object_store.path)
+    settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.locks_dir / f"{app}.receive.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    failed: list[bool] = []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        before = set(objects.glob("tmp_pack_*"))
+        yield failed
+    finally:
+        try:
+            if failed:
+                for stray in set(objects.glob("tmp_pack_*")) - before:
+                    stray.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def max_push_bytes() -> int:
+    """DOCKYARD_MAX_PUSH_MB (default 512): the largest pack a push may send."""
+    raw = os.environ.get("DOCKYARD_MAX_PUSH_MB") or "512"
+    return max(1, int(raw)) << 20
+
+
 def _one_line(message: str, limit: int = 300) -> bytes:
     text = " ".join(message.split())
     if len(text) > limit:
@@ -84,10 +118,34 @@ def _one_line(message: str, limit: int = 300) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-def handler_factory(svc: Services, user: str):
+class Guarded:
+    """Mixed into dulwich's handlers: a malformed, truncated or cut-off request (hostile or
+    not) ends with a git `ERR` line instead of an exception (a 500 over HTTP)."""
+
+    def handle(self):
+        try:
+            super().handle()
+        except GitProtocolError as e:   # bad pkt-lines, hangups
+            self._refuse(f"malformed git request ({e.__class__.__name__}): use a git client")
+        except (OSError, ValueError, TypeError, IndexError, KeyError, AssertionError) as e:
+            traceback.print_exc()
+            self._refuse(f"the git request could not be read ({e.__class__.__name__}); nothing changed")
+
+    def _refuse(self, message: str) -> None:
+        try:
+            self.proto.write_pkt_line(b"ERR " + _one_line(message))
+        except (OSError, GitProtocolError):
+            pass
+
+
+class GuardedUploadPackHandler(Guarded, UploadPackHandler):
+    pass
+
+
+def handler_factory(svc: Services, user: str, via: str = "http"):
     """A ReceivePackHandler class bound to this request's services and user."""
 
-    class DeployingReceivePackHandler(ReceivePackHandler):
+    class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
             super().__init__(backend, args, proto, stateless_rpc=stateless_rpc, advertise_refs=advertise_refs)
             path = args[0].decode() if isinstance(args[0], bytes) else args[0]
@@ -125,11 +183,59 @@ def handler_factory(svc: Services, user: str):
                 deploy_push(svc, self.app_name, self.repo, new_sha, user, self.progress,
                             lambda: self.client_gone)
             except (DockyardError, BuildError) as e:
+                self._audit(new_sha, "failed")
                 return _one_line(e.message)
             except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
                 self.progress(f" !     Internal error: {e.__class__.__name__}: {e}")
+                self._audit(new_sha, "failed")
                 return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
+            self._audit(new_sha, "succeeded")
             return None
+
+        def _receive_max_input_size(self):
+            return max_push_bytes()
+
+        def _apply_pack(self, refs):
+            """dulwich's, with two fixes: a pack over the limit says which limit and how to
+            raise it, and a malformed pack that makes dulwich raise something other than
+            its usual errors (e.g. TypeError on a pack cut right after its header) is an
+            `unpack` failure for the client instead of a 500; no ref moves either way."""
+            results = super()._apply_pack(refs)
+            with _receiving(svc.settings, self.app_name, self.repo) as failed:
+                try:
+                    name, status = next(results)
+                except StopIteration:
+                    return
+                except Exception as e:  # noqa: BLE001 - hostile input must not crash the request
+                    failed.append(True)
+                    yield b"unpack", _one_line(f"the pack is malformed ({e.__class__.__name__}): push again with git")
+                    return
+                if name == b"unpack" and status != b"ok":
+                    failed.append(True)
+            if name == b"unpack" and b"maximum input size" in status:
+                limit = max_push_bytes() >> 20
+                # Let the client finish sending (bounded), so that it reads the reason.
+                self._drain(max_push_bytes() * 4 + (16 << 20))
+                self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
+                status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
+                                   "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")
+            yield name, status
+            yield from results
+
+        def _drain(self, cap: int) -> None:
+            seen = 0
+            try:
+                while seen < cap:
+                    chunk = self.proto.read(1 << 16)
+                    if not chunk:
+                        return
+                    seen += len(chunk)
+            except (OSError, ValueError, GitProtocolError):
+                return
+
+        def _audit(self, sha: bytes, result: str) -> None:
+            accounts.audit(svc.store, user, "deploy", self.app_name,
+                           {"commit": sha.decode()[:12], "via": via, "result": result})
 
         def handle(self):
             try:
@@ -139,6 +245,22 @@ def handler_factory(svc: Services, user: str):
                     self._locks.pop().__exit__(None, None, None)
 
     return DeployingReceivePackHandler
+
+
+def authorize_git(svc: Services, user, name: str, pushing: bool) -> tuple[str, str] | None:
+    """The access check shared by git over HTTP and over SSH: None when allowed, else
+    (HTTP status, message). A user without access is told the app does not exist."""
+    app = svc.store.find_app(name) if APP_NAME_RE.fullmatch(name) else None
+    collaborators = accounts.collaborator_ids(svc.store, app) if app is not None else set()
+    if app is None or not access.can_read(user, app, collaborators):
+        return ("404 Not Found",
+                f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "
+                "then add the remote with `dockyard git:remote -a NAME`.")
+    if pushing and not access.can_deploy(user, app, collaborators):
+        return "403 Forbidden", f"You may read {name} but not deploy it: ask its owner."
+    if not repo_path(svc, name).exists():
+        init_repo(svc, name)
+    return None
 
 
 def _text(start_response, status: str, message: str, headers=()):
@@ -167,16 +289,20 @@ class GitApp:
                          f"{why}. Log in with `dockyard login`: it stores your token in ~/.netrc, "
                          "which git uses for this remote.",
                          [("WWW-Authenticate", 'Basic realm="Dockyard"')])
-        app = self.svc.store.find_app(name) if APP_NAME_RE.fullmatch(name) else None
-        if app is None or not access.can_read(user, app):
-            return _text(start_response, "404 Not Found",
-                         f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "
-                         "then add the remote with `dockyard git:remote -a NAME`.")
-        if not repo_path(self.svc, name).exists():
-            init_repo(self.svc, name)
         service = environ.get("QUERY_STRING", "")
+        services = parse_qs(service, keep_blank_values=True).get("service", [])
+        if any(sv not in ("git-upload-pack", "git-receive-pack") for sv in services):
+            return _text(start_response, "400 Bad Request",
+                         "Unknown git service: only git-upload-pack and git-receive-pack are served.")
         pushing = path.endswith("/git-receive-pack") or "service=git-receive-pack" in service
-        if pushing and not access.can_deploy(user, app):
-            return _text(start_response, "403 Forbidden", f"You may read {name} but not deploy it: ask its owner.")
-        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name)})
+        refused = authorize_git(self.svc, user, name, pushing)
+        if refused:
+            return _text(start_response, *refused)
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # gunicorn has already de-chunked wsgi.input (as WSGI requires); dulwich would
+            # de-chunk it again and fail every push over 1 MB (git's http.postBuffer) with
+            # "Invalid chunk size".
+            environ = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
+        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name),
+                                                            b"git-upload-pack": GuardedUploadPackHandler})
         return wsgi(environ, start_response)

@@ -30,6 +30,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     from .api import certs, domains, router_settings   # router (issue 5)
     for bp in (domains.bp, certs.bp, router_settings.bp):
         app.register_blueprint(bp)
+    # Access and security (issue 6): users/tokens, collaborators, SSH keys, audit log.
+    from .api import audit, collaborators, keys, users
+    for bp in (users.bp, collaborators.bp, keys.bp, audit.bp):
+        app.register_blueprint(bp)
 
     @app.get("/healthz")
     def healthz():

@@ -255,9 +255,19 @@ def git_credentials(operation):
 @cli.command("git:remote")
 @app_option
 @click.option("-r", "--remote", default="dockyard", show_default=True)
-def git_remote(app, remote):
+@click.option("--ssh", "use_ssh", is_flag=True, help="Push over SSH (add a key with `dockyard keys:add`).")
+def git_remote(app, remote, use_ssh):
     """Add (or update) the git remote for an app in the current repo."""
     data = call("GET", f"/apps/{resolve_app(app)}")
+    if use_ssh:   # issue 6: ssh://git@HOST:PORT/APP.git
+        url = call("GET", "/ssh")["url_template"].replace("APP", data["name"])
+        click.echo(url)
+        if subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode != 0:
+            raise click.ClickException("Not inside a git repository: cd into your app's repo (or `git init`).")
+        existing = subprocess.run(["git", "remote", "get-url", remote], capture_output=True, text=True)
+        subprocess.run(["git", "remote", "set-url" if existing.returncode == 0 else "add", remote, url], check=True)
+        click.echo(f"Git remote {remote} set to {url}")
+        return
     _set_remote(remote, data["git_url"])
 
 
@@ -772,3 +782,188 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# --- access and security (issue 6): users, tokens, collaborators, SSH keys, audit ---
+def _remove_netrc(host: str) -> bool:
+    """Drop `host` from ~/.netrc (others kept; mode 600; atomic). True when it was there."""
+    path = _netrc_path()
+    if not path.exists():
+        return False
+    try:
+        parsed = netrc.netrc(str(path))
+    except netrc.NetrcParseError as e:
+        raise click.ClickException(f"{path} is not a valid netrc file ({e}); fix or remove it.")
+    if host not in parsed.hosts:
+        return False
+    hosts = dict(parsed.hosts)
+    del hosts[host]
+    lines = []
+    for machine, (lg, acct, pw) in hosts.items():
+        line = f"machine {machine}" if machine != "default" else "default"
+        line += (f" login {lg}" if lg else "") + (f" account {acct}" if acct else "") + (f" password {pw}" if pw else "")
+        lines.append(line)
+    for name, body in parsed.macros.items():
+        lines.append(f"macdef {name}\n{''.join(body)}")
+    tmp = path.with_name(path.name + ".dockyard-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + ("\n" if lines else ""))
+    os.replace(tmp, path)
+    os.chmod(path, 0o600)
+    return True
+
+
+@cli.command("auth:token")
+@click.option("--user", "user", help="(admin) mint a new token for this user and print it.")
+@click.option("--rotate", is_flag=True, help="Replace your token by a new one; the old one stops working.")
+def auth_token(user, rotate):
+    """Print your API token (or mint one for a user, or rotate yours)."""
+    if user and rotate:
+        raise click.ClickException("Use either --user or --rotate.")
+    if user:
+        data = call("POST", f"/users/{user}/tokens")
+        click.echo(f"New token for {data['user']} (give it to them; it is shown once):", err=True)
+        click.echo(data["token"])
+        return
+    if rotate:
+        data = call("POST", "/account/token/rotate")
+        if not os.environ.get("DOCKYARD_API_TOKEN"):
+            write_netrc(urlparse(api_url()).hostname, data["user"], data["token"])
+            click.echo(f"Token rotated; the new one is in {_netrc_path()} (the old one no longer works).", err=True)
+        click.echo(data["token"])
+        return
+    click.echo(token())
+
+
+@cli.command("auth:logout")
+@click.option("--all", "everywhere", is_flag=True, help="Revoke all your tokens, not only this one.")
+def auth_logout(everywhere):
+    """Revoke your token on the server and remove it from ~/.netrc."""
+    host = urlparse(api_url()).hostname
+    try:
+        call("DELETE", "/account/token", params={"all": "1"} if everywhere else None)
+        revoked = True
+    except click.ClickException as e:
+        if "Missing or invalid token" not in str(e.message) and "Not logged in" not in str(e.message):
+            raise
+        revoked = False
+    removed = _remove_netrc(host)
+    if not revoked and not removed:
+        raise click.ClickException(f"Not logged in to {api_url()}.")
+    click.echo(f"Logged out of {api_url()}" + (" (token revoked)" if revoked else "")
+               + (f"; removed from {_netrc_path()}" if removed else ""))
+
+
+@cli.command("users")
+def users_list():
+    """(admin) List users."""
+    click.echo("=== Users")
+    for u in call("GET", "/users"):
+        click.echo(f"{u['name']:<24} {'admin' if u['is_admin'] else 'user':<6} apps={u['apps']} keys={u['keys']} "
+                   f"tokens={u['tokens']}")
+
+
+@cli.command("users:add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Make the user an admin.")
+def users_add(name, admin):
+    """(admin) Create a user; prints their first token on the last line."""
+    data = call("POST", "/users", {"name": name, "admin": admin})
+    click.echo(f"Created user {data['name']}{' (admin)' if data['is_admin'] else ''}. Their token (shown once; "
+               f"they log in with `dockyard login --token TOKEN`):")
+    click.echo(data["token"])
+
+
+@cli.command("users:remove")
+@click.argument("name")
+@click.option("--confirm", help="The user's name again, to confirm.")
+def users_remove(name, confirm):
+    """(admin) Remove a user, their tokens, keys and app access."""
+    if confirm != name:
+        raise click.ClickException(f"This removes {name} and revokes their tokens and keys. "
+                                   f"Run again with --confirm {name}.")
+    call("DELETE", f"/users/{name}")
+    click.echo(f"Removed user {name}")
+
+
+@cli.command("access")
+@app_option
+def access_list(app):
+    """List who has access to an app."""
+    name = resolve_app(app)
+    click.echo(f"=== {name} access")
+    for row in call("GET", f"/apps/{name}/collaborators"):
+        click.echo(f"{row['user']:<24} {row['role']}")
+
+
+@cli.command("access:add")
+@click.argument("user")
+@app_option
+def access_add(user, app):
+    """(owner) Give USER collaborator access to an app."""
+    name = resolve_app(app)
+    call("POST", f"/apps/{name}/collaborators", {"user": user})
+    click.echo(f"Adding {user} to {name} collaborators... done")
+
+
+@cli.command("access:remove")
+@click.argument("user")
+@app_option
+def access_remove(user, app):
+    """(owner) Remove USER's access to an app."""
+    name = resolve_app(app)
+    call("DELETE", f"/apps/{name}/collaborators/{user}")
+    click.echo(f"Removing {user} from {name} collaborators... done")
+
+
+@cli.command("keys")
+@click.option("--all", "everyone", is_flag=True, help="(admin) Everyone's keys.")
+def keys_list(everyone):
+    """List your SSH keys (for git push over SSH)."""
+    rows = call("GET", "/account/keys", params={"all": "1"} if everyone else None)
+    click.echo("=== SSH keys")
+    for k in rows:
+        click.echo(f"{k['name']:<24} {k['fingerprint']}" + (f"  ({k['user']})" if everyone else ""))
+    if not rows:
+        click.echo("You have no keys. Add one with `dockyard keys:add ~/.ssh/id_ed25519.pub`.")
+
+
+@cli.command("keys:add")
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option("--name", help="A name for the key (default: its comment).")
+def keys_add(file, name):
+    """Add an SSH public key (default ~/.ssh/id_ed25519.pub)."""
+    path = Path(file or "~/.ssh/id_ed25519.pub").expanduser()
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise click.ClickException(f"Cannot read {path}: {e.strerror}. Create a key with "
+                                   "`ssh-keygen -t ed25519`, then `dockyard keys:add ~/.ssh/id_ed25519.pub`.")
+    data = call("POST", "/account/keys", {"public_key": text, **({"name": name} if name else {})})
+    click.echo(f"Added key {data['name']} ({data['fingerprint']})")
+
+
+@cli.command("keys:remove")
+@click.argument("which")
+def keys_remove(which):
+    """Remove an SSH key by name or fingerprint."""
+    data = call("DELETE", f"/account/keys/{which}")
+    click.echo(f"Removed key {data['name']} ({data['fingerprint']})")
+
+
+@cli.command("audit")
+@app_option
+@click.option("--user", "actor", help="Only this user's actions.")
+@click.option("-n", "--num", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def audit_log(app, actor, num, as_json):
+    """(admin) Who did what: deploys, config changes (keys only), scaling, access, keys, users."""
+    rows = call("GET", "/audit", params={"app": app or "", "user": actor or "", "limit": num})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        detail = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in r["detail"].items())
+        click.echo(f"{r['at'][:19]} {r['actor']:<12} {r['action']:<14} {r['app'] or '-':<20} "
+                   f"{r['status'] or ''} {detail}".rstrip())

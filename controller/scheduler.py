@@ -19,6 +19,7 @@ import docker
 import docker.errors
 import requests
 
+from . import isolation
 from .errors import SchedulerError
 from .models import Instance, Limits, Release
 from .settings import Settings
@@ -219,16 +220,50 @@ class Scheduler:
         return env
 
     def _host_config(self, limits: Limits | None = None, **extra) -> dict:
-        """Limits and hardening shared by every app container (instances and one-offs)."""
+        """Limits and hardening shared by every app container (instances and one-offs).
+        Issue 6: every capability dropped (apps listen on $PORT >= 1024 and need none), a CPU
+        limit, a private /tmp, and the platform's apps network where containers cannot reach
+        each other (the router reaches them through their 127.0.0.1 port). No volume is ever
+        mounted, so the Docker socket never is. `limits` (ps:limits) override the defaults."""
         limits = limits or Limits()
         mem = f"{limits.memory_mb or self.settings.app_memory_mb}m"
+        hardening = isolation.host_config_options(isolation.from_env())
         cpus = self.settings.app_cpus if limits.cpus is None else limits.cpus
-        if cpus:
-            extra["nano_cpus"] = int(cpus * 1e9)
+        hardening["nano_cpus"] = int(cpus * 1e9) if cpus else None
         return self.client.api.create_host_config(
             restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
-            memswap_limit=mem, pids_limit=1024,
+            memswap_limit=mem, pids_limit=1024, network_mode=self._apps_network(), **hardening,
             log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, **extra)
+
+    def _apps_network(self) -> str:
+        """The instance's bridge network for app containers, with inter-container traffic
+        (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps."""
+        name = isolation.network_name(self.settings.name)
+        try:
+            self.client.api.inspect_network(name)
+        except docker.errors.NotFound:
+            try:
+                self.client.api.create_network(name, driver="bridge", check_duplicate=True,
+                                               options=isolation.NETWORK_OPTIONS,
+                                               labels={LABEL_INSTANCE: self.settings.name})
+            except docker.errors.APIError as e:
+                if "already exists" not in str(e.explanation):
+                    raise SchedulerError(f"Could not create the apps network {name}: {e.explanation}") from None
+        return name
+
+    def _user(self, image: str) -> str | None:
+        """The image's USER if it declares one, else `app` (uid 1000) for stack-based images."""
+        def layers(ref: str) -> list[str]:
+            try:
+                return (self.client.api.inspect_image(ref).get("RootFS") or {}).get("Layers") or []
+            except docker.errors.ImageNotFound:
+                return []
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
+
+        from_stack = isolation.built_from(layers(image), layers(self.settings.stack_image))
+        return isolation.container_user(self.image_config(image).get("User") or "", isolation.from_env(),
+                                        from_stack=from_stack)
 
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str, limits: Limits | None = None) -> Instance:
@@ -244,7 +279,7 @@ class Scheduler:
             host_config = self._host_config(
                 limits, port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
             created = self.client.api.create_container(
-                image=image,
+                image=image, user=self._user(image),
                 command=["/bin/sh", "-c", command] if command else None,
                 name=name, environment=env, labels=labels,
                 ports=[s.app_port] if web else None,
@@ -267,7 +302,7 @@ class Scheduler:
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), "dockyard.oneoff": process})
         try:
             cid = self.client.api.create_container(
-                image=image, command=["/bin/sh", "-c", command],
+                image=image, command=["/bin/sh", "-c", command], user=self._user(image),
                 environment=self._env(app, release, f"{process}.1"), labels=labels,
                 name=f"{s.name}.{app}.{process}.v{release.version}.{secrets.token_hex(2)}",
                 host_config=self._host_config(), detach=True)["Id"]
@@ -337,7 +372,7 @@ class Scheduler:
             cid = self.client.api.create_container(
                 image=image, command=["/bin/sh", "-c", command],
                 environment=self._env(app, release, f"run.{index}", PORT=str(s.app_port)), labels=labels,
-                name=name, stdin_open=attach, tty=False,   # detach=False + stdin_open: StdinOnce, so
+                name=name, stdin_open=attach, tty=False, user=self._user(image),   # detach=False + stdin_open: StdinOnce, so
                 host_config=self._host_config(), detach=not attach)["Id"]   # closing our side ends stdin
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the one-off container: {e.explanation}") from None

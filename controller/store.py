@@ -130,6 +130,33 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 4: access and security (issue 6): collaborators, SSH keys, audit log
+    """
+    CREATE TABLE collaborators (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (app_id, user_id)
+    );
+    CREATE TABLE ssh_keys (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        fingerprint TEXT UNIQUE NOT NULL,
+        public_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        app TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        status INTEGER
+    );
+    """,
 )
 
 EVENTS_KEPT_PER_APP = 5000

@@ -71,6 +71,19 @@ if pgrep -f '^nginx: master process /usr/sbin/nginx( -g .*)?$' >/dev/null 2>&1; 
     say "note: a stock Debian nginx master is running (left alone; Dockyard runs its own nginx)"
 fi
 
+# The unprivileged user that git-over-SSH sessions run as (controller/sshd.py): no password,
+# no shell login (its keys are forced commands only), no access to the platform's state.
+if id -u git >/dev/null 2>&1; then
+    say "ssh: system user git already exists"
+else
+    useradd --system --user-group --shell /bin/sh --home-dir /var/lib/dockyard-git --create-home \
+        --comment "Dockyard git over SSH" git || die "useradd git failed"
+    # '*' (no password can match) rather than '!' (locked): sshd refuses locked accounts
+    # even for public keys when it runs without PAM.
+    usermod -p '*' git || die "usermod -p '*' git failed"
+    say "ssh: created the system user git (git over SSH sessions run as it)"
+fi
+
 # ---------------------------------------------------------------- 2. Docker engine
 if docker info >/dev/null 2>&1; then
     say "docker: engine already running ($(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?'))"

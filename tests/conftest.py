@@ -96,6 +96,8 @@ def start_platform(tmp: Path, **extra) -> Platform:
                  router_port=free_port(), domain=f"{name}.localhost")
     p.user_home.mkdir(parents=True)
     p.router_tls_port = int(extra.setdefault("DOCKYARD_ROUTER_TLS_PORT", free_port()))  # router (issue 5)
+    # Each platform's own sshd port (issue 6: git over SSH), so instances never share one.
+    extra.setdefault("DOCKYARD_SSH_PORT", free_port())
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
         p.up_output.append(p.make("up").stdout)
@@ -113,6 +115,9 @@ def stop_platform(p: Platform) -> None:
     imgs = run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if imgs:
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
+    nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+    if nets:   # the instance's apps network (issue 6), once its containers are gone
+        run(["docker", "network", "rm", *nets], check=False)
 
 
 def ensure_busybox_base(ctx: Path) -> str:

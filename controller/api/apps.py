@@ -4,7 +4,7 @@ from flask import Blueprint, g, jsonify
 
 from builder.receiver import init_repo, repo_path
 
-from .. import access
+from .. import access, accounts
 from ..locks import app_lock
 from ..names import validate_app_name
 from .common import app_json, body, load_app, svc
@@ -14,7 +14,9 @@ bp = Blueprint("apps", __name__)
 
 @bp.get("/apps")
 def list_apps():
-    return jsonify([app_json(a) for a in svc().store.list_apps() if access.can_read(g.user, a)])
+    store = svc().store
+    return jsonify([app_json(a) for a in store.list_apps()
+                    if access.can_read(g.user, a, accounts.collaborator_ids(store, a))])
 
 
 @bp.post("/apps")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from .. import access
+from .. import access, accounts
 from ..errors import BadRequest, Forbidden, NotFound
 from ..models import App, Release
 from ..services import Services
@@ -26,11 +26,13 @@ def body() -> dict:
 
 def load_app(name: str, admin: bool = False) -> App:
     app = svc().store.find_app(name)
-    if app is None or not access.can_read(g.user, app):
+    collaborators = accounts.collaborator_ids(svc().store, app) if app is not None else set()
+    if app is None or not access.can_read(g.user, app, collaborators):
         raise NotFound(f"App {name[:40]!r} not found: check the name with `dockyard apps`, "
                        f"or create it with `dockyard apps:create {name[:40]}`.")
-    if admin and not access.can_admin(g.user, app):
-        raise Forbidden(f"Only the owner of {name} may do that.")
+    if admin and not access.can_admin(g.user, app, collaborators):
+        raise Forbidden(f"Only the owner of {name} may do that: you are a collaborator "
+                        f"(see `dockyard access -a {name}`); ask the owner.")
     return app
 
 

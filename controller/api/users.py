@@ -1,0 +1,83 @@
+"""Users and their tokens. Creating and removing users, and minting another user's token,
+are the admin's; everyone may rotate or revoke their own token."""
+from flask import Blueprint, g, jsonify, request
+
+from .. import accounts
+from ..auth import token_from_header
+from ..errors import BadRequest, Forbidden
+from .common import body, svc
+
+bp = Blueprint("users", __name__)
+
+
+def require_admin(what: str) -> None:
+    if not g.user.is_admin:
+        raise Forbidden(f"Only an admin may {what}: ask your Dockyard admin.")
+
+
+def audit(action: str, app: str | None = None, **detail) -> None:
+    g.audited = True
+    accounts.audit(svc().store, g.user.name, action, app, detail, 200)
+
+
+@bp.get("/users")
+def list_users():
+    require_admin("list users")
+    return jsonify(accounts.list_users(svc().store))
+
+
+@bp.post("/users")
+def add_user():
+    require_admin("add users")
+    data = body()
+    name = accounts.validate_user_name(data.get("name"))
+    is_admin = data.get("admin", False)
+    if not isinstance(is_admin, bool):
+        raise BadRequest("admin must be true or false.")
+    user = svc().store.create_user(name, is_admin=is_admin)
+    token = accounts.mint_token(svc().store, user)
+    audit("users:add", user=name, admin=is_admin)
+    return jsonify(name=user.name, is_admin=user.is_admin, token=token), 201
+
+
+@bp.delete("/users/<name>")
+def remove_user(name):
+    require_admin("remove users")
+    accounts.remove_user(svc().store, name, g.user)
+    from ..sshd import write_authorized_keys
+    write_authorized_keys(svc().settings, svc().store)
+    audit("users:remove", user=name)
+    return jsonify(name=name, deleted=True)
+
+
+@bp.post("/users/<name>/tokens")
+def mint_token(name):
+    """An admin mints a token for a user (e.g. a new colleague or a CI job)."""
+    require_admin("mint tokens for other users")
+    user = accounts.get_user(svc().store, name)
+    token = accounts.mint_token(svc().store, user)
+    audit("auth:token", user=name)
+    return jsonify(user=user.name, token=token), 201
+
+
+def _request_token() -> str:
+    return token_from_header(request.headers.get("Authorization", "")) or ""
+
+
+@bp.post("/account/token/rotate")
+def rotate():
+    """Replace the token of this request by a new one; the old one stops working at once."""
+    token = accounts.rotate_token(svc().store, g.user, _request_token())
+    audit("auth:rotate")
+    return jsonify(user=g.user.name, token=token), 201
+
+
+@bp.delete("/account/token")
+def revoke():
+    """Log out: revoke the token of this request (all of them with ?all=1)."""
+    if request.args.get("all") in ("1", "true"):
+        count = accounts.revoke_all_tokens(svc().store, g.user)
+    else:
+        count = int(accounts.revoke_token(svc().store, _request_token()))
+    audit("auth:logout", revoked=count)
+    return jsonify(user=g.user.name, revoked=count)

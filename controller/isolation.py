@@ -1,0 +1,77 @@
+"""How app containers are isolated (pure: settings -> engine options). The scheduler
+applies these to every instance and one-off container.
+
+- capabilities: all dropped (`cap_drop=ALL`); apps listen on $PORT (5000 by default) and need
+  none. DOCKYARD_APP_CAPS adds some back (comma-separated, e.g. NET_BIND_SERVICE).
+- user: the image's own USER when it declares one. Otherwise, with DOCKYARD_APP_USER=auto (the
+  default), images built FROM the stack image run as its `app` user (uid 1000, owner of /app),
+  and other images (e.g. FROM scratch, which have no users and root-owned directories the app
+  may write to) keep root, without capabilities. DOCKYARD_APP_USER=UID[:GID] forces that user
+  for every image without USER; DOCKYARD_APP_USER=root keeps root everywhere.
+- limits: memory (DOCKYARD_APP_MEMORY_MB, in the scheduler), pids 1024, CPU DOCKYARD_APP_CPUS
+  (default 1.0).
+- /tmp: a private tmpfs (DOCKYARD_APP_TMP_MB, default 64), writable by the unprivileged user.
+- network: one bridge per platform instance with inter-container traffic off."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+_CAP = re.compile(r"^[A-Z_]{2,30}$")
+
+
+@dataclass(frozen=True)
+class Isolation:
+    user: str = "auto"
+    cpus: float = 1.0
+    caps: tuple[str, ...] = ()
+    tmp_mb: int = 64
+
+
+def from_env(env: dict | None = None) -> Isolation:
+    env = os.environ if env is None else env
+    caps = tuple(c.strip().upper() for c in (env.get("DOCKYARD_APP_CAPS") or "").split(",") if c.strip())
+    bad = [c for c in caps if not _CAP.fullmatch(c)]
+    if bad:
+        raise ValueError(f"DOCKYARD_APP_CAPS has invalid capability names {bad}: use e.g. NET_BIND_SERVICE")
+    try:
+        cpus = float(env.get("DOCKYARD_APP_CPUS") or 1.0)
+        tmp_mb = int(env.get("DOCKYARD_APP_TMP_MB") or 64)
+    except ValueError:
+        raise ValueError("DOCKYARD_APP_CPUS must be a number (e.g. 1.5) and DOCKYARD_APP_TMP_MB a whole number") from None
+    return Isolation(user=(env.get("DOCKYARD_APP_USER") or "auto").strip(), cpus=cpus, caps=caps, tmp_mb=tmp_mb)
+
+
+def host_config_options(iso: Isolation) -> dict:
+    return {
+        "cap_drop": ["ALL"],
+        "cap_add": list(iso.caps) or None,
+        "nano_cpus": int(iso.cpus * 1e9) if iso.cpus > 0 else None,
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={iso.tmp_mb}m,mode=1777"},
+    }
+
+
+STACK_USER = "1000:1000"   # the stack image's `app` user (scripts/build-stack.sh)
+
+
+def container_user(image_user: str, iso: Isolation, from_stack: bool = False) -> str | None:
+    """The user a container runs as (None = the engine's default, root): the image's USER
+    wins; else the operator's setting; else `app` for stack-based images."""
+    if image_user:
+        return image_user
+    if iso.user in ("", "root", "0", "0:0"):
+        return None
+    if iso.user == "auto":
+        return STACK_USER if from_stack else None
+    return iso.user
+
+
+def built_from(image_layers: list[str], base_layers: list[str]) -> bool:
+    """An image is built FROM base when its layers start with all of base's layers."""
+    return bool(base_layers) and image_layers[:len(base_layers)] == base_layers
+
+
+def network_name(instance: str) -> str:
+    return f"{instance}-apps"
