@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -93,7 +94,8 @@ def test_push_deploys_and_is_served_by_hostname(platform, tmp_path):
 
 
 def test_build_output_streams_while_it_happens(platform, tmp_path):
-    extra = 'RUN ["/bin/sh", "-c", "echo marker-early; sleep 4; echo marker-late"]\n'
+    # the nonce keeps the engine's build cache from replaying the step without running it
+    extra = f'RUN ["/bin/sh", "-c", "echo marker-early; sleep 4; echo marker-late # {secrets.token_hex(4)}"]\n'
     name, repo = new_app(platform, tmp_path, httpd_app("streamed", extra=extra))
     proc = subprocess.Popen(["git", "push", "--progress", "dockyard", "main"], cwd=repo, env=platform.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -109,7 +111,7 @@ def test_build_output_streams_while_it_happens(platform, tmp_path):
 
 def test_slow_build_outlives_the_server_timeout(platform, tmp_path):
     # The session platform runs gunicorn with --timeout 5; this build takes about 12 s.
-    extra = 'RUN ["/bin/sh", "-c", "sleep 12; echo slept"]\n'
+    extra = f'RUN ["/bin/sh", "-c", "sleep 12; echo slept # {secrets.token_hex(4)}"]\n'
     name, repo = new_app(platform, tmp_path, httpd_app("slow but fine", extra=extra))
     out = push(platform, repo, check=True)
     assert "slept" in out.stderr
