@@ -10,6 +10,8 @@ import contextlib
 import fcntl
 import os
 import re
+import select
+import socket
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -142,8 +144,21 @@ class GuardedUploadPackHandler(Guarded, UploadPackHandler):
     pass
 
 
-def handler_factory(svc: Services, user: str, via: str = "http"):
-    """A ReceivePackHandler class bound to this request's services and user."""
+def peer_closed(sock) -> bool:
+    """Has the client hung up? (Ctrl-C on `git push` mid-build.) After the pack has been read
+    nothing more comes from a live client, so a readable socket with no data is a closed one."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Callable[[], bool] = lambda: False):
+    """A ReceivePackHandler class bound to this request's services and user. `peer_gone` tells
+    whether the client went away (checked while building: it cancels the build)."""
 
     class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
@@ -181,7 +196,7 @@ def handler_factory(svc: Services, user: str, via: str = "http"):
                 return b"the branch moved while you pushed (another push?): git pull, then push again"
             try:
                 deploy_push(svc, self.app_name, self.repo, new_sha, user, self.progress,
-                            lambda: self.client_gone)
+                            lambda: self.client_gone or peer_gone())
             except (DockyardError, BuildError) as e:
                 self._audit(new_sha, "failed")
                 return _one_line(e.message)
@@ -303,6 +318,8 @@ class GitApp:
             # de-chunk it again and fail every push over 1 MB (git's http.postBuffer) with
             # "Invalid chunk size".
             environ = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
-        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": handler_factory(self.svc, user.name),
+        peer = environ.get("gunicorn.socket")
+        receive = handler_factory(self.svc, user.name, peer_gone=lambda: peer_closed(peer))
+        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": receive,
                                                             b"git-upload-pack": GuardedUploadPackHandler})
         return wsgi(environ, start_response)

@@ -4,6 +4,8 @@ checks from app.json or checks:set, with the automatic rollback a failing check 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 
@@ -249,3 +251,26 @@ def test_build_timeout_stops_the_engine_build_and_says_which_setting(tmp_path, b
         assert page(p, name) == "ok"
     finally:
         stop_platform(p)
+
+
+def test_ctrl_c_mid_build_cancels_it_and_changes_nothing(platform, tmp_path):
+    name, repo, _ = deploy(platform, tmp_path, env_app("before"))
+    old = platform.git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+    nonce = f"sleep 30.{time.time_ns() % 10**6:06d}"     # its process is findable with pgrep
+    make_app_repo(repo, {"Dockerfile": f"FROM {BUSYBOX_BASE}\nRUN {nonce}\n"}, platform)
+    push = subprocess.Popen(["git", "push", "--progress", "dockyard", "main"], cwd=repo, env=platform.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in push.stderr:             # the build's slow step is running: now the user presses Ctrl-C
+        if f"RUN {nonce}" in line:
+            break
+    assert eventually(lambda: run(["pgrep", "-f", nonce], check=False).returncode == 0, 30)
+    os.killpg(push.pid, signal.SIGINT)   # Ctrl-C reaches git and its git-remote-http helper
+    push.wait(timeout=30)
+    # the server notices within a couple of seconds, cancels the engine's build; nothing moved
+    assert eventually(lambda: run(["pgrep", "-f", nonce], check=False).returncode == 1, 20), "build kept running"
+    remote = platform.git("ls-remote", "dockyard", "refs/heads/main", cwd=repo).stdout.split()[0]
+    assert remote == old
+    assert page(platform, name) == "before"
+    builds = platform.cli("builds", "-a", name).stdout
+    assert eventually(lambda: "failed" in platform.cli("builds", "-a", name).stdout, 30), builds
+    assert [l for l in platform.cli("releases", "-a", name).stdout.splitlines() if l.strip().startswith("v2")] == []
