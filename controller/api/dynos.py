@@ -63,6 +63,14 @@ def run_detached(name):
     return jsonify(_dyno_json(inst, {inst.container_id})), 201
 
 
+@bp.get("/apps/<name>/run")
+def run_without_websocket(name):
+    """The same path without a WebSocket upgrade: say how to use it (after the access check)."""
+    load_app(name)
+    raise BadRequest(f"/apps/{name}/run is a WebSocket endpoint: use `dockyard run -a {name} -- COMMAND`, "
+                     f"or POST /apps/{name}/dynos for a detached one-off.")
+
+
 @sock.route("/apps/<name>/run", bp=bp)
 def run_attached(ws, name):
     """`dockyard run`: the client sends {"command": ...}, then stdin as binary messages and

@@ -59,10 +59,10 @@ def scale(name):
 def stop_or_start(name, action):
     """ps:stop / ps:start (Dokku's verbs): stop all process types (or `{"type": ...}`) without
     losing their quantities, or start them again. A stopped web process gets the router's 503."""
+    s = svc()
+    load_app(name)      # first: nobody learns anything about an app they cannot see
     if action not in ("stop", "start"):
         raise BadRequest(f"Unknown action {action!r}: use stop or start.")
-    s = svc()
-    load_app(name)
     ptype = body().get("type")
     lines: list[str] = []
     with app_lock(s.settings, name, f"ps:{action}"):
