@@ -84,7 +84,8 @@ class Load:
 
 # What every Dockyard instance gets (controller/scheduler.py), so the floor runs the same container
 SAME_LIMITS = ["--memory", "512m", "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "1024",
-               "--security-opt", "no-new-privileges", "--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
+               "--security-opt", "no-new-privileges", "--log-opt", "max-size=10m", "--log-opt", "max-file=3",
+               "--cap-drop", "ALL", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777"]
 
 
 def floor_scale(n: int, flags: list[str]) -> float:
@@ -175,7 +176,7 @@ def main() -> int:
     print(f"    git push median {statistics.median(durations):.2f} s")
     f, s = statistics.median(floors), statistics.median(scales)
     print(f"(b) scale web=1 -> web={args.scale} (medians of 3)")
-    print(f"    raw floor, {args.scale} parallel docker run (same limits) until each answers: {f:.2f} s")
+    print(f"    raw floor, {args.scale} parallel docker run (same limits, caps, /tmp) until each answers: {f:.2f} s")
     print(f"    (the same without memory/cpu/pids limits: {statistics.median(bare):.2f} s)")
     print(f"    dockyard ps:scale web={args.scale}, until the router serves all: {s:.2f} s")
     print(f"    ratio scale / floor: {s / f:.2f}  (target <= 1.2)")
