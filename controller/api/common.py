@@ -5,6 +5,7 @@ from flask import current_app, g, request
 
 from .. import access, accounts
 from ..errors import BadRequest, Forbidden, NotFound
+from ..names import APP_NAME_RE
 from ..models import App, Release
 from ..services import Services
 
@@ -28,8 +29,9 @@ def load_app(name: str, admin: bool = False) -> App:
     app = svc().store.find_app(name)
     collaborators = accounts.collaborator_ids(svc().store, app) if app is not None else set()
     if app is None or not access.can_read(g.user, app, collaborators):
+        hint = f"`dockyard apps:create {name}`" if APP_NAME_RE.fullmatch(name) else "`dockyard apps:create NAME`"
         raise NotFound(f"App {name[:40]!r} not found: check the name with `dockyard apps`, "
-                       f"or create it with `dockyard apps:create {name[:40]}`.")
+                       f"or create it with {hint}.")
     if admin and not access.can_admin(g.user, app, collaborators):
         raise Forbidden(f"Only the owner of {name} may do that: you are a collaborator "
                         f"(see `dockyard access -a {name}`); ask the owner.")
