@@ -39,6 +39,13 @@ class Settings:
     reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
     gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
     extra: dict = field(default_factory=dict)
+    # ---- buildpacks (issue 3) ----
+    build_image: str = "dockyard/build-stack:bookworm"   # DOCKYARD_BUILD_IMAGE: where buildpacks run
+    build_ca_bundle: str = ""       # DOCKYARD_BUILD_CA_BUNDLE: CA bundle mounted into build containers ("none": off)
+
+    def cache_dir(self, app: str) -> Path:
+        """The app's buildpack CACHE_DIR, kept between builds."""
+        return self.home / "cache" / app
 
     # ---- derived paths -------------------------------------------------
     @property
@@ -106,4 +113,14 @@ def from_env(env: dict | None = None) -> Settings:
         stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
         reconcile_interval=float(env.get("DOCKYARD_RECONCILE_INTERVAL") or 5.0),
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
+        build_image=env.get("DOCKYARD_BUILD_IMAGE") or "dockyard/build-stack:bookworm",
+        build_ca_bundle=_ca_bundle(env.get("DOCKYARD_BUILD_CA_BUNDLE")),
     )
+
+
+def _ca_bundle(raw: str | None) -> str:
+    """DOCKYARD_BUILD_CA_BUNDLE: unset = the host's bundle when it exists; "none" = no bundle."""
+    if raw is None or raw == "":
+        default = "/etc/ssl/certs/ca-certificates.crt"
+        return default if os.path.isfile(default) else ""
+    return "" if raw.lower() == "none" else raw
