@@ -146,3 +146,132 @@ def test_static_sample(bp, tmp_path):
     assert "-----> Static app detected (buildpack static)" in out
     assert "document root /app/public" in out
     assert wait_body(bp, app, "<h1>hello from static</h1>")
+
+
+# ---- detection failures and bad input --------------------------------------------------
+def test_nothing_detected_lists_every_buildpack_tried(bp, tmp_path):
+    app = create(bp, "none")
+    repo = make_app_repo(tmp_path / "none", {"README.md": "just words\n", "Procfile": "web: ./serve\n"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "[remote rejected]" in proc.stderr
+    assert "No buildpack detected this app. Tried, in order: python (looks for requirements.txt" in proc.stderr
+    for name in ("nodejs (looks for package.json)", "go (looks for go.mod)", "static (looks for index.html"):
+        assert name in proc.stderr
+    assert bp.curl(app)[0] != 200
+
+
+def test_empty_repo_is_rejected_with_what_to_add(bp, tmp_path):
+    app = create(bp, "empty")
+    repo = make_app_repo(tmp_path / "empty", {}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "The pushed commit has no files: add your app's source" in proc.stderr
+
+
+def test_broken_requirements_txt_shows_the_failing_line(bp, tmp_path):
+    app = create(bp, "badreq")
+    files = sample_files("python")
+    files["requirements.txt"] = b"gunicorn==23.0.0\nflask=>2.0\n"
+    repo = make_app_repo(tmp_path / "badreq", files, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "requirements.txt line 2: flask=>2.0" in proc.stderr
+    # a package that does not exist: pip does not say the line, the buildpack does
+    make_app_repo(repo, {"requirements.txt": "gunicorn==23.0.0\n# ok\nno-such-package-dockyard-zz==1.0\n"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "requirements.txt line 3: no-such-package-dockyard-zz==1.0" in proc.stderr
+    assert "pip could not install requirements.txt" in proc.stderr
+    assert "The python buildpack's bin/compile failed (exit 1)" in proc.stderr
+
+
+def test_broken_package_json_shows_the_failing_line(bp, tmp_path):
+    app = create(bp, "badpkg")
+    files = sample_files("nodejs")
+    files["package.json"] = b'{\n  "name": "x",\n  "scripts": {"start": "node server.js",}\n}\n'
+    repo = make_app_repo(tmp_path / "badpkg", files, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "package.json line 3:" in proc.stderr
+    assert '3 |   "scripts": {"start": "node server.js",}' in proc.stderr
+    assert "package.json is not valid JSON: fix the line shown above" in proc.stderr
+
+
+@pytest.mark.parametrize("procfile, message", [
+    (b"web: gunicorn app:app\n\x00\xff\xfe garbage", "Procfile is binary, not text"),
+    (b"Web.Server: gunicorn app:app\n", "Procfile line 1: process type 'Web.Server' must be 1-30 characters"),
+])
+def test_bad_procfile_rejects_the_push(bp, tmp_path, procfile, message):
+    app = create(bp, "badproc")
+    files = {"index.html": b"hi\n", "Procfile": procfile}
+    repo = make_app_repo(tmp_path / "badproc", files, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+# ---- custom buildpacks: BUILDPACK_URL, .buildpacks, git URL, ENV_DIR, failures, timeout --
+def test_custom_buildpack_from_path_gets_env_dir_and_runs_a_worker_only_app(bp, tmp_path):
+    pack = make_buildpack(
+        tmp_path / "packs" / "custom",
+        detect='[ -f "$1/hello.txt" ] && echo "Hello" && exit 0; exit 1',
+        compile_=('echo "-----> custom compile as uid $(id -u) in $1"\n'
+                  'echo "plain line from compile"\n'
+                  '[ -f "$3/API_SECRET" ] || { echo " !     no API_SECRET in ENV_DIR"; exit 1; }\n'
+                  'sha256sum "$3/API_SECRET" | cut -c1-16 > "$1/secret.sha"\n'
+                  'touch "$2/was-here"'),
+        release='printf -- "---\\ndefault_process_types:\\n  worker: while true; do sleep 1; done\\n"')
+    app = create(bp, "custom")
+    bp.cli("config:set", "-a", app, f"BUILDPACK_URL={pack}", "API_SECRET=very-secret-123")
+    repo = make_app_repo(tmp_path / "custom", {"hello.txt": "hi\n"}, bp)
+    out = push(bp, app, repo).stderr
+    assert f"Buildpacks from BUILDPACK_URL: {pack}" in out
+    assert f"-----> Hello app detected (buildpack {pack})" in out
+    assert "-----> custom compile as uid 1000 in /app" in out       # in the build container, not as root
+    assert "remote:        plain line from compile" in out          # indented under its heading
+    assert "very-secret-123" not in out
+    assert "Default types for buildpack: worker" in out
+    assert (bp.home / "cache" / app / "was-here").exists()          # CACHE_DIR is the app's, kept
+    deadline = time.monotonic() + 30
+    while not bp.containers(app, running_only=True) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert bp.containers(app, running_only=True), "the worker-only app runs"
+    ps = bp.cli("ps", "-a", app).stdout
+    assert "worker.1" in ps and "web" not in ps
+    assert bp.curl(app)[0] != 200                                   # no web process: no route
+    build = last_build(bp, app)
+    assert build["method"] == f"buildpack:{pack} (Hello)"
+
+
+def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
+    src = make_buildpack(tmp_path / "gitpack", detect='echo "Failing"; exit 0',
+                         compile_='echo "-----> about to fail"; echo "the real reason: disk on fire"; exit 3',
+                         release='echo "---"')
+    run(["git", "init", "-q", "-b", "main", str(src)], env=bp.env)
+    run(["git", "add", "-A"], cwd=src, env=bp.env)
+    run(["git", "commit", "-q", "-m", "bp"], cwd=src, env=bp.env)
+    app = create(bp, "failbp")
+    repo = make_app_repo(tmp_path / "failbp", {".buildpacks": f"# one per line\nfile://{src}\n", "x.txt": "x"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert f"Fetching buildpack file://{src}" in proc.stderr
+    assert "the real reason: disk on fire" in proc.stderr
+    assert f"The file://{src} buildpack's bin/compile failed (exit 3)" in proc.stderr
+    assert last_build(bp, app)["status"] == "failed"
+
+
+def test_hung_buildpack_is_killed_at_the_build_timeout(bp, tmp_path):
+    pack = make_buildpack(tmp_path / "packs" / "hang", detect='echo Hang',
+                          compile_='echo "-----> hanging"; sleep 100000', release='echo "---"')
+    app = create(bp, "hang")
+    bp.cli("config:set", "-a", app, f"BUILDPACK_URL={pack}")
+    repo = make_app_repo(tmp_path / "hang", {"x.txt": "x"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "-----> hanging" in proc.stderr
+    assert (f"The build ran longer than {BUILD_TIMEOUT} s in {pack}'s bin/compile and was stopped (its container "
+            "was killed): make it faster, or raise DOCKYARD_BUILD_TIMEOUT.") in " ".join(proc.stderr.split())
+    ids = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={app}",
+               "--filter", f"label=dockyard.instance={bp.name}"]).stdout.split()
+    assert ids == []                                                 # the build container is gone

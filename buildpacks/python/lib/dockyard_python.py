@@ -116,6 +116,33 @@ def default_web(dependency_texts: list[str], sources: dict[str, str]) -> tuple[s
                   f"naming one, e.g. `web: gunicorn {targets[0]}`.")
 
 
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def failing_requirement_lines(requirements: str, pip_output: str) -> list[tuple[int, str]]:
+    """The requirements.txt lines pip's errors point at: `(from line N ...)`, or the
+    requirement named by `Invalid requirement: '...'` / `No matching distribution found for X`."""
+    lines = requirements.splitlines()
+    numbers: set[int] = {int(n) for n in re.findall(r"from line (\d+) of", pip_output)}
+    named = re.findall(r"(?:Invalid requirement: '([^']+)'|No matching distribution found for (\S+)|"
+                       r"satisfies the requirement (\S+))", pip_output)
+    wanted = set()
+    for groups in named:
+        for g in groups:
+            m = _NAME.match(g) if g else None
+            if m:
+                wanted.add(_norm(m.group(1)))
+    for i, line in enumerate(lines, 1):
+        m = _NAME.match(line.split("#", 1)[0])
+        if m and _norm(m.group(1)) in wanted:
+            numbers.add(i)
+    return [(n, lines[n - 1]) for n in sorted(numbers) if 0 < n <= len(lines)]
+
+
 def release_yaml(web: str | None) -> str:
     if not web:
         return "---\ndefault_process_types: {}\n"
@@ -159,6 +186,9 @@ def main(argv: list[str]) -> int:
             print(install_plan(set(os.listdir(args[0]))))
         elif cmd == "pipfile-lock":
             print("\n".join(pipfile_lock_requirements(_read(args[0]) or "")))
+        elif cmd == "failing-lines":
+            for n, line in failing_requirement_lines(_read(args[0]) or "", _read(args[1]) or ""):
+                print(f" !     requirements.txt line {n}: {line}")
         elif cmd == "explain-web":
             if os.path.isfile(os.path.join(args[0], "Procfile")):
                 return 0
