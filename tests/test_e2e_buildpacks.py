@@ -275,3 +275,48 @@ def test_hung_buildpack_is_killed_at_the_build_timeout(bp, tmp_path):
     ids = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={app}",
                "--filter", f"label=dockyard.instance={bp.name}"]).stdout.split()
     assert ids == []                                                 # the build container is gone
+
+
+# ---- other ways in: heroku.yml and an image from the engine ------------------------------
+def test_heroku_yml_builds_the_named_dockerfile_with_run_and_release(bp, tmp_path):
+    app = create(bp, "hyml")
+    files = {
+        "docker/Dockerfile.web": f"FROM {BUSYBOX_BASE}\nCOPY index.html /www/index.html\n",
+        "index.html": "hello from heroku.yml\n",
+        "Procfile": "web: this-is-ignored\n",
+        "heroku.yml": ("build:\n  docker:\n    web: docker/Dockerfile.web\n"
+                       "release:\n  image: web\n  command:\n    - /bin/sh\n    - -c\n    - echo release-phase-ran\n"
+                       "run:\n  web: exec httpd -f -p $PORT -h /www\n"),
+    }
+    repo = make_app_repo(tmp_path / "hyml", files, bp)
+    out = push(bp, app, repo).stderr
+    assert "with heroku.yml: docker/Dockerfile.web" in out
+    assert "release-phase-ran" in out
+    assert wait_body(bp, app, "hello from heroku.yml")
+    assert last_build(bp, app)["method"] == "heroku.yml (docker/Dockerfile.web)"
+
+    make_app_repo(repo, {"heroku.yml": "build:\n  docker:\n    web: docker/Dockerfile.web\nrun:\n  web:\n    cmd: x\n"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "heroku.yml: unknown key `run.web.cmd` (line 6): use `command` and `image`." in proc.stderr
+    assert wait_body(bp, app, "hello from heroku.yml")           # the previous release keeps serving
+
+
+def test_deploy_an_image_from_the_engine(bp, tmp_path):
+    app = create(bp, "img")
+    ctx = tmp_path / "img"
+    ctx.mkdir()
+    (ctx / "index.html").write_text("hello from an image\n")
+    (ctx / "Dockerfile").write_text(f"FROM {BUSYBOX_BASE}\nCOPY index.html /www/index.html\n"
+                                    'CMD ["/bin/sh", "-c", "exec httpd -f -p $PORT -h /www"]\n')
+    image = f"dockyard-test/{bp.name}-img:1"
+    run(["docker", "build", "-q", "--label", f"dockyard.instance={bp.name}", "-t", image, str(ctx)])
+    out = bp.cli("deploy", "-a", app, "--image", image).stdout
+    assert f"Deployed {image} to {app} as v1" in out
+    assert wait_body(bp, app, "hello from an image")
+    builds = bp.cli("builds", "-a", app).stdout
+    assert f"image:{image}" in builds
+
+    proc = bp.cli("deploy", "-a", app, "--image", "dockyard-test/no-such-image:9", check=False)
+    assert proc.returncode != 0
+    assert "is not in this machine's Docker engine (there is no registry to pull from)" in proc.stderr
