@@ -7,8 +7,11 @@ of the build image (DOCKYARD_BUILD_IMAGE), never on the host: the source is moun
 the run stack + the slug, with dependency directories in their own cached layer."""
 from __future__ import annotations
 
+import configparser
 import functools
+import hashlib
 import os
+import stat
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +23,7 @@ from controller.models import App, Build
 from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
 from controller.services import Out, Services
 
-from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, format_output_line,
+from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
                          no_match_message, parse_marker, parse_release_yaml, safe_env_files,
                          select_buildpacks, slug_dockerfile)
 from .errors import BuildError, BuildTimeout, NoBuildMethod
@@ -32,21 +35,39 @@ APP_UID = 1000
 CA_IN_CONTAINER = "/etc/ssl/certs/ca-certificates.crt"
 
 
+PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.pip/pip.conf", "~/.config/pip/pip.conf")
+NPM_CONFIG_FILES = ("/etc/npmrc", "/usr/etc/npmrc", "~/.npmrc")
+
+
 @functools.lru_cache(maxsize=1)
 def host_registry_settings() -> tuple[tuple[str, str], ...]:
-    """The index URLs the host itself uses (pip's global.index-url, npm's registry), passed to
-    builds so they reach the same registries. Asked once per process."""
-    found = []
-    for env_key, cmd in (("PIP_INDEX_URL", ["python3", "-m", "pip", "config", "get", "global.index-url"]),
-                         ("NPM_CONFIG_REGISTRY", ["npm", "config", "get", "registry"])):
+    """The index URLs the host itself is configured with (pip's global index-url, npm's registry,
+    from the environment or their config files; later files win, like pip and npm), passed to
+    builds so they use the same registries. Read once per process."""
+    found = {}
+    pip_url = os.environ.get("PIP_INDEX_URL", "")
+    if not pip_url:
+        parser = configparser.RawConfigParser()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        value = proc.stdout.strip()
-        if proc.returncode == 0 and value.startswith(("http://", "https://")):
-            found.append((env_key, value))
-    return tuple(found)
+            parser.read([os.path.expanduser(f) for f in PIP_CONFIG_FILES])
+            pip_url = parser.get("global", "index-url", fallback="")
+        except configparser.Error:
+            pip_url = ""
+    npm_url = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry") or ""
+    if not npm_url:
+        for f in NPM_CONFIG_FILES:
+            try:
+                text = Path(os.path.expanduser(f)).read_text(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, sep, value = line.partition("=")
+                if sep and key.strip() == "registry":
+                    npm_url = value.strip()
+    for key, value in (("PIP_INDEX_URL", pip_url.split()[0] if pip_url.split() else ""), ("NPM_CONFIG_REGISTRY", npm_url)):
+        if value.startswith(("http://", "https://")):
+            found[key] = value
+    return tuple(found.items())
 
 
 def _chown_tree(path: Path) -> None:
@@ -197,36 +218,70 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
 
 def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir: Path, tag: str, say: Out,
                      cancelled: Callable[[], bool]) -> None:
-    """stack + slug -> image. Dependency directories go into their own layer (reused by the
-    engine's build cache when a push changes only code)."""
+    """stack + slug -> image. The dependency directories (.heroku, node_modules) become their own
+    image, tagged by a digest of their content and reused as long as it exists, so a push that
+    changes only code sends and copies only the code."""
     settings = svc.settings
-    ctx = workdir / "image"
-    ctx.mkdir()
     (slug / ".dockyard").mkdir(exist_ok=True)
     (slug / ".dockyard" / "launch").write_text(LAUNCHER)
     (slug / ".dockerignore").unlink(missing_ok=True)   # the slug is copied whole
+    ctx = workdir / "image"
+    ctx.mkdir()
     app_dir = ctx / "app"
     os.replace(slug, app_dir)
-    deps = []
-    for name in DEPS_DIRS:
-        if (app_dir / name).is_dir() and not (app_dir / name).is_symlink():
-            (ctx / "deps").mkdir(exist_ok=True)
-            os.replace(app_dir / name, ctx / "deps" / name)
-            deps.append(name)
     rootfs = app_dir / ".dockyard" / "rootfs"
     has_rootfs = rootfs.is_dir() and not rootfs.is_symlink()
     if has_rootfs:
         os.replace(rootfs, ctx / "rootfs")
+    deps_ctx = workdir / "deps-image"
+    deps = [n for n in DEPS_DIRS if (app_dir / n).is_dir() and not (app_dir / n).is_symlink()]
+    base = settings.stack_image
+    if deps:
+        (deps_ctx / "deps").mkdir(parents=True)
+        for name in deps:
+            os.replace(app_dir / name, deps_ctx / "deps" / name)
+        base = f"{settings.image_repo(app.name)}:deps-{tree_digest(deps_ctx / 'deps')[:16]}"
+        if svc.scheduler.image_exists(base):
+            say(f"-----> Dependencies unchanged since an earlier build: reusing their image layer")
+        else:
+            size = _size(deps_ctx)
+            say(f"-----> Importing the dependencies ({size / 1e6:.1f} MB) onto {settings.stack_image}")
+            labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name}
+            (workdir / "Dockerfile.deps").write_text(deps_dockerfile(settings.stack_image, labels))
+            _engine_build(svc, deps_ctx, base, workdir / "Dockerfile.deps", cancelled)
     labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
-    dockerfile = workdir / "Dockerfile.slug"
-    dockerfile.write_text(slug_dockerfile(settings.stack_image, labels, {}, deps, has_rootfs))
-    size = sum(f.stat().st_size for f in ctx.rglob("*") if f.is_file() and not f.is_symlink())
-    say(f"-----> Compressing and importing the slug ({size / 1e6:.1f} MB) onto {settings.stack_image}")
+    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, labels, from_stack=not deps, rootfs=has_rootfs))
+    say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")
+    _engine_build(svc, ctx, tag, workdir / "Dockerfile.slug", cancelled)
+
+
+def _engine_build(svc: Services, ctx: Path, tag: str, dockerfile: Path, cancelled: Callable[[], bool]) -> None:
     try:
         svc.scheduler.build(str(ctx), tag, {}, lambda line: None, dockerfile=str(dockerfile), cancelled=cancelled)
     except BuildTimedOut as e:
         raise BuildTimeout(e.message) from None
     except ImageBuildFailed as e:
         raise BuildError(f"Making the image from the slug failed: {e.message}") from None
-    except SchedulerError:
-        raise
+
+
+def _size(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every path, mode and content (or link target) below root, in sorted order."""
+    h = hashlib.sha256()
+    for parent, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(parent, d))]:
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            h.update(f"{os.path.relpath(path, root)}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(path).encode("utf-8", "surrogateescape"))
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            h.update(b"\1")
+    return h.hexdigest()

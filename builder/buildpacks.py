@@ -159,25 +159,31 @@ def safe_env_files(config: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in config.items() if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)}
 
 
-def slug_dockerfile(stack: str, labels: dict[str, str], env: dict[str, str], deps_dirs: list[str],
-                    rootfs: bool = False) -> str:
-    """The image of a buildpack build: the run stack + the compiled slug in /app, owned by the
-    app user. Dependency directories are copied first, in their own layer, so a code-only
-    change reuses it. `rootfs`: files a buildpack left in BUILD_DIR/.dockyard/rootfs go to /
-    (root-owned; e.g. Debian node's externalized builtins under /usr/share/nodejs)."""
-    lines = [f"FROM {stack}"]
+_RUNTIME = ["WORKDIR /app", "USER 1000:1000", 'ENTRYPOINT ["/bin/sh", "/app/.dockyard/launch"]', 'CMD ["/bin/bash"]']
+
+
+def _label(labels: dict[str, str]) -> str:
+    return "LABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items())
+
+
+def deps_dockerfile(stack: str, labels: dict[str, str]) -> str:
+    """The dependency image: the run stack + the slug's dependency directories in /app, owned by
+    the app user, with the process settings. Tagged by a digest of its content and reused."""
+    return "\n".join([f"FROM {stack}", "COPY --chown=1000:1000 deps/ /app/", *_RUNTIME, _label(labels)]) + "\n"
+
+
+def slug_dockerfile(base: str, labels: dict[str, str], from_stack: bool, rootfs: bool = False) -> str:
+    """The image of a buildpack build: `base` (the dependency image, or the run stack when the slug
+    has no dependency directories) + the rest of the slug in /app, owned by the app user.
+    `rootfs`: files a buildpack left in BUILD_DIR/.dockyard/rootfs go to / (root-owned; e.g.
+    Debian node's externalized builtins under /usr/share/nodejs)."""
+    lines = [f"FROM {base}"]
     if rootfs:
         lines.append("COPY rootfs/ /")
-    if deps_dirs:
-        lines.append("COPY --chown=1000:1000 deps/ /app/")
     lines.append("COPY --chown=1000:1000 app/ /app/")
-    lines.append("WORKDIR /app")
-    for k, v in env.items():
-        lines.append(f'ENV {k}="{v}"')
-    lines.append("USER 1000:1000")
-    lines.append('ENTRYPOINT ["/bin/sh", "/app/.dockyard/launch"]')
-    lines.append('CMD ["/bin/bash"]')
-    lines.append("LABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()))
+    if from_stack:
+        lines.extend(_RUNTIME)
+    lines.append(_label(labels))
     return "\n".join(lines) + "\n"
 
 

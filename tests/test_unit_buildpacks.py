@@ -3,12 +3,14 @@ YAML, heroku.yml, the slug Dockerfile, and the Python buildpack's decisions. No 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
 from builder.build import detect_method
-from builder.buildpacks import (BUILTIN_ORDER, BuildpackError, BuildpackRef, format_output_line, merge_process_types,
+from builder.buildpacks import (BUILTIN_ORDER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
+                                merge_process_types,
                                 no_match_message, parse_buildpack_ref, parse_marker, parse_release_yaml,
                                 safe_env_files, select_buildpacks, slug_dockerfile)
 from builder.herokuyml import ManifestError, parse_heroku_yml
@@ -108,14 +110,25 @@ def test_procfile_wins_over_buildpack_defaults():
     assert merge_process_types({"web": "bin/app"}, None) == {"web": "bin/app"}
 
 
-def test_slug_dockerfile_layers_deps_first_and_runs_as_app_user():
-    text = slug_dockerfile("dockyard/stack:bookworm", {"dockyard.app": "a"}, {}, [".heroku"], rootfs=True)
-    lines = text.splitlines()
-    assert lines[0] == "FROM dockyard/stack:bookworm"
-    assert lines.index("COPY rootfs/ /") < lines.index("COPY --chown=1000:1000 deps/ /app/") \
-        < lines.index("COPY --chown=1000:1000 app/ /app/")
-    assert "USER 1000:1000" in lines and 'LABEL dockyard.app="a"' in lines
-    assert "deps/" not in slug_dockerfile("s", {}, {}, [])
+def test_slug_and_deps_dockerfiles_run_as_the_app_user():
+    deps = deps_dockerfile("dockyard/stack:bookworm", {"dockyard.app": "a"}).splitlines()
+    assert deps[:2] == ["FROM dockyard/stack:bookworm", "COPY --chown=1000:1000 deps/ /app/"]
+    assert "USER 1000:1000" in deps and 'ENTRYPOINT ["/bin/sh", "/app/.dockyard/launch"]' in deps
+    slug = slug_dockerfile("x/a:deps-1", {"dockyard.build": "b"}, from_stack=False, rootfs=True).splitlines()
+    assert slug == ["FROM x/a:deps-1", "COPY rootfs/ /", "COPY --chown=1000:1000 app/ /app/", 'LABEL dockyard.build="b"']
+    bare = slug_dockerfile("dockyard/stack:bookworm", {}, from_stack=True).splitlines()
+    assert "USER 1000:1000" in bare and "COPY rootfs/ /" not in bare
+
+
+def test_tree_digest_follows_content_not_mtimes(tmp_path):
+    from builder.buildpack_build import tree_digest
+    (tmp_path / "a" / "d").mkdir(parents=True)
+    (tmp_path / "a" / "d" / "f").write_text("1")
+    first = tree_digest(tmp_path / "a")
+    os.utime(tmp_path / "a" / "d" / "f", (1, 1))
+    assert tree_digest(tmp_path / "a") == first
+    (tmp_path / "a" / "d" / "f").write_text("2")
+    assert tree_digest(tmp_path / "a") != first
 
 
 # ---- heroku.yml ----------------------------------------------------------------------
