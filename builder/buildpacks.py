@@ -174,16 +174,17 @@ def deps_dockerfile(stack: str, labels: dict[str, str]) -> str:
 
 def slug_dockerfile(base: str, labels: dict[str, str], from_stack: bool, rootfs: bool = False) -> str:
     """The image of a buildpack build: `base` (the dependency image, or the run stack when the slug
-    has no dependency directories) + the rest of the slug in /app, owned by the app user.
+    has no dependency directories) + the rest of the slug in /app, owned by the app user. `labels`
+    are set only on a stack base (a dependency image carries the app's labels already).
     `rootfs`: files a buildpack left in BUILD_DIR/.dockyard/rootfs go to / (root-owned; e.g.
     Debian node's externalized builtins under /usr/share/nodejs)."""
     lines = [f"FROM {base}"]
     if rootfs:
         lines.append("COPY rootfs/ /")
     lines.append("COPY --chown=1000:1000 app/ /app/")
-    if from_stack:
+    if from_stack:   # else the dependency image has them, labels included (a LABEL step costs a container)
         lines.extend(_RUNTIME)
-    lines.append(_label(labels))
+        lines.append(_label(labels))
     return "\n".join(lines) + "\n"
 
 

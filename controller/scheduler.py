@@ -438,10 +438,13 @@ class Scheduler:
         except docker.errors.APIError as e:
             raise SchedulerError(f"The build container failed: {e.explanation}") from None
         finally:
-            try:
-                self.client.api.remove_container(cid, force=True)
-            except docker.errors.APIError:
-                pass
+            def remove() -> None:
+                try:
+                    self.client.api.remove_container(cid, force=True)
+                except docker.errors.APIError:
+                    pass
+            # it has exited (or was killed): removing it need not hold up the build
+            threading.Thread(target=remove, name=f"rm-build-{build_id}", daemon=True).start()
 
     def image_ref(self, ref: str) -> str | None:
         """The image id of `ref` in the engine, or None when it is not there."""

@@ -115,9 +115,9 @@ def test_slug_and_deps_dockerfiles_run_as_the_app_user():
     assert deps[:2] == ["FROM dockyard/stack:bookworm", "COPY --chown=1000:1000 deps/ /app/"]
     assert "USER 1000:1000" in deps and 'ENTRYPOINT ["/bin/sh", "/app/.dockyard/launch"]' in deps
     slug = slug_dockerfile("x/a:deps-1", {"dockyard.build": "b"}, from_stack=False, rootfs=True).splitlines()
-    assert slug == ["FROM x/a:deps-1", "COPY rootfs/ /", "COPY --chown=1000:1000 app/ /app/", 'LABEL dockyard.build="b"']
-    bare = slug_dockerfile("dockyard/stack:bookworm", {}, from_stack=True).splitlines()
-    assert "USER 1000:1000" in bare and "COPY rootfs/ /" not in bare
+    assert slug == ["FROM x/a:deps-1", "COPY rootfs/ /", "COPY --chown=1000:1000 app/ /app/"]
+    bare = slug_dockerfile("dockyard/stack:bookworm", {"dockyard.app": "a"}, from_stack=True).splitlines()
+    assert "USER 1000:1000" in bare and "COPY rootfs/ /" not in bare and bare[-1] == 'LABEL dockyard.app="a"'
 
 
 def test_tree_digest_follows_content_not_mtimes(tmp_path):
