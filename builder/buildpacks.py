@@ -108,11 +108,12 @@ def format_output_line(line: str) -> str:
     return "       " + line
 
 
-def no_match_message(tried: list[tuple[BuildpackRef, str]], has_dockerfile: bool = False) -> str:
+def no_match_message(tried: list[tuple[BuildpackRef, str]]) -> str:
     """tried: (buildpack, its detect output). Names every buildpack tried and what it looks for."""
     items = "; ".join(f"{ref.label} (looks for {ref.looks_for})" for ref, _ in tried)
-    return (f"No buildpack detected this app. Tried, in order: {items}. Add one of those files, a "
-            "Dockerfile or heroku.yml, or set BUILDPACK_URL (`dockyard config:set BUILDPACK_URL=...`).")
+    return ("Dockyard looked for a Dockerfile and a heroku.yml at the root of the repository and found "
+            f"neither, and no buildpack detected this app. Tried, in order: {items}. Add one of those files, "
+            "a Dockerfile or heroku.yml, or set BUILDPACK_URL (`dockyard config:set BUILDPACK_URL=...`).")
 
 
 def parse_release_yaml(text: str, buildpack: str) -> dict[str, str]:
