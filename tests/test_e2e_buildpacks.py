@@ -322,3 +322,39 @@ def test_deploy_an_image_from_the_engine(bp, tmp_path):
     proc = bp.cli("deploy", "-a", app, "--image", "dockyard-test/no-such-image:9", check=False)
     assert proc.returncode != 0
     assert "is not in this machine's Docker engine (there is no registry to pull from)" in proc.stderr
+
+
+# ---- more of the Python buildpack ------------------------------------------------------
+def test_python_version_the_stack_cannot_honour_and_no_default_web(bp, tmp_path):
+    app = create(bp, "pyver")
+    files = {"requirements.txt": "# nothing yet\n", "runtime.txt": "python-3.12.1\n", "app.py": "print(1)\n"}
+    repo = make_app_repo(tmp_path / "pyver", files, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert ("This stack provides Python 3.11.2 only, and the app asks for 3.12.1: change .python-version / "
+            "runtime.txt to 3.11 (or remove it)") in proc.stderr
+
+    (repo / "runtime.txt").unlink()
+    make_app_repo(repo, {}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "gunicorn is not among the dependencies, so there is no default web process: add a Procfile" in proc.stderr
+    assert "The app has no process types" in proc.stderr
+
+
+def test_python_pyproject_app_with_a_procfile_worker(bp, tmp_path):
+    app = create(bp, "pyproj")
+    files = {
+        "pyproject.toml": ('[project]\nname = "pyproj"\nversion = "0.1"\ndependencies = ["gunicorn==23.0.0"]\n'
+                           '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+                           '[tool.setuptools]\npy-modules = ["app"]\n'),
+        "app.py": (SAMPLES / "python" / "app.py").read_text().replace("hello from python", "hello from pyproject"),
+        "Procfile": "web: gunicorn app:app --bind 0.0.0.0:$PORT --workers 1\nworker: python -c 'import time; time.sleep(10**6)'\n",
+    }
+    repo = make_app_repo(tmp_path / "pyproj", files, bp)
+    out = push(bp, app, repo).stderr
+    assert "Installing dependencies from pyproject.toml" in out
+    assert "Procfile declares types: web, worker" in out
+    assert wait_body(bp, app, "hello from pyproject")
+    bp.cli("ps:scale", "-a", app, "worker=1")                    # like Heroku, only web starts by itself
+    assert "worker.1" in bp.cli("ps", "-a", app).stdout
