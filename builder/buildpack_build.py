@@ -24,7 +24,7 @@ from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTi
 from controller.services import Out, Services
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
-                         no_match_message, parse_marker, parse_release_yaml, safe_env_files,
+                         no_match_message, parse_marker, parse_release_yaml, redact, safe_env_files,
                          select_buildpacks, slug_dockerfile)
 from .errors import BuildError, BuildTimeout, NoBuildMethod
 
@@ -124,9 +124,9 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
         (env_dir / key).write_text(value)
     cache = settings.cache_dir(app.name)
     cache.mkdir(parents=True, exist_ok=True)
-    for d in (src, env_dir, meta, cache):
+    for d in (src, env_dir, meta):
         _chown_tree(d)
-    os.chown(cache.parent, 0, 0)
+    os.chown(cache, APP_UID, APP_UID)   # what is inside was written by the build user already
 
     binds: dict[str, tuple[str, bool]] = {
         "/app": (str(src), False), "/cache": (str(cache), False), "/env": (str(env_dir), True),
@@ -151,7 +151,7 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
     def on_line(line: str) -> None:
         marker = parse_marker(line)
         if marker is None:
-            say(format_output_line(line))
+            say(redact(format_output_line(line), config))
             return
         event, args = marker
         if event == "detect" and len(args) >= 2:
@@ -249,6 +249,10 @@ def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir:
             labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name}
             (workdir / "Dockerfile.deps").write_text(deps_dockerfile(settings.stack_image, labels))
             _engine_build(svc, deps_ctx, base, workdir / "Dockerfile.deps", cancelled)
+            # older dependency images of the app: untagged (an image a release still builds on
+            # keeps its layers; the engine deletes only what nothing uses)
+            repo, _, keep = base.rpartition(":")
+            svc.scheduler.untag_images(repo, "deps-", keep)
     labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
     (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, labels, from_stack=not deps, rootfs=has_rootfs))
     say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")

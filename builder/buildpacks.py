@@ -154,6 +154,20 @@ def merge_process_types(defaults: dict[str, str], procfile: dict[str, str] | Non
     return merged
 
 
+REDACTED = "[config value hidden]"
+MIN_REDACTED_LEN = 6
+
+
+def redact(line: str, config: dict[str, str]) -> str:
+    """Config values never reach the build output, even when a buildpack prints one: every value
+    of at least MIN_REDACTED_LEN characters is replaced (shorter ones, like `1` or `true`, would
+    garble ordinary output and are not secrets)."""
+    for value in sorted((v for v in config.values() if len(v) >= MIN_REDACTED_LEN), key=len, reverse=True):
+        if value in line:
+            line = line.replace(value, REDACTED)
+    return line
+
+
 def safe_env_files(config: dict[str, str]) -> dict[str, str]:
     """Config vars to write into ENV_DIR (one file per key). Keys are already validated by the
     config API; anything that is not a plain name is skipped rather than written as a path."""

@@ -455,6 +455,25 @@ class Scheduler:
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
 
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
+        """Remove the tags `repo:<prefix>*` other than `repo:<keep>` (no force: an image that others
+        build on only loses its tag). Returns how many tags went."""
+        removed = 0
+        try:
+            images = self.client.api.images(name=repo)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list images of {repo}: {e.explanation}") from None
+        for img in images:
+            for t in img.get("RepoTags") or []:
+                name, _, tag = t.rpartition(":")
+                if name == repo and tag.startswith(prefix) and tag != keep:
+                    try:
+                        self.client.api.remove_image(t)
+                        removed += 1
+                    except docker.errors.APIError:
+                        pass   # in use by a container: the next build tries again
+        return removed
+
 
 @dataclass(frozen=True)
 class BuildRun:

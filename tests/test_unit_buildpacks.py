@@ -218,3 +218,11 @@ def test_failing_requirement_lines_from_pip_output():
     out = "ERROR: Invalid requirement: 'flask=>2.0' (from line 4 of requirements.txt)\n"
     assert pyb.failing_requirement_lines(req, out) == [(4, "flask=>2.0")]
     assert pyb.failing_requirement_lines(req, "some other failure") == []
+
+
+def test_config_values_are_hidden_from_build_output():
+    from builder.buildpacks import redact
+    config = {"SECRET": "hunter2-long", "DEBUG": "1", "URL": "postgres://u:hunter2-long@db"}
+    assert redact("connecting to postgres://u:hunter2-long@db now", config) == \
+        "connecting to [config value hidden] now"
+    assert redact("pw hunter2-long, debug 1", config) == "pw [config value hidden], debug 1"
