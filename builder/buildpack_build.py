@@ -188,6 +188,10 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
             idx, what = state["missing"]
             raise BuildpackError(f"The buildpack {refs[idx].label} has no {what}: a buildpack needs bin/detect, "
                                  "bin/compile and bin/release.")
+        if state["failed"] and state["failed"][2] == 137:
+            event, idx, rc = state["failed"]
+            raise BuildError(f"The {refs[idx].label} buildpack was killed (exit 137): out of memory (limit "
+                             f"{settings.build_memory_mb} MB, raise DOCKYARD_BUILD_MEMORY_MB).")
         if state["failed"]:
             event, idx, rc = state["failed"]
             step = "bin/compile" if event == "compile-failed" else "bin/release"

@@ -18,11 +18,13 @@ from .conftest import BUSYBOX_BASE, make_app_repo, run, start_platform, stop_pla
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent / "samples"
 BUILD_TIMEOUT = 60
+BUILD_MEMORY_MB = 768
 
 
 @pytest.fixture(scope="module")
 def bp(tmp_path_factory, busybox_base):
-    p = start_platform(tmp_path_factory.mktemp("bp-platform"), DOCKYARD_BUILD_TIMEOUT=str(BUILD_TIMEOUT))
+    p = start_platform(tmp_path_factory.mktemp("bp-platform"), DOCKYARD_BUILD_TIMEOUT=str(BUILD_TIMEOUT),
+                       DOCKYARD_BUILD_MEMORY_MB=str(BUILD_MEMORY_MB))
     try:
         yield p
     finally:
@@ -362,3 +364,15 @@ def test_python_pyproject_app_with_a_procfile_worker(bp, tmp_path):
     assert wait_body(bp, app, "hello from pyproject")
     bp.cli("ps:scale", "-a", app, "worker=1")                    # like Heroku, only web starts by itself
     assert "worker.1" in bp.cli("ps", "-a", app).stdout
+
+
+def test_buildpack_out_of_memory_names_the_setting(bp, tmp_path):
+    pack = make_buildpack(tmp_path / "packs" / "hog", detect="echo Hog",
+                          compile_='echo "-----> allocating"; python3 -c "b = bytearray(1200 * 1024 * 1024)"',
+                          release='echo "---"')
+    app = create(bp, "hog")
+    bp.cli("config:set", "-a", app, f"BUILDPACK_URL={pack}")
+    repo = make_app_repo(tmp_path / "hog", {"x.txt": "x"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert f"out of memory (limit {BUILD_MEMORY_MB} MB, raise DOCKYARD_BUILD_MEMORY_MB)" in proc.stderr
