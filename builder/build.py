@@ -64,10 +64,23 @@ def detect_method(src: Path) -> str:
     return "buildpack"
 
 
+def tree_file(src: Path, rel: str) -> Path | None:
+    """src/rel if it is a regular file inside the pushed tree, else None. A symlink is refused:
+    the platform reads (and for a Dockerfile, appends to) these files as root on the host, so a
+    committed `Dockerfile -> /etc/passwd` must never be followed."""
+    path = src / rel
+    if not path.exists() and not path.is_symlink():
+        return None
+    real = path.resolve()
+    if path.is_symlink() or not real.is_relative_to(src.resolve()) or not real.is_file():
+        raise BuildError(f"{rel[:80]} is a symlink or not a regular file: commit the file itself and push again.")
+    return path
+
+
 def process_types_for(src: Path) -> dict[str, str]:
     """Procfile process types, or the image's own command as `web`."""
-    procfile = src / "Procfile"
-    if procfile.is_file():
+    procfile = tree_file(src, "Procfile")
+    if procfile is not None:
         types = parse_procfile(procfile.read_bytes())
         if types:
             return types
@@ -109,6 +122,8 @@ def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
                                     "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
                                     "requirements.txt or package.json), commit, and push again.")
             method = detect_method(src)
+            for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks"):
+                tree_file(src, rel)   # refuses symlinks before anything reads them
             if method == "heroku.yml":
                 manifest = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
                 process_types = manifest.process_types
@@ -151,7 +166,7 @@ def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
 def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build, say: Out,
                       cancelled: Callable[[], bool], name: str = "Dockerfile") -> None:
     settings = svc.settings
-    if not (src / name).is_file():
+    if tree_file(src, name) is None:
         raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
                          "fix the path under build.docker.")
     dockerfile = (src / name).read_text(errors="replace")

@@ -376,3 +376,17 @@ def test_buildpack_out_of_memory_names_the_setting(bp, tmp_path):
     proc = push(bp, app, repo, check=False)
     assert proc.returncode != 0
     assert f"out of memory (limit {BUILD_MEMORY_MB} MB, raise DOCKYARD_BUILD_MEMORY_MB)" in proc.stderr
+
+
+def test_a_committed_symlink_dockerfile_is_never_followed(bp, tmp_path):
+    target = tmp_path / "host-file"
+    target.write_text("host data\n")
+    app = create(bp, "symlink")
+    repo = tmp_path / "symlink"
+    repo.mkdir()
+    (repo / "Dockerfile").symlink_to(target)
+    make_app_repo(repo, {"index.html": "x\n"}, bp)
+    proc = push(bp, app, repo, check=False)
+    assert proc.returncode != 0
+    assert "Dockerfile is a symlink or not a regular file: commit the file itself" in proc.stderr
+    assert target.read_text() == "host data\n"                       # nothing appended on the host

@@ -226,3 +226,17 @@ def test_config_values_are_hidden_from_build_output():
     assert redact("connecting to postgres://u:hunter2-long@db now", config) == \
         "connecting to [config value hidden] now"
     assert redact("pw hunter2-long, debug 1", config) == "pw [config value hidden], debug 1"
+
+
+def test_build_files_that_are_symlinks_are_refused(tmp_path):
+    from builder.build import tree_file
+    from builder.errors import BuildError
+    (tmp_path / "Procfile").write_text("web: x\n")
+    assert tree_file(tmp_path, "Procfile") == tmp_path / "Procfile"
+    assert tree_file(tmp_path, "heroku.yml") is None
+    (tmp_path / "Dockerfile").symlink_to("/etc/hostname")
+    with pytest.raises(BuildError, match="Dockerfile is a symlink or not a regular file"):
+        tree_file(tmp_path, "Dockerfile")
+    (tmp_path / ".buildpacks").symlink_to(tmp_path / "missing")
+    with pytest.raises(BuildError, match="symlink"):
+        tree_file(tmp_path, ".buildpacks")
