@@ -133,6 +133,11 @@ def test_nodejs_sample(bp, tmp_path):
     assert "Installing dependencies: npm ci (package-lock.json)" in out
     assert "Default web process: npm start (node server.js)" in out
     assert wait_body(bp, app, "hello from node v18")
+    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
+    out = push(bp, app, repo).stderr
+    assert "Dependencies unchanged: reusing the cached node_modules (no download)" in out
+    assert "npm ci" not in out
+    assert wait_body(bp, app, "hi from node v18")
 
 
 def test_go_sample(bp, tmp_path):
@@ -142,6 +147,7 @@ def test_go_sample(bp, tmp_path):
     assert "-----> Go app detected (buildpack go)" in out
     assert "Built bin/hellogo" in out
     assert wait_body(bp, app, "hello from go go1.")
+    assert any((bp.home / "cache" / app / "go-build").iterdir())     # Go's build cache is kept for the next push
 
 
 def test_static_sample(bp, tmp_path):
