@@ -173,15 +173,19 @@ class Scheduler:
         """Remove the app's images (only those Dockyard labelled), except `keep` tags."""
         keep = set(keep)
         removed = 0
-        for img in self.client.api.images(filters=self._filters(app)):
-            tags = img.get("RepoTags") or []
-            if keep.intersection(tags):
-                continue
-            try:
-                self.client.api.remove_image(img["Id"], force=True)
-                removed += 1
-            except docker.errors.APIError:
-                pass  # in use by a container being stopped; the next cleanup gets it
+        for _ in range(5):   # a parent (e.g. a buildpack dependency image) goes once its children have
+            failed = 0
+            for img in self.client.api.images(filters=self._filters(app)):
+                tags = img.get("RepoTags") or []
+                if keep.intersection(tags):
+                    continue
+                try:
+                    self.client.api.remove_image(img["Id"], force=True)
+                    removed += 1
+                except docker.errors.APIError:
+                    failed += 1  # in use by a container being stopped, or has children; retried
+            if not failed:
+                break
         return removed
 
     # ---- instances ------------------------------------------------------

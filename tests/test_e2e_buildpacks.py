@@ -124,6 +124,10 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     tags = run(["docker", "images", "--format", "{{.Tag}}", f"{bp.name}/{app}"]).stdout.split()
     assert len([t for t in tags if t.startswith("deps-")]) == 1, tags   # older dependency images untagged
 
+    bp.cli("apps:destroy", "-a", app, "--confirm", app)
+    assert run(["docker", "images", "-q", f"{bp.name}/{app}"]).stdout.split() == []   # dependency images too
+    assert not (bp.home / "cache" / app).exists()
+
 
 def test_nodejs_sample(bp, tmp_path):
     app = create(bp, "node")
