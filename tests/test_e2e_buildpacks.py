@@ -17,7 +17,7 @@ from .conftest import BUSYBOX_BASE, make_app_repo, run, start_platform, stop_pla
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent / "samples"
-BUILD_TIMEOUT = 60
+BUILD_TIMEOUT = 40
 BUILD_MEMORY_MB = 768
 
 
