@@ -29,3 +29,4 @@ bench:
 	$(PY) bench/deploy.py
 	$(PY) bench/workflow.py
 	$(PY) bench/router.py
+	$(PY) bench/buildpack.py

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 from controller.checks import CheckSpecError, parse_app_json
-from controller.errors import SchedulerError
+from controller.errors import DockyardError, SchedulerError
 from controller.models import App, Build
 from controller.procfile import parse_procfile
 from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
 from controller.services import Out, Services
 
+from .buildpack_build import build_with_buildpacks
+from .buildpacks import merge_process_types
 from .dockerfile import base_images
+from .herokuyml import parse_heroku_yml
 from .errors import BaseImageMissing, BuildError, BuildTimeout, InvalidAppJson, NoBuildMethod
 
 MIN_FREE_BYTES = 1 << 30
@@ -53,18 +56,32 @@ def export_commit(repo, commit_sha: bytes, dest: Path) -> int:
 
 
 def detect_method(src: Path) -> str:
-    """Which way this source is built. Pure apart from reading the directory listing."""
+    """Which way this source is built: heroku.yml, then a Dockerfile, else buildpacks.
+    Pure apart from reading the directory listing."""
+    if (src / "heroku.yml").is_file():
+        return "heroku.yml"
     if (src / "Dockerfile").is_file():
         return "dockerfile"
-    raise NoBuildMethod(
-        "No way to build this app: Dockyard looked for a Dockerfile at the root of the repository "
-        "and found none. Add a Dockerfile (e.g. FROM dockyard/stack:bookworm) and push again.")
+    return "buildpack"
+
+
+def tree_file(src: Path, rel: str) -> Path | None:
+    """src/rel if it is a regular file inside the pushed tree, else None. A symlink is refused:
+    the platform reads (and for a Dockerfile, appends to) these files as root on the host, so a
+    committed `Dockerfile -> /etc/passwd` must never be followed."""
+    path = src / rel
+    if not path.exists() and not path.is_symlink():
+        return None
+    real = path.resolve()
+    if path.is_symlink() or not real.is_relative_to(src.resolve()) or not real.is_file():
+        raise BuildError(f"{rel[:80]} is a symlink or not a regular file: commit the file itself and push again.")
+    return path
 
 
 def process_types_for(src: Path) -> dict[str, str]:
     """Procfile process types, or the image's own command as `web`."""
-    procfile = src / "Procfile"
-    if procfile.is_file():
+    procfile = tree_file(src, "Procfile")
+    if procfile is not None:
         types = parse_procfile(procfile.read_bytes())
         if types:
             return types
@@ -109,22 +126,49 @@ def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
     try:
         check_disk([str(settings.home), "/var/lib/docker"])
         with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{app.name}-") as tmp:
-            src = Path(tmp)
+            src = Path(tmp) / "src"
+            src.mkdir()
             files = export_commit(repo, commit_sha, src)
             if files == 0:
-                raise NoBuildMethod("The pushed commit has no files: add your app's source and a "
-                                    "Dockerfile, commit, and push again.")
+                raise NoBuildMethod("The pushed commit has no files: add your app's source (with a "
+                                    "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
+                                    "requirements.txt or package.json), commit, and push again.")
             method = detect_method(src)
-            process_types = process_types_for(src)
-            healthchecks = healthchecks_for(src, settings.app_port)
-            say(f"-----> Building {app.name} ({sha[:8]}) with Dockerfile")
-            _build_dockerfile(svc, src, tag, app, build, say, cancelled)
+            for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json"):
+                tree_file(src, rel)   # refuses symlinks before anything reads them
+            healthchecks = healthchecks_for(src, settings.app_port)   # a bad app.json fails before building
+            if method == "heroku.yml":
+                manifest = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
+                process_types = manifest.process_types
+                method = f"heroku.yml ({manifest.dockerfile})"
+                say(f"-----> Building {app.name} ({sha[:8]}) with heroku.yml: {manifest.dockerfile}")
+                _build_dockerfile(svc, src, tag, app, build, say, cancelled, manifest.dockerfile)
+            elif method == "dockerfile":
+                process_types = process_types_for(src)
+                say(f"-----> Building {app.name} ({sha[:8]}) with Dockerfile")
+                _build_dockerfile(svc, src, tag, app, build, say, cancelled)
+            else:
+                procfile = (parse_procfile((src / "Procfile").read_bytes())
+                            if (src / "Procfile").is_file() else {})
+                current = svc.store.current_release(app)
+                say(f"-----> Building {app.name} ({sha[:8]}) with buildpacks")
+                defaults, method = build_with_buildpacks(
+                    svc, app, build, src, Path(tmp), tag, current.config if current else {}, say, cancelled)
+                process_types = merge_process_types(defaults, procfile)
+                if not process_types:
+                    raise BuildError("The app has no process types: no Procfile, and the buildpack gave no default "
+                                     "(see its message above). Add a Procfile, e.g. `web: gunicorn app:app`.")
+                if procfile:
+                    say("-----> Procfile declares types: " + ", ".join(sorted(procfile)))
+                extra = sorted(set(defaults) - set(procfile))
+                if extra:
+                    say("-----> Default types for buildpack: " + ", ".join(extra))
         if healthchecks:
             svc.store.set_build_healthchecks(build.id, healthchecks)
         svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, process_types, method)
         say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
             f"process types: {', '.join(sorted(process_types))}")
-    except (BuildError, SchedulerError) as e:
+    except (BuildError, DockyardError) as e:
         say(f" !     {e.message}")
         svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)
         raise
@@ -135,9 +179,12 @@ def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
 
 
 def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build, say: Out,
-                      cancelled: Callable[[], bool]) -> None:
+                      cancelled: Callable[[], bool], name: str = "Dockerfile") -> None:
     settings = svc.settings
-    dockerfile = (src / "Dockerfile").read_text(errors="replace")
+    if tree_file(src, name) is None:
+        raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
+                         "fix the path under build.docker.")
+    dockerfile = (src / name).read_text(errors="replace")
     for image in base_images(dockerfile):
         if not svc.scheduler.image_exists(image):
             raise BaseImageMissing(
@@ -154,10 +201,10 @@ def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build
 
     # One LABEL line (the engine's `labels` option adds a container-creating step per label).
     labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
-    with open(src / "Dockerfile", "a") as f:
+    with open(src / name, "a") as f:
         f.write("\nLABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
     try:
-        svc.scheduler.build(str(src), tag, {}, on_line, cancelled=cancelled)
+        svc.scheduler.build(str(src), tag, {}, on_line, dockerfile=name, cancelled=cancelled)
     except BuildTimedOut as e:
         raise BuildTimeout(e.message) from None
     except ImageBuildFailed as e:

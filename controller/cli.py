@@ -602,6 +602,11 @@ def builds_info(build_id, app):
     """Show one build with its full output."""
     b = call("GET", f"/apps/{resolve_app(app)}/builds/{build_id}")
     click.echo(f"=== Build {b['id']} ({b['status']})")
+    click.echo(f"Method:   {b['method']}")
+    click.echo(f"Commit:   {b['source_commit']}")
+    if b.get("duration_seconds") is not None:
+        click.echo(f"Duration: {b['duration_seconds']} s")
+    click.echo(f"Image:    {b['image']}")
     if b["error"]:
         click.echo(f"Error: {b['error']}")
     click.echo(b["output"])
@@ -776,12 +781,47 @@ def maintenance_off(app):
     click.echo(f"Disabling maintenance mode for {name}... done")
 
 
+# --- buildpacks (issue 3) ---------------------------------------------------------------
+@cli.command("builds:output")
+@click.argument("build_id")
+@app_option
+def builds_output(build_id, app):
+    """Print a build's full output (as the `git push` showed it)."""
+    b = call("GET", f"/apps/{resolve_app(app)}/builds/{build_id}")
+    click.echo(b["output"])
+    if b["status"] == "failed":
+        sys.exit(1)
+
+
+@cli.command("repo:purge-cache")
+@app_option
+def repo_purge_cache(app):
+    """Clear the app's build cache (pip/npm/Go caches kept between buildpack builds)."""
+    name = resolve_app(app)
+    r = call("DELETE", f"/apps/{name}/build-cache")
+    if r["purged"]:
+        click.echo(f"Purged the build cache of {name} ({r['bytes'] / 1e6:.1f} MB); the next build downloads "
+                   "its dependencies again.")
+    else:
+        click.echo(f"{name} has no build cache (nothing to purge).")
+
+
+@cli.command()
+@app_option
+@click.option("--image", required=True, help="IMAGE[:TAG] already in this machine's Docker engine.")
+@click.option("--procfile", "procfile", default=None,
+              help="Process types, as a Procfile's text (e.g. 'web: ./server'); default: the image's command as web.")
+def deploy(app, image, procfile):
+    """Release an image that is already in the local engine (no registry)."""
+    name = resolve_app(app)
+    r = call("POST", f"/apps/{name}/builds", {"image": image, "procfile": procfile})
+    for line in r["output"]:
+        click.echo(line)
+    click.echo(f"Deployed {image} to {name} as v{r['release']} (build {r['build']['id']}).")
+
+
 def main():
     cli()
-
-
-if __name__ == "__main__":
-    main()
 
 
 # --- access and security (issue 6): users, tokens, collaborators, SSH keys, audit ---
@@ -967,3 +1007,7 @@ def audit_log(app, actor, num, as_json):
         detail = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in r["detail"].items())
         click.echo(f"{r['at'][:19]} {r['actor']:<12} {r['action']:<14} {r['app'] or '-':<20} "
                    f"{r['status'] or ''} {detail}".rstrip())
+
+
+if __name__ == "__main__":
+    main()

@@ -201,15 +201,19 @@ class Scheduler:
         filters = self._filters(app)
         if builds_only:
             filters["label"].append(LABEL_BUILD)
-        for img in self.client.api.images(filters=filters):
-            tags = img.get("RepoTags") or []
-            if keep.intersection(tags):
-                continue
-            try:
-                self.client.api.remove_image(img["Id"], force=True)
-                removed += 1
-            except docker.errors.APIError:
-                pass  # in use by a container being stopped; the next cleanup gets it
+        for _ in range(5):   # a parent (e.g. a buildpack dependency image) goes once its children have
+            failed = 0
+            for img in self.client.api.images(filters=filters):
+                tags = img.get("RepoTags") or []
+                if keep.intersection(tags):
+                    continue
+                try:
+                    self.client.api.remove_image(img["Id"], force=True)
+                    removed += 1
+                except docker.errors.APIError:
+                    failed += 1  # in use by a container being stopped, or has children; retried
+            if not failed:
+                break
         return removed
 
     # ---- instances ------------------------------------------------------
@@ -579,3 +583,117 @@ class Scheduler:
             return bool(self.client.ping())
         except (docker.errors.DockerException, SchedulerError):
             return False
+
+    # ---- build containers (buildpacks, issue 3) --------------------------
+    def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
+                            binds: dict[str, tuple[str, bool]], env: dict[str, str],
+                            on_line: Callable[[str], None], timeout: float,
+                            cancelled: Callable[[], bool] = lambda: False,
+                            user: str = "1000:1000") -> "BuildRun":
+        """Run a build step (buildpacks) to completion in a limited container of `image`, streaming
+        each output line to `on_line` as it is printed. binds: container path -> (host path,
+        read_only). A container still running after `timeout` seconds, or whose client went away,
+        is killed. The container is always removed."""
+        s = self.settings
+        mem = f"{s.build_memory_mb}m"
+        labels = self._labels(app, **{LABEL_BUILD: build_id})
+        try:
+            host_config = self.client.api.create_host_config(
+                binds={host: {"bind": path, "mode": "ro" if ro else "rw"} for path, (host, ro) in binds.items()},
+                mem_limit=mem, memswap_limit=mem, pids_limit=1024, security_opt=["no-new-privileges"],
+                restart_policy={"Name": "no"},
+                log_config={"Type": "json-file", "Config": {"max-size": "20m", "max-file": "2"}})
+            cid = self.client.api.create_container(
+                image=image, command=command, environment=env, labels=labels, user=user,
+                name=f"{s.name}.{app}.build.{build_id}.{secrets.token_hex(2)}", working_dir="/app",
+                host_config=host_config, detach=True)["Id"]
+        except docker.errors.ImageNotFound:
+            raise SchedulerError(f"The build image {image} is not in the engine: build it with "
+                                 "`bash scripts/install.sh` (scripts/build-build-stack.sh).") from None
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not create the build container: {e.explanation}") from None
+
+        def stream_output() -> None:
+            pending = ""
+            try:
+                for chunk in self.client.api.logs(cid, stream=True, follow=True):
+                    pending += chunk.decode("utf-8", "replace")
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        on_line(line)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                pass   # killed or removed: the exit status says what happened
+            if pending:
+                on_line(pending)
+
+        timed_out = False
+        try:
+            self.client.api.start(cid)
+            reader = threading.Thread(target=stream_output, name=f"build-{build_id}", daemon=True)
+            reader.start()
+            deadline = time.monotonic() + timeout
+            while True:
+                if cancelled():
+                    self.client.api.kill(cid)
+                    raise ImageBuildFailed("The build was cancelled: the client went away.")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    self.client.api.kill(cid)
+                    self.client.api.wait(cid, timeout=30)
+                    break
+                try:
+                    result = self.client.api.wait(cid, timeout=max(1, int(min(2.0, left))))
+                    break
+                except requests.exceptions.RequestException:
+                    continue   # still running
+            reader.join(timeout=10)
+            state = self.client.api.inspect_container(cid).get("State") or {}
+            return BuildRun(exit_code=int(state.get("ExitCode", -1)), oom_killed=bool(state.get("OOMKilled")),
+                            timed_out=timed_out)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"The build container failed: {e.explanation}") from None
+        finally:
+            def remove() -> None:
+                try:
+                    self.client.api.remove_container(cid, force=True)
+                except docker.errors.APIError:
+                    pass
+            # it has exited (or was killed): removing it need not hold up the build
+            threading.Thread(target=remove, name=f"rm-build-{build_id}", daemon=True).start()
+
+    def image_ref(self, ref: str) -> str | None:
+        """The image id of `ref` in the engine, or None when it is not there."""
+        try:
+            return self.client.api.inspect_image(ref)["Id"]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
+
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
+        """Remove the tags `repo:<prefix>*` other than `repo:<keep>` (no force: an image that others
+        build on only loses its tag). Returns how many tags went."""
+        removed = 0
+        try:
+            images = self.client.api.images(name=repo)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list images of {repo}: {e.explanation}") from None
+        for img in images:
+            for t in img.get("RepoTags") or []:
+                name, _, tag = t.rpartition(":")
+                if name == repo and tag.startswith(prefix) and tag != keep:
+                    try:
+                        self.client.api.remove_image(t)
+                        removed += 1
+                    except docker.errors.APIError:
+                        pass   # in use by a container: the next build tries again
+        return removed
+
+
+@dataclass(frozen=True)
+class BuildRun:
+    """How a build container ended."""
+    exit_code: int
+    oom_killed: bool
+    timed_out: bool

@@ -52,6 +52,13 @@ class Settings:
     keep_releases: int = 10         # DOCKYARD_KEEP_RELEASES: newest succeeded releases whose images are kept
     router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
     extra: dict = field(default_factory=dict)
+    # ---- buildpacks (issue 3) ----
+    build_image: str = "dockyard/build-stack:bookworm"   # DOCKYARD_BUILD_IMAGE: where buildpacks run
+    build_ca_bundle: str = ""       # DOCKYARD_BUILD_CA_BUNDLE: CA bundle mounted into build containers ("none": off)
+
+    def cache_dir(self, app: str) -> Path:
+        """The app's buildpack CACHE_DIR, kept between builds."""
+        return self.home / "cache" / app
 
     # ---- derived paths -------------------------------------------------
     @property
@@ -127,4 +134,14 @@ def from_env(env: dict | None = None) -> Settings:
         run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
         keep_releases=max(1, _int(env, "DOCKYARD_KEEP_RELEASES", 10)),
         router_tls_port=_int(env, "DOCKYARD_ROUTER_TLS_PORT", 8443),
+        build_image=env.get("DOCKYARD_BUILD_IMAGE") or "dockyard/build-stack:bookworm",
+        build_ca_bundle=_ca_bundle(env.get("DOCKYARD_BUILD_CA_BUNDLE")),
     )
+
+
+def _ca_bundle(raw: str | None) -> str:
+    """DOCKYARD_BUILD_CA_BUNDLE: unset = the host's bundle when it exists; "none" = no bundle."""
+    if raw is None or raw == "":
+        default = "/etc/ssl/certs/ca-certificates.crt"
+        return default if os.path.isfile(default) else ""
+    return "" if raw.lower() == "none" else raw

@@ -5,6 +5,7 @@
 #   2. the Docker engine (started in the background when not answering)
 #   3. the Python venv in .venv with the project installed editable (+ test extras)
 #   4. the stack image ($DOCKYARD_STACK_IMAGE, built by scripts/build-stack.sh when absent)
+#   5. the build image for buildpacks ($DOCKYARD_BUILD_IMAGE, scripts/build-build-stack.sh when absent)
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -152,6 +153,17 @@ else
     say "stack: image $STACK_IMAGE missing; building it with scripts/build-stack.sh"
     DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-stack.sh 9>&- || die "scripts/build-stack.sh failed"
     say "stack: built $STACK_IMAGE"
+fi
+
+# ---------------------------------------------------------------- 5. build image (buildpacks)
+BUILD_IMAGE="${DOCKYARD_BUILD_IMAGE:-dockyard/build-stack:bookworm}"
+if docker image inspect "$BUILD_IMAGE" >/dev/null 2>&1; then
+    say "build image: $BUILD_IMAGE already present"
+else
+    say "build image: $BUILD_IMAGE missing; building it with scripts/build-build-stack.sh"
+    DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_BUILD_IMAGE="$BUILD_IMAGE" bash scripts/build-build-stack.sh 9>&- \
+        || die "scripts/build-build-stack.sh failed"
+    say "build image: built $BUILD_IMAGE"
 fi
 
 say "done"

@@ -112,8 +112,10 @@ def stop_platform(p: Platform) -> None:
     ids = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if ids:
         run(["docker", "rm", "-f", *ids], check=False)
-    imgs = run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
-    if imgs:
+    for _ in range(3):   # parents (buildpack dependency images) go once their children have
+        imgs = run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+        if not imgs:
+            break
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
     nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if nets:   # the instance's apps network (issue 6), once its containers are gone

@@ -48,6 +48,7 @@ def delete_app(name):
         s.apply_routes()
         s.scheduler.remove_images(name)
         shutil.rmtree(repo_path(s, name), ignore_errors=True)
+        shutil.rmtree(s.settings.cache_dir(name), ignore_errors=True)   # buildpack CACHE_DIR
     return jsonify(app_json_deleted(app))
 
 

@@ -1,0 +1,156 @@
+"""Buildpack benchmark (issue 3): the Python sample app (tests/samples/python, gunicorn from
+PyPI), pushed without a Dockerfile, `git push` -> first 200 of the new content through the
+router:
+
+  cold  the build cache purged first (`repo:purge-cache`): pip downloads and installs again
+  warm  a code-only change: the cached virtualenv is reused, nothing is downloaded
+
+beside the raw floor, measured in the same run: the same app from an equivalent hand-written
+Dockerfile with a dependency layer (requirements.txt copied and installed before the code),
+`docker build` (dependency layer cached) + `docker run` + first 200 after a code-only change.
+Prints medians and the ratios warm/floor (target <= 1.5) and warm/cold (target <= 0.25);
+never asserts.
+
+    .venv/bin/python bench/buildpack.py [--runs 5] [--cold-runs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import make_app_repo, run, start_platform, stop_platform  # noqa: E402
+
+SAMPLE = ROOT / "tests" / "samples" / "python"
+FLOOR_IMAGE = "dockyard-bench/buildpack-floor:latest"
+CA = "/etc/ssl/certs/ca-certificates.crt"
+FLOOR_DOCKERFILE = """FROM {stack}
+COPY ca.crt /etc/dockyard-bench-ca.crt
+ENV PIP_CERT=/etc/dockyard-bench-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
+RUN python3 -m venv /app/.venv
+COPY requirements.txt /app/requirements.txt
+RUN /app/.venv/bin/pip install -q -r /app/requirements.txt
+COPY app.py /app/app.py
+WORKDIR /app
+USER 1000:1000
+CMD ["/bin/sh", "-c", "exec /app/.venv/bin/gunicorn app:app --bind 0.0.0.0:$PORT"]
+"""
+
+
+def get(port: int, host: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def wait_for(port: int, host: str, text: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            code, body = get(port, host)
+            if code == 200 and text in body:
+                return
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{host}:{port} never served {text!r}")
+
+
+def app_source(marker: str) -> str:
+    return (SAMPLE / "app.py").read_text().replace("hello from python", marker)
+
+
+def floor_once(ctx: Path, marker: str) -> float:
+    (ctx / "app.py").write_text(app_source(marker))
+    start = time.monotonic()
+    run(["docker", "build", "-q", "-t", FLOOR_IMAGE, str(ctx)], timeout=600)
+    cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000", FLOOR_IMAGE]).stdout.strip()
+    try:
+        port = int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1])
+        wait_for(port, "localhost", marker)
+        return time.monotonic() - start
+    finally:
+        run(["docker", "rm", "-f", cid], check=False)
+
+
+def push_once(p, repo: Path, app: str, marker: str, returned: list | None = None) -> float:
+    make_app_repo(repo, {"app.py": app_source(marker)}, p)
+    start = time.monotonic()
+    push = subprocess.Popen(["git", "push", "-q", f"{p.api}/{app}.git", "HEAD:main"], cwd=repo, env=p.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(p.router_port, f"{app}.{p.domain}", marker)
+    served = time.monotonic() - start
+    _, err = push.communicate(timeout=600)
+    if push.returncode != 0:
+        raise RuntimeError(f"push failed: {err}")
+    if returned is not None:
+        returned.append(time.monotonic() - start)
+    return served
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5, help="warm and floor runs (interleaved)")
+    ap.add_argument("--cold-runs", type=int, default=2)
+    ap.add_argument("--no-interleave", action="store_true", help="all floor runs first, then the warm pushes")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-bp-") as tmp:
+        tmp = Path(tmp)
+        ctx = tmp / "floor"
+        ctx.mkdir()
+        for name in ("requirements.txt", "app.py"):
+            shutil.copy(SAMPLE / name, ctx / name)
+        shutil.copy(CA, ctx / "ca.crt")
+        stack = os.environ.get("DOCKYARD_STACK_IMAGE") or "dockyard/stack:bookworm"
+        (ctx / "Dockerfile").write_text(FLOOR_DOCKERFILE.format(stack=stack))
+        floor_first = floor_once(ctx, "floor first")        # fills the floor's dependency layer
+        p = start_platform(tmp / "platform")
+        try:
+            app = "benchpy"
+            files = {str(f.relative_to(SAMPLE)): f.read_bytes() for f in SAMPLE.rglob("*") if f.is_file()}
+            repo = make_app_repo(tmp / app, files, p)
+            p.cli("apps:create", app, cwd=repo)
+            colds, warms, floors, returns = [], [], [], []
+            for i in range(args.cold_runs):
+                p.cli("repo:purge-cache", "-a", app)
+                colds.append(push_once(p, repo, app, f"cold {i} {time.time()}"))
+            if args.no_interleave:
+                floors = [floor_once(ctx, f"floor {i} {time.time()}") for i in range(args.runs)]
+            for i in range(args.runs):       # interleaved, so both see the same machine state
+                if not args.no_interleave:
+                    floors.append(floor_once(ctx, f"floor {i} {time.time()}"))
+                warms.append(push_once(p, repo, app, f"warm {i} {time.time()}", returns))
+        finally:
+            stop_platform(p)
+            run(["docker", "rmi", "-f", FLOOR_IMAGE], check=False)
+    f, c, w = statistics.median(floors), statistics.median(colds), statistics.median(warms)
+    print(f"app: tests/samples/python (gunicorn from PyPI); warm/floor runs: {args.runs}, cold runs: "
+          f"{args.cold_runs} (medians)")
+    print(f"raw floor  first docker build (deps installed) + run + first 200:   {floor_first:.2f} s")
+    print(f"raw floor  code change: docker build (deps cached) + run + 200:     {f:.2f} s")
+    print(f"dockyard   cold push (cache purged) -> first 200 via router:        {c:.2f} s")
+    print(f"dockyard   warm push (code-only change) -> first 200 via router:    {w:.2f} s")
+    print(f"dockyard   warm push, git push until it returns:                {statistics.median(returns):.2f} s")
+    print("samples    floor " + " ".join(f"{x:.2f}" for x in floors) + " | warm " + " ".join(f"{x:.2f}" for x in warms)
+          + " | cold " + " ".join(f"{x:.2f}" for x in colds))
+    print(f"ratio      warm / floor:                                            {w / f:.2f}  (target <= 1.5)")
+    print(f"ratio      warm / cold:                                             {w / c:.2f}  (target <= 0.25)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Source -> image with Heroku classic buildpacks (the I/O shell around builder/buildpacks.py).
+
+The buildpacks' bin/detect, bin/compile and bin/release run inside ONE limited build container
+of the build image (DOCKYARD_BUILD_IMAGE), never on the host: the source is mounted at /app
+(BUILD_DIR), the app's cache at /cache (CACHE_DIR, kept between builds), its config vars at /env
+(ENV_DIR, one file per var, read-only). The compiled /app (the slug) then becomes an image:
+the run stack + the slug, with dependency directories in their own cached layer."""
+from __future__ import annotations
+
+import configparser
+import functools
+import hashlib
+import os
+import stat
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from controller.errors import SchedulerError
+from controller.models import App, Build
+from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
+from controller.services import Out, Services
+
+from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
+                         no_match_message, parse_marker, parse_release_yaml, redact, safe_env_files,
+                         select_buildpacks, slug_dockerfile)
+from .errors import BuildError, BuildTimeout, NoBuildMethod
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_DIR = ROOT / "buildpacks"
+RUNNER = Path(__file__).resolve().parent / "runner.sh"
+APP_UID = 1000
+CA_IN_CONTAINER = "/etc/ssl/certs/ca-certificates.crt"
+
+
+PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.pip/pip.conf", "~/.config/pip/pip.conf")
+NPM_CONFIG_FILES = ("/etc/npmrc", "/usr/etc/npmrc", "~/.npmrc")
+
+
+@functools.lru_cache(maxsize=1)
+def host_registry_settings() -> tuple[tuple[str, str], ...]:
+    """The index URLs the host itself is configured with (pip's global index-url, npm's registry,
+    from the environment or their config files; later files win, like pip and npm), passed to
+    builds so they use the same registries. Read once per process."""
+    found = {}
+    pip_url = os.environ.get("PIP_INDEX_URL", "")
+    if not pip_url:
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read([os.path.expanduser(f) for f in PIP_CONFIG_FILES])
+            pip_url = parser.get("global", "index-url", fallback="")
+        except configparser.Error:
+            pip_url = ""
+    npm_url = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry") or ""
+    if not npm_url:
+        for f in NPM_CONFIG_FILES:
+            try:
+                text = Path(os.path.expanduser(f)).read_text(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, sep, value = line.partition("=")
+                if sep and key.strip() == "registry":
+                    npm_url = value.strip()
+    for key, value in (("PIP_INDEX_URL", pip_url.split()[0] if pip_url.split() else ""), ("NPM_CONFIG_REGISTRY", npm_url)):
+        if value.startswith(("http://", "https://")):
+            found[key] = value
+    return tuple(found.items())
+
+
+def _chown_tree(path: Path) -> None:
+    os.chown(path, APP_UID, APP_UID)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), APP_UID, APP_UID)
+
+
+def resolve_buildpack(ref: BuildpackRef, workdir: Path, say: Out) -> Path:
+    """A host directory holding the buildpack (bin/detect, bin/compile, bin/release)."""
+    if ref.kind == "builtin":
+        return BUILTIN_DIR / ref.value
+    if ref.kind == "path":
+        path = Path(ref.value)
+        if not (path / "bin").is_dir():
+            raise BuildpackError(f"The buildpack {ref.value[:80]!r} has no bin/ directory on the Dockyard machine: "
+                                 "give the absolute path of a directory with bin/detect, bin/compile and bin/release.")
+        return path
+    dest = workdir / f"bp-{len(list(workdir.glob('bp-*')))}"
+    say(f"-----> Fetching buildpack {ref.label}")
+    cmd = ["git", "clone", "-q", "--depth", "1"] + (["--branch", ref.ref] if ref.ref else []) + [ref.value, str(dest)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    except subprocess.TimeoutExpired:
+        raise BuildpackError(f"Fetching the buildpack {ref.label[:80]} took longer than 120 s: check the URL.") from None
+    if proc.returncode != 0:
+        detail = " ".join(proc.stderr.split())[:200]
+        raise BuildpackError(f"Could not fetch the buildpack {ref.label[:80]} (git clone exited {proc.returncode}: "
+                             f"{detail}): check the URL and ref in BUILDPACK_URL or .buildpacks.")
+    if not (dest / "bin").is_dir():
+        raise BuildpackError(f"The buildpack {ref.label[:80]} has no bin/ directory: it must hold bin/detect, "
+                             "bin/compile and bin/release.")
+    return dest
+
+
+def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, workdir: Path, tag: str,
+                          config: dict[str, str], say: Out, cancelled: Callable[[], bool]) -> tuple[dict, str]:
+    """Compile `src` with buildpacks and build the image `tag`. Returns (process type defaults
+    from bin/release, the method string recorded with the build)."""
+    settings = svc.settings
+    bp_file = src / ".buildpacks"
+    refs, source = select_buildpacks(config, bp_file.read_text(errors="replace") if bp_file.is_file() else None)
+    if source != "detect":
+        say(f"-----> Buildpacks from {source}: {', '.join(r.label for r in refs)}")
+    dirs = [resolve_buildpack(r, workdir, say) for r in refs]
+
+    env_dir = workdir / "env"
+    meta = workdir / "meta"
+    env_dir.mkdir(mode=0o700)
+    meta.mkdir()
+    for key, value in safe_env_files(config).items():
+        (env_dir / key).write_text(value)
+    cache = settings.cache_dir(app.name)
+    cache.mkdir(parents=True, exist_ok=True)
+    for d in (src, env_dir, meta):
+        _chown_tree(d)
+    os.chown(cache, APP_UID, APP_UID)   # what is inside was written by the build user already
+
+    binds: dict[str, tuple[str, bool]] = {
+        "/app": (str(src), False), "/cache": (str(cache), False), "/env": (str(env_dir), True),
+        "/meta": (str(meta), False), "/dockyard/runner.sh": (str(RUNNER), True)}
+    for i, d in enumerate(dirs):
+        binds[f"/buildpacks/{i}"] = (str(d), True)
+    env = {"DOCKYARD_MODE": "detect" if source == "detect" else "all", "HOME": "/home/app",
+           "STACK": "bookworm", "DOCKYARD_APP": app.name, "SOURCE_VERSION": build.source_commit,
+           "LANG": "C.UTF-8"}
+    env.update(dict(host_registry_settings()))
+    if settings.build_ca_bundle:
+        if not os.path.isfile(settings.build_ca_bundle):
+            raise BuildError(f"DOCKYARD_BUILD_CA_BUNDLE={settings.build_ca_bundle} is not a file: point it at a "
+                             "CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt) or set it to 'none'.")
+        binds[CA_IN_CONTAINER] = (settings.build_ca_bundle, True)
+        env.update(PIP_CERT=CA_IN_CONTAINER, REQUESTS_CA_BUNDLE=CA_IN_CONTAINER, SSL_CERT_FILE=CA_IN_CONTAINER,
+                   NODE_EXTRA_CA_CERTS=CA_IN_CONTAINER, NPM_CONFIG_CAFILE=CA_IN_CONTAINER)
+
+    detected: list[tuple[int, int, str]] = []
+    state = {"compiling": None, "failed": None, "done": None, "missing": None}
+
+    def on_line(line: str) -> None:
+        marker = parse_marker(line)
+        if marker is None:
+            say(redact(format_output_line(line), config))
+            return
+        event, args = marker
+        if event == "detect" and len(args) >= 2:
+            idx, rc, name = int(args[0]), int(args[1]), " ".join(args[2:]) or "?"
+            detected.append((idx, rc, name))
+            if rc == 0:
+                say(f"-----> {name} app detected (buildpack {refs[idx].label})")
+        elif event == "compile":
+            state["compiling"] = int(args[0])
+        elif event in ("compile-failed", "release-failed"):
+            state["failed"] = (event, int(args[0]), int(args[1]))
+        elif event == "missing":
+            state["missing"] = (int(args[0]), " ".join(args[1:]))
+        elif event == "done":
+            state["done"] = True
+
+    if source == "detect":
+        say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
+    try:
+        run = svc.scheduler.run_build_container(
+            app.name, build.id, settings.build_image, ["/bin/bash", "/dockyard/runner.sh"], binds, env, on_line,
+            settings.build_timeout, cancelled)
+    except ImageBuildFailed as e:
+        raise BuildError(e.message) from None
+    if run.timed_out:
+        stage = f" in {refs[state['compiling']].label}'s bin/compile" if state["compiling"] is not None else ""
+        raise BuildTimeout(f"The build ran longer than {settings.build_timeout} s{stage} and was stopped (its "
+                           "container was killed): make it faster, or raise DOCKYARD_BUILD_TIMEOUT.")
+    if run.oom_killed or run.exit_code == 137:
+        raise BuildError(f"The build ran out of memory (limit {settings.build_memory_mb} MB, raise "
+                         "DOCKYARD_BUILD_MEMORY_MB) and was stopped.")
+    if run.exit_code != 0 or not state["done"]:
+        if state["missing"]:
+            idx, what = state["missing"]
+            raise BuildpackError(f"The buildpack {refs[idx].label} has no {what}: a buildpack needs bin/detect, "
+                                 "bin/compile and bin/release.")
+        if state["failed"] and state["failed"][2] == 137:
+            event, idx, rc = state["failed"]
+            raise BuildError(f"The {refs[idx].label} buildpack was killed (exit 137): out of memory (limit "
+                             f"{settings.build_memory_mb} MB, raise DOCKYARD_BUILD_MEMORY_MB).")
+        if state["failed"]:
+            event, idx, rc = state["failed"]
+            step = "bin/compile" if event == "compile-failed" else "bin/release"
+            raise BuildpackError(f"The {refs[idx].label} buildpack's {step} failed (exit {rc}); its output is above. "
+                                 "Fix the problem it reports and push again.")
+        if run.exit_code == 100:
+            if source == "detect":
+                raise NoBuildMethod(no_match_message([(r, "") for r in refs]))
+            bad = next((refs[i].label for i, rc, _ in detected if rc != 0), refs[len(detected) - 1].label
+                       if detected else refs[0].label)
+            raise BuildpackError(f"The app is not compatible with the buildpack {bad} (its bin/detect exited "
+                                 f"non-zero): check BUILDPACK_URL / .buildpacks, or unset it to use detection.")
+        raise BuildError(f"The build container exited with code {run.exit_code} before finishing; its output is above.")
+
+    chosen = [i for i, rc, _ in detected if rc == 0]
+    defaults: dict[str, str] = {}
+    for i in chosen:
+        text = (meta / f"release-{i}.yml").read_text(errors="replace") if (meta / f"release-{i}.yml").exists() else ""
+        defaults.update(parse_release_yaml(text, refs[i].label))
+    names = [name for i, rc, name in detected if rc == 0]
+    method = "buildpack:" + ",".join(refs[i].label for i in chosen)
+    if names:
+        method += f" ({', '.join(names)})"
+
+    _image_from_slug(svc, app, build, src, workdir, tag, say, cancelled)
+    return defaults, method
+
+
+def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir: Path, tag: str, say: Out,
+                     cancelled: Callable[[], bool]) -> None:
+    """stack + slug -> image. The dependency directories (.heroku, node_modules) become their own
+    image, tagged by a digest of their content and reused as long as it exists, so a push that
+    changes only code sends and copies only the code."""
+    settings = svc.settings
+    (slug / ".dockyard").mkdir(exist_ok=True)
+    (slug / ".dockyard" / "launch").write_text(LAUNCHER)
+    (slug / ".dockerignore").unlink(missing_ok=True)   # the slug is copied whole
+    ctx = workdir / "image"
+    ctx.mkdir()
+    app_dir = ctx / "app"
+    os.replace(slug, app_dir)
+    rootfs = app_dir / ".dockyard" / "rootfs"
+    has_rootfs = rootfs.is_dir() and not rootfs.is_symlink()
+    if has_rootfs:
+        os.replace(rootfs, ctx / "rootfs")
+    deps_ctx = workdir / "deps-image"
+    deps = [n for n in DEPS_DIRS if (app_dir / n).is_dir() and not (app_dir / n).is_symlink()]
+    base = settings.stack_image
+    if deps:
+        (deps_ctx / "deps").mkdir(parents=True)
+        for name in deps:
+            os.replace(app_dir / name, deps_ctx / "deps" / name)
+        base = f"{settings.image_repo(app.name)}:deps-{tree_digest(deps_ctx / 'deps')[:16]}"
+        if svc.scheduler.image_exists(base):
+            say(f"-----> Dependencies unchanged since an earlier build: reusing their image layer")
+        else:
+            size = _size(deps_ctx)
+            say(f"-----> Importing the dependencies ({size / 1e6:.1f} MB) onto {settings.stack_image}")
+            labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name}
+            (workdir / "Dockerfile.deps").write_text(deps_dockerfile(settings.stack_image, labels))
+            _engine_build(svc, deps_ctx, base, workdir / "Dockerfile.deps", cancelled)
+            # older dependency images of the app: untagged (an image a release still builds on
+            # keeps its layers; the engine deletes only what nothing uses)
+            repo, _, keep = base.rpartition(":")
+            svc.scheduler.untag_images(repo, "deps-", keep)
+    labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
+    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, labels, from_stack=not deps, rootfs=has_rootfs))
+    say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")
+    _engine_build(svc, ctx, tag, workdir / "Dockerfile.slug", cancelled)
+
+
+def _engine_build(svc: Services, ctx: Path, tag: str, dockerfile: Path, cancelled: Callable[[], bool]) -> None:
+    try:
+        svc.scheduler.build(str(ctx), tag, {}, lambda line: None, dockerfile=str(dockerfile), cancelled=cancelled)
+    except BuildTimedOut as e:
+        raise BuildTimeout(e.message) from None
+    except ImageBuildFailed as e:
+        raise BuildError(f"Making the image from the slug failed: {e.message}") from None
+
+
+def _size(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every path, mode and content (or link target) below root, in sorted order."""
+    h = hashlib.sha256()
+    for parent, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(parent, d))]:
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            h.update(f"{os.path.relpath(path, root)}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(path).encode("utf-8", "surrogateescape"))
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            h.update(b"\1")
+    return h.hexdigest()

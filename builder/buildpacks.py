@@ -1,0 +1,218 @@
+"""Buildpack selection, detection report, `bin/release` parsing and output formatting.
+
+Pure: no I/O. The shell that runs buildpacks inside a build container is
+builder/buildpack_build.py; the script that runs inside it is builder/runner.sh."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import yaml
+
+from controller.names import PROCESS_TYPE_RE
+
+from .errors import BuildError, NoBuildMethod
+
+# Detection order of the shipped buildpacks (buildpacks/<name>): deterministic, reported.
+BUILTIN_ORDER: tuple[str, ...] = ("python", "nodejs", "go", "static")
+LOOKS_FOR: dict[str, str] = {
+    "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock",
+    "nodejs": "package.json",
+    "go": "go.mod",
+    "static": "index.html or a public/ directory",
+}
+MARKER = "@@dockyard "
+_GIT_URL = re.compile(r"^(https?|git|ssh|file)://\S+$|^[\w.-]+@[\w.-]+:\S+$")
+
+
+class BuildpackError(BuildError):
+    code = "buildpack_failed"
+
+
+@dataclass(frozen=True)
+class BuildpackRef:
+    """Where a buildpack comes from: a shipped one (kind 'builtin', value its name), a path on
+    this machine ('path') or a git URL ('git', with an optional ref after '#')."""
+    kind: str
+    value: str
+    ref: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.kind == "builtin":
+            return self.value
+        return self.value + (f"#{self.ref}" if self.ref else "")
+
+    @property
+    def looks_for(self) -> str:
+        if self.kind == "builtin":
+            return LOOKS_FOR.get(self.value, "its bin/detect")
+        return "what its bin/detect accepts"
+
+
+def parse_buildpack_ref(text: str, where: str) -> BuildpackRef:
+    """One buildpack reference: a shipped name (`python`), an absolute path, or a git URL
+    (`https://host/repo.git#v1`)."""
+    text = text.strip()
+    if text in BUILTIN_ORDER:
+        return BuildpackRef("builtin", text)
+    if text.startswith("/"):
+        if any(p == ".." for p in text.split("/")):
+            raise BuildpackError(f"{where}: the buildpack path {text[:80]!r} contains '..': give its absolute path.")
+        return BuildpackRef("path", text.rstrip("/") or "/")
+    url, _, ref = text.partition("#")
+    if _GIT_URL.match(url):
+        return BuildpackRef("git", url, ref)
+    shipped = ", ".join(BUILTIN_ORDER)
+    raise BuildpackError(
+        f"{where}: {text[:80]!r} is not a buildpack: use one of the shipped ones ({shipped}), an "
+        "absolute path on the Dockyard machine, or a git URL (https://..., file:///...; '#ref' picks a branch or tag).")
+
+
+def select_buildpacks(config: dict[str, str], buildpacks_file: str | None) -> tuple[list[BuildpackRef], str]:
+    """Which buildpacks to run, and why. BUILDPACK_URL in the app's config wins, then a
+    `.buildpacks` file (one per line, all run in order), else the shipped ones in detection
+    order (the first that detects is used). Returns (refs, source) where source is
+    'BUILDPACK_URL', '.buildpacks' or 'detect'."""
+    url = (config.get("BUILDPACK_URL") or "").strip()
+    if url:
+        return [parse_buildpack_ref(url, "BUILDPACK_URL")], "BUILDPACK_URL"
+    if buildpacks_file is not None:
+        refs = []
+        for lineno, raw in enumerate(buildpacks_file.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            refs.append(parse_buildpack_ref(line, f".buildpacks line {lineno}"))
+        if not refs:
+            raise BuildpackError(".buildpacks lists no buildpack: add one per line (a shipped name, a path "
+                                 "or a git URL) or delete the file to use detection.")
+        return refs, ".buildpacks"
+    return [BuildpackRef("builtin", n) for n in BUILTIN_ORDER], "detect"
+
+
+def parse_marker(line: str) -> tuple[str, list[str]] | None:
+    """The runner's machine-readable lines (`@@dockyard <event> <args...>`), else None."""
+    if not line.startswith(MARKER):
+        return None
+    parts = line[len(MARKER):].split(" ", 3)
+    return parts[0], parts[1:]
+
+
+def format_output_line(line: str) -> str:
+    """Buildpack output as Heroku shows it: `-----> ` headings and ` !     ` errors as they
+    are, any other line indented under its heading."""
+    line = line.rstrip("\r\n")
+    if line.startswith(("----->", " !", "       ")) or not line.strip():
+        return line
+    return "       " + line
+
+
+def no_match_message(tried: list[tuple[BuildpackRef, str]]) -> str:
+    """tried: (buildpack, its detect output). Names every buildpack tried and what it looks for."""
+    items = "; ".join(f"{ref.label} (looks for {ref.looks_for})" for ref, _ in tried)
+    return ("Dockyard looked for a Dockerfile and a heroku.yml at the root of the repository and found "
+            f"neither, and no buildpack detected this app. Tried, in order: {items}. Add one of those files, "
+            "a Dockerfile or heroku.yml, or set BUILDPACK_URL (`dockyard config:set BUILDPACK_URL=...`).")
+
+
+def parse_release_yaml(text: str, buildpack: str) -> dict[str, str]:
+    """`bin/release` output: YAML with `default_process_types` (and optionally addons and
+    config_vars, which are ignored here). Returns {type: command}."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BuildpackError(f"{buildpack}'s bin/release printed invalid YAML{where}: it must print "
+                             "e.g. `default_process_types: {web: ...}`.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BuildpackError(f"{buildpack}'s bin/release must print a YAML mapping (default_process_types: ...), "
+                             f"not a {type(data).__name__}.")
+    types = data.get("default_process_types") or {}
+    if not isinstance(types, dict):
+        raise BuildpackError(f"{buildpack}'s bin/release: default_process_types must be a mapping of "
+                             "process type to command.")
+    out: dict[str, str] = {}
+    for ptype, command in types.items():
+        ptype = str(ptype)
+        if not PROCESS_TYPE_RE.fullmatch(ptype):
+            raise BuildpackError(f"{buildpack}'s bin/release: process type {ptype[:40]!r} must be 1-30 "
+                                 "characters from a-z, 0-9, '_' and '-'.")
+        if not isinstance(command, str) or not command.strip():
+            raise BuildpackError(f"{buildpack}'s bin/release: process type {ptype!r} needs a command string.")
+        out[ptype] = command.strip()
+    return out
+
+
+def merge_process_types(defaults: dict[str, str], procfile: dict[str, str] | None) -> dict[str, str]:
+    """Procfile entries win over the buildpacks' defaults (Heroku's rule)."""
+    merged = dict(defaults)
+    merged.update(procfile or {})
+    return merged
+
+
+REDACTED = "[config value hidden]"
+MIN_REDACTED_LEN = 6
+
+
+def redact(line: str, config: dict[str, str]) -> str:
+    """Config values never reach the build output, even when a buildpack prints one: every value
+    of at least MIN_REDACTED_LEN characters is replaced (shorter ones, like `1` or `true`, would
+    garble ordinary output and are not secrets)."""
+    for value in sorted((v for v in config.values() if len(v) >= MIN_REDACTED_LEN), key=len, reverse=True):
+        if value in line:
+            line = line.replace(value, REDACTED)
+    return line
+
+
+def safe_env_files(config: dict[str, str]) -> dict[str, str]:
+    """Config vars to write into ENV_DIR (one file per key). Keys are already validated by the
+    config API; anything that is not a plain name is skipped rather than written as a path."""
+    return {k: v for k, v in config.items() if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)}
+
+
+_RUNTIME = ["WORKDIR /app", "USER 1000:1000", 'ENTRYPOINT ["/bin/sh", "/app/.dockyard/launch"]', 'CMD ["/bin/bash"]']
+
+
+def _label(labels: dict[str, str]) -> str:
+    return "LABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items())
+
+
+def deps_dockerfile(stack: str, labels: dict[str, str]) -> str:
+    """The dependency image: the run stack + the slug's dependency directories in /app, owned by
+    the app user, with the process settings. Tagged by a digest of its content and reused."""
+    return "\n".join([f"FROM {stack}", "COPY --chown=1000:1000 deps/ /app/", *_RUNTIME, _label(labels)]) + "\n"
+
+
+def slug_dockerfile(base: str, labels: dict[str, str], from_stack: bool, rootfs: bool = False) -> str:
+    """The image of a buildpack build: `base` (the dependency image, or the run stack when the slug
+    has no dependency directories) + the rest of the slug in /app, owned by the app user. `labels`
+    are set only on a stack base (a dependency image carries the app's labels already).
+    `rootfs`: files a buildpack left in BUILD_DIR/.dockyard/rootfs go to / (root-owned; e.g.
+    Debian node's externalized builtins under /usr/share/nodejs)."""
+    lines = [f"FROM {base}"]
+    if rootfs:
+        lines.append("COPY rootfs/ /")
+    lines.append("COPY --chown=1000:1000 app/ /app/")
+    if from_stack:   # else the dependency image has them, labels included (a LABEL step costs a container)
+        lines.extend(_RUNTIME)
+        lines.append(_label(labels))
+    return "\n".join(lines) + "\n"
+
+
+LAUNCHER = """#!/bin/sh
+# Dockyard's process launcher (Heroku's .profile.d convention), then the process itself.
+export HOME=/app
+cd /app || exit 1
+for f in /app/.profile.d/*.sh; do
+    [ -r "$f" ] && . "$f"
+done
+[ -r /app/.profile ] && . /app/.profile
+exec "$@"
+"""
+
+# Top-level directories of a slug that hold dependencies (their own image layer).
+DEPS_DIRS: tuple[str, ...] = (".heroku", "node_modules")

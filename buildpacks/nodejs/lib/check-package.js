@@ -1,0 +1,43 @@
+// package.json checks for the nodejs buildpack (runs in the build container).
+//   check-package.js FILE              valid JSON object? else print the failing line and exit 1
+//   check-package.js --engines FILE    say which node engines.node asks for
+//   check-package.js --explain-web FILE  say what the default web process is, or that a Procfile is needed
+"use strict";
+const fs = require("fs");
+const args = process.argv.slice(2);
+const mode = args[0].startsWith("--") ? args.shift() : "--check";
+const file = args[0];
+const text = fs.readFileSync(file, "utf8");
+
+function lineOf(pos) {
+  const before = text.slice(0, pos);
+  const line = before.split("\n").length;
+  return [line, text.split("\n")[line - 1]];
+}
+
+let data;
+try {
+  data = JSON.parse(text);
+} catch (e) {
+  const m = /position (\d+)/.exec(e.message);
+  const pos = m ? Number(m[1]) : text.length;
+  const [line, content] = lineOf(pos);
+  console.log(` !     ${file} line ${line}: ${e.message}`);
+  console.log(` !     ${line} | ${content === undefined ? "" : content}`);
+  process.exit(1);
+}
+if (mode === "--check") {
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    console.log(` !     ${file} must be a JSON object ({"name": ..., "scripts": {...}}).`);
+    process.exit(1);
+  }
+} else if (mode === "--engines") {
+  const want = data.engines && data.engines.node;
+  if (want) console.log(`       engines.node asks for ${want}; this stack provides Node.js ${process.version}`);
+} else if (mode === "--explain-web") {
+  if (fs.existsSync("Procfile")) process.exit(0);
+  const start = data.scripts && data.scripts.start;
+  if (start) console.log(`-----> Default web process: npm start (${start})`);
+  else if (fs.existsSync("server.js")) console.log("-----> Default web process: npm start (node server.js)");
+  else console.log("-----> No start script in package.json and no server.js: add `\"start\"` to scripts or a Procfile.");
+}

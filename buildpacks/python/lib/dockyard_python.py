@@ -1,0 +1,210 @@
+"""The Python buildpack's logic. Runs inside the build container with the stack's python3
+(standard library only). The functions are pure and unit-tested (tests/test_unit_buildpacks.py);
+main() is the thin command-line shell bin/compile and bin/release call."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+_VERSION = re.compile(r"^(?:python-)?(\d+)\.(\d+)(?:\.(\d+))?$")
+# A module-level WSGI callable: `app = Flask(...)`, `application = get_wsgi_application()`,
+# `def app(environ, start_response):` ...
+_WSGI_ASSIGN = re.compile(r"^(app|application)\s*(?::[^=]+)?=\s*\S", re.MULTILINE)
+_WSGI_DEF = re.compile(r"^def\s+(app|application)\s*\(\s*environ\b", re.MULTILINE)
+WSGI_CANDIDATES = ("wsgi.py", "app.py", "main.py", "application.py", "server.py")
+
+
+def requested_version(python_version: str | None, runtime_txt: str | None) -> str:
+    """The version an app asks for: .python-version (first non-comment line) wins over
+    runtime.txt (`python-3.11.2`). '' when neither asks. Raises ValueError on a bad value."""
+    for name, text in ((".python-version", python_version), ("runtime.txt", runtime_txt)):
+        if text is None:
+            continue
+        lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+        if not lines:
+            continue
+        value = lines[0]
+        if not _VERSION.match(value):
+            raise ValueError(f"{name} says {value[:40]!r}, which is not a Python version: write e.g. "
+                             + ("3.11" if name == ".python-version" else "python-3.11.2") + ".")
+        return value.removeprefix("python-")
+    return ""
+
+
+def check_version(wanted: str, stack: str) -> str:
+    """'honoured' when the stack's Python satisfies the request (same major.minor, and the same
+    patch level when one is given); else ValueError with what to do."""
+    w = _VERSION.match(wanted)
+    s = _VERSION.match(stack)
+    if not w or not s:
+        raise ValueError(f"Cannot compare Python {wanted!r} with the stack's {stack!r}.")
+    same_minor = w.group(1, 2) == s.group(1, 2)
+    if same_minor and (w.group(3) is None or w.group(3) == s.group(3)):
+        return "honoured"
+    if same_minor:
+        return f"the stack has {stack}; patch releases are compatible, using it"
+    raise ValueError(f"This stack provides Python {stack} only, and the app asks for {wanted}: change "
+                     f".python-version / runtime.txt to {s.group(1)}.{s.group(2)} (or remove it), or deploy "
+                     "with a Dockerfile that brings the Python you need.")
+
+
+def install_plan(files: set[str]) -> str:
+    """Which file the dependencies come from, in Heroku's order of preference."""
+    for name in ("uv.lock", "Pipfile.lock", "requirements.txt", "pyproject.toml", "setup.py"):
+        if name in files:
+            if name == "uv.lock" and "pyproject.toml" not in files:
+                continue
+            return name
+    raise ValueError("No dependency file: add requirements.txt (or pyproject.toml, Pipfile.lock, uv.lock).")
+
+
+def pipfile_lock_requirements(text: str) -> list[str]:
+    """The `default` packages of a Pipfile.lock as requirement lines."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"Pipfile.lock is not valid JSON ({e}): run `pipenv lock` and commit it.") from None
+    out = []
+    for name, spec in sorted((data.get("default") or {}).items()):
+        if not isinstance(spec, dict):
+            continue
+        if "version" in spec:
+            out.append(f"{name}{spec['version']}")
+        elif "git" in spec:
+            ref = f"@{spec['ref']}" if spec.get("ref") else ""
+            out.append(f"{name} @ git+{spec['git']}{ref}")
+        elif "path" in spec or "file" in spec:
+            out.append(spec.get("path") or spec.get("file"))
+        else:
+            out.append(name)
+    return out
+
+
+def uses_gunicorn(dependency_texts: list[str]) -> bool:
+    pattern = re.compile(r"(^|[\s\"'\[,])gunicorn\b", re.IGNORECASE | re.MULTILINE)
+    return any(pattern.search(t or "") for t in dependency_texts)
+
+
+def wsgi_targets(sources: dict[str, str]) -> list[str]:
+    """`module:callable` for each candidate file that defines a module-level WSGI app;
+    sources: relative path -> text (root candidates and <package>/wsgi.py)."""
+    found = []
+    for path in sorted(sources):
+        text = sources[path]
+        m = _WSGI_DEF.search(text) or _WSGI_ASSIGN.search(text)
+        if m:
+            module = path[:-3].replace("/", ".")
+            found.append(f"{module}:{m.group(1)}")
+    return found
+
+
+def default_web(dependency_texts: list[str], sources: dict[str, str]) -> tuple[str | None, str]:
+    """(command, why). A default only when unambiguous: gunicorn is a dependency and exactly
+    one WSGI module is found."""
+    if not uses_gunicorn(dependency_texts):
+        return None, ("No Procfile and gunicorn is not among the dependencies, so there is no default web "
+                      "process: add a Procfile, e.g. `web: gunicorn app:app` (and gunicorn to requirements.txt).")
+    targets = wsgi_targets(sources)
+    if len(targets) == 1:
+        return f"gunicorn {targets[0]} --bind 0.0.0.0:$PORT", f"gunicorn serving {targets[0]}"
+    if not targets:
+        return None, ("No Procfile, and no WSGI app found (looked for `app`/`application` in "
+                      f"{', '.join(WSGI_CANDIDATES)} and */wsgi.py): add a Procfile, e.g. `web: gunicorn app:app`.")
+    return None, (f"No Procfile, and several WSGI apps were found ({', '.join(targets)}): add a Procfile "
+                  f"naming one, e.g. `web: gunicorn {targets[0]}`.")
+
+
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def failing_requirement_lines(requirements: str, pip_output: str) -> list[tuple[int, str]]:
+    """The requirements.txt lines pip's errors point at: `(from line N ...)`, or the
+    requirement named by `Invalid requirement: '...'` / `No matching distribution found for X`."""
+    lines = requirements.splitlines()
+    numbers: set[int] = {int(n) for n in re.findall(r"from line (\d+) of", pip_output)}
+    named = re.findall(r"(?:Invalid requirement: '([^']+)'|No matching distribution found for (\S+)|"
+                       r"satisfies the requirement (\S+))", pip_output)
+    wanted = set()
+    for groups in named:
+        for g in groups:
+            m = _NAME.match(g) if g else None
+            if m:
+                wanted.add(_norm(m.group(1)))
+    for i, line in enumerate(lines, 1):
+        m = _NAME.match(line.split("#", 1)[0])
+        if m and _norm(m.group(1)) in wanted:
+            numbers.add(i)
+    return [(n, lines[n - 1]) for n in sorted(numbers) if 0 < n <= len(lines)]
+
+
+def release_yaml(web: str | None) -> str:
+    if not web:
+        return "---\ndefault_process_types: {}\n"
+    return "---\ndefault_process_types:\n  web: " + json.dumps(web) + "\n"
+
+
+# ---- the shell --------------------------------------------------------------
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _app_facts(build_dir: str) -> tuple[list[str], dict[str, str]]:
+    deps = [_read(os.path.join(build_dir, f)) or "" for f in
+            ("requirements.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile.lock", "uv.lock")]
+    sources = {}
+    for name in WSGI_CANDIDATES:
+        text = _read(os.path.join(build_dir, name))
+        if text is not None:
+            sources[name] = text
+    for entry in sorted(os.listdir(build_dir)):
+        if not entry.startswith(".") and os.path.isdir(os.path.join(build_dir, entry)):
+            text = _read(os.path.join(build_dir, entry, "wsgi.py"))
+            if text is not None:
+                sources[f"{entry}/wsgi.py"] = text
+    return deps, sources
+
+
+def main(argv: list[str]) -> int:
+    cmd, args = argv[0], argv[1:]
+    try:
+        if cmd == "requested-version":
+            d = args[0]
+            print(requested_version(_read(os.path.join(d, ".python-version")), _read(os.path.join(d, "runtime.txt"))))
+        elif cmd == "check-version":
+            print(check_version(args[0], args[1]))
+        elif cmd == "plan":
+            print(install_plan(set(os.listdir(args[0]))))
+        elif cmd == "pipfile-lock":
+            print("\n".join(pipfile_lock_requirements(_read(args[0]) or "")))
+        elif cmd == "failing-lines":
+            for n, line in failing_requirement_lines(_read(args[0]) or "", _read(args[1]) or ""):
+                print(f" !     requirements.txt line {n}: {line}")
+        elif cmd == "explain-web":
+            if os.path.isfile(os.path.join(args[0], "Procfile")):
+                return 0
+            web, why = default_web(*_app_facts(args[0]))
+            print(f"-----> Default web process: {web} ({why})" if web else f"-----> {why}")
+        elif cmd == "release":
+            web, _ = default_web(*_app_facts(args[0]))
+            sys.stdout.write(release_yaml(web))
+        else:
+            print(f"unknown command {cmd}")
+            return 2
+    except ValueError as e:
+        print(str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,3 @@
+module example.com/hellogo
+
+go 1.19
