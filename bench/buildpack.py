@@ -16,7 +16,6 @@ never asserts.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import shutil
 import statistics
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import wait_for  # noqa: E402
 from tests.conftest import make_app_repo, run, start_platform, stop_platform  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "samples" / "python"
@@ -45,29 +45,6 @@ WORKDIR /app
 USER 1000:1000
 CMD ["/bin/sh", "-c", "exec /app/.venv/bin/gunicorn app:app --bind 0.0.0.0:$PORT"]
 """
-
-
-def get(port: int, host: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/", headers={"Host": host})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-def wait_for(port: int, host: str, text: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            code, body = get(port, host)
-            if code == 200 and text in body:
-                return
-        except OSError:
-            pass
-        time.sleep(0.005)
-    raise RuntimeError(f"{host}:{port} never served {text!r}")
 
 
 def app_source(marker: str) -> str:

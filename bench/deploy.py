@@ -7,7 +7,6 @@ new content through the Dockyard router, and, in the same run, the raw floor: `d
 from __future__ import annotations
 
 import argparse
-import http.client
 import statistics
 import subprocess
 import sys
@@ -17,30 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import wait_for  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
-
-
-def get(port: int, host: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/", headers={"Host": host})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-def wait_for(port: int, host: str, text: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if get(port, host) == (200, text):
-                return
-        except OSError:
-            pass
-        time.sleep(0.005)
-    raise RuntimeError(f"{host}:{port} never served {text!r}")
 
 
 def floor_once(ctx: Path, text: str) -> float:

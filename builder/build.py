@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from controller.checks import CheckSpecError, parse_app_json
-from controller.errors import DockyardError, SchedulerError
+from controller.errors import DockyardError
 from controller.models import App, Build
 from controller.procfile import parse_procfile
 from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed

@@ -12,13 +12,10 @@ import functools
 import hashlib
 import os
 import stat
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Callable
 
-from controller.errors import SchedulerError
 from controller.models import App, Build
 from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
 from controller.services import Out, Services
@@ -246,7 +243,7 @@ def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir:
             os.replace(app_dir / name, deps_ctx / "deps" / name)
         base = f"{settings.image_repo(app.name)}:deps-{tree_digest(deps_ctx / 'deps')[:16]}"
         if svc.scheduler.image_exists(base):
-            say(f"-----> Dependencies unchanged since an earlier build: reusing their image layer")
+            say("-----> Dependencies unchanged since an earlier build: reusing their image layer")
         else:
             size = _size(deps_ctx)
             say(f"-----> Importing the dependencies ({size / 1e6:.1f} MB) onto {settings.stack_image}")

@@ -11,7 +11,7 @@ import yaml
 
 from controller.names import PROCESS_TYPE_RE
 
-from .errors import BuildError, NoBuildMethod
+from .errors import BuildError
 
 # Detection order of the shipped buildpacks (buildpacks/<name>): deterministic, reported.
 BUILTIN_ORDER: tuple[str, ...] = ("python", "nodejs", "go", "static")

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .checks import Check, effective, run_checks
 from .errors import DeployFailed, DockyardError
 from .health import wait_until_answers
+from .locks import app_lock
 from .models import App, Build, Instance, Limits, Release
 from .services import Out, Services
 
@@ -239,18 +240,28 @@ def _retire(svc: Services, app: App, instances: list[Instance], grace: int | Non
     if mine:
         with ThreadPoolExecutor(max_workers=min(16, len(mine))) as pool:
             list(pool.map(one, mine))
-        try:
-            collect_images(svc, app)     # their images were in use until now
-        except DockyardError:
-            pass                         # the next deploy's cleanup tries again
+
+
+def collect_images_when_idle(svc: Services, app: App) -> None:
+    """Image cleanup from outside the app's lock (after a background retire): only when no
+    deploy holds the lock, because a push builds under it and its new image carries no
+    release tag yet. When busy, that deploy's own cleanup runs at its end."""
+    try:
+        with app_lock(svc.settings, app.name, "image cleanup", wait=0):
+            collect_images(svc, app)     # the retired instances' images were in use until now
+    except DockyardError:
+        pass                             # busy, or the engine said no: the next cleanup tries again
 
 
 def retire_in_background(svc: Services, app: App, instances: list[Instance]) -> None:
     """Traffic has already moved: drain and stop the old instances without holding up the
     caller. If this process dies first, the reconciler retires them (they are not current)."""
+    def retire_then_collect() -> None:
+        _retire(svc, app, instances)
+        collect_images_when_idle(svc, app)
+
     if instances:
-        threading.Thread(target=_retire, args=(svc, app, instances), name=f"retire-{app.name}",
-                         daemon=True).start()
+        threading.Thread(target=retire_then_collect, name=f"retire-{app.name}", daemon=True).start()
 
 
 def keep_logs(svc: Services, app: App, inst: Instance, tail: int = 1000) -> None:

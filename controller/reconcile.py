@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .deploy import _retire, default_quantities, keep_logs, plan, retire_in_background, start_instance
+from .deploy import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
 from .errors import DockyardError, Locked
 from .health import probe
 from .locks import app_lock
@@ -88,6 +88,10 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
             retire_in_background(svc, app, retire)
         else:
             _retire(svc, app, retire)
+            try:
+                collect_images(svc, app)     # the caller holds the lock: no build is running
+            except DockyardError:
+                pass                         # the next deploy's cleanup tries again
     if errors:
         raise DockyardError("; ".join(errors))
     return {"started": len(start), "stopped": len(retire)}
@@ -122,7 +126,10 @@ def reconcile_all(svc: Services) -> None:
     for app in apps:
         try:
             with app_lock(svc.settings, app.name, "reconcile", wait=0):
-                converge(svc, app, out=lambda line, a=app.name: log.info("%s: %s", a, line.strip()))
+                # retiring drains for up to STOP_GRACE: in the background, so a push waits for
+                # no reconcile (the retire thread cleans images once the app's lock is free)
+                converge(svc, app, out=lambda line, a=app.name: log.info("%s: %s", a, line.strip()),
+                         background=True)
         except Locked:
             continue   # a deploy is running; it owns the app's containers for now
         except DockyardError as e:

@@ -297,6 +297,26 @@ class Scheduler:
             raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
         return inst
 
+    def _follow_output(self, cid: str, on_line: Callable[[str], None], name: str) -> threading.Thread:
+        """Stream a started container's output, line by line, to `on_line` in a thread of its own
+        (joined by the caller once the container has exited)."""
+        def stream_output() -> None:
+            pending = ""
+            try:
+                for chunk in self.client.api.logs(cid, stream=True, follow=True):
+                    pending += chunk.decode("utf-8", "replace")
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        on_line(line)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                pass   # the container was killed or removed: its exit status says what happened
+            if pending:
+                on_line(pending)
+
+        reader = threading.Thread(target=stream_output, name=name, daemon=True)
+        reader.start()
+        return reader
+
     def run_once(self, app: str, release: Release, process: str, command: str, image: str,
                  on_line: Callable[[str], None], timeout: float) -> int:
         """Run a command to completion in a one-off container of the release (with its config),
@@ -313,23 +333,9 @@ class Scheduler:
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the {process} container: {e.explanation}") from None
 
-        def stream_output() -> None:
-            pending = ""
-            try:
-                for chunk in self.client.api.logs(cid, stream=True, follow=True):
-                    pending += chunk.decode("utf-8", "replace")
-                    *lines, pending = pending.split("\n")
-                    for line in lines:
-                        on_line(line)
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
-                pass   # the container was killed or removed: its exit status says what happened
-            if pending:
-                on_line(pending)
-
         try:
             self.client.api.start(cid)
-            reader = threading.Thread(target=stream_output, name=f"{process}-output", daemon=True)
-            reader.start()
+            reader = self._follow_output(cid, on_line, f"{process}-output")
             try:
                 result = self.client.api.wait(cid, timeout=max(1, int(timeout)))
             except requests.exceptions.RequestException:   # the engine's read timeout: it overran
@@ -613,24 +619,10 @@ class Scheduler:
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the build container: {e.explanation}") from None
 
-        def stream_output() -> None:
-            pending = ""
-            try:
-                for chunk in self.client.api.logs(cid, stream=True, follow=True):
-                    pending += chunk.decode("utf-8", "replace")
-                    *lines, pending = pending.split("\n")
-                    for line in lines:
-                        on_line(line)
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
-                pass   # killed or removed: the exit status says what happened
-            if pending:
-                on_line(pending)
-
         timed_out = False
         try:
             self.client.api.start(cid)
-            reader = threading.Thread(target=stream_output, name=f"build-{build_id}", daemon=True)
-            reader.start()
+            reader = self._follow_output(cid, on_line, f"build-{build_id}")
             deadline = time.monotonic() + timeout
             while True:
                 if cancelled():
@@ -643,7 +635,7 @@ class Scheduler:
                     self.client.api.wait(cid, timeout=30)
                     break
                 try:
-                    result = self.client.api.wait(cid, timeout=max(1, int(min(2.0, left))))
+                    self.client.api.wait(cid, timeout=max(1, int(min(2.0, left))))
                     break
                 except requests.exceptions.RequestException:
                     continue   # still running

@@ -98,18 +98,36 @@ else
             pid=""
         fi
     fi
-    if [ -n "$pid" ]; then
-        say "docker: dockerd (pid $pid) is running but not answering yet; waiting for it"
-    else
+    start_dockerd() {
         command -v dockerd >/dev/null 2>&1 || die "dockerd not found (package docker.io)"
+        # a dockerd that was stopping leaves its containerd to finish; a new one must not race it
+        local cpid
+        cpid="$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)"
+        if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
+            say "docker: waiting for the previous engine's containerd (pid $cpid) to exit"
+            for _ in $(seq 1 120); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.5; done
+        fi
         printf '\n==== %s dockerd started by dockyard install.sh\n' "$(date -Is)" >> "$DOCKERD_LOG"
         setsid nohup dockerd >> "$DOCKERD_LOG" 2>&1 < /dev/null 9>&- &
         pid=$!
+        started_by_us=1
         say "docker: started dockerd (pid $pid, log $DOCKERD_LOG)"
+    }
+    started_by_us=0
+    if [ -n "$pid" ]; then
+        say "docker: dockerd (pid $pid) is running but not answering; waiting for it (it may be stopping)"
+    else
+        start_dockerd
     fi
     t0=$SECONDS
     until docker info >/dev/null 2>&1; do
         if ! kill -0 "$pid" 2>/dev/null; then
+            if [ "$started_by_us" = 0 ]; then   # it was shutting down, not starting: start a new one
+                say "docker: dockerd (pid $pid) exited; starting a new one"
+                start_dockerd
+                t0=$SECONDS
+                continue
+            fi
             tail -n 20 "$DOCKERD_LOG" >&2 || true
             die "dockerd exited; see $DOCKERD_LOG"
         fi

@@ -4,8 +4,6 @@ run in a build container of the build image, the app answers through the router.
 One platform for the module, with a short build timeout (for the hung-buildpack test)."""
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 import subprocess
 import time

@@ -8,12 +8,11 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
-from .conftest import BUSYBOX_BASE, httpd_app, make_app_repo, run, unique_app
+from .conftest import httpd_app, make_app_repo, run, unique_app
 from .router_helpers import write_pair
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests as _requests
 
-from .conftest import ROOT, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
+from .conftest import httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,6 @@
 """The state store on a temp SQLite file: migrations, CAS versioning, immutable releases."""
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import pytest
