@@ -144,3 +144,23 @@ def test_limits_and_checks_per_type(store):
     assert store.checks(app) == {"web": [{"path": "/health"}]}
     store.set_checks(app, "web", None)
     assert store.checks(app) == {}
+
+
+def test_background_image_cleanup_waits_for_no_deploy(tmp_path, monkeypatch):
+    """A push builds under the app's lock and its new image has no release tag yet: the
+    cleanup that follows a background retire must not run then (it skips; the deploy's own
+    cleanup runs at its end), and runs when the lock is free."""
+    from controller import deploy
+    from controller.locks import app_lock
+    from controller.models import App
+    from controller.services import Services
+    from controller.settings import Settings
+    svc = Services(Settings(home=tmp_path))
+    calls = []
+    monkeypatch.setattr(deploy, "collect_images", lambda s, app: calls.append(app.name))
+    app = App(id="a1", name="shop", owner_id=1, created_at="", current_version=0, last_version=0)
+    with app_lock(svc.settings, "shop", "deploy"):
+        deploy.collect_images_when_idle(svc, app)
+    assert calls == []
+    deploy.collect_images_when_idle(svc, app)
+    assert calls == ["shop"]
