@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -64,16 +65,24 @@ def floor_once(ctx: Path, marker: str) -> float:
         run(["docker", "rm", "-f", cid], check=False)
 
 
-def push_once(p, repo: Path, app: str, marker: str, returned: list | None = None) -> float:
+def push_once(p, repo: Path, app: str, marker: str, returned: list | None = None, trace: bool = False) -> float:
     make_app_repo(repo, {"app.py": app_source(marker)}, p)
     start = time.monotonic()
     push = subprocess.Popen(["git", "push", "-q", f"{p.api}/{app}.git", "HEAD:main"], cwd=repo, env=p.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.monotonic() - start, line.rstrip())
+                                                          for line in push.stderr), daemon=True)
+    reader.start()
     wait_for(p.router_port, f"{app}.{p.domain}", marker)
     served = time.monotonic() - start
-    _, err = push.communicate(timeout=600)
+    push.wait(timeout=600)
+    reader.join(timeout=10)
     if push.returncode != 0:
-        raise RuntimeError(f"push failed: {err}")
+        raise RuntimeError("push failed: " + "\n".join(text for _, text in lines))
+    if trace:   # where the time goes: each line of the push's output with its arrival time
+        for at, text in lines + [(served, "(first 200 of the new code through the router)")]:
+            print(f"  trace {at:6.2f} s  {text}")
     if returned is not None:
         returned.append(time.monotonic() - start)
     return served
@@ -83,6 +92,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5, help="warm and floor runs (interleaved)")
     ap.add_argument("--cold-runs", type=int, default=2)
+    ap.add_argument("--trace", action="store_true", help="print the last warm push's output with timestamps")
     ap.add_argument("--no-interleave", action="store_true", help="all floor runs first, then the warm pushes")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-bp-") as tmp:
@@ -110,7 +120,8 @@ def main() -> int:
             for i in range(args.runs):       # interleaved, so both see the same machine state
                 if not args.no_interleave:
                     floors.append(floor_once(ctx, f"floor {i} {time.time()}"))
-                warms.append(push_once(p, repo, app, f"warm {i} {time.time()}", returns))
+                warms.append(push_once(p, repo, app, f"warm {i} {time.time()}", returns,
+                                       trace=args.trace and i == args.runs - 1))
         finally:
             stop_platform(p)
             run(["docker", "rmi", "-f", FLOOR_IMAGE], check=False)

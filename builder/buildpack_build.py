@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 import subprocess
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -144,6 +145,7 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
 
     detected: list[tuple[int, int, str]] = []
     state = {"compiling": None, "failed": None, "done": None, "missing": None}
+    finished = threading.Event()
 
     def on_line(line: str) -> None:
         marker = parse_marker(line)
@@ -164,13 +166,14 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
             state["missing"] = (int(args[0]), " ".join(args[1:]))
         elif event == "done":
             state["done"] = True
+            finished.set()     # the runner's last line: the slug and release YAML are complete
 
     if source == "detect":
         say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
     try:
         run = svc.scheduler.run_build_container(
             app.name, build.id, settings.build_image, ["/bin/bash", "/dockyard/runner.sh"], binds, env, on_line,
-            settings.build_timeout, cancelled)
+            settings.build_timeout, cancelled, finished=finished)
     except ImageBuildFailed as e:
         raise BuildError(e.message) from None
     if run.timed_out:

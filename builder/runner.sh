@@ -65,3 +65,4 @@ for bp in "${chosen[@]}"; do
     fi
 done
 echo "@@dockyard done ${chosen[*]}"
+exit 0

@@ -194,18 +194,19 @@ class Scheduler:
             raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
 
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
-        """Remove the app's images (only those Dockyard labelled; with `builds_only`, only build
-        results, which carry `dockyard.build`), except images with one of the `keep` tags."""
+        """Remove the app's images (only those Dockyard labelled), except images with one of the
+        `keep` tags. With `builds_only`, the dependency images buildpack builds share (tagged
+        `deps-*`) stay: an untagged one goes with the last image built on it."""
         keep = set(keep)
         removed = 0
         filters = self._filters(app)
-        if builds_only:
-            filters["label"].append(LABEL_BUILD)
         for _ in range(5):   # a parent (e.g. a buildpack dependency image) goes once its children have
             failed = 0
             for img in self.client.api.images(filters=filters):
                 tags = img.get("RepoTags") or []
                 if keep.intersection(tags):
+                    continue
+                if builds_only and any(t.rpartition(":")[2].startswith("deps-") for t in tags):
                     continue
                 try:
                     self.client.api.remove_image(img["Id"], force=True)
@@ -595,11 +596,13 @@ class Scheduler:
                             binds: dict[str, tuple[str, bool]], env: dict[str, str],
                             on_line: Callable[[str], None], timeout: float,
                             cancelled: Callable[[], bool] = lambda: False,
-                            user: str = "1000:1000") -> "BuildRun":
+                            user: str = "1000:1000", finished: threading.Event | None = None) -> "BuildRun":
         """Run a build step (buildpacks) to completion in a limited container of `image`, streaming
         each output line to `on_line` as it is printed. binds: container path -> (host path,
         read_only). A container still running after `timeout` seconds, or whose client went away,
-        is killed. The container is always removed."""
+        is killed. The container is always removed. `finished`, set (by `on_line`) when the
+        command has printed that its last step succeeded, ends the wait without waiting for the
+        container to exit (exit code 0)."""
         s = self.settings
         mem = f"{s.build_memory_mb}m"
         labels = self._labels(app, **{LABEL_BUILD: build_id})
@@ -623,22 +626,35 @@ class Scheduler:
         try:
             self.client.api.start(cid)
             reader = self._follow_output(cid, on_line, f"build-{build_id}")
+            exited = threading.Event()
+
+            def wait_exit() -> None:
+                while not exited.is_set():
+                    try:
+                        self.client.api.wait(cid, timeout=30)
+                        break
+                    except requests.exceptions.RequestException:
+                        continue   # still running
+                    except docker.errors.DockerException:
+                        break      # removed: it has ended either way
+                exited.set()
+
+            threading.Thread(target=wait_exit, name=f"wait-build-{build_id}", daemon=True).start()
             deadline = time.monotonic() + timeout
-            while True:
-                if cancelled():
-                    self.client.api.kill(cid)
-                    raise ImageBuildFailed("The build was cancelled: the client went away.")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    timed_out = True
-                    self.client.api.kill(cid)
-                    self.client.api.wait(cid, timeout=30)
-                    break
-                try:
-                    self.client.api.wait(cid, timeout=max(1, int(min(2.0, left))))
-                    break
-                except requests.exceptions.RequestException:
-                    continue   # still running
+            try:
+                while not exited.wait(0.05):
+                    if finished is not None and finished.is_set():
+                        return BuildRun(exit_code=0, oom_killed=False, timed_out=False)
+                    if cancelled():
+                        self.client.api.kill(cid)
+                        raise ImageBuildFailed("The build was cancelled: the client went away.")
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                        self.client.api.kill(cid)
+                        self.client.api.wait(cid, timeout=30)
+                        break
+            finally:
+                exited.set()   # the waiter thread stops at its next turn
             reader.join(timeout=10)
             state = self.client.api.inspect_container(cid).get("State") or {}
             return BuildRun(exit_code=int(state.get("ExitCode", -1)), oom_killed=bool(state.get("OOMKilled")),

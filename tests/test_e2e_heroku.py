@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, run
+from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, run, unique_app
 from .test_e2e_workflow import deploy, env_app, page
 
 pytestmark = pytest.mark.e2e
@@ -232,8 +232,27 @@ def test_old_images_are_collected_but_rollback_targets_kept(tmp_path, busybox_ba
         assert page(p, name) == "three"
         p.cli("rollback", "v2", "-a", name)
         assert page(p, name) == "two"
+        # a buildpack app's images (built on its dependency image) are collected the same way
+        py = unique_app("gcpy")
+        pyrepo = make_app_repo(tmp_path / py, python_app("one"), p)
+        p.cli("apps:create", py, cwd=pyrepo)
+        for text in ("one", "two", "three"):
+            make_app_repo(pyrepo, python_app(text), p)
+            out = p.git("push", "dockyard", "main", cwd=pyrepo).stderr
+            assert "with buildpacks" in out and f"{py}.{p.domain}" in out
+        assert page(p, py) == "three"
+        repo_tags = lambda: [t for t in run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",  # noqa: E731
+                                             f"{p.name}/{py}"]).stdout.split()]
+        assert eventually(lambda: f"{p.name}/{py}:v1" not in repo_tags()), repo_tags()
+        assert {f"{p.name}/{py}:v2", f"{p.name}/{py}:v3"} <= set(repo_tags()), repo_tags()
     finally:
         stop_platform(p)
+
+
+def python_app(text: str) -> dict[str, str]:
+    """A buildpack-built Python app with no packages (its virtualenv is a dependency image)."""
+    return {"requirements.txt": "# no packages\n", "www/index.html": text,
+            "Procfile": "web: exec python3 -m http.server $PORT --directory www\n"}
 
 
 def test_build_timeout_stops_the_engine_build_and_says_which_setting(tmp_path, busybox_base):
