@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import SAME_LIMITS  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
@@ -80,12 +81,6 @@ class Load:
 
     def p99_ms(self) -> float:
         return statistics.quantiles(self.latencies, n=100)[98] * 1000 if len(self.latencies) > 100 else float("nan")
-
-
-# What every Dockyard instance gets (controller/scheduler.py), so the floor runs the same container
-SAME_LIMITS = ["--memory", "512m", "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "1024",
-               "--security-opt", "no-new-privileges", "--log-opt", "max-size=10m", "--log-opt", "max-file=3",
-               "--cap-drop", "ALL", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777"]
 
 
 def floor_scale(n: int, flags: list[str]) -> float:
