@@ -21,17 +21,15 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import SAME_LIMITS, wait_for  # noqa: E402
+from bench.common import SAME_LIMITS, push_and_wait, wait_for  # noqa: E402
 from controller.isolation import network_name  # noqa: E402
 from tests.conftest import make_app_repo, run, start_platform, stop_platform  # noqa: E402
 
@@ -72,24 +70,10 @@ def floor_once(ctx: Path, marker: str, flags: tuple[str, ...] = ()) -> float:
 
 def push_once(p, repo: Path, app: str, marker: str, returned: list | None = None, trace: bool = False) -> float:
     make_app_repo(repo, {"app.py": app_source(marker)}, p)
-    start = time.monotonic()
-    push = subprocess.Popen(["git", "push", "-q", f"{p.api}/{app}.git", "HEAD:main"], cwd=repo, env=p.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[tuple[float, str]] = []
-    reader = threading.Thread(target=lambda: lines.extend((time.monotonic() - start, line.rstrip())
-                                                          for line in push.stderr), daemon=True)
-    reader.start()
-    wait_for(p.router_port, f"{app}.{p.domain}", marker)
-    served = time.monotonic() - start
-    push.wait(timeout=600)
-    reader.join(timeout=10)
-    if push.returncode != 0:
-        raise RuntimeError("push failed: " + "\n".join(text for _, text in lines))
-    if trace:   # where the time goes: each line of the push's output with its arrival time
-        for at, text in lines + [(served, "(first 200 of the new code through the router)")]:
-            print(f"  trace {at:6.2f} s  {text}")
+    served, total = push_and_wait(["git", "push", "-q", f"{p.api}/{app}.git", "HEAD:main"], repo, p.env,
+                                  p.router_port, f"{app}.{p.domain}", marker, trace)
     if returned is not None:
-        returned.append(time.monotonic() - start)
+        returned.append(total)
     return served
 
 

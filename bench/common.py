@@ -33,3 +33,30 @@ def wait_for(port: int, host: str, text: str, timeout: float = 300) -> None:
             pass
         time.sleep(0.005)
     raise RuntimeError(f"{host}:{port} never served {text!r}")
+
+
+def push_and_wait(push_cmd: list[str], cwd, env: dict, port: int, host: str, marker: str,
+                  trace: bool = False) -> tuple[float, float]:
+    """Run `git push`, wait for the first 200 with `marker` through the router. Returns (seconds
+    to that 200, seconds until git push returned). `trace` prints each line of the push's output
+    with its arrival time (where the time goes)."""
+    import subprocess
+    import threading
+    start = time.monotonic()
+    push = subprocess.Popen(push_cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.monotonic() - start, line.rstrip())
+                                                          for line in push.stderr), daemon=True)
+    reader.start()
+    wait_for(port, host, marker)
+    served = time.monotonic() - start
+    push.wait(timeout=600)
+    returned = time.monotonic() - start
+    reader.join(timeout=10)
+    if push.returncode != 0:
+        raise RuntimeError("push failed: " + "\n".join(text for _, text in lines))
+    if trace:
+        for at, text in sorted(lines + [(served, "(first 200 of the new code through the router)")]):
+            print(f"  trace {at:6.2f} s  {text}")
+    return served, returned

@@ -1,14 +1,15 @@
 """Deploy benchmark (issue 2): for a tiny Dockerfile app, time `git push` -> first 200 of the
 new content through the Dockyard router, and, in the same run, the raw floor: `docker build`
-+ `docker run` + first 200 with no platform. Prints medians and the ratio; never asserts.
++ `docker run` + first 200 with no platform, plain and with the limits and apps network (ICC
+off) every Dockyard instance gets. Prints medians and the ratios; never asserts. --trace prints
+the last redeploy's output lines with their arrival times.
 
-    .venv/bin/python bench/deploy.py [--runs 5]
+    .venv/bin/python bench/deploy.py [--runs 5] [--trace]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,16 +17,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import wait_for  # noqa: E402
+from bench.common import SAME_LIMITS, push_and_wait, wait_for  # noqa: E402
+from controller.isolation import network_name  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
 
-def floor_once(ctx: Path, text: str) -> float:
+def floor_once(ctx: Path, text: str, flags: tuple[str, ...] = ()) -> float:
+    """docker build + docker run + first 200; `flags` for docker run (e.g. Dockyard's limits)."""
     (ctx / "index.html").write_text(text)
     start = time.monotonic()
     run(["docker", "build", "-q", "-t", "dockyard-bench/floor:latest", str(ctx)])
-    cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000",
+    cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000", *flags,
                "dockyard-bench/floor:latest"]).stdout.strip()
     try:
         port = int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1])
@@ -35,22 +38,16 @@ def floor_once(ctx: Path, text: str) -> float:
         run(["docker", "rm", "-f", cid], check=False)
 
 
-def dockyard_once(p, repo: Path, app: str, text: str) -> tuple[float, float]:
+def dockyard_once(p, repo: Path, app: str, text: str, trace: bool = False) -> tuple[float, float]:
     make_app_repo(repo, {"index.html": text}, p)
-    start = time.monotonic()
-    push = subprocess.Popen(["git", "push", "-q", "dockyard", "main"], cwd=repo, env=p.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(p.router_port, f"{app}.{p.domain}", text)
-    served = time.monotonic() - start
-    _, err = push.communicate(timeout=300)
-    if push.returncode != 0:
-        raise RuntimeError(f"push failed: {err}")
-    return served, time.monotonic() - start
+    return push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
+                         f"{app}.{p.domain}", text, trace)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--trace", action="store_true", help="print the last redeploy's output with timestamps")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
@@ -65,22 +62,29 @@ def main() -> int:
             repo = make_app_repo(tmp / app, httpd_app("cold"), p)
             p.cli("apps:create", app, cwd=repo)
             cold, _ = dockyard_once(p, repo, app, "cold-2")
-            floors, served, pushes = [], [], []
-            for i in range(args.runs):       # interleaved, so both see the same machine state
+            floors, hardened, served, pushes = [], [], [], []
+            # the same container Dockyard runs: its limits, and its apps network (ICC off)
+            same = (*SAME_LIMITS, "--network", network_name(p.name))
+            for i in range(args.runs):       # interleaved, so all see the same machine state
                 floors.append(floor_once(ctx, f"floor {i} {time.time()}"))
-                s, total = dockyard_once(p, repo, app, f"dockyard {i} {time.time()}")
+                hardened.append(floor_once(ctx, f"hard {i} {time.time()}", same))
+                s, total = dockyard_once(p, repo, app, f"dockyard {i} {time.time()}",
+                                         trace=args.trace and i == args.runs - 1)
                 served.append(s)
                 pushes.append(total)
         finally:
             stop_platform(p)
             run(["docker", "rmi", "-f", "dockyard-bench/floor:latest"], check=False)
     f, d, t = statistics.median(floors), statistics.median(served), statistics.median(pushes)
+    h = statistics.median(hardened)
     print(f"base image: {BUSYBOX_BASE}; runs: {args.runs} (medians)")
     print(f"raw floor  docker build + docker run + first 200:          {f:.2f} s")
+    print(f"raw floor  the same, with Dockyard's limits and apps network:  {h:.2f} s")
     print(f"dockyard   first deploy, git push -> first 200 via router: {cold:.2f} s")
     print(f"dockyard   redeploy, git push -> first 200 via router:     {d:.2f} s")
     print(f"dockyard   redeploy, git push until it returns:            {t:.2f} s")
     print(f"ratio      redeploy / floor:                               {d / f:.2f}  (target <= 1.5)")
+    print(f"ratio      redeploy / floor with Dockyard's limits and network: {d / h:.2f}")
     return 0
 
 
