@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import SAME_LIMITS  # noqa: E402
+from controller.isolation import network_name  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
@@ -145,7 +146,7 @@ def main() -> int:
 
             floors, bare, scales = [], [], []
             for _ in range(3):   # interleaved, medians
-                floors.append(floor_scale(args.scale, SAME_LIMITS))
+                floors.append(floor_scale(args.scale, [*SAME_LIMITS, "--network", network_name(p.name)]))
                 bare.append(floor_scale(args.scale, []))
                 start = time.monotonic()
                 p.cli("ps:scale", f"web={args.scale}", "-a", app)
@@ -171,8 +172,8 @@ def main() -> int:
     print(f"    git push median {statistics.median(durations):.2f} s")
     f, s = statistics.median(floors), statistics.median(scales)
     print(f"(b) scale web=1 -> web={args.scale} (medians of 3)")
-    print(f"    raw floor, {args.scale} parallel docker run (same limits, caps, /tmp) until each answers: {f:.2f} s")
-    print(f"    (the same without memory/cpu/pids limits: {statistics.median(bare):.2f} s)")
+    print(f"    raw floor, {args.scale} parallel docker run (same limits, caps, /tmp, apps network) until each answers: {f:.2f} s")
+    print(f"    (plain docker run, default network and no limits: {statistics.median(bare):.2f} s)")
     print(f"    dockyard ps:scale web={args.scale}, until the router serves all: {s:.2f} s")
     print(f"    ratio scale / floor: {s / f:.2f}  (target <= 1.2)")
     return 0
