@@ -633,8 +633,10 @@ class Scheduler:
                     try:
                         self.client.api.wait(cid, timeout=30)
                         break
-                    except requests.exceptions.RequestException:
+                    except requests.exceptions.ReadTimeout:
                         continue   # still running
+                    except requests.exceptions.RequestException:
+                        time.sleep(0.5)   # the engine is not answering: ask again, without spinning
                     except docker.errors.DockerException:
                         break      # removed: it has ended either way
                 exited.set()
