@@ -17,11 +17,11 @@ import pytest
 from controller.settings import Settings
 from router.accesslog import Harvester
 from router.errors import ConfigRejected
-from router.nginx import Nginx
 from router.table import Route, RouteOptions, Tls, Upstream
 from tests.router_helpers import write_pair
+# `router` and `upstreams` are fixtures; `router` starts nginx with this module's `settings` (TLS port too)
 from tests.test_router_nginx import (  # noqa: F401  (fixtures)
-    NGINX, free_port, kill_group, kill_nginx_for, request, text, upstreams, wait_for,
+    NGINX, free_port, kill_group, request, router, text, upstreams, wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason=f"nginx is not installed at {NGINX}")
@@ -108,23 +108,6 @@ def features():
 @pytest.fixture
 def settings(tmp_path):
     return Settings(home=tmp_path / "home", router_port=free_port(), router_tls_port=free_port(), nginx_bin=NGINX)
-
-
-@pytest.fixture
-def router(settings, tmp_path):
-    nginx = Nginx(settings)
-    nginx.ensure_layout()
-    with open(tmp_path / "nginx.stderr", "wb") as err:
-        proc = nginx.start_foreground(stderr=err)
-    try:
-        yield nginx
-    finally:
-        try:
-            nginx.stop(timeout=5)
-        finally:
-            kill_group(proc.pid)
-            proc.wait(timeout=5)
-            kill_nginx_for(nginx.prefix)
 
 
 def curl(*args, timeout=10) -> subprocess.CompletedProcess:
