@@ -672,15 +672,6 @@ class Scheduler:
             # it has exited (or was killed): removing it need not hold up the build
             threading.Thread(target=remove, name=f"rm-build-{build_id}", daemon=True).start()
 
-    def image_ref(self, ref: str) -> str | None:
-        """The image id of `ref` in the engine, or None when it is not there."""
-        try:
-            return self.client.api.inspect_image(ref)["Id"]
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.APIError as e:
-            raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
-
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
         """Remove the tags `repo:<prefix>*` other than `repo:<keep>` (no force: an image that others
         build on only loses its tag). Returns how many tags went."""
