@@ -569,6 +569,8 @@ class Scheduler:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as e:
+            if "already in progress" in str(e.explanation):
+                return   # another process (a deploy, the reconciler) is removing it right now
             raise SchedulerError(f"Could not remove container {container_id[:12]}: {e.explanation}") from None
 
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
