@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Callable
 
 from controller.checks import CheckSpecError, parse_app_json
-from controller.errors import DockyardError
-from controller.models import App, Build
-from controller.procfile import parse_procfile
-from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
+from core.errors import DockyardError
+from core.models import App, Build
+from core.procfile import parse_procfile
+from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE
 from controller.services import Out, Services
 
 from .buildpack_build import build_with_buildpacks
 from .buildpacks import merge_process_types
 from .dockerfile import base_images
 from .herokuyml import parse_heroku_yml
-from .errors import BaseImageMissing, BuildError, BuildTimeout, InvalidAppJson, NoBuildMethod
+from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, InvalidAppJson, NoBuildMethod
 
 MIN_FREE_BYTES = 1 << 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -205,8 +205,8 @@ def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build
         f.write("\nLABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
     try:
         svc.scheduler.build(str(src), tag, {}, on_line, dockerfile=name, cancelled=cancelled)
-    except BuildTimedOut as e:
-        raise BuildTimeout(e.message) from None
+    except BuildTimeout:
+        raise
     except ImageBuildFailed as e:
         where = f"Dockerfile step {last_step[0]} ({last_step[1][:60]}) failed: " if last_step[0] else ""
         detail = e.message

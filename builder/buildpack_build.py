@@ -17,14 +17,14 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from controller.models import App, Build
-from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, BuildTimedOut, ImageBuildFailed
+from core.models import App, Build
+from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE
 from controller.services import Out, Services
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
                          no_match_message, parse_marker, parse_release_yaml, redact, safe_env_files,
                          select_buildpacks, slug_dockerfile)
-from .errors import BuildError, BuildTimeout, NoBuildMethod
+from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_DIR = ROOT / "buildpacks"
@@ -266,8 +266,8 @@ def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir:
 def _engine_build(svc: Services, ctx: Path, tag: str, dockerfile: Path, cancelled: Callable[[], bool]) -> None:
     try:
         svc.scheduler.build(str(ctx), tag, {}, lambda line: None, dockerfile=str(dockerfile), cancelled=cancelled)
-    except BuildTimedOut as e:
-        raise BuildTimeout(e.message) from None
+    except BuildTimeout:
+        raise
     except ImageBuildFailed as e:
         raise BuildError(f"Making the image from the slug failed: {e.message}") from None
 

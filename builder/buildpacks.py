@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from controller.names import PROCESS_TYPE_RE
+from core.names import PROCESS_TYPE_RE
 
 from .errors import BuildError
 

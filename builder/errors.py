@@ -1,35 +1,30 @@
-"""The builder's exception tree; each class carries its HTTP status. A BuildError's
-message is what the `git push` shows after `[remote rejected]`: short, one line,
-and it names the fix."""
+"""The builder's errors: subclasses of the build area of core.errors. A message is what
+`git push` shows after `[remote rejected]`: short, one line, and it names the fix."""
 from __future__ import annotations
 
+from core.errors import BuildError, BuildTimeout, ImageBuildFailed
 
-class BuildError(Exception):
-    status = 422
-    code = "build_failed"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+__all__ = ["BuildError", "BuildTimeout", "ImageBuildFailed", "NoBuildMethod", "BaseImageMissing",
+           "InvalidAppJson", "PushRefused"]
 
 
 class NoBuildMethod(BuildError):
     code = "no_build_method"
+    fix = "add a Dockerfile, a heroku.yml, or the files a buildpack looks for"
 
 
 class BaseImageMissing(BuildError):
     code = "base_image_missing"
+    fix = "build FROM the stack image or an image your apps built"
 
 
 class InvalidAppJson(BuildError):
     code = "invalid_app_json"
-
-
-class BuildTimeout(BuildError):
-    code = "build_timeout"
+    fix = "correct app.json"
 
 
 class PushRefused(BuildError):
     """The push itself is not acceptable (branch, deletion, moved ref)."""
     status = 400
     code = "push_refused"
+    fix = "push the main branch again"

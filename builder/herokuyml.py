@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from controller.names import PROCESS_TYPE_RE
+from core.names import PROCESS_TYPE_RE
 
 from .errors import BuildError
 

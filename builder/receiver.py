@@ -25,9 +25,9 @@ from dulwich.web import make_wsgi_chain
 
 from controller import access, accounts
 from controller.auth import token_from_header
-from controller.errors import DockyardError
+from core.errors import DockyardError
 from controller.locks import app_lock
-from controller.names import APP_NAME_RE, DEPLOY_BRANCHES
+from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 from controller.services import Out, Services
 
 from .build import run_build
@@ -105,12 +105,6 @@ def _receiving(settings, app: str, repo):
                     stray.unlink(missing_ok=True)
         finally:
             os.close(fd)
-
-
-def max_push_bytes() -> int:
-    """DOCKYARD_MAX_PUSH_MB (default 512): the largest pack a push may send."""
-    raw = os.environ.get("DOCKYARD_MAX_PUSH_MB") or "512"
-    return max(1, int(raw)) << 20
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
@@ -208,7 +202,7 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
             return None
 
         def _receive_max_input_size(self):
-            return max_push_bytes()
+            return svc.settings.max_push_bytes
 
         def _apply_pack(self, refs):
             """dulwich's, with two fixes: a pack over the limit says which limit and how to
@@ -228,9 +222,9 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
                 if name == b"unpack" and status != b"ok":
                     failed.append(True)
             if name == b"unpack" and b"maximum input size" in status:
-                limit = max_push_bytes() >> 20
+                limit = svc.settings.max_push_bytes >> 20
                 # Let the client finish sending (bounded), so that it reads the reason.
-                self._drain(max_push_bytes() * 4 + (16 << 20))
+                self._drain(svc.settings.max_push_bytes * 4 + (16 << 20))
                 self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
                 status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
                                    "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")

@@ -17,7 +17,7 @@ import threading
 if __package__ in (None, ""):   # run by path (python3 -I .../builder/ssh.py): find the repo
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from controller.errors import BadRequest  # noqa: E402
+from core.errors import BadRequest  # noqa: E402
 from controller.sshkeys import parse_git_command, unknown_key_message  # noqa: E402
 
 

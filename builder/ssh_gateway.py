@@ -16,7 +16,7 @@ from pathlib import Path
 from dulwich.protocol import Protocol
 
 from controller import accounts
-from controller.errors import BadRequest
+from core.errors import BadRequest
 from controller.services import Services
 from controller.settings import Settings
 from controller.sshkeys import parse_git_command

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .models import App, User
+from core.models import App, User
 
 OWNER, COLLABORATOR = "owner", "collaborator"
 

@@ -7,8 +7,8 @@ import re
 import secrets
 import sqlite3
 
-from .errors import BadRequest, Conflict, NotFound
-from .models import App, User
+from core.errors import BadRequest, Conflict, NotFound
+from core.models import App, User
 from .store import Store, hash_token, now
 
 USER_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,38}[a-z0-9]$")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
-from builder.errors import BuildError
-from router.errors import RouterError
-
 from .auth import token_from_header
-from .errors import DockyardError, Unauthorized
+from core.errors import DockyardError, Unauthorized
 from .services import Services
 from .settings import Settings
 
@@ -52,10 +49,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         return None
 
     @app.errorhandler(DockyardError)
-    @app.errorhandler(BuildError)
-    @app.errorhandler(RouterError)
     def handle_error(e):
-        return jsonify(id=e.code, message=e.message), e.status
+        return jsonify(e.to_json()), e.status
 
     @app.errorhandler(404)
     def not_found(_e):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from .errors import BadRequest
+from core.errors import BadRequest
 
 MAX_PEM = 64 * 1024
 

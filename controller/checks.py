@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import BadRequest, DeployFailed
-from .models import Instance
-from .names import PROCESS_TYPE_RE
+from core.errors import BadRequest, DeployFailed
+from core.models import Instance
+from core.names import PROCESS_TYPE_RE
 
 KNOWN_TYPES = ("startup", "liveness", "readiness")
 DEFAULTS = {"attempts": 5, "timeout": 5, "wait": 5, "initialDelay": 0}

@@ -7,10 +7,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .checks import Check, effective, run_checks
-from .errors import DeployFailed, DockyardError
+from core.errors import DeployFailed, DockyardError
 from .health import wait_until_answers
 from .locks import app_lock
-from .models import App, Build, Instance, Limits, Release
+from core.models import App, Build, Instance, Limits, Release
 from .services import Out, Services
 
 

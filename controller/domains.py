@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import BadRequest
+from core.errors import BadRequest
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_RE = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})+")

@@ -5,8 +5,8 @@ import http.client
 import time
 from typing import Callable
 
-from .errors import DeployFailed
-from .models import Instance
+from core.errors import DeployFailed
+from core.models import Instance
 
 
 class InstanceCrashed(DeployFailed):

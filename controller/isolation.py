@@ -1,4 +1,5 @@
-"""How app containers are isolated (pure: settings -> engine options). The scheduler
+"""How app containers are isolated (pure: settings -> engine options; the operator's
+choices are read once, by controller/settings.py, into an Isolation). The scheduler
 applies these to every instance and one-off container.
 
 - capabilities: all dropped (`cap_drop=ALL`); apps listen on $PORT (5000 by default) and need
@@ -14,12 +15,9 @@ applies these to every instance and one-off container.
 - network: one bridge per platform instance with inter-container traffic off."""
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 
 NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
-_CAP = re.compile(r"^[A-Z_]{2,30}$")
 
 
 @dataclass(frozen=True)
@@ -28,20 +26,6 @@ class Isolation:
     cpus: float = 1.0
     caps: tuple[str, ...] = ()
     tmp_mb: int = 64
-
-
-def from_env(env: dict | None = None) -> Isolation:
-    env = os.environ if env is None else env
-    caps = tuple(c.strip().upper() for c in (env.get("DOCKYARD_APP_CAPS") or "").split(",") if c.strip())
-    bad = [c for c in caps if not _CAP.fullmatch(c)]
-    if bad:
-        raise ValueError(f"DOCKYARD_APP_CAPS has invalid capability names {bad}: use e.g. NET_BIND_SERVICE")
-    try:
-        cpus = float(env.get("DOCKYARD_APP_CPUS") or 1.0)
-        tmp_mb = int(env.get("DOCKYARD_APP_TMP_MB") or 64)
-    except ValueError:
-        raise ValueError("DOCKYARD_APP_CPUS must be a number (e.g. 1.5) and DOCKYARD_APP_TMP_MB a whole number") from None
-    return Isolation(user=(env.get("DOCKYARD_APP_USER") or "auto").strip(), cpus=cpus, caps=caps, tmp_mb=tmp_mb)
 
 
 def host_config_options(iso: Isolation) -> dict:

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Callable, Iterator
 
-from .errors import Locked
+from core.errors import Locked
 from .settings import Settings
 
 
@@ -45,21 +45,6 @@ def app_lock(settings: Settings, app: str, what: str, wait: float = 900.0,
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def is_locked(settings: Settings, app: str) -> bool:
-    path = settings.locks_dir / f"{app}.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
     finally:
         os.close(fd)
 

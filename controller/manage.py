@@ -1,11 +1,12 @@
 """Operator commands run on the platform host: `python -m controller.manage migrate|bootstrap`."""
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 
 import click
+
+from core.fsutil import atomic_write
 
 from .settings import from_env
 from .store import Store
@@ -45,11 +46,7 @@ def bootstrap(name):
         user = store.create_user(name, is_admin=True)
     token = new_token()
     store.add_token(user.id, token)
-    tmp = token_file.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    os.replace(tmp, token_file)
+    atomic_write(token_file, token + "\n")
     click.echo(f"created admin user {name!r}; token in {token_file}")
 
 

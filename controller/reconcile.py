@@ -12,10 +12,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .deploy import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
-from .errors import DockyardError, Locked
+from core.errors import DockyardError, Locked
 from .health import probe
 from .locks import app_lock
-from .models import App, Instance
+from core.models import App, Instance
 from .services import Out, Services
 from .settings import Settings, from_env
 

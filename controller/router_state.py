@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from router import render
 from router.table import RouteOptions, Tls
 
+from core.fsutil import atomic_write
+
 from .certs import CertBundle, CertInfo
-from .errors import BadRequest, Conflict, NotFound
-from .models import App
+from core.errors import BadRequest, Conflict, NotFound
+from core.models import App
 from .store import Store, now
 
 # CLI spelling -> (RouteOptions field or flag, kind)
@@ -186,7 +187,7 @@ def cert_files(certs_dir: Path, app_name: str, bundle: CertBundle) -> Tls:
     for suffix, text in ((".crt", bundle.cert_pem), (".key", bundle.key_pem)):
         path = certs_dir / (stem + suffix)
         if not path.exists() or path.read_text() != text:
-            _write_private(path, text)
+            atomic_write(path, text, durable=True)
         paths.append(str(path))
     return Tls(cert_path=paths[0], key_path=paths[1])
 
@@ -197,20 +198,6 @@ def prune_cert_files(certs_dir: Path, keep: set[str], live_config: str = "") -> 
     for path in certs_dir.iterdir():
         if path.suffix in (".crt", ".key") and str(path) not in keep and f'"{path}"' not in live_config:
             path.unlink(missing_ok=True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 # ---- route extras ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 import docker
@@ -20,8 +20,8 @@ import docker.errors
 import requests
 
 from . import isolation
-from .errors import SchedulerError
-from .models import Instance, Limits, Release
+from core.errors import BuildTimeout, ImageBuildFailed, SchedulerError
+from core.models import Instance, Limits, Release
 from .settings import Settings
 
 LABEL_INSTANCE = "dockyard.instance"
@@ -32,15 +32,6 @@ LABEL_INDEX = "dockyard.index"
 LABEL_BUILD = "dockyard.build"
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
-
-
-class ImageBuildFailed(SchedulerError):
-    status = 422
-    code = "image_build_failed"
-
-
-class BuildTimedOut(ImageBuildFailed):
-    code = "build_timeout"
 
 
 @dataclass(frozen=True)
@@ -155,7 +146,7 @@ class Scheduler:
                 except queue.Empty:
                     if time.monotonic() >= deadline:
                         abort()
-                        raise BuildTimedOut(
+                        raise BuildTimeout(
                             f"The build ran longer than {self.settings.build_timeout} s and was stopped: "
                             "make it faster or raise DOCKYARD_BUILD_TIMEOUT.") from None
                     continue
@@ -232,9 +223,8 @@ class Scheduler:
         mounted, so the Docker socket never is. `limits` (ps:limits) override the defaults."""
         limits = limits or Limits()
         mem = f"{limits.memory_mb or self.settings.app_memory_mb}m"
-        hardening = isolation.host_config_options(isolation.from_env())
-        cpus = self.settings.app_cpus if limits.cpus is None else limits.cpus
-        hardening["nano_cpus"] = int(cpus * 1e9) if cpus else None
+        iso = self.settings.isolation
+        hardening = isolation.host_config_options(iso if limits.cpus is None else replace(iso, cpus=limits.cpus))
         return self.client.api.create_host_config(
             restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
             memswap_limit=mem, pids_limit=1024, network_mode=self._apps_network(), **hardening,
@@ -267,7 +257,7 @@ class Scheduler:
                 raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
 
         from_stack = isolation.built_from(layers(image), layers(self.settings.stack_image))
-        return isolation.container_user(self.image_config(image).get("User") or "", isolation.from_env(),
+        return isolation.container_user(self.image_config(image).get("User") or "", self.settings.isolation,
                                         from_stack=from_stack)
 
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,

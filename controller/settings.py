@@ -6,8 +6,13 @@ different DOCKYARD_HOME / ports / domain / name run side by side.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
+
+from .isolation import Isolation
+
+_CAP = re.compile(r"^[A-Z_]{2,30}$")
 
 
 def _number(env: dict, key: str, default, cast):
@@ -51,10 +56,21 @@ class Settings:
     run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
     keep_releases: int = 10         # DOCKYARD_KEEP_RELEASES: newest succeeded releases whose images are kept
     router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
-    extra: dict = field(default_factory=dict)
-    # ---- buildpacks (issue 3) ----
     build_image: str = "dockyard/build-stack:bookworm"   # DOCKYARD_BUILD_IMAGE: where buildpacks run
     build_ca_bundle: str = ""       # DOCKYARD_BUILD_CA_BUNDLE: CA bundle mounted into build containers ("none": off)
+    app_user: str = "auto"          # DOCKYARD_APP_USER: auto | root | UID[:GID] (controller/isolation.py)
+    app_caps: tuple[str, ...] = ()  # DOCKYARD_APP_CAPS: capabilities given back to app containers
+    app_tmp_mb: int = 64            # DOCKYARD_APP_TMP_MB: size of each container's private /tmp
+    ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
+    max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
+
+    @property
+    def isolation(self) -> Isolation:
+        return Isolation(user=self.app_user, cpus=self.app_cpus, caps=self.app_caps, tmp_mb=self.app_tmp_mb)
+
+    @property
+    def max_push_bytes(self) -> int:
+        return self.max_push_mb << 20
 
     def cache_dir(self, app: str) -> Path:
         """The app's buildpack CACHE_DIR, kept between builds."""
@@ -128,7 +144,7 @@ def from_env(env: dict | None = None) -> Settings:
         app_memory_mb=_int(env, "DOCKYARD_APP_MEMORY_MB", 512),
         app_port=_int(env, "DOCKYARD_APP_PORT", 5000),
         stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
-        reconcile_interval=float(env.get("DOCKYARD_RECONCILE_INTERVAL") or 5.0),
+        reconcile_interval=_float(env, "DOCKYARD_RECONCILE_INTERVAL", 5.0),
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
         app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
         run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
@@ -136,7 +152,20 @@ def from_env(env: dict | None = None) -> Settings:
         router_tls_port=_int(env, "DOCKYARD_ROUTER_TLS_PORT", 8443),
         build_image=env.get("DOCKYARD_BUILD_IMAGE") or "dockyard/build-stack:bookworm",
         build_ca_bundle=_ca_bundle(env.get("DOCKYARD_BUILD_CA_BUNDLE")),
+        app_user=(env.get("DOCKYARD_APP_USER") or "auto").strip(),
+        app_caps=_caps(env.get("DOCKYARD_APP_CAPS")),
+        app_tmp_mb=_int(env, "DOCKYARD_APP_TMP_MB", 64),
+        ssh_port=_int(env, "DOCKYARD_SSH_PORT", 2222),
+        max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
     )
+
+
+def _caps(raw: str | None) -> tuple[str, ...]:
+    caps = tuple(c.strip().upper() for c in (raw or "").split(",") if c.strip())
+    bad = [c for c in caps if not _CAP.fullmatch(c)]
+    if bad:
+        raise ValueError(f"DOCKYARD_APP_CAPS has invalid capability names {bad}: use e.g. NET_BIND_SERVICE")
+    return caps
 
 
 def _ca_bundle(raw: str | None) -> str:

@@ -28,6 +28,8 @@ import threading
 from pathlib import Path
 
 from . import accounts
+from core.fsutil import atomic_write
+
 from .settings import Settings, from_env
 from .sshkeys import render_authorized_keys
 from .store import Store
@@ -35,15 +37,6 @@ from .store import Store
 SSH_USER = "git"
 SSHD = "/usr/sbin/sshd"
 SOCKET_ROOT = Path("/run/dockyard-ssh")
-
-
-def ssh_port(env: dict | None = None) -> int:
-    env = os.environ if env is None else env
-    raw = env.get("DOCKYARD_SSH_PORT") or "2222"
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"DOCKYARD_SSH_PORT={raw!r} is not a port number; set it to e.g. 2222") from None
 
 
 def ssh_dir(s: Settings) -> Path:
@@ -71,19 +64,11 @@ def forced_command(s: Settings) -> str:
     return f"{python_bin()} -I {ROOT / 'builder' / 'ssh.py'} {socket_path(s)}"
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_authorized_keys(s: Settings, store: Store) -> Path:
     d = ssh_dir(s)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = d / "authorized_keys"
-    _write_atomic(path, render_authorized_keys(accounts.all_keys(store), forced_command(s)))
+    atomic_write(path, render_authorized_keys(accounts.all_keys(store), forced_command(s)))
     return path
 
 
@@ -151,9 +136,9 @@ def prepare(s: Settings, port: int) -> Path:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"dockyard-{s.name}", "-f", str(key)],
                        check=True)
     write_authorized_keys(s, store)
-    _write_atomic(d / "keys.sh", render_keys_script(s), 0o700)
+    atomic_write(d / "keys.sh", render_keys_script(s), 0o700)
     config = d / "sshd_config"
-    _write_atomic(config, render_sshd_config(s, port))
+    atomic_write(config, render_sshd_config(s, port))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)     # sshd's privilege-separation dir
     gid = grp.getgrnam(SSH_USER).gr_gid if SSH_USER in [g.gr_name for g in grp.getgrall()] else git_user().pw_gid
     SOCKET_ROOT.mkdir(mode=0o750, exist_ok=True)
@@ -167,7 +152,7 @@ def prepare(s: Settings, port: int) -> Path:
 
 def main() -> int:
     s = from_env()
-    port = ssh_port()
+    port = s.ssh_port
     user = git_user()
     config = prepare(s, port)
     from builder.ssh_gateway import serve

@@ -11,7 +11,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from .errors import BadRequest
+from core.errors import BadRequest
 
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .errors import Conflict, NotFound
-from .models import App, Build, Release, User
+from core.errors import Conflict, NotFound
+from core.models import App, Build, Release, User
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import click
 
-from .procfile import parse_procfile
+from core.procfile import parse_procfile
+from core.fsutil import atomic_write
+
 from .settings import Settings, from_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +41,6 @@ def _read_pid(path: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def supervisor_pid(s: Settings) -> int | None:
     return _read_pid(s.run_dir / "supervisor.pid")
 
@@ -65,7 +61,7 @@ def run(s: Settings, procfile: Path) -> int:
         children[name] = subprocess.Popen(["/bin/sh", "-c", f"exec {processes[name]}"], cwd=ROOT,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        _write_atomic(s.run_dir / f"{name}.pid", str(children[name].pid))
+        atomic_write(s.run_dir / f"{name}.pid", str(children[name].pid))
 
     while not stopping:
         now = time.monotonic()
@@ -141,7 +137,7 @@ def start(procfile):
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         log.close()
-        _write_atomic(s.run_dir / "supervisor.pid", str(proc.pid))
+        atomic_write(s.run_dir / "supervisor.pid", str(proc.pid))
         click.echo(f"platform started (supervisor pid {proc.pid}); logs in {s.logs_dir}")
     wait_serving(s)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core.fsutil import atomic_write
 from router import render
 
 log = logging.getLogger("dockyard.router")
@@ -93,9 +94,7 @@ class Harvester:
             return 0
 
     def _save_offset(self, offset: int) -> None:
-        tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
-        tmp.write_text(str(offset))
-        os.replace(tmp, self.offset_path)
+        atomic_write(self.offset_path, str(offset))
 
     def harvest(self) -> int:
         """Move new complete lines into the sink; returns how many lines were read."""

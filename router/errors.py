@@ -6,16 +6,10 @@ API's error handler (controller/app.py) passes straight on.
 """
 from __future__ import annotations
 
+from core.errors import RouterError
 
-class RouterError(Exception):
-    """Base class: something in the router failed. ``str(err)`` is user-facing."""
 
-    status = 500
-    code = "router_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+__all__ = ["RouterError", "RenderError", "ConfigRejected"]
 
 
 class RenderError(RouterError):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from controller.settings import Settings
+from core.fsutil import atomic_write
 from router import render
 from router.errors import ConfigRejected, RenderError, RouterError
 from router.table import Route
@@ -127,9 +128,9 @@ class Nginx:
             leftover.unlink(missing_ok=True)
         main = self._main_text()
         if _read(self.conf_path) != main:
-            _write_atomic(self.conf_path, main)
+            atomic_write(self.conf_path, main, 0o644, durable=True)
         if not self.routes_path.exists():
-            _write_atomic(self.routes_path, self._routes_text(()))
+            atomic_write(self.routes_path, self._routes_text(()), 0o644, durable=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -205,7 +206,7 @@ class Nginx:
     def _record_refused(self, refused: dict[str, str]) -> None:
         text = json.dumps(refused, indent=1, sort_keys=True) + "\n"
         if _read(self.refused_path) != text:
-            _write_atomic(self.refused_path, text)
+            atomic_write(self.refused_path, text, 0o644, durable=True)
 
     def _apply_locked(self, routes_text: str) -> bool:
         main_text = self._main_text()
@@ -230,7 +231,7 @@ class Nginx:
             cand_main = _write_temp(conf_dir, ".nginx.conf.", self._main_text(routes_file=cand_routes))
             ok, output = self._test_config(cand_main)
             if not ok:
-                _write_atomic(self.rejected_path, routes_text)
+                atomic_write(self.rejected_path, routes_text, 0o644, durable=True)
                 output = output.replace(str(cand_routes), str(self.rejected_path))
                 raise ConfigRejected(
                     "nginx rejected the new routing config, so it was not applied; the previous config keeps "
@@ -238,7 +239,7 @@ class Nginx:
                     output=output,
                 )
             if _read(self.conf_path) != main_text:
-                _write_atomic(self.conf_path, main_text)
+                atomic_write(self.conf_path, main_text, 0o644, durable=True)
             os.replace(cand_routes, self.routes_path)
             _fsync_dir(conf_dir)
         finally:
@@ -511,16 +512,6 @@ def _write_temp(directory: Path, prefix: str, text: str) -> Path:
         os.unlink(name)
         raise
     return Path(name)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = _write_temp(path.parent, f".{path.name}.", text)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

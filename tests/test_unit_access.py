@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from controller import access, accounts, isolation, sshkeys
-from controller.errors import BadRequest, Conflict, NotFound
-from controller.models import App, User
+from core.errors import BadRequest, Conflict, NotFound
+from core.models import App, User
 from controller.store import Store
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPwb9WM1pBNc9Ouypxl9v/sFXMraqmj8AKbySjErwCEv me@x"
@@ -121,27 +121,32 @@ def test_unknown_key_message_names_key_and_fix():
 
 
 # ---- isolation ------------------------------------------------------------------------
+def _isolation(env: dict):
+    from controller.settings import from_env
+    return from_env({"DOCKYARD_HOME": "/nonexistent", **env}).isolation
+
+
 def test_isolation_defaults_drop_everything():
-    iso = isolation.from_env({})
+    iso = _isolation({})
     opts = isolation.host_config_options(iso)
     assert opts["cap_drop"] == ["ALL"] and opts["cap_add"] is None and opts["nano_cpus"] == 10**9
     assert "mode=1777" in opts["tmpfs"]["/tmp"] and "Binds" not in opts and "binds" not in opts
     assert isolation.container_user("", iso, from_stack=True) == "1000:1000"
     assert isolation.container_user("", iso, from_stack=False) is None     # FROM scratch: root, no caps
     assert isolation.container_user("web", iso) == "web"
-    assert isolation.container_user("", isolation.from_env({"DOCKYARD_APP_USER": "root"}), True) is None
-    assert isolation.container_user("", isolation.from_env({"DOCKYARD_APP_USER": "2000:2000"})) == "2000:2000"
+    assert isolation.container_user("", _isolation({"DOCKYARD_APP_USER": "root"}), True) is None
+    assert isolation.container_user("", _isolation({"DOCKYARD_APP_USER": "2000:2000"})) == "2000:2000"
     assert isolation.built_from(["a", "b", "c"], ["a", "b"]) and not isolation.built_from(["a"], ["a", "b"])
     assert not isolation.built_from(["x", "b"], ["a"]) and not isolation.built_from(["a"], [])
     assert isolation.NETWORK_OPTIONS == {"com.docker.network.bridge.enable_icc": "false"}
 
 
 def test_isolation_settings_are_checked():
-    iso = isolation.from_env({"DOCKYARD_APP_CAPS": "net_bind_service", "DOCKYARD_APP_CPUS": "0.5"})
+    iso = _isolation({"DOCKYARD_APP_CAPS": "net_bind_service", "DOCKYARD_APP_CPUS": "0.5"})
     assert iso.caps == ("NET_BIND_SERVICE",) and isolation.host_config_options(iso)["nano_cpus"] == 5 * 10**8
     for env in ({"DOCKYARD_APP_CAPS": "ALL;rm"}, {"DOCKYARD_APP_CPUS": "lots"}):
         with pytest.raises(ValueError):
-            isolation.from_env(env)
+            _isolation(env)
 
 
 # ---- audit details never hold values ---------------------------------------------------

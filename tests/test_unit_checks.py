@@ -9,7 +9,7 @@ import pytest
 from controller.checks import (Check, CheckSpecError, HealthCheckFailed, effective, parse_app_json,
                                parse_check, run_checks, spec_from_pairs)
 from controller.health import InstanceCrashed
-from controller.models import Instance
+from core.models import Instance
 
 PORT = 5000
 

@@ -9,10 +9,10 @@ import pytest
 from builder.dockerfile import base_images, logical_lines
 from controller.auth import token_from_header
 from controller.deploy import default_quantities, plan
-from controller.errors import InvalidName
-from controller.models import Instance
-from controller.names import validate_app_name, validate_config_key, validate_process_type
-from controller.procfile import ProcfileError, parse_procfile
+from core.errors import InvalidName
+from core.models import Instance
+from core.names import validate_app_name, validate_config_key, validate_process_type
+from core.procfile import ProcfileError, parse_procfile
 from controller.reconcile import diff
 from controller.routing import compute_routes
 from controller.settings import from_env
@@ -135,7 +135,7 @@ def test_token_from_header_bearer_and_basic():
 
 def test_images_to_keep_current_live_and_the_newest_succeeded():
     from controller.deploy import images_to_keep
-    from controller.models import Release
+    from core.models import Release
 
     def rel(v, status="succeeded", build="b"):
         return Release("a", v, build, {}, "", status, "", image=f"r:build-{v}" if build else None)

@@ -12,7 +12,7 @@ import pytest
 from controller import router_state
 from controller.certs import host_covered, inspect_bundle, uncovered_hosts
 from controller.domains import default_owner, normalize_hostname
-from controller.errors import BadRequest
+from core.errors import BadRequest
 from router import render
 from router.accesslog import format_line, group, parse_line
 from router.errors import RenderError
@@ -269,7 +269,7 @@ def test_group_bounds_lines_per_app():
 # ---------------------------------------------------------------- store (SQLite in tmp, no sockets)
 def test_router_state_in_the_store(tmp_path):
     from controller.certs import CertBundle
-    from controller.errors import Conflict, NotFound
+    from core.errors import Conflict, NotFound
     from controller.routing import with_extras
     from controller.store import Store
     store = Store(tmp_path / "db.sqlite")

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from controller.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 from controller.store import MIGRATIONS, Store
 
 
@@ -152,7 +152,7 @@ def test_background_image_cleanup_waits_for_no_deploy(tmp_path, monkeypatch):
     cleanup runs at its end), and runs when the lock is free."""
     from controller import deploy
     from controller.locks import app_lock
-    from controller.models import App
+    from core.models import App
     from controller.services import Services
     from controller.settings import Settings
     svc = Services(Settings(home=tmp_path))

@@ -6,7 +6,7 @@ from builder.receiver import init_repo, repo_path
 
 from .. import access, accounts
 from ..locks import app_lock
-from ..names import validate_app_name
+from core.names import validate_app_name
 from .common import app_json, body, load_app, svc
 
 bp = Blueprint("apps", __name__)

@@ -4,7 +4,7 @@ Details are names only: config changes record the keys, never the values."""
 from flask import Blueprint, g, jsonify, request
 
 from .. import accounts
-from ..errors import BadRequest
+from core.errors import BadRequest
 from .common import svc
 from .users import require_admin
 

@@ -5,9 +5,9 @@ from datetime import datetime
 from flask import Blueprint, g, jsonify
 
 from ..deploy import create_release
-from ..errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 from ..locks import app_lock
-from ..procfile import parse_procfile
+from core.procfile import parse_procfile
 from .common import body, load_app, svc
 
 bp = Blueprint("builds", __name__)

@@ -6,7 +6,7 @@ from flask import Blueprint, g, jsonify
 
 from .. import router_state
 from ..certs import CertBundle, inspect_bundle, uncovered_hosts
-from ..errors import BadRequest
+from core.errors import BadRequest
 from .common import body, load_app, svc
 from .router_common import apply_or_revert
 

@@ -5,8 +5,8 @@ from flask import Blueprint, g, jsonify
 
 from ..checks import effective, parse_healthchecks, spec_from_pairs
 from ..deploy import RELEASE_PHASE
-from ..errors import BadRequest
-from ..names import validate_process_type
+from core.errors import BadRequest
+from core.names import validate_process_type
 from .common import body, load_app, svc
 
 bp = Blueprint("checks", __name__)

@@ -3,7 +3,7 @@ access may list them. Heroku: /apps/{app}/collaborators."""
 from flask import Blueprint, g, jsonify
 
 from .. import accounts
-from ..errors import BadRequest
+from core.errors import BadRequest
 from .common import body, load_app, svc
 
 bp = Blueprint("collaborators", __name__)

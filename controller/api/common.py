@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import current_app, g, request
 
 from .. import access, accounts
-from ..errors import BadRequest, Forbidden, NotFound
-from ..names import APP_NAME_RE
-from ..models import App, Release
+from core.errors import BadRequest, Forbidden, NotFound
+from core.names import APP_NAME_RE
+from core.models import App, Release
 from ..services import Services
 
 

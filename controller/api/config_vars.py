@@ -1,9 +1,9 @@
 from flask import Blueprint, g, jsonify, request
 
 from ..deploy import create_release
-from ..errors import BadRequest
+from core.errors import BadRequest
 from ..locks import app_lock
-from ..names import validate_config_key
+from core.names import validate_config_key
 from .common import body, load_app, svc
 
 bp = Blueprint("config_vars", __name__)

@@ -2,7 +2,7 @@ from flask import Blueprint, g, jsonify
 
 from .. import access, router_state
 from ..domains import default_owner, normalize_hostname
-from ..errors import Conflict
+from core.errors import Conflict
 from .common import body, load_app, svc
 from .router_common import apply_or_revert
 

@@ -5,9 +5,9 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from ..deploy import deploy_release
-from ..errors import BadRequest, DockyardError
+from core.errors import BadRequest, DockyardError
 from ..locks import app_lock
-from ..names import validate_process_type
+from core.names import validate_process_type
 from .common import body, load_app, require_process_type, svc
 
 bp = Blueprint("dynos", __name__)

@@ -3,8 +3,8 @@ authorized_keys file (atomically) from the store."""
 from flask import Blueprint, g, jsonify, request
 
 from .. import accounts
-from ..errors import BadRequest
-from ..sshd import ssh_port, write_authorized_keys
+from core.errors import BadRequest
+from ..sshd import write_authorized_keys
 from ..sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
 from .common import body, svc
 
@@ -47,5 +47,5 @@ def remove_key(which):
 @bp.get("/ssh")
 def ssh_info():
     s = svc().settings
-    return jsonify(user="git", host=s.api_host, port=ssh_port(),
-                   url_template=f"ssh://git@{s.api_host}:{ssh_port()}/APP.git")
+    return jsonify(user="git", host=s.api_host, port=s.ssh_port,
+                   url_template=f"ssh://git@{s.api_host}:{s.ssh_port}/APP.git")

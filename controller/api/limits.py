@@ -2,9 +2,9 @@
 from flask import Blueprint, g, jsonify
 
 from ..deploy import RELEASE_PHASE, deploy_release
-from ..errors import BadRequest
+from core.errors import BadRequest
 from ..locks import app_lock
-from ..names import validate_process_type
+from core.names import validate_process_type
 from .common import body, load_app, require_process_type, svc
 
 bp = Blueprint("limits", __name__)

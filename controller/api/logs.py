@@ -1,6 +1,6 @@
 from flask import Blueprint, jsonify, request
 
-from ..errors import BadRequest
+from core.errors import BadRequest
 from .common import load_app, svc
 
 bp = Blueprint("logs", __name__)

@@ -1,7 +1,7 @@
 from flask import Blueprint, g, jsonify
 
 from ..deploy import create_release
-from ..errors import BadRequest
+from core.errors import BadRequest
 from ..locks import app_lock
 from .common import body, load_app, release_json, svc
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from router.errors import RouterError
 
-from ..errors import BadRequest
+from core.errors import BadRequest
 from .common import svc
 
 

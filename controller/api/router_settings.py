@@ -2,7 +2,7 @@
 from flask import Blueprint, g, jsonify
 
 from .. import router_state
-from ..errors import BadRequest
+from core.errors import BadRequest
 from .common import body, load_app, svc
 from .router_common import apply_or_revert
 

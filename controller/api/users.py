@@ -4,7 +4,7 @@ from flask import Blueprint, g, jsonify, request
 
 from .. import accounts
 from ..auth import token_from_header
-from ..errors import BadRequest, Forbidden
+from core.errors import BadRequest, Forbidden
 from .common import body, svc
 
 bp = Blueprint("users", __name__)
