@@ -1,6 +1,7 @@
 """Source -> image. The commit's tree is exported into a private temp dir (never a path
-outside it), the build method is detected, and the image is built by the scheduler with
-each line streamed back to the push as it happens."""
+outside it), the build method is detected, and the image is built by the engine with
+each line streamed back to the push as it happens. Returns what was built; recording it
+is the controller's business."""
 from __future__ import annotations
 
 import os
@@ -10,20 +11,16 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
-from controller.checks import CheckSpecError, parse_app_json
-from core.errors import DockyardError
-from core.models import App, Build
+from core.checkspec import CheckSpecError, parse_app_json
 from core.procfile import parse_procfile
-from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE
-from controller.services import Out, Services
 
 from .buildpack_build import build_with_buildpacks
 from .buildpacks import merge_process_types
 from .dockerfile import base_images
 from .herokuyml import parse_heroku_yml
 from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, InvalidAppJson, NoBuildMethod
+from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, Out
 
 MIN_FREE_BYTES = 1 << 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -110,86 +107,68 @@ def check_disk(paths: list[str]) -> None:
                     "and push again.")
 
 
-def run_build(svc: Services, app: App, repo, commit_sha: bytes, out: Out,
-              cancelled: Callable[[], bool] = lambda: False) -> Build:
-    settings = svc.settings
-    sha = commit_sha.decode()
-    tag = f"{settings.image_repo(app.name)}:build-{sha[:12]}-{int(time.time())}"
-    build = svc.store.create_build(app, sha, "unknown", tag)
-    log: list[str] = []
-
-    def say(line: str) -> None:
-        log.append(line)
-        out(line)
-
+def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, say: Out,
+                 cancelled: Cancelled = lambda: False) -> BuildResult:
+    """Build `job.commit` of `repo` into the image `job.tag`."""
     started = time.monotonic()
-    try:
-        check_disk([str(settings.home), "/var/lib/docker"])
-        with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{app.name}-") as tmp:
-            src = Path(tmp) / "src"
-            src.mkdir()
-            files = export_commit(repo, commit_sha, src)
-            if files == 0:
-                raise NoBuildMethod("The pushed commit has no files: add your app's source (with a "
-                                    "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
-                                    "requirements.txt or package.json), commit, and push again.")
-            method = detect_method(src)
-            for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json"):
-                tree_file(src, rel)   # refuses symlinks before anything reads them
-            healthchecks = healthchecks_for(src, settings.app_port)   # a bad app.json fails before building
-            if method == "heroku.yml":
-                manifest = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
-                process_types = manifest.process_types
-                method = f"heroku.yml ({manifest.dockerfile})"
-                say(f"-----> Building {app.name} ({sha[:8]}) with heroku.yml: {manifest.dockerfile}")
-                _build_dockerfile(svc, src, tag, app, build, say, cancelled, manifest.dockerfile)
-            elif method == "dockerfile":
-                process_types = process_types_for(src)
-                say(f"-----> Building {app.name} ({sha[:8]}) with Dockerfile")
-                _build_dockerfile(svc, src, tag, app, build, say, cancelled)
-            else:
-                procfile = (parse_procfile((src / "Procfile").read_bytes())
-                            if (src / "Procfile").is_file() else {})
-                current = svc.store.current_release(app)
-                say(f"-----> Building {app.name} ({sha[:8]}) with buildpacks")
-                defaults, method = build_with_buildpacks(
-                    svc, app, build, src, Path(tmp), tag, current.config if current else {}, say, cancelled)
-                process_types = merge_process_types(defaults, procfile)
-                if not process_types:
-                    raise BuildError("The app has no process types: no Procfile, and the buildpack gave no default "
-                                     "(see its message above). Add a Procfile, e.g. `web: gunicorn app:app`.")
-                if procfile:
-                    say("-----> Procfile declares types: " + ", ".join(sorted(procfile)))
-                extra = sorted(set(defaults) - set(procfile))
-                if extra:
-                    say("-----> Default types for buildpack: " + ", ".join(extra))
-        if healthchecks:
-            svc.store.set_build_healthchecks(build.id, healthchecks)
-        svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, process_types, method)
-        say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
-            f"process types: {', '.join(sorted(process_types))}")
-    except (BuildError, DockyardError) as e:
-        say(f" !     {e.message}")
-        svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)
-        raise
-    except BaseException as e:
-        svc.store.finish_build(build.id, "failed", "\n".join(log), f"{e.__class__.__name__}")
-        raise
-    return svc.store.get_build(build.id)
+    check_disk(list(config.disk_paths))
+    with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{job.app}-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        if export_commit(repo, job.commit.encode(), src) == 0:
+            raise NoBuildMethod("The pushed commit has no files: add your app's source (with a "
+                                "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
+                                "requirements.txt or package.json), commit, and push again.")
+        method = detect_method(src)
+        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json"):
+            tree_file(src, rel)   # refuses symlinks before anything reads them
+        healthchecks = healthchecks_for(src, config.app_port)   # a bad app.json fails before building
+        head = f"-----> Building {job.app} ({job.commit[:8]})"
+        if method == "heroku.yml":
+            manifest = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
+            process_types = manifest.process_types
+            method = f"heroku.yml ({manifest.dockerfile})"
+            say(f"{head} with heroku.yml: {manifest.dockerfile}")
+            _build_dockerfile(engine, config, job, src, say, cancelled, manifest.dockerfile)
+        elif method == "dockerfile":
+            process_types = process_types_for(src)
+            say(f"{head} with Dockerfile")
+            _build_dockerfile(engine, config, job, src, say, cancelled)
+        else:
+            say(f"{head} with buildpacks")
+            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled)
+    say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
+        f"process types: {', '.join(sorted(process_types))}")
+    return BuildResult(method=method, process_types=process_types, healthchecks=healthchecks)
 
 
-def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build, say: Out,
-                      cancelled: Callable[[], bool], name: str = "Dockerfile") -> None:
-    settings = svc.settings
+def _build_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
+                      say: Out, cancelled: Cancelled) -> tuple[dict, str]:
+    procfile = parse_procfile((src / "Procfile").read_bytes()) if (src / "Procfile").is_file() else {}
+    defaults, method = build_with_buildpacks(engine, config, job, src, workdir, say, cancelled)
+    process_types = merge_process_types(defaults, procfile)
+    if not process_types:
+        raise BuildError("The app has no process types: no Procfile, and the buildpack gave no default "
+                         "(see its message above). Add a Procfile, e.g. `web: gunicorn app:app`.")
+    if procfile:
+        say("-----> Procfile declares types: " + ", ".join(sorted(procfile)))
+    extra = sorted(set(defaults) - set(procfile))
+    if extra:
+        say("-----> Default types for buildpack: " + ", ".join(extra))
+    return process_types, method
+
+
+def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, say: Out,
+                      cancelled: Cancelled, name: str = "Dockerfile") -> None:
     if tree_file(src, name) is None:
         raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
                          "fix the path under build.docker.")
     dockerfile = (src / name).read_text(errors="replace")
     for image in base_images(dockerfile):
-        if not svc.scheduler.image_exists(image):
+        if not engine.image_exists(image):
             raise BaseImageMissing(
                 f"The Dockerfile builds FROM {image}, which is not in this machine's Docker engine, "
-                f"and there is no registry to pull it from: use FROM {settings.stack_image} (the stack "
+                f"and there is no registry to pull it from: use FROM {config.stack_image} (the stack "
                 "image) or FROM scratch, or load the image into the engine with `docker load`.")
     last_step = ["", ""]
 
@@ -199,12 +178,9 @@ def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build
             last_step[:] = [m.group(1), m.group(2)]
         say(f"       {line}")
 
-    # One LABEL line (the engine's `labels` option adds a container-creating step per label).
-    labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
-    with open(src / name, "a") as f:
-        f.write("\nLABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
     try:
-        svc.scheduler.build(str(src), tag, {}, on_line, dockerfile=name, cancelled=cancelled)
+        engine.build(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
+                     cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:
@@ -212,6 +188,6 @@ def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build
         detail = e.message
         m = _EXIT.search(detail)
         if m and m.group(1) == "137":
-            detail = (f"out of memory (the build limit is {settings.build_memory_mb} MB; raise "
+            detail = (f"out of memory (the build limit is {config.memory_mb} MB; raise "
                       "DOCKYARD_BUILD_MEMORY_MB)")
         raise BuildError(f"{where}{detail}") from None

@@ -15,16 +15,12 @@ import stat
 import subprocess
 import threading
 from pathlib import Path
-from typing import Callable
-
-from core.models import App, Build
-from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE
-from controller.services import Out, Services
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
                          no_match_message, parse_marker, parse_release_yaml, redact, safe_env_files,
                          select_buildpacks, slug_dockerfile)
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
+from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_DIR = ROOT / "buildpacks"
@@ -103,46 +99,69 @@ def resolve_buildpack(ref: BuildpackRef, workdir: Path, say: Out) -> Path:
     return dest
 
 
-def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, workdir: Path, tag: str,
-                          config: dict[str, str], say: Out, cancelled: Callable[[], bool]) -> tuple[dict, str]:
-    """Compile `src` with buildpacks and build the image `tag`. Returns (process type defaults
-    from bin/release, the method string recorded with the build)."""
-    settings = svc.settings
+def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
+                          say: Out, cancelled: Cancelled) -> tuple[dict, str]:
+    """Compile `src` with buildpacks and build the image `job.tag`. Returns (process type
+    defaults from bin/release, the method string recorded with the build)."""
     bp_file = src / ".buildpacks"
-    refs, source = select_buildpacks(config, bp_file.read_text(errors="replace") if bp_file.is_file() else None)
+    refs, source = select_buildpacks(job.config, bp_file.read_text(errors="replace") if bp_file.is_file() else None)
     if source != "detect":
         say(f"-----> Buildpacks from {source}: {', '.join(r.label for r in refs)}")
     dirs = [resolve_buildpack(r, workdir, say) for r in refs]
-
-    env_dir = workdir / "env"
     meta = workdir / "meta"
+    binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)
+    if source == "detect":
+        say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
+    detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled)
+    chosen = [i for i, rc, _ in detected if rc == 0]
+    defaults: dict[str, str] = {}
+    for i in chosen:
+        text = (meta / f"release-{i}.yml").read_text(errors="replace") if (meta / f"release-{i}.yml").exists() else ""
+        defaults.update(parse_release_yaml(text, refs[i].label))
+    names = [name for i, rc, name in detected if rc == 0]
+    method = "buildpack:" + ",".join(refs[i].label for i in chosen)
+    if names:
+        method += f" ({', '.join(names)})"
+    _image_from_slug(engine, config, job, src, workdir, say, cancelled)
+    return defaults, method
+
+
+def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path, meta: Path, dirs: list[Path],
+                    source: str) -> tuple[dict[str, tuple[str, bool]], dict[str, str]]:
+    """The build container's mounts (host path, read-only) and environment."""
+    env_dir = workdir / "env"
     env_dir.mkdir(mode=0o700)
     meta.mkdir()
-    for key, value in safe_env_files(config).items():
+    for key, value in safe_env_files(job.config).items():
         (env_dir / key).write_text(value)
-    cache = settings.cache_dir(app.name)
+    cache = config.cache_dir(job.app)
     cache.mkdir(parents=True, exist_ok=True)
     for d in (src, env_dir, meta):
         _chown_tree(d)
     os.chown(cache, APP_UID, APP_UID)   # what is inside was written by the build user already
-
     binds: dict[str, tuple[str, bool]] = {
         "/app": (str(src), False), "/cache": (str(cache), False), "/env": (str(env_dir), True),
         "/meta": (str(meta), False), "/dockyard/runner.sh": (str(RUNNER), True)}
     for i, d in enumerate(dirs):
         binds[f"/buildpacks/{i}"] = (str(d), True)
     env = {"DOCKYARD_MODE": "detect" if source == "detect" else "all", "HOME": "/home/app",
-           "STACK": "bookworm", "DOCKYARD_APP": app.name, "SOURCE_VERSION": build.source_commit,
+           "STACK": "bookworm", "DOCKYARD_APP": job.app, "SOURCE_VERSION": job.commit,
            "LANG": "C.UTF-8"}
     env.update(dict(host_registry_settings()))
-    if settings.build_ca_bundle:
-        if not os.path.isfile(settings.build_ca_bundle):
-            raise BuildError(f"DOCKYARD_BUILD_CA_BUNDLE={settings.build_ca_bundle} is not a file: point it at a "
+    if config.ca_bundle:
+        if not os.path.isfile(config.ca_bundle):
+            raise BuildError(f"DOCKYARD_BUILD_CA_BUNDLE={config.ca_bundle} is not a file: point it at a "
                              "CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt) or set it to 'none'.")
-        binds[CA_IN_CONTAINER] = (settings.build_ca_bundle, True)
+        binds[CA_IN_CONTAINER] = (config.ca_bundle, True)
         env.update(PIP_CERT=CA_IN_CONTAINER, REQUESTS_CA_BUNDLE=CA_IN_CONTAINER, SSL_CERT_FILE=CA_IN_CONTAINER,
                    NODE_EXTRA_CA_CERTS=CA_IN_CONTAINER, NPM_CONFIG_CAFILE=CA_IN_CONTAINER)
+    return binds, env
 
+
+def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, refs: list[BuildpackRef],
+                    binds: dict, env: dict, source: str, say: Out, cancelled: Cancelled) -> list[tuple[int, int, str]]:
+    """Run detect/compile/release in the build container, following the runner's markers.
+    Returns the detect results [(buildpack index, exit code, name)]; raises on any failure."""
     detected: list[tuple[int, int, str]] = []
     state = {"compiling": None, "failed": None, "done": None, "missing": None}
     finished = threading.Event()
@@ -150,7 +169,7 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
     def on_line(line: str) -> None:
         marker = parse_marker(line)
         if marker is None:
-            say(redact(format_output_line(line), config))
+            say(redact(format_output_line(line), job.config))
             return
         event, args = marker
         if event == "detect" and len(args) >= 2:
@@ -168,64 +187,55 @@ def build_with_buildpacks(svc: Services, app: App, build: Build, src: Path, work
             state["done"] = True
             finished.set()     # the runner's last line: the slug and release YAML are complete
 
-    if source == "detect":
-        say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
     try:
-        run = svc.scheduler.run_build_container(
-            app.name, build.id, settings.build_image, ["/bin/bash", "/dockyard/runner.sh"], binds, env, on_line,
-            settings.build_timeout, cancelled, finished=finished)
+        run = engine.run_build_container(
+            job.app, job.build_id, config.build_image, ["/bin/bash", "/dockyard/runner.sh"], binds, env, on_line,
+            config.timeout, cancelled, finished=finished)
     except ImageBuildFailed as e:
         raise BuildError(e.message) from None
+    _raise_for_outcome(run, config, refs, state, detected, source)
+    return detected
+
+
+def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state: dict,
+                       detected: list[tuple[int, int, str]], source: str) -> None:
     if run.timed_out:
         stage = f" in {refs[state['compiling']].label}'s bin/compile" if state["compiling"] is not None else ""
-        raise BuildTimeout(f"The build ran longer than {settings.build_timeout} s{stage} and was stopped (its "
+        raise BuildTimeout(f"The build ran longer than {config.timeout} s{stage} and was stopped (its "
                            "container was killed): make it faster, or raise DOCKYARD_BUILD_TIMEOUT.")
     if run.oom_killed or run.exit_code == 137:
-        raise BuildError(f"The build ran out of memory (limit {settings.build_memory_mb} MB, raise "
+        raise BuildError(f"The build ran out of memory (limit {config.memory_mb} MB, raise "
                          "DOCKYARD_BUILD_MEMORY_MB) and was stopped.")
-    if run.exit_code != 0 or not state["done"]:
-        if state["missing"]:
-            idx, what = state["missing"]
-            raise BuildpackError(f"The buildpack {refs[idx].label} has no {what}: a buildpack needs bin/detect, "
-                                 "bin/compile and bin/release.")
-        if state["failed"] and state["failed"][2] == 137:
-            event, idx, rc = state["failed"]
-            raise BuildError(f"The {refs[idx].label} buildpack was killed (exit 137): out of memory (limit "
-                             f"{settings.build_memory_mb} MB, raise DOCKYARD_BUILD_MEMORY_MB).")
-        if state["failed"]:
-            event, idx, rc = state["failed"]
-            step = "bin/compile" if event == "compile-failed" else "bin/release"
-            raise BuildpackError(f"The {refs[idx].label} buildpack's {step} failed (exit {rc}); its output is above. "
-                                 "Fix the problem it reports and push again.")
-        if run.exit_code == 100:
-            if source == "detect":
-                raise NoBuildMethod(no_match_message([(r, "") for r in refs]))
-            bad = next((refs[i].label for i, rc, _ in detected if rc != 0), refs[len(detected) - 1].label
-                       if detected else refs[0].label)
-            raise BuildpackError(f"The app is not compatible with the buildpack {bad} (its bin/detect exited "
-                                 f"non-zero): check BUILDPACK_URL / .buildpacks, or unset it to use detection.")
-        raise BuildError(f"The build container exited with code {run.exit_code} before finishing; its output is above.")
-
-    chosen = [i for i, rc, _ in detected if rc == 0]
-    defaults: dict[str, str] = {}
-    for i in chosen:
-        text = (meta / f"release-{i}.yml").read_text(errors="replace") if (meta / f"release-{i}.yml").exists() else ""
-        defaults.update(parse_release_yaml(text, refs[i].label))
-    names = [name for i, rc, name in detected if rc == 0]
-    method = "buildpack:" + ",".join(refs[i].label for i in chosen)
-    if names:
-        method += f" ({', '.join(names)})"
-
-    _image_from_slug(svc, app, build, src, workdir, tag, say, cancelled)
-    return defaults, method
+    if run.exit_code == 0 and state["done"]:
+        return
+    if state["missing"]:
+        idx, what = state["missing"]
+        raise BuildpackError(f"The buildpack {refs[idx].label} has no {what}: a buildpack needs bin/detect, "
+                             "bin/compile and bin/release.")
+    if state["failed"] and state["failed"][2] == 137:
+        event, idx, rc = state["failed"]
+        raise BuildError(f"The {refs[idx].label} buildpack was killed (exit 137): out of memory (limit "
+                         f"{config.memory_mb} MB, raise DOCKYARD_BUILD_MEMORY_MB).")
+    if state["failed"]:
+        event, idx, rc = state["failed"]
+        step = "bin/compile" if event == "compile-failed" else "bin/release"
+        raise BuildpackError(f"The {refs[idx].label} buildpack's {step} failed (exit {rc}); its output is above. "
+                             "Fix the problem it reports and push again.")
+    if run.exit_code == 100:
+        if source == "detect":
+            raise NoBuildMethod(no_match_message([(r, "") for r in refs]))
+        bad = next((refs[i].label for i, rc, _ in detected if rc != 0), refs[len(detected) - 1].label
+                   if detected else refs[0].label)
+        raise BuildpackError(f"The app is not compatible with the buildpack {bad} (its bin/detect exited "
+                             f"non-zero): check BUILDPACK_URL / .buildpacks, or unset it to use detection.")
+    raise BuildError(f"The build container exited with code {run.exit_code} before finishing; its output is above.")
 
 
-def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir: Path, tag: str, say: Out,
-                     cancelled: Callable[[], bool]) -> None:
+def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, slug: Path, workdir: Path,
+                     say: Out, cancelled: Cancelled) -> None:
     """stack + slug -> image. The dependency directories (.heroku, node_modules) become their own
     image, tagged by a digest of their content and reused as long as it exists, so a push that
     changes only code sends and copies only the code."""
-    settings = svc.settings
     (slug / ".dockyard").mkdir(exist_ok=True)
     (slug / ".dockyard" / "launch").write_text(LAUNCHER)
     (slug / ".dockerignore").unlink(missing_ok=True)   # the slug is copied whole
@@ -239,33 +249,33 @@ def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir:
         os.replace(rootfs, ctx / "rootfs")
     deps_ctx = workdir / "deps-image"
     deps = [n for n in DEPS_DIRS if (app_dir / n).is_dir() and not (app_dir / n).is_symlink()]
-    base = settings.stack_image
+    base = config.stack_image
     if deps:
         (deps_ctx / "deps").mkdir(parents=True)
         for name in deps:
             os.replace(app_dir / name, deps_ctx / "deps" / name)
-        base = f"{settings.image_repo(app.name)}:deps-{tree_digest(deps_ctx / 'deps')[:16]}"
-        if svc.scheduler.image_exists(base):
+        base = f"{config.image_repo(job.app)}:deps-{tree_digest(deps_ctx / 'deps')[:16]}"
+        if engine.image_exists(base):
             say("-----> Dependencies unchanged since an earlier build: reusing their image layer")
         else:
             size = _size(deps_ctx)
-            say(f"-----> Importing the dependencies ({size / 1e6:.1f} MB) onto {settings.stack_image}")
-            labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name}
-            (workdir / "Dockerfile.deps").write_text(deps_dockerfile(settings.stack_image, labels))
-            _engine_build(svc, deps_ctx, base, workdir / "Dockerfile.deps", cancelled)
+            say(f"-----> Importing the dependencies ({size / 1e6:.1f} MB) onto {config.stack_image}")
+            (workdir / "Dockerfile.deps").write_text(deps_dockerfile(config.stack_image))
+            _engine_build(engine, job, deps_ctx, base, workdir / "Dockerfile.deps", cancelled, build_id=None)
             # older dependency images of the app: untagged (an image a release still builds on
             # keeps its layers; the engine deletes only what nothing uses)
             repo, _, keep = base.rpartition(":")
-            svc.scheduler.untag_images(repo, "deps-", keep)
-    labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
-    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, labels, from_stack=not deps, rootfs=has_rootfs))
+            engine.untag_images(repo, "deps-", keep)
+    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, from_stack=not deps, rootfs=has_rootfs))
     say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")
-    _engine_build(svc, ctx, tag, workdir / "Dockerfile.slug", cancelled)
+    _engine_build(engine, job, ctx, job.tag, workdir / "Dockerfile.slug", cancelled, build_id=job.build_id)
 
 
-def _engine_build(svc: Services, ctx: Path, tag: str, dockerfile: Path, cancelled: Callable[[], bool]) -> None:
+def _engine_build(engine: BuildEngine, job: BuildJob, ctx: Path, tag: str, dockerfile: Path, cancelled: Cancelled,
+                  build_id: str | None) -> None:
     try:
-        svc.scheduler.build(str(ctx), tag, {}, lambda line: None, dockerfile=str(dockerfile), cancelled=cancelled)
+        engine.build(str(ctx), tag, lambda line: None, app=job.app, build_id=build_id, dockerfile=str(dockerfile),
+                     cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:

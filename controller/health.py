@@ -1,12 +1,17 @@
-"""Health before traffic: a new instance is routed only once it answers HTTP on $PORT."""
+"""Health before traffic: a new instance is routed only once it answers HTTP on $PORT, or
+passes the checks of its process type (core/checkspec.py parses them; this runs them)."""
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from typing import Callable
 
+from core.checkspec import Check
 from core.errors import DeployFailed
 from core.models import Instance
+
+Exec = Callable[[str, float], tuple[int, str]]     # (command, timeout) -> (exit code, output)
 
 
 class InstanceCrashed(DeployFailed):
@@ -17,16 +22,26 @@ class NeverListened(DeployFailed):
     code = "never_listened"
 
 
-def probe(port: int, host: str, path: str = "/", timeout: float = 2.0) -> int:
-    """One HTTP GET; returns the status code or raises OSError/HTTPException."""
+class HealthCheckFailed(DeployFailed):
+    code = "healthcheck_failed"
+
+
+def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0, headers: dict | None = None,
+             limit: int = 65536) -> tuple[int, str]:
+    """One HTTP GET to an instance's published port, straight (no proxy, no ~/.netrc):
+    (status, the first `limit` bytes of the body). Raises OSError/HTTPException."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": host, "User-Agent": "dockyard-healthcheck"})
+        conn.request("GET", path, headers={"Host": host, "User-Agent": "dockyard-healthcheck", **(headers or {})})
         resp = conn.getresponse()
-        resp.read(65536)
-        return resp.status
+        return resp.status, resp.read(limit).decode("utf-8", "replace")
     finally:
         conn.close()
+
+
+def probe(port: int, host: str, path: str = "/", timeout: float = 2.0) -> int:
+    """One HTTP GET; returns the status code or raises OSError/HTTPException."""
+    return http_get(port, host, path, timeout)[0]
 
 
 def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host: str, app_port: int,
@@ -82,3 +97,71 @@ def _reason(e: Exception) -> str:
     if isinstance(e, TimeoutError):
         return "timed out"
     return f"{e.__class__.__name__}"
+
+
+# ---- the checks of a process type, against a started instance ------------------------
+
+
+def run_checks(label: str, checks: list[Check], refresh: Callable[[], Instance | None], host: str,
+               app_port: int, exec_in: Exec, out: Callable[[str], None],
+               sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run each check in turn; raise HealthCheckFailed after a check's last failed attempt
+    (unless it is `warn`), InstanceCrashed-style failure if the process exits meanwhile."""
+    for check in checks:
+        if check.initial_delay:
+            out(f"       {label}: waiting {check.initial_delay} s before check {check.name!r}")
+            sleep(check.initial_delay)
+        reason = ""
+        for attempt in range(1, check.attempts + 1):
+            inst = refresh()
+            if inst is None or inst.state in ("exited", "dead"):
+                code = inst.exit_code if inst else "unknown"
+                raise InstanceCrashed(
+                    f"{label} exited with code {code} during health check {check.describe()}; its last "
+                    "output is shown above. Rolled back automatically: the previous release keeps serving.")
+            ok, reason = _attempt(check, inst, host, app_port, exec_in)
+            out(f"       {label}: check {check.name!r} attempt {attempt}/{check.attempts}: "
+                f"{'passed' if ok else 'failed'}: {reason}")
+            if ok:
+                break
+            if attempt < check.attempts:
+                sleep(check.wait)
+        else:
+            message = (f"{label} failed health check {check.describe()} after {check.attempts} attempts "
+                       f"(last: {reason}). Fix the app or the check (app.json `healthchecks`, or "
+                       "`dockyard checks:set`). Rolled back automatically: the previous release keeps serving.")
+            if check.warn:
+                out(f"       {label}: warning only (warn: true): {message}")
+                continue
+            raise HealthCheckFailed(message)
+
+
+def _attempt(check: Check, inst: Instance, host: str, app_port: int, exec_in: Exec) -> tuple[bool, str]:
+    if check.command:
+        try:
+            code, output = exec_in(check.command, check.timeout)
+        except Exception as e:  # noqa: BLE001 - reported as this attempt's failure
+            return False, f"could not run the command ({e})"
+        tail = output.strip().splitlines()[-1][:200] if output.strip() else ""
+        if code != 0:
+            return False, f"exit code {code}" + (f": {tail}" if tail else "")
+        if check.content and check.content not in output:
+            return False, f"output does not contain {check.content!r}"
+        return True, "exit code 0"
+    if not inst.host_port:
+        return False, f"port {app_port} is not published (is this a web process?)"
+    if check.listening:
+        try:
+            with socket.create_connection(("127.0.0.1", inst.host_port), timeout=check.timeout):
+                return True, f"port {app_port} accepts connections"
+        except OSError as e:
+            return False, f"port {app_port}: {e.__class__.__name__}"
+    try:
+        status, body = http_get(inst.host_port, host, check.path or "/", check.timeout, dict(check.headers), 1 << 20)
+    except (OSError, http.client.HTTPException) as e:
+        return False, f"GET {check.path}: {_reason(e)}"
+    if not 200 <= status < 400:
+        return False, f"GET {check.path} answered {status}"
+    if check.content and check.content not in body:
+        return False, f"GET {check.path} answered {status} without {check.content!r} in the body"
+    return True, f"GET {check.path} answered {status}"

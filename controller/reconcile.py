@@ -11,11 +11,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .deploy import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
 from core.errors import DockyardError, Locked
+from core.models import App, Instance
+
 from .health import probe
 from .locks import app_lock
-from core.models import App, Instance
+from .rollout import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
 from .services import Out, Services
 from .settings import Settings, from_env
 

@@ -6,6 +6,7 @@ objects. Every container and image it makes carries `dockyard.instance=<name>` s
 platform instances on one engine never touch each other's objects."""
 from __future__ import annotations
 
+import os
 import queue
 import re
 import secrets
@@ -95,10 +96,18 @@ class Scheduler:
             raise SchedulerError(f"Could not tag {image} as {repo}:{tag}.")
         return f"{repo}:{tag}"
 
-    def build(self, context_dir: str, tag: str, labels: dict[str, str], on_line: Callable[[str], None],
-              dockerfile: str = "Dockerfile", cancelled: Callable[[], bool] = lambda: False) -> str:
+    def build(self, context_dir: str, tag: str, on_line: Callable[[str], None], *, app: str,
+              build_id: str | None = None, dockerfile: str | None = None,
+              cancelled: Callable[[], bool] = lambda: False) -> str:
         """Build an image from a directory with the engine, streaming each output line to
         `on_line` as it arrives. Returns the image id; raises ImageBuildFailed."""
+        dockerfile = dockerfile or "Dockerfile"
+        labels = {LABEL_INSTANCE: self.settings.name, LABEL_APP: app, **({LABEL_BUILD: build_id} if build_id else {})}
+        path = dockerfile if os.path.isabs(dockerfile) else os.path.join(context_dir, dockerfile)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        with os.fdopen(fd, "a") as f:   # one LABEL line: the engine's `labels` option adds a step per label
+            f.write("\nLABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
+        labels = {}
         mem = self.settings.build_memory_mb * 1024 * 1024
         events: queue.Queue = queue.Queue()
         # A client of its own, so that a timeout or a vanished pusher can close the build's

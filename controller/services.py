@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from builder.job import BuildConfig
+
 from .settings import Settings
 from .store import Store
 
@@ -28,6 +30,14 @@ class Services:
                 from .scheduler import Scheduler
                 self._scheduler = Scheduler(self.settings)
             return self._scheduler
+
+    @property
+    def build_config(self) -> BuildConfig:
+        s = self.settings
+        return BuildConfig(stack_image=s.stack_image, build_image=s.build_image, timeout=s.build_timeout,
+                           memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
+                           cache_root=s.home / "cache", image_namespace=s.name,
+                           disk_paths=(str(s.home), "/var/lib/docker"))
 
     @property
     def router(self):

@@ -2,9 +2,9 @@
 and the git smart-HTTP receiver (/<app>.git/...)."""
 from __future__ import annotations
 
-from builder.receiver import GIT_PATH, GitApp
-
 from .app import create_app
+from .git.http import GitApp
+from .git.repos import GIT_PATH
 from .services import Services
 from .settings import Settings, from_env
 

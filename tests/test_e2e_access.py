@@ -199,7 +199,7 @@ def test_git_push_over_ssh(plat, tmp_path):
     keys_file = plat.home / "ssh" / "authorized_keys"
     assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
     line = [ln for ln in keys_file.read_text().splitlines() if not ln.startswith("#")][0]
-    assert re.fullmatch(r'command="\S+ -I \S+/builder/ssh\.py \S+ \d+",restrict ssh-ed25519 \S+', line), line
+    assert re.fullmatch(r'command="\S+ -I \S+/controller/git/ssh_command\.py \S+ \d+",restrict ssh-ed25519 \S+', line), line
     # Same output and checks as HTTP: build lines, health check, live URL; then served.
     pushed = olga.git("push", "dockyard", "main", cwd=repo)
     assert "remote: -----> Building" in pushed.stderr and "check passed" in pushed.stderr

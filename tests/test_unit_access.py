@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller import access, accounts, isolation, sshkeys
+from controller import access, accounts, isolation
+from controller.git import sshkeys
 from core.errors import BadRequest, Conflict, NotFound
 from core.models import App, User
 from controller.store import Store
@@ -227,9 +228,9 @@ def test_audit_log_bounded_and_filtered(store):
 
 
 def test_git_access_check_shared_by_http_and_ssh(tmp_path):
-    """builder.receiver.authorize_git (used by GitApp and the SSH gateway): 404 for strangers
+    """controller.git.http.authorize_git (used by GitApp and the SSH gateway): 404 for strangers
     and unknown or malformed names (same message), allowed for owner and collaborator."""
-    from builder.receiver import authorize_git
+    from controller.git.http import authorize_git
     from controller.services import Services
     from controller.settings import Settings
     svc = Services(Settings(home=tmp_path))

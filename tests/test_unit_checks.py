@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from controller.checks import (Check, CheckSpecError, HealthCheckFailed, effective, parse_app_json,
-                               parse_check, run_checks, spec_from_pairs)
-from controller.health import InstanceCrashed
+from controller.health import HealthCheckFailed, InstanceCrashed, run_checks
+from core.checkspec import Check, CheckSpecError, effective, parse_app_json, parse_check, spec_from_pairs
 from core.models import Instance
 
 PORT = 5000

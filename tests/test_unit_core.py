@@ -8,7 +8,7 @@ import pytest
 
 from builder.dockerfile import base_images, logical_lines
 from controller.auth import token_from_header
-from controller.deploy import default_quantities, plan
+from controller.rollout import default_quantities, plan
 from core.errors import InvalidName
 from core.models import Instance
 from core.names import validate_app_name, validate_config_key, validate_process_type
@@ -134,7 +134,7 @@ def test_token_from_header_bearer_and_basic():
 
 
 def test_images_to_keep_current_live_and_the_newest_succeeded():
-    from controller.deploy import images_to_keep
+    from controller.rollout import images_to_keep
     from core.models import Release
 
     def rel(v, status="succeeded", build="b"):

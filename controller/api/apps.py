@@ -1,12 +1,8 @@
-import shutil
-
 from flask import Blueprint, g, jsonify
 
-from builder.receiver import init_repo, repo_path
-
-from .. import access, accounts
-from ..locks import app_lock
 from core.names import validate_app_name
+
+from .. import access, accounts, releases
 from .common import app_json, body, load_app, svc
 
 bp = Blueprint("apps", __name__)
@@ -21,10 +17,7 @@ def list_apps():
 
 @bp.post("/apps")
 def create_app_():
-    name = validate_app_name(body().get("name"))
-    app = svc().store.create_app(name, g.user.id)
-    init_repo(svc(), name)
-    svc().store.add_event(app, "dockyard", "api", f"App created by {g.user.name}")
+    app = releases.create_app(svc(), validate_app_name(body().get("name")), g.user)
     return jsonify(app_json(app)), 201
 
 
@@ -38,17 +31,8 @@ def get_app(name):
 
 @bp.delete("/apps/<name>")
 def delete_app(name):
-    s = svc()
     app = load_app(name, admin=True)
-    with app_lock(s.settings, name, "destroy"):
-        for inst in s.scheduler.instances(name):
-            s.store.forget_instance(inst.container_id)
-            s.scheduler.stop(inst.container_id, 0)
-        s.store.delete_app(app)
-        s.apply_routes()
-        s.scheduler.remove_images(name)
-        shutil.rmtree(repo_path(s, name), ignore_errors=True)
-        shutil.rmtree(s.settings.cache_dir(name), ignore_errors=True)   # buildpack CACHE_DIR
+    releases.destroy_app(svc(), app)
     return jsonify(app_json_deleted(app))
 
 

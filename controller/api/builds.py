@@ -1,13 +1,12 @@
 import re
-import shutil
 from datetime import datetime
 
 from flask import Blueprint, g, jsonify
 
-from ..deploy import create_release
 from core.errors import BadRequest, NotFound
-from ..locks import app_lock
 from core.procfile import parse_procfile
+
+from .. import releases
 from .common import body, load_app, svc
 
 bp = Blueprint("builds", __name__)
@@ -45,13 +44,11 @@ def get_build(name, build_id):
     return jsonify({**_build_json(b), "output": svc().store.build_output(b.id)})
 
 
-# ---- buildpacks (issue 3): release an image from the engine; purge the build cache ----
 @bp.post("/apps/<name>/builds")
 def create_image_build(name):
     """{"image": "IMAGE[:TAG]", "procfile": "web: cmd\\nworker: cmd" (optional)}: release an image
     that is already in the local engine (there is no registry), like Deis's builds:create."""
-    s = svc()
-    load_app(name)
+    app = load_app(name)
     data = body()
     image = data.get("image")
     if not isinstance(image, str) or not _IMAGE_REF.fullmatch(image):
@@ -65,28 +62,12 @@ def create_image_build(name):
     process_types = parse_procfile(procfile) if procfile else {}
     process_types = process_types or {"web": ""}
     lines: list[str] = []
-    with app_lock(s.settings, name, "image deploy"):
-        app = s.store.get_app(name)
-        if not s.scheduler.image_exists(image):
-            raise NotFound(f"The image {image} is not in this machine's Docker engine (there is no registry to "
-                           "pull from): build or `docker load` it first, then deploy again.")
-        build = s.store.create_build(app, image, f"image:{image}", image)
-        build = s.store.finish_build(build.id, "succeeded", f"-----> Deploying image {image}", None,
-                                     process_types, f"image:{image}")
-        current = s.store.current_release(app)
-        release = create_release(s, app, build, current.config if current else {}, f"Deploy image {image}",
-                                 g.user.name, lines.append)
+    build, release = releases.deploy_image(svc(), app, image, process_types, g.user.name, lines.append)
     return jsonify({"build": _build_json(build), "release": release.version, "output": lines}), 201
 
 
 @bp.delete("/apps/<name>/build-cache")
 def purge_build_cache(name):
     """Clear the app's buildpack CACHE_DIR (pip/npm/Go caches): the next build downloads again."""
-    s = svc()
-    load_app(name, admin=True)
-    cache = s.settings.cache_dir(name)
-    with app_lock(s.settings, name, "cache purge"):
-        existed = cache.exists()
-        size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file() and not f.is_symlink()) if existed else 0
-        shutil.rmtree(cache, ignore_errors=False) if existed else None
+    existed, size = releases.purge_build_cache(svc(), load_app(name, admin=True))
     return jsonify({"purged": existed, "bytes": size})

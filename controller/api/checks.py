@@ -3,10 +3,12 @@ overrides app.json); checks:set / checks:unset change them. They apply from the 
 deploy or restart; nothing restarts now."""
 from flask import Blueprint, g, jsonify
 
-from ..checks import effective, parse_healthchecks, spec_from_pairs
-from ..deploy import RELEASE_PHASE
+from core.checkspec import effective, parse_healthchecks, spec_from_pairs
 from core.errors import BadRequest
 from core.names import validate_process_type
+
+from .. import releases
+from ..rollout import RELEASE_PHASE
 from .common import body, load_app, svc
 
 bp = Blueprint("checks", __name__)
@@ -50,19 +52,13 @@ def set_checks(name, ptype):
         if not data:
             raise BadRequest("Give the check, e.g. `dockyard checks:set web path=/health content=ok`.")
         specs = [spec_from_pairs({k: str(v) for k, v in data.items()}, s.settings.app_port)]
-    app = s.store.get_app(name)
-    s.store.set_checks(app, ptype, specs)
-    s.store.add_event(app, "dockyard", "api", f"Health checks of {ptype} set by {g.user.name} "
-                      "(used from the next deploy or restart)")
+    releases.set_checks(s, s.store.get_app(name), ptype, specs, g.user.name)
     return jsonify(_checks_json(name))
 
 
 @bp.delete("/apps/<name>/checks/<ptype>")
 def unset_checks(name, ptype):
-    s = svc()
-    load_app(name)
+    app = load_app(name)
     validate_process_type(ptype)
-    app = s.store.get_app(name)
-    s.store.set_checks(app, ptype, None)
-    s.store.add_event(app, "dockyard", "api", f"Health checks of {ptype} reset to app.json/default by {g.user.name}")
+    releases.set_checks(svc(), app, ptype, None, g.user.name)
     return jsonify(_checks_json(name))

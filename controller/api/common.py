@@ -38,12 +38,6 @@ def load_app(name: str, admin: bool = False) -> App:
     return app
 
 
-def require_process_type(app_name: str, process_types: dict, ptype: str) -> None:
-    if ptype not in process_types:
-        known = ", ".join(sorted(process_types)) or "none yet (deploy first)"
-        raise BadRequest(f"{app_name} has no process type {ptype!r}; its types are: {known}.")
-
-
 def app_json(app: App) -> dict:
     s = svc().settings
     return {

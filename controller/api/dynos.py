@@ -4,11 +4,10 @@ from flask import Blueprint, g, jsonify
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from ..deploy import deploy_release
 from core.errors import BadRequest, DockyardError
-from ..locks import app_lock
-from core.names import validate_process_type
-from .common import body, load_app, require_process_type, svc
+
+from .. import releases
+from .common import body, load_app, svc
 
 bp = Blueprint("dynos", __name__)
 sock = Sock()    # stateless here: routes are registered on the blueprint
@@ -114,20 +113,7 @@ def run_attached(ws, name):
 def restart(name, ptype=None):
     """Rolling restart of all processes (or one type): new instances pass their checks
     before the old ones are stopped."""
-    s = svc()
-    load_app(name)
-    if ptype is not None:
-        validate_process_type(ptype)
+    app = load_app(name)
     lines: list[str] = []
-    with app_lock(s.settings, name, "restart"):
-        app = s.store.get_app(name)
-        # all processes: the current release (applies a config set with --no-restart);
-        # one type: the release the others run, so the app keeps one version
-        release = s.store.current_release(app) if ptype is None else s.store.live_release(app)
-        if release is None or release.build_id is None:
-            raise BadRequest(f"{name} has nothing running yet: deploy it with `git push dockyard main`.")
-        if ptype is not None:
-            require_process_type(name, release.process_types, ptype)
-        deploy_release(s, app, release, lines.append, only=ptype, release_phase=False)
-        s.store.add_event(app, "dockyard", "api", f"Restarted {ptype or 'all processes'}")
+    releases.restart(svc(), app, ptype, lines.append)
     return jsonify({"restarted": ptype or "all", "output": lines})

@@ -1,11 +1,11 @@
 """ps:limits: memory and CPU per process type (cgroups). A change rolls that type."""
 from flask import Blueprint, g, jsonify
 
-from ..deploy import RELEASE_PHASE, deploy_release
 from core.errors import BadRequest
-from ..locks import app_lock
-from core.names import validate_process_type
-from .common import body, load_app, require_process_type, svc
+
+from .. import releases
+from ..rollout import RELEASE_PHASE
+from .common import body, load_app, svc
 
 bp = Blueprint("limits", __name__)
 MEMORY_MB = (16, 65536)
@@ -47,27 +47,17 @@ def _number(value, kind, lo, hi, name):
 def set_limits(name, ptype):
     """{"memory_mb": 256, "cpus": 0.5} (null = back to the default); running instances of the
     type are replaced, one rolling restart."""
-    s = svc()
-    load_app(name)
-    validate_process_type(ptype)
+    app = load_app(name)
     data = body()
     unknown = sorted(set(data) - {"memory_mb", "cpus"})
     if unknown:
         raise BadRequest(f"Unknown limit {unknown[0]!r}: set memory_mb and/or cpus.")
-    lines: list[str] = []
-    with app_lock(s.settings, name, "ps:limits"):
-        app = s.store.get_app(name)
-        release = s.store.live_release(app)
-        require_process_type(name, {t: 1 for t in (release.process_types if release else {}) if t != RELEASE_PHASE},
-                             ptype)
-        current = s.store.limits(app).get(ptype, {})
+
+    def parse(current: dict) -> tuple:
         memory = _number(data.get("memory_mb", current.get("memory_mb")), "MB", *MEMORY_MB, "memory_mb")
         cpus = _number(data.get("cpus", current.get("cpus")), "CPUs", *CPUS, "cpus")
-        if isinstance(memory, float):
-            memory = int(memory)
-        s.store.set_limits(app, ptype, memory, cpus)
-        s.store.add_event(app, "dockyard", "api", f"Limits of {ptype} set by {g.user.name}: "
-                          f"memory {memory or 'default'} MB, cpus {cpus if cpus is not None else 'default'}")
-        if release is not None and release.build_id is not None:
-            deploy_release(s, app, release, lines.append, only=ptype, release_phase=False)
+        return (int(memory) if isinstance(memory, float) else memory), cpus
+
+    lines: list[str] = []
+    releases.set_limits(svc(), app, ptype, parse, g.user.name, lines.append)
     return jsonify({"limits": _limits_json(name), "output": lines})

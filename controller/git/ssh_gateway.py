@@ -1,5 +1,5 @@
 """The root side of git over SSH: a Unix-socket server in the sshd process. For each
-connection from the forced command (builder/ssh.py, as user `git`, checked by SO_PEERCRED)
+connection from the forced command (ssh_command.py, as user `git`, checked by SO_PEERCRED)
 it reads one JSON line {"key": id, "command": SSH_ORIGINAL_COMMAND}, resolves the key to a
 user, applies the same access check as HTTP (authorize_git) and then serves dulwich's
 receive-pack (the same DeployingReceivePackHandler: build, deploy, output, checks) or
@@ -15,13 +15,14 @@ from pathlib import Path
 
 from dulwich.protocol import Protocol
 
-from controller import accounts
 from core.errors import BadRequest
-from controller.services import Services
-from controller.settings import Settings
-from controller.sshkeys import parse_git_command
 
-from .receiver import AppReposBackend, GuardedUploadPackHandler, authorize_git, handler_factory
+from .. import accounts
+from ..services import Services
+from ..settings import Settings
+from .http import GuardedUploadPackHandler, authorize_git, handler_factory
+from .repos import AppReposBackend
+from .sshkeys import parse_git_command
 
 
 def peer_uid(sock: socket.socket) -> int:

@@ -1,4 +1,4 @@
-"""The git receiver: smart HTTP at /<app>.git, served in-process by dulwich.
+"""Git over smart HTTP at /<app>.git, served in-process by dulwich.
 
 A push of `main` or `master` is built and deployed inside the receive-pack request,
 before the ref moves: each output line reaches `git push` at once (side band), and a
@@ -7,104 +7,24 @@ branch stays where it was and the previous release keeps serving."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import re
 import select
 import socket
 import traceback
-from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs
 
+from dulwich.errors import GitProtocolError
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
-from dulwich.repo import Repo
-from dulwich.errors import GitProtocolError, NotGitRepository
-from dulwich.server import Backend, ReceivePackHandler, UploadPackHandler
+from dulwich.server import ReceivePackHandler, UploadPackHandler
 from dulwich.web import make_wsgi_chain
 
-from controller import access, accounts
-from controller.auth import token_from_header
 from core.errors import DockyardError
-from controller.locks import app_lock
 from core.names import APP_NAME_RE, DEPLOY_BRANCHES
-from controller.services import Out, Services
 
-from .build import run_build
-from .errors import BuildError, PushRefused
-
-GIT_PATH = re.compile(r"/([^/]+)\.git(/.*)?", re.DOTALL)
-ZERO = b"0" * 40
-
-
-class AppReposBackend(Backend):
-    """Opens only `/<app>.git` for a valid app name, inside the platform's repos dir."""
-
-    def __init__(self, root):
-        super().__init__()
-        self.root = root
-
-    def open_repository(self, path):
-        path = path.decode() if isinstance(path, bytes) else path
-        m = GIT_PATH.fullmatch(path if path.startswith("/") else "/" + path)
-        if not m or not APP_NAME_RE.fullmatch(m.group(1)) or m.group(2):
-            raise NotGitRepository(f"No app repository at {path[:60]!r}")
-        return Repo(str(self.root / f"{m.group(1)}.git"))
-
-
-def repo_path(svc: Services, app: str):
-    return svc.settings.repos_dir / f"{app}.git"
-
-
-def init_repo(svc: Services, app: str) -> None:
-    path = repo_path(svc, app)
-    if not path.exists():
-        repo = Repo.init_bare(str(path), mkdir=True)
-        repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
-        repo.close()
-
-
-def deploy_push(svc: Services, app_name: str, repo, new: bytes, user: str, out: Out,
-                cancelled: Callable[[], bool]) -> None:
-    from controller.deploy import create_release
-    app = svc.store.get_app(app_name)
-    build = run_build(svc, app, repo, new, out, cancelled)
-    if cancelled():
-        raise PushRefused("The push was interrupted; nothing was released.")
-    current = svc.store.current_release(app)
-    config = current.config if current else {}
-    stopped = sorted(svc.store.stopped_types(app))
-    if stopped:   # like Dokku: a deploy starts what `ps:stop` stopped
-        out(f"-----> Starting {', '.join(stopped)} (stopped with ps:stop)")
-        svc.store.set_stopped(app, stopped, False)
-    try:
-        create_release(svc, app, build, config, f"Deploy {new.decode()[:8]}", user, out)
-    except BaseException:
-        if stopped:
-            svc.store.set_stopped(app, stopped, True)   # nothing changed: it stays stopped
-        raise
-
-
-@contextlib.contextmanager
-def _receiving(settings, app: str, repo):
-    """One pack upload per app at a time (a flock beside the deploy lock), so the temporary
-    pack files dulwich leaves behind when an upload fails (malformed, truncated, too large)
-    are known to be this upload's and are removed."""
-    objects = Path(repo.object_store.path)
-    settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.locks_dir / f"{app}.receive.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    failed: list[bool] = []
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        before = set(objects.glob("tmp_pack_*"))
-        yield failed
-    finally:
-        try:
-            if failed:
-                for stray in set(objects.glob("tmp_pack_*")) - before:
-                    stray.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
+from .. import access, accounts, releases
+from ..auth import token_from_header
+from ..services import Services
+from .repos import GIT_PATH, ZERO, AppReposBackend, init_repo, receiving, repo_path
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
@@ -160,7 +80,7 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
             path = args[0].decode() if isinstance(args[0], bytes) else args[0]
             self.app_name = GIT_PATH.fullmatch(path).group(1)
             self.client_gone = False
-            self._locks = []
+            self._held = contextlib.ExitStack()
 
         def progress(self, line: str) -> None:
             if self.client_gone or not self.has_capability(b"side-band-64k"):
@@ -179,19 +99,16 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
                 return b"deleting the deploy branch is refused: the app keeps running its last release"
             # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
             # right after this returns) inside the same lock that built and deployed it.
-            lock = app_lock(svc.settings, self.app_name, "deploy", on_wait=self.progress)
             try:
-                lock.__enter__()
+                push = self._held.enter_context(releases.receiving_push(svc, self.app_name, self.progress))
             except DockyardError as e:
                 return _one_line(e.message)
-            self._locks.append(lock)
             current = self.repo.refs.as_dict().get(ref, ZERO)
             if current != old_sha:
                 return b"the branch moved while you pushed (another push?): git pull, then push again"
             try:
-                deploy_push(svc, self.app_name, self.repo, new_sha, user, self.progress,
-                            lambda: self.client_gone or peer_gone())
-            except (DockyardError, BuildError) as e:
+                push.deploy(self.repo, new_sha, user, self.progress, lambda: self.client_gone or peer_gone())
+            except DockyardError as e:
                 self._audit(new_sha, "failed")
                 return _one_line(e.message)
             except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
@@ -210,7 +127,7 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
             its usual errors (e.g. TypeError on a pack cut right after its header) is an
             `unpack` failure for the client instead of a 500; no ref moves either way."""
             results = super()._apply_pack(refs)
-            with _receiving(svc.settings, self.app_name, self.repo) as failed:
+            with receiving(svc.settings, self.app_name, self.repo) as failed:
                 try:
                     name, status = next(results)
                 except StopIteration:
@@ -247,11 +164,8 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
                            {"commit": sha.decode()[:12], "via": via, "result": result})
 
         def handle(self):
-            try:
+            with self._held:
                 super().handle()
-            finally:
-                while self._locks:
-                    self._locks.pop().__exit__(None, None, None)
 
     return DeployingReceivePackHandler
 
@@ -267,8 +181,8 @@ def authorize_git(svc: Services, user, name: str, pushing: bool) -> tuple[str, s
                 "then add the remote with `dockyard git:remote -a NAME`.")
     if pushing and not access.can_deploy(user, app, collaborators):
         return "403 Forbidden", f"You may read {name} but not deploy it: ask its owner."
-    if not repo_path(svc, name).exists():
-        init_repo(svc, name)
+    if not repo_path(svc.settings, name).exists():
+        init_repo(svc.settings, name)
     return None
 
 

@@ -1,16 +1,18 @@
-"""Deploying a release: start the new instances, check their health, switch the router,
+"""Rolling out a release: start the new instances, check their health, switch the router,
 then stop the old ones. A failure at any step removes what it started and leaves the
-previous release serving. Callers hold the app's lock (controller.locks.app_lock)."""
+previous release serving. Callers hold the app's lock (the use cases in releases.py and
+the reconciler take it)."""
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .checks import Check, effective, run_checks
+from core.checkspec import Check, effective
 from core.errors import DeployFailed, DockyardError
-from .health import wait_until_answers
+from core.models import App, Instance, Limits, Release
+
+from .health import run_checks, wait_until_answers
 from .locks import app_lock
-from core.models import App, Build, Instance, Limits, Release
 from .services import Out, Services
 
 
@@ -35,55 +37,6 @@ def plan(process_types: dict, formation: dict[str, int]) -> list[tuple[str, int]
             for i in range(1, formation.get(ptype, 0) + 1)]
 
 
-def create_release(svc: Services, app: App, build: Build | None, config: dict, description: str,
-                   user: str | None, out: Out, restart: bool = True) -> Release:
-    """Make a new release and, if it has a build, roll it out. With restart=False (config
-    --no-restart) the release becomes current but the processes keep running the live one
-    until the next restart or deploy."""
-    if build is None or not restart:
-        live = svc.store.live_release(app)
-        release = svc.store.create_release(app, build.id if build else None, config, description, user,
-                                           status="succeeded", live=build is None)
-        if build is not None:
-            svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
-            out(f"-----> Released v{release.version} without restarting: v{live.version if live else 0} keeps "
-                f"running until `dockyard ps:restart -a {app.name}` (or the next deploy) applies it")
-        svc.store.add_event(app, "dockyard", "api", f"Release v{release.version} created by {user}: {description}"
-                            + ("" if restart or build is None else " (not restarted)"))
-        return svc.store.get_release(app, release.version)
-    if not svc.scheduler.image_exists(build.image):
-        raise DeployFailed(f"The image of build {build.id} is gone (older releases' images are removed; "
-                           "raise DOCKYARD_KEEP_RELEASES to keep more): push the code again instead.")
-    release = svc.store.create_release(app, build.id, config, description, user)
-    image = svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
-    release = svc.store.get_release(app, release.version)
-    out(f"-----> Releasing v{release.version} ({image})")
-    try:
-        deploy_release(svc, app, release, out)
-    except DockyardError as e:
-        svc.store.finish_release(release, "failed")
-        live = svc.store.live_release(app)
-        kept = f"v{live.version} keeps serving" if live else "nothing was running before"
-        out(f"-----> Release v{release.version} failed; rolled back automatically: {kept}")
-        svc.store.add_event(app, "dockyard", "api", f"Deploy of v{release.version} failed: {e.message} "
-                            f"Rolled back automatically: {kept}.")
-        raise
-    except BaseException:
-        svc.store.finish_release(release, "failed")
-        raise
-    svc.store.finish_release(release, "succeeded")
-    svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
-    try:
-        removed = collect_images(svc, app)
-        if removed:
-            out(f"       Removed {removed} image{'s' if removed != 1 else ''} no release needs any more "
-                f"(keeping the last {svc.settings.keep_releases}: DOCKYARD_KEEP_RELEASES)")
-    except DockyardError as e:   # a cleanup problem never fails a deploy that is live
-        out(f"       Image cleanup skipped: {e.message}")
-    out(f"-----> v{release.version} is live at http://{svc.settings.app_host(app.name)}:{svc.settings.router_port}/")
-    return svc.store.get_release(app, release.version)
-
-
 def images_to_keep(releases: list[Release], current: int, live: int, keep: int, repo: str) -> set[str]:
     """Pure: the image tags an app must keep: those of the current and live releases and of
     the newest `keep` succeeded releases (what `rollback` may go back to), with their builds."""
@@ -100,7 +53,7 @@ def images_to_keep(releases: list[Release], current: int, live: int, keep: int, 
 
 def collect_images(svc: Services, app: App) -> int:
     """Remove the app's images no release may still need (only images Dockyard labelled as
-    this app's; LESSONS 1). Returns how many were removed."""
+    this app's, never another tenant's or the stack). Returns how many were removed."""
     fresh = svc.store.get_app(app.name)
     keep = images_to_keep(svc.store.list_releases(fresh), fresh.current_version, fresh.live_version,
                           svc.settings.keep_releases, svc.settings.image_repo(app.name))

@@ -9,19 +9,15 @@ a `command` run inside the container (exit 0), or `listening: true` (the port ac
 `checks:set` stores checks for a type that override app.json's. Without any, a `web`
 instance must answer HTTP on $PORT (any status) within DOCKYARD_HEALTH_TIMEOUT.
 
-Parsing and validation are pure; `run_checks` is the thin shell that probes."""
+Parsing and validation are pure (here); controller/health.py runs the checks."""
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-import time
+import shlex
 from dataclasses import dataclass, field
-from typing import Callable
 
-from core.errors import BadRequest, DeployFailed
-from core.models import Instance
-from core.names import PROCESS_TYPE_RE
+from .errors import BadRequest
+from .names import PROCESS_TYPE_RE
 
 KNOWN_TYPES = ("startup", "liveness", "readiness")
 DEFAULTS = {"attempts": 5, "timeout": 5, "wait": 5, "initialDelay": 0}
@@ -35,10 +31,6 @@ _LIMITS = {"attempts": (1, 100), "timeout": (1, 600), "wait": (0, 600), "initial
 
 class CheckSpecError(BadRequest):
     code = "invalid_healthcheck"
-
-
-class HealthCheckFailed(DeployFailed):
-    code = "healthcheck_failed"
 
 
 @dataclass(frozen=True)
@@ -117,7 +109,7 @@ def parse_check(spec: object, where: str, app_port: int) -> Check | None:
     if isinstance(command, list):
         if not command or not all(isinstance(c, str) for c in command):
             raise CheckSpecError(f"{where}.command must be a string or a list of strings.")
-        command = " ".join(_quote(c) for c in command)
+        command = shlex.join(command)
     elif command is not None and (not isinstance(command, str) or not command.strip()):
         raise CheckSpecError(f"{where}.command must be a non-empty string or a list of strings.")
     listening = spec.get("listening", False)
@@ -210,85 +202,3 @@ def effective(overrides: dict[str, list[dict]], from_app_json: dict[str, list[di
             checks = [parse_check(s, f"{source} {ptype}", app_port) for s in specs]
             out[ptype] = (source, [c for c in checks if c is not None])
     return out
-
-
-def _quote(arg: str) -> str:
-    import shlex
-    return shlex.quote(arg)
-
-
-# ---- the shell: run checks against a started instance -------------------------------
-Exec = Callable[[str, float], tuple[int, str]]     # (command, timeout) -> (exit code, output)
-
-
-def run_checks(label: str, checks: list[Check], refresh: Callable[[], Instance | None], host: str,
-               app_port: int, exec_in: Exec, out: Callable[[str], None],
-               sleep: Callable[[float], None] = time.sleep) -> None:
-    """Run each check in turn; raise HealthCheckFailed after a check's last failed attempt
-    (unless it is `warn`), InstanceCrashed-style failure if the process exits meanwhile."""
-    from .health import InstanceCrashed
-    for check in checks:
-        if check.initial_delay:
-            out(f"       {label}: waiting {check.initial_delay} s before check {check.name!r}")
-            sleep(check.initial_delay)
-        reason = ""
-        for attempt in range(1, check.attempts + 1):
-            inst = refresh()
-            if inst is None or inst.state in ("exited", "dead"):
-                code = inst.exit_code if inst else "unknown"
-                raise InstanceCrashed(
-                    f"{label} exited with code {code} during health check {check.describe()}; its last "
-                    "output is shown above. Rolled back automatically: the previous release keeps serving.")
-            ok, reason = _attempt(check, inst, host, app_port, exec_in)
-            out(f"       {label}: check {check.name!r} attempt {attempt}/{check.attempts}: "
-                f"{'passed' if ok else 'failed'}: {reason}")
-            if ok:
-                break
-            if attempt < check.attempts:
-                sleep(check.wait)
-        else:
-            message = (f"{label} failed health check {check.describe()} after {check.attempts} attempts "
-                       f"(last: {reason}). Fix the app or the check (app.json `healthchecks`, or "
-                       "`dockyard checks:set`). Rolled back automatically: the previous release keeps serving.")
-            if check.warn:
-                out(f"       {label}: warning only (warn: true): {message}")
-                continue
-            raise HealthCheckFailed(message)
-
-
-def _attempt(check: Check, inst: Instance, host: str, app_port: int, exec_in: Exec) -> tuple[bool, str]:
-    if check.command:
-        try:
-            code, output = exec_in(check.command, check.timeout)
-        except Exception as e:  # noqa: BLE001 - reported as this attempt's failure
-            return False, f"could not run the command ({e})"
-        tail = output.strip().splitlines()[-1][:200] if output.strip() else ""
-        if code != 0:
-            return False, f"exit code {code}" + (f": {tail}" if tail else "")
-        if check.content and check.content not in output:
-            return False, f"output does not contain {check.content!r}"
-        return True, "exit code 0"
-    if not inst.host_port:
-        return False, f"port {app_port} is not published (is this a web process?)"
-    if check.listening:
-        try:
-            with socket.create_connection(("127.0.0.1", inst.host_port), timeout=check.timeout):
-                return True, f"port {app_port} accepts connections"
-        except OSError as e:
-            return False, f"port {app_port}: {e.__class__.__name__}"
-    conn = http.client.HTTPConnection("127.0.0.1", inst.host_port, timeout=check.timeout)
-    try:
-        headers = {"Host": host, "User-Agent": "dockyard-healthcheck", **dict(check.headers)}
-        conn.request("GET", check.path or "/", headers=headers)
-        resp = conn.getresponse()
-        body = resp.read(1 << 20).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as e:
-        from .health import _reason
-        return False, f"GET {check.path}: {_reason(e)}"
-    finally:
-        conn.close()
-    if not 200 <= resp.status < 400:
-        return False, f"GET {check.path} answered {resp.status}"
-    if check.content and check.content not in body:
-        return False, f"GET {check.path} answered {resp.status} without {check.content!r} in the body"
-    return True, f"GET {check.path} answered {resp.status}"

@@ -4,7 +4,7 @@
 Layout, all under <DOCKYARD_HOME>/ssh (the home is 0700 root):
   sshd_config, host_ed25519_key  its own config and host key, never the system's
   authorized_keys                regenerated atomically from the key store on every change:
-                                 `command="python3 -I <repo>/builder/ssh.py <socket> <key-id>",restrict <key>`
+                                 `command="python3 -I <repo>/controller/git/ssh_command.py <socket> <key-id>",restrict <key>`
   keys.sh                        sshd's AuthorizedKeysCommand: prints authorized_keys, then a
                                  catch-all line for any other key whose forced command says
                                  "Permission denied", which key was offered and how to add one
@@ -13,7 +13,7 @@ Layout, all under <DOCKYARD_HOME>/ssh (the home is 0700 root):
 sshd runs as root (it must, to switch users); sessions run as the unprivileged system user
 `git` (created by scripts/install.sh). The forced command, as `git`, can read nothing of the
 platform: it passes the key id, the validated git command and the byte stream to the
-gateway (builder/ssh_gateway.py), which runs in this process as root on a Unix socket only
+gateway (ssh_gateway.py), which runs in this process as root on a Unix socket only
 root and the `git` group can open, and checks the peer's uid with SO_PEERCRED."""
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ import sys
 import threading
 from pathlib import Path
 
-from . import accounts
 from core.fsutil import atomic_write
 
-from .settings import Settings, from_env
+from .. import accounts
+
+from ..settings import Settings, from_env
+from ..store import Store
 from .sshkeys import render_authorized_keys
-from .store import Store
 
 SSH_USER = "git"
 SSHD = "/usr/sbin/sshd"
@@ -47,7 +48,7 @@ def socket_path(s: Settings) -> Path:
     return SOCKET_ROOT / (hashlib.sha256(str(s.home).encode()).hexdigest()[:16] + ".sock")
 
 
-ROOT = Path(__file__).resolve().parent.parent
+COMMAND = Path(__file__).resolve().parent / "ssh_command.py"
 
 
 def python_bin() -> str:
@@ -61,7 +62,7 @@ def python_bin() -> str:
 
 
 def forced_command(s: Settings) -> str:
-    return f"{python_bin()} -I {ROOT / 'builder' / 'ssh.py'} {socket_path(s)}"
+    return f"{python_bin()} -I {COMMAND} {socket_path(s)}"
 
 
 def write_authorized_keys(s: Settings, store: Store) -> Path:
@@ -155,7 +156,7 @@ def main() -> int:
     port = s.ssh_port
     user = git_user()
     config = prepare(s, port)
-    from builder.ssh_gateway import serve
+    from .ssh_gateway import serve
     server = serve(s, socket_path(s), allowed_uids={0, user.pw_uid}, gid=user.pw_gid)
     threading.Thread(target=server.serve_forever, name="ssh-gateway", daemon=True).start()
     print(f"sshd: git over SSH at ssh://{SSH_USER}@127.0.0.1:{port}/APP.git (gateway {socket_path(s)})", flush=True)

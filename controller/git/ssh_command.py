@@ -1,7 +1,7 @@
 """The authorized_keys forced command (runs as the unprivileged `git` user):
 
-    python3 -I builder/ssh.py SOCKET KEY_ID        a registered key
-    python3 -I builder/ssh.py SOCKET --unknown FP  any other key: "Permission denied" + how to add one
+    python3 -I controller/git/ssh_command.py SOCKET KEY_ID        a registered key
+    python3 -I controller/git/ssh_command.py SOCKET --unknown FP  any other key: "Permission denied" + how to add one
 
 It validates SSH_ORIGINAL_COMMAND, hands it with the key id to the gateway on SOCKET, and
 then copies bytes both ways between ssh's stdin/stdout and the gateway. Messages for the
@@ -14,11 +14,11 @@ import socket
 import sys
 import threading
 
-if __package__ in (None, ""):   # run by path (python3 -I .../builder/ssh.py): find the repo
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):   # run by path (python3 -I .../controller/git/ssh_command.py): find the repo
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from core.errors import BadRequest  # noqa: E402
-from controller.sshkeys import parse_git_command, unknown_key_message  # noqa: E402
+from controller.git.sshkeys import parse_git_command, unknown_key_message  # noqa: E402
 
 
 def fail(message: str) -> int:

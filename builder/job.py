@@ -1,0 +1,62 @@
+"""What the builder is given and what it returns. The builder turns a commit into an image
+and knows nothing of apps' releases, the store or the API: the controller records builds."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+Out = Callable[[str], None]
+Cancelled = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """The operator's build settings (the controller makes one from its Settings)."""
+    stack_image: str                # the run stack: FROM for slugs, allowed as a Dockerfile base
+    build_image: str                # where buildpacks run
+    timeout: int                    # seconds before a build is stopped
+    memory_mb: int                  # memory limit of a build
+    app_port: int                   # $PORT, for app.json's health checks
+    ca_bundle: str                  # CA bundle mounted into build containers ("" = none)
+    cache_root: Path                # <cache_root>/<app> is an app's buildpack CACHE_DIR
+    image_namespace: str            # images are <namespace>/<app>:<tag>
+    disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
+
+    def cache_dir(self, app: str) -> Path:
+        return self.cache_root / app
+
+    def image_repo(self, app: str) -> str:
+        return f"{self.image_namespace}/{app}"
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    app: str
+    build_id: str
+    commit: str                     # the pushed commit (hex)
+    tag: str                        # the image to make
+    config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    method: str                     # dockerfile | heroku.yml (...) | buildpack:... (...)
+    process_types: dict             # type -> command ("" = the image's own command)
+    healthchecks: dict              # app.json `healthchecks`, validated
+
+
+class BuildEngine(Protocol):
+    """What a build needs of the container engine (the controller's scheduler provides it).
+    The engine labels what it builds as the app's: the builder never names labels."""
+
+    def image_exists(self, ref: str) -> bool: ...
+
+    def build(self, context_dir: str, tag: str, on_line: Out, *, app: str, build_id: str | None = None,
+              dockerfile: str | None = None, cancelled: Cancelled = lambda: False) -> str: ...
+
+    def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
+                            binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: Out,
+                            timeout: float, cancelled: Cancelled, finished=None): ...
+
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int: ...
