@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
+from .api import (account, apps, audit, builds, certs, checks, collaborators, config_vars, domains, dynos,
+                  formation, keys, limits, logs, releases, router_settings, users)
 from .auth import token_from_header
 from core.errors import DockyardError, Unauthorized
 from .services import Services
 from .settings import Settings
 
 PUBLIC_PATHS = ("/healthz",)
+# One blueprint per resource: apps and their releases, processes and builds; routing (domains,
+# certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
+BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
+              limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
+              keys.bp, audit.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
@@ -20,16 +27,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     svc = services or Services(settings)
     app.extensions["dockyard"] = svc
 
-    from .api import account, apps, builds, checks, config_vars, dynos, formation, limits, logs, releases
-    for bp in (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
-               limits.bp, checks.bp):
-        app.register_blueprint(bp)
-    from .api import certs, domains, router_settings   # router (issue 5)
-    for bp in (domains.bp, certs.bp, router_settings.bp):
-        app.register_blueprint(bp)
-    # Access and security (issue 6): users/tokens, collaborators, SSH keys, audit log.
-    from .api import audit, collaborators, keys, users
-    for bp in (users.bp, collaborators.bp, keys.bp, audit.bp):
+    for bp in BLUEPRINTS:
         app.register_blueprint(bp)
 
     @app.get("/healthz")

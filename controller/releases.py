@@ -18,7 +18,7 @@ from core.errors import BadRequest, DeployFailed, DockyardError, NotFound
 from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
-from .git import repos
+from . import repos
 from .locks import app_lock
 from .reconcile import converge
 from .rollout import RELEASE_PHASE, collect_images, deploy_release

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .app import create_app
 from .git.http import GitApp
-from .git.repos import GIT_PATH
+from .repos import GIT_PATH
 from .services import Services
 from .settings import Settings, from_env
 

@@ -4,8 +4,8 @@ from flask import Blueprint, g, jsonify, request
 
 from .. import accounts
 from core.errors import BadRequest
-from ..sshd import write_authorized_keys
-from ..sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
+from ..git.sshd import write_authorized_keys
+from ..git.sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
 from .common import body, svc
 
 bp = Blueprint("keys", __name__)

@@ -44,7 +44,7 @@ def add_user():
 def remove_user(name):
     require_admin("remove users")
     accounts.remove_user(svc().store, name, g.user)
-    from ..sshd import write_authorized_keys
+    from ..git.sshd import write_authorized_keys
     write_authorized_keys(svc().settings, svc().store)
     audit("users:remove", user=name)
     return jsonify(name=name, deleted=True)

@@ -24,7 +24,7 @@ from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 from .. import access, accounts, releases
 from ..auth import token_from_header
 from ..services import Services
-from .repos import GIT_PATH, ZERO, AppReposBackend, init_repo, receiving, repo_path
+from ..repos import GIT_PATH, ZERO, AppReposBackend, init_repo, receiving, repo_path
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
@@ -70,104 +70,115 @@ def peer_closed(sock) -> bool:
         return True
 
 
+class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
+    """receive-pack that builds and deploys the deploy branch before its ref moves. Bound to a
+    request's services and user by `handler_factory`."""
+    svc: Services
+    user: str
+    via: str = "http"
+
+    @staticmethod
+    def peer_gone() -> bool:
+        return False
+
+    def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
+        super().__init__(backend, args, proto, stateless_rpc=stateless_rpc, advertise_refs=advertise_refs)
+        path = args[0].decode() if isinstance(args[0], bytes) else args[0]
+        self.app_name = GIT_PATH.fullmatch(path).group(1)
+        self.client_gone = False
+        self._held = contextlib.ExitStack()
+
+    def progress(self, line: str) -> None:
+        if self.client_gone or not self.has_capability(b"side-band-64k"):
+            return
+        try:
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, line.encode("utf-8", "replace") + b"\n")
+        except OSError:
+            self.client_gone = True
+
+    def _on_update(self, ref, old_sha, new_sha):
+        if ref not in DEPLOY_BRANCHES:
+            name = ref.decode("utf-8", "replace")[:80]
+            return _one_line(f"only main or master deploy, not {name}: push with "
+                             "`git push dockyard HEAD:main`")
+        if new_sha == ZERO:
+            return b"deleting the deploy branch is refused: the app keeps running its last release"
+        # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
+        # right after this returns) inside the same lock that built and deployed it.
+        try:
+            push = self._held.enter_context(releases.receiving_push(self.svc, self.app_name, self.progress))
+        except DockyardError as e:
+            return _one_line(e.message)
+        current = self.repo.refs.as_dict().get(ref, ZERO)
+        if current != old_sha:
+            return b"the branch moved while you pushed (another push?): git pull, then push again"
+        try:
+            push.deploy(self.repo, new_sha, self.user, self.progress, lambda: self.client_gone or self.peer_gone())
+        except DockyardError as e:
+            self._audit(new_sha, "failed")
+            return _one_line(e.message)
+        except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
+            self.progress(f" !     Internal error: {e.__class__.__name__}: {e}")
+            self._audit(new_sha, "failed")
+            return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
+        self._audit(new_sha, "succeeded")
+        return None
+
+    def _receive_max_input_size(self):
+        return self.svc.settings.max_push_bytes
+
+    def _apply_pack(self, refs):
+        """dulwich's, with two fixes: a pack over the limit says which limit and how to
+        raise it, and a malformed pack that makes dulwich raise something other than
+        its usual errors (e.g. TypeError on a pack cut right after its header) is an
+        `unpack` failure for the client instead of a 500; no ref moves either way."""
+        results = super()._apply_pack(refs)
+        with receiving(self.svc.settings, self.app_name, self.repo) as failed:
+            try:
+                name, status = next(results)
+            except StopIteration:
+                return
+            except Exception as e:  # noqa: BLE001 - hostile input must not crash the request
+                failed.append(True)
+                yield b"unpack", _one_line(f"the pack is malformed ({e.__class__.__name__}): push again with git")
+                return
+            if name == b"unpack" and status != b"ok":
+                failed.append(True)
+        if name == b"unpack" and b"maximum input size" in status:
+            limit = self.svc.settings.max_push_bytes >> 20
+            # Let the client finish sending (bounded), so that it reads the reason.
+            self._drain(self.svc.settings.max_push_bytes * 4 + (16 << 20))
+            self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
+            status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
+                               "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")
+        yield name, status
+        yield from results
+
+    def _drain(self, cap: int) -> None:
+        seen = 0
+        try:
+            while seen < cap:
+                chunk = self.proto.read(1 << 16)
+                if not chunk:
+                    return
+                seen += len(chunk)
+        except (OSError, ValueError, GitProtocolError):
+            return
+
+    def _audit(self, sha: bytes, result: str) -> None:
+        accounts.audit(self.svc.store, self.user, "deploy", self.app_name,
+                       {"commit": sha.decode()[:12], "via": self.via, "result": result})
+
+    def handle(self):
+        with self._held:
+            super().handle()
+
+
 def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Callable[[], bool] = lambda: False):
-    """A ReceivePackHandler class bound to this request's services and user. `peer_gone` tells
-    whether the client went away (checked while building: it cancels the build)."""
-
-    class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
-        def __init__(self, backend, args, proto, stateless_rpc=False, advertise_refs=False):
-            super().__init__(backend, args, proto, stateless_rpc=stateless_rpc, advertise_refs=advertise_refs)
-            path = args[0].decode() if isinstance(args[0], bytes) else args[0]
-            self.app_name = GIT_PATH.fullmatch(path).group(1)
-            self.client_gone = False
-            self._held = contextlib.ExitStack()
-
-        def progress(self, line: str) -> None:
-            if self.client_gone or not self.has_capability(b"side-band-64k"):
-                return
-            try:
-                self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, line.encode("utf-8", "replace") + b"\n")
-            except OSError:
-                self.client_gone = True
-
-        def _on_update(self, ref, old_sha, new_sha):
-            if ref not in DEPLOY_BRANCHES:
-                name = ref.decode("utf-8", "replace")[:80]
-                return _one_line(f"only main or master deploy, not {name}: push with "
-                                 "`git push dockyard HEAD:main`")
-            if new_sha == ZERO:
-                return b"deleting the deploy branch is refused: the app keeps running its last release"
-            # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
-            # right after this returns) inside the same lock that built and deployed it.
-            try:
-                push = self._held.enter_context(releases.receiving_push(svc, self.app_name, self.progress))
-            except DockyardError as e:
-                return _one_line(e.message)
-            current = self.repo.refs.as_dict().get(ref, ZERO)
-            if current != old_sha:
-                return b"the branch moved while you pushed (another push?): git pull, then push again"
-            try:
-                push.deploy(self.repo, new_sha, user, self.progress, lambda: self.client_gone or peer_gone())
-            except DockyardError as e:
-                self._audit(new_sha, "failed")
-                return _one_line(e.message)
-            except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
-                self.progress(f" !     Internal error: {e.__class__.__name__}: {e}")
-                self._audit(new_sha, "failed")
-                return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
-            self._audit(new_sha, "succeeded")
-            return None
-
-        def _receive_max_input_size(self):
-            return svc.settings.max_push_bytes
-
-        def _apply_pack(self, refs):
-            """dulwich's, with two fixes: a pack over the limit says which limit and how to
-            raise it, and a malformed pack that makes dulwich raise something other than
-            its usual errors (e.g. TypeError on a pack cut right after its header) is an
-            `unpack` failure for the client instead of a 500; no ref moves either way."""
-            results = super()._apply_pack(refs)
-            with receiving(svc.settings, self.app_name, self.repo) as failed:
-                try:
-                    name, status = next(results)
-                except StopIteration:
-                    return
-                except Exception as e:  # noqa: BLE001 - hostile input must not crash the request
-                    failed.append(True)
-                    yield b"unpack", _one_line(f"the pack is malformed ({e.__class__.__name__}): push again with git")
-                    return
-                if name == b"unpack" and status != b"ok":
-                    failed.append(True)
-            if name == b"unpack" and b"maximum input size" in status:
-                limit = svc.settings.max_push_bytes >> 20
-                # Let the client finish sending (bounded), so that it reads the reason.
-                self._drain(svc.settings.max_push_bytes * 4 + (16 << 20))
-                self.progress(f" !     Push refused: the pack is larger than {limit} MB.")
-                status = _one_line(f"the push is larger than the {limit} MB limit: remove large files "
-                                   "from the history (or ask the operator to raise DOCKYARD_MAX_PUSH_MB)")
-            yield name, status
-            yield from results
-
-        def _drain(self, cap: int) -> None:
-            seen = 0
-            try:
-                while seen < cap:
-                    chunk = self.proto.read(1 << 16)
-                    if not chunk:
-                        return
-                    seen += len(chunk)
-            except (OSError, ValueError, GitProtocolError):
-                return
-
-        def _audit(self, sha: bytes, result: str) -> None:
-            accounts.audit(svc.store, user, "deploy", self.app_name,
-                           {"commit": sha.decode()[:12], "via": via, "result": result})
-
-        def handle(self):
-            with self._held:
-                super().handle()
-
-    return DeployingReceivePackHandler
+    """A DeployingReceivePackHandler class bound to this request's services and user.
+    `peer_gone` tells whether the client went away (checked while building: it cancels it)."""
+    return type("BoundReceivePackHandler", (DeployingReceivePackHandler,),
+                {"svc": svc, "user": user, "via": via, "peer_gone": staticmethod(peer_gone)})
 
 
 def authorize_git(svc: Services, user, name: str, pushing: bool) -> tuple[str, str] | None:

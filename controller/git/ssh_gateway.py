@@ -21,7 +21,7 @@ from .. import accounts
 from ..services import Services
 from ..settings import Settings
 from .http import GuardedUploadPackHandler, authorize_git, handler_factory
-from .repos import AppReposBackend
+from ..repos import AppReposBackend
 from .sshkeys import parse_git_command
 
 

@@ -15,7 +15,7 @@ from dulwich.server import Backend
 
 from core.names import APP_NAME_RE
 
-from ..settings import Settings
+from .settings import Settings
 
 GIT_PATH = re.compile(r"/([^/]+)\.git(/.*)?", re.DOTALL)
 ZERO = b"0" * 40
