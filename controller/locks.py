@@ -1,8 +1,14 @@
-"""One deploy per app at a time.
+"""Two locks per app, always taken in this order:
 
-A lock is an fcntl.flock on <home>/locks/<app>.lock: the kernel drops it when the holder
+- the app lock (`app_lock`): one change at a time (a push, a config change, a rollback, a
+  scale...). A push holds it through its whole build.
+- the formation lock (`formation_lock`): whoever starts or stops the app's containers. A
+  change takes it only for its rollout, after the build; the reconciler takes only this one,
+  so it repairs the running release (a crashed instance) while the next one builds.
+
+A lock is an fcntl.flock on a file under <home>/locks: the kernel drops it when the holder
 dies, so a killed push or controller never leaves a stale lock behind. Who holds it is
-written beside it so the one that waits is told what it waits for."""
+written into the file, so the one that waits is told what it waits for."""
 from __future__ import annotations
 
 import contextlib
@@ -13,14 +19,25 @@ import time
 from typing import Callable, Iterator
 
 from core.errors import Locked
+
 from .settings import Settings
 
 
-@contextlib.contextmanager
 def app_lock(settings: Settings, app: str, what: str, wait: float = 900.0,
-             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+             on_wait: Callable[[str], None] | None = None) -> contextlib.AbstractContextManager[None]:
+    return _flock(settings, f"{app}.lock", app, what, wait, on_wait)
+
+
+def formation_lock(settings: Settings, app: str, what: str, wait: float = 900.0
+                   ) -> contextlib.AbstractContextManager[None]:
+    return _flock(settings, f"{app}.formation.lock", app, what, wait, None)
+
+
+@contextlib.contextmanager
+def _flock(settings: Settings, name: str, app: str, what: str, wait: float,
+           on_wait: Callable[[str], None] | None) -> Iterator[None]:
     settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.locks_dir / f"{app}.lock"
+    path = settings.locks_dir / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait

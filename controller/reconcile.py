@@ -1,7 +1,8 @@
 """Desired state -> containers. `converge` compares an app's current release and formation
 with the containers found by label and fixes the difference; it is safe to repeat. The
 reconciler process (`python -m controller.reconcile`) runs it for every app in a loop,
-skipping apps whose lock is held by a deploy."""
+skipping apps whose formation lock is held by a rollout (not by a build: a crashed instance
+of the running release is replaced while the next release builds)."""
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from core.errors import DockyardError, Locked
 from core.models import App, Instance
 
+from . import repos
 from .health import probe
-from .locks import app_lock
+from .locks import formation_lock
 from .rollout import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
 from .services import Out, Services
 from .settings import Settings, from_env
@@ -38,7 +40,8 @@ def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance])
 
 
 def converge(svc: Services, app: App, out: Out = lambda line: None, background: bool = False) -> dict:
-    """Make the app's containers match its current release and formation. Caller holds the lock."""
+    """Make the app's containers match its current release and formation. Caller holds the
+    formation lock (and, with background=False, the app lock: no build is running)."""
     sched, store = svc.scheduler, svc.store
     for release in store.list_releases(app):
         if release.status == "pending":   # a deploy died mid-way: it never went live
@@ -90,7 +93,7 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
         else:
             _retire(svc, app, retire)
             try:
-                collect_images(svc, app)     # the caller holds the lock: no build is running
+                collect_images(svc, app)     # the caller holds the app lock: no build is running
             except DockyardError:
                 pass                         # the next deploy's cleanup tries again
     if errors:
@@ -126,16 +129,27 @@ def reconcile_all(svc: Services) -> None:
             svc.scheduler.remove(one.container_id)
     for app in apps:
         try:
-            with app_lock(svc.settings, app.name, "reconcile", wait=0):
+            with formation_lock(svc.settings, app.name, "reconcile", wait=0):
                 # retiring drains for up to STOP_GRACE: in the background, so a push waits for
                 # no reconcile (the retire thread cleans images once the app's lock is free)
                 converge(svc, app, out=lambda line, a=app.name: log.info("%s: %s", a, line.strip()),
                          background=True)
         except Locked:
-            continue   # a deploy is running; it owns the app's containers for now
+            pass       # a rollout is running; it owns the app's containers for now
         except DockyardError as e:
             log.warning("%s: %s", app.name, e.message)
+        _compact_repo(svc, app)
     svc.apply_routes()
+
+
+def _compact_repo(svc: Services, app: App) -> None:
+    try:
+        packed = repos.compact(svc.settings, app.name)
+    except (OSError, ValueError) as e:
+        log.warning("%s: repacking the git repository failed: %s", app.name, e)
+        return
+    if packed is not None:
+        log.info("%s: repacked the git repository (%d objects)", app.name, packed)
 
 
 def main(settings: Settings | None = None) -> int:

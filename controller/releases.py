@@ -19,7 +19,7 @@ from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
 from . import repos
-from .locks import app_lock
+from .locks import app_lock, formation_lock
 from .reconcile import converge
 from .rollout import RELEASE_PHASE, collect_images, deploy_release
 from .services import Out, Services
@@ -35,7 +35,7 @@ def create_app(svc: Services, name: str, user: User) -> App:
 
 def destroy_app(svc: Services, app: App) -> None:
     """Stop every instance, forget the app, and remove its routes, images, repo and cache."""
-    with app_lock(svc.settings, app.name, "destroy"):
+    with app_lock(svc.settings, app.name, "destroy"), formation_lock(svc.settings, app.name, "destroy"):
         for inst in svc.scheduler.instances(app.name):
             svc.store.forget_instance(inst.container_id)
             svc.scheduler.stop(inst.container_id, 0)
@@ -196,12 +196,15 @@ def _release(svc: Services, app: App, build: Build | None, config: dict, descrip
     if not svc.scheduler.image_exists(build.image):
         raise DeployFailed(f"The image of build {build.id} is gone (older releases' images are removed; "
                             "raise DOCKYARD_KEEP_RELEASES to keep more): push the code again instead.")
-    release = svc.store.create_release(app, build.id, config, description, user)
-    image = svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
-    release = svc.store.get_release(app, release.version)
-    out(f"-----> Releasing v{release.version} ({image})")
-    _roll_out(svc, app, release, out)
-    svc.store.finish_release(release, "succeeded")
+    # The reconciler marks a pending release of a dead deploy failed: the formation lock keeps
+    # it off this one from its creation to its end.
+    with formation_lock(svc.settings, app.name, f"rollout of {description}"):
+        release = svc.store.create_release(app, build.id, config, description, user)
+        image = svc.scheduler.tag(build.image, svc.settings.image_repo(app.name), f"v{release.version}")
+        release = svc.store.get_release(app, release.version)
+        out(f"-----> Releasing v{release.version} ({image})")
+        _roll_out(svc, app, release, out)
+        svc.store.finish_release(release, "succeeded")
     svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
     try:
         removed = collect_images(svc, app)
@@ -259,7 +262,8 @@ def scale(svc: Services, app: App, updates: list, user: str, out: Out, max_quant
         svc.store.set_formation(app, quantities)
         svc.store.set_stopped(app, [t for t, q in quantities.items() if q > 0], False)   # scaling up starts it
         svc.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
-        converge(svc, app, out, background=True)
+        with formation_lock(svc.settings, app.name, "scale"):
+            converge(svc, app, out, background=True)
 
 
 def stop_or_start(svc: Services, app: App, action: str, ptype: str | None, user: str, out: Out) -> list[str]:
@@ -279,7 +283,8 @@ def stop_or_start(svc: Services, app: App, action: str, ptype: str | None, user:
         svc.store.set_stopped(app, chosen, action == "stop")
         svc.store.add_event(app, "dockyard", "api", f"{'Stopped' if action == 'stop' else 'Started'} "
                             f"{', '.join(chosen)} by {user}")
-        converge(svc, app, out, background=False)
+        with formation_lock(svc.settings, app.name, f"ps:{action}"):
+            converge(svc, app, out, background=False)
     return chosen
 
 
@@ -296,7 +301,8 @@ def restart(svc: Services, app: App, ptype: str | None, out: Out) -> None:
             raise BadRequest(f"{app.name} has nothing running yet: deploy it with `git push dockyard main`.")
         if ptype is not None:
             require_process_type(app.name, release.process_types, ptype)
-        deploy_release(svc, app, release, out, only=ptype, release_phase=False)
+        with formation_lock(svc.settings, app.name, "restart"):
+            deploy_release(svc, app, release, out, only=ptype, release_phase=False)
         svc.store.add_event(app, "dockyard", "api", f"Restarted {ptype or 'all processes'}")
 
 
@@ -313,7 +319,8 @@ def set_limits(svc: Services, app: App, ptype: str, parse: Callable[[dict], tupl
         svc.store.add_event(app, "dockyard", "api", f"Limits of {ptype} set by {user}: "
                             f"memory {memory or 'default'} MB, cpus {cpus if cpus is not None else 'default'}")
         if release is not None and release.build_id is not None:
-            deploy_release(svc, app, release, out, only=ptype, release_phase=False)
+            with formation_lock(svc.settings, app.name, "ps:limits"):
+                deploy_release(svc, app, release, out, only=ptype, release_phase=False)
 
 
 def set_checks(svc: Services, app: App, ptype: str, specs: list[dict] | None, user: str) -> None:

@@ -21,19 +21,50 @@ GIT_PATH = re.compile(r"/([^/]+)\.git(/.*)?", re.DOTALL)
 ZERO = b"0" * 40
 
 
+MAX_PACKS = 10   # more pack files than this and the next compaction repacks them into one
+
+
 class AppReposBackend(Backend):
-    """Opens only `/<app>.git` for a valid app name, inside the platform's repos dir."""
+    """Opens only `/<app>.git` for a valid app name, inside the platform's repos dir. One
+    backend serves one request: `close()` closes every repository it opened (their pack and
+    index files stay open, and mapped, until then)."""
 
     def __init__(self, root):
         super().__init__()
         self.root = root
+        self.opened: list[Repo] = []
 
     def open_repository(self, path):
         path = path.decode() if isinstance(path, bytes) else path
         m = GIT_PATH.fullmatch(path if path.startswith("/") else "/" + path)
         if not m or not APP_NAME_RE.fullmatch(m.group(1)) or m.group(2):
             raise NotGitRepository(f"No app repository at {path[:60]!r}")
-        return Repo(str(self.root / f"{m.group(1)}.git"))
+        repo = Repo(str(self.root / f"{m.group(1)}.git"))
+        self.opened.append(repo)
+        return repo
+
+    def close(self) -> None:
+        while self.opened:
+            self.opened.pop().close()
+
+
+class ClosingResponse:
+    """A WSGI response that runs `on_close` once the server is done with it (WSGI calls
+    close() after the last chunk, or when the client went away)."""
+
+    def __init__(self, body, on_close):
+        self.body = body
+        self.on_close = on_close
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.on_close()
 
 
 def repo_path(settings: Settings, app: str) -> Path:
@@ -47,14 +78,38 @@ def init_repo(settings: Settings, app: str) -> None:
             repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
 
 
+def compact(settings: Settings, app: str, max_packs: int = MAX_PACKS) -> int | None:
+    """Repack the app's repository into one pack once it has more than `max_packs` (each push
+    adds one; every open of the repository opens them all). Skipped while a push uploads.
+    Returns the number of objects repacked, or None when nothing was done."""
+    path = repo_path(settings, app)
+    pack_dir = path / "objects" / "pack"
+    if not pack_dir.is_dir() or len(list(pack_dir.glob("pack-*.pack"))) <= max_packs:
+        return None
+    fd = os.open(_receive_lock(settings, app), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None   # a push is uploading: the next pass compacts
+        with Repo(str(path)) as repo:
+            return repo.object_store.repack()
+    finally:
+        os.close(fd)
+
+
+def _receive_lock(settings: Settings, app: str) -> Path:
+    settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    return settings.locks_dir / f"{app}.receive.lock"
+
+
 @contextlib.contextmanager
 def receiving(settings: Settings, app: str, repo):
     """One pack upload per app at a time (a flock beside the deploy lock), so the temporary
     pack files dulwich leaves behind when an upload fails (malformed, truncated, too large)
     are known to be this upload's and are removed."""
     objects = Path(repo.object_store.path)
-    settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.locks_dir / f"{app}.receive.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(_receive_lock(settings, app), os.O_RDWR | os.O_CREAT, 0o600)
     failed: list[bool] = []
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -63,6 +63,8 @@ class Settings:
     app_tmp_mb: int = 64            # DOCKYARD_APP_TMP_MB: size of each container's private /tmp
     ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
+    log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
+    log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
 
     @property
     def isolation(self) -> Isolation:
@@ -71,6 +73,10 @@ class Settings:
     @property
     def max_push_bytes(self) -> int:
         return self.max_push_mb << 20
+
+    @property
+    def log_max_bytes(self) -> int:
+        return self.log_max_mb << 20
 
     def cache_dir(self, app: str) -> Path:
         """The app's buildpack CACHE_DIR, kept between builds."""
@@ -157,6 +163,8 @@ def from_env(env: dict | None = None) -> Settings:
         app_tmp_mb=_int(env, "DOCKYARD_APP_TMP_MB", 64),
         ssh_port=_int(env, "DOCKYARD_SSH_PORT", 2222),
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
+        log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
+        log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
     )
 
 

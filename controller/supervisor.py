@@ -1,100 +1,213 @@
 """Runs the platform's own processes from the top-level Procfile in the background:
-`python -m controller.supervisor start|stop|status`. Each process logs to
-<home>/logs/<name>.log and is restarted with back-off if it dies (honcho instead stops
-everything when one process exits, which is right for development, not for a platform).
-Signal handlers only set a flag; the loop does the work."""
+`python -m controller.supervisor start|stop|status`. Each process is restarted with back-off
+if it dies (honcho instead stops everything when one process exits, which is right for
+development, not for a platform); the back-off resets once a process has run for a while.
+
+Children die with the supervisor (the kernel sends them SIGTERM when it goes, even on
+kill -9), so no set of platform processes ever runs unsupervised; a new `start` first ends
+any the old supervisor left behind (found by pid file, checked by command line), and
+`status` and `stop` tell the truth and work from any of these states.
+
+Each process's output goes through the supervisor into <home>/logs/<name>.log, rotated at
+DOCKYARD_LOG_MAX_MB with DOCKYARD_LOG_KEEP old files. Signal handlers only set a flag."""
 from __future__ import annotations
 
+import ctypes
+import logging.handlers
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from core.procfile import parse_procfile
 from core.fsutil import atomic_write
+from core.procfile import parse_procfile
 
 from .settings import Settings, from_env
 
 ROOT = Path(__file__).resolve().parent.parent
+STABLE_AFTER = 30.0       # seconds a process must run before its restart back-off resets
+MAX_BACKOFF = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+# ---- processes by pid file, verified ------------------------------------------------------
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    try:   # a zombie has exited: it only waits for its parent to read its status
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
-def _read_pid(path: Path) -> int | None:
+def _read_pid(path: Path, looks_like: str) -> int | None:
+    """The pid in `path` when that process is alive and its command line contains
+    `looks_like` (a recycled pid belongs to someone else)."""
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if _alive(pid) and looks_like in _cmdline(pid) else None
 
 
 def supervisor_pid(s: Settings) -> int | None:
-    return _read_pid(s.run_dir / "supervisor.pid")
+    return _read_pid(s.run_dir / "supervisor.pid", "controller.supervisor run")
+
+
+def _signature(command: str) -> str:
+    """What a Procfile process's command line contains once running (its program's
+    arguments, without the venv path that the shell resolves)."""
+    words = command.split()
+    return " ".join(words[1:3]) if len(words) > 1 else words[0]
+
+
+def child_pids(s: Settings, processes: dict[str, str]) -> dict[str, int]:
+    """The platform processes that are alive, by name (whoever started them)."""
+    found = {}
+    for name, command in processes.items():
+        pid = _read_pid(s.run_dir / f"{name}.pid", _signature(command).strip("'\""))
+        if pid:
+            found[name] = pid
+    return found
+
+
+def _end(pids: list[int], timeout: float = 20.0) -> None:
+    """SIGTERM each process group, then SIGKILL what is left after `timeout`."""
+    for pid in pids:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+# ---- the supervisor loop -------------------------------------------------------------------
+_LIBC = ctypes.CDLL(None, use_errno=True)   # loaded here: a forked child must not load libraries
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies, however it dies."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _log_handler(s: Settings, name: str) -> logging.Handler:
+    handler = logging.handlers.RotatingFileHandler(s.logs_dir / f"{name}.log", maxBytes=s.log_max_bytes,
+                                                   backupCount=s.log_keep)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def restart_delay(ran_for: float, backoff: float) -> tuple[float, float]:
+    """Pure: (seconds before a restart, the back-off for the next one). The back-off doubles
+    while a process keeps crashing and starts over once it ran STABLE_AFTER seconds: a crash
+    after a healthy hour is not a crash loop and waits 1 s, not 30."""
+    if ran_for >= STABLE_AFTER:
+        backoff = 1.0
+    return backoff, min(backoff * 2, MAX_BACKOFF)
+
+
+@dataclass
+class Child:
+    name: str
+    command: str
+    log: logging.Handler
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    backoff: float = 1.0
+    next_start: float = 0.0
+    pump: threading.Thread | None = field(default=None, repr=False)
+
+    def say(self, text: str) -> None:
+        self.log.emit(logging.makeLogRecord({"msg": text}))
+
+    def spawn(self, s: Settings) -> None:
+        self.say(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}")
+        self.proc = subprocess.Popen(["/bin/sh", "-c", f"exec {self.command}"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
+        self.started = time.monotonic()
+        atomic_write(s.run_dir / f"{self.name}.pid", str(self.proc.pid))
+        self.pump = threading.Thread(target=self._copy_output, args=(self.proc,), name=f"log-{self.name}", daemon=True)
+        self.pump.start()
+
+    def _copy_output(self, proc: subprocess.Popen) -> None:
+        with proc.stdout:
+            for line in proc.stdout:
+                self.say(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def check(self, s: Settings, now: float) -> None:
+        """Start it when it is due; note an exit and schedule the restart."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        if self.proc is not None:
+            delay, self.backoff = restart_delay(now - self.started, self.backoff)
+            self.say(f"--- {self.name} exited with code {self.proc.returncode}; restarting in {delay:.0f} s")
+            self.next_start = now + delay
+            self.proc = None
+        if now >= self.next_start:
+            self.spawn(s)
 
 
 def run(s: Settings, procfile: Path) -> int:
     """The supervisor loop (foreground)."""
     processes = parse_procfile(procfile.read_bytes())
-    stopping = []
+    stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
-    children: dict[str, subprocess.Popen] = {}
-    backoff = {name: 1.0 for name in processes}
-    next_start = {name: 0.0 for name in processes}
-
-    def spawn(name: str) -> None:
-        log = open(s.logs_dir / f"{name}.log", "ab", buffering=0)
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
-        children[name] = subprocess.Popen(["/bin/sh", "-c", f"exec {processes[name]}"], cwd=ROOT,
-                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        atomic_write(s.run_dir / f"{name}.pid", str(children[name].pid))
-
+    leftovers = child_pids(s, processes)   # a previous supervisor's, if it could not end them
+    if leftovers:
+        _end(list(leftovers.values()))
+    children = [Child(name, command, _log_handler(s, name)) for name, command in processes.items()]
     while not stopping:
         now = time.monotonic()
-        for name in processes:
-            proc = children.get(name)
-            if proc is not None and proc.poll() is None:
-                continue
-            if proc is not None:
-                with open(s.logs_dir / f"{name}.log", "ab") as log:
-                    log.write(f"--- {name} exited with code {proc.returncode}; restarting in "
-                              f"{backoff[name]:.0f} s\n".encode())
-                next_start[name] = now + backoff[name]
-                backoff[name] = min(backoff[name] * 2, 30.0)
-                children.pop(name)
-            if now >= next_start[name]:
-                spawn(name)
-        time.sleep(0.5)
-    for proc in children.values():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for proc in children.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    for name in processes:
-        (s.run_dir / f"{name}.pid").unlink(missing_ok=True)
+        for child in children:
+            child.check(s, now)
+        time.sleep(0.2)
+    _end([c.proc.pid for c in children if c.proc is not None and c.proc.poll() is None])
+    for child in children:
+        if child.proc is not None:
+            child.proc.wait()
+        if child.pump is not None:
+            child.pump.join(2)
+        child.log.close()
+        (s.run_dir / f"{child.name}.pid").unlink(missing_ok=True)
     (s.run_dir / "supervisor.pid").unlink(missing_ok=True)
     return 0
 
 
+# ---- start / stop / status -------------------------------------------------------------
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
@@ -117,6 +230,10 @@ def wait_serving(s: Settings, timeout: float = 60) -> None:
                                f"(API {api}, router {router}); see the logs in {s.logs_dir}.")
 
 
+def _procfile_processes(procfile: Path = ROOT / "Procfile") -> dict[str, str]:
+    return parse_procfile(procfile.read_bytes())
+
+
 @click.group()
 def cli():
     """Run the platform's Procfile processes in the background."""
@@ -132,11 +249,15 @@ def start(procfile):
     if pid:
         click.echo(f"platform already running (supervisor pid {pid})")
     else:
-        log = open(s.logs_dir / "supervisor.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "controller.supervisor", "run", "--procfile", str(procfile)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        log.close()
+        orphans = child_pids(s, _procfile_processes(procfile))
+        if orphans:
+            click.echo("ending platform processes left without a supervisor: "
+                       + ", ".join(f"{n} (pid {p})" for n, p in sorted(orphans.items())))
+            _end(list(orphans.values()))
+        with open(s.logs_dir / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "controller.supervisor", "run", "--procfile", str(procfile)],
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
         atomic_write(s.run_dir / "supervisor.pid", str(proc.pid))
         click.echo(f"platform started (supervisor pid {proc.pid}); logs in {s.logs_dir}")
     wait_serving(s)
@@ -156,28 +277,38 @@ def stop():
     """Stop the platform's processes (apps keep running; they are the engine's)."""
     s = from_env()
     pid = supervisor_pid(s)
-    if not pid:
+    orphans = child_pids(s, _procfile_processes()) if not pid else {}
+    if not pid and not orphans:
         click.echo("platform not running")
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 40
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
-        raise click.ClickException(f"supervisor pid {pid} did not stop within 40 s")
-    click.echo("platform stopped")
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            raise click.ClickException(f"supervisor pid {pid} did not stop within 40 s")
+    left = child_pids(s, _procfile_processes())
+    if left:
+        _end(list(left.values()))
+    click.echo("platform stopped" + (f" (ended {', '.join(sorted(orphans))} left without a supervisor)"
+                                     if orphans else ""))
 
 
 @cli.command()
 def status():
-    """Show which platform processes run."""
+    """Show which platform processes run (exit 3 unless all of them run supervised)."""
     s = from_env()
     pid = supervisor_pid(s)
+    alive = child_pids(s, _procfile_processes())
     click.echo(f"supervisor: {'running, pid %d' % pid if pid else 'stopped'}")
-    for name in parse_procfile((ROOT / "Procfile").read_bytes()):
-        p = _read_pid(s.run_dir / f"{name}.pid") if pid else None
-        click.echo(f"{name}: {'running, pid %d' % p if p else 'stopped'}")
-    if not pid:
+    for name in _procfile_processes():
+        p = alive.get(name)
+        state = f"running, pid {p}" if p else "stopped"
+        if p and not pid:
+            state += " (orphaned: no supervisor; `make up` or `make down` ends it)"
+        click.echo(f"{name}: {state}")
+    if not pid or len(alive) < len(_procfile_processes()):
         sys.exit(3)
 
 

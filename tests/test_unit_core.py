@@ -143,3 +143,13 @@ def test_images_to_keep_current_live_and_the_newest_succeeded():
     assert images_to_keep(releases, 6, 6, 2, "r") == {"r:v5", "r:build-5", "r:v6", "r:build-6"}
     # a live release behind the current one (config --no-restart) is kept however old
     assert images_to_keep(releases, 6, 1, 1, "r") == {"r:v1", "r:build-1", "r:v6", "r:build-6"}
+
+
+def test_supervisor_backoff_doubles_in_a_crash_loop_and_resets_after_a_stable_run():
+    from controller.supervisor import MAX_BACKOFF, STABLE_AFTER, restart_delay
+    delays, backoff = [], 1.0
+    for _ in range(7):                       # crashes right after each start
+        delay, backoff = restart_delay(0.5, backoff)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 16, 30, 30] and backoff == MAX_BACKOFF
+    assert restart_delay(STABLE_AFTER + 1, backoff) == (1.0, 2.0)   # ran fine: starts over

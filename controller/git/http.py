@@ -24,7 +24,7 @@ from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 from .. import access, accounts, releases
 from ..auth import token_from_header
 from ..services import Services
-from ..repos import GIT_PATH, ZERO, AppReposBackend, init_repo, receiving, repo_path
+from ..repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
@@ -209,7 +209,6 @@ class GitApp:
 
     def __init__(self, svc: Services):
         self.svc = svc
-        self.backend = AppReposBackend(svc.settings.repos_dir)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -239,6 +238,11 @@ class GitApp:
             environ = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
         peer = environ.get("gunicorn.socket")
         receive = handler_factory(self.svc, user.name, peer_gone=lambda: peer_closed(peer))
-        wsgi = make_wsgi_chain(self.backend, handlers={b"git-receive-pack": receive,
-                                                            b"git-upload-pack": GuardedUploadPackHandler})
-        return wsgi(environ, start_response)
+        backend = AppReposBackend(self.svc.settings.repos_dir)
+        wsgi = make_wsgi_chain(backend, handlers={b"git-receive-pack": receive,
+                                                  b"git-upload-pack": GuardedUploadPackHandler})
+        try:
+            return ClosingResponse(wsgi(environ, start_response), backend.close)
+        except BaseException:
+            backend.close()
+            raise

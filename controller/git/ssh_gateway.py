@@ -6,6 +6,7 @@ receive-pack (the same DeployingReceivePackHandler: build, deploy, output, check
 upload-pack over the socket."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -60,13 +61,13 @@ def handle_connection(svc: Services, sock: socket.socket, rfile) -> None:
         sock.sendall(data)
 
     proto = Protocol(rfile.read, write)
-    backend = AppReposBackend(svc.settings.repos_dir)
     args = [f"/{app}.git".encode()]
-    if pushing:
-        handler = handler_factory(svc, user.name, via="ssh")(backend, args, proto)
-    else:
-        handler = GuardedUploadPackHandler(backend, args, proto)
-    handler.handle()
+    with contextlib.closing(AppReposBackend(svc.settings.repos_dir)) as backend:
+        if pushing:
+            handler = handler_factory(svc, user.name, via="ssh")(backend, args, proto)
+        else:
+            handler = GuardedUploadPackHandler(backend, args, proto)
+        handler.handle()
 
 
 class _Handler(socketserver.StreamRequestHandler):
