@@ -6,14 +6,9 @@ from .. import accounts
 from core.errors import BadRequest
 from ..sshd import write_authorized_keys
 from ..sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
-from .common import body, svc
+from .common import audit, body, svc
 
 bp = Blueprint("keys", __name__)
-
-
-def _audit(action: str, **detail) -> None:
-    g.audited = True
-    accounts.audit(svc().store, g.user.name, action, None, detail, 200)
 
 
 @bp.get("/account/keys")
@@ -32,7 +27,7 @@ def add_key():
         raise BadRequest("A key name is 1 to 64 characters from letters, digits and '_.@+-'.")
     added = accounts.add_key(svc().store, g.user, name, key.fingerprint, key.line)
     write_authorized_keys(svc().settings, svc().store)
-    _audit("keys:add", name=name, fingerprint=key.fingerprint)
+    audit("keys:add", name=name, fingerprint=key.fingerprint)
     return jsonify(added), 201
 
 
@@ -40,7 +35,7 @@ def add_key():
 def remove_key(which):
     removed = accounts.remove_key(svc().store, g.user, which)
     write_authorized_keys(svc().settings, svc().store)
-    _audit("keys:remove", name=removed["name"], fingerprint=removed["fingerprint"])
+    audit("keys:remove", name=removed["name"], fingerprint=removed["fingerprint"])
     return jsonify(removed)
 
 

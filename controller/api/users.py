@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify, request
 from .. import accounts
 from ..auth import token_from_header
 from core.errors import BadRequest, Forbidden
-from .common import body, svc
+from .common import audit, body, svc
 
 bp = Blueprint("users", __name__)
 
@@ -13,11 +13,6 @@ bp = Blueprint("users", __name__)
 def require_admin(what: str) -> None:
     if not g.user.is_admin:
         raise Forbidden(f"Only an admin may {what}: ask your Dockyard admin.")
-
-
-def audit(action: str, app: str | None = None, **detail) -> None:
-    g.audited = True
-    accounts.audit(svc().store, g.user.name, action, app, detail, 200)
 
 
 @bp.get("/users")
