@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -143,7 +143,20 @@ class StoredCerts:
         self.store = store
 
     def bundle_for(self, app_name: str, hosts: tuple[str, ...]) -> CertBundle | None:
-        return self.store.get_cert(app_name)
+        return stored_bundle(self.store, app_name)
+
+
+def store_bundle(store, app, bundle: CertBundle) -> None:
+    store.put_cert(app, bundle.cert_pem, bundle.key_pem, asdict(bundle.info), bundle.source)
+
+
+def stored_bundle(store, app_name: str) -> CertBundle | None:
+    record = store.cert_record(app_name)
+    if record is None:
+        return None
+    info = record["info"]
+    return CertBundle(cert_pem=record["cert_pem"], key_pem=record["key_pem"],
+                      info=CertInfo(**{**info, "names": tuple(info["names"])}), source=record["source"])
 
 
 def cert_files(certs_dir: Path, app_name: str, bundle: CertBundle) -> Tls:

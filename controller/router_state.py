@@ -6,7 +6,7 @@ from __future__ import annotations
 from core.errors import NotFound
 from core.models import App
 
-from .certs import CertBundle
+from .certs import CertBundle, store_bundle, stored_bundle
 from .router_options import defaults, merge_settings, parse_settings
 from .store import Store
 
@@ -55,11 +55,11 @@ def all_domains(store: Store) -> dict[str, list[str]]:
 
 # ---- certificates ---------------------------------------------------------------------
 def put_cert(store: Store, app: App, bundle: CertBundle) -> None:
-    store.put_cert(app, bundle)
+    store_bundle(store, app, bundle)
 
 
 def get_cert(store: Store, app_name: str) -> CertBundle | None:
-    return store.get_cert(app_name)
+    return stored_bundle(store, app_name)
 
 
 def remove_cert(store: Store, app: App) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from .accounts import AccountsMixin
 from .apps import AppsMixin
-from .base import StoreBase, hash_token, now
-from .events import EVENTS_KEPT_PER_APP, EventsMixin
+from .base import StoreBase
+from .events import EventsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
 
-__all__ = ["EVENTS_KEPT_PER_APP", "MIGRATIONS", "Store", "hash_token", "now"]
+__all__ = ["MIGRATIONS", "Store"]
 
 
 class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict
 from typing import Callable
 
 from core.errors import Conflict
 from core.models import App
 
-from ..certs import CertBundle, CertInfo
 from .base import now
 from .events import trim_events
-
-
-def _cert_info(text: str) -> CertInfo:
-    d = json.loads(text)
-    return CertInfo(**{**d, "names": tuple(d["names"])})
 
 
 class RouterMixin:
@@ -81,23 +74,24 @@ class RouterMixin:
         return out
 
     # ---- certificates -----------------------------------------------------
-    def put_cert(self, app: App, bundle: CertBundle) -> None:
+    def put_cert(self, app: App, cert_pem: str, key_pem: str, info: dict, source: str) -> None:
+        """The app's certificate (one per app: a new one replaces the old)."""
         with self.tx() as db:
             db.execute("INSERT INTO app_certs (app_id, cert_pem, key_pem, info, source, created_at)"
                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app_id) DO UPDATE SET cert_pem = excluded.cert_pem,"
                        " key_pem = excluded.key_pem, info = excluded.info, source = excluded.source,"
                        " created_at = excluded.created_at",
-                       (app.id, bundle.cert_pem, bundle.key_pem, json.dumps(asdict(bundle.info)), bundle.source,
-                        now()))
+                       (app.id, cert_pem, key_pem, json.dumps(info), source, now()))
 
-    def get_cert(self, app_name: str) -> CertBundle | None:
+    def cert_record(self, app_name: str) -> dict | None:
+        """{"cert_pem", "key_pem", "info" (as put), "source"} of the app's certificate, or None."""
         with self.read() as db:
             row = db.execute("SELECT c.* FROM app_certs c JOIN apps a ON a.id = c.app_id WHERE a.name = ?",
                              (app_name,)).fetchone()
         if row is None:
             return None
-        return CertBundle(cert_pem=row["cert_pem"], key_pem=row["key_pem"], info=_cert_info(row["info"]),
-                          source=row["source"])
+        return {"cert_pem": row["cert_pem"], "key_pem": row["key_pem"], "info": json.loads(row["info"]),
+                "source": row["source"]}
 
     def remove_cert(self, app: App) -> bool:
         with self.tx() as db:
