@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.settings import Settings  # noqa: E402
+from controller.settings import Settings, router_config  # noqa: E402
 from router import render  # noqa: E402
 from router.nginx import Nginx  # noqa: E402
 from router.table import Route, Upstream, build_table  # noqa: E402
@@ -181,7 +181,7 @@ def main() -> None:
 
         settings = Settings(home=tmp / "home", router_port=free_port(), router_tls_port=free_port(),
                             nginx_bin=NGINX)
-        router = Nginx(settings)
+        router = Nginx(router_config(settings))
         router.ensure_layout()
         proc = router.start_foreground(stderr=subprocess.DEVNULL)
         router.apply(build_table([("bench", [Upstream("127.0.0.1", port_a)])], settings.domain))

@@ -1,4 +1,5 @@
-"""TLS certificates for apps: checking PEM bundles (pure) and where certificates come from.
+"""TLS certificates for apps: checking PEM bundles (pure), where certificates come from, and
+the files nginx reads them from.
 
 ``inspect_bundle`` is pure: it parses a certificate chain and private key and says, with a
 message that tells how to fix it, why they cannot be used (not PEM, encrypted key, key does
@@ -12,11 +13,16 @@ same way, and answer ``/.well-known/acme-challenge/``); routing asks the sources
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Protocol
 
+from router.table import Tls
+
 from core.errors import BadRequest
+from core.fsutil import atomic_write
 
 MAX_PEM = 64 * 1024
 
@@ -137,5 +143,41 @@ class StoredCerts:
         self.store = store
 
     def bundle_for(self, app_name: str, hosts: tuple[str, ...]) -> CertBundle | None:
-        from . import router_state
-        return router_state.get_cert(self.store, app_name)
+        return stored_bundle(self.store, app_name)
+
+
+def store_bundle(store, app, bundle: CertBundle) -> None:
+    store.put_cert(app, bundle.cert_pem, bundle.key_pem, asdict(bundle.info), bundle.source)
+
+
+def stored_bundle(store, app_name: str) -> CertBundle | None:
+    record = store.cert_record(app_name)
+    if record is None:
+        return None
+    info = record["info"]
+    return CertBundle(cert_pem=record["cert_pem"], key_pem=record["key_pem"],
+                      info=CertInfo(**{**info, "names": tuple(info["names"])}), source=record["source"])
+
+
+def cert_files(certs_dir: Path, app_name: str, bundle: CertBundle) -> Tls:
+    """Write the bundle where nginx reads it: mode 0600, atomically, named by fingerprint (a new
+    certificate is a new path, so the rendered config changes and nginx reloads it)."""
+    certs_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(certs_dir, 0o700)
+    stem = f"{app_name}-{bundle.info.fingerprint[:16]}"
+    paths = []
+    for suffix, text in ((".crt", bundle.cert_pem), (".key", bundle.key_pem)):
+        path = certs_dir / (stem + suffix)
+        if not path.exists() or path.read_text() != text:
+            atomic_write(path, text, durable=True)
+        paths.append(str(path))
+    return Tls(cert_path=paths[0], key_path=paths[1])
+
+
+def prune_cert_files(certs_dir: Path, keep: set[str], live_config: str = "") -> None:
+    """Remove certificate files neither in `keep` nor named by the live nginx config."""
+    if not certs_dir.is_dir():
+        return
+    for path in certs_dir.iterdir():
+        if path.suffix in (".crt", ".key") and str(path) not in keep and f'"{path}"' not in live_config:
+            path.unlink(missing_ok=True)

@@ -1,19 +1,15 @@
 """Operator commands run on the platform host: `python -m controller.manage migrate|bootstrap`."""
 from __future__ import annotations
 
-import secrets
 import sys
 
 import click
 
 from core.fsutil import atomic_write
 
+from .accounts import mint_token
 from .settings import from_env
 from .store import Store
-
-
-def new_token() -> str:
-    return "dy_" + secrets.token_urlsafe(32)
 
 
 @click.group()
@@ -44,8 +40,7 @@ def bootstrap(name):
         return
     if user is None:
         user = store.create_user(name, is_admin=True)
-    token = new_token()
-    store.add_token(user.id, token)
+    token = mint_token(store, user)
     atomic_write(token_file, token + "\n")
     click.echo(f"created admin user {name!r}; token in {token_file}")
 

@@ -1,13 +1,19 @@
 """The route table, from the store and live container state (never from cached IPs):
 every app gets `<app>.<domain>`; its upstreams are its running `web` instances that
-passed their health check."""
+passed their health check; its custom domains, router settings and certificate come from
+the store. The one computation both the API (a deploy applies routes itself, at once) and
+the router process use."""
 from __future__ import annotations
 
 from collections import defaultdict
 
+from router import render
 from router.table import Route, Upstream, build_table
 
+from .certs import StoredCerts, cert_files, prune_cert_files
+from .router_options import apply_extras
 from .settings import Settings
+from .store import Store
 
 
 def compute_routes(app_names, instances, healthy_ids, domain: str) -> tuple[Route, ...]:
@@ -23,16 +29,12 @@ def compute_routes(app_names, instances, healthy_ids, domain: str) -> tuple[Rout
 
 def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict) -> tuple[Route, ...]:
     """Pure: add each app's custom domains, router settings and certificate to its route."""
-    from . import router_state
-    return tuple(router_state.apply_extras(r, settings_by_app.get(r.app, {}), tls_by_app.get(r.app),
-                                           domains.get(r.app, [])) for r in routes)
+    return tuple(apply_extras(r, settings_by_app.get(r.app, {}), tls_by_app.get(r.app), domains.get(r.app, []))
+                 for r in routes)
 
 
-def load_routes(settings: Settings, store=None, scheduler=None) -> tuple[Route, ...]:
-    from .scheduler import Scheduler
-    from .store import Store
-    store = store or Store(settings.db_path)
-    scheduler = scheduler or Scheduler(settings)
+def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...]:
+    """The route table now. `scheduler` is anything with `instances()` (live containers)."""
     apps = [a.name for a in store.list_apps()]
     # Healthy ids first, live containers second: a deploy marks its new instances healthy only
     # once they run, and stops old ones only after its own (later) apply, so this order never
@@ -42,26 +44,24 @@ def load_routes(settings: Settings, store=None, scheduler=None) -> tuple[Route, 
     return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
 
 
-def load_extras(settings: Settings, store, apps) -> tuple[dict, dict, dict]:
+def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dict]:
     """Custom domains, router settings and certificate files (written here, 0600, under
     DOCKYARD_HOME/certs: called under the router lock, so files and config move together)."""
-    from . import router_state
-    from .certs import StoredCerts
     sources = (StoredCerts(store),)   # an ACME CertSource would go here, after the manual one
-    domains = router_state.all_domains(store)
+    domains = store.all_domains()
     tls_by_app, keep = {}, set()
     for app in apps:
         for source in sources:
             bundle = source.bundle_for(app, tuple(domains.get(app, ())))
             if bundle is not None:
-                tls = router_state.cert_files(settings.certs_dir, app, bundle)
+                tls = cert_files(settings.certs_dir, app, bundle)
                 tls_by_app[app] = tls
                 keep.update((tls.cert_path, tls.key_path))
                 break
     # Files the live config still names stay too (a refused render keeps the live config serving).
     try:
-        live = (settings.router_dir / "conf" / "routes.conf").read_text()
+        live = (settings.router_dir / render.ROUTES_CONF).read_text()
     except OSError:
         live = ""
-    router_state.prune_cert_files(settings.certs_dir, keep, live)
-    return domains, router_state.all_settings(store), tls_by_app
+    prune_cert_files(settings.certs_dir, keep, live)
+    return domains, store.all_router_settings(), tls_by_app

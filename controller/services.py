@@ -6,8 +6,10 @@ import threading
 from typing import Callable
 
 from builder.job import BuildConfig
+from router.nginx import Nginx
 
-from .settings import Settings
+from .routing import load_routes
+from .settings import Settings, router_config
 from .store import Store
 
 Out = Callable[[str], None]
@@ -43,8 +45,7 @@ class Services:
     def router(self):
         with self._lock:
             if self._router is None:
-                from router.nginx import Nginx
-                self._router = Nginx(self.settings)
+                self._router = Nginx(router_config(self.settings))
                 self._router.ensure_layout()
             return self._router
 
@@ -52,5 +53,4 @@ class Services:
         """Compute the route table and apply it as one step under the router's lock, which
         every process shares, so an older computation (say, the reconciler's) is never
         applied after a newer one (a deploy's)."""
-        from .routing import load_routes
         return self.router.apply_fresh(lambda: load_routes(self.settings, self.store, self.scheduler))

@@ -10,9 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from router.config import RouterConfig
+
 from .isolation import Isolation
 
 _CAP = re.compile(r"^[A-Z_]{2,30}$")
+ROUTER_COMMAND = "python -m controller.routerd"   # the Procfile's router process
 
 
 def _number(env: dict, key: str, default, cast):
@@ -166,6 +169,13 @@ def from_env(env: dict | None = None) -> Settings:
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
     )
+
+
+def router_config(s: Settings) -> RouterConfig:
+    """What the router library needs of these settings."""
+    return RouterConfig(prefix=s.router_dir, port=s.router_port, tls_port=s.router_tls_port,
+                        nginx_bin=s.nginx_bin, domain=s.domain, interval=s.reconcile_interval,
+                        stop_grace=float(s.stop_grace), start_command=ROUTER_COMMAND)
 
 
 def _caps(raw: str | None) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
-"""The I/O shell around nginx: files in the router prefix, ``nginx -t``,
-starting, reloading and stopping our own nginx master.
+"""The I/O shell around nginx: files in the router prefix, ``nginx -t``, and applying a
+route table (validate, swap, reload) under the router lock that every process shares.
+Starting, reloading and stopping the nginx master itself is ``router.master``.
 
-Layout of ``Settings.router_dir`` (the nginx prefix)::
+Layout of ``RouterConfig.prefix`` (the nginx prefix)::
 
     conf/nginx.conf     main config (render_main), rewritten when it changes
     conf/routes.conf    routes (render_routes), replaced atomically by apply()
@@ -9,8 +10,6 @@ Layout of ``Settings.router_dir`` (the nginx prefix)::
     tmp/                nginx temp paths (unused: bodies are streamed)
     apply.lock          flock serialising apply/reload/start across processes
     refused.json        apps whose own settings/certificate were refused at the last apply, and why
-
-Linux only: process checks read ``/proc``.
 """
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ import fcntl
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,17 +26,16 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from controller.settings import Settings
 from core.fsutil import atomic_write
 from router import render
+from router.config import RouterConfig
 from router.errors import ConfigRejected, RenderError, RouterError
+from router.master import NginxMaster, tail
 from router.table import Route
-
-_POLL = 0.02  # seconds between checks while waiting on nginx
 
 
 class Nginx:
-    """Our own nginx, living in ``settings.router_dir``.
+    """Our own nginx, living in ``config.prefix``.
 
     ``worker_user`` is the user nginx workers run as when the master runs as
     root (default ``www-data``); ignored otherwise.
@@ -46,7 +43,7 @@ class Nginx:
 
     def __init__(
         self,
-        settings: Settings,
+        config: RouterConfig,
         *,
         worker_user: str | None = None,
         listen_host: str = "127.0.0.1",
@@ -55,12 +52,10 @@ class Nginx:
         reload_timeout: float = 15.0,
         lock_timeout: float = 60.0,
     ) -> None:
-        self.settings = settings
-        self.prefix = Path(settings.router_dir)
+        self.config = config
+        self.prefix = Path(config.prefix)
         self.conf_path = self.prefix / render.MAIN_CONF
         self.routes_path = self.prefix / render.ROUTES_CONF
-        self.pid_path = self.prefix / render.PID_FILE
-        self.error_log = self.prefix / render.ERROR_LOG
         self.lock_path = self.prefix / "apply.lock"
         self.rejected_path = self.prefix / "conf" / "routes.conf.rejected"
         self.refused_path = self.prefix / "refused.json"
@@ -71,14 +66,17 @@ class Nginx:
         self.command_timeout = command_timeout
         self.reload_timeout = reload_timeout
         self.lock_timeout = lock_timeout
-        self._proc: subprocess.Popen | None = None  # set when we started nginx ourselves
+        self.master = NginxMaster(self.prefix, config.nginx_bin, self.conf_path, config.port,
+                                  reload_timeout=reload_timeout, start_command=config.start_command)
+        self.pid_path = self.master.pid_path
+        self.error_log = self.master.error_log
         self._reload_owed = False  # a reload failed: the next apply must reload even if unchanged
 
     # ------------------------------------------------------------ rendering
     def _main_text(self, routes_file: Path | None = None) -> str:
         return render.render_main(
             str(self.prefix),
-            self.settings.router_port,
+            self.config.port,
             self.worker_user,
             routes_file=None if routes_file is None else str(routes_file),
             proxy_read_timeout=self.proxy_read_timeout,
@@ -86,8 +84,7 @@ class Nginx:
 
     def _routes_text(self, routes: Iterable[Route]) -> str:
         return render.render_routes(
-            routes, self.settings.router_port, listen_host=self.listen_host,
-            tls_port=getattr(self.settings, "router_tls_port", None),
+            routes, self.config.port, listen_host=self.listen_host, tls_port=self.config.tls_port,
         )
 
     def _render_tolerant(self, routes: Iterable[Route], refused: dict[str, str]) -> tuple[str, list[Route]]:
@@ -150,7 +147,7 @@ class Nginx:
                         raise RouterError(
                             f"Timed out after {self.lock_timeout:g}s waiting for the router lock {self.lock_path}: "
                             "another Dockyard process is applying routes or (re)starting nginx. Retry; if it "
-                            "keeps happening, look for a stuck `python -m router.main` or API worker."
+                            f"keeps happening, look for a stuck {self._router_process()} or API worker."
                         ) from None
                     time.sleep(0.05)
             try:
@@ -203,6 +200,10 @@ class Nginx:
         finally:
             self._record_refused(refused)
 
+    def _router_process(self) -> str:
+        cmd = self.config.start_command
+        return f"`{cmd}`" if cmd else "router process"
+
     def _record_refused(self, refused: dict[str, str]) -> None:
         text = json.dumps(refused, indent=1, sort_keys=True) + "\n"
         if _read(self.refused_path) != text:
@@ -219,7 +220,7 @@ class Nginx:
             self._validate_and_install(main_text, routes_text)
         if self.running():
             self._reload_owed = True
-            self._reload_locked()
+            self.master.reload()
         self._reload_owed = False
         return True
 
@@ -254,10 +255,10 @@ class Nginx:
             raise ConfigRejected(f"nginx rejected {self.conf_path}. nginx said:\n{output.strip()}", output=output)
 
     def _test_config(self, conf: Path) -> tuple[bool, str]:
-        result = self._run([self.settings.nginx_bin, "-t", "-q", "-p", f"{self.prefix}/", "-c", str(conf)])
+        result = self._run([self.config.nginx_bin, "-t", "-q", "-p", f"{self.prefix}/", "-c", str(conf)])
         output = result.stdout
         if result.returncode != 0 and not output.strip():
-            output = f"(nginx -t exited {result.returncode} without output; end of {self.error_log}:)\n" + _tail(
+            output = f"(nginx -t exited {result.returncode} without output; end of {self.error_log}:)\n" + tail(
                 self.error_log
             )
         return result.returncode == 0, output
@@ -284,176 +285,39 @@ class Nginx:
     # ------------------------------------------------------------ process control
     def running(self) -> bool:
         """True if the pid file names a live nginx master for this prefix."""
-        return self._master_pid() is not None
+        return self.master.pid() is not None
 
     def master_pid(self) -> int | None:
-        return self._master_pid()
-
-    def _master_pid(self) -> int | None:
-        pid = self._pid_from_file()
-        if pid is None:
-            return None
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] == "Z":
-            return None
-        cmdline = _cmdline(pid)
-        if "nginx" not in cmdline or str(self.prefix) not in cmdline:
-            return None  # stale pid file, pid reused by something else
-        return pid
-
-    def _pid_from_file(self) -> int | None:
-        try:
-            return int(self.pid_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+        return self.master.pid()
 
     def start_foreground(
         self, *, stdout: IO | int | None = None, stderr: IO | int | None = None, timeout: float = 10.0
     ) -> subprocess.Popen:
-        """Start nginx as our child (``daemon off``, own process group).
+        """Start nginx as our child (``daemon off``, own process group) on the checked config.
 
         Returns once nginx listens and its workers are up. Raises RouterError
         (with nginx's log) if it exits or does not come up within ``timeout``.
         """
         with self._locked():
-            pid = self._master_pid()
+            pid = self.master.pid()
             if pid is not None:
                 raise RouterError(
                     f"nginx is already running for {self.prefix} (pid {pid}). Stop it first "
                     f"(kill -QUIT {pid}) or reload it instead of starting another one."
                 )
-            self._reap_leftovers()
+            self.master.reap_leftovers()
             self._ensure_layout_locked()
             self.test_config()
-            argv = [
-                self.settings.nginx_bin, "-p", f"{self.prefix}/", "-c", str(self.conf_path), "-g", "daemon off;",
-            ]
-            try:
-                proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True
-                )
-            except FileNotFoundError:
-                raise RouterError(
-                    f"nginx is not installed at {argv[0]}: install it or set DOCKYARD_NGINX."
-                ) from None
-            self._proc = proc
-            deadline = time.monotonic() + timeout
-            while True:
-                code = proc.poll()
-                if code is not None:
-                    raise RouterError(
-                        f"nginx exited with code {code} while starting on port {self.settings.router_port}. "
-                        f"Is another program using that port (set DOCKYARD_ROUTER_PORT)? "
-                        f"End of {self.error_log}:\n{_tail(self.error_log)}"
-                    )
-                if self._pid_from_file() == proc.pid and self._workers(proc.pid):
-                    return proc
-                if time.monotonic() > deadline:
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    _wait_child(proc, 5.0)
-                    raise RouterError(
-                        f"nginx did not come up within {timeout:g}s; it was killed. "
-                        f"End of {self.error_log}:\n{_tail(self.error_log)}"
-                    )
-                time.sleep(_POLL)
+            return self.master.start(stdout=stdout, stderr=stderr, timeout=timeout)
 
     def reload(self) -> None:
         """SIGHUP the master and wait until its new workers took over."""
         with self._locked():
-            self._reload_locked()
-
-    def _reload_locked(self) -> None:
-        pid = self._master_pid()
-        if pid is None:
-            raise RouterError(
-                f"nginx is not running for {self.prefix}, so it cannot be reloaded. "
-                "Start the router with: python -m router.main"
-            )
-        old = set(self._workers(pid))
-        os.kill(pid, signal.SIGHUP)
-        deadline = time.monotonic() + self.reload_timeout
-        while True:
-            workers = self._workers(pid)
-            old_active = [w for w in old if w in workers and "shutting down" not in workers[w]]
-            new_active = [w for w in workers if w not in old and "shutting down" not in workers[w]]
-            if new_active and not old_active:
-                return
-            if self._master_pid() != pid:
-                raise RouterError(
-                    f"nginx (pid {pid}) exited while reloading. End of {self.error_log}:\n{_tail(self.error_log)}"
-                )
-            if time.monotonic() > deadline:
-                raise RouterError(
-                    f"nginx (pid {pid}) did not switch to the new config within {self.reload_timeout:g}s. "
-                    f"End of {self.error_log}:\n{_tail(self.error_log)}"
-                )
-            time.sleep(_POLL)
+            self.master.reload()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Graceful shutdown (SIGQUIT): open requests finish, then nginx exits.
-
-        Escalates to SIGTERM (fast shutdown), then SIGKILL of nginx's process
-        group, 2 s apart, if it is still running after ``timeout`` seconds, so
-        this returns within ``timeout + 4`` s. No-op if nginx is not running.
-        """
-        pid = self._master_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGQUIT)
-            if not self._wait_exit(pid, timeout):
-                own_group = (_proc_stat(pid) or ("", 0, 0))[2] == pid
-                for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-                    if own_group:
-                        _kill_group(pid, sig)
-                    else:
-                        _kill(pid, sig)
-                    if self._wait_exit(pid, grace):
-                        break
-        self._reap_leftovers()
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            return _wait_child(self._proc, timeout)
-        deadline = time.monotonic() + timeout
-        while _alive(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(_POLL)
-        return True
-
-    def _reap_leftovers(self) -> None:
-        """Kill workers orphaned by a master that died (e.g. SIGKILL): they keep
-        the port and serve stale routes. nginx masters we start lead their own
-        process group, so the orphans are the nginx processes in the group of a
-        dead master."""
-        groups = set()
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                return  # our master is alive: nothing is orphaned
-            groups.add(self._proc.pid)
-        stale = self._pid_from_file()
-        if stale is not None and self._master_pid() is None:
-            groups.add(stale)
-        for pgid in groups:
-            members = _nginx_group_members(pgid)
-            if not members:
-                continue
-            for member in members:
-                _kill(member, signal.SIGQUIT)  # closes the listening socket at once
-            deadline = time.monotonic() + 5.0
-            while any(_alive(m) for m in members) and time.monotonic() < deadline:
-                time.sleep(_POLL)
-            for member in members:
-                if _alive(member):
-                    _kill(member, signal.SIGKILL)
-
-    def _workers(self, master: int) -> dict[int, str]:
-        """Live children of ``master`` -> their process title."""
-        out = {}
-        for pid in _pids():
-            stat = _proc_stat(pid)
-            if stat is not None and stat[1] == master and stat[0] != "Z":
-                out[pid] = _cmdline(pid)
-        return out
+        """Graceful shutdown; see ``NginxMaster.stop``."""
+        self.master.stop(timeout)
 
 
 # ---------------------------------------------------------------- helpers
@@ -520,70 +384,3 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            data = f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return f"({path} does not exist)"
-    return "\n".join(data.splitlines()[-lines:])
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, pgrp) of ``pid``, or None if it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = data[data.rfind(")") + 2 :].split()  # the command name may contain spaces and parens
-    return fields[0], int(fields[1]), int(fields[2])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    """Exists and is not a zombie (our container's init may never reap them)."""
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] != "Z"
-
-
-def _nginx_group_members(pgid: int) -> list[int]:
-    members = []
-    for pid in _pids():
-        stat = _proc_stat(pid)
-        if stat is not None and stat[2] == pgid and stat[0] != "Z" and _cmdline(pid).startswith("nginx"):
-            members.append(pid)
-    return members
-
-
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _wait_child(proc: subprocess.Popen, timeout: float) -> bool:
-    try:
-        proc.wait(timeout=timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        return False

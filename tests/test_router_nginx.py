@@ -1,4 +1,4 @@
-"""router.nginx and router.main against the real nginx binary.
+"""router.nginx and router.loop against the real nginx binary.
 
 Each test gets its own router prefix (tmp_path) and port, and its own
 upstreams: small threaded HTTP servers in subprocesses, bound to 127.0.0.1,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.settings import Settings
+from controller.settings import Settings, router_config
 from router import render
 from router.errors import ConfigRejected, RouterError
 from router.nginx import Nginx
@@ -86,8 +86,8 @@ RUNNER_SCRIPT = textwrap.dedent(
     r"""
     import json, logging, sys
     from pathlib import Path
-    from controller.settings import Settings
-    from router.main import run
+    from controller.settings import Settings, router_config
+    from router.loop import run
     from router.table import Upstream, build_table
 
     home, port, routes_json = sys.argv[1:4]
@@ -98,7 +98,7 @@ RUNNER_SCRIPT = textwrap.dedent(
         return build_table([(app, [Upstream(h, p) for h, p in ups]) for app, ups in data.items()], settings.domain)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="router: %(levelname)s %(message)s")
-    sys.exit(run(Settings(home=Path(home), router_port=int(port)), load_routes=load, interval=0.2))
+    sys.exit(run(router_config(Settings(home=Path(home), router_port=int(port))), load_routes=load, interval=0.2))
     """
 )
 
@@ -210,7 +210,7 @@ def settings(tmp_path):
 @pytest.fixture
 def router(settings, tmp_path):
     """A started Nginx serving an empty table."""
-    nginx = Nginx(settings)
+    nginx = Nginx(router_config(settings))
     nginx.ensure_layout()
     with open(tmp_path / "nginx.stderr", "wb") as err:
         proc = nginx.start_foreground(stderr=err)
@@ -411,7 +411,7 @@ def test_concurrent_apply_is_safe(router, settings, upstreams):
     def worker(t):
         try:
             for _ in range(3):
-                Nginx(settings).apply(t)  # a fresh instance, like separate processes
+                Nginx(router_config(settings)).apply(t)  # a fresh instance, like separate processes
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -420,10 +420,10 @@ def test_concurrent_apply_is_safe(router, settings, upstreams):
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from controller.settings import Settings; "
+            "import sys; from pathlib import Path; from controller.settings import Settings, router_config; "
             "from router.nginx import Nginx; from router.table import build_table, Upstream; "
             "s = Settings(home=Path(sys.argv[1]), router_port=int(sys.argv[2])); "
-            "[Nginx(s).apply(build_table([('proc', [Upstream('127.0.0.1', int(sys.argv[3]))])], s.domain)) "
+            "[Nginx(router_config(s)).apply(build_table([('proc', [Upstream('127.0.0.1', int(sys.argv[3]))])], s.domain)) "
             " for _ in range(3)]",
             str(settings.home),
             str(settings.router_port),
@@ -455,7 +455,7 @@ def test_concurrent_apply_is_safe(router, settings, upstreams):
 
 
 def test_apply_waits_for_the_lock_and_times_out(settings, tmp_path):
-    nginx = Nginx(settings, lock_timeout=0.5)
+    nginx = Nginx(router_config(settings), lock_timeout=0.5)
     nginx.ensure_layout()
     holder = subprocess.Popen(
         [
@@ -581,7 +581,7 @@ def test_start_fails_clearly_when_the_port_is_taken(settings):
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", settings.router_port))
         blocker.listen()
-        nginx = Nginx(settings)
+        nginx = Nginx(router_config(settings))
         with pytest.raises(RouterError) as err:
             nginx.start_foreground(stderr=subprocess.DEVNULL, timeout=15)
     assert "Address already in use" in str(err.value)
@@ -608,9 +608,9 @@ def test_stop_is_graceful(router, settings, upstreams):
 
 
 def test_reload_when_not_running_says_how_to_start(settings):
-    nginx = Nginx(settings)
+    nginx = Nginx(router_config(settings))
     nginx.ensure_layout()
-    with pytest.raises(RouterError, match="python -m router.main"):
+    with pytest.raises(RouterError, match="python -m controller.routerd"):
         nginx.reload()
     assert nginx.apply(table(settings, myapp=[])) is True  # writes the config; nothing to reload
 
@@ -618,7 +618,7 @@ def test_reload_when_not_running_says_how_to_start(settings):
 def test_main_run_in_a_thread_logs_rejections_and_keeps_serving(settings, upstreams, monkeypatch, caplog):
     import queue
 
-    from router import main
+    from router import loop as main
 
     a, b = upstreams("A"), upstreams("B")
     current = {"routes": table(settings, myapp=[a])}
@@ -629,10 +629,10 @@ def test_main_run_in_a_thread_logs_rejections_and_keeps_serving(settings, upstre
         return current["routes"]
 
     events = queue.SimpleQueue()
-    nginx = Nginx(settings)
+    nginx = Nginx(router_config(settings))
     result = {}
     runner = threading.Thread(
-        target=lambda: result.update(code=main.run(settings, load, 0.1, events=events, nginx=nginx))
+        target=lambda: result.update(code=main.run(router_config(settings), load, 0.1, events=events, nginx=nginx))
     )
     caplog.set_level("INFO", logger="dockyard.router")
     runner.start()
@@ -674,7 +674,7 @@ def test_main_restarts_nginx_after_sigkill_and_exits_0_on_sigterm(settings, upst
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    nginx = Nginx(settings)
+    nginx = Nginx(router_config(settings))
     try:
         wait_for(lambda: "router listening" in log_path.read_text(), what="router started")
         assert text(port, "myapp.localhost") == (200, "A\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import router_state
+from controller import certs, router_options, router_state
 from controller.certs import host_covered, inspect_bundle, uncovered_hosts
 from controller.domains import default_owner, normalize_hostname
 from core.errors import BadRequest
@@ -219,8 +219,8 @@ def test_platform_domain_cannot_be_taken():
 
 # ---------------------------------------------------------------- router:set
 def test_parse_settings_types_and_resets():
-    parsed = router_state.parse_settings("a", {"read-timeout": "120", "client-max-body-size": "50M",
-                                               "force-https": "on", "send-timeout": None, "connect-timeout": "3s"})
+    parsed = router_options.parse_settings("a", {"read-timeout": "120", "client-max-body-size": "50M",
+                                                 "force-https": "on", "send-timeout": None, "connect-timeout": "3s"})
     assert parsed == {"read-timeout": 120, "client-max-body-size": "50m", "force-https": True, "send-timeout": None,
                       "connect-timeout": 3}
 
@@ -233,14 +233,14 @@ def test_parse_settings_types_and_resets():
 def test_parse_settings_refusals_name_the_setting(changes, needle):
     from router.errors import RouterError
     with pytest.raises((BadRequest, RouterError)) as err:
-        router_state.parse_settings("a", changes)
+        router_options.parse_settings("a", changes)
     assert needle in err.value.message
 
 
 def test_apply_extras_adds_domains_settings_and_certificate():
     (route,) = build_table([("a", UP)], "localhost")
     tls = Tls("/c.crt", "/c.key")
-    out = router_state.apply_extras(route, {"read-timeout": 90, "maintenance": True}, tls, ["www.example.com"])
+    out = router_options.apply_extras(route, {"read-timeout": 90, "maintenance": True}, tls, ["www.example.com"])
     assert out.hostnames == ("a.localhost", "www.example.com")
     assert out.options.read_timeout == 90 and out.maintenance and out.tls == tls and not out.force_https
 
@@ -288,11 +288,11 @@ def test_router_state_in_the_store(tmp_path):
     router_state.put_cert(store, a, CertBundle(cert, key, info))
     got = router_state.get_cert(store, "app-a")
     assert got.info == info and got.key_pem == key and router_state.get_cert(store, "app-b") is None
-    tls = router_state.cert_files(tmp_path / "certs", "app-a", got)
+    tls = certs.cert_files(tmp_path / "certs", "app-a", got)
     assert Path(tls.cert_path).read_text() == cert
     assert all(Path(p).stat().st_mode & 0o777 == 0o600 for p in (tls.cert_path, tls.key_path))
     (tmp_path / "certs" / "stale.key").write_text("x")
-    router_state.prune_cert_files(tmp_path / "certs", {tls.cert_path, tls.key_path})
+    certs.prune_cert_files(tmp_path / "certs", {tls.cert_path, tls.key_path})
     assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == sorted(
         [Path(tls.cert_path).name, Path(tls.key_path).name])
     routes = with_extras(build_table([("app-a", UP), ("app-b", ())], "localhost"), router_state.all_domains(store),

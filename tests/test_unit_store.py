@@ -86,7 +86,7 @@ def test_current_pointer_never_moves_backwards(store):
 
 
 def test_events_are_bounded_per_app(store, monkeypatch):
-    import controller.store as mod
+    import controller.store.events as mod
     monkeypatch.setattr(mod, "EVENTS_KEPT_PER_APP", 10)
     app = store.create_app("myapp", None)
     store.add_events(app, [(f"2026-01-01T00:00:{i:02d}", "app", "web.1", f"line {i}") for i in range(30)])

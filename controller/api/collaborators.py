@@ -1,17 +1,12 @@
 """Per-app access: the owner (or an admin) adds and removes collaborators; anyone with
 access may list them. Heroku: /apps/{app}/collaborators."""
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, jsonify
 
 from .. import accounts
 from core.errors import BadRequest
-from .common import body, load_app, svc
+from .common import audit, body, load_app, svc
 
 bp = Blueprint("collaborators", __name__)
-
-
-def _audit(action: str, app: str, **detail) -> None:
-    g.audited = True
-    accounts.audit(svc().store, g.user.name, action, app, detail, 200)
 
 
 @bp.get("/apps/<name>/collaborators")
@@ -27,7 +22,7 @@ def add(name):
         raise BadRequest('Say who: {"user": "NAME"} (`dockyard access:add NAME -a APP`).')
     user = accounts.get_user(svc().store, user_name)
     accounts.add_collaborator(svc().store, app, user)
-    _audit("access:add", name, user=user.name)
+    audit("access:add", name, user=user.name)
     return jsonify(accounts.access_list(svc().store, app)), 201
 
 
@@ -36,5 +31,5 @@ def remove(name, user_name):
     app = load_app(name, admin=True)
     user = accounts.get_user(svc().store, user_name)
     accounts.remove_collaborator(svc().store, app, user)
-    _audit("access:remove", name, user=user.name)
+    audit("access:remove", name, user=user.name)
     return jsonify(accounts.access_list(svc().store, app))

@@ -14,6 +14,13 @@ def svc() -> Services:
     return current_app.extensions["dockyard"]
 
 
+def audit(action: str, app: str | None = None, **detail) -> None:
+    """Record this request's action in the audit log with its details (names only, never
+    secret values); the catch-all recorder in api/audit.py then leaves the request alone."""
+    g.audited = True
+    accounts.audit(svc().store, g.user.name, action, app, detail, 200)
+
+
 def body() -> dict:
     data = request.get_json(silent=True)
     if data is None:

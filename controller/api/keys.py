@@ -2,18 +2,10 @@
 authorized_keys file (atomically) from the store."""
 from flask import Blueprint, g, jsonify, request
 
-from .. import accounts
-from core.errors import BadRequest
-from ..git.sshd import write_authorized_keys
-from ..git.sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
-from .common import body, svc
+from .. import accounts, keys
+from .common import audit, body, svc
 
 bp = Blueprint("keys", __name__)
-
-
-def _audit(action: str, **detail) -> None:
-    g.audited = True
-    accounts.audit(svc().store, g.user.name, action, None, detail, 200)
 
 
 @bp.get("/account/keys")
@@ -25,22 +17,15 @@ def list_keys():
 @bp.post("/account/keys")
 def add_key():
     data = body()
-    key = parse_public_key(data.get("public_key"))
-    taken = {k["name"] for k in accounts.list_keys(svc().store, g.user)}
-    name = data.get("name") or default_key_name(key, taken)
-    if not isinstance(name, str) or not KEY_NAME_RE.fullmatch(name):
-        raise BadRequest("A key name is 1 to 64 characters from letters, digits and '_.@+-'.")
-    added = accounts.add_key(svc().store, g.user, name, key.fingerprint, key.line)
-    write_authorized_keys(svc().settings, svc().store)
-    _audit("keys:add", name=name, fingerprint=key.fingerprint)
+    added = keys.add_key(svc(), g.user, data.get("public_key"), data.get("name"))
+    audit("keys:add", name=added["name"], fingerprint=added["fingerprint"])
     return jsonify(added), 201
 
 
 @bp.delete("/account/keys/<path:which>")
 def remove_key(which):
-    removed = accounts.remove_key(svc().store, g.user, which)
-    write_authorized_keys(svc().settings, svc().store)
-    _audit("keys:remove", name=removed["name"], fingerprint=removed["fingerprint"])
+    removed = keys.remove_key(svc(), g.user, which)
+    audit("keys:remove", name=removed["name"], fingerprint=removed["fingerprint"])
     return jsonify(removed)
 
 

@@ -2,10 +2,10 @@
 are the admin's; everyone may rotate or revoke their own token."""
 from flask import Blueprint, g, jsonify, request
 
-from .. import accounts
+from .. import accounts, keys
 from ..auth import token_from_header
 from core.errors import BadRequest, Forbidden
-from .common import body, svc
+from .common import audit, body, svc
 
 bp = Blueprint("users", __name__)
 
@@ -13,11 +13,6 @@ bp = Blueprint("users", __name__)
 def require_admin(what: str) -> None:
     if not g.user.is_admin:
         raise Forbidden(f"Only an admin may {what}: ask your Dockyard admin.")
-
-
-def audit(action: str, app: str | None = None, **detail) -> None:
-    g.audited = True
-    accounts.audit(svc().store, g.user.name, action, app, detail, 200)
 
 
 @bp.get("/users")
@@ -43,9 +38,7 @@ def add_user():
 @bp.delete("/users/<name>")
 def remove_user(name):
     require_admin("remove users")
-    accounts.remove_user(svc().store, name, g.user)
-    from ..git.sshd import write_authorized_keys
-    write_authorized_keys(svc().settings, svc().store)
+    keys.remove_user(svc(), name, g.user)
     audit("users:remove", user=name)
     return jsonify(name=name, deleted=True)
 

@@ -1,10 +1,9 @@
-"""The router process (Procfile: ``router: python -m router.main``).
-
-Runs our own nginx as a child and keeps its routes in line with the platform
-state: every ``reconcile_interval`` seconds it loads the routing table and
-applies it (a no-op when nothing changed). A failing load or a config nginx
-rejects is logged and the previous config keeps serving. If nginx dies, it is
-started again. SIGTERM / SIGINT stop nginx gracefully and exit 0.
+"""The router loop: runs our own nginx as a child and keeps its routes in line with
+whatever ``load_routes`` returns: every ``config.interval`` seconds it loads the routing
+table and applies it (a no-op when nothing changed). A failing load or a config nginx
+rejects is logged and the previous config keeps serving. If nginx dies, it is started
+again. Access-log lines go to ``log_sink``. SIGTERM / SIGINT stop nginx gracefully and
+return 0. The process that embeds it chooses where routes come from and where lines go.
 """
 from __future__ import annotations
 
@@ -12,34 +11,19 @@ import logging
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from controller.settings import Settings, from_env
 from router.accesslog import Harvester, Sink
+from router.config import RouterConfig
 from router.errors import RouterError
 from router.nginx import Nginx
 from router.table import Route
 
 log = logging.getLogger("dockyard.router")
 
-LoadRoutes = Callable[[Settings], Sequence[Route]]
+LoadRoutes = Callable[[RouterConfig], Sequence[Route]]
 STOP = "stop"
-
-
-def _default_loader(settings: Settings) -> Sequence[Route]:
-    from controller.routing import load_routes  # lazy: the controller imports the router, not vice versa
-
-    return load_routes(settings)
-
-
-def _default_sink(settings: Settings) -> Sink:
-    from controller import router_state  # lazy, as above
-    from controller.store import Store
-
-    store = Store(settings.db_path)
-    return lambda by_app: router_state.record_router_lines(store, by_app)
 
 
 def _harvest_loop(harvester: Harvester, stop: threading.Event, period: float) -> None:
@@ -61,13 +45,13 @@ class _LoadFailed(Exception):
     pass
 
 
-def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool | None:
+def reconcile(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes) -> bool | None:
     """Load routes and apply them, under the router lock (so this pass can never apply a
     table older than one another process applied meanwhile). Returns apply's result, or
     None on failure (logged, with the reason; the live config is left as it was)."""
     def load() -> tuple[Route, ...]:
         try:
-            return tuple(load_routes(settings))
+            return tuple(load_routes(config))
         except Exception as exc:  # the loader talks to the DB/Docker: any failure must not kill the router
             raise _LoadFailed(f"{type(exc).__name__}: {exc}") from exc
 
@@ -90,8 +74,8 @@ def reconcile(nginx: Nginx, settings: Settings, load_routes: LoadRoutes) -> bool
 
 
 def run(
-    settings: Settings | None = None,
-    load_routes: LoadRoutes | None = None,
+    config: RouterConfig,
+    load_routes: LoadRoutes,
     interval: float | None = None,
     *,
     events: queue.SimpleQueue | None = None,
@@ -103,18 +87,12 @@ def run(
 
     Returns the process exit code. Signal handlers are only installed when
     called from the main thread; tests running it in a thread stop it by
-    putting ``STOP`` on ``events``.
-
-    Router access-log lines go to ``log_sink`` (by default, with the default route loader,
-    into each app's logs in the store); with a custom loader and no sink they stay in the file.
+    putting ``STOP`` on ``events``. Without a ``log_sink`` the access-log
+    lines stay in the file.
     """
-    settings = settings if settings is not None else from_env()
-    if log_sink is None and load_routes is None:
-        log_sink = _default_sink(settings)
-    load_routes = load_routes if load_routes is not None else _default_loader
-    interval = settings.reconcile_interval if interval is None else interval
+    interval = config.interval if interval is None else interval
     events = events if events is not None else queue.SimpleQueue()
-    nginx = nginx if nginx is not None else Nginx(settings)
+    nginx = nginx if nginx is not None else Nginx(config)
 
     previous_handlers = {}
     if threading.current_thread() is threading.main_thread():
@@ -123,16 +101,11 @@ def run(
             previous_handlers[sig] = signal.signal(sig, lambda signum, frame: events.put(STOP))
     try:
         try:
-            nginx.ensure_layout()
-            if nginx.running():
-                log.warning("an nginx from a previous run is serving %s; stopping it", nginx.prefix)
-                nginx.stop()
-            reconcile(nginx, settings, load_routes)
-            proc: subprocess.Popen | None = nginx.start_foreground()
+            proc = _start(nginx, config, load_routes)
         except RouterError as exc:
             log.error("router could not start: %s", exc)
             return 1
-        log.info("router listening on %s:%d (apps at %s)", nginx.listen_host, settings.router_port, settings.router_url)
+        log.info("router listening on %s:%d (apps at %s)", nginx.listen_host, config.port, config.apps_url)
         stop_harvest = threading.Event()
         harvester_thread = None
         if log_sink is not None:
@@ -141,26 +114,10 @@ def run(
                 name="access-log-harvester", daemon=True)
             harvester_thread.start()
         try:
-            while True:
-                try:
-                    if events.get(timeout=interval) == STOP:
-                        break
-                except queue.Empty:
-                    pass
-                if proc is None or proc.poll() is not None:
-                    if proc is not None:
-                        log.error("nginx exited with code %s; restarting it", proc.returncode)
-                    try:
-                        proc = nginx.start_foreground()
-                        log.info("nginx restarted (pid %d)", proc.pid)
-                    except RouterError as exc:
-                        proc = None
-                        log.error("could not restart nginx, retrying in %gs: %s", interval, exc)
-                        continue
-                reconcile(nginx, settings, load_routes)
+            _serve(nginx, config, load_routes, proc, events, interval)
         finally:
             log.info("stopping nginx")
-            nginx.stop(timeout=float(settings.stop_grace))
+            nginx.stop(timeout=float(config.stop_grace))
             stop_harvest.set()
             if harvester_thread is not None:
                 harvester_thread.join(timeout=30)
@@ -170,10 +127,33 @@ def run(
             signal.signal(sig, handler)
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="router: %(levelname)s %(message)s")
-    sys.exit(run())
+def _start(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes) -> subprocess.Popen:
+    """Stop an nginx a previous run left serving, apply the routes, start ours."""
+    nginx.ensure_layout()
+    if nginx.running():
+        log.warning("an nginx from a previous run is serving %s; stopping it", nginx.prefix)
+        nginx.stop()
+    reconcile(nginx, config, load_routes)
+    return nginx.start_foreground()
 
 
-if __name__ == "__main__":
-    main()
+def _serve(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, proc: subprocess.Popen | None,
+           events: queue.SimpleQueue, interval: float) -> None:
+    """Every ``interval`` seconds until ``STOP``: start nginx again if it died, reconcile routes."""
+    while True:
+        try:
+            if events.get(timeout=interval) == STOP:
+                return
+        except queue.Empty:
+            pass
+        if proc is None or proc.poll() is not None:
+            if proc is not None:
+                log.error("nginx exited with code %s; restarting it", proc.returncode)
+            try:
+                proc = nginx.start_foreground()
+                log.info("nginx restarted (pid %d)", proc.pid)
+            except RouterError as exc:
+                proc = None
+                log.error("could not restart nginx, retrying in %gs: %s", interval, exc)
+                continue
+        reconcile(nginx, config, load_routes)

@@ -1,0 +1,17 @@
+"""The state store: every SQL statement of the platform lives in this package (SQLite, WAL,
+ordered migrations). `Store` is composed of one mixin per area; callers outside it hold
+the logic and call store methods, never SQL."""
+from __future__ import annotations
+
+from .accounts import AccountsMixin
+from .apps import AppsMixin
+from .base import StoreBase
+from .events import EventsMixin
+from .router import RouterMixin
+from .schema import MIGRATIONS
+
+__all__ = ["MIGRATIONS", "Store"]
+
+
+class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
+    """One store per database file; cheap to create (one connection per transaction)."""

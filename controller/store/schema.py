@@ -1,0 +1,145 @@
+"""The database schema: ordered migrations, each applied once and never edited (a change
+to the schema is a new migration appended at the end)."""
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: users, tokens, apps, builds, releases, formation, healthy instances, platform log events
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        token_hash TEXT UNIQUE NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL,
+        current_version INTEGER NOT NULL DEFAULT 0,
+        last_version INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE builds (
+        id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        source_commit TEXT NOT NULL,
+        method TEXT NOT NULL,
+        image TEXT NOT NULL,
+        process_types TEXT NOT NULL DEFAULT '{}',
+        output TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE releases (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        build_id TEXT REFERENCES builds(id),
+        config TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        PRIMARY KEY (app_id, version)
+    );
+    CREATE TABLE formation (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        PRIMARY KEY (app_id, type)
+    );
+    CREATE TABLE instances (
+        container_id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        healthy_at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        process TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_app ON events(app_id, id);
+    """,
+    # 2: the release processes run (config --no-restart leaves it behind the current one),
+    # stopped process types, resource limits, health checks
+    """
+    ALTER TABLE apps ADD COLUMN live_version INTEGER NOT NULL DEFAULT 0;
+    UPDATE apps SET live_version = current_version;
+    ALTER TABLE formation ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE builds ADD COLUMN healthchecks TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE limits (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        memory_mb INTEGER,
+        cpus REAL,
+        PRIMARY KEY (app_id, type)
+    );
+    CREATE TABLE checks (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        PRIMARY KEY (app_id, type)
+    );
+    """,
+    # 3: the router's per-app state: custom domains, certificates, router settings
+    """
+    CREATE TABLE domains (
+        hostname TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX domains_app ON domains(app_id);
+    CREATE TABLE app_certs (
+        app_id TEXT PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        cert_pem TEXT NOT NULL,
+        key_pem TEXT NOT NULL,
+        info TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE router_settings (
+        app_id TEXT PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        settings TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # 4: access: collaborators, SSH keys, audit log
+    """
+    CREATE TABLE collaborators (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (app_id, user_id)
+    );
+    CREATE TABLE ssh_keys (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        fingerprint TEXT UNIQUE NOT NULL,
+        public_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        app TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        status INTEGER
+    );
+    """,
+)
