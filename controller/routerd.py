@@ -12,6 +12,7 @@ import sys
 
 from router import loop
 from router.accesslog import Row
+from router.nginx import Nginx
 
 from .routing import load_routes
 from .scheduler import Scheduler
@@ -28,8 +29,14 @@ def run(settings: Settings | None = None) -> int:
     settings = settings if settings is not None else from_env()
     store = Store(settings.db_path)
     scheduler = Scheduler(settings)
+    # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
+    # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
     return loop.run(router_config(settings), lambda _config: load_routes(settings, store, scheduler),
-                    log_sink=lambda by_app: record_router_lines(store, by_app))
+                    log_sink=lambda by_app: record_router_lines(store, by_app), keep_serving=True)
+
+
+def stop_nginx(settings: Settings) -> None:
+    Nginx(router_config(settings)).stop(timeout=float(settings.stop_grace))
 
 
 def main() -> None:

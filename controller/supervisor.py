@@ -13,6 +13,7 @@ DOCKYARD_LOG_MAX_MB with DOCKYARD_LOG_KEEP old files. Signal handlers only set a
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging.handlers
 import os
 import signal
@@ -29,7 +30,10 @@ import click
 from core.fsutil import atomic_write
 from core.procfile import parse_procfile
 
-from .settings import Settings, from_env
+from router.nginx import Nginx
+
+from .routerd import stop_nginx
+from .settings import Settings, from_env, router_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STABLE_AFTER = 30.0       # seconds a process must run before its restart back-off resets
@@ -113,6 +117,20 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
+def code_version(root: Path = ROOT) -> str:
+    """A fingerprint of the platform's code as it is on disk (paths, sizes, mtimes): when it
+    differs from what the running processes started from, `start` restarts them (upgrade)."""
+    h = hashlib.sha256()
+    for pkg in ("core", "builder", "router", "controller", "buildpacks"):
+        for path in sorted((root / pkg).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                st = path.stat()
+                h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    procfile = root / "Procfile"
+    h.update(procfile.read_bytes() if procfile.exists() else b"")
+    return h.hexdigest()[:16]
+
+
 # ---- the supervisor loop -------------------------------------------------------------------
 _LIBC = ctypes.CDLL(None, use_errno=True)   # loaded here: a forked child must not load libraries
 
@@ -181,16 +199,23 @@ class Child:
 
 
 def run(s: Settings, procfile: Path) -> int:
-    """The supervisor loop (foreground)."""
+    """The supervisor loop (foreground). SIGHUP restarts every process, one at a time, on the
+    code now on disk (an in-place upgrade: nginx keeps serving throughout)."""
     processes = parse_procfile(procfile.read_bytes())
     stopping: list[int] = []
+    restarting: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGHUP, lambda *_: restarting.append(1))
     leftovers = child_pids(s, processes)   # a previous supervisor's, if it could not end them
     if leftovers:
         _end(list(leftovers.values()))
     children = [Child(name, command, _log_handler(s, name)) for name, command in processes.items()]
+    atomic_write(s.run_dir / "supervisor.version", code_version())
     while not stopping:
+        if restarting:
+            restarting.clear()
+            _restart_all(s, children)
         now = time.monotonic()
         for child in children:
             child.check(s, now)
@@ -205,6 +230,21 @@ def run(s: Settings, procfile: Path) -> int:
         (s.run_dir / f"{child.name}.pid").unlink(missing_ok=True)
     (s.run_dir / "supervisor.pid").unlink(missing_ok=True)
     return 0
+
+
+def _restart_all(s: Settings, children: list[Child]) -> None:
+    """One process at a time: end it, start it again, let it come up before the next."""
+    version = code_version()
+    for child in children:
+        if child.proc is not None and child.proc.poll() is None:
+            child.say(f"--- restarting {child.name} on the code now on disk (upgrade)")
+            _end([child.proc.pid])
+            child.proc.wait()
+        child.proc = None
+        child.backoff, child.next_start = 1.0, 0.0
+        child.spawn(s)
+        time.sleep(1.0)
+    atomic_write(s.run_dir / "supervisor.version", version)
 
 
 # ---- start / stop / status -------------------------------------------------------------
@@ -247,7 +287,7 @@ def start(procfile):
     s.ensure_dirs()
     pid = supervisor_pid(s)
     if pid:
-        click.echo(f"platform already running (supervisor pid {pid})")
+        _upgrade_if_changed(s, pid)
     else:
         orphans = child_pids(s, _procfile_processes(procfile))
         if orphans:
@@ -261,6 +301,27 @@ def start(procfile):
         atomic_write(s.run_dir / "supervisor.pid", str(proc.pid))
         click.echo(f"platform started (supervisor pid {proc.pid}); logs in {s.logs_dir}")
     wait_serving(s)
+
+
+def _upgrade_if_changed(s: Settings, pid: int) -> None:
+    """The platform runs: restart its processes when the code on disk changed since they
+    started (`git pull && make up`), else say it runs."""
+    version_file = s.run_dir / "supervisor.version"
+    running = version_file.read_text().strip() if version_file.exists() else ""
+    wanted = code_version()
+    if running == wanted:
+        click.echo(f"platform already running (supervisor pid {pid})")
+        return
+    click.echo(f"platform running (supervisor pid {pid}) on older code: restarting its processes, "
+               "one at a time; apps keep serving")
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if version_file.exists() and version_file.read_text().strip() == wanted:
+            click.echo("platform upgraded")
+            return
+        time.sleep(0.3)
+    raise click.ClickException(f"the platform's processes did not restart within 120 s; see {s.logs_dir}")
 
 
 @cli.command("run")
@@ -279,7 +340,9 @@ def stop():
     pid = supervisor_pid(s)
     orphans = child_pids(s, _procfile_processes()) if not pid else {}
     if not pid and not orphans:
-        click.echo("platform not running")
+        serving = Nginx(router_config(s)).running()
+        stop_nginx(s)
+        click.echo("platform not running" + (" (stopped the router's nginx it left serving)" if serving else ""))
         return
     if pid:
         os.kill(pid, signal.SIGTERM)
@@ -291,6 +354,7 @@ def stop():
     left = child_pids(s, _procfile_processes())
     if left:
         _end(list(left.values()))
+    stop_nginx(s)
     click.echo("platform stopped" + (f" (ended {', '.join(sorted(orphans))} left without a supervisor)"
                                      if orphans else ""))
 
@@ -308,6 +372,8 @@ def status():
         if p and not pid:
             state += " (orphaned: no supervisor; `make up` or `make down` ends it)"
         click.echo(f"{name}: {state}")
+    nginx = Nginx(router_config(s)).master_pid()
+    click.echo(f"nginx (router data plane): {'serving, pid %d' % nginx if nginx else 'stopped'}")
     if not pid or len(alive) < len(_procfile_processes()):
         sys.exit(3)
 

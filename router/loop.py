@@ -2,8 +2,11 @@
 whatever ``load_routes`` returns: every ``config.interval`` seconds it loads the routing
 table and applies it (a no-op when nothing changed). A failing load or a config nginx
 rejects is logged and the previous config keeps serving. If nginx dies, it is started
-again. Access-log lines go to ``log_sink``. SIGTERM / SIGINT stop nginx gracefully and
-return 0. The process that embeds it chooses where routes come from and where lines go.
+again at once (its exit is watched, not found at the next pass). Access-log lines go to
+``log_sink``. SIGTERM / SIGINT end the loop and return 0: nginx is stopped gracefully, or,
+with ``keep_serving``, left serving for the next run to adopt (a platform restart or upgrade
+then drops no request). The process that embeds it chooses where routes come from and where
+lines go.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from router.accesslog import Harvester, Sink
@@ -82,6 +86,7 @@ def run(
     nginx: Nginx | None = None,
     log_sink: Sink | None = None,
     harvest_period: float = 1.0,
+    keep_serving: bool = False,
 ) -> int:
     """Run the router until SIGTERM/SIGINT (or ``STOP`` put on ``events``).
 
@@ -101,7 +106,7 @@ def run(
             previous_handlers[sig] = signal.signal(sig, lambda signum, frame: events.put(STOP))
     try:
         try:
-            proc = _start(nginx, config, load_routes)
+            proc = _start(nginx, config, load_routes, adopt=keep_serving)
         except RouterError as exc:
             log.error("router could not start: %s", exc)
             return 1
@@ -116,8 +121,11 @@ def run(
         try:
             _serve(nginx, config, load_routes, proc, events, interval)
         finally:
-            log.info("stopping nginx")
-            nginx.stop(timeout=float(config.stop_grace))
+            if keep_serving and nginx.running():
+                log.info("leaving nginx serving (pid %s) for the next router", nginx.master_pid())
+            else:
+                log.info("stopping nginx")
+                nginx.stop(timeout=float(config.stop_grace))
             stop_harvest.set()
             if harvester_thread is not None:
                 harvester_thread.join(timeout=30)
@@ -127,33 +135,52 @@ def run(
             signal.signal(sig, handler)
 
 
-def _start(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes) -> subprocess.Popen:
-    """Stop an nginx a previous run left serving, apply the routes, start ours."""
+def _start(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, adopt: bool) -> subprocess.Popen | None:
+    """Apply the routes and start nginx; an nginx a previous run left serving is adopted
+    (None: no child of ours to wait for) or, without `adopt`, stopped first."""
     nginx.ensure_layout()
     if nginx.running():
+        if adopt:
+            log.info("adopting the nginx a previous router left serving (pid %s)", nginx.master_pid())
+            reconcile(nginx, config, load_routes)
+            return None
         log.warning("an nginx from a previous run is serving %s; stopping it", nginx.prefix)
         nginx.stop()
     reconcile(nginx, config, load_routes)
     return nginx.start_foreground()
 
 
+WATCH = 0.1   # seconds between checks that nginx still runs (a dead master costs requests)
+
+
 def _serve(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, proc: subprocess.Popen | None,
            events: queue.SimpleQueue, interval: float) -> None:
-    """Every ``interval`` seconds until ``STOP``: start nginx again if it died, reconcile routes."""
+    """Until ``STOP``: watch nginx every WATCH seconds and start it again the moment it dies;
+    reconcile routes every ``interval`` seconds. `proc` is None for an adopted nginx."""
+    adopted = proc is None
+    next_pass = time.monotonic() + interval
     while True:
         try:
-            if events.get(timeout=interval) == STOP:
+            if events.get(timeout=WATCH) == STOP:
                 return
         except queue.Empty:
             pass
-        if proc is None or proc.poll() is not None:
+        dead = (not nginx.running()) if adopted else (proc is None or proc.poll() is not None)
+        if dead:
             if proc is not None:
                 log.error("nginx exited with code %s; restarting it", proc.returncode)
+            elif adopted:
+                log.error("nginx exited with code ?; restarting it (it was adopted from a previous router)")
             try:
-                proc = nginx.start_foreground()
+                proc, adopted = nginx.start_foreground(), False
                 log.info("nginx restarted (pid %d)", proc.pid)
             except RouterError as exc:
-                proc = None
+                proc, adopted = None, False
                 log.error("could not restart nginx, retrying in %gs: %s", interval, exc)
+                time.sleep(interval)
                 continue
-        reconcile(nginx, config, load_routes)
+            reconcile(nginx, config, load_routes)
+            next_pass = time.monotonic() + interval
+        elif time.monotonic() >= next_pass:
+            reconcile(nginx, config, load_routes)
+            next_pass = time.monotonic() + interval
