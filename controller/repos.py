@@ -13,7 +13,7 @@ from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from dulwich.server import Backend
 
-from core.names import APP_NAME_RE
+from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 
 from .settings import Settings
 
@@ -96,6 +96,59 @@ def compact(settings: Settings, app: str, max_packs: int = MAX_PACKS) -> int | N
             return repo.object_store.repack()
     finally:
         os.close(fd)
+
+
+def sweep_uploads(settings: Settings, app: str) -> int:
+    """Remove temporary pack files an upload left when its process was killed (no upload
+    runs: the receive lock is free). Returns how many were removed."""
+    objects = repo_path(settings, app) / "objects"
+    if not objects.is_dir():
+        return 0
+    fd = os.open(_receive_lock(settings, app), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        strays = list(objects.glob("tmp_pack_*")) + list((objects / "pack").glob("tmp_pack_*"))
+        for stray in strays:
+            stray.unlink(missing_ok=True)
+        return len(strays)
+    finally:
+        os.close(fd)
+
+
+def fast_forward(settings: Settings, app: str, commit: str, depth: int = 1000) -> str | None:
+    """Move the deploy branch to `commit` when it points at an ancestor of it: the state a kill
+    leaves between a push's release going live and its ref moving. By compare-and-swap, so a
+    push that moved the ref meanwhile wins. Returns the branch moved, or None."""
+    path = repo_path(settings, app)
+    if not path.is_dir():
+        return None
+    new = commit.encode()
+    with Repo(str(path)) as repo:
+        if new not in repo.object_store:
+            return None
+        for ref in DEPLOY_BRANCHES:
+            old = repo.refs.as_dict().get(ref)
+            if old is None or old == new or not _is_ancestor(repo, old, new, depth):
+                continue
+            if repo.refs.set_if_equals(ref, old, new):
+                return ref.decode().rsplit("/", 1)[-1]
+    return None
+
+
+def _is_ancestor(repo, old: bytes, new: bytes, depth: int) -> bool:
+    seen, todo = set(), [new]
+    while todo and len(seen) < depth:
+        sha = todo.pop()
+        if sha == old:
+            return True
+        if sha in seen or sha not in repo.object_store:
+            continue
+        seen.add(sha)
+        todo.extend(repo[sha].parents)
+    return False
 
 
 def _receive_lock(settings: Settings, app: str) -> Path:
