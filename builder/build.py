@@ -16,7 +16,6 @@ from controller.checks import CheckSpecError, parse_app_json
 from core.errors import DockyardError
 from core.models import App, Build
 from core.procfile import parse_procfile
-from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE
 from controller.services import Out, Services
 
 from .buildpack_build import build_with_buildpacks
@@ -199,12 +198,9 @@ def _build_dockerfile(svc: Services, src: Path, tag: str, app: App, build: Build
             last_step[:] = [m.group(1), m.group(2)]
         say(f"       {line}")
 
-    # One LABEL line (the engine's `labels` option adds a container-creating step per label).
-    labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
-    with open(src / name, "a") as f:
-        f.write("\nLABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
     try:
-        svc.scheduler.build(str(src), tag, {}, on_line, dockerfile=name, cancelled=cancelled)
+        svc.scheduler.build(str(src), tag, on_line, app=app.name, build_id=build.id, dockerfile=name,
+                            cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:

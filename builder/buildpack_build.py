@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 from core.models import App, Build
-from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE
 from controller.services import Out, Services
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
@@ -250,22 +249,22 @@ def _image_from_slug(svc: Services, app: App, build: Build, slug: Path, workdir:
         else:
             size = _size(deps_ctx)
             say(f"-----> Importing the dependencies ({size / 1e6:.1f} MB) onto {settings.stack_image}")
-            labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name}
-            (workdir / "Dockerfile.deps").write_text(deps_dockerfile(settings.stack_image, labels))
-            _engine_build(svc, deps_ctx, base, workdir / "Dockerfile.deps", cancelled)
+            (workdir / "Dockerfile.deps").write_text(deps_dockerfile(settings.stack_image))
+            _engine_build(svc, app, None, deps_ctx, base, workdir / "Dockerfile.deps", cancelled)
             # older dependency images of the app: untagged (an image a release still builds on
             # keeps its layers; the engine deletes only what nothing uses)
             repo, _, keep = base.rpartition(":")
             svc.scheduler.untag_images(repo, "deps-", keep)
-    labels = {LABEL_INSTANCE: settings.name, LABEL_APP: app.name, LABEL_BUILD: build.id}
-    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, labels, from_stack=not deps, rootfs=has_rootfs))
+    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, from_stack=not deps, rootfs=has_rootfs))
     say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")
-    _engine_build(svc, ctx, tag, workdir / "Dockerfile.slug", cancelled)
+    _engine_build(svc, app, build.id, ctx, tag, workdir / "Dockerfile.slug", cancelled)
 
 
-def _engine_build(svc: Services, ctx: Path, tag: str, dockerfile: Path, cancelled: Callable[[], bool]) -> None:
+def _engine_build(svc: Services, app: App, build_id: str | None, ctx: Path, tag: str, dockerfile: Path,
+                  cancelled: Callable[[], bool]) -> None:
     try:
-        svc.scheduler.build(str(ctx), tag, {}, lambda line: None, dockerfile=str(dockerfile), cancelled=cancelled)
+        svc.scheduler.build(str(ctx), tag, lambda line: None, app=app.name, build_id=build_id,
+                            dockerfile=str(dockerfile), cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:

@@ -177,29 +177,23 @@ def safe_env_files(config: dict[str, str]) -> dict[str, str]:
 _RUNTIME = ["WORKDIR /app", "USER 1000:1000", 'ENTRYPOINT ["/bin/sh", "/app/.dockyard/launch"]', 'CMD ["/bin/bash"]']
 
 
-def _label(labels: dict[str, str]) -> str:
-    return "LABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items())
-
-
-def deps_dockerfile(stack: str, labels: dict[str, str]) -> str:
+def deps_dockerfile(stack: str) -> str:
     """The dependency image: the run stack + the slug's dependency directories in /app, owned by
     the app user, with the process settings. Tagged by a digest of its content and reused."""
-    return "\n".join([f"FROM {stack}", "COPY --chown=1000:1000 deps/ /app/", *_RUNTIME, _label(labels)]) + "\n"
+    return "\n".join([f"FROM {stack}", "COPY --chown=1000:1000 deps/ /app/", *_RUNTIME]) + "\n"
 
 
-def slug_dockerfile(base: str, labels: dict[str, str], from_stack: bool, rootfs: bool = False) -> str:
+def slug_dockerfile(base: str, from_stack: bool, rootfs: bool = False) -> str:
     """The image of a buildpack build: `base` (the dependency image, or the run stack when the slug
-    has no dependency directories) + the rest of the slug in /app, owned by the app user. `labels`
-    are set only on a stack base (a dependency image carries the app's labels already).
+    has no dependency directories) + the rest of the slug in /app, owned by the app user.
     `rootfs`: files a buildpack left in BUILD_DIR/.dockyard/rootfs go to / (root-owned; e.g.
     Debian node's externalized builtins under /usr/share/nodejs)."""
     lines = [f"FROM {base}"]
     if rootfs:
         lines.append("COPY rootfs/ /")
     lines.append("COPY --chown=1000:1000 app/ /app/")
-    if from_stack:   # else the dependency image has them, labels included (a LABEL step costs a container)
+    if from_stack:   # else the dependency image has them (each step costs a container)
         lines.extend(_RUNTIME)
-        lines.append(_label(labels))
     return "\n".join(lines) + "\n"
 
 

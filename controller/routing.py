@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from router.table import Route, Upstream, build_table
 
+from .scheduler import make_scheduler
 from .settings import Settings
 
 
@@ -29,10 +30,9 @@ def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict) 
 
 
 def load_routes(settings: Settings, store=None, scheduler=None) -> tuple[Route, ...]:
-    from .scheduler import Scheduler
     from .store import Store
     store = store or Store(settings.db_path)
-    scheduler = scheduler or Scheduler(settings)
+    scheduler = scheduler or make_scheduler(settings)
     apps = [a.name for a in store.list_apps()]
     # Healthy ids first, live containers second: a deploy marks its new instances healthy only
     # once they run, and stops old ones only after its own (later) apply, so this order never

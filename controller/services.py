@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from .scheduler import Scheduler, make_scheduler
 from .settings import Settings
 from .store import Store
 
@@ -15,18 +16,17 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = Store(settings.db_path)
-        self._scheduler = None
+        self._scheduler: Scheduler | None = None
         self._router = None
         self._lock = threading.Lock()
         self.retiring: set[str] = set()     # container ids being stopped by a background thread
         self.retiring_lock = threading.Lock()
 
     @property
-    def scheduler(self):
+    def scheduler(self) -> Scheduler:
         with self._lock:
             if self._scheduler is None:
-                from .scheduler import Scheduler
-                self._scheduler = Scheduler(self.settings)
+                self._scheduler = make_scheduler(self.settings)
             return self._scheduler
 
     @property
