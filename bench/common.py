@@ -5,7 +5,8 @@ from __future__ import annotations
 import http.client
 import time
 
-# What every Dockyard instance gets (controller/scheduler.py), so a floor can run the same container
+# What every Dockyard instance gets (controller/scheduler/docker_engine.py), so a floor can run
+# the same container
 SAME_LIMITS = ["--memory", "512m", "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "1024",
                "--security-opt", "no-new-privileges", "--log-opt", "max-size=10m", "--log-opt", "max-file=3",
                "--cap-drop", "ALL", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777"]

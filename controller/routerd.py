@@ -15,7 +15,7 @@ from router.accesslog import Row
 from router.nginx import Nginx
 
 from .routing import load_routes
-from .scheduler import Scheduler
+from .scheduler import make_scheduler
 from .settings import Settings, from_env, router_config
 from .store import Store
 
@@ -28,7 +28,7 @@ def record_router_lines(store: Store, by_app: dict[str, list[Row]]) -> None:
 def run(settings: Settings | None = None) -> int:
     settings = settings if settings is not None else from_env()
     store = Store(settings.db_path)
-    scheduler = Scheduler(settings)
+    scheduler = make_scheduler(settings)
     # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
     # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
     return loop.run(router_config(settings), lambda _config: load_routes(settings, store, scheduler),

@@ -9,6 +9,7 @@ from builder.job import BuildConfig
 from router.nginx import Nginx
 
 from .routing import load_routes
+from .scheduler import Scheduler, make_scheduler
 from .settings import Settings, router_config
 from .store import Store
 
@@ -19,18 +20,17 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = Store(settings.db_path)
-        self._scheduler = None
+        self._scheduler: Scheduler | None = None
         self._router = None
         self._lock = threading.Lock()
         self.retiring: set[str] = set()     # container ids being stopped by a background thread
         self.retiring_lock = threading.Lock()
 
     @property
-    def scheduler(self):
+    def scheduler(self) -> Scheduler:
         with self._lock:
             if self._scheduler is None:
-                from .scheduler import Scheduler
-                self._scheduler = Scheduler(self.settings)
+                self._scheduler = make_scheduler(self.settings)
             return self._scheduler
 
     @property

@@ -62,12 +62,13 @@ class Instance:
     process: str
     index: int
     state: str                 # running | exited | restarting | created | ...
-    exit_code: int | None
+    exit_code: int | None      # the last exit of an exited, dead or restarting instance; else None
     host_port: int | None
     image: str
     started_at: str = ""
-    restart_count: int = 0
+    restart_count: int = 0     # restarts by the engine's restart policy (known from a single lookup)
     detached: bool = False     # a `dockyard run --detach` one-off
+    oom_killed: bool = False   # its last exit was the kernel's out-of-memory kill (single lookup)
 
     @property
     def label(self) -> str:
@@ -79,3 +80,18 @@ class Limits:
     """Resources of one process type's instances (ps:limits); None = the platform default."""
     memory_mb: int | None = None
     cpus: float | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of an instance's output, with its time in the store's format."""
+    at: str                    # isoformat, microseconds, +00:00
+    text: str
+
+
+@dataclass(frozen=True)
+class BuildRun:
+    """How a build container ended."""
+    exit_code: int
+    oom_killed: bool
+    timed_out: bool

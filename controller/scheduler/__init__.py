@@ -1,0 +1,24 @@
+"""The scheduler: the one part of the platform that talks to the container engine.
+
+`make_scheduler(settings)` returns the backend for the settings; callers use it through the
+`Scheduler` interface (base.py), in domain verbs, and get core.models records back. Only the
+backend modules (docker_*.py) import the engine's SDK."""
+from __future__ import annotations
+
+from core.models import BuildRun, LogLine
+
+from ..settings import Settings
+from .base import Scheduler
+from .labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF,
+                     LABEL_PROCESS, LABEL_RELEASE)
+
+__all__ = ["Scheduler", "make_scheduler", "BuildRun", "LogLine", "LABEL_APP", "LABEL_BUILD", "LABEL_DETACHED",
+           "LABEL_INDEX", "LABEL_INSTANCE", "LABEL_ONEOFF", "LABEL_PROCESS", "LABEL_RELEASE"]
+
+
+def make_scheduler(settings: Settings) -> Scheduler:
+    """The scheduler backend: the single-host Docker engine (one module per backend)."""
+    # imported here, not above, so that a process which never schedules (the CLI, the SSH
+    # gateway) does not load the engine SDK
+    from .docker_backend import DockerScheduler
+    return DockerScheduler(settings)

@@ -1,0 +1,162 @@
+"""The scheduler interface: what the rest of the platform asks of whatever runs containers.
+
+It speaks domain verbs (build an image, start or stop an instance of a release's process, list
+an app's instances, read their logs, run a one-off) and takes and returns core.models records
+only: no engine SDK object crosses it. A backend (single-host Docker today; a Swarm cluster is
+the next) implements every method with the contract its docstring states.
+
+Contract shared by every method:
+- Everything a backend makes carries the labels of controller/scheduler/labels.py, with
+  LABEL_INSTANCE = settings.name; listings return only this platform instance's objects.
+- An instance id (`Instance.container_id`) is opaque to callers: they only hand it back.
+- Engine failures raise core.errors.SchedulerError (a message that names the fix); build
+  failures raise ImageBuildFailed, a build over its time limit BuildTimeout.
+- Methods are safe to call from several threads and processes at once (the API's workers, the
+  reconciler, a deploy's background retire all use the same engine)."""
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import Callable, Iterable
+
+from core.models import BuildRun, Instance, Limits, LogLine, Release
+
+OnLine = Callable[[str], None]
+Cancelled = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
+
+
+class Scheduler(ABC):
+    """Runs a release's processes, one-offs and builds; keeps the images they run."""
+
+    # ---- the engine -------------------------------------------------------------------
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the engine answers; never raises."""
+
+    # ---- images -----------------------------------------------------------------------
+    @abstractmethod
+    def image_exists(self, ref: str) -> bool:
+        """Whether `ref` (a tag or an id) can be run or built on without pulling."""
+
+    @abstractmethod
+    def tag(self, image: str, repo: str, tag: str) -> str:
+        """Give `image` the name `repo:tag` and return that reference. A release's image is tagged
+        this way; every place that runs the release must be able to use the reference."""
+
+    @abstractmethod
+    def image_config(self, ref: str) -> dict:
+        """The image's own settings as the engine shows them under Config (Cmd, Entrypoint,
+        ExposedPorts, User)."""
+
+    @abstractmethod
+    def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
+        """Remove the app's images (only those this platform labelled) except those tagged with
+        one of `keep`; returns how many went. With `builds_only`, the shared dependency images
+        (tags `deps-*`) stay. An image still in use is skipped, never forced out of a container."""
+
+    @abstractmethod
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
+        """Remove the tags `repo:<prefix>*` other than `repo:<keep>` without force (an image that
+        others build on only loses its tag); returns how many tags went."""
+
+    @abstractmethod
+    def build(self, context_dir: str, tag: str, on_line: OnLine, *, app: str, build_id: str | None = None,
+              dockerfile: str | None = None, cancelled: Cancelled = _never) -> str:
+        """Build an image from `context_dir` (a directory the platform owns) with `dockerfile`
+        (relative to it, or an absolute path; default `Dockerfile`), tag it `tag` and return its id.
+        The backend labels the image itself: the app, and the build when `build_id` is given
+        (dependency images shared by builds have none). Each output line goes to `on_line` as it
+        comes. The build is stopped, and ImageBuildFailed raised, once `cancelled()` is true;
+        BuildTimeout after settings.build_timeout; memory is limited to settings.build_memory_mb.
+        Nothing is pulled: a base image the engine lacks fails the build."""
+
+    @abstractmethod
+    def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
+                            binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: OnLine,
+                            timeout: float, cancelled: Cancelled = _never, user: str = "1000:1000",
+                            finished: threading.Event | None = None) -> BuildRun:
+        """Run a build step (buildpacks) to completion in a memory-limited container of `image`,
+        streaming each output line to `on_line`. binds: container path -> (host path, read only);
+        the step runs where those host paths are. Killed after `timeout` seconds (timed_out) or once
+        `cancelled()` (ImageBuildFailed). `finished`, set by `on_line` when the step has printed
+        its last line, ends the wait at once (exit code 0). The container is always removed."""
+
+    # ---- app instances ----------------------------------------------------------------
+    @abstractmethod
+    def start(self, app: str, release: Release, process: str, index: int, command: str | None,
+              image: str, limits: Limits | None = None) -> Instance:
+        """Start instance `process.index` of the release: the release's config plus DYNO,
+        DOCKYARD_APP, DOCKYARD_RELEASE and PORT in its environment, `command` run by /bin/sh (None:
+        the image's own), the platform's isolation and `limits` (None: the defaults). A web
+        instance's `host_port` is where the router reaches it. It is not restarted if it exits
+        until `make_durable` (so a crash during its health check is final)."""
+
+    @abstractmethod
+    def make_durable(self, container_id: str) -> None:
+        """From now on, restart the instance when it exits and after an engine or host restart."""
+
+    @abstractmethod
+    def get(self, container_id: str) -> Instance | None:
+        """The instance or one-off as it is now, with its restart count and whether its last exit
+        was an out-of-memory kill; None once it is gone."""
+
+    @abstractmethod
+    def instances(self, app: str | None = None) -> list[Instance]:
+        """Every app instance of this platform (or of one app) in any state, exited and
+        restarting ones included (the reconciler repairs them), sorted by (app, process, index,
+        version); never one-offs or build containers. One call to the engine: the reconciler and
+        the router call it every few seconds."""
+
+    @abstractmethod
+    def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
+        """Stop restarting the instance, send SIGTERM, SIGKILL after `grace` seconds (None:
+        settings.stop_grace), then remove it unless `remove` is false. An instance already gone
+        or stopping is not an error."""
+
+    @abstractmethod
+    def remove(self, container_id: str) -> None:
+        """Remove the instance or one-off at once (killed if it runs). Already gone, or being
+        removed by another process, is not an error."""
+
+    @abstractmethod
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
+        """The last `tail` lines ("all" for every line) of its stdout and stderr, since the Unix
+        time `since` if given, oldest first; [] once it is gone."""
+
+    # ---- one-offs and the release phase ----------------------------------------------------
+    @abstractmethod
+    def run_once(self, app: str, release: Release, process: str, command: str, image: str,
+                 on_line: OnLine, timeout: float) -> int:
+        """Run `command` to completion in a one-off of the release (its config, the platform's
+        isolation), streaming each output line to `on_line`; return its exit code. Still running
+        after `timeout` seconds: killed, SchedulerError. Always removed afterwards. The release
+        phase runs this way, with `process` naming it."""
+
+    @abstractmethod
+    def exec(self, container_id: str, command: str, timeout: float) -> tuple[int, str]:
+        """Run `command` by /bin/sh inside a running instance (a health check): (exit code,
+        output). Raises TimeoutError when it has not finished after `timeout` seconds."""
+
+    @abstractmethod
+    def oneoffs(self, app: str | None = None) -> list[Instance]:
+        """`dockyard run` one-offs (attached and detached) in any state, as instances of process
+        `run`, numbered from 1 per app, sorted by (app, index)."""
+
+    @abstractmethod
+    def run_attached(self, app: str, release: Release, command: str, image: str,
+                     read_stdin: Callable[[float], bytes | None | bool], on_output: Callable[[int, bytes], None],
+                     on_started: Callable[[str], None], timeout: float) -> int:
+        """Run a one-off with stdin, stdout and stderr attached and return its exit code.
+        `read_stdin(wait)` gives bytes, None at end of input (stdin is closed), or False when
+        nothing came within `wait` s; `on_output(stream, data)` gets stdout (1) and stderr (2) as
+        they come; `on_started(label)` names it (`run.N`) once it runs. Killed when a callback
+        raises (the client went away) or after `timeout` s (SchedulerError); always removed."""
+
+    @abstractmethod
+    def run_detached(self, app: str, release: Release, command: str, image: str) -> Instance:
+        """Start a one-off in the background and return it; its output goes to the app's logs
+        (`logs` of the returned instance) until the reconciler removes it after it exits."""

@@ -1,0 +1,152 @@
+"""The single-host backend's plumbing: the one Docker engine client, and what every container
+it makes shares (labels, environment, limits and hardening, the apps network, the user).
+
+The backend's verbs live beside it, one area per module (docker_host: app instances;
+docker_images and docker_build: images; docker_oneoff: one-offs, exec, the release phase);
+docker_backend puts them together."""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Callable
+
+import docker
+import docker.errors
+import requests
+
+from core.errors import SchedulerError
+from core.models import Instance, Limits, Release
+
+from .. import isolation
+from ..settings import Settings
+from .docker_parse import Lines, parse_instance
+from .labels import LABEL_APP, LABEL_INSTANCE
+
+
+class DockerEngine:
+    """One engine client (made on first use) and the helpers the verb modules share."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.from_env(timeout=300)
+                    self._client.ping()
+                except docker.errors.DockerException as e:
+                    self._client = None
+                    raise SchedulerError(
+                        f"The Docker engine is not reachable ({e.__class__.__name__}): start it with "
+                        "`make up` (it starts dockerd) or check `docker info`.") from None
+            return self._client
+
+    def _labels(self, app: str, **extra: str) -> dict[str, str]:
+        return {LABEL_INSTANCE: self.settings.name, LABEL_APP: app, **extra}
+
+    def _filters(self, app: str | None, *labels: str) -> dict:
+        """A listing filter: this platform's objects, of one app if given, with extra `k=v` labels."""
+        found = [f"{LABEL_INSTANCE}={self.settings.name}"]
+        if app:
+            found.append(f"{LABEL_APP}={app}")
+        return {"label": found + list(labels)}
+
+    def _inspect_image(self, ref: str) -> dict | None:
+        """The engine's description of an image; None when it has no such image."""
+        try:
+            return self.client.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect image {ref!r}: {e.explanation}") from None
+
+    def _image_config(self, ref: str) -> dict:
+        info = self._inspect_image(ref)
+        if info is None:
+            raise SchedulerError(f"Could not inspect image {ref!r}: the engine has no such image.")
+        return info.get("Config") or {}
+
+    def _list(self, filters: dict) -> list[Instance]:
+        """Containers matching a listing filter, in any state, in one call."""
+        try:
+            rows = self.client.api.containers(all=True, filters=filters)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        return [parse_instance(r, self.settings.app_port) for r in rows]
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            if "already in progress" in str(e.explanation):
+                return   # another process (a deploy, the reconciler) is removing it right now
+            raise SchedulerError(f"Could not remove container {container_id[:12]}: {e.explanation}") from None
+
+    # ---- what every app container (instance or one-off) shares ---------------------------
+    def _env(self, app: str, release: Release, dyno: str, **extra: str) -> dict[str, str]:
+        """The release's config plus what the platform sets for every process."""
+        env = dict(release.config)
+        env.update(DYNO=dyno, DOCKYARD_APP=app, DOCKYARD_RELEASE=f"v{release.version}", **extra)
+        return env
+
+    def _host_config(self, limits: Limits | None = None, **extra) -> dict:
+        """Limits and hardening shared by every app container (instances and one-offs): every
+        capability dropped (apps listen on $PORT >= 1024 and need none), a CPU limit, a private
+        /tmp, and the platform's apps network where containers cannot reach each other (the
+        router reaches them through their 127.0.0.1 port). No volume is ever mounted, so the
+        Docker socket never is. `limits` (ps:limits) override the defaults."""
+        limits = limits or Limits()
+        mem = f"{limits.memory_mb or self.settings.app_memory_mb}m"
+        iso = self.settings.isolation
+        hardening = isolation.host_config_options(iso if limits.cpus is None else replace(iso, cpus=limits.cpus))
+        return self.client.api.create_host_config(
+            restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
+            memswap_limit=mem, pids_limit=1024, network_mode=self._apps_network(), **hardening,
+            log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, **extra)
+
+    def _apps_network(self) -> str:
+        """The instance's bridge network for app containers, with inter-container traffic
+        (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps."""
+        name = isolation.network_name(self.settings.name)
+        try:
+            self.client.api.inspect_network(name)
+        except docker.errors.NotFound:
+            try:
+                self.client.api.create_network(name, driver="bridge", check_duplicate=True,
+                                               options=isolation.NETWORK_OPTIONS,
+                                               labels={LABEL_INSTANCE: self.settings.name})
+            except docker.errors.APIError as e:
+                if "already exists" not in str(e.explanation):
+                    raise SchedulerError(f"Could not create the apps network {name}: {e.explanation}") from None
+        return name
+
+    def _user(self, image: str) -> str | None:
+        """The image's USER if it declares one, else `app` (uid 1000) for stack-based images."""
+        def layers(ref: str) -> list[str]:
+            return ((self._inspect_image(ref) or {}).get("RootFS") or {}).get("Layers") or []
+
+        from_stack = isolation.built_from(layers(image), layers(self.settings.stack_image))
+        return isolation.container_user(self._image_config(image).get("User") or "", self.settings.isolation,
+                                        from_stack=from_stack)
+
+    def _follow_output(self, cid: str, on_line: Callable[[str], None], name: str) -> threading.Thread:
+        """Stream a started container's output, line by line, to `on_line` in a thread of its own
+        (joined by the caller once the container has exited)."""
+        def stream_output() -> None:
+            lines = Lines(on_line)
+            try:
+                for chunk in self.client.api.logs(cid, stream=True, follow=True):
+                    lines.feed(chunk.decode("utf-8", "replace"))
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                pass   # the container was killed or removed: its exit status says what happened
+            lines.flush()
+
+        reader = threading.Thread(target=stream_output, name=name, daemon=True)
+        reader.start()
+        return reader

@@ -1,0 +1,95 @@
+"""Single-host backend: app instances as containers of the one engine, found by label."""
+from __future__ import annotations
+
+import secrets
+
+import docker
+import docker.errors
+
+from core.errors import SchedulerError
+from core.models import Instance, Limits, LogLine, Release
+
+from .docker_engine import DockerEngine
+from .docker_parse import parse_instance, parse_logs
+from .labels import LABEL_INDEX, LABEL_PROCESS, LABEL_RELEASE
+
+
+class DockerHost(DockerEngine):
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (docker.errors.DockerException, SchedulerError):
+            return False
+
+    def start(self, app: str, release: Release, process: str, index: int, command: str | None,
+              image: str, limits: Limits | None = None) -> Instance:
+        """Create and start one instance. It starts with restart policy `no`, so a crash
+        during its health check is final; `make_durable` switches it to `unless-stopped`."""
+        s = self.settings
+        env = self._env(app, release, f"{process}.{index}", PORT=str(s.app_port))
+        name = f"{s.name}.{app}.{process}.{index}.v{release.version}.{secrets.token_hex(2)}"
+        labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_PROCESS: process,
+                                      LABEL_INDEX: str(index)})
+        web = process == "web"
+        try:
+            host_config = self._host_config(
+                limits, port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
+            created = self.client.api.create_container(
+                image=image, user=self._user(image),
+                command=["/bin/sh", "-c", command] if command else None,
+                name=name, environment=env, labels=labels,
+                ports=[s.app_port] if web else None,
+                host_config=host_config, detach=True,
+            )
+            self.client.api.start(created["Id"])
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not start {process}.{index} of {app}: {e.explanation}") from None
+        inst = self.get(created["Id"])
+        if inst is None:
+            raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
+        return inst
+
+    def make_durable(self, container_id: str) -> None:
+        """Restart the instance if it crashes and after a daemon or host restart."""
+        try:
+            self.client.api.update_container(container_id, restart_policy={"Name": "unless-stopped"})
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not set the restart policy: {e.explanation}") from None
+
+    def get(self, container_id: str) -> Instance | None:
+        try:
+            attrs = self.client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect container: {e.explanation}") from None
+        return parse_instance(attrs, self.settings.app_port)
+
+    def instances(self, app: str | None = None) -> list[Instance]:
+        """All of this platform's app containers (optionally one app's), found by label, in one call."""
+        # only app instances carry a process label (build and one-off containers do not)
+        found = self._list(self._filters(app, LABEL_PROCESS))
+        return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; then remove the container."""
+        grace = self.settings.stop_grace if grace is None else grace
+        try:
+            self.client.api.update_container(container_id, restart_policy={"Name": "no"})
+            self.client.api.stop(container_id, timeout=grace)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # already stopping/dead: removal below settles it
+        if remove:
+            self.remove(container_id)
+
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
+        try:
+            raw = self.client.api.logs(container_id, stdout=True, stderr=True, timestamps=True,
+                                       tail=tail, since=since)
+        except docker.errors.NotFound:
+            return []
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not read logs: {e.explanation}") from None
+        return parse_logs(raw)

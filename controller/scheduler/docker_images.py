@@ -1,0 +1,67 @@
+"""Single-host backend: the images in the one engine (look up, tag, remove)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import docker.errors
+
+from core.errors import SchedulerError
+
+from .docker_engine import DockerEngine
+
+
+class DockerImages(DockerEngine):
+    def image_exists(self, ref: str) -> bool:
+        return self._inspect_image(ref) is not None
+
+    def tag(self, image: str, repo: str, tag: str) -> str:
+        if not self.client.api.tag(image, repo, tag):
+            raise SchedulerError(f"Could not tag {image} as {repo}:{tag}.")
+        return f"{repo}:{tag}"
+
+    def image_config(self, ref: str) -> dict:
+        """The image's Cmd/Entrypoint/ExposedPorts/User (what `docker inspect` shows as Config)."""
+        return self._image_config(ref)
+
+    def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
+        """Remove the app's images (only those Dockyard labelled), except images with one of the
+        `keep` tags. With `builds_only`, the dependency images buildpack builds share (tagged
+        `deps-*`) stay: an untagged one goes with the last image built on it."""
+        keep = set(keep)
+        removed = 0
+        filters = self._filters(app)
+        for _ in range(5):   # a parent (e.g. a buildpack dependency image) goes once its children have
+            failed = 0
+            for img in self.client.api.images(filters=filters):
+                tags = img.get("RepoTags") or []
+                if keep.intersection(tags):
+                    continue
+                if builds_only and any(t.rpartition(":")[2].startswith("deps-") for t in tags):
+                    continue
+                try:
+                    self.client.api.remove_image(img["Id"], force=True)
+                    removed += 1
+                except docker.errors.APIError:
+                    failed += 1  # in use by a container being stopped, or has children; retried
+            if not failed:
+                break
+        return removed
+
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
+        """Remove the tags `repo:<prefix>*` other than `repo:<keep>` (no force: an image that others
+        build on only loses its tag). Returns how many tags went."""
+        removed = 0
+        try:
+            images = self.client.api.images(name=repo)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list images of {repo}: {e.explanation}") from None
+        for img in images:
+            for t in img.get("RepoTags") or []:
+                name, _, tag = t.rpartition(":")
+                if name == repo and tag.startswith(prefix) and tag != keep:
+                    try:
+                        self.client.api.remove_image(t)
+                        removed += 1
+                    except docker.errors.APIError:
+                        pass   # in use by a container: the next build tries again
+        return removed
