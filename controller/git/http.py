@@ -24,7 +24,24 @@ from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 from .. import access, accounts, releases
 from ..auth import token_from_header
 from ..services import Services
+from .packguard import PackGuard
 from ..repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
+
+
+@contextlib.contextmanager
+def guarded_reads(proto, guard: PackGuard):
+    """dulwich reads the pack through proto.read / proto.recv: while the pack streams in, every
+    byte also passes the guard, which raises once a bound is crossed."""
+    read, recv = proto.read, getattr(proto, "recv", None)
+    proto.read = guard.wrap(read)
+    if recv is not None:
+        proto.recv = guard.wrap(recv)
+    try:
+        yield
+    finally:
+        proto.read = read
+        if recv is not None:
+            proto.recv = recv
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
@@ -133,7 +150,9 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         its usual errors (e.g. TypeError on a pack cut right after its header) is an
         `unpack` failure for the client instead of a 500; no ref moves either way."""
         results = super()._apply_pack(refs)
-        with receiving(self.svc.settings, self.app_name, self.repo) as failed:
+        s = self.svc.settings
+        guard = PackGuard(s.max_push_objects, s.max_push_unpacked_mb << 20)
+        with receiving(s, self.app_name, self.repo) as failed, guarded_reads(self.proto, guard):
             try:
                 name, status = next(results)
             except StopIteration:
@@ -144,6 +163,12 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
                 return
             if name == b"unpack" and status != b"ok":
                 failed.append(True)
+        if name == b"unpack" and b"DOCKYARD_MAX_PUSH_" in status:
+            self._drain(s.max_push_bytes * 4 + (16 << 20))
+            reason = status.decode("utf-8", "replace")
+            self.progress(f" !     Push refused: {reason}; nothing was stored.")
+            status = _one_line(f"{reason}: remove large or generated files from the history (or ask the "
+                               "operator to raise the setting)")
         if name == b"unpack" and b"maximum input size" in status:
             limit = self.svc.settings.max_push_bytes >> 20
             # Let the client finish sending (bounded), so that it reads the reason.
@@ -212,6 +237,9 @@ class GitApp:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if any(part in (".", "..") for part in path.split("/")) or "//" in path or "\\" in path:
+            return _text(start_response, "404 Not Found", "No such git path: paths with '.', '..' or empty "
+                         "segments are not served; use a git client with the remote from `dockyard git:remote`.")
         m = GIT_PATH.fullmatch(path)
         name = m.group(1) if m else ""
         token = token_from_header(environ.get("HTTP_AUTHORIZATION", ""))

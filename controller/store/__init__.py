@@ -9,9 +9,10 @@ from .base import StoreBase
 from .events import EventsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
+from .tenancy import TenancyMixin
 
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
+class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

@@ -142,4 +142,18 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER
     );
     """,
+    # tenancy: images an admin allowed for everyone; per-user quotas an admin set
+    """
+    CREATE TABLE allowed_images (
+        image TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE user_quotas (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        max_apps INTEGER,
+        max_instances INTEGER,
+        max_memory_mb INTEGER
+    );
+    """,
 )
