@@ -177,7 +177,8 @@ def router_config(s: Settings) -> RouterConfig:
     """What the router library needs of these settings."""
     return RouterConfig(prefix=s.router_dir, port=s.router_port, tls_port=s.router_tls_port,
                         nginx_bin=s.nginx_bin, domain=s.domain, interval=s.reconcile_interval,
-                        stop_grace=float(s.stop_grace), start_command=ROUTER_COMMAND)
+                        stop_grace=float(s.stop_grace), start_command=ROUTER_COMMAND,
+                        log_max_bytes=s.log_max_bytes)
 
 
 def _caps(raw: str | None) -> tuple[str, ...]:

@@ -271,7 +271,7 @@ def _wait_for(check, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-OOM_ONCE = ('CMD ["/bin/sh", "-c", "if [ ! -f /www/crashed ]; then touch /www/crashed; sleep 4; '
+OOM_ONCE = ('CMD ["/bin/sh", "-c", "if [ ! -f /www/crashed ]; then touch /www/crashed; httpd -p $PORT -h /www; sleep 4; '
             'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a); fi; exec httpd -f -p $PORT -h /www"]\n')
 OOM_ALWAYS = ('CMD ["/bin/sh", "-c", "httpd -p $PORT -h /www; sleep 3; '
               'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a)"]\n')

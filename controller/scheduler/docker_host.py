@@ -10,7 +10,7 @@ from core.errors import SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
 from .docker_engine import DockerEngine
-from .docker_parse import parse_crashes, parse_instance, parse_logs
+from .docker_parse import is_leftover, parse_crashes, parse_instance, parse_logs
 from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
 
 
@@ -67,10 +67,11 @@ class DockerHost(DockerEngine):
 
     def remove_leftovers(self, app: str) -> int:
         try:
-            found = {c["Id"] for label in (LABEL_BUILD, f"{LABEL_ONEOFF}=release")
-                     for c in self.client.api.containers(all=True, filters=self._filters(app, label))}
+            rows = [c for label in (LABEL_BUILD, f"{LABEL_ONEOFF}=release")
+                    for c in self.client.api.containers(all=True, filters=self._filters(app, label))]
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        found = {c["Id"] for c in rows if is_leftover(c.get("Labels") or {})}
         for cid in found:
             self.remove(cid)
         return len(found)

@@ -7,7 +7,7 @@ import struct
 
 from core.models import Crash, Instance, LogLine
 
-from .labels import LABEL_APP, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
+from .labels import LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
 
 # A list row's Status text: "Up 5 minutes", "Exited (137) 2 seconds ago", "Restarting (137) 1 second
 # ago", "Created", "Dead", "Removal In Progress". The code is the last exit's.
@@ -144,3 +144,12 @@ def parse_crashes(events: list[dict]) -> list[Crash]:
                              oom_killed=cid in oom))
             oom.discard(cid)
     return out
+
+
+def is_leftover(labels: dict) -> bool:
+    """A build container or a release-phase container, by its labels. App instances and
+    one-offs carry their image's labels too (dockyard.build among them): their process or
+    one-off kind tells them apart."""
+    if labels.get(LABEL_ONEOFF) == "release":
+        return True
+    return LABEL_BUILD in labels and LABEL_PROCESS not in labels and LABEL_ONEOFF not in labels
