@@ -4,7 +4,7 @@ from flask import Blueprint, g, jsonify, request
 
 from .. import accounts
 from core.errors import BadRequest
-from ..sshd import write_authorized_keys
+from ..sshd import LISTEN_HOST, write_authorized_keys
 from ..sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
 from .common import body, svc
 
@@ -47,5 +47,6 @@ def remove_key(which):
 @bp.get("/ssh")
 def ssh_info():
     s = svc().settings
-    return jsonify(user="git", host=s.api_host, port=s.ssh_port,
-                   url_template=f"ssh://git@{s.api_host}:{s.ssh_port}/APP.git")
+    # Where sshd really listens, which is not necessarily the API's host.
+    return jsonify(user="git", host=LISTEN_HOST, port=s.ssh_port,
+                   url_template=f"ssh://git@{LISTEN_HOST}:{s.ssh_port}/APP.git")
