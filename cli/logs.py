@@ -12,15 +12,14 @@ import time
 import click
 
 from .client import api_url, app_option, call, resolve_app, token
-from .text import command_line, escape_control
+from .text import command_line, echo_output
 
 
 # ---- logs --------------------------------------------------------------------------------
 def _print_lines(rows, raw: bool = False) -> str | None:
     last = None
     for r in rows:
-        line = f"{r['at']} {r['source']}[{r['process']}]: {r['message']}"
-        click.echo(line if raw else escape_control(line))
+        echo_output(f"{r['at']} {r['source']}[{r['process']}]: {r['message']}", raw)
         last = r["at"]
     return last
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .client import app_option, call, resolve_app
-from .text import escape_control, format_age
+from .text import echo_output, format_age
 
 
 def _print_dyno(d: dict) -> None:
@@ -13,7 +13,7 @@ def _print_dyno(d: dict) -> None:
     click.echo(f"{d['name']}: {d['state']}{extra} v{d['release']['version']} "
                f"(container {d['container']}) {format_age(d['created_at'])}".rstrip())
     for text in d.get("last_output") or []:
-        click.echo(f"    | {escape_control(text)}")
+        echo_output(f"    | {text}")
 
 
 @click.command()

@@ -8,14 +8,10 @@ import sys
 import click
 
 from .client import app_option, call, resolve_app
-from .text import escape_control
+from .text import echo_output
 
 raw_option = click.option("--raw", is_flag=True,
                           help="Print control characters (terminal escape sequences) as they are, unescaped.")
-
-
-def _shown(text: str, raw: bool = False) -> str:
-    return text if raw else escape_control(text)
 
 
 @click.command()
@@ -77,8 +73,8 @@ def builds_info(build_id, app, raw):
         click.echo(f"Duration: {b['duration_seconds']} s")
     click.echo(f"Image:    {b['image']}")
     if b["error"]:
-        click.echo(f"Error: {_shown(b['error'], raw)}")
-    click.echo(_shown(b["output"], raw))
+        echo_output(f"Error: {b['error']}", raw)
+    echo_output(b["output"], raw)
 
 
 @click.command("builds:output")
@@ -88,7 +84,7 @@ def builds_info(build_id, app, raw):
 def builds_output(build_id, app, raw):
     """Print a build's full output (as the `git push` showed it)."""
     b = call("GET", f"/apps/{resolve_app(app)}/builds/{build_id}")
-    click.echo(_shown(b["output"], raw))
+    echo_output(b["output"], raw)
     if b["status"] == "failed":
         sys.exit(1)
 
@@ -116,7 +112,7 @@ def deploy(app, image, procfile):
     name = resolve_app(app)
     r = call("POST", f"/apps/{name}/builds", {"image": image, "procfile": procfile})
     for line in r["output"]:
-        click.echo(_shown(line))
+        echo_output(line)
     click.echo(f"Deployed {image} to {name} as v{r['release']} (build {r['build']['id']}).")
 
 

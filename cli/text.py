@@ -7,6 +7,8 @@ import shlex
 import time
 from datetime import datetime
 
+import click
+
 # C0 controls but newline and tab, DEL, and C1 controls: anything a terminal may act on
 # (cursor moves, title and clipboard writes such as OSC 52, resets) rather than display.
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
@@ -17,6 +19,15 @@ def escape_control(text: str) -> str:
     """`text` with every control character but \\n and \\t shown visibly (ESC as `\\x1b`), so
     what an app prints cannot drive the terminal that reads its logs."""
     return text.translate(_CONTROL)
+
+
+def echo_output(text: str, raw: bool = False) -> None:
+    """Print app-controlled text escaped, or with `raw` exactly as it is (click would otherwise
+    drop colour sequences, and only those, when the output is not a terminal)."""
+    if raw:
+        click.echo(text, color=True)
+    else:
+        click.echo(escape_control(text))
 
 
 def command_line(args: tuple[str, ...] | list[str]) -> str:

@@ -20,6 +20,9 @@ DOCKYARD = str(ROOT / ".venv/bin/dockyard")
 
 def test_run_keeps_the_quoting_of_several_arguments_and_returns_the_exit_code(platform, tmp_path):
     name, _, _ = deploy(platform, tmp_path, env_app("web"))
+    seven = subprocess.run([DOCKYARD, "run", "-a", name, "--", "sh", "-c", "exit 7"],
+                           capture_output=True, text=True, env=platform.env, timeout=120, stdin=subprocess.DEVNULL)
+    assert seven.returncode == 7, seven
     proc = subprocess.run([DOCKYARD, "run", "-a", name, "--", "sh", "-c", "echo \"two  spaces\" $DYNO; exit 7"],
                           capture_output=True, text=True, env=platform.env, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 7, proc
@@ -51,10 +54,6 @@ def test_a_stray_netrc_entry_replaces_no_explicit_token(platform, tmp_path):
     home = tmp_path / "operator-home"
     home.mkdir()
     (home / ".netrc").write_text("machine 127.0.0.1 login admin password stale-token-of-another-platform\n")
-    env = {**platform.env, "HOME": str(home), "DOCKYARD_API_URL": platform.api, "DOCKYARD_API_TOKEN": platform.token()}
-    assert run([DOCKYARD, "auth:whoami"], env=env).stdout.strip() == "admin"
-    login = run([DOCKYARD, "login", "--api", platform.api, "--token", platform.token()], env={**env, "DOCKYARD_API_TOKEN": ""})
-    assert "as admin" in login.stdout
     # The test suite started from that HOME, as `make test` after `make up` is: its requests
     # with an explicit token authenticate.
     inner = tmp_path / "test_stray_netrc_inner.py"
@@ -73,3 +72,10 @@ def test_a_stray_netrc_entry_replaces_no_explicit_token(platform, tmp_path):
                 "--basetemp", str(tmp_path / "inner-tmp"), str(inner)], cwd=ROOT, check=False,
                env={**os.environ, "HOME": str(home), "INNER_API": platform.api, "INNER_TOKEN": platform.token()})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The CLI with a token in its environment, then `login --token` (which replaces the entry).
+    env = {**platform.env, "HOME": str(home), "DOCKYARD_API_URL": platform.api, "DOCKYARD_API_TOKEN": platform.token()}
+    assert run([DOCKYARD, "auth:whoami"], env=env).stdout.strip() == "admin"
+    assert "stale-token" in (home / ".netrc").read_text()
+    login = run([DOCKYARD, "login", "--api", platform.api, "--token", platform.token()],
+                env={**env, "DOCKYARD_API_TOKEN": ""})
+    assert "as admin" in login.stdout and "stale-token" not in (home / ".netrc").read_text()

@@ -39,12 +39,13 @@ def _fake_api(monkeypatch, module, answers: dict):
 
 
 def test_logs_escape_control_characters_unless_raw(monkeypatch):
-    rows = [{"at": "2026-11-30T23:05:58.1", "source": "app", "process": "web.1", "message": "hi \x1b]52;c;eA==\x07"}]
+    message = "hi \x1b]52;c;eA==\x07 \x1b[31mred"
+    rows = [{"at": "2026-11-30T23:05:58.1", "source": "app", "process": "web.1", "message": message}]
     _fake_api(monkeypatch, logs, {("GET", "/apps/shop/logs"): rows})
     out = CliRunner().invoke(cli, ["logs", "-a", "shop"]).output
-    assert out == "2026-11-30T23:05:58.1 app[web.1]: hi \\x1b]52;c;eA==\\x07\n"
-    raw = CliRunner().invoke(cli, ["logs", "-a", "shop", "--raw"]).output
-    assert raw == "2026-11-30T23:05:58.1 app[web.1]: hi \x1b]52;c;eA==\x07\n"
+    assert out == "2026-11-30T23:05:58.1 app[web.1]: hi \\x1b]52;c;eA==\\x07 \\x1b[31mred\n"
+    raw = CliRunner().invoke(cli, ["logs", "-a", "shop", "--raw"]).output    # not a terminal either
+    assert raw == f"2026-11-30T23:05:58.1 app[web.1]: {message}\n"
 
 
 def test_build_output_is_escaped_unless_raw(monkeypatch):
