@@ -142,7 +142,17 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER
     );
     """,
-    # tenancy: images an admin allowed for everyone; per-user quotas an admin set
+    # 5: what happened to each instance after it passed its check: crashes (restarts by the
+    # engine), the last exit code and whether the kernel killed it for memory; the exit code
+    # of each release's release-phase command
+    """
+    ALTER TABLE instances ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN last_exit INTEGER;
+    ALTER TABLE instances ADD COLUMN oom INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN crashed_at TEXT;
+    ALTER TABLE releases ADD COLUMN release_phase_exit INTEGER
+    """,
+    # 6: tenancy: images an admin allowed for everyone; per-user quotas an admin set
     """
     CREATE TABLE allowed_images (
         image TEXT PRIMARY KEY,
