@@ -351,3 +351,32 @@ def test_a_release_live_before_its_ref_moved_gets_its_ref_back(platform, tmp_pat
                       30, "main to move to the live release's commit")
     assert moved.startswith(head)
     assert "moved to" in p.cli("logs", "-a", name, "--source", "dockyard").stdout
+
+
+def _api_down_for(platform) -> float:
+    """kill -9 the API (gunicorn's whole group); seconds until /healthz answers again."""
+    pid = int((platform.home / "run" / "api.pid").read_text())
+    os.killpg(pid, 9)
+    killed = time.monotonic()
+    deadline = killed + 60
+    while time.monotonic() < deadline:
+        try:
+            if int((platform.home / "run" / "api.pid").read_text()) != pid and \
+                    requests.get(f"{platform.api}/healthz", timeout=1).status_code == 200:
+                return time.monotonic() - killed
+        except (requests.RequestException, ValueError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the API did not come back within 60 s")
+
+
+def test_restart_backoff_starts_over_after_a_stable_run(platform):
+    """Crashes in a row back off (1, 2, 4 s); after the API ran fine for a while (the test
+    platform's DOCKYARD_STABLE_AFTER is 3 s), the next crash costs 1 s again, not the next step."""
+    quick = [_api_down_for(platform) for _ in range(3)]
+    time.sleep(4)
+    after_stable = _api_down_for(platform)
+    RESULTS.append(("kill -9 of the API: 3 in a row, then after a stable run", 4, 0,
+                    "down " + ", ".join(f"{d:.1f}" for d in quick) + f" s; then {after_stable:.1f} s"))
+    assert quick[2] > quick[0] + 1.5, quick           # the back-off grows while it crashes
+    assert after_stable < quick[2] - 1.5, (quick, after_stable)
