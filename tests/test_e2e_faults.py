@@ -127,6 +127,15 @@ def _worker_fds(platform) -> dict[int, int]:
     return {pid: len(os.listdir(f"/proc/{pid}/fd")) for pid in pids}
 
 
+def _worker_rss_mb(platform) -> float:
+    """The API processes' resident memory, added up (MB)."""
+    total = 0
+    for pid in _worker_fds(platform):
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total / 1024
+
+
 def _add_packs(repo_dir: Path, count: int) -> None:
     """Each push adds a pack; make many without building each."""
     from dulwich.objects import Blob
@@ -149,6 +158,7 @@ def test_git_fetches_keep_descriptors_flat_and_packs_bounded(platform, tmp_path)
         for _ in range(20):
             assert http.get(url, headers=headers, timeout=10).status_code == 200
         before = _worker_fds(platform)
+        rss_before = _worker_rss_mb(platform)
         started = time.monotonic()
         failed = 0
         for _ in range(1000):
@@ -156,16 +166,19 @@ def test_git_fetches_keep_descriptors_flat_and_packs_bounded(platform, tmp_path)
         elapsed = time.monotonic() - started
         assert http.get(f"{platform.api}/healthz", timeout=5).status_code == 200
     after = _worker_fds(platform)
+    rss_after = _worker_rss_mb(platform)
     growth = max(after.get(pid, 0) - n for pid, n in before.items())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list((repo_dir / "objects" / "pack").glob("pack-*.pack"))) > 10:
         time.sleep(0.5)
     packs = len(list((repo_dir / "objects" / "pack").glob("pack-*.pack")))
     RESULTS.append((f"1000 git fetches of a repo with 29 packs ({elapsed:.1f} s)", 1000, failed,
-                    f"fd growth {growth}, packs after repack {packs}"))
+                    f"fd growth {growth}, packs after repack {packs}, API memory {rss_before:.0f} -> "
+                    f"{rss_after:.0f} MB"))
     assert failed == 0
     assert growth < 30, (before, after)
     assert packs <= 10, packs
+    assert rss_after - rss_before < 50, (rss_before, rss_after)
 
 
 def _platform_pids(platform) -> dict[str, int]:
