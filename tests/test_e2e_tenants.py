@@ -267,15 +267,38 @@ def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def api_workers_peak_rss_mb(plat) -> dict[int, float]:
+    """Peak RSS (VmHWM) of this platform's gunicorn processes, by pid."""
+    peaks = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if b"gunicorn" in cmdline and f"DOCKYARD_HOME={plat.home}\0".encode() in environ + b"\0":
+            kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+            peaks[int(pid)] = kb / 1024
+    return peaks
+
+
 def test_pack_bombs_are_refused_while_streaming(plat, world, tmp_path):
     m = world["mallory"]
     app = new_app(m, "bomb")
     objects = plat.home / "repos" / f"{app}.git" / "objects"
+    before = api_workers_peak_rss_mb(plat)
+    assert before, "the platform's API workers are found"
     with attack(f"a push of {UNPACKED_MB * 4} MB of zeros compressed to a few hundred KB"):
         repo = make_app_repo(tmp_path / "bomb", {"zeros.bin": b"\0" * (UNPACKED_MB * 4 << 20)}, plat)
         proc = push(m, plat, app, repo)
         assert proc.returncode != 0 and "DOCKYARD_MAX_PUSH_UNPACKED_MB" in proc.stderr, proc.stderr
         assert _dir_bytes(objects) < 1 << 20, _dir_bytes(objects)          # nothing of it was kept
+        after = api_workers_peak_rss_mb(plat)
+        growth = max(after.get(pid, 0) - mb for pid, mb in before.items())
+        print(f"\nAPI worker peak RSS before/after a {UNPACKED_MB * 4} MB bomb: "
+              f"{max(before.values()):.0f}/{max(after.values()):.0f} MB (growth {growth:.0f} MB)")
+        assert growth < UNPACKED_MB * 2 + 16, growth                        # bounded by the setting, not the bomb
     with attack(f"a push of more than {MAX_OBJECTS} objects"):
         repo = make_app_repo(tmp_path / "many", {f"f/{i}.txt": f"{i}\n" for i in range(MAX_OBJECTS + 10)}, plat)
         proc = push(m, plat, app, repo)
