@@ -328,7 +328,13 @@ def _engine_build(engine: BuildEngine, job: BuildJob, ctx: Path, tag: str, docke
 
 
 def _size(root: Path) -> int:
-    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+    """Bytes of the regular files below root (lstat: a link the build left is never followed)."""
+    total = 0
+    for parent, _dirs, files in os.walk(root):
+        for name in files:
+            st = os.lstat(os.path.join(parent, name))
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
 
 
 def tree_digest(root: Path) -> str:

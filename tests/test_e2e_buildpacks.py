@@ -263,8 +263,8 @@ def test_custom_buildpack_from_path_gets_env_dir_and_runs_a_worker_only_app(bp, 
 
 
 def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
-    """A git buildpack is cloned in a container: served here over HTTP by a container of its own
-    (git's dumb protocol), as a git host outside the platform would be."""
+    """A git buildpack is cloned in a container: served here by `git daemon` in a container of
+    its own, as a git host outside the platform would be."""
     src = make_buildpack(tmp_path / "gitpack", detect='echo "Failing"; exit 0',
                          compile_='echo "-----> about to fail"; echo "the real reason: disk on fire"; exit 3',
                          release='echo "---"')
@@ -273,14 +273,13 @@ def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
     run(["git", "commit", "-q", "-m", "bp"], cwd=src, env=bp.env)
     served = tmp_path / "served"
     run(["git", "clone", "-q", "--bare", str(src), str(served / "bp.git")], env=bp.env)
-    run(["git", "update-server-info"], cwd=served / "bp.git", env=bp.env)
     os.chmod(tmp_path, 0o755)
     cid = run(["docker", "run", "-d", "--rm", "--label", f"dockyard.instance={bp.name}", "-v", f"{served}:/srv:ro",
-               "dockyard/build-stack:bookworm", "python3", "-m", "http.server", "8000", "--directory", "/srv"]
+               "dockyard/build-stack:bookworm", "git", "daemon", "--export-all", "--base-path=/srv", "/srv"]
               ).stdout.strip()
     try:
         ip = run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid]).stdout.strip()
-        url = f"http://{ip}:8000/bp.git"
+        url = f"git://{ip}/bp.git"
         app = create(bp, "failbp")
         repo = make_app_repo(tmp_path / "failbp", {".buildpacks": f"# one per line\n{url}\n", "x.txt": "x"}, bp)
         proc = push(bp, app, repo, check=False)

@@ -304,6 +304,11 @@ def test_pack_bombs_are_refused_while_streaming(plat, world, tmp_path):
         proc = push(m, plat, app, repo)
         assert proc.returncode != 0 and "DOCKYARD_MAX_PUSH_OBJECTS" in proc.stderr, proc.stderr
         assert _dir_bytes(objects) < 1 << 20
+    with attack("a rejected push's objects left behind in the repo"):
+        repo = make_app_repo(tmp_path / "rejected", {"noise.bin": os.urandom(512 << 10)}, plat)
+        proc = push(m, plat, app, repo)
+        assert proc.returncode != 0 and "no buildpack detected" in proc.stderr, proc.stderr
+        assert _dir_bytes(objects) < 256 << 10, _dir_bytes(objects)
     assert m.api("GET", f"/apps/{app}").status_code == 200                 # the API still answers
 
 

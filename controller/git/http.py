@@ -10,6 +10,7 @@ import contextlib
 import select
 import socket
 import traceback
+from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs
 
@@ -104,6 +105,8 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         self.app_name = GIT_PATH.fullmatch(path).group(1)
         self.client_gone = False
         self._held = contextlib.ExitStack()
+        self.new_packs: set = set()     # the pack files this push added
+        self.ref_moved = False
 
     def progress(self, line: str) -> None:
         if self.client_gone or not self.has_capability(b"side-band-64k"):
@@ -139,6 +142,7 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
             self._audit(new_sha, "failed")
             return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
         self._audit(new_sha, "succeeded")
+        self.ref_moved = True
         return None
 
     def _receive_max_input_size(self):
@@ -152,7 +156,9 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         results = super()._apply_pack(refs)
         s = self.svc.settings
         guard = PackGuard(s.max_push_objects, s.max_push_unpacked_mb << 20)
+        pack_dir = Path(self.repo.object_store.path) / "pack"
         with receiving(s, self.app_name, self.repo) as failed, guarded_reads(self.proto, guard):
+            before = set(pack_dir.glob("pack-*"))
             try:
                 name, status = next(results)
             except StopIteration:
@@ -163,6 +169,7 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
                 return
             if name == b"unpack" and status != b"ok":
                 failed.append(True)
+            self.new_packs = set(pack_dir.glob("pack-*")) - before
         if name == b"unpack" and b"DOCKYARD_MAX_PUSH_" in status:
             self._drain(s.max_push_bytes * 4 + (16 << 20))
             reason = status.decode("utf-8", "replace")
@@ -190,13 +197,22 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         except (OSError, ValueError, GitProtocolError):
             return
 
+    def _drop_rejected_packs(self) -> None:
+        """A push whose refs all were refused leaves nothing behind: its pack is referenced by no
+        ref (objects of other pushes are in their own packs: uploads are one at a time)."""
+        if self.ref_moved:
+            return
+        for path in self.new_packs:
+            path.unlink(missing_ok=True)
+
     def _audit(self, sha: bytes, result: str) -> None:
         accounts.audit(self.svc.store, self.user, "deploy", self.app_name,
                        {"commit": sha.decode()[:12], "via": self.via, "result": result})
 
     def handle(self):
-        with self._held:
+        with self._held:    # the app's lock, when a deploy took it, is released only after both
             super().handle()
+            self._drop_rejected_packs()
 
 
 def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Callable[[], bool] = lambda: False):
