@@ -82,3 +82,27 @@ def test_platform_label():
     assert platform_label("x.y.app.dy.localhost", "dy.localhost") == "app"
     assert platform_label("*.app.dy.localhost", "dy.localhost") == "app"
     assert platform_label("www.example.com", "dy.localhost") is None
+
+
+def test_slug_links_are_never_followed(tmp_path):
+    from builder.errors import BuildError
+    from builder.slug import read_no_follow, safe_dockyard_dir
+    host = tmp_path / "host"
+    (host / "rootfs").mkdir(parents=True)
+    slug = tmp_path / "slug"
+    slug.mkdir()
+    (slug / ".dockyard").symlink_to(host)
+    with pytest.raises(BuildError, match="symlink"):
+        safe_dockyard_dir(slug, "launcher")
+    assert sorted(p.name for p in host.iterdir()) == ["rootfs"]
+    (slug / ".dockyard").unlink()
+    (slug / ".dockyard").mkdir()
+    (slug / ".dockyard" / "launch").symlink_to(host / "written")
+    (slug / ".dockyard" / "rootfs").symlink_to(host / "rootfs")
+    with pytest.raises(BuildError, match="rootfs"):
+        safe_dockyard_dir(slug, "launcher")
+    assert not (host / "written").exists()                       # the link was replaced, not written through
+    assert (slug / ".dockyard" / "launch").read_text() == "launcher"
+    (host / "secret").write_text("root only")
+    (slug / "release.yml").symlink_to(host / "secret")
+    assert read_no_follow(slug / "release.yml") == ""
