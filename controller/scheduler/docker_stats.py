@@ -1,0 +1,74 @@
+"""Single-host backend: resource readings of app instances (the engine's one-shot stats)."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+import docker
+import docker.errors
+import requests
+
+from core.models import InstanceStats
+
+from .docker_engine import DockerEngine
+from .docker_parse import iso
+from .labels import LABEL_INSTANCE
+
+# The engine answers each container's stats separately; a few at once hides its latency
+# without loading it (the sampler calls this every few seconds).
+PARALLEL = 4
+
+
+def parse_stats(container_id: str, attrs: dict, stats: dict, at: float) -> InstanceStats:
+    """Pure: the engine's inspect + one-shot stats documents -> a reading. Memory used is
+    the cgroup's usage less its page cache (what `docker stats` shows)."""
+    state = attrs.get("State") or {}
+    mem = stats.get("memory_stats") or {}
+    detail = mem.get("stats") or {}
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0))) or 0
+    usage = max(0, int(mem.get("usage") or 0) - int(cache))
+    limit = int((attrs.get("HostConfig") or {}).get("Memory") or mem.get("limit") or 0)
+    cpu = int(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0)
+    started = state.get("StartedAt") or ""
+    return InstanceStats(container_id=container_id, at=at, cpu_ns=cpu, mem_bytes=usage, mem_limit=limit,
+                         restarts=int(attrs.get("RestartCount") or 0),
+                         started_at=iso(started) if started and not started.startswith("0001") else "",
+                         running=bool(state.get("Running")))
+
+
+class DockerStats(DockerEngine):
+    def _one_stats(self, cid: str) -> InstanceStats | None:
+        try:
+            attrs = self.client.api.inspect_container(cid)
+            if not (attrs.get("State") or {}).get("Running"):
+                return parse_stats(cid, attrs, {}, time.time())
+            raw = self.client.api.stats(cid, decode=False, stream=False, one_shot=True)
+        except (docker.errors.NotFound, requests.exceptions.RequestException):
+            return None
+        except docker.errors.APIError:
+            return None   # removed between the two calls, or the engine is busy: skip this reading
+        return parse_stats(cid, attrs, raw, time.time())
+
+    def stats(self, container_ids: Iterable[str]) -> dict[str, InstanceStats]:
+        ids = list(container_ids)
+        if not ids:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(ids)), thread_name_prefix="stats") as pool:
+            found = pool.map(self._one_stats, ids)
+        return {r.container_id: r for r in found if r is not None}
+
+    def disk_usage(self) -> dict:
+        try:
+            df = self.client.api.df()
+        except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+            return {"error": f"the engine did not report disk use ({e.__class__.__name__})"}
+        mine = f"{self.settings.name}"
+        ours = lambda labels: (labels or {}).get(LABEL_INSTANCE) == mine  # noqa: E731
+        images = [i for i in df.get("Images") or [] if ours(i.get("Labels"))
+                  or self.settings.stack_image in (i.get("RepoTags") or [])]
+        return {"images": sum(int(i.get("Size") or 0) for i in images), "image_count": len(images),
+                "volumes": sum(int((v.get("UsageData") or {}).get("Size") or 0)
+                               for v in df.get("Volumes") or [] if ours(v.get("Labels"))),
+                "containers": sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or []
+                                  if ours(c.get("Labels")))}

@@ -1,0 +1,94 @@
+"""Metrics' pure logic and the store's downsampling (a real SQLite file)."""
+import json
+import time
+
+from controller import drains, metrics, sampler
+from controller.scheduler.docker_stats import parse_stats
+from controller.store import Store
+from controller.store.metrics import MINUTE_KEEP, RAW_KEEP
+from core import latency
+from core.models import InstanceStats
+from router import accesslog
+
+import pytest
+
+
+def _stats(cpu_ns, at, started="2026-01-01T00:00:00+00:00"):
+    return InstanceStats("c1", at, cpu_ns, 100, 200, 0, started, True)
+
+
+def test_cpu_percent_between_readings():
+    assert sampler.cpu_percent(None, _stats(10, 1.0)) == 0.0
+    assert sampler.cpu_percent(_stats(0, 0.0), _stats(500_000_000, 1.0)) == 50.0
+    assert sampler.cpu_percent(_stats(900, 0.0), _stats(10, 1.0)) == 0.0   # restarted: counter went back
+
+
+def test_parse_stats_subtracts_page_cache():
+    attrs = {"State": {"Running": True, "StartedAt": "2026-01-01T00:00:00.5Z"}, "RestartCount": 2,
+             "HostConfig": {"Memory": 1 << 29}}
+    st = {"memory_stats": {"usage": 5000, "stats": {"total_inactive_file": 1000}},
+          "cpu_stats": {"cpu_usage": {"total_usage": 42}}}
+    r = parse_stats("c", attrs, st, 1.0)
+    assert (r.mem_bytes, r.mem_limit, r.cpu_ns, r.restarts, r.running) == (4000, 1 << 29, 42, 2, True)
+    assert r.started_at.startswith("2026-01-01T00:00:00.5")
+
+
+def test_latency_percentiles_within_a_bucket():
+    hist = {}
+    for ms in range(1, 101):
+        b = str(latency.bucket(ms))
+        hist[b] = hist.get(b, 0) + 1
+    assert 50 <= latency.percentile(hist, 0.5) <= 50 * 1.26
+    assert 99 <= latency.percentile(hist, 0.99) <= 100 * 1.26
+    assert latency.percentile({}, 0.5) is None
+
+
+def test_access_lines_aggregate_per_minute_and_release():
+    line = lambda at, status, up: json.dumps({"msec": str(at), "app": "a", "status": status, "bytes": "10",
+                                                "upstream_time": "0.020", "upstream": up})
+    reqs = accesslog.requests([line(120.5, "200", "127.0.0.1:1"), line(121, "503", "127.0.0.1:2"),
+                               line(185, "200", "127.0.0.1:1"), "junk"])
+    out = accesslog.per_minute(reqs, lambda app, up: {"127.0.0.1:1": 1}.get(up, 2))
+    assert out[("a", 1, 120)]["requests"] == 1 and out[("a", 2, 120)]["s5xx"] == 1
+    assert out[("a", 1, 180)]["bytes"] == 10
+
+
+def test_downsampling_keeps_the_store_bounded(tmp_path):
+    store = Store(tmp_path / "db")
+    store.migrate()
+    owner = store.create_user("o")
+    app = store.create_app("web1", owner.id)
+    now = int(time.time()) // 600 * 600
+    start = now - MINUTE_KEEP - 7200
+    store.add_samples([("web1", "web", 1, t, 10.0, 100, 200, 0, t - start) for t in range(start, now, 5)])
+    store.downsample(now)
+    rows = store.samples(app, 0)
+    by_res = {r: sum(1 for x in rows if x["res"] == r) for r in (0, 60, 600)}
+    assert by_res[0] == RAW_KEEP // 5
+    assert by_res[60] == (MINUTE_KEEP - RAW_KEEP) // 60
+    assert by_res[600] == 7200 // 600
+    assert all(x["cpu"] == 10.0 for x in rows)
+
+
+def test_since_and_drain_urls_are_checked():
+    assert metrics.parse_since("30m") == 1800
+    with pytest.raises(Exception, match="30m"):
+        metrics.parse_since("yesterday")
+    assert drains.check_url("syslog://127.0.0.1:514") == "syslog://127.0.0.1:514"
+    with pytest.raises(Exception, match="syslog://HOST:PORT"):
+        drains.check_url("ftp://x")
+    with pytest.raises(Exception, match="credentials"):
+        drains.check_url("https://u:secret@example.test/x")
+
+
+def test_a_full_drain_drops_oldest_and_counts():
+    d = drains.Drain(1, "syslog://127.0.0.1:9", capacity=3)   # port 9: nothing listens
+    t0 = time.monotonic()
+    for i in range(100):
+        d.offer(f"line {i}")
+    assert time.monotonic() - t0 < 0.5
+    assert len(d.buffer) <= 3 and d.dropped >= 97
+    d.close()
+    msg = drains.rfc5424("2026-01-01T00:00:00+00:00", "host", "app", "web.1", "hello")
+    assert msg == "<14>1 2026-01-01T00:00:00+00:00 host app web.1 - - hello"
+    assert drains.octet_frame(msg).startswith(f"{len(msg)} ".encode())
