@@ -9,6 +9,7 @@ from flask import Flask, g, jsonify, request
 from .api import (account, apps, audit, builds, certs, checks, collaborators, config_vars, domains, dynos,
                   formation, keys, limits, logs, metrics, releases, router_settings, users)
 from .auth import token_from_header
+from . import dashboard
 from core.errors import DockyardError, Unauthorized
 from .services import Services
 from .settings import Settings
@@ -31,6 +32,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    app.register_blueprint(dashboard.bp)
 
     @app.get("/healthz")
     def healthz():
@@ -38,8 +40,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path in PUBLIC_PATHS:
-            return None
+        if request.path in PUBLIC_PATHS or request.path.startswith("/dashboard/") or request.path == "/dashboard":
+            return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
         token = token_from_header(request.headers.get("Authorization", ""))
         if request.path == "/metrics" and token and settings.metrics_token \
                 and hmac.compare_digest(token, settings.metrics_token):
