@@ -1009,5 +1009,9 @@ def audit_log(app, actor, num, as_json):
                    f"{r['status'] or ''} {detail}".rstrip())
 
 
+from . import cli_metrics  # noqa: E402  (adds metrics and drains commands to `cli`)
+
+COMMAND_MODULES = (cli_metrics,)
+
 if __name__ == "__main__":
     main()
