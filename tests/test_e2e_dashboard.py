@@ -190,11 +190,15 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     d.get(plat.api + "/dashboard/admin/")
     wait(d, lambda d: d.find_elements(By.ID, "app-shares"), what="admin page")
     assert deployed in d.find_element(By.ID, "app-shares").text
-    assert "rollback" in d.find_element(By.ID, "audit").text
+    audit = d.find_element(By.ID, "audit").text
+    assert "rollback" in audit and "ps:scale" in audit and "release=" in audit
     shot(d, "admin")
     d.execute_script("document.documentElement.dataset.theme = 'dark'")
     d.get(plat.api + f"/dashboard/apps/{deployed}")
+    wait(d, lambda d: d.find_element(By.ID, "metrics").get_attribute("data-loaded") == "1", 30, "charts")
     d.find_element(By.ID, "theme-toggle").click()
+    assert d.execute_script("return document.documentElement.dataset.theme") in ("light", "dark")
+    wait(d, lambda d: d.find_element(By.ID, "metrics").get_attribute("data-loaded") == "1", 30, "charts redrawn")
     shot(d, "app-toggled-theme")
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)

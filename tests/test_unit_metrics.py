@@ -92,3 +92,23 @@ def test_a_full_drain_drops_oldest_and_counts():
     msg = drains.rfc5424("2026-01-01T00:00:00+00:00", "host", "app", "web.1", "hello")
     assert msg == "<14>1 2026-01-01T00:00:00+00:00 host app web.1 - - hello"
     assert drains.octet_frame(msg).startswith(f"{len(msg)} ".encode())
+
+
+def test_cgroup_readings_v1_and_v2(tmp_path):
+    from controller.scheduler.docker_stats import cgroup_stats
+    v1 = tmp_path / "v1"
+    (v1 / "cpuacct/docker/abc").mkdir(parents=True)
+    (v1 / "memory/docker/abc").mkdir(parents=True)
+    (v1 / "cpuacct/docker/abc/cpuacct.usage").write_text("123456\n")
+    (v1 / "memory/docker/abc/memory.usage_in_bytes").write_text("5000\n")
+    (v1 / "memory/docker/abc/memory.stat").write_text("cache 10\ntotal_inactive_file 1000\n")
+    r = parse_stats("abc", {"State": {"Running": True}}, cgroup_stats("abc", root=v1), 1.0)
+    assert (r.cpu_ns, r.mem_bytes) == (123456, 4000)
+    v2 = tmp_path / "v2" / "system.slice" / "docker-abc.scope"
+    v2.mkdir(parents=True)
+    (v2 / "cpu.stat").write_text("usage_usec 7\nuser_usec 5\n")
+    (v2 / "memory.current").write_text("9000\n")
+    (v2 / "memory.stat").write_text("anon 1\ninactive_file 2000\n")
+    r = parse_stats("abc", {"State": {"Running": True}}, cgroup_stats("abc", root=tmp_path / "v2"), 1.0)
+    assert (r.cpu_ns, r.mem_bytes) == (7000, 7000)
+    assert cgroup_stats("nope", root=tmp_path / "v1") is None

@@ -51,11 +51,12 @@ def instances(svc: Services, app: App) -> list[dict]:
         except ValueError:
             up = 0
         out.append({"label": i.label, "state": i.state, "version": i.version, "restarts": i.restart_count,
-                    "uptime": _duration(up) if i.state == "running" else "-", "oom": i.oom_killed})
+                    "uptime": duration(up) if i.state == "running" else "-", "oom": i.oom_killed})
     return out
 
 
-def _duration(s: int) -> str:
+def duration(s: int) -> str:
+    """Seconds -> `3m20s`, `2h5m`, `1d4h` (the template filter `duration`)."""
     return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else (
         f"{s // 3600}h{s % 3600 // 60}m" if s >= 3600 else f"{s // 60}m{s % 60}s")
 

@@ -10,7 +10,7 @@ from flask import Response, g, jsonify, render_template, request, stream_with_co
 from core.errors import BadRequest, NotFound
 
 from .. import applogs, metrics, releases
-from ..api.common import load_app, svc
+from ..api.common import audit, load_app, svc
 from ..api.formation import MAX_QUANTITY
 from . import bp, pages
 
@@ -41,6 +41,7 @@ def scale(name):
     lines: list[str] = []
     releases.scale(svc(), app, [{"type": request.form.get("type", ""), "quantity": qty}], g.user.name,
                    lines.append, MAX_QUANTITY)
+    audit("ps:scale", name, type=request.form.get("type", "")[:40], quantity=qty)
     return _back(name, "processes", lines or [f"Scaled {request.form.get('type')} to {qty}."])
 
 
@@ -49,6 +50,7 @@ def restart(name):
     app = load_app(name)
     lines: list[str] = []
     releases.restart(svc(), app, request.form.get("type") or None, lines.append)
+    audit("ps:restart", name, type=(request.form.get("type") or "")[:40])
     return _back(name, "processes", lines or ["Restarted."])
 
 
@@ -61,6 +63,7 @@ def rollback(name):
         raise BadRequest("Pick the release to roll back to, e.g. 3.") from None
     lines: list[str] = []
     release = releases.rollback(svc(), app, version, g.user.name, lines.append)
+    audit("rollback", name, release=str(version))
     return _back(name, "releases", [f"Rolled back to v{version}: now v{release.version}."])
 
 
@@ -74,6 +77,7 @@ def set_config(name):
     lines: list[str] = []
     releases.set_config(svc(), app, {key: value if request.form.get("unset") != "1" else None}, g.user.name,
                         True, lines.append)
+    audit("config:unset" if request.form.get("unset") == "1" else "config:set", name, keys=[key[:100]])
     return _back(name, "config", [f"Set {key}." if request.form.get("unset") != "1" else f"Unset {key}."])
 
 

@@ -3,12 +3,15 @@ release, log drains, dashboard sessions.
 
 Samples are kept raw (res 0) for RAW_KEEP seconds, then as one-minute averages (res 60) up
 to MINUTE_KEEP, then as ten-minute averages (res 600) up to TEN_KEEP. Each instance sampled
-every 5 s therefore holds at most 720 + 1380 + 864 rows, whatever the uptime."""
+every 5 s therefore holds at most 720 + 1380 + 864 rows, whatever the uptime. Request rows
+are per minute (span 60) for MINUTE_KEEP, then per ten minutes (span 600) up to REQUESTS_KEEP:
+at most 1440 + 864 rows per app and release that served."""
 from __future__ import annotations
 
 import json
 import time
 
+from core import latency
 from core.models import App
 
 from .accounts import _user
@@ -31,6 +34,26 @@ def _rollup(db, src: int, dst: int, older_than: int) -> None:
     db.execute("DELETE FROM instance_samples WHERE res = ? AND at < ?", (src, older_than))
 
 
+def _rollup_requests(db, older_than: int) -> None:
+    """Merge the one-minute request rows older than `older_than` into ten-minute rows
+    (counts added, histograms merged)."""
+    rows = db.execute("SELECT * FROM request_minutes WHERE span = 60 AND minute < ?", (older_than,)).fetchall()
+    if not rows:
+        return
+    merged: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["app_id"], r["version"], r["minute"] // 600 * 600)
+        m = merged.setdefault(key, {"requests": 0, "s2xx": 0, "s3xx": 0, "s4xx": 0, "s5xx": 0, "bytes": 0, "hist": {}})
+        for k in ("requests", "s2xx", "s3xx", "s4xx", "s5xx", "bytes"):
+            m[k] += r[k]
+        latency.merge(m["hist"], json.loads(r["hist"]))
+    db.execute("DELETE FROM request_minutes WHERE span = 60 AND minute < ?", (older_than,))
+    db.executemany("INSERT OR REPLACE INTO request_minutes (app_id, version, minute, requests, s2xx, s3xx, s4xx,"
+                   " s5xx, bytes, hist, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 600)",
+                   [(a, v, mi, m["requests"], m["s2xx"], m["s3xx"], m["s4xx"], m["s5xx"], m["bytes"],
+                     json.dumps(m["hist"])) for (a, v, mi), m in merged.items()])
+
+
 class MetricsMixin:
     # ---- instance samples ---------------------------------------------------------------
     def add_samples(self, rows: list[tuple]) -> None:
@@ -50,6 +73,7 @@ class MetricsMixin:
             _rollup(db, 0, 60, (now - RAW_KEEP) // 60 * 60)
             _rollup(db, 60, 600, (now - MINUTE_KEEP) // 600 * 600)
             db.execute("DELETE FROM instance_samples WHERE res = 600 AND at < ?", (now - TEN_KEEP,))
+            _rollup_requests(db, (now - MINUTE_KEEP) // 600 * 600)
             db.execute("DELETE FROM request_minutes WHERE minute < ?", (now - REQUESTS_KEEP,))
 
     def samples(self, app: App, since: int, process: str | None = None) -> list[dict]:

@@ -142,8 +142,8 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER
     );
     """,
-    # 5: metrics (instance samples at 0/60/600 s resolution, per-minute request counts per
-    # release), log drains, dashboard sessions (tied to the API token that opened them)
+    # 5: metrics (instance samples at 0/60/600 s resolution, request counts per release per
+    # minute, then per ten minutes), log drains, dashboard sessions (tied to the API token that opened them)
     """
     CREATE TABLE instance_samples (
         app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
@@ -167,6 +167,7 @@ MIGRATIONS: tuple[str, ...] = (
         s2xx INTEGER NOT NULL, s3xx INTEGER NOT NULL, s4xx INTEGER NOT NULL, s5xx INTEGER NOT NULL,
         bytes INTEGER NOT NULL,
         hist TEXT NOT NULL,
+        span INTEGER NOT NULL DEFAULT 60,
         PRIMARY KEY (app_id, minute, version)
     );
     CREATE INDEX request_minutes_at ON request_minutes(minute);

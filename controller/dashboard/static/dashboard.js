@@ -113,7 +113,7 @@
     return [xs].concat(fields.map(f => xs.map(x => byMinute.get(x)[f])));
   }
 
-  function plot(id, names, data, releases) {
+  function plot(id, names, data, releases, window_) {
     const el = document.getElementById(id);
     if (!el || !window.uPlot) return;
     el.innerHTML = "";
@@ -122,6 +122,7 @@
     if (!points) { el.innerHTML = '<p class="muted">No data yet.</p>'; return; }
     const width = Math.max(260, el.clientWidth || 340);
     const opts = {width: width, height: 180, legend: {show: true},
+      scales: {x: {time: true, range: function () { return window_; }}},
       axes: [{stroke: css("--muted"), grid: {stroke: css("--line")}}, {stroke: css("--muted"), grid: {stroke: css("--line")}}],
       series: [{}].concat(names.map((n, i) => ({label: n, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true}))),
       plugins: [releaseMarkers(releases)]};
@@ -132,15 +133,18 @@
     const section = document.getElementById("metrics");
     if (!section) return;
     const since = (document.getElementById("since") || {}).value || "1h";
+    section.dataset.loaded = "0";
     fetch(section.dataset.metricsUrl + "?since=" + since, {credentials: "same-origin"}).then(r => r.json()).then(function (m) {
       charts.splice(0).forEach(c => c.destroy());
+      const now = Date.now() / 1000;
+      const w = [now - m.since_s, now];   // every chart spans the whole window, aligned
       const cpu = pivot(m.samples, "instance", r => r.cpu);
-      plot("chart-cpu", cpu.keys, cpu.data, m.releases);
+      plot("chart-cpu", cpu.keys, cpu.data, m.releases, w);
       const mem = pivot(m.samples, "instance", r => Math.round(r.mem / 104857.6) / 10);
-      plot("chart-mem", mem.keys, mem.data, m.releases);
-      plot("chart-req", ["requests"], perMinute(m.requests, ["requests"]), m.releases);
-      plot("chart-lat", ["p50", "p95", "p99"], perMinute(m.requests, ["p50", "p95", "p99"]), m.releases);
-      plot("chart-status", ["2xx", "3xx", "4xx", "5xx"], perMinute(m.requests, ["s2xx", "s3xx", "s4xx", "s5xx"]), m.releases);
+      plot("chart-mem", mem.keys, mem.data, m.releases, w);
+      plot("chart-req", ["requests"], perMinute(m.requests, ["requests"]), m.releases, w);
+      plot("chart-lat", ["p50", "p95", "p99"], perMinute(m.requests, ["p50", "p95", "p99"]), m.releases, w);
+      plot("chart-status", ["2xx", "3xx", "4xx", "5xx"], perMinute(m.requests, ["s2xx", "s3xx", "s4xx", "s5xx"]), m.releases, w);
       section.dataset.loaded = "1";
     });
   }
