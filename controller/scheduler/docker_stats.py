@@ -46,6 +46,10 @@ def parse_stats(container_id: str, attrs: dict, stats: dict, at: float) -> Insta
 CGROUP = Path("/sys/fs/cgroup")
 
 
+def _cpu(raw: dict) -> int:
+    return int(((raw.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0)
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
@@ -81,24 +85,54 @@ def cgroup_stats(cid: str, parent: str = "", root: Path = CGROUP) -> dict | None
     return None
 
 
+# An instance's restart count and start time change only when it restarts, which also resets
+# its cgroup's CPU counter: the inspect behind them is reused until then, or for this long.
+INSPECT_EVERY = 30.0
+
+
 class DockerStats(DockerEngine):
+    @property
+    def _inspected(self) -> dict[str, tuple[float, dict, int]]:
+        """id -> (when inspected, the inspect document, CPU counter at the last reading)."""
+        return self.__dict__.setdefault("_inspect_cache", {})
+
+    def _attrs(self, cid: str, fresh: bool) -> dict:
+        hit = self._inspected.get(cid)
+        if fresh or hit is None or time.monotonic() - hit[0] > INSPECT_EVERY:
+            hit = (time.monotonic(), self.client.api.inspect_container(cid), hit[2] if hit else 0)
+            self._inspected[cid] = hit
+        return hit[1]
+
+    @staticmethod
+    def _cgroup(attrs: dict) -> dict | None:
+        if not (attrs.get("State") or {}).get("Running"):
+            return None
+        return cgroup_stats(attrs.get("Id") or "", (attrs.get("HostConfig") or {}).get("CgroupParent") or "")
+
     def _one_stats(self, cid: str) -> InstanceStats | None:
         try:
-            attrs = self.client.api.inspect_container(cid)
-            if not (attrs.get("State") or {}).get("Running"):
-                return parse_stats(cid, attrs, {}, time.time())
-            full = attrs.get("Id") or cid
-            raw = cgroup_stats(full, (attrs.get("HostConfig") or {}).get("CgroupParent") or "")
+            attrs = self._attrs(cid, fresh=False)
+            raw = self._cgroup(attrs)
+            if raw is None or _cpu(raw) < self._inspected[cid][2]:   # stopped, restarted, other layout
+                attrs = self._attrs(cid, fresh=True)
+                if not (attrs.get("State") or {}).get("Running"):
+                    return parse_stats(cid, attrs, {}, time.time())
+                raw = self._cgroup(attrs)
             if raw is None:
                 raw = self.client.api.stats(cid, decode=False, stream=False, one_shot=True)
         except (docker.errors.NotFound, requests.exceptions.RequestException):
             return None
         except docker.errors.APIError:
-            return None   # removed between the two calls, or the engine is busy: skip this reading
+            return None   # removed between two calls, or the engine is busy: skip this reading
+        hit = self._inspected.get(cid)
+        if hit is not None:
+            self._inspected[cid] = (hit[0], hit[1], _cpu(raw))
         return parse_stats(cid, attrs, raw, time.time())
 
     def stats(self, container_ids: Iterable[str]) -> dict[str, InstanceStats]:
         ids = list(container_ids)
+        for gone in set(self._inspected) - set(ids):
+            self._inspected.pop(gone, None)
         if not ids:
             return {}
         with ThreadPoolExecutor(max_workers=min(PARALLEL, len(ids)), thread_name_prefix="stats") as pool:
