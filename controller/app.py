@@ -6,7 +6,7 @@ import hmac
 
 from flask import Flask, g, jsonify, request
 
-from .api import (account, apps, audit, builds, certs, checks, collaborators, config_vars, domains, dynos,
+from .api import (account, admin, apps, audit, builds, certs, checks, collaborators, config_vars, domains, dynos,
                   formation, keys, limits, logs, metrics, releases, router_settings, users)
 from .auth import token_from_header
 from . import dashboard
@@ -19,7 +19,7 @@ PUBLIC_PATHS = ("/healthz",)
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, audit.bp, metrics.bp)
+              keys.bp, audit.bp, admin.bp, metrics.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:

@@ -142,7 +142,17 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER
     );
     """,
-    # 5: metrics (instance samples at 0/60/600 s resolution, request counts per release per
+    # 5: what happened to each instance after it passed its check: crashes (restarts by the
+    # engine), the last exit code and whether the kernel killed it for memory; the exit code
+    # of each release's release-phase command
+    """
+    ALTER TABLE instances ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN last_exit INTEGER;
+    ALTER TABLE instances ADD COLUMN oom INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN crashed_at TEXT;
+    ALTER TABLE releases ADD COLUMN release_phase_exit INTEGER
+    """,
+    # 6: metrics (instance samples at 0/60/600 s resolution, request counts per release per
     # minute, then per ten minutes), log drains, dashboard sessions (tied to the API token that opened them)
     """
     CREATE TABLE instance_samples (

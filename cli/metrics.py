@@ -1,12 +1,11 @@
-"""`dockyard metrics` and log drains (`drains`, `drains:add`, `drains:remove`): HTTP calls to
-the API, registered on the CLI's group. Imports nothing of the server."""
+"""`dockyard metrics` and log drains (`drains`, `drains:add`, `drains:remove`)."""
 from __future__ import annotations
 
 import json
 
 import click
 
-from .cli import app_option, call, cli, resolve_app
+from .client import app_option, call, resolve_app
 
 
 def _mb(n) -> str:
@@ -17,7 +16,7 @@ def _ms(v) -> str:
     return "-" if v is None else f"{v:g}"
 
 
-@cli.command("metrics")
+@click.command("metrics")
 @app_option
 @click.option("--type", "ptype", help="Only this process type's instances, e.g. web.")
 @click.option("--since", default="1h", show_default=True, help="Window: 15m, 1h, 24h, 7d.")
@@ -50,7 +49,7 @@ def metrics_cmd(app, ptype, since, as_json):
         click.echo(f"  v{version}: {n} requests over {len(rows)} min, 5xx {errors}, worst minute p95 {worst:g} ms")
 
 
-@cli.command("drains")
+@click.command("drains")
 @app_option
 def drains_list(app):
     """The app's log drains, with lines sent and dropped."""
@@ -63,7 +62,7 @@ def drains_list(app):
         click.echo(f"{d['url']}  sent {d['sent']} dropped {d['dropped']}{err}")
 
 
-@cli.command("drains:add")
+@click.command("drains:add")
 @click.argument("url")
 @app_option
 def drains_add(url, app):
@@ -74,7 +73,7 @@ def drains_add(url, app):
     click.echo(f"Draining {name}'s logs to {url}.")
 
 
-@cli.command("drains:remove")
+@click.command("drains:remove")
 @click.argument("url")
 @app_option
 def drains_remove(url, app):
@@ -82,3 +81,6 @@ def drains_remove(url, app):
     name = resolve_app(app)
     call("DELETE", f"/apps/{name}/drains", {"url": url})
     click.echo(f"Removed drain {url} from {name}.")
+
+
+COMMANDS = [metrics_cmd, drains_list, drains_add, drains_remove]
