@@ -43,14 +43,21 @@ def ensure_image(tmp: Path) -> None:
     docker("build", "-q", "-t", IMAGE, str(tmp))
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process; NaN when it is gone (an engine restarted meanwhile)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def dockerd_pid() -> int | None:
-    out = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else None
+    """The host's engine (its pid file), not a Docker-in-Docker node's dockerd."""
+    try:
+        return int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def storage(apps: int = 100, per_app: int = 2, interval: int = 5) -> None:
@@ -118,10 +125,10 @@ def main() -> None:
         sampler.sample_once()          # warm up (engine client, first readings)
         dpid = dockerd_pid()
         # the engine's CPU with no sampler first: on a shared machine it is busy with others
-        b0, bw = (cpu_seconds(dpid) if dpid else 0.0), time.monotonic()
+        b0, bw = cpu_seconds(dpid), time.monotonic()
         time.sleep(min(20.0, args.seconds / 3))
-        base = ((cpu_seconds(dpid) if dpid else 0.0) - b0) / (time.monotonic() - bw)
-        d0 = cpu_seconds(dpid) if dpid else 0.0
+        base = (cpu_seconds(dpid) - b0) / (time.monotonic() - bw)
+        d0 = cpu_seconds(dpid)
         c0, w0 = time.process_time(), time.monotonic()
         passes, durations = 0, []
         while time.monotonic() - w0 < args.seconds:
@@ -132,7 +139,7 @@ def main() -> None:
             time.sleep(max(0.0, args.interval - (time.monotonic() - t)))
         wall = time.monotonic() - w0
         cpu = time.process_time() - c0
-        dcpu = (cpu_seconds(dpid) - d0) if dpid else float("nan")
+        dcpu = cpu_seconds(dpid) - d0
         durations.sort()
         sys.stdout.flush()
         print(f"instances {args.instances}, interval {args.interval:g} s, {passes} passes over {wall:.0f} s "

@@ -25,6 +25,7 @@ from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+SCRAPER_TOKEN = "scrape-" + os.urandom(8).hex()
 OUT = Path(os.environ.get("DOCKYARD_TEST_OUTPUT", ROOT / "test-output")) / "dashboard"
 # prints a line every second (with the time) while busybox httpd serves index.html
 TICKER = ('CMD ["/bin/sh", "-c", "httpd -p $PORT -h /www; i=0; while true; do i=$((i+1)); '
@@ -38,7 +39,8 @@ def app_files(text: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory, busybox_base):
-    p = start_platform(tmp_path_factory.mktemp("dash"), DOCKYARD_METRICS_INTERVAL="1")
+    p = start_platform(tmp_path_factory.mktemp("dash"), DOCKYARD_METRICS_INTERVAL="1",
+                       DOCKYARD_METRICS_TOKEN=SCRAPER_TOKEN)
     try:
         yield p
     finally:
@@ -327,3 +329,8 @@ def test_metrics_cli_prometheus_and_a_syslog_drain(plat, deployed):
     r = requests.get(plat.api + "/metrics", headers={"Authorization": f"Bearer {plat.token()}"}, timeout=30)
     assert r.status_code == 200 and f'dockyard_instance_cpu_percent{{app="{deployed}"' in r.text
     assert f'dockyard_app_requests_per_minute{{app="{deployed}",status_class="2xx"}}' in r.text
+    scraped = requests.get(plat.api + "/metrics", headers={"Authorization": f"Bearer {SCRAPER_TOKEN}"}, timeout=30)
+    assert scraped.status_code == 200 and "dockyard_instance_memory_bytes" in scraped.text
+    # the scraper's token opens /metrics only
+    assert requests.get(plat.api + "/apps", headers={"Authorization": f"Bearer {SCRAPER_TOKEN}"},
+                        timeout=30).status_code == 401
