@@ -136,8 +136,12 @@
     section.dataset.loaded = "0";
     fetch(section.dataset.metricsUrl + "?since=" + since, {credentials: "same-origin"}).then(r => r.json()).then(function (m) {
       charts.splice(0).forEach(c => c.destroy());
+      // every chart spans the same range: the window, or from the first data in it (a young
+      // app's few minutes are spread over the width, not squeezed into its right edge)
       const now = Date.now() / 1000;
-      const w = [now - m.since_s, now];   // every chart spans the whole window, aligned
+      const first = m.samples.reduce((a, r) => Math.min(a, r.at),
+                                     m.requests.reduce((a, r) => Math.min(a, r.minute), now - 300));
+      const w = [Math.max(now - m.since_s, first - 30), now];
       const cpu = pivot(m.samples, "instance", r => r.cpu);
       plot("chart-cpu", cpu.keys, cpu.data, m.releases, w);
       const mem = pivot(m.samples, "instance", r => Math.round(r.mem / 104857.6) / 10);
