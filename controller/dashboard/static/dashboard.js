@@ -140,8 +140,8 @@
       // app's few minutes are spread over the width, not squeezed into its right edge)
       const now = Date.now() / 1000;
       const first = m.samples.reduce((a, r) => Math.min(a, r.at),
-                                     m.requests.reduce((a, r) => Math.min(a, r.minute), now - 300));
-      const w = [Math.max(now - m.since_s, first - 30), now];
+                                     m.requests.reduce((a, r) => Math.min(a, r.minute), now - 120));
+      const w = [Math.max(now - m.since_s, first - 10), now];
       const cpu = pivot(m.samples, "instance", r => r.cpu);
       plot("chart-cpu", cpu.keys, cpu.data, m.releases, w);
       const mem = pivot(m.samples, "instance", r => Math.round(r.mem / 104857.6) / 10);
