@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import time
+from datetime import datetime, timezone
 
 from core import latency
 from core.errors import BadRequest
@@ -68,7 +69,6 @@ def app_metrics(svc: Services, app: App, since: int, process: str | None = None)
 
 
 def _iso(t: float) -> str:
-    from datetime import datetime, timezone
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
 
 

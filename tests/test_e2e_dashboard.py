@@ -118,6 +118,7 @@ def session_for(plat, token: str) -> requests.Session:
 
 def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     d = browser
+    assert f"{plat.api}/dashboard/" in "".join(plat.up_output)     # make up prints the URL
     login(d, plat, plat.token())
     row = d.find_element(By.CSS_SELECTOR, f'tr[data-app="{deployed}"]')
     assert "v" in row.text and "web=1" in row.text
@@ -183,6 +184,21 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
          180, "rollback message")
     assert plat.curl(deployed)[1].strip() == "one"
 
+    # config: values hidden until revealed; an edit asks first, then makes a release
+    d.get(plat.api + f"/dashboard/apps/{deployed}#config")
+    form = d.find_element(By.CSS_SELECTOR, "#config form")
+    form.find_element(By.NAME, "key").send_keys("GREETING")
+    form.find_element(By.NAME, "value").send_keys("s3cret-value")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    d.switch_to.alert.accept()
+    wait(d, lambda d: d.find_elements(By.ID, "message") and "Set GREETING" in d.find_element(By.ID, "message").text,
+         180, "config set")
+    row = d.find_element(By.CSS_SELECTOR, '#config-list tr[data-key="GREETING"]')
+    assert "s3cret-value" not in d.page_source and "••" in row.text
+    d.find_element(By.ID, "reveal").click()
+    wait(d, lambda d: "s3cret-value" in row.text, 30, "revealed value")
+    shot(d, "config")
+
     # build output, admin pages
     d.get(plat.api + f"/dashboard/apps/{deployed}#builds")
     d.find_element(By.CSS_SELECTOR, "#builds li a").click()
@@ -193,7 +209,8 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     wait(d, lambda d: d.find_elements(By.ID, "app-shares"), what="admin page")
     assert deployed in d.find_element(By.ID, "app-shares").text
     audit = d.find_element(By.ID, "audit").text
-    assert "rollback" in audit and "ps:scale" in audit and "release=" in audit
+    assert "rollback" in audit and "ps:scale" in audit and "release=" in audit and "config:set" in audit
+    assert "s3cret-value" not in d.page_source
     shot(d, "admin")
     d.execute_script("document.documentElement.dataset.theme = 'dark'")
     d.get(plat.api + f"/dashboard/apps/{deployed}")
