@@ -131,8 +131,9 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     qty.clear()
     qty.send_keys("2")
     d.find_element(By.CSS_SELECTOR, 'tr[data-type="web"] button.scale').click()
-    wait(d, lambda d: len([r for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")
-                           if "running" in r.text]) == 2, 120, "two running instances")
+    wait(d, lambda d: [r.find_element(By.CSS_SELECTOR, ".state").text
+                       for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")] == ["up", "up"],
+         120, "two instances up")
     labels = sorted(r.get_attribute("data-instance") for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance"))
     assert labels == ["web.1", "web.2"]
 

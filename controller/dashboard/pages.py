@@ -8,6 +8,7 @@ from datetime import datetime
 from core.models import App, User
 
 from .. import access, accounts, metrics
+from ..api import dynos
 from ..rollout import RELEASE_PHASE
 from ..services import Services
 
@@ -43,15 +44,28 @@ def formation(svc: Services, app: App) -> list[dict]:
 
 
 def instances(svc: Services, app: App) -> list[dict]:
+    """Each instance with its state, and why it last crashed (as `ps` says it) with the setting
+    to change when the kernel killed it for memory."""
     now = time.time()
+    health = svc.store.instance_health(app)
+    healthy = svc.store.healthy_ids()
+    limits = svc.store.limits(app)
     out = []
     for i in svc.scheduler.instances(app.name):
         try:
             up = int(now - datetime.fromisoformat(i.started_at).timestamp()) if i.started_at else 0
         except ValueError:
             up = 0
-        out.append({"label": i.label, "state": i.state, "version": i.version, "restarts": i.restart_count,
-                    "uptime": duration(up) if i.state == "running" else "-", "oom": i.oom_killed})
+        h = health.get(i.container_id) or {}
+        limit = (limits.get(i.process) or {}).get("memory_mb") or svc.settings.app_memory_mb
+        state = dynos._state(i, healthy)
+        detail = dynos.state_detail(state, bool(h.get("oom")) or i.oom_killed, h.get("last_exit"),
+                                    h.get("restarts", i.restart_count), limit)
+        if bool(h.get("oom")) or i.oom_killed:
+            detail += f"; raise it with `dockyard ps:limits {i.process} --memory {limit * 2} -a {app.name}`"
+        out.append({"label": i.label, "state": state, "version": i.version,
+                    "restarts": h.get("restarts", i.restart_count), "detail": detail,
+                    "uptime": duration(up) if i.state == "running" else "-"})
     return out
 
 
