@@ -55,8 +55,11 @@ def octet_frame(msg: str) -> bytes:
 
 
 class Drain:
-    def __init__(self, drain_id: int, url: str, capacity: int = BUFFER_LINES):
+    def __init__(self, drain_id: int, url: str, capacity: int = BUFFER_LINES,
+                 tls: ssl.SSLContext | None = None):
         self.id, self.url = drain_id, url
+        # the system's CAs verify the drain's certificate and name (a context may add a private CA)
+        self.tls = tls or ssl.create_default_context()
         self.buffer: collections.deque[str] = collections.deque()
         self.capacity = capacity
         self.dropped = self.sent = 0
@@ -130,13 +133,13 @@ class Drain:
         if self._conn is None:
             sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT)
             if parts.scheme == "syslog+tls":
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
+                sock = self.tls.wrap_socket(sock, server_hostname=parts.hostname)
             self._conn = sock
         self._conn.sendall(b"".join(octet_frame(m) for m in batch))
 
     def _post(self, parts, batch: list[str]) -> None:
         conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=TIMEOUT,
-                                           context=ssl.create_default_context())
+                                           context=self.tls)
         try:
             conn.request("POST", parts.path or "/", body=b"".join(octet_frame(m) for m in batch),
                          headers={"Content-Type": "application/logplex-1", "Logplex-Msg-Count": str(len(batch))})

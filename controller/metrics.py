@@ -99,8 +99,10 @@ def platform_metrics(svc: Services) -> dict:
                      "cpu_percent": round(sum(i["cpu_percent"] for i in s["instances"]), 2),
                      "memory_bytes": sum(i["memory_bytes"] for i in s["instances"])})
     host = host_usage(svc.settings.home)
+    engine = svc.scheduler.disk_usage()
     for a in apps:
+        a["image_bytes"] = (engine.get("images_by_app") or {}).get(a["app"], 0)
         a["memory_share"] = round(a["memory_bytes"] / host["memory_total_bytes"], 4) if host["memory_total_bytes"] else 0
         a["cpu_share"] = round(a["cpu_percent"] / (100 * (host["cpus"] or 1)), 4)
-    return {"host": host, "engine": svc.scheduler.disk_usage(), "apps": apps,
+    return {"host": host, "engine": engine, "apps": apps,
             "samples_stored": svc.store.sample_count()}

@@ -112,3 +112,72 @@ def test_cgroup_readings_v1_and_v2(tmp_path):
     r = parse_stats("abc", {"State": {"Running": True}}, cgroup_stats("abc", root=tmp_path / "v2"), 1.0)
     assert (r.cpu_ns, r.mem_bytes) == (7000, 7000)
     assert cgroup_stats("nope", root=tmp_path / "v1") is None
+
+
+def _self_signed(tmp_path):
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    return tmp_path / "cert.pem", tmp_path / "key.pem"
+
+
+def test_a_tls_drain_verifies_the_certificate_and_delivers_framed_lines(tmp_path):
+    import socket
+    import ssl
+    import threading
+    cert, key = _self_signed(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    got = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with server.wrap_socket(conn, server_side=True) as tls:
+                    while data := tls.recv(65536):
+                        got.append(data)
+            except (ssl.SSLError, OSError):
+                pass   # the untrusting client hangs up during the handshake
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        untrusting = drains.Drain(1, f"syslog+tls://127.0.0.1:{port}")
+        untrusting.offer("<14>1 - h a web.1 - - refused")
+        deadline = time.monotonic() + 10
+        while "CERTIFICATE_VERIFY_FAILED" not in untrusting.error and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusting.error and untrusting.sent == 0
+        untrusting.close()
+        trusting = drains.Drain(2, f"syslog+tls://127.0.0.1:{port}", tls=ssl.create_default_context(cafile=str(cert)))
+        for i in range(3):
+            trusting.offer(f"<14>1 - h a web.1 - - line {i}")
+        deadline = time.monotonic() + 10
+        while trusting.sent < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        trusting.close()
+    finally:
+        listener.close()
+    data = b"".join(got)
+    assert data.startswith(b"28 <14>1 - h a web.1 - - line 028 <14>1")
+    assert data.count(b"line ") == 3

@@ -150,8 +150,9 @@ class Scheduler(ABC):
 
     @abstractmethod
     def disk_usage(self) -> dict:
-        """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..}
-        (its labelled objects only; the stack image counts under images)."""
+        """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..,
+        "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
+        stack image counts under images)."""
 
     @abstractmethod
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:

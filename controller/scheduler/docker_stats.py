@@ -19,7 +19,7 @@ from core.models import InstanceStats
 
 from .docker_engine import DockerEngine
 from .docker_parse import iso
-from .labels import LABEL_INSTANCE
+from .labels import LABEL_APP, LABEL_INSTANCE
 
 # The engine answers each container's stats separately; a few at once hides its latency
 # without loading it (the sampler calls this every few seconds).
@@ -148,7 +148,13 @@ class DockerStats(DockerEngine):
         ours = lambda labels: (labels or {}).get(LABEL_INSTANCE) == mine  # noqa: E731
         images = [i for i in df.get("Images") or [] if ours(i.get("Labels"))
                   or self.settings.stack_image in (i.get("RepoTags") or [])]
+        by_app: dict[str, int] = {}
+        for i in images:
+            app = (i.get("Labels") or {}).get(LABEL_APP)
+            if app:   # an image's own layers (SharedSize counts layers it shares with others once)
+                by_app[app] = by_app.get(app, 0) + max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0)))
         return {"images": sum(int(i.get("Size") or 0) for i in images), "image_count": len(images),
+                "images_by_app": by_app,
                 "volumes": sum(int((v.get("UsageData") or {}).get("Size") or 0)
                                for v in df.get("Volumes") or [] if ours(v.get("Labels"))),
                 "containers": sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or []
