@@ -181,3 +181,38 @@ def test_a_tls_drain_verifies_the_certificate_and_delivers_framed_lines(tmp_path
     data = b"".join(got)
     assert data.startswith(b"28 <14>1 - h a web.1 - - line 028 <14>1")
     assert data.count(b"line ") == 3
+
+
+def test_an_https_drain_posts_logplex_batches(tmp_path):
+    import http.server
+    import ssl
+    import threading
+    cert, key = _self_signed(tmp_path)
+    posts = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append((self.path, self.headers["Content-Type"], self.headers["Logplex-Msg-Count"], body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        d = drains.Drain(3, f"https://127.0.0.1:{httpd.server_address[1]}/logs/tok",
+                         tls=ssl.create_default_context(cafile=str(cert)))
+        d.offer("<14>1 - h a router - - hello")
+        deadline = time.monotonic() + 10
+        while d.sent < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        d.close()
+    finally:
+        httpd.shutdown()
+    assert posts == [("/logs/tok", "application/logplex-1", "1", b"28 <14>1 - h a router - - hello")]
