@@ -58,7 +58,7 @@ def instances(svc: Services, app: App) -> list[dict]:
             up = 0
         h = health.get(i.container_id) or {}
         limit = (limits.get(i.process) or {}).get("memory_mb") or svc.settings.app_memory_mb
-        state = dynos._state(i, healthy)
+        state = dynos.instance_state(i, healthy)
         detail = dynos.state_detail(state, bool(h.get("oom")) or i.oom_killed, h.get("last_exit"),
                                     h.get("restarts", i.restart_count), limit)
         if bool(h.get("oom")) or i.oom_killed:
