@@ -2,13 +2,15 @@
 Paths and shapes follow the Heroku Platform API where it has one."""
 from __future__ import annotations
 
+import hmac
 import json
 
 from flask import Flask, g, jsonify, request
 
 from .api import (account, admin, apps, audit, builds, certs, checks, collaborators, config_vars, domains, dynos,
-                  formation, keys, limits, logs, releases, router_settings, tenancy, users)
+                  formation, keys, limits, logs, metrics, releases, router_settings, tenancy, users)
 from .auth import token_from_header
+from . import dashboard
 from core.errors import BadRequest, DockyardError, Unauthorized
 from .services import Services
 from .settings import Settings
@@ -16,6 +18,10 @@ from .settings import Settings
 PUBLIC_PATHS = ("/healthz",)
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 MAX_BODY = 1 << 20
+
+
+def _dashboard(path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/")
 
 
 def parse_body():
@@ -29,11 +35,13 @@ def parse_body():
         raise BadRequest("The request body is nested too deeply to read: send a flat JSON object.") from None
     except ValueError:
         raise BadRequest("The request body is not valid JSON.") from None
+
+
 # One blueprint per resource: apps and their releases, processes and builds; routing (domains,
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, tenancy.bp, audit.bp, admin.bp)
+              keys.bp, tenancy.bp, audit.bp, admin.bp, metrics.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
@@ -46,6 +54,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    app.register_blueprint(dashboard.bp)
 
     @app.get("/healthz")
     def healthz():
@@ -53,9 +62,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path in PUBLIC_PATHS:
-            return None
+        if request.path in PUBLIC_PATHS or _dashboard(request.path):
+            return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
         token = token_from_header(request.headers.get("Authorization", ""))
+        if request.path == "/metrics" and token and settings.metrics_token \
+                and hmac.compare_digest(token, settings.metrics_token):
+            g.scraper = True      # a Prometheus scraper: GET /metrics only, no user
+            return None
         user = svc.store.user_for_token(token) if token else None
         if user is None:
             raise Unauthorized("Missing or invalid token: log in with `dockyard login`, or send "
@@ -67,8 +80,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     def read_body():
         """Every mutating request's body is read and parsed here, before any view acts: a body that
         is too large (413) or not JSON, or nested too deep to parse (400) stops the request, and
-        the audit and the views use this one parsed value (so nothing fails after the change)."""
-        if request.method in MUTATING:
+        the audit and the views use this one parsed value (so nothing fails after the change).
+        The dashboard's pages post HTML forms, which werkzeug's form parser reads (bounded by
+        MAX_CONTENT_LENGTH, with no nesting)."""
+        if request.method in MUTATING and not _dashboard(request.path):
             g.body = parse_body()
         return None
 

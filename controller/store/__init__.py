@@ -7,6 +7,7 @@ from .accounts import AccountsMixin
 from .apps import AppsMixin
 from .base import StoreBase
 from .events import EventsMixin
+from .metrics import MetricsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
 from .tenancy import TenancyMixin
@@ -14,5 +15,5 @@ from .tenancy import TenancyMixin
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
+class Store(AppsMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""
