@@ -27,10 +27,10 @@ class HealthCheckFailed(DeployFailed):
 
 
 def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0, headers: dict | None = None,
-             limit: int = 65536) -> tuple[int, str]:
+             limit: int = 65536, address: str = "127.0.0.1") -> tuple[int, str]:
     """One HTTP GET to an instance's published port, straight (no proxy, no ~/.netrc):
     (status, the first `limit` bytes of the body). Raises OSError/HTTPException."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host, "User-Agent": "dockyard-healthcheck", **(headers or {})})
         resp = conn.getresponse()
@@ -39,9 +39,9 @@ def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0, header
         conn.close()
 
 
-def probe(port: int, host: str, path: str = "/", timeout: float = 2.0) -> int:
+def probe(port: int, host: str, path: str = "/", timeout: float = 2.0, address: str = "127.0.0.1") -> int:
     """One HTTP GET; returns the status code or raises OSError/HTTPException."""
-    return http_get(port, host, path, timeout)[0]
+    return http_get(port, host, path, timeout, address=address)[0]
 
 
 def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host: str, app_port: int,
@@ -71,7 +71,7 @@ def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host:
         if inst.host_port:
             attempt += 1
             try:
-                status = probe(inst.host_port, host)
+                status = probe(inst.host_port, host, address=inst.address)
                 out(f"       {label}: check passed: GET / answered {status} after {elapsed:.1f} s "
                     f"({attempt} attempt{'s' if attempt > 1 else ''})")
                 return
@@ -152,12 +152,13 @@ def _attempt(check: Check, inst: Instance, host: str, app_port: int, exec_in: Ex
         return False, f"port {app_port} is not published (is this a web process?)"
     if check.listening:
         try:
-            with socket.create_connection(("127.0.0.1", inst.host_port), timeout=check.timeout):
+            with socket.create_connection((inst.address, inst.host_port), timeout=check.timeout):
                 return True, f"port {app_port} accepts connections"
         except OSError as e:
             return False, f"port {app_port}: {e.__class__.__name__}"
     try:
-        status, body = http_get(inst.host_port, host, check.path or "/", check.timeout, dict(check.headers), 1 << 20)
+        status, body = http_get(inst.host_port, host, check.path or "/", check.timeout, dict(check.headers), 1 << 20,
+                                address=inst.address)
     except (OSError, http.client.HTTPException) as e:
         return False, f"GET {check.path}: {_reason(e)}"
     if not 200 <= status < 400:

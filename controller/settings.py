@@ -68,6 +68,9 @@ class Settings:
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
+    scheduler: str = "auto"         # DOCKYARD_SCHEDULER: auto (swarm while a cluster file exists) | docker | swarm
+    registry_port: int = 5001       # DOCKYARD_REGISTRY_PORT: the local image registry (127.0.0.1)
+    registry_bin: str = "/usr/bin/docker-registry"   # DOCKYARD_REGISTRY_BIN
 
     @property
     def isolation(self) -> Isolation:
@@ -113,6 +116,16 @@ class Settings:
     @property
     def certs_dir(self) -> Path:
         return self.home / "certs"
+
+    @property
+    def cluster_file(self) -> Path:
+        """Written by `make cluster` (the swarm manager, the nodes' registry address); its
+        presence switches an `auto` platform to the Swarm backend."""
+        return self.home / "cluster.json"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
 
     @property
     def api_url(self) -> str:
@@ -168,7 +181,17 @@ def from_env(env: dict | None = None) -> Settings:
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
+        scheduler=_scheduler(env.get("DOCKYARD_SCHEDULER")),
+        registry_port=_int(env, "DOCKYARD_REGISTRY_PORT", 5001),
+        registry_bin=env.get("DOCKYARD_REGISTRY_BIN") or "/usr/bin/docker-registry",
     )
+
+
+def _scheduler(raw: str | None) -> str:
+    value = (raw or "auto").strip().lower()
+    if value not in ("auto", "docker", "swarm"):
+        raise ValueError(f"DOCKYARD_SCHEDULER={raw!r} is not a scheduler; set it to auto, docker or swarm")
+    return value
 
 
 def router_config(s: Settings) -> RouterConfig:

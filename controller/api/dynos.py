@@ -25,7 +25,7 @@ def _dyno_json(inst, healthy) -> dict:
     state = _state(inst, healthy)
     row = {"name": inst.label, "type": inst.process, "state": state,
            "release": {"version": inst.version}, "container": inst.container_id[:12],
-           "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at}
+           "port": inst.host_port, "node": inst.node, "exit_code": inst.exit_code, "created_at": inst.started_at}
     if state == "crashed":    # say why, as Heroku's "crashed" alone never does
         row["last_output"] = [line.text for line in svc().scheduler.logs(inst.container_id, tail=5)]
     return row
