@@ -44,30 +44,32 @@ def probe(port: int, host: str, path: str = "/", timeout: float = 2.0, address: 
     return http_get(port, host, path, timeout, address=address)[0]
 
 
+START_LIMIT = 300.0   # seconds an instance may take to start at all (a cluster node pulls its image first)
+
+
 def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host: str, app_port: int,
                        timeout: float, out: Callable[[str], None], interval: float = 0.05,
                        refresh_every: float = 0.5) -> None:
     """Poll until the instance answers any HTTP response on its published port. Raises
-    InstanceCrashed if the container exits, NeverListened after `timeout` seconds. The engine
-    is asked about the container only every `refresh_every` s (many instances start at once
-    on a scale-out; their probes must not crowd the engine)."""
+    InstanceCrashed if the container exits, NeverListened after `timeout` seconds from the
+    moment its process started (a node's image pull comes before and is not the app's time).
+    The engine is asked about the container only every `refresh_every` s (many instances start
+    at once on a scale-out; their probes must not crowd the engine)."""
     start = time.monotonic()
     attempt = 0
     last_said = -10.0
     last_refresh = -refresh_every
     reason = "not started"
     inst = None
+    begun: float | None = None
     while True:
         elapsed = time.monotonic() - start
         if inst is None or not inst.host_port or elapsed - last_refresh >= refresh_every:
             inst = refresh()
             last_refresh = elapsed
-            if inst is None or inst.state in ("exited", "dead"):
-                code = inst.exit_code if inst else "unknown"
-                out(f"       {label}: check failed: the process exited with code {code}")
-                raise InstanceCrashed(
-                    f"{label} exited with code {code} before answering HTTP on $PORT ({app_port}); "
-                    "its last output is shown above. The previous release keeps serving.")
+            _raise_if_exited(label, inst, app_port, out)
+            if begun is None and inst.state != "created":
+                begun = elapsed
         if inst.host_port:
             attempt += 1
             try:
@@ -77,7 +79,7 @@ def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host:
                 return
             except (OSError, http.client.HTTPException) as e:
                 reason = _reason(e)
-        if elapsed >= timeout:
+        if (begun is not None and elapsed - begun >= timeout) or elapsed >= max(timeout, START_LIMIT):
             out(f"       {label}: check failed: no HTTP answer on port {app_port} after {timeout} s ({reason})")
             raise NeverListened(
                 f"{label} did not answer HTTP on 0.0.0.0:$PORT ({app_port}) within {timeout} s: make the "
@@ -87,6 +89,15 @@ def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host:
             out(f"       {label}: check attempt {attempt}: GET / on port {app_port}: {reason}")
             last_said = elapsed
         time.sleep(interval)
+
+
+def _raise_if_exited(label: str, inst: Instance | None, app_port: int, out: Callable[[str], None]) -> None:
+    if inst is None or inst.state in ("exited", "dead"):
+        code = inst.exit_code if inst else "unknown"
+        out(f"       {label}: check failed: the process exited with code {code}")
+        raise InstanceCrashed(
+            f"{label} exited with code {code} before answering HTTP on $PORT ({app_port}); "
+            "its last output is shown above. The previous release keeps serving.")
 
 
 def _reason(e: Exception) -> str:
