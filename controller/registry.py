@@ -110,7 +110,12 @@ def main(settings: Settings | None = None) -> int:
         log.warning("%s is missing: install Debian's docker-registry (scripts/install.sh does)", s.registry_bin)
         stop.wait()
         return 0
-    proc = subprocess.Popen([s.registry_bin, "serve", str(write_config(s))])
+    config = write_config(s)
+    # layers of manifests the image GC deleted are freed here, while nothing is being pushed
+    gc = subprocess.run([s.registry_bin, "garbage-collect", str(config)], capture_output=True, text=True)
+    if gc.returncode != 0:
+        log.warning("garbage-collect failed: %s", (gc.stderr or gc.stdout).strip()[-300:])
+    proc = subprocess.Popen([s.registry_bin, "serve", str(config)])
     log.info("serving on 127.0.0.1:%d, storage %s", s.registry_port, s.registry_dir / "data")
     forwarder: Forwarder | None = None
     try:

@@ -16,6 +16,7 @@ from typing import Iterable
 from core.errors import BadRequest, SchedulerError
 from core.models import Instance
 
+from . import registry_gc
 from .base import Scheduler
 from .docker_backend import DockerScheduler
 from .docker_swarm import SwarmScheduler, load_cluster
@@ -106,7 +107,11 @@ class SelectingScheduler(DockerScheduler):
         return self._for(container_id).exec(container_id, command, timeout)
 
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
-        return super().remove_images(app, keep, builds_only)
+        """The host's images, and the registry's copies of release images no release needs."""
+        keep = set(keep)
+        pushed = registry_gc.delete_stale(f"127.0.0.1:{self.settings.registry_port}",
+                                          self.settings.image_repo(app), keep)
+        return super().remove_images(app, keep, builds_only) + pushed
 
     # ---- the cluster's nodes (cluster mode only) ---------------------------------------
     def nodes(self) -> list[dict]:
