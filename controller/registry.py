@@ -6,6 +6,7 @@ registry needs no TLS), with its storage under DOCKYARD_HOME/registry. While a c
 so this process forwards that address to the registry too; nothing else is published."""
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import signal
@@ -98,6 +99,12 @@ class Forwarder:
         self.sock.close()
 
 
+def _die_with_parent() -> None:
+    """In the registry, before exec: SIGTERM when this process dies, however it dies, so no
+    orphan keeps the port from the next one."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
+
+
 def main(settings: Settings | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s registry %(levelname)s %(message)s",
                         stream=sys.stdout)
@@ -115,7 +122,7 @@ def main(settings: Settings | None = None) -> int:
     gc = subprocess.run([s.registry_bin, "garbage-collect", str(config)], capture_output=True, text=True)
     if gc.returncode != 0:
         log.warning("garbage-collect failed: %s", (gc.stderr or gc.stdout).strip()[-300:])
-    proc = subprocess.Popen([s.registry_bin, "serve", str(config)])
+    proc = subprocess.Popen([s.registry_bin, "serve", str(config)], preexec_fn=_die_with_parent)
     log.info("serving on 127.0.0.1:%d, storage %s", s.registry_port, s.registry_dir / "data")
     forwarder: Forwarder | None = None
     try:
