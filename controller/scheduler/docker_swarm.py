@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 
 import docker
 import docker.errors
@@ -40,6 +41,7 @@ class SwarmScheduler(DockerEngine):
         self._manager = None
         self._pushed: set[str] = set()
         self._push_lock = threading.Lock()
+        self._nodes_cache: tuple[float, list] | None = None
 
     @property
     def manager(self):
@@ -155,20 +157,28 @@ class SwarmScheduler(DockerEngine):
     def _update_labels(self, sid: str, extra: dict) -> None:
         self._update_spec(sid, lambda spec: spec.__setitem__("Labels", {**(spec.get("Labels") or {}), **extra}))
 
-    def _snapshot(self, filters: dict) -> tuple[list, list, list]:
+    def _snapshot(self, filters: dict, task_filters: dict | None = None) -> tuple[list, list, list]:
         api = self.manager.api
         try:
             services = api.services(filters=filters)
             if not services:
                 return [], [], []
-            return services, api.tasks(), api.nodes()
+            return services, api.tasks(filters=task_filters), self._nodes()
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list the swarm's services: {e.explanation}") from None
 
+    def _nodes(self) -> list:
+        """The swarm's nodes, looked up at most once a second (a deploy's health checks ask
+        about each new instance twice a second; node addresses and states change rarely)."""
+        now = time.monotonic()
+        if self._nodes_cache is None or now - self._nodes_cache[0] > 1.0:
+            self._nodes_cache = (now, self.manager.api.nodes())
+        return self._nodes_cache[1]
+
     def get(self, container_id: str) -> Instance | None:
         sid = service_id(container_id)
-        found = parse_services(*self._snapshot({"id": sid}), self.settings.app_port)
-        return next((i for i in found if i.container_id == PREFIX + sid or service_id(i.container_id) == sid), None)
+        found = parse_services(*self._snapshot({"id": sid}, {"service": sid}), self.settings.app_port)
+        return next((i for i in found if service_id(i.container_id) == sid), None)
 
     def instances(self, app: str | None = None) -> list[Instance]:
         found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.settings.app_port)
