@@ -172,18 +172,18 @@ def test_run_returns_the_exit_code(cl, web):
 
 def test_drain_moves_instances_with_no_failed_request(cl, web):
     name, _ = web
-    on3 = [d for d in dynos(cl, name) if d["node"] == "node3"]
-    assert on3, dynos(cl, name)
+    cl.cli("ps:scale", "web=3", "-a", name)
+    node = dynos(cl, name)[0]["node"]
     with Load(cl, name) as load:
-        out = cl.cli("nodes:drain", "node3").stdout
+        out = cl.cli("nodes:drain", node).stdout
         time.sleep(2)
     assert load.failed == 0 and load.ok > 20, (load.ok, load.failed, out)
     rows = dynos(cl, name)
-    assert len(rows) == 3 and not [d for d in rows if d["node"] == "node3"], rows
-    row = next(r for r in api(cl, "GET", "/nodes") if r["hostname"] == "node3")
+    assert len(rows) == 3 and not [d for d in rows if d["node"] == node], rows
+    row = next(r for r in api(cl, "GET", "/nodes") if r["hostname"] == node)
     assert row["availability"] == "drain" and row["instances"] == 0
-    cl.cli("nodes:activate", "node3")
-    row = next(r for r in api(cl, "GET", "/nodes") if r["hostname"] == "node3")
+    cl.cli("nodes:activate", node)
+    row = next(r for r in api(cl, "GET", "/nodes") if r["hostname"] == node)
     assert row["availability"] == "active"
 
 
