@@ -7,11 +7,12 @@ from .accounts import AccountsMixin
 from .apps import AppsMixin
 from .base import StoreBase
 from .events import EventsMixin
+from .metrics import MetricsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
+class Store(AppsMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""
