@@ -30,3 +30,11 @@ bench:
 	$(PY) bench/workflow.py
 	$(PY) bench/router.py
 	$(PY) bench/buildpack.py
+
+NODES ?= 3
+.PHONY: cluster cluster-down
+cluster:   # N simulated nodes (Docker-in-Docker) in a swarm; the running platform switches to it
+	@bash scripts/cluster.sh up $(NODES)
+
+cluster-down:   # apps move back to this host, then the nodes go
+	@bash scripts/cluster.sh down

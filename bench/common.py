@@ -61,3 +61,26 @@ def push_and_wait(push_cmd: list[str], cwd, env: dict, port: int, host: str, mar
         for at, text in sorted(lines + [(served, "(first 200 of the new code through the router)")]):
             print(f"  trace {at:6.2f} s  {text}")
     return served, returned
+
+
+def wait_all_answer(port: int, host: str, expected: set[str], timeout: float = 120) -> float:
+    """Poll the router over one keep-alive connection (nginx's round robin then cycles
+    through every upstream) until each page in `expected` (the last word of the body: the
+    instance's $DYNO) has answered. Returns the seconds it took; raises if some never did."""
+    start = time.monotonic()
+    seen: set[str] = set()
+    conn = None
+    while time.monotonic() - start < timeout:
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/", headers={"Host": host})
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            if resp.status == 200 and body.split():
+                seen.add(body.split()[-1])
+        except (OSError, http.client.HTTPException):
+            conn = None
+        if expected <= seen:
+            return time.monotonic() - start
+    raise RuntimeError(f"{host}: only {sorted(seen & expected)} of {len(expected)} instances answered")

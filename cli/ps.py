@@ -12,7 +12,8 @@ def _print_dyno(d: dict) -> None:
     extra = f" exit {d['exit_code']}" if d["exit_code"] not in (None, 0) else ""
     detail = f" ({d['state_detail']})" if d.get("state_detail") else ""   # why it crashed, how often
     click.echo(f"{d['name']}: {d['state']}{detail}{extra} v{d['release']['version']} "
-               f"(container {d['container']}) {format_age(d['created_at'])}".rstrip())
+               f"(container {d['container']}{' on ' + d['node'] if d.get('node') else ''}) "
+               f"{format_age(d['created_at'])}".rstrip())
     for text in d.get("last_output") or []:
         echo_output(f"    | {text}")
 

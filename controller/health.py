@@ -27,10 +27,10 @@ class HealthCheckFailed(DeployFailed):
 
 
 def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0, headers: dict | None = None,
-             limit: int = 65536) -> tuple[int, str]:
+             limit: int = 65536, address: str = "127.0.0.1") -> tuple[int, str]:
     """One HTTP GET to an instance's published port, straight (no proxy, no ~/.netrc):
     (status, the first `limit` bytes of the body). Raises OSError/HTTPException."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host, "User-Agent": "dockyard-healthcheck", **(headers or {})})
         resp = conn.getresponse()
@@ -39,45 +39,47 @@ def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0, header
         conn.close()
 
 
-def probe(port: int, host: str, path: str = "/", timeout: float = 2.0) -> int:
+def probe(port: int, host: str, path: str = "/", timeout: float = 2.0, address: str = "127.0.0.1") -> int:
     """One HTTP GET; returns the status code or raises OSError/HTTPException."""
-    return http_get(port, host, path, timeout)[0]
+    return http_get(port, host, path, timeout, address=address)[0]
+
+
+START_LIMIT = 300.0   # seconds an instance may take to start at all (a cluster node pulls its image first)
 
 
 def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host: str, app_port: int,
                        timeout: float, out: Callable[[str], None], interval: float = 0.05,
                        refresh_every: float = 0.5) -> None:
     """Poll until the instance answers any HTTP response on its published port. Raises
-    InstanceCrashed if the container exits, NeverListened after `timeout` seconds. The engine
-    is asked about the container only every `refresh_every` s (many instances start at once
-    on a scale-out; their probes must not crowd the engine)."""
+    InstanceCrashed if the container exits, NeverListened after `timeout` seconds from the
+    moment its process started (a node's image pull comes before and is not the app's time).
+    The engine is asked about the container only every `refresh_every` s (many instances start
+    at once on a scale-out; their probes must not crowd the engine)."""
     start = time.monotonic()
     attempt = 0
     last_said = -10.0
     last_refresh = -refresh_every
     reason = "not started"
     inst = None
+    begun: float | None = None
     while True:
         elapsed = time.monotonic() - start
         if inst is None or not inst.host_port or elapsed - last_refresh >= refresh_every:
             inst = refresh()
             last_refresh = elapsed
-            if inst is None or inst.state in ("exited", "dead"):
-                code = inst.exit_code if inst else "unknown"
-                out(f"       {label}: check failed: the process exited with code {code}")
-                raise InstanceCrashed(
-                    f"{label} exited with code {code} before answering HTTP on $PORT ({app_port}); "
-                    "its last output is shown above. The previous release keeps serving.")
+            _raise_if_exited(label, inst, app_port, out)
+            if begun is None and inst.state != "created":
+                begun = elapsed
         if inst.host_port:
             attempt += 1
             try:
-                status = probe(inst.host_port, host)
+                status = probe(inst.host_port, host, address=inst.address)
                 out(f"       {label}: check passed: GET / answered {status} after {elapsed:.1f} s "
                     f"({attempt} attempt{'s' if attempt > 1 else ''})")
                 return
             except (OSError, http.client.HTTPException) as e:
                 reason = _reason(e)
-        if elapsed >= timeout:
+        if (begun is not None and elapsed - begun >= timeout) or elapsed >= max(timeout, START_LIMIT):
             out(f"       {label}: check failed: no HTTP answer on port {app_port} after {timeout} s ({reason})")
             raise NeverListened(
                 f"{label} did not answer HTTP on 0.0.0.0:$PORT ({app_port}) within {timeout} s: make the "
@@ -87,6 +89,15 @@ def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host:
             out(f"       {label}: check attempt {attempt}: GET / on port {app_port}: {reason}")
             last_said = elapsed
         time.sleep(interval)
+
+
+def _raise_if_exited(label: str, inst: Instance | None, app_port: int, out: Callable[[str], None]) -> None:
+    if inst is None or inst.state in ("exited", "dead"):
+        code = inst.exit_code if inst else "unknown"
+        out(f"       {label}: check failed: the process exited with code {code}")
+        raise InstanceCrashed(
+            f"{label} exited with code {code} before answering HTTP on $PORT ({app_port}); "
+            "its last output is shown above. The previous release keeps serving.")
 
 
 def _reason(e: Exception) -> str:
@@ -152,12 +163,13 @@ def _attempt(check: Check, inst: Instance, host: str, app_port: int, exec_in: Ex
         return False, f"port {app_port} is not published (is this a web process?)"
     if check.listening:
         try:
-            with socket.create_connection(("127.0.0.1", inst.host_port), timeout=check.timeout):
+            with socket.create_connection((inst.address, inst.host_port), timeout=check.timeout):
                 return True, f"port {app_port} accepts connections"
         except OSError as e:
             return False, f"port {app_port}: {e.__class__.__name__}"
     try:
-        status, body = http_get(inst.host_port, host, check.path or "/", check.timeout, dict(check.headers), 1 << 20)
+        status, body = http_get(inst.host_port, host, check.path or "/", check.timeout, dict(check.headers), 1 << 20,
+                                address=inst.address)
     except (OSError, http.client.HTTPException) as e:
         return False, f"GET {check.path}: {_reason(e)}"
     if not 200 <= status < 400:

@@ -20,13 +20,15 @@ from .services import Out, Services
 log = logging.getLogger("dockyard.reconciler")
 
 
-def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance]):
-    """Pure: which (type, index) to start, and which instances to retire."""
+def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance], misplaced=lambda inst: False):
+    """Pure: which (type, index) to start, and which instances to retire (misplaced ones too:
+    their replacements start first)."""
     have: dict[tuple[str, int], Instance] = {}
     retire: list[Instance] = []
     for inst in instances:
         key = (inst.process, inst.index)
-        if inst.version == version and key in wanted and key not in have and inst.state in ("running", "restarting"):
+        if (inst.version == version and key in wanted and key not in have
+                and inst.state in ("running", "restarting") and not misplaced(inst)):
             have[key] = inst
         else:
             retire.append(inst)
@@ -53,7 +55,7 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     else:
         store.set_formation(app, default_quantities(release.process_types, store.formation(app)), only_missing=True)
         wanted, version = plan(release.process_types, store.desired_formation(app)), release.version
-    start, retire, have = diff(wanted, version, instances)
+    start, retire, have = diff(wanted, version, instances, sched.misplaced)
     healthy = store.healthy_ids()
     for inst in have.values():   # running but never marked (e.g. the controller died after starting it)
         if inst.container_id not in healthy and inst.state == "running":
@@ -102,7 +104,7 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
 
 def _answers(inst: Instance, host: str) -> bool:
     try:
-        probe(inst.host_port, host, timeout=2)
+        probe(inst.host_port, host, timeout=2, address=inst.address)
         return True
     except OSError:
         return False

@@ -23,7 +23,7 @@ def compute_routes(app_names, instances, healthy_ids, domain: str) -> tuple[Rout
     for inst in instances:
         if (inst.app in names and inst.process == "web" and inst.state == "running"
                 and inst.host_port and inst.container_id in healthy_ids):
-            ups[inst.app].append(Upstream("127.0.0.1", inst.host_port))
+            ups[inst.app].append(Upstream(inst.address, inst.host_port))
     return build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
 
 

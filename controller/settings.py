@@ -80,6 +80,9 @@ class Settings:
     quota_apps: int = 20            # DOCKYARD_QUOTA_APPS: default apps a (non-admin) user may own
     quota_instances: int = 20       # DOCKYARD_QUOTA_INSTANCES: default instances over all of a user's apps
     quota_memory_mb: int = 8192     # DOCKYARD_QUOTA_MEMORY_MB: default memory over all of a user's instances
+    scheduler: str = "auto"         # DOCKYARD_SCHEDULER: auto (swarm while a cluster file exists) | docker | swarm
+    registry_port: int = 5001       # DOCKYARD_REGISTRY_PORT: the local image registry (127.0.0.1)
+    registry_bin: str = "/usr/bin/docker-registry"   # DOCKYARD_REGISTRY_BIN
 
     @property
     def isolation(self) -> Isolation:
@@ -125,6 +128,16 @@ class Settings:
     @property
     def certs_dir(self) -> Path:
         return self.home / "certs"
+
+    @property
+    def cluster_file(self) -> Path:
+        """Written by `make cluster` (the swarm manager, the nodes' registry address); its
+        presence switches an `auto` platform to the Swarm backend."""
+        return self.home / "cluster.json"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
 
     @property
     def api_url(self) -> str:
@@ -192,7 +205,17 @@ def from_env(env: dict | None = None) -> Settings:
         quota_apps=max(0, _int(env, "DOCKYARD_QUOTA_APPS", 20)),
         quota_instances=max(0, _int(env, "DOCKYARD_QUOTA_INSTANCES", 20)),
         quota_memory_mb=max(0, _int(env, "DOCKYARD_QUOTA_MEMORY_MB", 8192)),
+        scheduler=_scheduler(env.get("DOCKYARD_SCHEDULER")),
+        registry_port=_int(env, "DOCKYARD_REGISTRY_PORT", 5001),
+        registry_bin=env.get("DOCKYARD_REGISTRY_BIN") or "/usr/bin/docker-registry",
     )
+
+
+def _scheduler(raw: str | None) -> str:
+    value = (raw or "auto").strip().lower()
+    if value not in ("auto", "docker", "swarm"):
+        raise ValueError(f"DOCKYARD_SCHEDULER={raw!r} is not a scheduler; set it to auto, docker or swarm")
+    return value
 
 
 def router_config(s: Settings) -> RouterConfig:

@@ -69,6 +69,8 @@ class Instance:
     restart_count: int = 0     # restarts by the engine's restart policy (known from a single lookup)
     detached: bool = False     # a `dockyard run --detach` one-off
     oom_killed: bool = False   # its last exit was the kernel's out-of-memory kill (single lookup)
+    node: str = ""             # the cluster node it runs on ("" on a single host)
+    address: str = "127.0.0.1" # where the router and health checks reach host_port
 
     @property
     def label(self) -> str:

@@ -18,8 +18,9 @@ STACK_IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
 DOCKERD_LOG=/var/log/dockyard-dockerd.log
 DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
-# chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium)
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver)
+# chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium);
+# docker-registry: the local image registry cluster nodes pull from
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -183,6 +184,17 @@ else
     DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_BUILD_IMAGE="$BUILD_IMAGE" bash scripts/build-build-stack.sh 9>&- \
         || die "scripts/build-build-stack.sh failed"
     say "build image: built $BUILD_IMAGE"
+fi
+
+# ---------------------------------------------------------------- 6. cluster node image (make cluster)
+NODE_IMAGE="${DOCKYARD_NODE_IMAGE:-dockyard/node:bookworm}"
+if docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+    say "node image: $NODE_IMAGE already present"
+else
+    say "node image: $NODE_IMAGE missing; building it with scripts/cluster.sh image"
+    DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_NODE_IMAGE="$NODE_IMAGE" bash scripts/cluster.sh image 9>&- \
+        || die "scripts/cluster.sh image failed"
+    say "node image: built $NODE_IMAGE"
 fi
 
 say "done"

@@ -103,6 +103,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     p.router_tls_port = int(extra.setdefault("DOCKYARD_ROUTER_TLS_PORT", free_port()))
     # Each platform's own sshd port (git over SSH), so instances never share one.
     extra.setdefault("DOCKYARD_SSH_PORT", free_port())
+    extra.setdefault("DOCKYARD_REGISTRY_PORT", free_port())   # each platform's own image registry
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
         p.up_output.append(p.make("up").stdout)

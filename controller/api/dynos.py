@@ -27,8 +27,8 @@ def _dyno_json(inst, healthy, health: dict | None = None, limit_mb: int | None =
     health = health or {}
     row = {"name": inst.label, "type": inst.process, "state": state,
            "release": {"version": inst.version}, "container": inst.container_id[:12],
-           "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at,
-           "restarts": health.get("restarts", 0), "last_exit": health.get("last_exit"),
+           "port": inst.host_port, "node": inst.node, "exit_code": inst.exit_code,
+           "created_at": inst.started_at, "restarts": health.get("restarts", 0), "last_exit": health.get("last_exit"),
            "oom_killed": bool(health.get("oom"))}
     detail = state_detail(state, row["oom_killed"], row["last_exit"], row["restarts"], limit_mb)
     if detail:

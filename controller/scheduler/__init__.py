@@ -17,8 +17,12 @@ __all__ = ["Scheduler", "make_scheduler", "BuildRun", "LogLine", "LABEL_APP", "L
 
 
 def make_scheduler(settings: Settings) -> Scheduler:
-    """The scheduler backend: the single-host Docker engine (one module per backend)."""
+    """The scheduler backend: the single-host Docker engine with DOCKYARD_SCHEDULER=docker;
+    otherwise the selector, which runs instances on the swarm while a cluster exists."""
     # imported here, not above, so that a process which never schedules (the CLI, the SSH
     # gateway) does not load the engine SDK
-    from .docker_backend import DockerScheduler
-    return DockerScheduler(settings)
+    if settings.scheduler == "docker":
+        from .docker_backend import DockerScheduler
+        return DockerScheduler(settings)
+    from .selector import SelectingScheduler
+    return SelectingScheduler(settings)

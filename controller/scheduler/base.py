@@ -168,6 +168,11 @@ class Scheduler(ABC):
         """The last `tail` lines ("all" for every line) of its stdout and stderr, since the Unix
         time `since` if given, oldest first; [] once it is gone."""
 
+    def misplaced(self, inst: Instance) -> bool:
+        """Whether the instance runs where it should no longer (the platform switched between
+        single host and cluster): the reconciler starts its replacement, then retires it."""
+        return False
+
     # ---- one-offs and the release phase ----------------------------------------------------
     @abstractmethod
     def run_once(self, app: str, release: Release, process: str, command: str, image: str,

@@ -1,0 +1,187 @@
+"""Cluster benchmarks on a 3-node swarm of Docker-in-Docker nodes (`make cluster NODES=3`), each
+beside its raw floor in the same run; prints numbers and ratios, never asserts.
+
+(a) git push -> first 200 through the router on the cluster, beside the raw floor: `docker
+    build`, push to the platform's registry, `docker service create` (host-mode port), first
+    200 from the task at its node.                                          target <= 1.5x
+(b) `ps:scale web=1 -> web=12` until every instance answered through the router, beside the raw
+    `docker service scale` 1 -> 12 until every task answered at its node.  target <= 1.2x
+(c) a node (not the manager) stopped under a bounded load (3 keep-alive clients): requests
+    failed, and the window from the stop to the last failure; when the lost instances were
+    running again on the other nodes.
+
+    .venv/bin/python bench/cluster.py [--scale 12]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import push_and_wait, wait_all_answer  # noqa: E402
+from bench.workflow import Load  # noqa: E402
+from tests.conftest import (BUSYBOX_BASE, ROOT, ensure_busybox_base, make_app_repo, run,  # noqa: E402
+                            start_platform, stop_platform)
+
+
+def page_app(text: str) -> dict[str, str]:
+    return {"Dockerfile": f"FROM {BUSYBOX_BASE}\n"
+                          f"CMD [\"/bin/sh\", \"-c\", \"echo {text} $DYNO > /www/index.html; "
+                          "exec httpd -f -p $PORT -h /www\"]\n"}
+
+
+def answers(address: str, port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection(address, port, timeout=2)
+        conn.request("GET", "/")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+class Raw:
+    """The docker CLI against the swarm's manager, as an operator would use it."""
+
+    def __init__(self, cluster: dict):
+        self.host = cluster["manager"]
+        self.registry = cluster["registry"]
+
+    def docker(self, *args, timeout: float = 600) -> str:
+        return run(["docker", "-H", self.host, *args], timeout=timeout).stdout
+
+    def task_ports(self, service: str) -> list[tuple[str, int]]:
+        """(node address, published port) of each running task of the service."""
+        nodes = {n["ID"]: n["Status"]["Addr"] for n in
+                 json.loads(self.docker("node", "inspect", *self.docker("node", "ls", "-q").split()))}
+        ids = self.docker("service", "ps", "-q", "--filter", "desired-state=running", service).split()
+        out = []
+        for t in json.loads(self.docker("inspect", *ids)) if ids else []:
+            ports = ((t.get("Status") or {}).get("PortStatus") or {}).get("Ports") or []
+            if t["Status"]["State"] == "running" and ports:
+                out.append((nodes.get(t.get("NodeID"), ""), ports[0]["PublishedPort"]))
+        return out
+
+    def wait_tasks_answer(self, service: str, n: int, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ports = self.task_ports(service)
+            if len(ports) >= n and all(answers(a, p) for a, p in ports):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{service}: {n} tasks never all answered")
+
+
+def floor_push(raw: Raw, ctx: Path, registry_port: int, tag: str) -> tuple[float, str]:
+    """docker build + push + service create until the task answers."""
+    start = time.monotonic()
+    local = f"127.0.0.1:{registry_port}/bench/floor:{tag}"
+    run(["docker", "build", "-q", "-t", local, str(ctx)])
+    run(["docker", "push", "-q", local])
+    name = f"bench-floor-{tag}"
+    raw.docker("service", "create", "-d", "--name", name, "--publish", "mode=host,target=5000",
+               "-e", "PORT=5000", "-e", "DYNO=web.1", f"{raw.registry}/bench/floor:{tag}")
+    raw.wait_tasks_answer(name, 1)
+    return time.monotonic() - start, name
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=12)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
+        tmp = Path(tmp)
+        ensure_busybox_base(tmp / "busybox")
+        p = start_platform(tmp / "platform")
+        try:
+            run(["make", "-C", str(ROOT), "cluster", "NODES=3"], env=p.env, timeout=600)
+            raw = Raw(json.loads((p.home / "cluster.json").read_text()))
+            registry_port = int(p.env["DOCKYARD_REGISTRY_PORT"])
+            host = f"bench.{p.domain}"
+            # (a) push -> first 200, 3 times each, interleaved (the first ones pay for the nodes' first
+            # pulls of the base layers and the app's overlay network on each node)
+            pushes, floors = [], []
+            repo = make_app_repo(tmp / "bench", page_app("v0"), p)
+            p.cli("apps:create", "bench", cwd=repo)
+            for i in range(1, 4):
+                ctx = tmp / f"floor{i}"
+                make_app_repo(ctx, page_app(f"floor{i}"))
+                took, service = floor_push(raw, ctx, registry_port, f"t{i}")
+                floors.append(took)
+                raw.docker("service", "rm", service)
+                make_app_repo(repo, page_app(f"v{i}"), p)
+                served, _ = push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
+                                          host, f"v{i} ")
+                pushes.append(served)
+            # (b) scale 1 -> N, beside `docker service scale` 1 -> N
+            expected = {f"web.{i}" for i in range(1, args.scale + 1)}
+            start = time.monotonic()
+            p.cli("ps:scale", f"web={args.scale}", "-a", "bench")
+            wait_all_answer(p.router_port, host, expected, timeout=600)
+            scale = time.monotonic() - start
+            p.cli("ps:scale", "web=1", "-a", "bench")
+            ctx = tmp / "floor-scale"
+            make_app_repo(ctx, page_app("scale"))
+            _, service = floor_push(raw, ctx, registry_port, "scale")
+            start = time.monotonic()
+            raw.docker("service", "scale", "-d", f"{service}={args.scale}")
+            raw.wait_tasks_answer(service, args.scale)
+            raw_scale = time.monotonic() - start
+            raw.docker("service", "rm", service)
+            # (c) a node lost under load
+            p.cli("ps:scale", "web=4", "-a", "bench")
+            lost = _lose_a_node(p, host)
+        finally:
+            run(["bash", str(ROOT / "scripts/cluster.sh"), "down"], env=p.env, check=False, timeout=600)
+            stop_platform(p)
+    print("(a) git push -> first 200 on the cluster (3 runs each, interleaved)")
+    print(f"    raw floor (docker build, push to the registry, service create, first 200): "
+          f"{', '.join(f'{f:.2f}' for f in floors)} s")
+    print(f"    dockyard push: {', '.join(f'{s:.2f}' for s in pushes)} s; "
+          f"ratio of the last (warm) runs: {pushes[-1] / floors[-1]:.2f}, of the medians: "
+          f"{statistics.median(pushes) / statistics.median(floors):.2f}  (target <= 1.5)")
+    print(f"(b) scale web=1 -> web={args.scale}")
+    print(f"    raw docker service scale until every task answered at its node: {raw_scale:.2f} s")
+    print(f"    dockyard ps:scale until every instance answered through the router: {scale:.2f} s; "
+          f"ratio {scale / raw_scale:.2f}  (target <= 1.2)")
+    print("(c) a node stopped under load (3 keep-alive clients, 4 instances)")
+    print(f"    requests: {lost['total']}; failed: {lost['failed']}; last failure {lost['window']:.1f} s "
+          f"after the stop; lost instances running on other nodes after {lost['moved']:.1f} s")
+    return 0
+
+
+def _lose_a_node(p, host: str) -> dict:
+    import urllib.request
+
+    def dynos() -> list[dict]:
+        req = urllib.request.Request(f"{p.api}/apps/bench/dynos", headers={"Authorization": f"Bearer {p.token()}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    victim = next(d["node"] for d in dynos() if d["node"] != "node1")
+    with Load(p.router_port, host) as load:
+        time.sleep(2)
+        stopped = time.monotonic()
+        run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", victim.removeprefix("node")], env=p.env)
+        moved = None
+        while time.monotonic() - stopped < 120:
+            up = [d for d in dynos() if d["state"] == "up" and d["node"] != victim]
+            if len(up) == 4:
+                moved = time.monotonic() - stopped
+                break
+            time.sleep(0.5)
+        time.sleep(5)
+    window = (max(load.fail_times) - stopped) if load.fail_times else 0.0
+    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", victim.removeprefix("node")], env=p.env)
+    return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "window": window,
+            "moved": moved if moved is not None else float("nan")}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Cluster backend: each app instance is a Swarm service of one replica on the cluster's nodes.
+
+Why one service per instance (not one per process type): the platform's rollout starts,
+health-checks, routes and retires instances one by one, and the reconciler repairs them by
+(process, index). A service of one task keeps that unit while Swarm still does the placing
+(its scheduler puts a new task on the node with the fewest tasks, so instances spread over
+nodes), the restarting, and the rescheduling when a node is lost. Web tasks publish $PORT in
+host mode (a dynamic port on their node); the router reaches them at the node's address.
+Each app's tasks share an overlay network of their own, so apps cannot reach each other.
+
+Images are built on the platform's host (docker_build), pushed to the platform's registry and
+run by the nodes from there. One-offs and builds stay on the host (selector.py)."""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+
+import docker
+import docker.errors
+import docker.types
+
+from core.errors import Conflict, NotFound, SchedulerError
+from core.models import Instance, Limits, LogLine, Release
+
+from .docker_engine import DockerEngine
+from .docker_parse import parse_logs
+from .labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
+from .swarm_parse import LABEL_DURABLE, LABEL_IMAGE, PREFIX, parse_nodes, parse_services, service_id
+
+NANO = 1_000_000_000
+
+
+class SwarmScheduler(DockerEngine):
+    """App instances on the swarm; images from the host's engine through the registry."""
+
+    def __init__(self, settings, cluster: dict):
+        super().__init__(settings)
+        self.cluster = cluster
+        self._manager = None
+        self._pushed: set[str] = set()
+        self._push_lock = threading.Lock()
+        self._nodes_cache: tuple[float, list] | None = None
+
+    @property
+    def manager(self):
+        with self._lock:
+            if self._manager is None:
+                try:
+                    self._manager = docker.DockerClient(base_url=self.cluster["manager"], timeout=60)
+                    self._manager.ping()
+                except docker.errors.DockerException as e:
+                    self._manager = None
+                    raise SchedulerError(
+                        f"The swarm manager at {self.cluster['manager']} is not reachable "
+                        f"({e.__class__.__name__}): check the cluster (`make cluster`).") from None
+            return self._manager
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.manager.ping())
+        except (docker.errors.DockerException, SchedulerError):
+            return False
+
+    # ---- images: pushed to the registry once, run by reference from the nodes -------------
+    def node_image(self, image: str) -> str:
+        """Push `image` (a tag in the host's engine) to the registry; the reference nodes pull."""
+        push_repo, _, tag = f"127.0.0.1:{self.settings.registry_port}/{image}".rpartition(":")
+        node_ref = f"{self.cluster['registry']}/{image}"
+        with self._push_lock:
+            if node_ref in self._pushed:
+                return node_ref
+            try:
+                self.client.api.tag(image, push_repo, tag)
+                for line in self.client.api.push(push_repo, tag, stream=True, decode=True):
+                    if line.get("error"):
+                        raise SchedulerError(f"Could not push {image} to the registry: {line['error']}: "
+                                             "is the platform's `registry` process running (`make status`)?")
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not push {image} to the registry: {e.explanation}") from None
+            self._pushed.add(node_ref)
+        return node_ref
+
+    def _app_network(self, app: str) -> str:
+        """The app's own overlay network: its tasks reach each other, other apps' do not."""
+        name = f"{self.settings.name}-app-{app}"
+        try:
+            self.manager.api.inspect_network(name)
+        except docker.errors.NotFound:
+            try:
+                self.manager.api.create_network(name, driver="overlay", check_duplicate=True,
+                                                labels={LABEL_INSTANCE: self.settings.name, LABEL_APP: app})
+            except docker.errors.APIError as e:
+                if "already exists" not in str(e.explanation):
+                    raise SchedulerError(f"Could not create the network of {app}: {e.explanation}") from None
+        return name
+
+    # ---- app instances ----------------------------------------------------------------
+    def start(self, app: str, release: Release, process: str, index: int, command: str | None,
+              image: str, limits: Limits | None = None) -> Instance:
+        s = self.settings
+        limits = limits or Limits()
+        ref = self.node_image(image)
+        env = self._env(app, release, f"{process}.{index}", PORT=str(s.app_port))
+        name = f"{s.name}-{app}-{process}-{index}-v{release.version}-{secrets.token_hex(2)}"
+        labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_PROCESS: process,
+                                      LABEL_INDEX: str(index), LABEL_IMAGE: image, LABEL_DURABLE: "0"})
+        iso = s.isolation
+        cpus = limits.cpus if limits.cpus is not None else iso.cpus
+        spec = docker.types.ContainerSpec(
+            ref, command=["/bin/sh", "-c", command] if command else None,
+            env=[f"{k}={v}" for k, v in env.items()], user=self._user(image), labels=labels,
+            stop_grace_period=s.stop_grace * NANO, cap_drop=["ALL"], cap_add=list(iso.caps) or None,
+            mounts=[docker.types.Mount("/tmp", None, type="tmpfs", tmpfs_size=iso.tmp_mb << 20,
+                                       tmpfs_mode=0o1777)])
+        mem = (limits.memory_mb or s.app_memory_mb) << 20
+        template = docker.types.TaskTemplate(
+            spec, resources=docker.types.Resources(cpu_limit=int(cpus * NANO) if cpus > 0 else None,
+                                                   mem_limit=mem),
+            restart_policy=docker.types.RestartPolicy(condition="any", delay=NANO // 2),
+            placement=docker.types.Placement(preferences=[("spread", "node.id")]),
+            log_driver=docker.types.DriverConfig("json-file", {"max-size": "10m", "max-file": "3"}))
+        ports = {"Ports": [{"Protocol": "tcp", "TargetPort": s.app_port, "PublishMode": "host"}]} \
+            if process == "web" else None
+        try:
+            created = self.manager.api.create_service(
+                template, name=name, labels=labels, networks=[self._app_network(app)],
+                endpoint_spec=ports, mode=docker.types.ServiceMode("replicated", 1))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not start {process}.{index} of {app} on the swarm: {e.explanation}") from None
+        inst = self.get(PREFIX + created["ID"])
+        if inst is None:
+            raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
+        return inst
+
+    def make_durable(self, container_id: str) -> None:
+        """Swarm restarts a task from the start (changing the restart policy would replace the
+        task); until now a crash counts as final, as the service's label says."""
+        self._update_labels(service_id(container_id), {LABEL_DURABLE: "1"})
+
+    def _update_spec(self, sid: str, change) -> None:
+        """Post the service's own spec back with `change(spec)` applied and nothing else: the
+        SDK's update rebuilds the task template, and any change to it replaces the task."""
+        api = self.manager.api
+        try:
+            svc = api.inspect_service(sid)
+            spec = svc["Spec"]
+            change(spec)
+            api._result(api._post_json(api._url("/services/{0}/update", sid), data=spec,
+                                       params={"version": svc["Version"]["Index"]}), json=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not update instance {sid[:12]}: {e.explanation}") from None
+
+    def _update_labels(self, sid: str, extra: dict) -> None:
+        self._update_spec(sid, lambda spec: spec.__setitem__("Labels", {**(spec.get("Labels") or {}), **extra}))
+
+    def _snapshot(self, filters: dict, task_filters: dict | None = None) -> tuple[list, list, list]:
+        api = self.manager.api
+        try:
+            services = api.services(filters=filters)
+            if not services:
+                return [], [], []
+            return services, api.tasks(filters=task_filters), self._nodes()
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list the swarm's services: {e.explanation}") from None
+
+    def _nodes(self) -> list:
+        """The swarm's nodes, looked up at most once a second (a deploy's health checks ask
+        about each new instance twice a second; node addresses and states change rarely)."""
+        now = time.monotonic()
+        if self._nodes_cache is None or now - self._nodes_cache[0] > 1.0:
+            self._nodes_cache = (now, self.manager.api.nodes())
+        return self._nodes_cache[1]
+
+    def get(self, container_id: str) -> Instance | None:
+        sid = service_id(container_id)
+        found = parse_services(*self._snapshot({"id": sid}, {"service": sid}), self.settings.app_port)
+        return next((i for i in found if service_id(i.container_id) == sid), None)
+
+    def instances(self, app: str | None = None) -> list[Instance]:
+        found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.settings.app_port)
+        return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
+        """Swarm stops the task with the service's grace period (DOCKYARD_STOP_GRACE)."""
+        sid = service_id(container_id)
+        if remove:
+            return self.remove(container_id)
+        try:
+            self._update_spec(sid, lambda spec: spec.__setitem__("Mode", {"Replicated": {"Replicas": 0}}))
+        except SchedulerError:
+            pass   # being removed by another process: removal settles it
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.manager.api.remove_service(service_id(container_id))
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not remove instance {container_id[:18]}: {e.explanation}") from None
+
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
+        """The service's output from every node its task ran on, oldest first."""
+        try:
+            raw = self.manager.api.service_logs(service_id(container_id), stdout=True, stderr=True, timestamps=True,
+                                                tail=tail, since=since or 0, is_tty=False)
+            data = b"".join(raw)
+        except docker.errors.NotFound:
+            return []
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not read logs: {e.explanation}") from None
+        return sorted(parse_logs(data), key=lambda line: line.at)
+
+    def exec(self, container_id: str, command: str, timeout: float) -> tuple[int, str]:
+        """Run `command` in the instance's running task, through the engine of its node."""
+        inst = self.get(container_id)
+        task_container = self._task_container(service_id(container_id))
+        if inst is None or not task_container:
+            raise SchedulerError("The instance has no running task to run the command in.")
+        node = docker.APIClient(base_url=f"tcp://{inst.address}:2375", timeout=timeout)
+        try:
+            ex = node.exec_create(task_container, ["/bin/sh", "-c", command])
+            out = node.exec_start(ex["Id"])
+            return int(node.exec_inspect(ex["Id"]).get("ExitCode") or 0), out.decode("utf-8", "replace")
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not run the command: {e.explanation}") from None
+        finally:
+            node.close()
+
+    def _task_container(self, sid: str) -> str | None:
+        for task in self.manager.api.tasks(filters={"service": sid, "desired-state": "running"}):
+            cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+            if cid:
+                return cid
+        return None
+
+    # ---- the cluster's nodes ------------------------------------------------------------
+    def _node(self, name: str) -> dict:
+        for n in self.manager.api.nodes():
+            if name in (n["ID"], (n.get("Description") or {}).get("Hostname")):
+                return n
+        raise NotFound(f"No node {name!r} in the cluster: `dockyard nodes` lists them.")
+
+    def nodes(self) -> list[dict]:
+        """The swarm's nodes as plain records (swarm_parse.parse_nodes)."""
+        try:
+            return parse_nodes(self.manager.api.nodes(), self.instances())
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list the swarm's nodes: {e.explanation}") from None
+
+    def set_availability(self, name: str, availability: str) -> dict:
+        """active: takes new instances; pause: keeps its instances, takes no new ones; drain:
+        Swarm moves everything off it."""
+        node = self._node(name)
+        spec = dict(node["Spec"], Availability=availability)
+        try:
+            self.manager.api.update_node(node["ID"], node["Version"]["Index"], spec)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not set node {name} to {availability}: {e.explanation}") from None
+        return self._node(name)
+
+    def remove_node(self, name: str) -> None:
+        """Remove a node that is drained or down from the cluster."""
+        node = self._node(name)
+        down = (node.get("Status") or {}).get("State") == "down"
+        if not down and (node.get("Spec") or {}).get("Availability") != "drain":
+            raise Conflict(f"Node {name} is up and may run instances.",
+                           fix=f"drain it first: `dockyard nodes:drain {name}`")
+        if (node.get("Spec") or {}).get("Role") == "manager":
+            raise Conflict(f"Node {name} is the swarm's manager; the cluster needs it.")
+        try:
+            self.manager.api.remove_node(node["ID"], force=True)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not remove node {name}: {e.explanation}") from None
+
+    def join_command(self) -> list[str]:
+        """What a new host runs to join: trust the registry, restart its engine, join the swarm."""
+        try:
+            token = self.manager.api.inspect_swarm()["JoinTokens"]["Worker"]
+        except (docker.errors.APIError, KeyError) as e:
+            raise SchedulerError(f"Could not read the swarm's join token: {e}") from None
+        manager = self.cluster["manager"].removeprefix("tcp://").rpartition(":")[0]
+        registry = self.cluster["registry"]
+        return [f"echo '{{\"insecure-registries\": [\"{registry}\"]}}' > /etc/docker/daemon.json",
+                "systemctl restart docker",
+                f"docker swarm join --token {token} {manager}:2377"]
+
+
+def load_cluster(path) -> dict | None:
+    """The cluster file `make cluster` writes, or None when there is none."""
+    try:
+        data = json.loads(path.read_text())
+        return data if data.get("manager") and data.get("registry") else None
+    except (OSError, ValueError, AttributeError):
+        return None

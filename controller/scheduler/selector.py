@@ -1,0 +1,141 @@
+"""The backend the platform's settings and cluster file pick, switched while it runs.
+
+DOCKYARD_SCHEDULER=docker: the single host only; swarm: the cluster only; auto (the default):
+the cluster while DOCKYARD_HOME/cluster.json exists (`make cluster` writes it, `make
+cluster-down` removes it), else the single host. App instances start on the backend in force;
+instances on the other one are `misplaced`, so the reconciler starts their replacements there,
+health-checked, before retiring them: a switch drops no request. Images, builds and one-offs
+always use the host's engine (a build's image is pushed to the cluster's registry when an
+instance on the cluster needs it)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterable
+
+from core.errors import BadRequest, SchedulerError
+from core.models import Instance
+
+from . import registry_gc
+from .base import Scheduler
+from .docker_backend import DockerScheduler
+from .docker_swarm import SwarmScheduler, load_cluster
+from .swarm_parse import PREFIX
+
+_RECHECK = 1.0   # seconds between looks at the cluster file
+
+
+class SelectingScheduler(DockerScheduler):
+    """The host's engine for images, builds and one-offs; instances where the mode says."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._swarm: SwarmScheduler | None = None
+        self._checked = -_RECHECK
+        self._active = False
+        self._mode_lock = threading.Lock()
+
+    # ---- which backend --------------------------------------------------------------
+    def _refresh(self) -> None:
+        with self._mode_lock:
+            now = time.monotonic()
+            if now - self._checked < _RECHECK:
+                return
+            self._checked = now
+            cluster = None if self.settings.scheduler == "docker" else load_cluster(self.settings.cluster_file)
+            if cluster is not None and (self._swarm is None or self._swarm.cluster != cluster):
+                self._swarm = SwarmScheduler(self.settings, cluster)
+            # without the file, the last cluster known stays reachable: its instances move back
+            self._active = cluster is not None
+
+    def cluster_active(self) -> bool:
+        self._refresh()
+        if self.settings.scheduler == "swarm" and not self._active:
+            raise SchedulerError("DOCKYARD_SCHEDULER=swarm but there is no cluster: run `make cluster` "
+                                 f"(it writes {self.settings.cluster_file}).")
+        return self._active
+
+    def swarm(self) -> SwarmScheduler:
+        self._refresh()
+        if self._swarm is None:
+            raise SchedulerError("There is no cluster: run `make cluster NODES=3` first.")
+        return self._swarm
+
+    def _for(self, container_id: str):
+        return self.swarm() if container_id.startswith(PREFIX) else super()
+
+    def misplaced(self, inst: Instance) -> bool:
+        return inst.container_id.startswith(PREFIX) != self.cluster_active()
+
+    # ---- app instances ---------------------------------------------------------------
+    def ping(self) -> bool:
+        return self.swarm().ping() if self.cluster_active() else super().ping()
+
+    def start(self, app, release, process, index, command, image, limits=None) -> Instance:
+        if self.cluster_active():
+            return self.swarm().start(app, release, process, index, command, image, limits)
+        return super().start(app, release, process, index, command, image, limits)
+
+    def make_durable(self, container_id: str) -> None:
+        self._for(container_id).make_durable(container_id)
+
+    def get(self, container_id: str) -> Instance | None:
+        return self._for(container_id).get(container_id)
+
+    def instances(self, app: str | None = None) -> list[Instance]:
+        found = super().instances(app)
+        active = self.cluster_active()
+        if self._swarm is not None:
+            try:
+                found += self._swarm.instances(app)
+            except SchedulerError:
+                if active:
+                    raise
+                # the cluster is gone: nothing of it is left to move
+        return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
+        self._for(container_id).stop(container_id, grace, remove)
+
+    def remove(self, container_id: str) -> None:
+        self._for(container_id).remove(container_id)
+
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None):
+        return self._for(container_id).logs(container_id, tail, since)
+
+    def stats(self, container_ids):
+        """Resource readings of the instances on this host (the nodes' cgroups are not read)."""
+        return super().stats(c for c in container_ids if not c.startswith(PREFIX))
+
+    def exec(self, container_id: str, command: str, timeout: float) -> tuple[int, str]:
+        return self._for(container_id).exec(container_id, command, timeout)
+
+    def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
+        """The host's images, and the registry's copies of release images no release needs."""
+        keep = set(keep)
+        pushed = registry_gc.delete_stale(f"127.0.0.1:{self.settings.registry_port}",
+                                          self.settings.image_repo(app), keep)
+        return super().remove_images(app, keep, builds_only) + pushed
+
+    # ---- the cluster's nodes (cluster mode only) ---------------------------------------
+    def nodes(self) -> list[dict]:
+        """The cluster's nodes (`dockyard nodes`); [] on a single host."""
+        return self.swarm().nodes() if self.cluster_active() else []
+
+    def set_availability(self, name: str, availability: str) -> dict:
+        return self._cluster().set_availability(name, availability)
+
+    def remove_node(self, name: str) -> None:
+        self._cluster().remove_node(name)
+
+    def join_command(self) -> list[str]:
+        return self._cluster().join_command()
+
+    def _cluster(self) -> SwarmScheduler:
+        if not self.cluster_active():
+            raise BadRequest("The platform runs on a single host: there are no nodes.",
+                             fix="start a cluster with `make cluster NODES=3` (README: cluster mode)")
+        return self.swarm()
+
+
+__all__ = ["SelectingScheduler", "Scheduler"]

@@ -1,0 +1,93 @@
+"""Pure readers of what a swarm manager returns: services + tasks + nodes -> Instance, nodes ->
+plain records. No engine call here, so each is tested with plain dicts."""
+from __future__ import annotations
+
+from core.models import Instance
+
+from .docker_parse import iso
+from .labels import LABEL_APP, LABEL_INDEX, LABEL_PROCESS, LABEL_RELEASE
+
+PREFIX = "swarm:"                       # instance ids of this backend: the service id behind it
+LABEL_IMAGE = "dockyard.image"          # the release's image as the platform names it (not the registry's)
+LABEL_DURABLE = "dockyard.durable"      # "1" once the instance passed its health check
+
+_STARTING = ("new", "pending", "assigned", "accepted", "ready", "preparing", "starting")
+_ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+
+
+def service_id(container_id: str) -> str:
+    return container_id[len(PREFIX):] if container_id.startswith(PREFIX) else container_id
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _state(latest: dict, failures: int, durable: bool) -> str:
+    """One instance's state from its newest task: a crash before its health check passed is
+    final ("exited"); after, Swarm is restarting it."""
+    state = (latest.get("Status") or {}).get("State", "new")
+    if state == "running":
+        return "running"
+    if failures and not durable:
+        return "exited"
+    if state in _STARTING:
+        return "restarting" if failures else "created"
+    return "restarting" if durable and latest.get("DesiredState") == "running" else "exited"
+
+
+def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> list[Instance]:
+    """Each service (one instance) with its newest task, its node's hostname and address."""
+    by_service: dict[str, list] = {}
+    for t in tasks:
+        by_service.setdefault(t.get("ServiceID", ""), []).append(t)
+    node_info = {n["ID"]: ((n.get("Description") or {}).get("Hostname", ""), (n.get("Status") or {}).get("Addr", ""))
+                 for n in nodes}
+    out = []
+    for svc in services:
+        labels = (svc.get("Spec") or {}).get("Labels") or {}
+        mine = sorted(by_service.get(svc["ID"], []), key=lambda t: t.get("CreatedAt", ""))
+        # the task Swarm wants running (not one it is shutting down) speaks for the instance
+        wanted = [t for t in mine if t.get("DesiredState") == "running"] or mine
+        latest = wanted[-1] if wanted else {}
+        failed = [t for t in mine if (t.get("Status") or {}).get("State") in ("failed", "complete", "rejected")]
+        durable = labels.get(LABEL_DURABLE) == "1"
+        status = latest.get("Status") or {}
+        port = None
+        for p in ((status.get("PortStatus") or {}).get("Ports") or []):
+            if p.get("TargetPort") == app_port and p.get("PublishedPort"):
+                port = int(p["PublishedPort"])
+        hostname, addr = node_info.get(latest.get("NodeID", ""), ("", ""))
+        last_exit = (failed[-1].get("Status") or {}).get("ContainerStatus", {}).get("ExitCode") if failed else None
+        state = _state(latest, len(failed), durable) if latest else "created"
+        replicas = (((svc.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+        if replicas == 0:
+            state = "exited"
+        out.append(Instance(
+            container_id=PREFIX + svc["ID"], name=(svc.get("Spec") or {}).get("Name", ""),
+            app=labels.get(LABEL_APP, ""), version=_int(labels.get(LABEL_RELEASE)),
+            process=labels.get(LABEL_PROCESS, ""), index=_int(labels.get(LABEL_INDEX)), state=state,
+            exit_code=last_exit if state != "running" else None,
+            host_port=port if state == "running" else None, image=labels.get(LABEL_IMAGE, ""),
+            started_at=iso(status["Timestamp"]) if status.get("Timestamp") else "",
+            restart_count=len(failed), node=hostname, address=addr or "127.0.0.1"))
+    return out
+
+
+def parse_nodes(nodes: list, instances: list[Instance]) -> list[dict]:
+    """Nodes as `dockyard nodes` shows them: hostname, address, state, availability, role, instances."""
+    count: dict[str, int] = {}
+    for inst in instances:
+        if inst.state == "running":
+            count[inst.node] = count.get(inst.node, 0) + 1
+    rows = []
+    for n in nodes:
+        hostname = (n.get("Description") or {}).get("Hostname", "")
+        spec, status = n.get("Spec") or {}, n.get("Status") or {}
+        rows.append({"id": n["ID"], "hostname": hostname, "address": status.get("Addr", ""),
+                     "state": status.get("State", "unknown"), "availability": spec.get("Availability", ""),
+                     "role": spec.get("Role", ""), "instances": count.get(hostname, 0)})
+    return sorted(rows, key=lambda r: r["hostname"])

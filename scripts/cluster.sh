@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# A Docker Swarm cluster of simulated nodes on this one machine (Docker-in-Docker containers on a
+# bridge network of their own), for trying cluster mode and for its tests.
+#
+#   cluster.sh image        build the node image (Debian's docker.io in the stack image)
+#   cluster.sh up N         start N nodes, join them into a swarm, write DOCKYARD_HOME/cluster.json
+#                           (a running platform switches to the Swarm backend within seconds)
+#   cluster.sh down         remove cluster.json, wait until the platform has moved the apps back to
+#                           this host, then remove the nodes and their network
+#   cluster.sh node-stop K / node-start K    stop or start node K (a node failure and its return)
+#
+# Nodes run with the flags that work on this machine (--privileged is refused here; see README).
+# Each node's dockerd trusts the platform's registry at the bridge's gateway address and listens
+# for the platform on its own address on the cluster bridge (port 2375), a network nothing else joins.
+set -euo pipefail
+
+NAME="${DOCKYARD_NAME:-dockyard}"
+HOME_DIR="${DOCKYARD_HOME:-$HOME/.dockyard}"
+REGISTRY_PORT="${DOCKYARD_REGISTRY_PORT:-5001}"
+STACK_IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
+NODE_IMAGE="${DOCKYARD_NODE_IMAGE:-dockyard/node:bookworm}"
+NET="${NAME}-cluster"
+STATE="$HOME_DIR/cluster.json"
+
+say() { printf 'cluster: %s\n' "$*"; }
+die() { printf 'cluster: ERROR: %s\n' "$*" >&2; exit 1; }
+
+node_name() { echo "${NAME}-node$1"; }
+node_ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$(node_name "$1")"; }
+in_node() { local k=$1; shift; docker exec "$(node_name "$k")" "$@"; }
+
+build_image() {
+    if docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then say "node image $NODE_IMAGE already present"; return; fi
+    local ctx; ctx=$(mktemp -d)
+    cat >"$ctx/Dockerfile" <<EOF
+FROM $STACK_IMAGE
+USER root
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    docker.io iptables && rm -rf /var/lib/apt/lists/*
+VOLUME /var/lib/docker
+ENTRYPOINT []
+CMD ["dockerd"]
+EOF
+    docker build -q -t "$NODE_IMAGE" --label "dockyard.node-image=1" "$ctx" >/dev/null || die "building $NODE_IMAGE failed"
+    rm -rf "$ctx"
+    say "built node image $NODE_IMAGE"
+}
+
+wait_engine() {   # node K's dockerd answers
+    for _ in $(seq 1 120); do
+        in_node "$1" docker info >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    die "the engine in $(node_name "$1") did not start (docker logs $(node_name "$1"))"
+}
+
+start_node() {    # K GATEWAY
+    local k=$1 gw=$2
+    docker run -d --name "$(node_name "$k")" --hostname "node$k" \
+        --label "dockyard.instance=$NAME" --label "dockyard.node=$k" \
+        --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+        --security-opt apparmor=unconfined -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
+        --network "$NET" "$NODE_IMAGE" \
+        dockerd -H unix:///var/run/docker.sock -H "tcp://0.0.0.0:2375" \
+        --insecure-registry "$gw:$REGISTRY_PORT" >/dev/null
+}
+
+up() {
+    local n=${1:-3}
+    [[ "$n" =~ ^[1-9][0-9]?$ ]] || die "NODES must be a number from 1 to 99 (got '$n')"
+    build_image
+    docker network inspect "$NET" >/dev/null 2>&1 \
+        || docker network create --label "dockyard.instance=$NAME" "$NET" >/dev/null
+    local gw; gw=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NET")
+    for k in $(seq 1 "$n"); do
+        if docker inspect "$(node_name "$k")" >/dev/null 2>&1; then
+            docker start "$(node_name "$k")" >/dev/null
+        else
+            start_node "$k" "$gw"
+        fi
+    done
+    for k in $(seq 1 "$n"); do wait_engine "$k"; done
+    local ip1; ip1=$(node_ip 1)
+    if [ "$(in_node 1 docker info -f '{{.Swarm.LocalNodeState}}')" != "active" ]; then
+        in_node 1 docker swarm init --advertise-addr "$ip1" >/dev/null
+        say "swarm initialised on $(node_name 1) ($ip1)"
+    fi
+    local token; token=$(in_node 1 docker swarm join-token -q worker)
+    for k in $(seq 2 "$n"); do
+        if [ "$(in_node "$k" docker info -f '{{.Swarm.LocalNodeState}}')" != "active" ]; then
+            in_node "$k" docker swarm join --token "$token" "$ip1:2377" >/dev/null
+            say "$(node_name "$k") ($(node_ip "$k")) joined"
+        fi
+    done
+    mkdir -p "$HOME_DIR"
+    local tmp="$STATE.tmp"
+    printf '{"manager": "tcp://%s:2375", "registry": "%s:%s", "network": "%s", "nodes": %s}\n' \
+        "$ip1" "$gw" "$REGISTRY_PORT" "$NET" "$n" >"$tmp"
+    mv "$tmp" "$STATE"
+    say "$n node(s) ready; the platform now schedules on the swarm (manager $ip1, registry $gw:$REGISTRY_PORT)"
+}
+
+down() {
+    if [ -f "$STATE" ]; then
+        rm -f "$STATE"
+        say "cluster mode off; waiting for the platform to move the apps back to this host"
+        if docker inspect "$(node_name 1)" >/dev/null 2>&1; then
+            for _ in $(seq 1 240); do
+                left=$(in_node 1 docker service ls -q --filter "label=dockyard.instance=$NAME" 2>/dev/null | wc -l || echo 0)
+                [ "$left" -eq 0 ] && break
+                sleep 0.5
+            done
+        fi
+    fi
+    local nodes; nodes=$(docker ps -aq --filter "label=dockyard.instance=$NAME" --filter "label=dockyard.node")
+    [ -n "$nodes" ] && docker rm -f -v $nodes >/dev/null
+    docker network rm "$NET" >/dev/null 2>&1 || true
+    say "nodes removed; the platform runs apps on this host"
+}
+
+case "${1:-}" in
+    image) build_image ;;
+    up) up "${2:-3}" ;;
+    down) down ;;
+    node-stop) docker stop -t 2 "$(node_name "$2")" >/dev/null && say "stopped $(node_name "$2")" ;;
+    node-start) docker start "$(node_name "$2")" >/dev/null && wait_engine "$2" && say "started $(node_name "$2")" ;;
+    *) die "usage: cluster.sh image | up N | down | node-stop K | node-start K" ;;
+esac

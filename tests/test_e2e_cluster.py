@@ -1,0 +1,233 @@
+"""Cluster mode on a real 3-node Swarm (Docker-in-Docker nodes, `make cluster NODES=3`), one
+cluster for the module: a Dockerfile and a buildpack app, scaling over every node with the
+router reaching each instance, a config change and deploys under load, rollback, one-offs'
+exit codes, drain, the loss of a node, and `make cluster-down` back to a single host."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, run, start_platform, stop_platform, unique_app
+
+pytestmark = pytest.mark.e2e
+
+NODES = {"node1", "node2", "node3"}
+
+
+@pytest.fixture(scope="module")
+def cl(tmp_path_factory, busybox_base):
+    p = start_platform(tmp_path_factory.mktemp("cluster-platform"), DOCKYARD_HEALTH_TIMEOUT="20")
+    try:
+        out = run(["make", "-C", str(ROOT), "cluster", "NODES=3"], env=p.env, timeout=300).stdout
+        assert "3 node(s) ready" in out, out
+        yield p
+    finally:
+        run(["bash", str(ROOT / "scripts/cluster.sh"), "down"], env=p.env, check=False, timeout=300)
+        stop_platform(p)
+
+
+def api(p, method: str, path: str, body=None):
+    req = urllib.request.Request(p.api + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Authorization": f"Bearer {p.token()}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.loads(r.read())
+
+
+def page_app(text: str) -> dict[str, str]:
+    """A web page naming the instance that served it ($DYNO) and the release's text."""
+    return {"Dockerfile": f"FROM {BUSYBOX_BASE}\n"
+                          f"CMD [\"/bin/sh\", \"-c\", \"echo {text}-$DYNO > /www/index.html; "
+                          "echo started $DYNO; exec httpd -f -p $PORT -h /www\"]\n"}
+
+
+def body_of(p, app: str) -> str:
+    code, body = p.curl(app)
+    assert code == 200, (code, body)
+    return body.strip()
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Load:
+    """Bounded load on an app through the router: 3 threads, keep-alive, every answer counted."""
+
+    def __init__(self, p, app: str):
+        self.p, self.host = p, f"{app}.{p.domain}"
+        self.ok, self.failed, self.fail_times = 0, 0, []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(3)]
+
+    def _one(self, conn) -> int:
+        conn.request("GET", "/", headers={"Host": self.host})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.p.router_port, timeout=15)
+        while not self.stop.is_set():
+            try:
+                status = self._one(conn)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()   # nginx closes idle keep-alive connections on reload: retried once
+                conn = http.client.HTTPConnection("127.0.0.1", self.p.router_port, timeout=15)
+                try:
+                    status = self._one(conn)
+                except OSError:
+                    status = 0
+            except OSError:
+                status = 0
+            if status == 200:
+                self.ok += 1
+            else:
+                self.failed += 1
+                self.fail_times.append(time.monotonic())
+            time.sleep(0.02)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(20)
+
+
+def dynos(p, app: str) -> list[dict]:
+    return api(p, "GET", f"/apps/{app}/dynos")
+
+
+@pytest.fixture(scope="module")
+def web(cl, tmp_path_factory):
+    """A Dockerfile app pushed to the cluster."""
+    name = unique_app("cl")
+    repo = make_app_repo(tmp_path_factory.mktemp("web") / name, page_app("one"), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo)
+    return name, repo
+
+
+def test_nodes_lists_the_three_nodes_ready(cl):
+    rows = api(cl, "GET", "/nodes")
+    assert {r["hostname"] for r in rows} == NODES
+    assert all(r["state"] == "ready" and r["availability"] == "active" for r in rows), rows
+    out = cl.cli("nodes").stdout
+    assert out.splitlines()[0].split()[:3] == ["HOSTNAME", "ADDRESS", "STATE"]
+    assert "docker swarm join --token" in cl.cli("nodes:join-command").stdout
+
+
+def test_scale_spreads_over_every_node_and_the_router_reaches_each(cl, web):
+    name, _ = web
+    assert body_of(cl, name) == "one-web.1"
+    cl.cli("ps:scale", "web=6", "-a", name)
+    rows = [d for d in dynos(cl, name) if d["type"] == "web"]
+    assert len(rows) == 6 and {d["node"] for d in rows} == NODES, rows
+    assert all(d["state"] == "up" for d in rows), rows
+    seen = {body_of(cl, name) for _ in range(60)}
+    assert seen == {f"one-web.{i}" for i in range(1, 7)}, seen
+    assert " on node" in cl.cli("ps", "-a", name).stdout
+
+
+def test_config_change_and_two_deploys_under_load_fail_no_request(cl, web):
+    name, repo = web
+    cl.cli("ps:scale", "web=3", "-a", name)
+    with Load(cl, name) as load:
+        cl.cli("config:set", "GREETING=hi", "-a", name)
+        for text in ("two", "three"):
+            make_app_repo(repo, page_app(text), cl)
+            cl.git("push", "dockyard", "main", cwd=repo)
+        time.sleep(3)   # old instances drain in the background: the load stays on while they stop
+    assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
+    assert body_of(cl, name).startswith("three-web.")
+
+
+def test_rollback_serves_the_previous_release(cl, web):
+    name, _ = web
+    cl.cli("rollback", "-a", name)
+    wait_until(lambda: body_of(cl, name).startswith("two-web."), 30, "the rolled-back page")
+    assert {d["node"] for d in dynos(cl, name)} <= NODES
+
+
+def test_run_returns_the_exit_code(cl, web):
+    name, _ = web
+    proc = cl.cli("run", "-a", name, "--", "sh", "-c", "echo out-$DYNO; exit 7", check=False)
+    assert proc.returncode == 7, (proc.stdout, proc.stderr)
+    assert "out-run.1" in proc.stdout
+
+
+def test_drain_moves_instances_with_no_failed_request(cl, web):
+    name, _ = web
+    cl.cli("ps:scale", "web=3", "-a", name)
+    node = dynos(cl, name)[0]["node"]
+    with Load(cl, name) as load:
+        out = cl.cli("nodes:drain", node).stdout
+        time.sleep(2)
+    assert load.failed == 0 and load.ok > 20, (load.ok, load.failed, out)
+    rows = dynos(cl, name)
+    assert len(rows) == 3 and not [d for d in rows if d["node"] == node], rows
+    row = next(r for r in api(cl, "GET", "/nodes") if r["hostname"] == node)
+    assert row["availability"] == "drain" and row["instances"] == 0
+    cl.cli("nodes:activate", node)
+    row = next(r for r in api(cl, "GET", "/nodes") if r["hostname"] == node)
+    assert row["availability"] == "active"
+
+
+def test_losing_a_node_moves_its_instances_and_requests_recover(cl, web):
+    name, _ = web
+    cl.cli("ps:scale", "web=4", "-a", name)
+    victim = next(d["node"] for d in dynos(cl, name) if d["node"] != "node1")   # node1 is the manager
+    k = victim.removeprefix("node")
+    with Load(cl, name) as load:
+        time.sleep(1)
+        lost_at = time.monotonic()
+        run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", k], env=cl.env)
+        wait_until(lambda: next((r for r in api(cl, "GET", "/nodes") if r["hostname"] == victim), {})
+                   .get("state") == "down", 60, f"{victim} shown down")
+        wait_until(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 4,
+                   90, "4 instances up on the remaining nodes")
+        moved = time.monotonic() - lost_at
+        time.sleep(3)
+    window = (max(load.fail_times) - lost_at) if load.fail_times else 0.0
+    print(f"\nnode loss: {load.failed} failed of {load.ok + load.failed} requests; last failure "
+          f"{window:.1f} s after the node stopped; its instances up elsewhere after {moved:.1f} s")
+    assert load.ok > 50
+    assert not [t for t in load.fail_times if t > time.monotonic() - 3], "requests still failing"
+    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", k], env=cl.env, timeout=120)
+    wait_until(lambda: next((r for r in api(cl, "GET", "/nodes") if r["hostname"] == victim), {})
+               .get("state") == "ready", 60, f"{victim} back")
+
+
+def test_buildpack_app_runs_on_the_cluster(cl, tmp_path):
+    name = unique_app("clbp")
+    repo = make_app_repo(tmp_path / name, {"public/index.html": "<h1>static on the cluster</h1>\n"}, cl)
+    cl.cli("apps:create", name, cwd=repo)
+    out = cl.git("push", "dockyard", "main", cwd=repo).stderr
+    assert "Static app detected" in out
+    assert "static on the cluster" in body_of(cl, name)
+    assert dynos(cl, name)[0]["node"] in NODES
+
+
+def test_cluster_down_returns_apps_to_this_host(cl, web):
+    name, _ = web
+    with Load(cl, name) as load:
+        run(["make", "-C", str(ROOT), "cluster-down"], env=cl.env, timeout=300)
+    rows = dynos(cl, name)
+    assert rows and all(d["node"] == "" for d in rows), rows
+    assert body_of(cl, name).startswith("two-web.")
+    assert load.failed == 0, (load.ok, load.failed)
+    assert api(cl, "GET", "/nodes") == []

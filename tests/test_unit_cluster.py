@@ -1,0 +1,102 @@
+"""Cluster mode's pure parts: swarm listings -> instances and nodes, the registry GC's choice,
+the reconciler moving misplaced instances, routing to a node's address, the registry config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.reconcile import diff
+from controller.registry import config_text
+from controller.routing import compute_routes
+from controller.scheduler.registry_gc import stale_tags
+from controller.scheduler.swarm_parse import PREFIX, parse_nodes, parse_services
+from controller.settings import from_env
+from core.models import Instance
+
+NODES = [{"ID": "n1", "Description": {"Hostname": "node1"}, "Status": {"State": "ready", "Addr": "10.0.0.2"},
+          "Spec": {"Availability": "active", "Role": "manager"}},
+         {"ID": "n2", "Description": {"Hostname": "node2"}, "Status": {"State": "down", "Addr": "10.0.0.3"},
+          "Spec": {"Availability": "drain", "Role": "worker"}}]
+
+
+def service(sid: str, index: int, durable: str = "1", replicas: int = 1) -> dict:
+    return {"ID": sid, "Spec": {"Name": f"x-web-{index}", "Mode": {"Replicated": {"Replicas": replicas}},
+                                "Labels": {"dockyard.app": "shop", "dockyard.release": "3", "dockyard.process": "web",
+                                           "dockyard.index": str(index), "dockyard.image": "d/shop:v3",
+                                           "dockyard.durable": durable}}}
+
+
+def task(sid: str, node: str, state: str, created: str, port: int | None = None, exit_code: int | None = None,
+         desired: str = "running") -> dict:
+    status = {"State": state, "Timestamp": "2026-12-01T01:00:00.123456789Z"}
+    if port:
+        status["PortStatus"] = {"Ports": [{"TargetPort": 5000, "PublishedPort": port}]}
+    if exit_code is not None:
+        status["ContainerStatus"] = {"ExitCode": exit_code}
+    return {"ServiceID": sid, "NodeID": node, "CreatedAt": created, "DesiredState": desired, "Status": status}
+
+
+def test_a_running_task_gives_its_node_address_and_port():
+    [inst] = parse_services([service("s1", 1)], [task("s1", "n1", "running", "1", port=30001)], NODES, 5000)
+    assert (inst.container_id, inst.state, inst.node, inst.address, inst.host_port) == \
+        (PREFIX + "s1", "running", "node1", "10.0.0.2", 30001)
+    assert (inst.app, inst.version, inst.process, inst.index, inst.image) == ("shop", 3, "web", 1, "d/shop:v3")
+    assert inst.started_at == "2026-12-01T01:00:00.123456+00:00"
+
+
+def test_a_crash_before_the_health_check_is_final_and_after_it_a_restart():
+    tasks = [task("s1", "n1", "failed", "1", exit_code=3, desired="shutdown"), task("s1", "n1", "starting", "2")]
+    [early] = parse_services([service("s1", 1, durable="0")], tasks, NODES, 5000)
+    assert (early.state, early.exit_code, early.restart_count, early.host_port) == ("exited", 3, 1, None)
+    [late] = parse_services([service("s1", 1, durable="1")], tasks, NODES, 5000)
+    assert (late.state, late.exit_code) == ("restarting", 3)
+
+
+def test_a_task_rescheduled_off_a_lost_node_speaks_for_the_instance():
+    tasks = [task("s1", "n2", "running", "1", port=30001, desired="shutdown"),
+             task("s1", "n1", "running", "2", port=30002)]
+    [inst] = parse_services([service("s1", 1)], tasks, NODES, 5000)
+    assert (inst.node, inst.host_port) == ("node1", 30002)
+
+
+def test_a_service_scaled_to_zero_is_stopped():
+    [inst] = parse_services([service("s1", 1, replicas=0)], [task("s1", "n1", "running", "1", port=1)], NODES, 5000)
+    assert inst.state == "exited" and inst.host_port is None
+
+
+def test_nodes_count_running_instances():
+    insts = parse_services([service("s1", 1), service("s2", 2)],
+                           [task("s1", "n1", "running", "1", port=1), task("s2", "n1", "running", "1", port=2)],
+                           NODES, 5000)
+    rows = parse_nodes(NODES, insts)
+    assert [(r["hostname"], r["state"], r["availability"], r["role"], r["instances"]) for r in rows] == \
+        [("node1", "ready", "active", "manager", 2), ("node2", "down", "drain", "worker", 0)]
+
+
+def test_registry_gc_keeps_release_tags_still_needed():
+    assert stale_tags("d/shop", ["v1", "v2", "v3", "latest"], {"d/shop:v3", "d/shop:v2"}) == ["v1"]
+
+
+def inst(cid: str, index: int, version: int = 3) -> Instance:
+    return Instance(cid, cid, "shop", version, "web", index, "running", None, 30000, "img")
+
+
+def test_misplaced_instances_are_replaced_then_retired():
+    here, there = inst("abc", 1), inst(PREFIX + "s1", 2)
+    start, retire, have = diff([("web", 1), ("web", 2)], 3, [here, there],
+                               misplaced=lambda i: not i.container_id.startswith(PREFIX))
+    assert start == [("web", 1)] and retire == [here] and list(have.values()) == [there]
+
+
+def test_routes_go_to_each_instance_on_its_node():
+    a = Instance("a", "a", "shop", 3, "web", 1, "running", None, 30001, "img", node="node1", address="10.0.0.2")
+    b = Instance("b", "b", "shop", 3, "web", 2, "running", None, 30002, "img")
+    [route] = compute_routes(["shop"], [a, b], {"a", "b"}, "example.test")
+    assert {(u.host, u.port) for u in route.upstreams} == {("10.0.0.2", 30001), ("127.0.0.1", 30002)}
+
+
+def test_registry_serves_loopback_only_with_deletes(tmp_path: Path):
+    s = from_env({"DOCKYARD_HOME": str(tmp_path), "DOCKYARD_REGISTRY_PORT": "5999"})
+    text = config_text(s)
+    assert "addr: 127.0.0.1:5999" in text and f"rootdirectory: {tmp_path / 'registry' / 'data'}" in text
+    assert "enabled: true" in text
+    assert s.scheduler == "auto" and s.cluster_file == tmp_path / "cluster.json"
