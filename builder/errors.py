@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.errors import BuildError, BuildTimeout, ImageBuildFailed
 
 __all__ = ["BuildError", "BuildTimeout", "ImageBuildFailed", "NoBuildMethod", "BaseImageMissing",
-           "InvalidAppJson", "PushRefused"]
+           "InvalidAppJson", "PushRefused", "RuntimeUnavailable"]
 
 
 class NoBuildMethod(BuildError):
@@ -28,3 +28,9 @@ class PushRefused(BuildError):
     status = 400
     code = "push_refused"
     fix = "push the main branch again"
+
+
+class RuntimeUnavailable(BuildError):
+    """The language runtime an app asks for cannot be provided."""
+    code = "runtime_unavailable"
+    fix = "ask for one of the versions the message names"

@@ -22,6 +22,7 @@ class BuildConfig:
     cache_root: Path                # <cache_root>/<app> is an app's buildpack CACHE_DIR
     image_namespace: str            # images are <namespace>/<app>:<tag>
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
+    runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app

@@ -68,6 +68,7 @@ class Settings:
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
+    runtimes_dir: Path = Path("/var/cache/dockyard/runtimes")   # DOCKYARD_RUNTIMES_DIR: Go/Node toolchains, machine-wide
 
     @property
     def isolation(self) -> Isolation:
@@ -168,6 +169,7 @@ def from_env(env: dict | None = None) -> Settings:
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
+        runtimes_dir=Path(env.get("DOCKYARD_RUNTIMES_DIR") or "/var/cache/dockyard/runtimes"),
     )
 
 
