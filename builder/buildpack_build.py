@@ -109,7 +109,7 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     if source != "detect":
         say(f"-----> Buildpacks from {source}: {', '.join(r.label for r in refs)}")
     dirs = [resolve_buildpack(r, workdir, say) for r in refs]
-    prepared = prepare(config, engine, src, say, cancelled)
+    prepared = prepare(config, engine, job, src, say, cancelled)
     config = prepared.config     # the stack the app's Python asks for, when it is not the default
     meta = workdir / "meta"
     binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)

@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import os
 import queue
+import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from . import runtimes
 from .errors import BuildError, BuildTimeout, RuntimeUnavailable
-from .job import BuildConfig, BuildEngine, Cancelled, Out
+from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
 from .runtime_cache import GO, NODE, RuntimeCache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,8 @@ def _text(src: Path, rel: str, limit: int = 1 << 20) -> str | None:
         return None
 
 
-def prepare(config: BuildConfig, engine: BuildEngine, src: Path, say: Out, cancelled: Cancelled) -> Prepared:
+def prepare(config: BuildConfig, engine: BuildEngine, job: BuildJob, src: Path, say: Out,
+            cancelled: Cancelled) -> Prepared:
     out = Prepared(config)
     if any(_text(src, f) is not None for f in PYTHON_FILES):
         _python(out, engine, src, say, cancelled)
@@ -57,7 +59,11 @@ def prepare(config: BuildConfig, engine: BuildEngine, src: Path, say: Out, cance
     go_app = runtimes.go_request(go_files)
     if go_app is not None and cache is not None:
         pick = runtimes.pick_go(go_app.want, go_app.source, cache.available(GO))
-        out.binds["/dockyard/go"] = (str(cache.ensure(GO, pick.version, say)), True)
+        goroot = cache.ensure(GO, pick.version, say)
+        out.binds["/dockyard/go"] = (str(goroot), True)
+        seed = go_std_cache(engine, config, job, goroot, say, cancelled)
+        if seed is not None:
+            out.binds["/dockyard/go-std-cache"] = (str(seed), True)
         out.env.update(DOCKYARD_GO_VERSION=pick.version, DOCKYARD_GO_NOTE=pick.note, DOCKYARD_GO_KIND=go_app.kind)
     package_json = _text(src, "package.json")
     if package_json is not None and cache is not None:
@@ -65,6 +71,39 @@ def prepare(config: BuildConfig, engine: BuildEngine, src: Path, say: Out, cance
         out.binds["/dockyard/node"] = (str(cache.ensure(NODE, pick.version, say)), True)
         out.env.update(DOCKYARD_NODE_VERSION=pick.version, DOCKYARD_NODE_NOTE=pick.note)
     return out
+
+
+def go_std_cache(engine: BuildEngine, config: BuildConfig, job: BuildJob, goroot: Path, say: Out,
+                 cancelled: Cancelled) -> Path | None:
+    """Go's standard library compiled once per toolchain (`go build std` into a GOCACHE), by the
+    platform in a build container that runs nothing of the app's; mounted read-only into Go
+    builds, which start their own cache from it instead of compiling the standard library.
+    None when it cannot be made (the build then compiles it itself)."""
+    seed = goroot.parent / "std-cache"
+    if (seed / "README").is_file():
+        return seed
+    with open(goroot.parent / ".std-cache.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (seed / "README").is_file():
+            return seed
+        tmp = goroot.parent / ".std-cache.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        os.chown(tmp, 1000, 1000)
+        say("-----> Compiling Go's standard library once for every app on this machine (go build std)")
+        started = time.monotonic()
+        run = engine.run_build_container(
+            job.app, job.build_id, config.build_image, ["/dockyard/go/bin/go", "build", "std"],
+            {"/dockyard/go": (str(goroot), True), "/seed": (str(tmp), False)},
+            {"GOROOT": "/dockyard/go", "GOCACHE": "/seed", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local",
+             "GOFLAGS": "-buildvcs=false", "HOME": "/tmp"}, lambda line: None, config.timeout, cancelled)
+        if run.exit_code != 0 or not (tmp / "README").is_file():
+            say(f"       (could not precompile it: exit {run.exit_code}; this build compiles what it needs)")
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None
+        os.replace(tmp, seed)
+        say(f"       Done in {time.monotonic() - started:.0f} s")
+        return seed
 
 
 def _python(out: Prepared, engine: BuildEngine, src: Path, say: Out, cancelled: Cancelled) -> None:

@@ -41,6 +41,7 @@ def timed_push(p, app: str, repo: Path, shape: str, phase: str):
         data = {}
     data.setdefault(shape, {})[phase] = seconds
     TIMINGS.write_text(json.dumps(data, indent=1))
+    TIMINGS.with_name(f"{TIMINGS.stem}-{shape}-{phase}.txt").write_text(proc.stdout + proc.stderr)
     return proc.stdout + proc.stderr
 
 
@@ -111,3 +112,30 @@ def test_node_range_nothing_satisfies_builds_with_the_nearest(rt, tmp_path):
     out = out.stdout + out.stderr
     assert "engines.node '4.5.x' matches no supported Node.js (20.x, 22.x, 24.x): building with the nearest, 20.x" in out, out
     assert wait_body(rt, app, "postbuild ran", timeout=60).startswith("node v20."), out
+
+
+def test_django_on_python_313_collectstatic(rt, tmp_path):
+    """manage.py + django: collectstatic runs at build time (on the trixie stack, Python 3.13);
+    a failing collectstatic shows Django's own error and leaves the release serving."""
+    app = create(rt, "django")
+    repo = make_app_repo(tmp_path / app, sample_files("django"), rt)
+    out = timed_push(rt, app, repo, "django", "cold")
+    assert "Python 3.13 asked for: using the trixie stack" in out, out
+    assert "python manage.py collectstatic --noinput" in out and "static file copied" in out, out
+    assert wait_body(rt, app, "collectstatic ran", timeout=60).startswith("django on python 3.13."), out
+    settings = repo / "mysite" / "settings.py"
+    settings.write_text(settings.read_text().replace('STATIC_ROOT = BASE_DIR / "staticfiles"\n', ""))
+    rt.git("commit", "-qam", "no STATIC_ROOT", cwd=repo)
+    proc = push(rt, app, repo, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "STATIC_ROOT" in out and "collectstatic failed" in out and "DISABLE_COLLECTSTATIC=1" in out, out
+    assert "collectstatic ran" in wait_body(rt, app, "collectstatic ran")
+
+
+def test_gunicorn_19_finds_pkg_resources_before_python_312(rt, tmp_path):
+    app = create(rt, "gunicorn19")
+    out = timed_push(rt, app, make_app_repo(tmp_path / app, sample_files("python-gunicorn19"), rt),
+                     "python-gunicorn19", "cold")
+    assert "Installing setuptools" in out, out
+    assert wait_body(rt, app, "gunicorn 19 on python 3.11", timeout=60)
