@@ -127,6 +127,15 @@ def _worker_fds(platform) -> dict[int, int]:
     return {pid: len(os.listdir(f"/proc/{pid}/fd")) for pid in pids}
 
 
+def _worker_rss_mb(platform) -> float:
+    """The API processes' resident memory, added up (MB)."""
+    total = 0
+    for pid in _worker_fds(platform):
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total / 1024
+
+
 def _add_packs(repo_dir: Path, count: int) -> None:
     """Each push adds a pack; make many without building each."""
     from dulwich.objects import Blob
@@ -149,6 +158,7 @@ def test_git_fetches_keep_descriptors_flat_and_packs_bounded(platform, tmp_path)
         for _ in range(20):
             assert http.get(url, headers=headers, timeout=10).status_code == 200
         before = _worker_fds(platform)
+        rss_before = _worker_rss_mb(platform)
         started = time.monotonic()
         failed = 0
         for _ in range(1000):
@@ -156,16 +166,19 @@ def test_git_fetches_keep_descriptors_flat_and_packs_bounded(platform, tmp_path)
         elapsed = time.monotonic() - started
         assert http.get(f"{platform.api}/healthz", timeout=5).status_code == 200
     after = _worker_fds(platform)
+    rss_after = _worker_rss_mb(platform)
     growth = max(after.get(pid, 0) - n for pid, n in before.items())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list((repo_dir / "objects" / "pack").glob("pack-*.pack"))) > 10:
         time.sleep(0.5)
     packs = len(list((repo_dir / "objects" / "pack").glob("pack-*.pack")))
     RESULTS.append((f"1000 git fetches of a repo with 29 packs ({elapsed:.1f} s)", 1000, failed,
-                    f"fd growth {growth}, packs after repack {packs}"))
+                    f"fd growth {growth}, packs after repack {packs}, API memory {rss_before:.0f} -> "
+                    f"{rss_after:.0f} MB"))
     assert failed == 0
     assert growth < 30, (before, after)
     assert packs <= 10, packs
+    assert rss_after - rss_before < 50, (rss_before, rss_after)
 
 
 def _platform_pids(platform) -> dict[str, int]:
@@ -259,3 +272,124 @@ def test_nginx_master_killed_is_restarted_at_once_and_router_kill_drops_nothing(
     RESULTS.append(("kill -9 of the router process", len(load.samples), load.failed,
                     "nginx kept serving; the new router adopted it"))
     assert load.failed == 0, f"{load.failed} requests failed when the router process died"
+
+
+def _wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+OOM_ONCE = ('CMD ["/bin/sh", "-c", "if [ ! -f /www/crashed ]; then touch /www/crashed; httpd -p $PORT -h /www; sleep 4; '
+            'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a); fi; exec httpd -f -p $PORT -h /www"]\n')
+OOM_ALWAYS = ('CMD ["/bin/sh", "-c", "httpd -p $PORT -h /www; sleep 3; '
+              'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a)"]\n')
+
+
+def _busybox_app(text: str, cmd: str) -> dict:
+    from .conftest import BUSYBOX_BASE
+    return {"Dockerfile": f"FROM {BUSYBOX_BASE}\nCOPY index.html /www/index.html\n{cmd}", "index.html": text}
+
+
+def test_out_of_memory_shows_in_ps_and_logs_and_a_crash_loop_rolls_back(platform, tmp_path):
+    p = platform
+    name, repo = _deploy(p, tmp_path, httpd_app("v1"))
+    p.cli("ps:limits", "web", "--memory", "32", "-a", name)
+    make_app_repo(repo, _busybox_app("v2", OOM_ONCE), p)
+    p.git("push", "dockyard", "main", cwd=repo)
+    started = time.monotonic()
+    def ps_with_oom():
+        out = p.cli("ps", "-a", name).stdout
+        return out if "out of memory" in out else None
+
+    ps = _wait_for(ps_with_oom, 60, "ps to show the out-of-memory kill")
+    seen_after = time.monotonic() - started
+    logs = p.cli("logs", "-a", name, "--source", "dockyard").stdout
+    assert "limit 32 MB" in ps and "1 restart" in ps, ps
+    assert "crashed: out of memory (limit 32 MB)" in logs and "ps:limits web --memory 64" in logs, logs
+    assert p.curl(name) == (200, "v2")
+    # a release that crash-loops in its first minute fails and the previous one comes back
+    make_app_repo(repo, _busybox_app("v3", OOM_ALWAYS), p)
+    p.git("push", "dockyard", "main", cwd=repo)
+    looped = time.monotonic()
+    _wait_for(lambda: "crash-looped" in p.cli("releases", "-a", name).stdout, 120, "the automatic rollback")
+    rolled = time.monotonic() - looped
+    releases = p.cli("releases", "-a", name).stdout
+    _wait_for(lambda: p.curl(name) == (200, "v2"), 30, "v2 serving again")
+    RESULTS.append(("an instance killed for memory once", 0, 0, f"in ps and logs after {seen_after:.1f} s"))
+    RESULTS.append(("a release that crash-loops (OOM every 3 s)", 0, 0, f"rolled back after {rolled:.1f} s"))
+    assert "Rollback to v2 (v3 crash-looped)" in releases, releases
+
+
+def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):
+    p = platform
+    name, repo = _deploy(p, tmp_path, httpd_app("v1"))
+    make_app_repo(repo, httpd_app("v2", extra=f"RUN echo {secrets.token_hex(4)} && sleep 30\n"), p)
+    push = threading.Thread(target=lambda: p.git("push", "dockyard", "main", cwd=repo, check=False))
+    push.start()
+    _wait_for(lambda: "pending" in p.cli("builds", "-a", name).stdout, 30, "the build to start")
+    copies = list(Path("/tmp").glob(f"dockyard-build-{name}-*"))
+    api = int((p.home / "run" / "api.pid").read_text())
+    os.killpg(api, 9)
+    killed = time.monotonic()
+    push.join(60)
+    def swept_builds():
+        out = p.cli("builds", "-a", name, check=False).stdout
+        return out if out and "pending" not in out else None
+
+    builds = _wait_for(swept_builds, 60, "the interrupted build to be swept")
+    swept = time.monotonic() - killed
+    RESULTS.append(("kill -9 of the API mid-build", 0, 0, f"build marked failed, copy removed in {swept:.1f} s"))
+    assert "failed" in builds, builds
+    assert copies and not any(c.exists() for c in copies), copies
+    assert p.curl(name) == (200, "v1")
+
+
+def test_a_release_live_before_its_ref_moved_gets_its_ref_back(platform, tmp_path):
+    """The state a kill leaves between a push's release going live and its ref moving."""
+    from dulwich.repo import Repo
+    p = platform
+    name, repo = _deploy(p, tmp_path, httpd_app("v1"))
+    make_app_repo(repo, httpd_app("v2"), p)
+    p.git("push", "dockyard", "main", cwd=repo)
+    head = run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
+    parent = run(["git", "rev-parse", "HEAD~1"], cwd=repo).stdout.strip()
+    with Repo(str(p.home / "repos" / f"{name}.git")) as bare:
+        bare.refs[b"refs/heads/main"] = parent.encode()
+    moved = _wait_for(lambda: (r := p.git("ls-remote", "dockyard", "main", cwd=repo).stdout).startswith(head) and r,
+                      30, "main to move to the live release's commit")
+    assert moved.startswith(head)
+    assert "moved to" in p.cli("logs", "-a", name, "--source", "dockyard").stdout
+
+
+def _api_down_for(platform) -> float:
+    """kill -9 the API (gunicorn's whole group); seconds until /healthz answers again."""
+    pid = int((platform.home / "run" / "api.pid").read_text())
+    os.killpg(pid, 9)
+    killed = time.monotonic()
+    deadline = killed + 60
+    while time.monotonic() < deadline:
+        try:
+            if int((platform.home / "run" / "api.pid").read_text()) != pid and \
+                    requests.get(f"{platform.api}/healthz", timeout=1).status_code == 200:
+                return time.monotonic() - killed
+        except (requests.RequestException, ValueError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the API did not come back within 60 s")
+
+
+def test_restart_backoff_starts_over_after_a_stable_run(platform):
+    """Crashes in a row back off (1, 2, 4 s); after the API ran fine for a while (the test
+    platform's DOCKYARD_STABLE_AFTER is 3 s), the next crash costs 1 s again, not the next step."""
+    quick = [_api_down_for(platform) for _ in range(3)]
+    time.sleep(4)
+    after_stable = _api_down_for(platform)
+    RESULTS.append(("kill -9 of the API: 3 in a row, then after a stable run", 4, 0,
+                    "down " + ", ".join(f"{d:.1f}" for d in quick) + f" s; then {after_stable:.1f} s"))
+    assert quick[2] > quick[0] + 1.5, quick           # the back-off grows while it crashes
+    assert after_stable < quick[2] - 1.5, (quick, after_stable)
