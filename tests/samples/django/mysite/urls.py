@@ -6,7 +6,7 @@ from django.urls import path
 
 
 def index(request):
-    collected = (settings.STATIC_ROOT / "hello.txt").is_file()
+    collected = bool(settings.STATIC_ROOT) and (settings.STATIC_ROOT / "hello.txt").is_file()
     return HttpResponse(f"django on python {sys.version.split()[0]}, collectstatic {'ran' if collected else 'did not run'}\n",
                         content_type="text/plain")
 
