@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import os
 import queue
+import signal
 import shutil
 import subprocess
 import threading
@@ -147,9 +148,10 @@ def _run_script(cmd: list[str], env: dict, say: Out, cancelled: Cancelled) -> No
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] and None, daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] and None, daemon=True)
+    reader.start()
     started = last = time.monotonic()
-    while proc.poll() is None or not lines.empty():
+    while reader.is_alive() or not lines.empty():   # the reader ends at EOF: every line is queued
         try:
             say("       " + lines.get(timeout=1).rstrip())
             last = time.monotonic()
@@ -158,12 +160,13 @@ def _run_script(cmd: list[str], env: dict, say: Out, cancelled: Cancelled) -> No
                 say(f"       ... still building ({time.monotonic() - started:.0f} s)")
                 last = time.monotonic()
         if cancelled() or time.monotonic() - started > STACK_BUILD_TIMEOUT:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)   # the script's children (debootstrap, docker) too
             proc.wait()
             if cancelled():
                 raise BuildError("The build was cancelled while the stack image was being built.")
             raise BuildTimeout(f"Building the stack image took longer than {STACK_BUILD_TIMEOUT} s: see "
                                "/var/log/dockyard-build-stack.log.")
+    proc.wait()
     if proc.returncode != 0:
         raise RuntimeUnavailable(f"Building the stack image failed (exit {proc.returncode}); its output is above "
                                  "and in /var/log/dockyard-build-stack.log.")
