@@ -171,7 +171,7 @@ def test_nothing_detected_lists_every_buildpack_tried(bp, tmp_path):
     assert "[remote rejected]" in proc.stderr
     assert "looked for a Dockerfile and a heroku.yml" in proc.stderr
     assert "no buildpack detected this app. Tried, in order: python (looks for requirements.txt" in proc.stderr
-    for name in ("nodejs (looks for package.json)", "go (looks for go.mod)", "static (looks for index.html"):
+    for name in ("nodejs (looks for package.json)", "go (looks for go.mod or *.go files)", "static (looks for index.html"):
         assert name in proc.stderr
     assert bp.curl(app)[0] != 200
 
