@@ -21,6 +21,7 @@ from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps
 from .slug import read_no_follow, safe_dockyard_dir
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
 from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
+from .runtime_setup import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_DIR = ROOT / "buildpacks"
@@ -154,8 +155,12 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
                                  "use a directory the operator allowed.")
     clone = container_clone(engine, config, job, cancelled)
     dirs = [resolve_buildpack(r, workdir, say, clone) for r in refs]
+    prepared = prepare(config, engine, job, src, say, cancelled)
+    config = prepared.config     # the stack the app's Python asks for, when it is not the default
     meta = workdir / "meta"
     binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)
+    binds.update(prepared.binds)
+    env.update(prepared.env)
     if source == "detect":
         say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
     detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled)
@@ -191,7 +196,7 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
     for i, d in enumerate(dirs):
         binds[f"/buildpacks/{i}"] = (str(d), True)
     env = {"DOCKYARD_MODE": "detect" if source == "detect" else "all", "HOME": "/home/app",
-           "STACK": "bookworm", "DOCKYARD_APP": job.app, "SOURCE_VERSION": job.commit,
+           "STACK": config.stack_image.rpartition(":")[2] or "bookworm", "DOCKYARD_APP": job.app, "SOURCE_VERSION": job.commit,
            "LANG": "C.UTF-8"}
     env.update(dict(host_registry_settings()))
     if config.ca_bundle:
@@ -299,7 +304,9 @@ def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, sl
         (deps_ctx / "deps").mkdir(parents=True)
         for name in deps:
             os.replace(app_dir / name, deps_ctx / "deps" / name)
-        base = f"{config.image_repo(job.app)}:deps-{tree_digest(deps_ctx / 'deps')[:16]}"
+        # the stack is part of the key: the same files on another stack are another image
+        key = hashlib.sha256(f"{base}\0{tree_digest(deps_ctx / 'deps')}".encode()).hexdigest()
+        base = f"{config.image_repo(job.app)}:deps-{key[:16]}"
         if engine.image_exists(base):
             say("-----> Dependencies unchanged since an earlier build: reusing their image layer")
         else:

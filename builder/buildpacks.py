@@ -19,7 +19,7 @@ BUILTIN_ORDER: tuple[str, ...] = ("python", "nodejs", "go", "static")
 LOOKS_FOR: dict[str, str] = {
     "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock",
     "nodejs": "package.json",
-    "go": "go.mod",
+    "go": "go.mod or *.go files",
     "static": "index.html or a public/ directory",
 }
 MARKER = "@@dockyard "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.errors import BuildError, BuildTimeout, ImageBuildFailed
 
 __all__ = ["BuildError", "BuildTimeout", "ImageBuildFailed", "NoBuildMethod", "BaseImageMissing",
-           "InvalidAppJson", "PushRefused", "ImageNotAllowed"]
+           "InvalidAppJson", "PushRefused", "ImageNotAllowed", "RuntimeUnavailable"]
 
 
 class NoBuildMethod(BuildError):
@@ -35,3 +35,9 @@ class ImageNotAllowed(BuildError):
     status = 403
     code = "image_not_allowed"
     fix = "use the stack image, an image your apps built, or ask an admin to allow the image"
+
+
+class RuntimeUnavailable(BuildError):
+    """The language runtime an app asks for cannot be provided."""
+    code = "runtime_unavailable"
+    fix = "ask for one of the versions the message names"

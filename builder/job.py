@@ -23,6 +23,7 @@ class BuildConfig:
     image_namespace: str            # images are <namespace>/<app>:<tag>
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
+    runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app

@@ -83,6 +83,7 @@ class Settings:
     scheduler: str = "auto"         # DOCKYARD_SCHEDULER: auto (swarm while a cluster file exists) | docker | swarm
     registry_port: int = 5001       # DOCKYARD_REGISTRY_PORT: the local image registry (127.0.0.1)
     registry_bin: str = "/usr/bin/docker-registry"   # DOCKYARD_REGISTRY_BIN
+    runtimes_dir: Path = Path("/var/cache/dockyard/runtimes")   # DOCKYARD_RUNTIMES_DIR: Go/Node toolchains, machine-wide
 
     @property
     def isolation(self) -> Isolation:
@@ -208,6 +209,7 @@ def from_env(env: dict | None = None) -> Settings:
         scheduler=_scheduler(env.get("DOCKYARD_SCHEDULER")),
         registry_port=_int(env, "DOCKYARD_REGISTRY_PORT", 5001),
         registry_bin=env.get("DOCKYARD_REGISTRY_BIN") or "/usr/bin/docker-registry",
+        runtimes_dir=Path(env.get("DOCKYARD_RUNTIMES_DIR") or "/var/cache/dockyard/runtimes"),
     )
 
 

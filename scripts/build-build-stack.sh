@@ -3,19 +3,26 @@
 # compilers buildpacks need. Buildpacks' bin/detect, bin/compile and bin/release run in a
 # container of this image; the app itself runs on the (smaller) run stack.
 #
-#   image:   ${DOCKYARD_BUILD_IMAGE:-dockyard/build-stack:bookworm}
-#   from:    ${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm} (left as it is)
-#   adds:    build-essential python3-dev golang-go nodejs npm busybox-static git
-#   apt:     inside a container of the stack, with the host's apt sources bind-mounted read-only
-#            (/etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list), then
+#   suite:   ${DOCKYARD_STACK_SUITE:-bookworm} (bookworm, trixie or sid: see build-stack.sh)
+#   image:   ${DOCKYARD_BUILD_IMAGE:-dockyard/build-stack:<suite>}
+#   from:    ${DOCKYARD_STACK_IMAGE:-dockyard/stack:<suite>} (left as it is)
+#   adds:    build-essential python3-dev busybox-static git (+ golang-go nodejs npm on bookworm;
+#            python3.14-dev python3.15-dev on sid)
+#   apt:     inside a container of the stack (bookworm: with the host's apt sources bind-mounted
+#            read-only; other suites: the stack's own sources.list from debootstrap), then
 #            `docker commit`. Nothing is pulled from an image registry.
 #
 # Needs a running Docker engine and the stack image. Logs to /var/log/dockyard-build-stack.log.
 set -euo pipefail
 
-STACK="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
-IMAGE="${DOCKYARD_BUILD_IMAGE:-dockyard/build-stack:bookworm}"
-PACKAGES="build-essential python3-dev golang-go nodejs npm busybox-static git"
+SUITE="${DOCKYARD_STACK_SUITE:-bookworm}"
+STACK="${DOCKYARD_STACK_IMAGE:-dockyard/stack:$SUITE}"
+IMAGE="${DOCKYARD_BUILD_IMAGE:-dockyard/build-stack:$SUITE}"
+PACKAGES="build-essential python3-dev busybox-static git"
+case "$SUITE" in
+    bookworm) PACKAGES="$PACKAGES golang-go nodejs npm" ;;
+    sid) PACKAGES="$PACKAGES python3.14-dev python3.15-dev" ;;
+esac
 LOG=/var/log/dockyard-build-stack.log
 
 say() { printf 'build-build-stack: %s\n' "$*"; }
@@ -25,7 +32,9 @@ docker info >/dev/null 2>&1 || die "the Docker engine is not answering (scripts/
 docker image inspect "$STACK" >/dev/null 2>&1 || die "the stack image $STACK is missing (scripts/build-stack.sh builds it)"
 
 mounts=()
-if [ -r /etc/apt/sources.list.d/debian.sources ]; then
+if [ "$SUITE" != bookworm ]; then
+    :   # the stack's sources.list (written by debootstrap) names its suite and the mirror
+elif [ -r /etc/apt/sources.list.d/debian.sources ]; then
     mounts+=(-v /etc/apt/sources.list.d/debian.sources:/etc/apt/sources.list.d/debian.sources:ro)
     # the stack's own sources.list (from debootstrap) names the same mirror: keep one list
     mounts+=(-v /dev/null:/etc/apt/sources.list:ro)
@@ -44,7 +53,7 @@ if ! docker run --name "$name" "${mounts[@]}" -e DEBIAN_FRONTEND=noninteractive 
         apt-get install -y -q --no-install-recommends $PACKAGES
         apt-get clean
         rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /tmp/* /var/tmp/*
-        go version; node --version; npm --version; busybox true
+        busybox true; python3 --version
     " >> "$LOG" 2>&1; then
     tail -n 25 "$LOG" >&2 || true
     die "installing the build packages failed; full log in $LOG"
@@ -52,7 +61,7 @@ fi
 docker commit \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
-    --change 'LABEL dockyard.stack=bookworm-build' \
+    --change "LABEL dockyard.stack=$SUITE-build" \
     --change 'CMD ["/bin/bash"]' \
     "$name" "$IMAGE" >/dev/null || die "docker commit failed"
 size="$(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')"

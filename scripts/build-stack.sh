@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Build the Dockyard stack image (the base of every build and app container) without any
-# image registry: debootstrap a minimal Debian bookworm from the host's own apt mirror and
-# `docker import` it.
+# Build a Dockyard stack image (the base of every build and app container) without any
+# image registry: debootstrap a minimal Debian suite from the host's own apt mirror and
+# `docker import` it. Like Heroku's numbered stacks, each suite is a stack with its own
+# Python: bookworm 3.11 (the default), trixie 3.13, sid 3.14 and 3.15.
 #
-#   image:   ${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}
-#   content: Debian bookworm minbase + python3, python3-venv, python3-pip, ca-certificates,
-#            curl; user `app` (uid/gid 1000) with home /home/app; /app owned by app.
-#   mirror:  ${DOCKYARD_DEBIAN_MIRROR}, else the host's apt sources (the bookworm suite in
-#            /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list), else
-#            http://deb.debian.org/debian.
+#   suite:   ${DOCKYARD_STACK_SUITE:-bookworm} (bookworm, trixie or sid)
+#   image:   ${DOCKYARD_STACK_IMAGE:-dockyard/stack:<suite>}
+#   content: Debian <suite> minbase + its Pythons (python3, python3-venv, python3-pip; sid also
+#            python3.14 and python3.15 with venv), ca-certificates, curl; user `app`
+#            (uid/gid 1000) with home /home/app; /app owned by app.
+#   mirror:  ${DOCKYARD_DEBIAN_MIRROR}, else the host's apt sources (the URI listed for bookworm
+#            in /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list: one Debian
+#            mirror carries every suite), else http://deb.debian.org/debian.
 #
 # DOCKYARD_STACK_CA_BUNDLE (optional): a CA bundle file, e.g. /etc/ssl/certs/ca-certificates.crt,
 #   copied over the image's /etc/ssl/certs/ca-certificates.crt. On hosts whose traffic to
@@ -22,9 +25,15 @@
 # /var/log/dockyard-build-stack.log.
 set -euo pipefail
 
-IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
-SUITE=bookworm
+SUITE="${DOCKYARD_STACK_SUITE:-bookworm}"
+IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:$SUITE}"
 INCLUDE=python3,python3-venv,python3-pip,ca-certificates,curl
+case "$SUITE" in
+    bookworm|trixie) ;;
+    sid) INCLUDE="$INCLUDE,python3.14,python3.14-venv,python3.15,python3.15-venv" ;;
+    *) printf 'build-stack: ERROR: unknown suite %s (bookworm, trixie or sid)\n' "$SUITE" >&2; exit 1 ;;
+esac
+MIRROR_SUITE=bookworm   # the host's own suite: its mirror URI serves the others too
 LOG=/var/log/dockyard-build-stack.log
 DEFAULT_MIRROR=http://deb.debian.org/debian
 
@@ -39,7 +48,7 @@ docker info >/dev/null 2>&1 || die "the Docker engine is not answering (scripts/
 
 # ---------------------------------------------------------------- mirror
 mirror_from_deb822() {   # first URI of a "deb" stanza whose Suites has the suite
-    awk -v suite="$SUITE" '
+    awk -v suite="$MIRROR_SUITE" '
         BEGIN { RS = ""; FS = "\n" }
         {
             uris = ""; suites = ""; types = ""; enabled = "yes"
@@ -60,7 +69,7 @@ mirror_from_deb822() {   # first URI of a "deb" stanza whose Suites has the suit
         }' "$1"
 }
 mirror_from_list() {     # one-line style: deb [opts] URI suite components
-    awk -v suite="$SUITE" '
+    awk -v suite="$MIRROR_SUITE" '
         $1 == "deb" {
             i = 2
             if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
@@ -130,7 +139,7 @@ t="$(now)"
 tar --numeric-owner -C "$DIR" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
-    --change 'LABEL dockyard.stack=bookworm' \
+    --change "LABEL dockyard.stack=$SUITE" \
     --change 'CMD ["/bin/bash"]' \
     - "$IMAGE" >/dev/null || die "docker import failed"
 say "import: $IMAGE in $(since "$t")"

@@ -6,6 +6,9 @@
 #   3. the Python venv in .venv with the project installed editable (+ test extras)
 #   4. the stack image ($DOCKYARD_STACK_IMAGE, built by scripts/build-stack.sh when absent)
 #   5. the build image for buildpacks ($DOCKYARD_BUILD_IMAGE, scripts/build-build-stack.sh when absent)
+#   6. more stacks, one per Debian suite in $DOCKYARD_EXTRA_STACKS (e.g. "trixie sid": Python 3.13,
+#      3.14, 3.15); without it, a build whose app asks for such a Python builds its stack once
+#   7. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -195,6 +198,29 @@ else
     DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_NODE_IMAGE="$NODE_IMAGE" bash scripts/cluster.sh image 9>&- \
         || die "scripts/cluster.sh image failed"
     say "node image: built $NODE_IMAGE"
+# ---------------------------------------------------------------- 7. more stacks
+for suite in ${DOCKYARD_EXTRA_STACKS:-}; do
+    if docker image inspect "dockyard/stack:$suite" "dockyard/build-stack:$suite" >/dev/null 2>&1; then
+        say "stack $suite: dockyard/stack:$suite and dockyard/build-stack:$suite already present"
+        continue
+    fi
+    say "stack $suite: building dockyard/stack:$suite and dockyard/build-stack:$suite"
+    if ! docker image inspect "dockyard/stack:$suite" >/dev/null 2>&1; then
+        DOCKYARD_STACK_SUITE="$suite" DOCKYARD_STACK_IMAGE="dockyard/stack:$suite" bash scripts/build-stack.sh 9>&- \
+            || die "scripts/build-stack.sh ($suite) failed"
+    fi
+    DOCKYARD_STACK_SUITE="$suite" DOCKYARD_STACK_IMAGE="dockyard/stack:$suite" DOCKYARD_BUILD_IMAGE="dockyard/build-stack:$suite" \
+        bash scripts/build-build-stack.sh 9>&- || die "scripts/build-build-stack.sh ($suite) failed"
+    say "stack $suite: built"
+done
+
+# ---------------------------------------------------------------- 8. runtime cache
+RUNTIMES_DIR="${DOCKYARD_RUNTIMES_DIR:-/var/cache/dockyard/runtimes}"
+if [ -d "$RUNTIMES_DIR" ]; then
+    say "runtimes: $RUNTIMES_DIR already exists ($(ls "$RUNTIMES_DIR"/go "$RUNTIMES_DIR"/node 2>/dev/null | grep -c '^[0-9]') toolchains installed)"
+else
+    install -d -m 755 "$RUNTIMES_DIR" || die "mkdir $RUNTIMES_DIR failed"
+    say "runtimes: created $RUNTIMES_DIR (Go and Node.js toolchains are installed there on first use)"
 fi
 
 say "done"

@@ -137,12 +137,13 @@ def test_nodejs_sample(bp, tmp_path):
     assert "-----> Node.js app detected (buildpack nodejs)" in out
     assert "Installing dependencies: npm ci (package-lock.json)" in out
     assert "Default web process: npm start (node server.js)" in out
-    assert wait_body(bp, app, "hello from node v18")
+    assert "Node.js v24." in out and "no engines.node in package.json" in out, out
+    assert wait_body(bp, app, "hello from node v24")
     make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
     out = push(bp, app, repo).stderr
     assert "Dependencies unchanged: reusing the cached node_modules (no download)" in out
     assert "npm ci" not in out
-    assert wait_body(bp, app, "hi from node v18")
+    assert wait_body(bp, app, "hi from node v24")
 
 
 def test_go_sample(bp, tmp_path):
@@ -173,7 +174,7 @@ def test_nothing_detected_lists_every_buildpack_tried(bp, tmp_path):
     assert "[remote rejected]" in proc.stderr
     assert "looked for a Dockerfile and a heroku.yml" in proc.stderr
     assert "no buildpack detected this app. Tried, in order: python (looks for requirements.txt" in proc.stderr
-    for name in ("nodejs (looks for package.json)", "go (looks for go.mod)", "static (looks for index.html"):
+    for name in ("nodejs (looks for package.json)", "go (looks for go.mod or *.go files)", "static (looks for index.html"):
         assert name in proc.stderr
     assert bp.curl(app)[0] != 200
 
@@ -361,8 +362,8 @@ def test_python_version_the_stack_cannot_honour_and_no_default_web(bp, tmp_path)
     repo = make_app_repo(tmp_path / "pyver", files, bp)
     proc = push(bp, app, repo, check=False)
     assert proc.returncode != 0
-    assert ("This stack provides Python 3.11.2 only, and the app asks for 3.12.1: change .python-version / "
-            "runtime.txt to 3.11 (or remove it)") in proc.stderr
+    assert ("Python 3.12.1 is not available: Dockyard provides Python 3.11, 3.13, 3.14 and 3.15 (one stack each); "
+            "change .python-version / runtime.txt to one of them (or remove it)") in proc.stderr
 
     (repo / "runtime.txt").unlink()
     make_app_repo(repo, {}, bp)

@@ -194,7 +194,7 @@ def test_python_version_requests():
         pyb.requested_version("pypy3\n", None)
     assert pyb.check_version("3.11", "3.11.2") == "honoured"
     assert "patch releases are compatible" in pyb.check_version("3.11.9", "3.11.2")
-    with pytest.raises(ValueError, match="This stack provides Python 3.11.2 only, and the app asks for 3.12"):
+    with pytest.raises(ValueError, match="Python 3.12 is not available: Dockyard provides Python 3.11, 3.13"):
         pyb.check_version("3.12", "3.11.2")
 
 

@@ -1,6 +1,7 @@
 // package.json checks for the nodejs buildpack (runs in the build container).
 //   check-package.js FILE              valid JSON object? else print the failing line and exit 1
-//   check-package.js --engines FILE    say which node engines.node asks for
+//   check-package.js --package-manager FILE NAME  the npm spec to install NAME (yarn/pnpm) with:
+//                                      packageManager's version when it names NAME, else NAME@<default>
 //   check-package.js --explain-web FILE  say what the default web process is, or that a Procfile is needed
 "use strict";
 const fs = require("fs");
@@ -31,9 +32,12 @@ if (mode === "--check") {
     console.log(` !     ${file} must be a JSON object ({"name": ..., "scripts": {...}}).`);
     process.exit(1);
   }
-} else if (mode === "--engines") {
-  const want = data.engines && data.engines.node;
-  if (want) console.log(`       engines.node asks for ${want}; this stack provides Node.js ${process.version}`);
+} else if (mode === "--package-manager") {
+  const name = args[1];
+  const m = /^(yarn|pnpm)@(\d+\.\d+\.\d+)/.exec(String(data.packageManager || ""));
+  // yarn 2+ is not published as `yarn` on the registry: classic yarn 1 serves its lockfiles.
+  if (m && m[1] === name && !(name === "yarn" && !m[2].startsWith("1."))) console.log(`${name}@${m[2]}`);
+  else console.log(name === "yarn" ? "yarn@1" : `${name}@latest`);
 } else if (mode === "--explain-web") {
   if (fs.existsSync("Procfile")) process.exit(0);
   const start = data.scripts && data.scripts.start;

@@ -13,6 +13,7 @@ _VERSION = re.compile(r"^(?:python-)?(\d+)\.(\d+)(?:\.(\d+))?$")
 # `def app(environ, start_response):` ...
 _WSGI_ASSIGN = re.compile(r"^(app|application)\s*(?::[^=]+)?=\s*\S", re.MULTILINE)
 _WSGI_DEF = re.compile(r"^def\s+(app|application)\s*\(\s*environ\b", re.MULTILINE)
+AVAILABLE = "3.11, 3.13, 3.14 and 3.15"
 WSGI_CANDIDATES = ("wsgi.py", "app.py", "main.py", "application.py", "server.py")
 
 
@@ -45,8 +46,8 @@ def check_version(wanted: str, stack: str) -> str:
         return "honoured"
     if same_minor:
         return f"the stack has {stack}; patch releases are compatible, using it"
-    raise ValueError(f"This stack provides Python {stack} only, and the app asks for {wanted}: change "
-                     f".python-version / runtime.txt to {s.group(1)}.{s.group(2)} (or remove it), or deploy "
+    raise ValueError(f"Python {wanted} is not available: Dockyard provides Python {AVAILABLE} (one stack "
+                     f"each); change .python-version / runtime.txt to one of them (or remove it), or deploy "
                      "with a Dockerfile that brings the Python you need.")
 
 
