@@ -68,6 +68,10 @@ class Settings:
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
+    postgres_image: str = "dockyard/postgres:bookworm"   # DOCKYARD_POSTGRES_IMAGE: the Postgres add-on's image
+    redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
+    addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
+    backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
 
     @property
     def isolation(self) -> Isolation:
@@ -168,6 +172,10 @@ def from_env(env: dict | None = None) -> Settings:
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
+        postgres_image=env.get("DOCKYARD_POSTGRES_IMAGE") or "dockyard/postgres:bookworm",
+        redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
+        addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
+        backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
     )
 
 

@@ -6,6 +6,7 @@
 #   3. the Python venv in .venv with the project installed editable (+ test extras)
 #   4. the stack image ($DOCKYARD_STACK_IMAGE, built by scripts/build-stack.sh when absent)
 #   5. the build image for buildpacks ($DOCKYARD_BUILD_IMAGE, scripts/build-build-stack.sh when absent)
+#   6. the add-on service images (Postgres, Redis: scripts/build-service-images.sh, when absent or stale)
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -183,5 +184,10 @@ else
         || die "scripts/build-build-stack.sh failed"
     say "build image: built $BUILD_IMAGE"
 fi
+
+# ---------------------------------------------------------------- 6. add-on service images
+# Each line it prints says whether an image was already there (same recipe) or was built.
+DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-service-images.sh 9>&- | sed 's/^build-service-images: /install: add-on image: /' \
+    || die "scripts/build-service-images.sh failed"
 
 say "done"

@@ -7,7 +7,8 @@ from .docker_build import DockerBuild
 from .docker_host import DockerHost
 from .docker_images import DockerImages
 from .docker_oneoff import DockerOneoffs
+from .docker_services import DockerServices
 
 
-class DockerScheduler(DockerHost, DockerOneoffs, DockerImages, DockerBuild, Scheduler):
+class DockerScheduler(DockerHost, DockerOneoffs, DockerImages, DockerBuild, DockerServices, Scheduler):
     """Scheduler on a single Docker engine (see base.Scheduler for the contract)."""

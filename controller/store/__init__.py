@@ -4,6 +4,7 @@ the logic and call store methods, never SQL."""
 from __future__ import annotations
 
 from .accounts import AccountsMixin
+from .addons import AddonsMixin
 from .apps import AppsMixin
 from .base import StoreBase
 from .events import EventsMixin
@@ -13,5 +14,5 @@ from .schema import MIGRATIONS
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
+class Store(AppsMixin, AddonsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""
