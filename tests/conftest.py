@@ -1,6 +1,9 @@
 """Test harness. End-to-end tests run a whole, isolated platform instance via the real
 `make up` (own DOCKYARD_HOME, ports, instance name and domain; the CLI and git get their
-own HOME, so ~/.netrc is the test's), then drive it with the real git client and curl."""
+own HOME, so ~/.netrc is the test's), then drive it with the real git client and curl.
+The suite itself runs with its own HOME, netrc and git config too (`suite_home`), so what
+the operator's account holds (a `make up` writes its admin token for 127.0.0.1 into
+~/.netrc, which requests would send instead of a test's token) changes no result."""
 from __future__ import annotations
 
 import os
@@ -83,6 +86,7 @@ def platform_env(name: str, home: Path, user_home: Path, api_port: int, router_p
         DOCKYARD_API_PORT=str(api_port), DOCKYARD_ROUTER_PORT=str(router_port), DOCKYARD_DOMAIN=domain,
         DOCKYARD_HEALTH_TIMEOUT="8", DOCKYARD_STOP_GRACE="2", DOCKYARD_RECONCILE_INTERVAL="0.5",
         DOCKYARD_GUNICORN_TIMEOUT="5",  # far below the slow-build test: a cut-off build would show
+        DOCKYARD_SWEEP_INTERVAL="2",
         GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
     )
@@ -132,6 +136,24 @@ def ensure_busybox_base(ctx: Path) -> str:
             'RUN ["/bin/mkdir", "-p", "/www", "/tmp"]\n')
         run(["docker", "build", "-q", "-t", BUSYBOX_BASE, str(ctx)])
     return BUSYBOX_BASE
+
+
+# The environment that points clients at a user's files, a platform or git settings.
+_OPERATOR_ENV = ("NETRC", "XDG_CONFIG_HOME", "DOCKYARD_API_URL", "DOCKYARD_API_TOKEN",
+                 "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM", "GIT_DIR", "GIT_WORK_TREE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_home(tmp_path_factory):
+    """For the whole run: a HOME of the suite's own (no ~/.netrc, a ~/.gitconfig with only
+    an identity), and none of the operator's client settings in the environment."""
+    home = tmp_path_factory.mktemp("suite-home")
+    (home / ".gitconfig").write_text("[user]\n\tname = t\n\temail = t@example.com\n")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in _OPERATOR_ENV:
+            mp.delenv(key, raising=False)
+        mp.setenv("HOME", str(home))
+        yield home
 
 
 @pytest.fixture(scope="session")

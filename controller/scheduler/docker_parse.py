@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import struct
 
-from core.models import Instance, LogLine
+from core.models import Crash, Instance, LogLine
 
-from .labels import LABEL_APP, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
+from .labels import LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
 
 # A list row's Status text: "Up 5 minutes", "Exited (137) 2 seconds ago", "Restarting (137) 1 second
 # ago", "Created", "Dead", "Removal In Progress". The code is the last exit's.
@@ -124,3 +124,32 @@ class Lines:
         if self.pending:
             pending, self.pending = self.pending, ""
             self.on_line(pending)
+
+
+def parse_crashes(events: list[dict]) -> list[Crash]:
+    """The engine's `oom` and `die` events -> one Crash per exit: an `oom` marks the `die` of
+    the same container that follows it."""
+    oom: set[str] = set()
+    out = []
+    for ev in events:
+        cid = ev.get("id") or (ev.get("Actor") or {}).get("ID", "")
+        action = ev.get("Action") or ev.get("status")
+        if action == "oom":
+            oom.add(cid)
+        elif action == "die":
+            attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+            code = attrs.get("exitCode")
+            at = ev.get("timeNano", 0) / 1e9 or float(ev.get("time", 0))
+            out.append(Crash(container_id=cid, at=at, exit_code=_int(code) if code is not None else None,
+                             oom_killed=cid in oom))
+            oom.discard(cid)
+    return out
+
+
+def is_leftover(labels: dict) -> bool:
+    """A build container or a release-phase container, by its labels. App instances and
+    one-offs carry their image's labels too (dockyard.build among them): their process or
+    one-off kind tells them apart."""
+    if labels.get(LABEL_ONEOFF) == "release":
+        return True
+    return LABEL_BUILD in labels and LABEL_PROCESS not in labels and LABEL_ONEOFF not in labels

@@ -142,6 +142,16 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER
     );
     """,
+    # 5: what happened to each instance after it passed its check: crashes (restarts by the
+    # engine), the last exit code and whether the kernel killed it for memory; the exit code
+    # of each release's release-phase command
+    """
+    ALTER TABLE instances ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN last_exit INTEGER;
+    ALTER TABLE instances ADD COLUMN oom INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN crashed_at TEXT;
+    ALTER TABLE releases ADD COLUMN release_phase_exit INTEGER
+    """,
     # add-ons: backing services (Postgres, Redis) and the apps attached to them
     """
     CREATE TABLE addons (
