@@ -1,155 +1,27 @@
 """The add-on use cases: provision a backing service for an app, attach it to other apps,
-detach, destroy, and keep it running. Attaching sets the app's config var (DATABASE_URL,
-REDIS_URL or NAME_URL) through releases.set_config: one new release, so the app restarts with
-it. Credentials are per attachment and secret: they go to the service on stdin, to the app
-in its config, and nowhere else (never into events, the audit log or error messages).
-
-Backups live beside, in controller/backups.py."""
+detach, destroy, restore a backup into a fresh one, and let an app go with its add-ons.
+Attaching sets the app's config var (DATABASE_URL, REDIS_URL or NAME_URL) through
+releases.set_config: one new release, so the app restarts with it. Credentials are per
+attachment and secret: they go to the service on stdin, to the app in its config, and nowhere
+else (never into events, the audit log or error messages). The primitives are in
+controller/addon_ops.py, backups in controller/backups.py."""
 from __future__ import annotations
 
 import time
 
-from core.errors import BadRequest, Conflict, DockyardError, NotFound, SchedulerError
+from core.errors import BadRequest, Conflict, DockyardError
 from core.models import Addon, App, Attachment
 
 from . import addon_kinds as kinds
+from . import backups
+from .addon_ops import drop_member, make_member, provision, url, wait_ready
 from .locks import app_lock
+from .releases import destroy_app as _destroy_app, set_config
 from .services import Out, Services
-
-
-class AddonError(DockyardError):
-    """A service did not do what the platform asked of it (its output is not echoed: it may
-    hold a credential)."""
-    status = 502
-    code = "addon_failed"
-
-
-def image_for(svc: Services, kind: kinds.Kind) -> str:
-    image = svc.settings.postgres_image if kind.name == "postgres" else svc.settings.redis_image
-    if not svc.scheduler.image_exists(image):
-        raise NotFound(f"The {kind.name} service image {image} is not in the engine: build it with "
-                       "`bash scripts/build-service-images.sh` (scripts/install.sh does on setup).")
-    return image
-
-
-def url(svc: Services, addon: Addon, att: Attachment) -> str:
-    kind = kinds.kind_of(addon.service)
-    db = addon.credentials.get("database", "0")
-    return kind.url(addon.name, att.user, att.password, db)
-
-
-def run_sql(svc: Services, addon: Addon, sql: str, database: str = "postgres") -> str:
-    code, out = svc.scheduler.service_exec(addon.name, kinds.psql(database), stdin=sql.encode(), timeout=120)
-    if code != 0:
-        first = out.decode("utf-8", "replace").strip().splitlines()[:1]
-        hint = first[0] if first and "PASSWORD" not in first[0] else "see the add-on's logs"
-        raise AddonError(f"{addon.name} refused a command (exit {code}): {hint[:200]}")
-    return out.decode("utf-8", "replace")
-
-
-def run_redis(svc: Services, addon: Addon, commands: str) -> str:
-    code, out = svc.scheduler.service_exec(addon.name, kinds.REDIS_CLI, stdin=commands.encode(), timeout=60)
-    text = out.decode("utf-8", "replace")
-    if code != 0 or "ERR" in text:
-        raise AddonError(f"{addon.name} refused a command (exit {code}); see `dockyard addons:info {addon.name}`.")
-    return text
-
-
-def wait_ready(svc: Services, addon: Addon, timeout: float = 60) -> None:
-    probe = kinds.PG_READY if addon.service == "postgres" else kinds.REDIS_PING
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            code, out = svc.scheduler.service_exec(addon.name, probe, timeout=10)
-            if code == 0 and (addon.service == "postgres" or b"PONG" in out):
-                return
-        except SchedulerError:
-            pass
-        if time.monotonic() > deadline:
-            tail = " | ".join(line.text for line in svc.scheduler.service_logs(addon.name, 5))
-            raise AddonError(f"{addon.name} did not become ready within {timeout:.0f} s; last output: {tail[:400]}")
-        time.sleep(0.3)
-
-
-def start(svc: Services, addon: Addon) -> None:
-    kind = kinds.kind_of(addon.service)
-    svc.scheduler.start_service(addon.name, kind.name, image_for(svc, kind), addon.memory_mb)
-
-
-# ---- provisioning ----------------------------------------------------------------------
-def _make_owner(svc: Services, addon: Addon, user: str, password: str) -> None:
-    if addon.service == "postgres":
-        first, second = kinds.pg_create_owner(user, password, addon.credentials["database"])
-        run_sql(svc, addon, first)
-        run_sql(svc, addon, second, addon.credentials["database"])
-    else:
-        run_redis(svc, addon, kinds.redis_create_user(user, password))
-
-
-def _make_member(svc: Services, addon: Addon, user: str, password: str) -> None:
-    owner = owner_attachment(svc, addon)
-    if addon.service == "postgres":
-        run_sql(svc, addon, kinds.pg_create_member(user, password, owner.user))
-    else:
-        run_redis(svc, addon, kinds.redis_create_user(user, password))
-
-
-def _drop_member(svc: Services, addon: Addon, user: str) -> None:
-    if addon.service == "postgres":
-        run_sql(svc, addon, kinds.pg_drop_member(user, owner_attachment(svc, addon).user),
-                addon.credentials["database"])
-    else:
-        run_redis(svc, addon, kinds.redis_drop_user(user))
-
-
-def owner_attachment(svc: Services, addon: Addon) -> Attachment:
-    for att in svc.store.attachments(addon=addon):
-        if att.owner:
-            return att
-    raise Conflict(f"{addon.name} has lost its owner's credentials; restore a backup into a new add-on.")
-
-
-def provision(svc: Services, app: App, kind_name: str, as_name: str | None, user: str, out: Out,
-              memory_mb: int | None = None, replaces: bool = False) -> Addon:
-    """A new add-on for the app, running and attached as DATABASE_URL / REDIS_URL / NAME_URL
-    without a release yet (create and restore make it). `replaces`: the var may be in the
-    config already (a restore points it at the new add-on)."""
-    kind = kinds.kind_of(kind_name)
-    var = kinds.var_for(kind, as_name)
-    memory = memory_mb or svc.settings.addon_memory_mb
-    if not 32 <= memory <= 65536:
-        raise BadRequest("An add-on's memory must be from 32 to 65536 MB (e.g. --memory 256).")
-    image_for(svc, kind)
-    current = svc.store.current_release(app)
-    taken = {a.var for a in svc.store.attachments(app=app)}
-    if var in taken or (not replaces and current is not None and var in current.config):
-        raise Conflict(f"{app.name} already has {var} set: attach with another name (`--as NAME` sets NAME_URL) "
-                       f"or unset it first (`dockyard config:unset {var} -a {app.name}`).")
-    for _ in range(5):
-        name = kinds.new_name(kind)
-        if svc.store.find_addon(name) is None:
-            break
-    creds = {"database": kinds.new_user("d") if kind.name == "postgres" else "0"}
-    addon = svc.store.create_addon(app, name, kind.name, memory, creds)
-    try:
-        out(f"-----> Creating {addon.name} ({kind.name}, {memory} MB) for {app.name}")
-        start(svc, addon)
-        wait_ready(svc, addon)
-        owner_user, owner_password = kinds.new_user(), kinds.new_password()
-        _make_owner(svc, addon, owner_user, owner_password)
-        svc.store.attach(addon, app, var, owner_user, owner_password, owner=True)
-        svc.scheduler.connect_service(addon.name, app.name)
-    except BaseException:
-        svc.scheduler.remove_service(addon.name)
-        svc.store.delete_addon(addon)
-        raise
-    svc.store.add_event(app, "dockyard", "api", f"Add-on {addon.name} ({kind.name}) created by {user} as {var}")
-    return addon
 
 
 def create(svc: Services, app: App, kind_name: str, as_name: str | None, user: str, out: Out,
            memory_mb: int | None = None) -> Addon:
-    from .releases import set_config
     with app_lock(svc.settings, app.name, "addons:create"):
         addon = provision(svc, svc.store.get_app(app.name), kind_name, as_name, user, out, memory_mb)
     att = svc.store.get_attachment(addon, app)
@@ -159,7 +31,6 @@ def create(svc: Services, app: App, kind_name: str, as_name: str | None, user: s
 
 def attach(svc: Services, addon: Addon, app: App, as_name: str | None, user: str, out: Out) -> Attachment:
     """Share the add-on with another app: its own credentials, its own var, one release."""
-    from .releases import set_config
     kind = kinds.kind_of(addon.service)
     var = kinds.var_for(kind, as_name)
     with app_lock(svc.settings, app.name, "addons:attach"):
@@ -169,7 +40,7 @@ def attach(svc: Services, addon: Addon, app: App, as_name: str | None, user: str
         if var in {a.var for a in svc.store.attachments(app=app)} or (current and var in current.config):
             raise Conflict(f"{app.name} already has {var} set: attach with another name (`--as NAME`).")
         member, password = kinds.new_user("a"), kinds.new_password()
-        _make_member(svc, addon, member, password)
+        make_member(svc, addon, member, password)
         att = svc.store.attach(addon, app, var, member, password)
         svc.scheduler.connect_service(addon.name, app.name)
         svc.store.add_event(app, "dockyard", "api", f"Add-on {addon.name} attached by {user} as {var}")
@@ -178,7 +49,6 @@ def attach(svc: Services, addon: Addon, app: App, as_name: str | None, user: str
 
 
 def detach(svc: Services, addon: Addon, app: App, user: str, out: Out) -> None:
-    from .releases import set_config
     att = svc.store.get_attachment(addon, app)
     if att.owner:
         raise BadRequest(f"{app.name} owns {addon.name}: destroy it with `dockyard addons:destroy {addon.name} "
@@ -187,7 +57,7 @@ def detach(svc: Services, addon: Addon, app: App, user: str, out: Out) -> None:
     with app_lock(svc.settings, app.name, "addons:detach"):
         svc.scheduler.disconnect_service(addon.name, app.name)
         try:
-            _drop_member(svc, addon, att.user)
+            drop_member(svc, addon, att.user)
         except DockyardError as e:   # the role stays; it can no longer reach the service anyway
             out(f"       Could not remove {app.name}'s user from {addon.name}: {e.message}")
         svc.store.detach(addon, app)
@@ -195,11 +65,9 @@ def detach(svc: Services, addon: Addon, app: App, user: str, out: Out) -> None:
 
 
 def destroy(svc: Services, addon: Addon, confirm: str | None, user: str, out: Out,
-            final_backup: bool = True) -> str | None:
+            final_backup: bool = True, skip_app: str | None = None) -> str | None:
     """Delete the add-on and its data after a final backup (returned: its name); every
-    attached app loses its var in one release each."""
-    from . import backups
-    from .releases import set_config
+    attached app (but `skip_app`, which is going) loses its var in one release each."""
     if confirm != addon.app:
         raise BadRequest(f"Destroying {addon.name} deletes its data. To proceed, confirm with the owning "
                          f"app's name: `dockyard addons:destroy {addon.name} -a {addon.app} --confirm {addon.app}`.")
@@ -207,8 +75,8 @@ def destroy(svc: Services, addon: Addon, confirm: str | None, user: str, out: Ou
     if final_backup and svc.scheduler.service_status(addon.name).state == "running":
         kept = backups.capture(svc, addon, user, out, kind="final").name
     for att in svc.store.attachments(addon=addon):
-        app = svc.store.get_app(att.app)
-        set_config(svc, app, {att.var: None}, user, True, out)
+        if att.app != skip_app:
+            set_config(svc, svc.store.get_app(att.app), {att.var: None}, user, True, out)
     svc.scheduler.remove_service(addon.name)
     owner = svc.store.get_app(addon.app)
     svc.store.delete_addon(addon)
@@ -227,38 +95,78 @@ def set_memory(svc: Services, addon: Addon, memory_mb: int, user: str) -> Addon:
     return addon
 
 
-# ---- what it is now ----------------------------------------------------------------------
-def state(svc: Services, addon: Addon) -> tuple[str, list[str]]:
-    """(available | starting | crashed | missing, the last output lines when crashed)."""
-    st = svc.scheduler.service_status(addon.name)
-    if st.state == "running":
-        return "available", []
-    if st.state == "missing":
-        return "missing", []
-    lines = [line.text for line in svc.scheduler.service_logs(addon.name, 10)]
-    if st.state in ("restarting", "exited", "dead"):
-        return "crashed", lines
-    return st.state, lines
+def require_confirmed(svc: Services, app: App, confirmed: bool) -> None:
+    """apps:destroy deletes the data of the app's own add-ons only once asked to."""
+    owned = svc.store.owned_addons(app)
+    if owned and not confirmed:
+        others = sorted({t.app for a in owned for t in svc.store.attachments(addon=a)} - {app.name})
+        raise Conflict(f"{app.name} has add-ons with data: {', '.join(a.name for a in owned)}"
+                       + (f" (also used by {', '.join(others)})" if others else "")
+                       + ". Destroying the app deletes them after a final backup of each (kept in "
+                       f"DOCKYARD_HOME/backups/{app.name}/); confirm that too (`dockyard apps:destroy` asks).",
+                       fix="answer yes when `dockyard apps:destroy` asks (API: DELETE /apps/APP?addons=destroy)")
 
 
-def check_all(svc: Services, log) -> None:
-    """The reconciler's pass over the add-ons: start each one that is not running (its data
-    is in its volume), saying why with its last lines; then the daily backups."""
-    from . import backups
-    live = svc.scheduler.services()
-    for addon in svc.store.list_addons():
-        st = live.get(addon.name)
-        if st is None or st.state not in ("running", "restarting"):
-            lines = [line.text for line in svc.scheduler.service_logs(addon.name, 5)] if st else []
-            why = "missing" if st is None else st.state
+def teardown_for_app(svc: Services, app: App, user: str, out: Out) -> list[str]:
+    """The app's own add-ons are destroyed (final backup first); others' are detached from it.
+    Returns the final backups' names."""
+    kept = []
+    for addon in svc.store.list_addons(app):
+        if addon.app != app.name:
+            svc.scheduler.disconnect_service(addon.name, app.name)
             try:
-                start(svc, addon)
-                svc.store.add_event(svc.store.get_app(addon.app), "dockyard", "reconciler",
-                                    f"Add-on {addon.name} was {why}; restarted"
-                                    + (f" (last output: {' | '.join(lines)[:300]})" if lines else ""))
+                drop_member(svc, addon, svc.store.get_attachment(addon, app).user)
             except DockyardError as e:
-                log.warning("add-on %s: %s", addon.name, e.message)
+                out(f"       Could not remove {app.name}'s user from {addon.name}: {e.message}")
+            svc.store.detach(addon, app)
+    for addon in svc.store.owned_addons(app):
+        name = destroy(svc, addon, app.name, user, out, final_backup=True, skip_app=app.name)
+        if name:
+            kept.append(name)
+    return kept
+
+
+def restore(svc: Services, app: App, name: str, confirm: str | None, as_name: str | None, user: str,
+            out: Out) -> Addon:
+    """Restore a backup into a fresh add-on attached to the app. Without --as it takes over the
+    var of the add-on the backup came from (which stays, attached as <ITS_NAME>_URL, until
+    destroyed: a restore never deletes data); with --as it is attached as NAME_URL."""
+    if confirm != app.name:
+        raise BadRequest(f"Restoring changes what {app.name} connects to: confirm with "
+                         f"`--confirm {app.name}`.")
+    backup = backups.get_backup(svc, app.name, name)
+    source = svc.store.find_addon(backup.addon)
+    source_att = svc.store.find_attachment(source, app) if source else None
+    changes: dict[str, str | None] = {}
+    with app_lock(svc.settings, app.name, "pg:backups:restore"):
+        if as_name is None and source_att is not None:
+            moved = kinds.var_for(kinds.kind_of(source.service), source.name.replace("-", "_"))
+            svc.store.detach(source, app)
+            svc.store.attach(source, app, moved, source_att.user, source_att.password, owner=source_att.owner)
+            changes[moved] = url(svc, source, source_att)
+            as_name = source_att.var
         try:
-            backups.run_schedule(svc, addon, log)
-        except DockyardError as e:
-            log.warning("add-on %s backup: %s", addon.name, e.message)
+            addon = provision(svc, app, backup.service, as_name, user, out, replaces=bool(changes))
+        except BaseException:
+            if changes:   # put the source back as it was
+                svc.store.detach(source, app)
+                svc.store.attach(source, app, source_att.var, source_att.user, source_att.password, source_att.owner)
+            raise
+        started = time.monotonic()
+        backups.load(svc, addon, backup)
+        wait_ready(svc, addon)
+        out(f"-----> Restored {backup.name} into {addon.name} in {time.monotonic() - started:.1f} s")
+        att = svc.store.get_attachment(addon, app)
+        changes[att.var] = url(svc, addon, att)
+        svc.store.add_event(app, "dockyard", "api", f"Backup {backup.name} restored into {addon.name} by {user}")
+    set_config(svc, app, changes, user, True, out)
+    return addon
+
+
+def destroy_app(svc: Services, app: App, user: str, addons_confirmed: bool, out: Out) -> list[str]:
+    """apps:destroy: refused while the app owns add-ons unless `addons_confirmed`; then its
+    add-ons go (a final backup of each is kept, and returned) and the app after them."""
+    require_confirmed(svc, app, addons_confirmed)
+    kept = teardown_for_app(svc, app, user, out)
+    _destroy_app(svc, app)
+    return kept

@@ -14,11 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import BadRequest, NotFound
-from core.models import Addon, App
+from core.models import Addon
 
 from . import addon_kinds as kinds
-from .addons import AddonError, owner_attachment, provision, run_redis, start, url, wait_ready
-from .locks import app_lock
+from .addon_ops import AddonError, owner_attachment, run_redis, start
 from .services import Out, Services
 
 _NAME = re.compile(r"^(?P<addon>[a-z]+-[a-z]+-\d{4})-(?P<stamp>\d{8}T\d{6}\d{0,3}Z)-(?P<kind>manual|scheduled|final)"
@@ -99,45 +98,7 @@ def capture(svc: Services, addon: Addon, user: str, out: Out, kind: str = "manua
     return backup
 
 
-def restore(svc: Services, app: App, name: str, confirm: str | None, as_name: str | None, user: str,
-            out: Out) -> Addon:
-    """Restore a backup into a fresh add-on attached to the app. Without --as it takes over the
-    var of the add-on the backup came from (which stays, attached as <ITS_NAME>_URL, until
-    destroyed: a restore never deletes data); with --as it is attached as NAME_URL."""
-    from .releases import set_config
-    if confirm != app.name:
-        raise BadRequest(f"Restoring changes what {app.name} connects to: confirm with "
-                         f"`--confirm {app.name}`.")
-    backup = get_backup(svc, app.name, name)
-    source = svc.store.find_addon(backup.addon)
-    source_att = svc.store.find_attachment(source, app) if source else None
-    changes: dict[str, str | None] = {}
-    with app_lock(svc.settings, app.name, "pg:backups:restore"):
-        if as_name is None and source_att is not None:
-            moved = kinds.var_for(kinds.kind_of(source.service), source.name.replace("-", "_"))
-            svc.store.detach(source, app)
-            svc.store.attach(source, app, moved, source_att.user, source_att.password, owner=source_att.owner)
-            changes[moved] = url(svc, source, source_att)
-            as_name = source_att.var
-        try:
-            addon = provision(svc, app, backup.service, as_name, user, out, replaces=bool(changes))
-        except BaseException:
-            if changes:   # put the source back as it was
-                svc.store.detach(source, app)
-                svc.store.attach(source, app, source_att.var, source_att.user, source_att.password, source_att.owner)
-            raise
-        started = time.monotonic()
-        _load(svc, addon, backup)
-        wait_ready(svc, addon)
-        out(f"-----> Restored {backup.name} into {addon.name} in {time.monotonic() - started:.1f} s")
-        att = svc.store.get_attachment(addon, app)
-        changes[att.var] = url(svc, addon, att)
-        svc.store.add_event(app, "dockyard", "api", f"Backup {backup.name} restored into {addon.name} by {user}")
-    set_config(svc, app, changes, user, True, out)
-    return addon
-
-
-def _load(svc: Services, addon: Addon, backup: Backup) -> None:
+def load(svc: Services, addon: Addon, backup: Backup) -> None:
     with open(backup.path, "rb") as f:
         if addon.service == "postgres":
             owner = owner_attachment(svc, addon).user

@@ -19,11 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import BinaryIO, Callable, Iterable
 
-<<<<<<< HEAD
-from core.models import BuildRun, Instance, Limits, LogLine, Release, ServiceStatus
-=======
-from core.models import BuildRun, Crash, Instance, Limits, LogLine, Release
->>>>>>> main
+from core.models import BuildRun, Crash, Instance, Limits, LogLine, Release, ServiceStatus
 
 OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
@@ -233,6 +229,8 @@ class Scheduler(ABC):
 
     @abstractmethod
     def service_exec_attached(self, name: str, command: list[str], read_stdin: Callable[[float], bytes | None | bool],
-                              on_output: Callable[[int, bytes], None], timeout: float) -> int:
+                              on_output: Callable[[int, bytes], None], timeout: float,
+                              env: dict[str, str] | None = None) -> int:
         """Run `command` in the add-on's container with stdin and output attached, as
-        run_attached does for one-offs (psql, redis-cli); returns its exit code."""
+        run_attached does for one-offs (psql, redis-cli), with `env` added to its environment
+        (a password goes there, never into the command); returns its exit code."""

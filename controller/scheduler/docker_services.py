@@ -226,10 +226,12 @@ class DockerServices(DockerEngine):
         return code, b"".join(kept)
 
     def service_exec_attached(self, name: str, command: list[str], read_stdin: Callable[[float], bytes | None | bool],
-                              on_output: Callable[[int, bytes], None], timeout: float) -> int:
+                              on_output: Callable[[int, bytes], None], timeout: float,
+                              env: dict[str, str] | None = None) -> int:
         api = self.client.api
         try:
-            ex = api.exec_create(self._service_container(name), command, stdin=True, stdout=True, stderr=True)
+            ex = api.exec_create(self._service_container(name), command, stdin=True, stdout=True, stderr=True,
+                                 environment=env)
             sock = api.exec_start(ex["Id"], socket=True)
         except docker.errors.NotFound:
             raise SchedulerError(f"The add-on {name} is not running: see `dockyard addons:info {name}`.") from None
