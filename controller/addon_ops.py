@@ -10,6 +10,7 @@ from core.errors import BadRequest, Conflict, DockyardError, NotFound, Scheduler
 from core.models import Addon, App, Attachment
 
 from . import addon_kinds as kinds
+from .locks import addon_lock
 from .services import Out, Services
 
 
@@ -125,19 +126,20 @@ def provision(svc: Services, app: App, kind_name: str, as_name: str | None, user
         if svc.store.find_addon(name) is None:
             break
     creds = {"database": kinds.new_user("d") if kind.name == "postgres" else "0"}
-    addon = svc.store.create_addon(app, name, kind.name, memory, creds)
-    try:
-        out(f"-----> Creating {addon.name} ({kind.name}, {memory} MB) for {app.name}")
-        start(svc, addon)
-        wait_ready(svc, addon)
-        owner_user, owner_password = kinds.new_user(), kinds.new_password()
-        make_owner(svc, addon, owner_user, owner_password)
-        svc.store.attach(addon, app, var, owner_user, owner_password, owner=True)
-        svc.scheduler.connect_service(addon.name, app.name)
-    except BaseException:
-        svc.scheduler.remove_service(addon.name)
-        svc.store.delete_addon(addon)
-        raise
+    with addon_lock(svc.settings, name, "provisioning"):
+        addon = svc.store.create_addon(app, name, kind.name, memory, creds)
+        try:
+            out(f"-----> Creating {addon.name} ({kind.name}, {memory} MB) for {app.name}")
+            start(svc, addon)
+            wait_ready(svc, addon)
+            owner_user, owner_password = kinds.new_user(), kinds.new_password()
+            make_owner(svc, addon, owner_user, owner_password)
+            svc.store.attach(addon, app, var, owner_user, owner_password, owner=True)
+            svc.scheduler.connect_service(addon.name, app.name)
+        except BaseException:
+            svc.scheduler.remove_service(addon.name)
+            svc.store.delete_addon(addon)
+            raise
     svc.store.add_event(app, "dockyard", "api", f"Add-on {addon.name} ({kind.name}) created by {user} as {var}")
     return addon
 

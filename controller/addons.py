@@ -15,7 +15,7 @@ from core.models import Addon, App, Attachment
 from . import addon_kinds as kinds
 from . import backups
 from .addon_ops import drop_member, make_member, provision, url, wait_ready
-from .locks import app_lock
+from .locks import addon_lock, app_lock
 from .releases import destroy_app as _destroy_app, set_config
 from .services import Out, Services
 
@@ -77,9 +77,10 @@ def destroy(svc: Services, addon: Addon, confirm: str | None, user: str, out: Ou
     for att in svc.store.attachments(addon=addon):
         if att.app != skip_app:
             set_config(svc, svc.store.get_app(att.app), {att.var: None}, user, True, out)
-    svc.scheduler.remove_service(addon.name)
     owner = svc.store.get_app(addon.app)
-    svc.store.delete_addon(addon)
+    with addon_lock(svc.settings, addon.name, "destroy"):   # the reconciler does not restart it meanwhile
+        svc.scheduler.remove_service(addon.name)
+        svc.store.delete_addon(addon)
     svc.store.add_event(owner, "dockyard", "api", f"Add-on {addon.name} destroyed by {user}"
                         + (f"; final backup {kept}" if kept else ""))
     return kept
@@ -153,7 +154,8 @@ def restore(svc: Services, app: App, name: str, confirm: str | None, as_name: st
                 svc.store.attach(source, app, source_att.var, source_att.user, source_att.password, source_att.owner)
             raise
         started = time.monotonic()
-        backups.load(svc, addon, backup)
+        with addon_lock(svc.settings, addon.name, "restore"):
+            backups.load(svc, addon, backup)
         wait_ready(svc, addon)
         out(f"-----> Restored {backup.name} into {addon.name} in {time.monotonic() - started:.1f} s")
         att = svc.store.get_attachment(addon, app)
