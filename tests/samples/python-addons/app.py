@@ -50,6 +50,10 @@ def app(environ, start_response):
             body = _rows(query.get("var", ["DATABASE_URL"])[0])
         elif path == "/incr":
             body = str(redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5).incr("counter"))
+        elif path == "/connect":   # POST a database URL: can this app log in with it?
+            url = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                body = "connected as " + conn.execute("SELECT current_user").fetchone()[0]
         elif path == "/reach":
             body = _reach(query["host"][0], int(query["port"][0]))
         else:
