@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller import addon_ops, addons, backups  # noqa: E402
+from controller import addon_backups as backups, addon_ops, addons  # noqa: E402
 from controller.services import Services  # noqa: E402
 from controller.settings import from_env  # noqa: E402
 from tests.conftest import run  # noqa: E402

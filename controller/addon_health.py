@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.errors import DockyardError, Locked
 
-from . import backups
+from . import addon_backups as backups
 from .addon_ops import start
 from .locks import addon_lock
 from .services import Services

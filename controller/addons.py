@@ -4,7 +4,7 @@ Attaching sets the app's config var (DATABASE_URL, REDIS_URL or NAME_URL) throug
 releases.set_config: one new release, so the app restarts with it. Credentials are per
 attachment and secret: they go to the service on stdin, to the app in its config, and nowhere
 else (never into events, the audit log or error messages). The primitives are in
-controller/addon_ops.py, backups in controller/backups.py."""
+controller/addon_ops.py, backups in controller/addon_backups.py."""
 from __future__ import annotations
 
 import time
@@ -13,7 +13,7 @@ from core.errors import BadRequest, Conflict, DockyardError
 from core.models import Addon, App, Attachment
 
 from . import addon_kinds as kinds
-from . import backups
+from . import addon_backups as backups
 from .addon_ops import drop_member, make_member, provision, url, wait_ready
 from .locks import addon_lock, app_lock
 from .releases import destroy_app as _destroy_app, set_config

@@ -54,6 +54,9 @@ class Settings:
     app_port: int = 5000            # DOCKYARD_APP_PORT: $PORT inside app containers
     stop_grace: int = 10            # DOCKYARD_STOP_GRACE: SIGTERM -> SIGKILL seconds for old instances
     reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
+    metrics_interval: float = 5.0   # DOCKYARD_METRICS_INTERVAL: seconds between resource samples
+    metrics_token: str = ""         # DOCKYARD_METRICS_TOKEN: a scraper's bearer token for GET /metrics
+    session_hours: int = 12         # DOCKYARD_SESSION_HOURS: dashboard sessions expire after this
     gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
     app_cpus: float = 1.0           # DOCKYARD_APP_CPUS: default CPU limit per instance (0 = none)
     run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
@@ -67,6 +70,7 @@ class Settings:
     ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
     sweep_interval: float = 60.0    # DOCKYARD_SWEEP_INTERVAL: seconds between sweeps of what killed processes left
+    stable_after: float = 30.0      # DOCKYARD_STABLE_AFTER: seconds of running after which a crash is not a crash loop
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
     postgres_image: str = "dockyard/postgres:bookworm"   # DOCKYARD_POSTGRES_IMAGE: the Postgres add-on's image
@@ -159,6 +163,9 @@ def from_env(env: dict | None = None) -> Settings:
         app_port=_int(env, "DOCKYARD_APP_PORT", 5000),
         stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
         reconcile_interval=_float(env, "DOCKYARD_RECONCILE_INTERVAL", 5.0),
+        metrics_interval=_float(env, "DOCKYARD_METRICS_INTERVAL", 5.0),
+        metrics_token=env.get("DOCKYARD_METRICS_TOKEN", ""),
+        session_hours=_int(env, "DOCKYARD_SESSION_HOURS", 12),
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
         app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
         run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
@@ -172,6 +179,7 @@ def from_env(env: dict | None = None) -> Settings:
         ssh_port=_int(env, "DOCKYARD_SSH_PORT", 2222),
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
         sweep_interval=max(1.0, _float(env, "DOCKYARD_SWEEP_INTERVAL", 60.0)),
+        stable_after=max(1.0, _float(env, "DOCKYARD_STABLE_AFTER", 30.0)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
         postgres_image=env.get("DOCKYARD_POSTGRES_IMAGE") or "dockyard/postgres:bookworm",

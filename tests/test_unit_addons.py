@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller import addon_kinds as kinds
-from controller.backups import _parse, due
+from controller.addon_backups import _parse, due
 from controller.store import Store
 from core.errors import BadRequest, Conflict
 

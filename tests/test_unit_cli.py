@@ -233,7 +233,7 @@ def test_sshd_address_is_the_one_given_to_clients(tmp_path):
     from controller.app import create_app
     from controller.services import Services
     from controller.settings import Settings
-    from controller.sshd import render_sshd_config
+    from controller.git.sshd import render_sshd_config
     settings = Settings(home=tmp_path, api_host="0.0.0.0", ssh_port=2299)
     svc = Services(settings)
     settings.ensure_dirs()

@@ -7,7 +7,7 @@ from simple_websocket import ConnectionClosed
 
 from core.errors import BadRequest, DockyardError
 
-from .. import access, accounts, addon_ops, addons, backups
+from .. import access, accounts, addon_backups as backups, addon_ops, addons
 from .common import audit, body, load_app, svc
 from .dynos import sock
 
