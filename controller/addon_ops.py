@@ -68,9 +68,10 @@ def wait_ready(svc: Services, addon: Addon, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-def start(svc: Services, addon: Addon) -> None:
+def start(svc: Services, addon: Addon, new: bool = False) -> None:
+    """Run the add-on on its volume (`new`: a first start, which makes the volume)."""
     kind = kinds.kind_of(addon.service)
-    svc.scheduler.start_service(addon.name, kind.name, image_for(svc, kind), addon.memory_mb)
+    svc.scheduler.start_service(addon.name, kind.name, image_for(svc, kind), addon.memory_mb, new=new)
 
 
 def make_owner(svc: Services, addon: Addon, user: str, password: str) -> None:
@@ -130,7 +131,7 @@ def provision(svc: Services, app: App, kind_name: str, as_name: str | None, user
         addon = svc.store.create_addon(app, name, kind.name, memory, creds)
         try:
             out(f"-----> Creating {addon.name} ({kind.name}, {memory} MB) for {app.name}")
-            start(svc, addon)
+            start(svc, addon, new=True)
             wait_ready(svc, addon)
             owner_user, owner_password = kinds.new_user(), kinds.new_password()
             make_owner(svc, addon, owner_user, owner_password)

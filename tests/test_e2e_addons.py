@@ -212,3 +212,18 @@ def test_destroying_the_app_asks_and_keeps_a_final_backup(pf, deployed):
         assert run(["docker", "inspect", f"{pf.name}.addon.{name}"], check=False).returncode != 0
         assert run(["docker", "volume", "inspect", f"{pf.name}-addon-{name}"], check=False).returncode != 0
         assert list((pf.home / "backups" / app).glob(f"{name}-*-final.*"))
+
+
+def test_an_addon_whose_volume_is_lost_is_not_started_empty(pf, deployed):
+    other, _ = deployed["b"]
+    pf.cli("addons:create", "redis", "-a", other, "--as", "CACHE")
+    (rd,) = [a for a in addons_of(pf, other) if a["var"] == "CACHE_URL"]
+    container, volume = f"{pf.name}.addon.{rd['name']}", f"{pf.name}-addon-{rd['name']}"
+    run(["docker", "rm", "-f", container])
+    run(["docker", "volume", "rm", volume])
+    time.sleep(3)    # several reconciler passes
+    assert run(["docker", "inspect", container], check=False).returncode != 0
+    assert run(["docker", "volume", "inspect", volume], check=False).returncode != 0
+    assert [a["state"] for a in addons_of(pf, other) if a["name"] == rd["name"]] == ["missing"]
+    out = pf.cli("addons:destroy", rd["name"], "-a", other, "--confirm", other).stdout
+    assert "Destroyed" in out and "final backup" not in out

@@ -200,10 +200,11 @@ class Scheduler(ABC):
     # is on.
     @abstractmethod
     def start_service(self, name: str, kind: str, image: str, memory_mb: int,
-                      env: dict[str, str] | None = None) -> ServiceStatus:
-        """Make the add-on run: create its volume when it has none, (re)create its container on
-        that volume when it is missing (rejoining every app connected to it), start it when it
-        is stopped. It restarts on exit and after an engine restart."""
+                      env: dict[str, str] | None = None, new: bool = False) -> ServiceStatus:
+        """Make the add-on run: (re)create its container on its volume when it is missing
+        (rejoining every app connected to it), start it when it is stopped. It restarts on exit
+        and after an engine restart. Only a `new` add-on gets a new, empty volume: when an
+        existing one's volume is gone, SchedulerError (never an empty service in its place)."""
 
     @abstractmethod
     def service_status(self, name: str) -> ServiceStatus:

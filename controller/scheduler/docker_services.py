@@ -53,7 +53,7 @@ class DockerServices(DockerEngine):
 
     # ---- life cycle ----------------------------------------------------------------------
     def start_service(self, name: str, kind: str, image: str, memory_mb: int,
-                      env: dict[str, str] | None = None) -> ServiceStatus:
+                      env: dict[str, str] | None = None, new: bool = False) -> ServiceStatus:
         api = self.client.api
         cname = self._service_container(name)
         status = self.service_status(name)
@@ -63,6 +63,11 @@ class DockerServices(DockerEngine):
                 try:
                     api.inspect_volume(self._service_volume(name))
                 except docker.errors.NotFound:
+                    if not new:   # an empty service in place of a lost one would look healthy
+                        raise SchedulerError(
+                            f"The data volume of {name} is gone (a lost node or engine state?): it is not "
+                            "started empty. Restore its newest backup into a new add-on with "
+                            "`dockyard pg:backups:restore`.") from None
                     api.create_volume(self._service_volume(name), labels=labels)
                 home = self._network(self._home_network(name), {LABEL_SERVICE: name})
                 mem = f"{memory_mb}m"
