@@ -54,7 +54,13 @@ def apps_destroy(app, confirm):
     name = resolve_app(app)
     if confirm != name:
         raise click.ClickException(f"This deletes {name} for good. Run again with --confirm {name}.")
-    call("DELETE", f"/apps/{name}")
+    owned = [a["name"] for a in call("GET", f"/apps/{name}/addons") if a["app"] == name]
+    if owned:   # their data goes too: ask, every time (a final backup of each is kept)
+        click.confirm(f"{name} has add-ons with data: {', '.join(owned)}. Destroying the app deletes them "
+                      "(a final backup of each is kept). Delete them too?", abort=True)
+    data = call("DELETE", f"/apps/{name}", params={"addons": "destroy"} if owned else None)
+    for backup in data.get("final_backups") or []:
+        click.echo(f"Kept a final backup: {backup}")
     click.echo(f"Destroying {name}... done")
 
 

@@ -5,7 +5,7 @@ app back. The archive (tar.gz, mode 0600: it holds secrets) contains:
 - state.db         a consistent copy of the store (SQLite's online backup): apps, releases and
                    their config, users and token hashes, keys, domains, certificates, audit
 - repos/<app>.git  each app's repository, copied under its upload lock (never mid-push)
-- home/            the sshd host key, certificate files, the admin token
+- home/            the sshd host key, certificate files, the admin token, the add-ons' backups
 - images.tar       the images of each app's current and live release (there is no registry to
                    pull them from on a new machine)
 - manifest.json    what is inside, and which platform instance it came from"""
@@ -26,7 +26,7 @@ from . import repos
 from .services import Services
 from .settings import Settings
 
-HOME_FILES = ("admin.token", "ssh", "certs")
+HOME_FILES = ("admin.token", "ssh", "certs", "backups")   # backups: the add-ons' pg_dump / RDB files
 FORMAT = 1
 
 

@@ -33,6 +33,13 @@ def formation_lock(settings: Settings, app: str, what: str, wait: float = 900.0
     return _flock(settings, f"{app}.formation.lock", app, what, wait, None)
 
 
+def addon_lock(settings: Settings, addon: str, what: str, wait: float = 300.0
+               ) -> contextlib.AbstractContextManager[None]:
+    """Whoever starts, stops or removes an add-on's container: its provisioning, a restore,
+    its destruction, and the reconciler (which skips an add-on whose lock is held)."""
+    return _flock(settings, f"{addon}.addon.lock", addon, what, wait, None)
+
+
 @contextlib.contextmanager
 def _flock(settings: Settings, name: str, app: str, what: str, wait: float,
            on_wait: Callable[[str], None] | None) -> Iterator[None]:

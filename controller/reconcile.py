@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from core.errors import DockyardError, Locked
 from core.models import App, Instance
 
-from . import repos
+from . import addon_health, repos
 from .health import probe
 from .locks import formation_lock
 from .rollout import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
@@ -140,6 +140,7 @@ def reconcile_all(svc: Services) -> None:
         except DockyardError as e:
             log.warning("%s: %s", app.name, e.message)
         _compact_repo(svc, app)
+    addon_health.check_all(svc, log)
     svc.apply_routes()
 
 

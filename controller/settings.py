@@ -84,6 +84,10 @@ class Settings:
     registry_port: int = 5001       # DOCKYARD_REGISTRY_PORT: the local image registry (127.0.0.1)
     registry_bin: str = "/usr/bin/docker-registry"   # DOCKYARD_REGISTRY_BIN
     runtimes_dir: Path = Path("/var/cache/dockyard/runtimes")   # DOCKYARD_RUNTIMES_DIR: Go/Node toolchains, machine-wide
+    postgres_image: str = "dockyard/postgres:bookworm"   # DOCKYARD_POSTGRES_IMAGE: the Postgres add-on's image
+    redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
+    addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
+    backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
 
     @property
     def isolation(self) -> Isolation:
@@ -210,6 +214,10 @@ def from_env(env: dict | None = None) -> Settings:
         registry_port=_int(env, "DOCKYARD_REGISTRY_PORT", 5001),
         registry_bin=env.get("DOCKYARD_REGISTRY_BIN") or "/usr/bin/docker-registry",
         runtimes_dir=Path(env.get("DOCKYARD_RUNTIMES_DIR") or "/var/cache/dockyard/runtimes"),
+        postgres_image=env.get("DOCKYARD_POSTGRES_IMAGE") or "dockyard/postgres:bookworm",
+        redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
+        addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
+        backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
     )
 
 

@@ -120,3 +120,45 @@ class BuildRun:
     exit_code: int
     oom_killed: bool
     timed_out: bool
+
+
+@dataclass(frozen=True)
+class Addon:
+    """A backing service (Postgres, Redis) owned by one app; its data lives in its volume.
+    `credentials` holds the owner's user, password and database: secret, like config."""
+    id: str
+    name: str                  # unique on the platform, e.g. postgres-amber-4821; also its hostname
+    service: str               # postgres | redis
+    app_id: str                # the owning app (it may be attached to others too)
+    app: str
+    memory_mb: int
+    credentials: dict
+    created_at: str
+    backup_at: str | None = None     # daily automatic backup at HH:MM UTC; None = no schedule
+    node: str | None = None          # where its volume is (cluster mode pins it there)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An app's use of an add-on: the config var it gets and its own credentials."""
+    addon_id: str
+    addon: str
+    app_id: str
+    app: str
+    var: str                   # DATABASE_URL, REDIS_URL, or NAME_URL
+    user: str
+    password: str
+    owner: bool                # the attachment made by addons:create (its user owns the data)
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """How a service container is, as the scheduler sees it."""
+    state: str                 # running | restarting | exited | missing | created
+    container_id: str | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restart_count: int = 0
+    started_at: str | None = None
+    memory_bytes: int | None = None

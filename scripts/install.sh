@@ -6,9 +6,11 @@
 #   3. the Python venv in .venv with the project installed editable (+ test extras)
 #   4. the stack image ($DOCKYARD_STACK_IMAGE, built by scripts/build-stack.sh when absent)
 #   5. the build image for buildpacks ($DOCKYARD_BUILD_IMAGE, scripts/build-build-stack.sh when absent)
-#   6. more stacks, one per Debian suite in $DOCKYARD_EXTRA_STACKS (e.g. "trixie sid": Python 3.13,
+#   6. the cluster node image (make cluster: Docker-in-Docker nodes)
+#   7. more stacks, one per Debian suite in $DOCKYARD_EXTRA_STACKS (e.g. "trixie sid": Python 3.13,
 #      3.14, 3.15); without it, a build whose app asks for such a Python builds its stack once
-#   7. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
+#   8. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
+#   9. the add-on service images (Postgres, Redis: scripts/build-service-images.sh, when absent or stale)
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -198,6 +200,8 @@ else
     DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_NODE_IMAGE="$NODE_IMAGE" bash scripts/cluster.sh image 9>&- \
         || die "scripts/cluster.sh image failed"
     say "node image: built $NODE_IMAGE"
+fi
+
 # ---------------------------------------------------------------- 7. more stacks
 for suite in ${DOCKYARD_EXTRA_STACKS:-}; do
     if docker image inspect "dockyard/stack:$suite" "dockyard/build-stack:$suite" >/dev/null 2>&1; then
@@ -222,5 +226,10 @@ else
     install -d -m 755 "$RUNTIMES_DIR" || die "mkdir $RUNTIMES_DIR failed"
     say "runtimes: created $RUNTIMES_DIR (Go and Node.js toolchains are installed there on first use)"
 fi
+
+# ---------------------------------------------------------------- 9. add-on service images
+# Each line it prints says whether an image was already there (same recipe) or was built.
+DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-service-images.sh 9>&- | sed 's/^build-service-images: /install: add-on image: /' \
+    || die "scripts/build-service-images.sh failed"
 
 say "done"

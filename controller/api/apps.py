@@ -1,8 +1,8 @@
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 
 from core.names import validate_app_name
 
-from .. import access, accounts, releases
+from .. import access, accounts, addons, releases
 from .common import app_json, body, load_app, svc
 
 bp = Blueprint("apps", __name__)
@@ -31,9 +31,12 @@ def get_app(name):
 
 @bp.delete("/apps/<name>")
 def delete_app(name):
+    """?addons=destroy: also delete the data of the app's add-ons (after a final backup of each);
+    without it, an app with add-ons is refused (409) with their names."""
     app = load_app(name, admin=True)
-    releases.destroy_app(svc(), app)
-    return jsonify(app_json_deleted(app))
+    lines: list[str] = []
+    kept = addons.destroy_app(svc(), app, g.user.name, request.args.get("addons") == "destroy", lines.append)
+    return jsonify({**app_json_deleted(app), "final_backups": kept, "output": lines})
 
 
 def app_json_deleted(app):

@@ -19,7 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import BinaryIO, Callable, Iterable
 
-from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release
+from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release, ServiceStatus
 
 OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
@@ -206,3 +206,66 @@ class Scheduler(ABC):
     def run_detached(self, app: str, release: Release, command: str, image: str) -> Instance:
         """Start a one-off in the background and return it; its output goes to the app's logs
         (`logs` of the returned instance) until the reconciler removes it after it exits."""
+
+    # ---- backing services (add-ons) ---------------------------------------------------------
+    # An add-on is one service container named after it, with its data in a volume of its own
+    # that outlives the container. It is reachable, under its name as a hostname, only from the
+    # containers of the apps connected to it. A cluster backend pins it to the node its volume
+    # is on.
+    @abstractmethod
+    def start_service(self, name: str, kind: str, image: str, memory_mb: int,
+                      env: dict[str, str] | None = None, new: bool = False) -> ServiceStatus:
+        """Make the add-on run: (re)create its container on its volume when it is missing
+        (rejoining every app connected to it), start it when it is stopped. It restarts on exit
+        and after an engine restart. Only a `new` add-on gets a new, empty volume: when an
+        existing one's volume is gone, SchedulerError (never an empty service in its place)."""
+
+    @abstractmethod
+    def service_status(self, name: str) -> ServiceStatus:
+        """The add-on's container as it is now (state `missing` when there is none)."""
+
+    @abstractmethod
+    def services(self) -> dict[str, ServiceStatus]:
+        """Every add-on container of this platform, by add-on name, in one call."""
+
+    @abstractmethod
+    def service_memory(self, name: str) -> int | None:
+        """Bytes of memory the add-on uses now (without the page cache); None when it is down."""
+
+    @abstractmethod
+    def set_service_memory(self, name: str, memory_mb: int) -> None:
+        """Change the add-on's memory limit in place."""
+
+    @abstractmethod
+    def service_logs(self, name: str, tail: int = 20) -> list[LogLine]:
+        """The add-on's last `tail` output lines, oldest first."""
+
+    @abstractmethod
+    def restart_service(self, name: str) -> None:
+        """Stop (SIGTERM, settings.stop_grace) and start the add-on's container."""
+
+    @abstractmethod
+    def remove_service(self, name: str, keep_data: bool = False) -> None:
+        """Remove the add-on's container and networks, and its volume unless `keep_data`."""
+
+    @abstractmethod
+    def connect_service(self, name: str, app: str) -> None:
+        """Let the app's containers (those running and those started later) reach the add-on."""
+
+    @abstractmethod
+    def disconnect_service(self, name: str, app: str) -> None:
+        """The app's containers no longer reach the add-on."""
+
+    @abstractmethod
+    def service_exec(self, name: str, command: list[str], stdin: BinaryIO | bytes | None = None,
+                     stdout: BinaryIO | None = None, timeout: float = 3600) -> tuple[int, bytes]:
+        """Run `command` (no shell) in the add-on's container, `stdin` fed to it, its stdout
+        streamed to the `stdout` file when given. Returns (exit code, the rest of its output)."""
+
+    @abstractmethod
+    def service_exec_attached(self, name: str, command: list[str], read_stdin: Callable[[float], bytes | None | bool],
+                              on_output: Callable[[int, bytes], None], timeout: float,
+                              env: dict[str, str] | None = None) -> int:
+        """Run `command` in the add-on's container with stdin and output attached, as
+        run_attached does for one-offs (psql, redis-cli), with `env` added to its environment
+        (a password goes there, never into the command); returns its exit code."""

@@ -20,7 +20,7 @@ from core.models import Instance, Limits, Release
 from .. import isolation
 from ..settings import Settings
 from .docker_parse import Lines, parse_instance
-from .labels import LABEL_APP, LABEL_INSTANCE
+from .labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE
 
 
 class DockerEngine:
@@ -150,3 +150,26 @@ class DockerEngine:
         reader = threading.Thread(target=stream_output, name=name, daemon=True)
         reader.start()
         return reader
+
+    # ---- add-on networks (docker_services.py makes them) ---------------------------------
+    def _networks(self, service: str | None = None, app: str | None = None) -> list[str]:
+        labels = [f"{LABEL_INSTANCE}={self.settings.name}", LABEL_SERVICE if service is None
+                  else f"{LABEL_SERVICE}={service}", LABEL_APP if app is None else f"{LABEL_APP}={app}"]
+        try:
+            return sorted(n["Name"] for n in self.client.api.networks(filters={"label": labels}))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list networks: {e.explanation}") from None
+
+    def _join(self, net: str, container: str, aliases: list[str] | None = None) -> None:
+        try:
+            self.client.api.connect_container_to_network(container, net, aliases=aliases)
+        except docker.errors.NotFound:
+            pass     # the container went away meanwhile
+        except docker.errors.APIError as e:
+            if "already exists" not in str(e.explanation) and "already attached" not in str(e.explanation):
+                raise SchedulerError(f"Could not connect {container[:24]} to {net}: {e.explanation}") from None
+
+    def _join_services(self, container_id: str, app: str) -> None:
+        """A new app container joins the networks of the add-ons attached to its app."""
+        for net in self._networks(app=app):
+            self._join(net, container_id)

@@ -41,6 +41,7 @@ class DockerHost(DockerEngine):
                 ports=[s.app_port] if web else None,
                 host_config=host_config, detach=True,
             )
+            self._join_services(created["Id"], app)
             self.client.api.start(created["Id"])
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not start {process}.{index} of {app}: {e.explanation}") from None

@@ -52,6 +52,7 @@ class DockerOneoffs(DockerEngine):
                 environment=self._env(app, release, f"{process}.1"), labels=labels,
                 name=f"{s.name}.{app}.{process}.v{release.version}.{secrets.token_hex(2)}",
                 host_config=self._host_config(), detach=True)["Id"]
+            self._join_services(cid, app)   # the release phase may migrate an attached database
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the {process} container: {e.explanation}") from None
 
@@ -110,11 +111,13 @@ class DockerOneoffs(DockerEngine):
                                       LABEL_INDEX: str(index), LABEL_DETACHED: "0" if attach else "1"})
         name = f"{s.name}.{app}.run.{index}.v{release.version}.{secrets.token_hex(2)}"
         try:
-            return self.client.api.create_container(
+            cid = self.client.api.create_container(
                 image=image, command=["/bin/sh", "-c", command],
                 environment=self._env(app, release, f"run.{index}", PORT=str(s.app_port)), labels=labels,
                 name=name, stdin_open=attach, tty=False, user=self._user(image),   # detach=False + stdin_open: StdinOnce, so
                 host_config=self._host_config(), detach=not attach)["Id"]   # closing our side ends stdin
+            self._join_services(cid, app)
+            return cid
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the one-off container: {e.explanation}") from None
 

@@ -4,6 +4,7 @@ the logic and call store methods, never SQL."""
 from __future__ import annotations
 
 from .accounts import AccountsMixin
+from .addons import AddonsMixin
 from .apps import AppsMixin
 from .base import StoreBase
 from .events import EventsMixin
@@ -15,5 +16,5 @@ from .tenancy import TenancyMixin
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
+class Store(AppsMixin, AddonsMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

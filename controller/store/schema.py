@@ -212,4 +212,30 @@ MIGRATIONS: tuple[str, ...] = (
         max_memory_mb INTEGER
     );
     """,
+    # 8: add-ons: backing services (Postgres, Redis) and the apps attached to them
+    """
+    CREATE TABLE addons (
+        id TEXT PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        service TEXT NOT NULL,
+        app_id TEXT NOT NULL REFERENCES apps(id),
+        memory_mb INTEGER NOT NULL,
+        credentials TEXT NOT NULL,
+        backup_at TEXT,
+        node TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE addon_attachments (
+        addon_id TEXT NOT NULL REFERENCES addons(id) ON DELETE CASCADE,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        var TEXT NOT NULL,
+        user TEXT NOT NULL,
+        password TEXT NOT NULL,
+        owner INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (addon_id, app_id),
+        UNIQUE (app_id, var)
+    );
+    CREATE INDEX addon_attachments_app ON addon_attachments(app_id);
+    """,
 )
