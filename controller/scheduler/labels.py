@@ -13,6 +13,7 @@ LABEL_INDEX = "dockyard.index"         # the instance's number within its proces
 LABEL_BUILD = "dockyard.build"         # the build that made an image or runs in a build container
 LABEL_ONEOFF = "dockyard.oneoff"       # a one-off's kind: `run` (dockyard run) or the release phase
 LABEL_DETACHED = "dockyard.detached"   # "1" on a `dockyard run --detach` one-off, else "0"
+LABEL_PORT = "dockyard.port"           # the port a web instance listens on inside (the router's target)
 
 __all__ = ["LABEL_INSTANCE", "LABEL_APP", "LABEL_RELEASE", "LABEL_PROCESS", "LABEL_INDEX", "LABEL_BUILD",
-           "LABEL_ONEOFF", "LABEL_DETACHED"]
+           "LABEL_ONEOFF", "LABEL_DETACHED", "LABEL_PORT"]

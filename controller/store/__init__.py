@@ -6,6 +6,7 @@ from __future__ import annotations
 from .accounts import AccountsMixin
 from .apps import AppsMixin
 from .base import StoreBase
+from .cron import CronMixin
 from .events import EventsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
@@ -13,5 +14,5 @@ from .schema import MIGRATIONS
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
+class Store(AppsMixin, CronMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""
