@@ -390,7 +390,8 @@ def ps(app):
         click.echo(f"=== {ptype} ({len(items)})")
         for d in items:
             extra = f" exit {d['exit_code']}" if d["exit_code"] not in (None, 0) else ""
-            click.echo(f"{d['name']}: {d['state']}{extra} v{d['release']['version']} "
+            detail = f" ({d['state_detail']})" if d.get("state_detail") else ""
+            click.echo(f"{d['name']}: {d['state']}{detail}{extra} v{d['release']['version']} "
                        f"(container {d['container']}) {d['created_at']}")
             for text in d.get("last_output") or []:
                 click.echo(f"    | {text}")

@@ -1,15 +1,11 @@
 """Desired state -> containers. `converge` compares an app's current release and formation
 with the containers found by label and fixes the difference; it is safe to repeat. The
-reconciler process (`python -m controller.reconcile`) runs it for every app in a loop,
+reconciler process (controller/reconcilerd.py) runs it for every app in a loop,
 skipping apps whose formation lock is held by a rollout (not by a build: a crashed instance
 of the running release is replaced while the next release builds)."""
 from __future__ import annotations
 
 import logging
-import signal
-import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from core.errors import DockyardError, Locked
@@ -20,7 +16,6 @@ from .health import probe
 from .locks import formation_lock
 from .rollout import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
 from .services import Out, Services
-from .settings import Settings, from_env
 
 log = logging.getLogger("dockyard.reconciler")
 
@@ -46,7 +41,11 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     for release in store.list_releases(app):
         if release.status == "pending":   # a deploy died mid-way: it never went live
             store.finish_release(release, "failed")
-            store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted; marked failed")
+            phase = store.release_phase_exit(release)
+            after = (f" after its release command exited {phase}" if phase is not None
+                     else " before its release command finished" if release.process_types.get("release") else "")
+            store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted{after}; "
+                            "it never went live and is marked failed")
     release = store.live_release(app)
     instances = sched.instances(app.name)
     if release is None or release.build_id is None:
@@ -156,29 +155,3 @@ def _compact_repo(svc: Services, app: App) -> None:
         return
     if packed is not None:
         log.info("%s: repacked the git repository (%d objects)", app.name, packed)
-
-
-def main(settings: Settings | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s",
-                        stream=sys.stdout)
-    settings = settings or from_env()
-    svc = Services(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    log.info("reconciling every %.1f s", settings.reconcile_interval)
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            reconcile_all(svc)
-        except DockyardError as e:
-            log.warning("pass failed: %s", e.message)
-        except Exception:  # noqa: BLE001 - keep the loop alive, with the traceback in the log
-            log.exception("pass failed")
-        stop.wait(max(0.5, settings.reconcile_interval - (time.monotonic() - started)))
-    log.info("stopped")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from builder.build import build_commit
 from builder.job import BuildJob
-from core.errors import BadRequest, DeployFailed, DockyardError, NotFound
+from core.errors import BadRequest, DeployFailed, DockyardError, Locked, NotFound
 from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
@@ -187,6 +187,32 @@ def rollback(svc: Services, app: App, version: int | None, user: str, out: Out) 
             raise BadRequest(f"v{target.version} has no build to run; pick a release that deployed code.")
         build = svc.store.get_build(target.build_id)
         return _release(svc, app, build, target.config, f"Rollback to v{target.version}", user, out)
+
+
+def roll_back_crash_loop(svc: Services, app: App, bad: int, reason: str, out: Out) -> Release | None:
+    """A live release whose instances crash-loop in their first minute: mark it failed and
+    roll back to the newest earlier release that succeeded, as a failed health check does.
+    Skipped (None) while another change of the app runs: the next crash tries again."""
+    try:
+        with app_lock(svc.settings, app.name, "automatic rollback", wait=0):
+            app = svc.store.get_app(app.name)
+            if app.live_version != bad:
+                return None
+            failing = svc.store.get_release(app, bad)
+            if not svc.store.fail_release(failing):
+                return None
+            older = [r for r in svc.store.list_releases(app)
+                     if r.status == "succeeded" and r.build_id and r.version < bad]
+            svc.store.add_event(app, "dockyard", "reconciler", f"Release v{bad} crash-loops in its first minute "
+                                f"({reason}): marked failed" + ("" if older else "; no earlier release to roll back to"))
+            if not older:
+                return None
+            target = older[-1]
+            build = svc.store.get_build(target.build_id)
+            return _release(svc, app, build, target.config, f"Rollback to v{target.version} (v{bad} crash-looped)",
+                            "dockyard", out)
+    except Locked:
+        return None
 
 
 def _release(svc: Services, app: App, build: Build | None, config: dict, description: str,

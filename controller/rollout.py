@@ -71,6 +71,7 @@ def run_release_phase(svc: Services, app: App, release: Release, image: str, out
         out(f"-----> Running {what} for v{release.version}: {command}")
         code = svc.scheduler.run_once(app.name, release, process, command, image,
                                       lambda line: out(f"       {line}"), svc.settings.build_timeout)
+        svc.store.record_release_phase(release, code)   # an interrupted deploy reports it, not a guess
         if code != 0:
             raise DeployFailed(f"The {what} exited with code {code}: v{release.version} was not "
                                "released and the previous release keeps serving.")

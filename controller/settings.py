@@ -66,6 +66,7 @@ class Settings:
     app_tmp_mb: int = 64            # DOCKYARD_APP_TMP_MB: size of each container's private /tmp
     ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
+    sweep_interval: float = 60.0    # DOCKYARD_SWEEP_INTERVAL: seconds between sweeps of what killed processes left
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
 
@@ -166,6 +167,7 @@ def from_env(env: dict | None = None) -> Settings:
         app_tmp_mb=_int(env, "DOCKYARD_APP_TMP_MB", 64),
         ssh_port=_int(env, "DOCKYARD_SSH_PORT", 2222),
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
+        sweep_interval=max(1.0, _float(env, "DOCKYARD_SWEEP_INTERVAL", 60.0)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
     )

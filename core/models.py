@@ -89,6 +89,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Crash:
+    """An instance's process exited on its own (not stopped by the platform)."""
+    container_id: str
+    at: float                  # epoch seconds
+    exit_code: int | None
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
 class LogLine:
     """One line of an instance's output, with its time in the store's format."""
     at: str                    # isoformat, microseconds, +00:00

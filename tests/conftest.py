@@ -83,6 +83,7 @@ def platform_env(name: str, home: Path, user_home: Path, api_port: int, router_p
         DOCKYARD_API_PORT=str(api_port), DOCKYARD_ROUTER_PORT=str(router_port), DOCKYARD_DOMAIN=domain,
         DOCKYARD_HEALTH_TIMEOUT="8", DOCKYARD_STOP_GRACE="2", DOCKYARD_RECONCILE_INTERVAL="0.5",
         DOCKYARD_GUNICORN_TIMEOUT="5",  # far below the slow-build test: a cut-off build would show
+        DOCKYARD_SWEEP_INTERVAL="2",
         GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
     )

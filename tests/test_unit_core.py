@@ -153,3 +153,41 @@ def test_supervisor_backoff_doubles_in_a_crash_loop_and_resets_after_a_stable_ru
         delays.append(delay)
     assert delays == [1, 2, 4, 8, 16, 30, 30] and backoff == MAX_BACKOFF
     assert restart_delay(STABLE_AFTER + 1, backoff) == (1.0, 2.0)   # ran fine: starts over
+
+
+def test_crash_lines_name_the_limit_and_loops_need_early_repeated_crashes():
+    from controller.crashes import describe, is_crash_loop
+    from core.models import Crash
+    oom = describe("web.1", "web", "shop", Crash("c1", 0.0, 137, True), 512, 2)
+    assert "out of memory (limit 512 MB)" in oom and "`dockyard ps:limits web --memory 1024 -a shop`" in oom
+    assert "2 restarts" in oom
+    plain = describe("worker.2", "worker", "shop", Crash("c2", 0.0, 3, False), 512, 1)
+    assert "exit code 3" in plain and "1 restart)" in plain
+    assert is_crash_loop(3, "2026-11-30T23:00:00+00:00", 1796079630.0)     # 30 s after it passed its check
+    assert not is_crash_loop(2, "2026-11-30T23:00:00+00:00", 1796079630.0)
+    assert not is_crash_loop(3, "2026-11-30T23:00:00+00:00", 1796079690.0)  # 90 s: it ran a while first
+
+
+def test_ps_detail_says_why_it_crashed():
+    from controller.api.dynos import state_detail
+    assert state_detail("crashed", True, 137, 4, 256) == "out of memory: limit 256 MB, 4 restarts"
+    assert state_detail("up", False, 3, 1, 256) == "last exit 3, 1 restart"
+    assert state_detail("up", False, None, 0, 256) == ""
+
+
+def test_engine_events_become_crashes_with_the_oom_flag():
+    from controller.scheduler.docker_parse import parse_crashes
+    actor = lambda cid, code=None: {"ID": cid, "Attributes": {"exitCode": code} if code else {}}  # noqa: E731
+    events = [{"Action": "oom", "id": "a", "Actor": actor("a"), "timeNano": 1_000_000_000},
+              {"Action": "die", "id": "a", "Actor": actor("a", "137"), "timeNano": 2_000_000_000},
+              {"Action": "die", "id": "b", "Actor": actor("b", "3"), "timeNano": 3_000_000_000}]
+    crashes = parse_crashes(events)
+    assert [(c.container_id, c.exit_code, c.oom_killed, c.at) for c in crashes] == [
+        ("a", 137, True, 2.0), ("b", 3, False, 3.0)]
+
+
+def test_sweep_finds_only_this_apps_build_copies(tmp_path):
+    from controller.sweep import stale_build_dirs
+    for name in ("dockyard-build-shop-ab12cd34", "dockyard-build-shop-x-ab12cd34", "dockyard-build-shopx-ab12cd34"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in stale_build_dirs(tmp_path, "shop")] == ["dockyard-build-shop-ab12cd34"]

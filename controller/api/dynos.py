@@ -21,22 +21,47 @@ def _state(inst, healthy) -> str:
     return inst.state
 
 
-def _dyno_json(inst, healthy) -> dict:
+def _dyno_json(inst, healthy, health: dict | None = None, limit_mb: int | None = None) -> dict:
     state = _state(inst, healthy)
+    health = health or {}
     row = {"name": inst.label, "type": inst.process, "state": state,
            "release": {"version": inst.version}, "container": inst.container_id[:12],
-           "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at}
+           "port": inst.host_port, "exit_code": inst.exit_code, "created_at": inst.started_at,
+           "restarts": health.get("restarts", 0), "last_exit": health.get("last_exit"),
+           "oom_killed": bool(health.get("oom"))}
+    detail = state_detail(state, row["oom_killed"], row["last_exit"], row["restarts"], limit_mb)
+    if detail:
+        row["state_detail"] = detail
     if state == "crashed":    # say why, as Heroku's "crashed" alone never does
         row["last_output"] = [line.text for line in svc().scheduler.logs(inst.container_id, tail=5)]
     return row
+
+
+def state_detail(state: str, oom: bool, last_exit: int | None, restarts: int, limit_mb: int | None) -> str:
+    """Pure: what `ps` says after the state: why it last crashed and how often."""
+    parts = []
+    if oom:
+        parts.append(f"out of memory: limit {limit_mb} MB")
+    elif last_exit not in (None, 0) and (state == "crashed" or restarts):
+        parts.append(f"last exit {last_exit}")
+    if restarts:
+        parts.append(f"{restarts} restart{'s' if restarts != 1 else ''}")
+    return ", ".join(parts)
 
 
 @bp.get("/apps/<name>/dynos")
 def list_dynos(name):
     load_app(name)
     s = svc()
+    app = s.store.get_app(name)
     healthy = s.store.healthy_ids() | {o.container_id for o in s.scheduler.oneoffs(name)}
-    return jsonify([_dyno_json(inst, healthy)
+    health = s.store.instance_health(app)
+    limits = s.store.limits(app)
+
+    def limit(ptype: str) -> int:
+        return (limits.get(ptype) or {}).get("memory_mb") or s.settings.app_memory_mb
+
+    return jsonify([_dyno_json(inst, healthy, health.get(inst.container_id), limit(inst.process))
                     for inst in s.scheduler.instances(name) + s.scheduler.oneoffs(name)])
 
 

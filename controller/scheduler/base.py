@@ -19,7 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Callable, Iterable
 
-from core.models import BuildRun, Instance, Limits, LogLine, Release
+from core.models import BuildRun, Crash, Instance, Limits, LogLine, Release
 
 OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
@@ -103,6 +103,18 @@ class Scheduler(ABC):
     def get(self, container_id: str) -> Instance | None:
         """The instance or one-off as it is now, with its restart count and whether its last exit
         was an out-of-memory kill; None once it is gone."""
+
+    @abstractmethod
+    def remove_leftovers(self, app: str) -> int:
+        """Remove the app's build containers and release-phase containers, running or not.
+        Called only when no build or deploy of the app runs (its lock is free): what is left
+        then belongs to a process that was killed. Returns how many were removed."""
+
+    @abstractmethod
+    def crashes(self, since: float, until: float) -> list[Crash]:
+        """The exits of this platform's app instances between two epoch times, oldest first,
+        each with its exit code and whether the kernel killed it for memory. Exits the platform
+        caused (stop, remove) are included too: callers tell them apart by what they stopped."""
 
     @abstractmethod
     def instances(self, app: str | None = None) -> list[Instance]:

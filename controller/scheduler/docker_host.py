@@ -7,11 +7,11 @@ import docker
 import docker.errors
 
 from core.errors import SchedulerError
-from core.models import Instance, Limits, LogLine, Release
+from core.models import Crash, Instance, Limits, LogLine, Release
 
 from .docker_engine import DockerEngine
-from .docker_parse import parse_instance, parse_logs
-from .labels import LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+from .docker_parse import parse_crashes, parse_instance, parse_logs
+from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
 
 class DockerHost(DockerEngine):
@@ -65,6 +65,25 @@ class DockerHost(DockerEngine):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not inspect container: {e.explanation}") from None
         return parse_instance(attrs, self.settings.app_port)
+
+    def remove_leftovers(self, app: str) -> int:
+        try:
+            found = {c["Id"] for label in (LABEL_BUILD, f"{LABEL_ONEOFF}=release")
+                     for c in self.client.api.containers(all=True, filters=self._filters(app, label))}
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        for cid in found:
+            self.remove(cid)
+        return len(found)
+
+    def crashes(self, since: float, until: float) -> list[Crash]:
+        filters = {"type": "container", "event": ["die", "oom"],
+                   "label": [f"{LABEL_INSTANCE}={self.settings.name}", LABEL_PROCESS]}
+        try:
+            events = list(self.client.api.events(since=since, until=until, filters=filters, decode=True))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not read the engine's events: {e.explanation}") from None
+        return parse_crashes(events)
 
     def instances(self, app: str | None = None) -> list[Instance]:
         """All of this platform's app containers (optionally one app's), found by label, in one call."""

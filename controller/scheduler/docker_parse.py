@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import struct
 
-from core.models import Instance, LogLine
+from core.models import Crash, Instance, LogLine
 
 from .labels import LABEL_APP, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
@@ -45,7 +45,8 @@ def parse_instance(data: dict, app_port: int) -> Instance:
     inspect (`GET /containers/{id}/json`: State is an object with ExitCode, OOMKilled, StartedAt;
     RestartCount; Config.Labels) or a row of a listing (`GET /containers/json`: State is a word,
     Status a text such as "Restarting (137) 2 seconds ago", Labels; no restart count and no OOM
-    flag, which stay 0 and False). `app_port` is the port web processes listen on inside unless their LABEL_PORT says another."""
+    flag, which stay 0 and False). `app_port` is the port web processes listen on inside, unless
+    their LABEL_PORT names another."""
     state = data.get("State")
     if isinstance(state, dict):    # inspect
         labels = (data.get("Config") or {}).get("Labels") or {}
@@ -124,3 +125,23 @@ class Lines:
         if self.pending:
             pending, self.pending = self.pending, ""
             self.on_line(pending)
+
+
+def parse_crashes(events: list[dict]) -> list[Crash]:
+    """The engine's `oom` and `die` events -> one Crash per exit: an `oom` marks the `die` of
+    the same container that follows it."""
+    oom: set[str] = set()
+    out = []
+    for ev in events:
+        cid = ev.get("id") or (ev.get("Actor") or {}).get("ID", "")
+        action = ev.get("Action") or ev.get("status")
+        if action == "oom":
+            oom.add(cid)
+        elif action == "die":
+            attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+            code = attrs.get("exitCode")
+            at = ev.get("timeNano", 0) / 1e9 or float(ev.get("time", 0))
+            out.append(Crash(container_id=cid, at=at, exit_code=_int(code) if code is not None else None,
+                             oom_killed=cid in oom))
+            oom.discard(cid)
+    return out

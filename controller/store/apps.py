@@ -160,6 +160,29 @@ class AppsMixin:
                 self._swap_current(db, app, release.version)
                 db.execute("UPDATE apps SET live_version = ? WHERE id = ?", (release.version, release.app_id))
 
+    def fail_release(self, release: Release) -> bool:
+        """A release that went live and then crash-looped: succeeded -> failed, so it is never
+        a rollback target. False when it was not succeeded."""
+        with self.tx() as db:
+            return db.execute("UPDATE releases SET status = 'failed' WHERE app_id = ? AND version = ?"
+                              " AND status = 'succeeded'", (release.app_id, release.version)).rowcount == 1
+
+    def record_release_phase(self, release: Release, exit_code: int) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE releases SET release_phase_exit = ? WHERE app_id = ? AND version = ?",
+                       (exit_code, release.app_id, release.version))
+
+    def release_phase_exit(self, release: Release) -> int | None:
+        with self.read() as db:
+            row = db.execute("SELECT release_phase_exit FROM releases WHERE app_id = ? AND version = ?",
+                             (release.app_id, release.version)).fetchone()
+            return row[0] if row else None
+
+    def pending_builds(self, app: App) -> list[Build]:
+        with self.read() as db:
+            return [_build(r) for r in db.execute("SELECT * FROM builds WHERE app_id = ? AND status = 'pending'",
+                                                  (app.id,))]
+
     def get_release(self, app: App, version: int) -> Release:
         with self.read() as db:
             row = db.execute(_RELEASE_SELECT + " WHERE r.app_id = ? AND r.version = ?",
@@ -276,6 +299,27 @@ class AppsMixin:
     def forget_instance(self, container_id: str) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM instances WHERE container_id = ?", (container_id,))
+
+    def record_crash(self, container_id: str, exit_code: int | None, oom: bool) -> dict | None:
+        """Count a crash of a serving instance; None when the instance is not one (a retired or
+        stopped one). Returns the instance's row with its app's name and restart count."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE instances SET restarts = restarts + 1, last_exit = ?, oom = ?, crashed_at = ?"
+                             " WHERE container_id = ?", (exit_code, int(oom), now(), container_id))
+            if cur.rowcount == 0:
+                return None
+            row = db.execute("SELECT i.container_id, i.version, i.type, i.restarts, i.healthy_at, a.name AS app"
+                             " FROM instances i JOIN apps a ON a.id = i.app_id WHERE i.container_id = ?",
+                             (container_id,)).fetchone()
+            return dict(row)
+
+    def instance_health(self, app: App) -> dict[str, dict]:
+        """container id -> {restarts, last_exit, oom, crashed_at} of the app's serving instances."""
+        with self.read() as db:
+            return {r["container_id"]: {"restarts": r["restarts"], "last_exit": r["last_exit"], "oom": bool(r["oom"]),
+                                        "crashed_at": r["crashed_at"]}
+                    for r in db.execute("SELECT container_id, restarts, last_exit, oom, crashed_at FROM instances"
+                                        " WHERE app_id = ?", (app.id,))}
 
     def healthy_ids(self) -> set[str]:
         with self.read() as db:

@@ -142,7 +142,17 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER
     );
     """,
-    # 5: what a build read from app.json besides checks (formation, scripts, env, cron, the
+    # 5: what happened to each instance after it passed its check: crashes (restarts by the
+    # engine), the last exit code and whether the kernel killed it for memory; the exit code
+    # of each release's release-phase command
+    """
+    ALTER TABLE instances ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN last_exit INTEGER;
+    ALTER TABLE instances ADD COLUMN oom INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN crashed_at TEXT;
+    ALTER TABLE releases ADD COLUMN release_phase_exit INTEGER
+    """,
+    # 6: what a build read from app.json besides checks (formation, scripts, env, cron, the
     # EXPOSEd port), and the scheduled jobs' runs (one row per job: the last slot fired)
     """
     ALTER TABLE builds ADD COLUMN manifest TEXT NOT NULL DEFAULT '{}';
