@@ -30,6 +30,10 @@ def create_app(svc: Services, name: str, user: User) -> App:
     app = svc.store.create_app(name, user.id)
     repos.init_repo(svc.settings, name)
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
+    try:
+        svc.apply_routes()        # its host answers with how to deploy it at once
+    except DockyardError:
+        pass                      # the router process adds the route on its next pass
     return app
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from croniter import croniter
 
@@ -169,9 +169,10 @@ def missing_env(env: dict, config: dict) -> list[str]:
 
 
 def slot_due(schedule: str, now: datetime) -> datetime:
-    """The most recent time at or before `now` the schedule fires (an aware UTC datetime).
-    Slots fall on whole minutes, so a second past `now` still ends before the next one."""
-    return croniter(schedule, now + timedelta(seconds=1)).get_prev(datetime)
+    """The most recent time at or before `now` the schedule fires (an aware UTC datetime);
+    slots fall on whole minutes."""
+    floor = now.replace(second=0, microsecond=0)
+    return floor if croniter.match(schedule, floor) else croniter(schedule, floor).get_prev(datetime)
 
 
 def next_run(schedule: str, now: datetime) -> datetime:
@@ -195,7 +196,7 @@ def parse_checks_file(text: str, app_port: int) -> dict[str, list[dict]]:
         name, eq, value = line.partition("=")
         if eq and name.strip() in _SETTINGS and " " not in name.strip():
             try:
-                values[_SETTINGS[name.strip()]] = int(value.strip())
+                values[_SETTINGS[name.strip()]] = int(value.split("#", 1)[0].strip())
             except ValueError:
                 raise CheckSpecError(f"CHECKS line {n}: {name.strip()} must be a whole number of seconds "
                                      f"(or attempts), not {value.strip()[:40]!r}.") from None

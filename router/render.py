@@ -432,6 +432,14 @@ server {{
     return 503 "App {app} is down for maintenance. Please try again later.\\n(Its owner turns this off with: dockyard maintenance:off -a {app})\\n";
 }}
 """
+    if not addresses and not route.deployed:
+        return f"""
+# App {app}: nothing deployed yet.
+server {{
+{head}    add_header X-Content-Type-Options nosniff always;
+    return 503 "App {app} exists but has no release yet: nothing has been deployed to it. Deploy it with: dockyard git:remote -a {app} && git push dockyard main\\n";
+}}
+"""
     if not addresses:
         return f"""
 # App {app}: no running web process.

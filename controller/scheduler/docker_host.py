@@ -14,6 +14,11 @@ from .docker_parse import parse_crashes, parse_instance, parse_logs
 from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
 
+# One-offs a deploy runs and removes itself (app.json's scripts, the release phase): one left
+# behind when the app's lock is free was orphaned by a killed deploy.
+DEPLOY_PHASES = ("release", "predeploy", "postdeploy")
+
+
 class DockerHost(DockerEngine):
     def ping(self) -> bool:
         try:
@@ -68,10 +73,14 @@ class DockerHost(DockerEngine):
 
     def remove_leftovers(self, app: str) -> int:
         try:
-            found = {c["Id"] for label in (LABEL_BUILD, f"{LABEL_ONEOFF}=release")
-                     for c in self.client.api.containers(all=True, filters=self._filters(app, label))}
+            rows = [c for label in (LABEL_BUILD, *(f"{LABEL_ONEOFF}={p}" for p in DEPLOY_PHASES))
+                    for c in self.client.api.containers(all=True, filters=self._filters(app, label))]
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        # A container inherits its image's labels, and an image carries the build that made it:
+        # instances and `run` one-offs of a built image have LABEL_BUILD too, and are not leftovers.
+        found = {c["Id"] for c in rows if LABEL_PROCESS not in (c.get("Labels") or {})
+                 and (c.get("Labels") or {}).get(LABEL_ONEOFF, "release") in DEPLOY_PHASES}
         for cid in found:
             self.remove(cid)
         return len(found)

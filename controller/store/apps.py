@@ -71,6 +71,13 @@ class AppsMixin:
         with self.read() as db:
             return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
 
+    def deployed_apps(self) -> set[str]:
+        """Names of the apps that ever had a release with code go live."""
+        with self.read() as db:
+            return {r[0] for r in db.execute(
+                "SELECT DISTINCT a.name FROM apps a JOIN releases r ON r.app_id = a.id"
+                " WHERE r.status = 'succeeded' AND r.build_id IS NOT NULL")}
+
     def delete_app(self, app: App) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
