@@ -32,7 +32,7 @@ SIZES_MB = {"free": 512, "hobby": 512, "eco": 512, "basic": 512, "standard-1x": 
             "performance-m": 2560, "performance-l": 14336, "private-s": 1024, "private-m": 2560,
             "private-l": 14336, "shield-s": 1024, "shield-m": 2560, "shield-l": 14336}
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_QUANTITY = 100
+MAX_QUANTITY = 50          # as ps:scale allows
 MAX_CRON_JOBS = 50
 
 

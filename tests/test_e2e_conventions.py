@@ -125,7 +125,7 @@ def test_app_json_env_formation_scripts_and_cron(platform, tmp_path):
     again = timed_push(platform, repo, "appjson warm").stderr
     assert "predeploy-ran" in again and "postdeploy" not in again and "Formation from app.json" not in again
     assert platform.cli("config:get", "SECRET_KEY", "-a", name).stdout.strip() == secret
-    assert len(instances(platform, name)) == 2
+    assert eventually(lambda: len(instances(platform, name)) == 2, timeout=30)   # old ones drain first
 
     # the cron job (every minute) runs as a one-off of the live release; its output reaches logs
     def ran():
