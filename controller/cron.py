@@ -28,8 +28,9 @@ def tick(svc: Services, app: App, now: datetime | None = None) -> list[str]:
     now = now or datetime.now(timezone.utc)
     release = svc.store.live_release(app)
     jobs = release.manifest.get("cron", []) if release and release.build_id else []
-    svc.store.cron_forget(app, {j["key"] for j in jobs})
     runs = svc.store.cron_runs(app)
+    if set(runs) - {j["key"] for j in jobs}:     # jobs a deploy removed (a write only then)
+        svc.store.cron_forget(app, {j["key"] for j in jobs})
     fired = []
     for job in jobs:
         slot = _iso(slot_due(job["schedule"], now))

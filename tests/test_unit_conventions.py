@@ -172,3 +172,15 @@ def test_an_app_with_no_release_says_how_to_deploy():
                           Route(app="old", hostnames=("old.x.test",))], 8080)
     assert "App new exists but has no release yet" in text and "git push dockyard main" in text
     assert "App old has no running web process" in text
+
+
+def test_a_job_removed_by_a_deploy_is_forgotten(tmp_path):
+    svc, app = _app_with_cron(tmp_path)
+    t = datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)
+    cron.tick(svc, app, t)
+    assert set(svc.store.cron_runs(app)) == {"k1"}
+    build = svc.store.create_build(app, "d" * 40, "dockerfile", "img2")
+    svc.store.finish_build(build.id, "succeeded", "", None, {"web": ""}, "dockerfile")
+    svc.store.create_release(app, build.id, {}, "deploy", "u", status="succeeded")
+    assert cron.tick(svc, svc.store.get_app("a"), t + timedelta(minutes=1)) == []
+    assert svc.store.cron_runs(app) == {} and cron.list_jobs(svc, svc.store.get_app("a"), t) == []
