@@ -1,4 +1,4 @@
-"""Buildpack benchmark (issue 3): the Python sample app (tests/samples/python, gunicorn from
+"""Buildpack benchmark: the Python sample app (tests/samples/python, gunicorn from
 PyPI), pushed without a Dockerfile, `git push` -> first 200 of the new content through the
 router:
 

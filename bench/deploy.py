@@ -1,4 +1,4 @@
-"""Deploy benchmark (issue 2): for a tiny Dockerfile app, time `git push` -> first 200 of the
+"""Deploy benchmark: for a tiny Dockerfile app, time `git push` -> first 200 of the
 new content through the Dockyard router, and, in the same run, the raw floor: `docker build`
 + `docker run` + first 200 with no platform, plain and with the limits and apps network (ICC
 off) every Dockyard instance gets. Prints medians and the ratios; never asserts. --trace prints

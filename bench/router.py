@@ -1,4 +1,4 @@
-"""Router benchmark (issue 5), one run, side by side, loopback only, bounded.
+"""Router benchmark, one run, side by side, loopback only, bounded.
 
 1. Small responses with keep-alive, measured with wrk (1 thread, 32 connections, a few
    seconds each, rounds interleaved): direct to the container, through a hand-written minimal

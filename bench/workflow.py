@@ -1,4 +1,4 @@
-"""Workflow benchmarks (issue 4), each side by side in one run; prints numbers and ratios,
+"""Workflow benchmarks, each side by side in one run; prints numbers and ratios,
 never asserts.
 
 (a) Deploys under steady load: a bounded HTTP load (3 keep-alive clients on loopback) runs

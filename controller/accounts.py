@@ -46,6 +46,12 @@ def remove_user(store: Store, name: str, by: User) -> None:
                        f"(`dockyard apps:destroy -a APP --confirm APP`).")
 
 
+def add_user(store: Store, name: str, is_admin: bool = False) -> tuple[User, str]:
+    """A new user and their first token (shown once)."""
+    user = store.create_user(name, is_admin=is_admin)
+    return user, mint_token(store, user)
+
+
 def mint_token(store: Store, user: User) -> str:
     token = new_token()
     store.add_token(user.id, token)

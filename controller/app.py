@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
-from .api import (account, apps, audit, builds, certs, checks, collaborators, config_vars, cron, domains, dynos,
+from .api import (account, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron, domains,
+                  dynos,
                   formation, keys, limits, logs, releases, router_settings, users)
 from .auth import token_from_header
 from core.errors import DockyardError, Unauthorized
@@ -16,7 +17,7 @@ PUBLIC_PATHS = ("/healthz",)
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, audit.bp, cron.bp)
+              keys.bp, audit.bp, admin.bp, cron.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:

@@ -1,15 +1,20 @@
-"""Operator commands run on the platform host: `python -m controller.manage migrate|bootstrap`."""
+"""Operator commands run on the platform host: `python -m controller.manage migrate|bootstrap|restore`."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from core.errors import DockyardError
 from core.fsutil import atomic_write
 
+from . import backup
 from .accounts import mint_token
+from .scheduler import make_scheduler
 from .settings import from_env
 from .store import Store
+from .supervisor import supervisor_pid
 
 
 @click.group()
@@ -43,6 +48,22 @@ def bootstrap(name):
     token = mint_token(store, user)
     atomic_write(token_file, token + "\n")
     click.echo(f"created admin user {name!r}; token in {token_file}")
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the state already in DOCKYARD_HOME.")
+def restore(archive, force):
+    """Restore a `dockyard admin:backup` archive into DOCKYARD_HOME; then `make up`."""
+    s = from_env()
+    if supervisor_pid(s):
+        raise click.ClickException(f"The platform runs from {s.home}: stop it first with `make down`.")
+    try:
+        manifest = backup.restore(s, archive, make_scheduler(s).load_images, force=force)
+    except DockyardError as e:
+        raise click.ClickException(e.message) from None
+    click.echo(f"restored {len(manifest['apps'])} app(s) and {len(manifest['images'])} image(s) into {s.home}; "
+               "start the platform with `make up`")
 
 
 if __name__ == "__main__":

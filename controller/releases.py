@@ -45,6 +45,7 @@ def destroy_app(svc: Services, app: App) -> None:
             svc.scheduler.stop(inst.container_id, 0)
         svc.store.delete_app(app)
         svc.apply_routes()
+        svc.scheduler.remove_leftovers(app.name)   # build and release-phase containers of killed deploys
         svc.scheduler.remove_images(app.name)
         shutil.rmtree(repos.repo_path(svc.settings, app.name), ignore_errors=True)
         shutil.rmtree(svc.settings.cache_dir(app.name), ignore_errors=True)   # buildpack CACHE_DIR

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
@@ -149,6 +150,17 @@ def _is_ancestor(repo, old: bytes, new: bytes, depth: int) -> bool:
         seen.add(sha)
         todo.extend(repo[sha].parents)
     return False
+
+
+def copy_repo(settings: Settings, app: str, dest: Path) -> None:
+    """A consistent copy of the app's repository (for a backup): taken while no push uploads
+    into it; a push that starts meanwhile waits the few seconds the copy takes."""
+    fd = os.open(_receive_lock(settings, app), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        shutil.copytree(repo_path(settings, app), dest, symlinks=True)
+    finally:
+        os.close(fd)
 
 
 def _receive_lock(settings: Settings, app: str) -> Path:

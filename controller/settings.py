@@ -67,6 +67,7 @@ class Settings:
     ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
     max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
     sweep_interval: float = 60.0    # DOCKYARD_SWEEP_INTERVAL: seconds between sweeps of what killed processes left
+    stable_after: float = 30.0      # DOCKYARD_STABLE_AFTER: seconds of running after which a crash is not a crash loop
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
 
@@ -168,6 +169,7 @@ def from_env(env: dict | None = None) -> Settings:
         ssh_port=_int(env, "DOCKYARD_SSH_PORT", 2222),
         max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
         sweep_interval=max(1.0, _float(env, "DOCKYARD_SWEEP_INTERVAL", 60.0)),
+        stable_after=max(1.0, _float(env, "DOCKYARD_STABLE_AFTER", 30.0)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
     )
@@ -177,7 +179,8 @@ def router_config(s: Settings) -> RouterConfig:
     """What the router library needs of these settings."""
     return RouterConfig(prefix=s.router_dir, port=s.router_port, tls_port=s.router_tls_port,
                         nginx_bin=s.nginx_bin, domain=s.domain, interval=s.reconcile_interval,
-                        stop_grace=float(s.stop_grace), start_command=ROUTER_COMMAND)
+                        stop_grace=float(s.stop_grace), start_command=ROUTER_COMMAND,
+                        log_max_bytes=s.log_max_bytes)
 
 
 def _caps(raw: str | None) -> tuple[str, ...]:

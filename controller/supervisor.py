@@ -36,7 +36,7 @@ from .routerd import stop_nginx
 from .settings import Settings, from_env, router_config
 
 ROOT = Path(__file__).resolve().parent.parent
-STABLE_AFTER = 30.0       # seconds a process must run before its restart back-off resets
+STABLE_AFTER = 30.0       # seconds a process must run before its restart back-off resets (DOCKYARD_STABLE_AFTER)
 MAX_BACKOFF = 30.0
 _PR_SET_PDEATHSIG = 1
 
@@ -147,11 +147,11 @@ def _log_handler(s: Settings, name: str) -> logging.Handler:
     return handler
 
 
-def restart_delay(ran_for: float, backoff: float) -> tuple[float, float]:
+def restart_delay(ran_for: float, backoff: float, stable_after: float = STABLE_AFTER) -> tuple[float, float]:
     """Pure: (seconds before a restart, the back-off for the next one). The back-off doubles
-    while a process keeps crashing and starts over once it ran STABLE_AFTER seconds: a crash
+    while a process keeps crashing and starts over once it ran `stable_after` seconds: a crash
     after a healthy hour is not a crash loop and waits 1 s, not 30."""
-    if ran_for >= STABLE_AFTER:
+    if ran_for >= stable_after:
         backoff = 1.0
     return backoff, min(backoff * 2, MAX_BACKOFF)
 
@@ -190,7 +190,7 @@ class Child:
         if self.proc is not None and self.proc.poll() is None:
             return
         if self.proc is not None:
-            delay, self.backoff = restart_delay(now - self.started, self.backoff)
+            delay, self.backoff = restart_delay(now - self.started, self.backoff, s.stable_after)
             self.say(f"--- {self.name} exited with code {self.proc.returncode}; restarting in {delay:.0f} s")
             self.next_start = now + delay
             self.proc = None

@@ -119,3 +119,21 @@ class Harvester:
                 offset = 0
             self._save_offset(offset)
         return len(lines)
+
+
+def cap_log(path: Path, max_bytes: int, keep: int = 256 * 1024) -> bool:
+    """Bound a log nginx appends to (error.log): once over `max_bytes`, its last `keep` bytes
+    go to <name>.1 and it is truncated in place (nginx writes with O_APPEND, so its next line
+    lands at the new end; renaming would need a reopen its workers cannot do here)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    if size <= max_bytes:
+        return False
+    with open(path, "rb") as f:
+        f.seek(max(0, size - keep))
+        tail = f.read(keep)
+    atomic_write(path.with_name(path.name + ".1"), tail, 0o640)
+    os.truncate(path, 0)
+    return True

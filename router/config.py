@@ -17,6 +17,7 @@ class RouterConfig:
     interval: float = 5.0             # seconds between passes of the router loop
     stop_grace: float = 10.0          # seconds nginx gets to finish open requests when stopping
     start_command: str = ""           # how an operator starts the router process (named in errors)
+    log_max_bytes: int = 10 << 20     # nginx's error log is capped at this size (its tail kept in .1)
 
     @property
     def apps_url(self) -> str:

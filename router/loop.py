@@ -17,8 +17,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from router.accesslog import Harvester, Sink
+from router.accesslog import Harvester, Sink, cap_log
 from router.config import RouterConfig
 from router.errors import RouterError
 from router.nginx import Nginx
@@ -183,4 +184,7 @@ def _serve(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, proc: su
             next_pass = time.monotonic() + interval
         elif time.monotonic() >= next_pass:
             reconcile(nginx, config, load_routes)
+            if cap_log(Path(nginx.error_log), config.log_max_bytes):
+                log.info("nginx's error log reached %d bytes: its tail is in %s.1", config.log_max_bytes,
+                         nginx.error_log)
             next_pass = time.monotonic() + interval

@@ -158,41 +158,8 @@ def upstream_name(app: str) -> str:
 
 
 # ---------------------------------------------------------------- main conf
-def render_main(
-    prefix: str,
-    port: int,
-    user: str | None = "www-data",
-    *,
-    routes_file: str | None = None,
-    proxy_connect_timeout: int = 5,
-    proxy_read_timeout: int = 60,
-    client_max_body_size: str = "100m",
-    worker_shutdown_timeout: int = 60,
-) -> str:
-    """The top-level nginx.conf for a router living in ``prefix``.
-
-    ``routes_file`` defaults to ``<prefix>/conf/routes.conf``; the config
-    check in ``router.nginx`` points it at a candidate file instead.
-    ``user`` is the worker user (only meaningful when nginx starts as root);
-    ``None`` leaves the directive out.
-    """
-    prefix = _check_path(prefix, "Router directory")
-    check_port(port, "Router port")
-    routes = _check_path(routes_file if routes_file is not None else f"{prefix}/{ROUTES_CONF}", "Routes file")
-    if user is not None and not _USER_RE.fullmatch(user):
-        raise RenderError(f"Worker user {user!r} is not a valid user name (e.g. www-data).")
-    for name, value in (
-        ("proxy_connect_timeout", proxy_connect_timeout),
-        ("proxy_read_timeout", proxy_read_timeout),
-        ("worker_shutdown_timeout", worker_shutdown_timeout),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RenderError(f"{name}={value!r} must be a whole number of seconds >= 1.")
-    if not re.fullmatch(r"[0-9]{1,6}[km]?", str(client_max_body_size)):
-        raise RenderError(f"client_max_body_size={client_max_body_size!r} must look like 100m, 512k or 0.")
-
-    user_line = f"user {user};\n" if user is not None else ""
-    return f"""{HEADER}# Apps are served on port {port}; their routes are in {routes}.
+# The top-level nginx.conf (str.format fields; literal braces doubled).
+MAIN_TEMPLATE = """{HEADER}# Apps are served on port {port}; their routes are in {routes}.
 {user_line}worker_processes auto;
 worker_rlimit_nofile 16384;
 # Reloads wait this long for old workers' open requests (e.g. WebSockets).
@@ -275,7 +242,72 @@ http {{
 """
 
 
+def render_main(
+    prefix: str,
+    port: int,
+    user: str | None = "www-data",
+    *,
+    routes_file: str | None = None,
+    proxy_connect_timeout: int = 5,
+    proxy_read_timeout: int = 60,
+    client_max_body_size: str = "100m",
+    worker_shutdown_timeout: int = 60,
+) -> str:
+    """The top-level nginx.conf for a router living in ``prefix``.
+
+    ``routes_file`` defaults to ``<prefix>/conf/routes.conf``; the config
+    check in ``router.nginx`` points it at a candidate file instead.
+    ``user`` is the worker user (only meaningful when nginx starts as root);
+    ``None`` leaves the directive out.
+    """
+    prefix = _check_path(prefix, "Router directory")
+    check_port(port, "Router port")
+    routes = _check_path(routes_file if routes_file is not None else f"{prefix}/{ROUTES_CONF}", "Routes file")
+    if user is not None and not _USER_RE.fullmatch(user):
+        raise RenderError(f"Worker user {user!r} is not a valid user name (e.g. www-data).")
+    for name, value in (
+        ("proxy_connect_timeout", proxy_connect_timeout),
+        ("proxy_read_timeout", proxy_read_timeout),
+        ("worker_shutdown_timeout", worker_shutdown_timeout),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RenderError(f"{name}={value!r} must be a whole number of seconds >= 1.")
+    if not re.fullmatch(r"[0-9]{1,6}[km]?", str(client_max_body_size)):
+        raise RenderError(f"client_max_body_size={client_max_body_size!r} must look like 100m, 512k or 0.")
+
+    user_line = f"user {user};\n" if user is not None else ""
+    return MAIN_TEMPLATE.format(
+        HEADER=HEADER, port=port, routes=routes, user_line=user_line, prefix=prefix, PID_FILE=PID_FILE,
+        ERROR_LOG=ERROR_LOG, ACCESS_LOG=ACCESS_LOG, worker_shutdown_timeout=worker_shutdown_timeout,
+        client_max_body_size=client_max_body_size, proxy_connect_timeout=proxy_connect_timeout,
+        proxy_read_timeout=proxy_read_timeout)
+
+
 # ---------------------------------------------------------------- routes
+def _by_app(routes: Iterable[Route]) -> dict[str, Route]:
+    """Each app's route, checked: valid names, one entry per app, each hostname owned once."""
+    by_app: dict[str, Route] = {}
+    owner: dict[str, str] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            raise RenderError(f"{route!r} is not a Route.")
+        app = check_app(route.app)
+        if app in by_app:
+            raise RenderError(f"App {app!r} appears twice in the routing table; merge its entries.")
+        if not route.hostnames:
+            raise RenderError(f"App {app!r} has no hostname to answer on.")
+        for hostname in route.hostnames:
+            check_server_name(hostname)
+            if hostname in owner:
+                raise RenderError(
+                    f"Hostname {hostname!r} is claimed by both app {owner[hostname]!r} and app {app!r}; "
+                    "remove it from one of them."
+                )
+            owner[hostname] = app
+        by_app[app] = route
+    return by_app
+
+
 def render_routes(
     routes: Iterable[Route],
     port: int,
@@ -305,27 +337,7 @@ def render_routes(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RenderError(f"{name}={value!r} must be a whole number >= 1.")
 
-    routes = list(routes)
-    by_app: dict[str, Route] = {}
-    owner: dict[str, str] = {}
-    for route in routes:
-        if not isinstance(route, Route):
-            raise RenderError(f"{route!r} is not a Route.")
-        app = check_app(route.app)
-        if app in by_app:
-            raise RenderError(f"App {app!r} appears twice in the routing table; merge its entries.")
-        if not route.hostnames:
-            raise RenderError(f"App {app!r} has no hostname to answer on.")
-        for hostname in route.hostnames:
-            check_server_name(hostname)
-            if hostname in owner:
-                raise RenderError(
-                    f"Hostname {hostname!r} is claimed by both app {owner[hostname]!r} and app {app!r}; "
-                    "remove it from one of them."
-                )
-            owner[hostname] = app
-        by_app[app] = route
-
+    by_app = _by_app(routes)
     any_tls = any(r.tls is not None for r in by_app.values())
     where = listen + (f" (HTTPS {tls_listen})" if any_tls and tls_listen else "")
     out = [HEADER, f"# {len(by_app)} app(s), listening on {where}.\n"]

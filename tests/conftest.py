@@ -1,6 +1,9 @@
 """Test harness. End-to-end tests run a whole, isolated platform instance via the real
 `make up` (own DOCKYARD_HOME, ports, instance name and domain; the CLI and git get their
-own HOME, so ~/.netrc is the test's), then drive it with the real git client and curl."""
+own HOME, so ~/.netrc is the test's), then drive it with the real git client and curl.
+The suite itself runs with its own HOME, netrc and git config too (`suite_home`), so what
+the operator's account holds (a `make up` writes its admin token for 127.0.0.1 into
+~/.netrc, which requests would send instead of a test's token) changes no result."""
 from __future__ import annotations
 
 import os
@@ -44,7 +47,7 @@ class Platform:
     domain: str
     env: dict = field(default_factory=dict)
     up_output: list = field(default_factory=list)
-    router_tls_port: int = 0   # router (issue 5): DOCKYARD_ROUTER_TLS_PORT
+    router_tls_port: int = 0   # DOCKYARD_ROUTER_TLS_PORT
 
     @property
     def api(self) -> str:
@@ -83,7 +86,7 @@ def platform_env(name: str, home: Path, user_home: Path, api_port: int, router_p
         DOCKYARD_API_PORT=str(api_port), DOCKYARD_ROUTER_PORT=str(router_port), DOCKYARD_DOMAIN=domain,
         DOCKYARD_HEALTH_TIMEOUT="8", DOCKYARD_STOP_GRACE="2", DOCKYARD_RECONCILE_INTERVAL="0.5",
         DOCKYARD_GUNICORN_TIMEOUT="5",  # far below the slow-build test: a cut-off build would show
-        DOCKYARD_SWEEP_INTERVAL="2",
+        DOCKYARD_SWEEP_INTERVAL="2", DOCKYARD_STABLE_AFTER="3",
         GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
     )
@@ -96,8 +99,8 @@ def start_platform(tmp: Path, **extra) -> Platform:
     p = Platform(name=name, home=tmp / "state", user_home=tmp / "home", api_port=free_port(),
                  router_port=free_port(), domain=f"{name}.localhost")
     p.user_home.mkdir(parents=True)
-    p.router_tls_port = int(extra.setdefault("DOCKYARD_ROUTER_TLS_PORT", free_port()))  # router (issue 5)
-    # Each platform's own sshd port (issue 6: git over SSH), so instances never share one.
+    p.router_tls_port = int(extra.setdefault("DOCKYARD_ROUTER_TLS_PORT", free_port()))
+    # Each platform's own sshd port (git over SSH), so instances never share one.
     extra.setdefault("DOCKYARD_SSH_PORT", free_port())
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
@@ -119,7 +122,7 @@ def stop_platform(p: Platform) -> None:
             break
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
     nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
-    if nets:   # the instance's apps network (issue 6), once its containers are gone
+    if nets:   # the instance's apps network, once its containers are gone
         run(["docker", "network", "rm", *nets], check=False)
 
 
@@ -133,6 +136,24 @@ def ensure_busybox_base(ctx: Path) -> str:
             'RUN ["/bin/mkdir", "-p", "/www", "/tmp"]\n')
         run(["docker", "build", "-q", "-t", BUSYBOX_BASE, str(ctx)])
     return BUSYBOX_BASE
+
+
+# The environment that points clients at a user's files, a platform or git settings.
+_OPERATOR_ENV = ("NETRC", "XDG_CONFIG_HOME", "DOCKYARD_API_URL", "DOCKYARD_API_TOKEN",
+                 "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM", "GIT_DIR", "GIT_WORK_TREE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_home(tmp_path_factory):
+    """For the whole run: a HOME of the suite's own (no ~/.netrc, a ~/.gitconfig with only
+    an identity), and none of the operator's client settings in the environment."""
+    home = tmp_path_factory.mktemp("suite-home")
+    (home / ".gitconfig").write_text("[user]\n\tname = t\n\temail = t@example.com\n")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in _OPERATOR_ENV:
+            mp.delenv(key, raising=False)
+        mp.setenv("HOME", str(home))
+        yield home
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Issue 6 end to end, on a real platform (`make up`, gunicorn, sshd, Docker, nginx), driven
+"""Access and security end to end, on a real platform (`make up`, gunicorn, sshd, Docker, nginx), driven
 with the real CLI, git, ssh/ssh-keygen and curl: users and tokens, per-app access on every
 API route and on git push (HTTP and SSH), the audit log, container isolation, and hostile
 input. The module runs its own instance (DOCKYARD_MAX_PUSH_MB=1 and DOCKYARD_BUILD_MEMORY_MB=128,

@@ -1,4 +1,4 @@
-"""Buildpacks end to end (issue 3): real `git push` of source without a Dockerfile, buildpacks
+"""Buildpacks end to end: real `git push` of source without a Dockerfile, buildpacks
 run in a build container of the build image, the app answers through the router.
 
 One platform for the module, with a short build timeout (for the hung-buildpack test)."""

@@ -127,6 +127,15 @@ def _worker_fds(platform) -> dict[int, int]:
     return {pid: len(os.listdir(f"/proc/{pid}/fd")) for pid in pids}
 
 
+def _worker_rss_mb(platform) -> float:
+    """The API processes' resident memory, added up (MB)."""
+    total = 0
+    for pid in _worker_fds(platform):
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total / 1024
+
+
 def _add_packs(repo_dir: Path, count: int) -> None:
     """Each push adds a pack; make many without building each."""
     from dulwich.objects import Blob
@@ -149,6 +158,7 @@ def test_git_fetches_keep_descriptors_flat_and_packs_bounded(platform, tmp_path)
         for _ in range(20):
             assert http.get(url, headers=headers, timeout=10).status_code == 200
         before = _worker_fds(platform)
+        rss_before = _worker_rss_mb(platform)
         started = time.monotonic()
         failed = 0
         for _ in range(1000):
@@ -156,16 +166,19 @@ def test_git_fetches_keep_descriptors_flat_and_packs_bounded(platform, tmp_path)
         elapsed = time.monotonic() - started
         assert http.get(f"{platform.api}/healthz", timeout=5).status_code == 200
     after = _worker_fds(platform)
+    rss_after = _worker_rss_mb(platform)
     growth = max(after.get(pid, 0) - n for pid, n in before.items())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list((repo_dir / "objects" / "pack").glob("pack-*.pack"))) > 10:
         time.sleep(0.5)
     packs = len(list((repo_dir / "objects" / "pack").glob("pack-*.pack")))
     RESULTS.append((f"1000 git fetches of a repo with 29 packs ({elapsed:.1f} s)", 1000, failed,
-                    f"fd growth {growth}, packs after repack {packs}"))
+                    f"fd growth {growth}, packs after repack {packs}, API memory {rss_before:.0f} -> "
+                    f"{rss_after:.0f} MB"))
     assert failed == 0
     assert growth < 30, (before, after)
     assert packs <= 10, packs
+    assert rss_after - rss_before < 50, (rss_before, rss_after)
 
 
 def _platform_pids(platform) -> dict[str, int]:
@@ -271,7 +284,7 @@ def _wait_for(check, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-OOM_ONCE = ('CMD ["/bin/sh", "-c", "if [ ! -f /www/crashed ]; then touch /www/crashed; sleep 4; '
+OOM_ONCE = ('CMD ["/bin/sh", "-c", "if [ ! -f /www/crashed ]; then touch /www/crashed; httpd -p $PORT -h /www; sleep 4; '
             'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a); fi; exec httpd -f -p $PORT -h /www"]\n')
 OOM_ALWAYS = ('CMD ["/bin/sh", "-c", "httpd -p $PORT -h /www; sleep 3; '
               'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a)"]\n')
@@ -351,3 +364,32 @@ def test_a_release_live_before_its_ref_moved_gets_its_ref_back(platform, tmp_pat
                       30, "main to move to the live release's commit")
     assert moved.startswith(head)
     assert "moved to" in p.cli("logs", "-a", name, "--source", "dockyard").stdout
+
+
+def _api_down_for(platform) -> float:
+    """kill -9 the API (gunicorn's whole group); seconds until /healthz answers again."""
+    pid = int((platform.home / "run" / "api.pid").read_text())
+    os.killpg(pid, 9)
+    killed = time.monotonic()
+    deadline = killed + 60
+    while time.monotonic() < deadline:
+        try:
+            if int((platform.home / "run" / "api.pid").read_text()) != pid and \
+                    requests.get(f"{platform.api}/healthz", timeout=1).status_code == 200:
+                return time.monotonic() - killed
+        except (requests.RequestException, ValueError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the API did not come back within 60 s")
+
+
+def test_restart_backoff_starts_over_after_a_stable_run(platform):
+    """Crashes in a row back off (1, 2, 4 s); after the API ran fine for a while (the test
+    platform's DOCKYARD_STABLE_AFTER is 3 s), the next crash costs 1 s again, not the next step."""
+    quick = [_api_down_for(platform) for _ in range(3)]
+    time.sleep(4)
+    after_stable = _api_down_for(platform)
+    RESULTS.append(("kill -9 of the API: 3 in a row, then after a stable run", 4, 0,
+                    "down " + ", ".join(f"{d:.1f}" for d in quick) + f" s; then {after_stable:.1f} s"))
+    assert quick[2] > quick[0] + 1.5, quick           # the back-off grows while it crashes
+    assert after_stable < quick[2] - 1.5, (quick, after_stable)

@@ -1,4 +1,4 @@
-"""Issue 2's acceptance path on real parts: make up, apps:create, git:remote, git push,
+"""The first deploy on real parts: make up, apps:create, git:remote, git push,
 curl by hostname; and each kind of bad input, with its message and nothing lost."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests (no sockets) for issue 6's pure logic: roles, SSH key parsing and the
+"""Unit tests (no sockets) for the access model's pure logic: roles, SSH key parsing and the
 authorized_keys file, the SSH command check, isolation options, audit details, and the
 account store on a temporary SQLite file."""
 from __future__ import annotations

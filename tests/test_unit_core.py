@@ -191,3 +191,11 @@ def test_sweep_finds_only_this_apps_build_copies(tmp_path):
     for name in ("dockyard-build-shop-ab12cd34", "dockyard-build-shop-x-ab12cd34", "dockyard-build-shopx-ab12cd34"):
         (tmp_path / name).mkdir()
     assert [p.name for p in stale_build_dirs(tmp_path, "shop")] == ["dockyard-build-shop-ab12cd34"]
+
+
+def test_leftover_containers_are_builds_and_release_phases_never_instances():
+    from controller.scheduler.docker_parse import is_leftover
+    assert is_leftover({"dockyard.build": "b1", "dockyard.app": "a"})                       # a build container
+    assert is_leftover({"dockyard.oneoff": "release", "dockyard.build": "b1"})              # the release phase
+    assert not is_leftover({"dockyard.build": "b1", "dockyard.process": "web"})             # an instance (image label)
+    assert not is_leftover({"dockyard.build": "b1", "dockyard.oneoff": "run"})              # dockyard run

@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "builder", "router", "controller", "cli")
+CHECKED_FOR_HISTORY = PACKAGES + ("tests", "bench")
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
@@ -68,8 +69,8 @@ def test_no_function_is_over_the_size_limit():
 HISTORY = re.compile(r"#.*\b(issue|LESSONS)\s*#?\d+|\b(issue|LESSONS)\s+\d+\b", re.IGNORECASE)
 
 
-@pytest.mark.parametrize("pkg", PACKAGES)
+@pytest.mark.parametrize("pkg", CHECKED_FOR_HISTORY)
 def test_comments_describe_design_not_tracker_history(pkg):
-    hits = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / pkg).rglob("*.py")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / pkg).rglob("*.py") if p.name != "test_unit_layers.py"
             for i, line in enumerate(p.read_text().splitlines(), 1) if HISTORY.search(line)]
     assert not hits, f"say why in the present tense, not which issue: {hits}"

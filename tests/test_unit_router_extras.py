@@ -304,3 +304,14 @@ def test_router_state_in_the_store(tmp_path):
     assert router_state.all_domains(store) == {} and router_state.get_cert(store, "app-a") is None
     with pytest.raises(NotFound):
         router_state.remove_domain(store, b, "www.example.com")
+
+
+def test_nginx_error_log_is_capped_with_its_tail_kept(tmp_path):
+    from router.accesslog import cap_log
+    log = tmp_path / "error.log"
+    log.write_bytes(b"x" * 5000 + b"last line\n")
+    assert not cap_log(log, 10_000)
+    assert cap_log(log, 1000, keep=100)
+    assert log.stat().st_size == 0
+    assert (tmp_path / "error.log.1").read_bytes().endswith(b"last line\n")
+    assert len((tmp_path / "error.log.1").read_bytes()) == 100

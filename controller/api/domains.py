@@ -1,10 +1,7 @@
 from flask import Blueprint, g, jsonify
 
-from .. import access, router_state
-from ..domains import default_owner, normalize_hostname
-from core.errors import Conflict
+from .. import app_routes, router_state
 from .common import body, load_app, svc
-from .router_common import apply_or_revert
 
 bp = Blueprint("domains", __name__)
 
@@ -26,34 +23,13 @@ def list_domains(name):
 
 @bp.post("/apps/<name>/domains")
 def add_domain(name):
-    s = svc()
     app = load_app(name, admin=True)
-    host = normalize_hostname(body().get("hostname"), s.settings.domain)
-    default_app = default_owner(host, s.settings.domain)
-    if default_app is not None:
-        raise Conflict(f"{host} is the default hostname of app {default_app!r} (every app answers at "
-                       f"<app>.{s.settings.domain}); it cannot be added to another app.")
-    owner = router_state.domain_owner(s.store, host)
-    if owner is not None:
-        if owner.id == app.id:
-            raise Conflict(f"{host} is already a domain of {app.name}.")
-        if access.can_read(g.user, owner):
-            raise Conflict(f"{host} is already used by app {owner.name}: remove it there first with "
-                           f"`dockyard domains:remove {host} -a {owner.name}`.")
-        raise Conflict(f"{host} is already used by another app. If it is yours, ask that app's owner "
-                       "to remove it, or an admin.")
-    apply_or_revert(app.name, lambda: router_state.add_domain(s.store, app, host),
-                    lambda: router_state.remove_domain(s.store, app, host), f"domain {host}")
-    s.store.add_event(app, "dockyard", "api", f"Domain {host} added by {g.user.name}")
+    host = app_routes.add_domain(svc(), app, body().get("hostname"), g.user)
     return jsonify(_domain_json(app.name, host, "custom")), 201
 
 
 @bp.delete("/apps/<name>/domains/<hostname>")
 def remove_domain(name, hostname):
-    s = svc()
     app = load_app(name, admin=True)
-    host = normalize_hostname(hostname, s.settings.domain)
-    router_state.remove_domain(s.store, app, host)
-    s.apply_routes()
-    s.store.add_event(app, "dockyard", "api", f"Domain {host} removed by {g.user.name}")
+    host = app_routes.remove_domain(svc(), app, hostname, g.user)
     return jsonify(_domain_json(app.name, host, "custom"))

@@ -6,7 +6,7 @@ from simple_websocket import ConnectionClosed
 
 from core.errors import BadRequest, DockyardError
 
-from .. import releases
+from .. import oneoffs, releases
 from .common import body, load_app, svc
 
 bp = Blueprint("dynos", __name__)
@@ -65,25 +65,10 @@ def list_dynos(name):
                     for inst in s.scheduler.instances(name) + s.scheduler.oneoffs(name)])
 
 
-def _oneoff_release(s, name: str, command: object):
-    """The current release and its image for a one-off, with the command checked."""
-    if not isinstance(command, str) or not command.strip() or "\x00" in command:
-        raise BadRequest('Give the command to run, e.g. `dockyard run -a APP -- python manage.py migrate`.')
-    app = s.store.get_app(name)
-    release = s.store.current_release(app)
-    if release is None or release.build_id is None:
-        raise BadRequest(f"{name} has no release to run a command in yet: deploy it with `git push dockyard main`.")
-    return app, release, f"{s.settings.image_repo(name)}:v{release.version}"
-
-
 @bp.post("/apps/<name>/dynos")
 def run_detached(name):
     """A one-off process in the background (`dockyard run --detach`); output goes to `logs`."""
-    s = svc()
-    load_app(name)
-    app, release, image = _oneoff_release(s, name, body().get("command"))
-    inst = s.scheduler.run_detached(name, release, body()["command"], image)
-    s.store.add_event(app, "dockyard", "api", f"One-off {inst.label} started by {g.user.name} (detached)")
+    inst = oneoffs.run_detached(svc(), load_app(name), body().get("command"), g.user.name)
     return jsonify(_dyno_json(inst, {inst.container_id})), 201
 
 
@@ -100,9 +85,8 @@ def run_attached(ws, name):
     """`dockyard run`: the client sends {"command": ...}, then stdin as binary messages and
     {"eof": true}; the server sends {"started": "run.N"}, output as binary messages (first
     byte 1 = stdout, 2 = stderr) and finally {"exit": code} or {"error": message}."""
-    s = svc()
     try:
-        load_app(name)
+        app = load_app(name)
         first = ws.receive(timeout=30)
         try:
             spec = json.loads(first) if isinstance(first, str) else None
@@ -110,7 +94,6 @@ def run_attached(ws, name):
             spec = None
         if not isinstance(spec, dict):
             raise BadRequest('The first message must be {"command": "..."}.')
-        app, release, image = _oneoff_release(s, name, spec.get("command"))
 
         def read_stdin(wait: float):
             msg = ws.receive(timeout=wait)     # None on timeout; ConnectionClosed if the client left
@@ -120,12 +103,10 @@ def run_attached(ws, name):
                 return None                   # {"eof": true}: end of input
             return msg
 
-        code = s.scheduler.run_attached(
-            name, release, spec["command"], image, read_stdin,
+        code = oneoffs.run_attached(
+            svc(), app, spec.get("command"), g.user.name, read_stdin,
             lambda stream, data: ws.send(bytes([stream]) + data),
-            lambda label: ws.send(json.dumps({"started": label, "release": release.version})),
-            s.settings.run_timeout)
-        s.store.add_event(app, "dockyard", "api", f"One-off run by {g.user.name} exited with code {code}")
+            lambda label, version: ws.send(json.dumps({"started": label, "release": version})))
         ws.send(json.dumps({"exit": code}))
     except ConnectionClosed:
         return

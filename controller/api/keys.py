@@ -3,6 +3,7 @@ authorized_keys file (atomically) from the store."""
 from flask import Blueprint, g, jsonify, request
 
 from .. import accounts, keys
+from ..git.sshd import LISTEN_HOST
 from .common import audit, body, svc
 
 bp = Blueprint("keys", __name__)
@@ -32,5 +33,6 @@ def remove_key(which):
 @bp.get("/ssh")
 def ssh_info():
     s = svc().settings
-    return jsonify(user="git", host=s.api_host, port=s.ssh_port,
-                   url_template=f"ssh://git@{s.api_host}:{s.ssh_port}/APP.git")
+    # Where sshd really listens, which is not necessarily the API's host.
+    return jsonify(user="git", host=LISTEN_HOST, port=s.ssh_port,
+                   url_template=f"ssh://git@{LISTEN_HOST}:{s.ssh_port}/APP.git")

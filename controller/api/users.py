@@ -29,8 +29,7 @@ def add_user():
     is_admin = data.get("admin", False)
     if not isinstance(is_admin, bool):
         raise BadRequest("admin must be true or false.")
-    user = svc().store.create_user(name, is_admin=is_admin)
-    token = accounts.mint_token(svc().store, user)
+    user, token = accounts.add_user(svc().store, name, is_admin)
     audit("users:add", user=name, admin=is_admin)
     return jsonify(name=user.name, is_admin=user.is_admin, token=token), 201
 

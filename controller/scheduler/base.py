@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from core.models import BuildRun, Crash, Instance, Limits, LogLine, Release
 
@@ -103,6 +103,14 @@ class Scheduler(ABC):
     def get(self, container_id: str) -> Instance | None:
         """The instance or one-off as it is now, with its restart count and whether its last exit
         was an out-of-memory kill; None once it is gone."""
+
+    @abstractmethod
+    def save_images(self, refs: list[str], out: BinaryIO) -> None:
+        """Write the images (by tag) as one archive the engine can load again (`docker save`)."""
+
+    @abstractmethod
+    def load_images(self, src: BinaryIO) -> None:
+        """Load an archive written by save_images into the engine."""
 
     @abstractmethod
     def remove_leftovers(self, app: str) -> int:

@@ -10,13 +10,8 @@ from core.errors import SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
 from .docker_engine import DockerEngine
-from .docker_parse import parse_crashes, parse_instance, parse_logs
+from .docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
 from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
-
-
-# One-offs a deploy runs and removes itself (app.json's scripts, the release phase): one left
-# behind when the app's lock is free was orphaned by a killed deploy.
-DEPLOY_PHASES = ("release", "predeploy", "postdeploy")
 
 
 class DockerHost(DockerEngine):
@@ -77,10 +72,7 @@ class DockerHost(DockerEngine):
                     for c in self.client.api.containers(all=True, filters=self._filters(app, label))]
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list containers: {e.explanation}") from None
-        # A container inherits its image's labels, and an image carries the build that made it:
-        # instances and `run` one-offs of a built image have LABEL_BUILD too, and are not leftovers.
-        found = {c["Id"] for c in rows if LABEL_PROCESS not in (c.get("Labels") or {})
-                 and (c.get("Labels") or {}).get(LABEL_ONEOFF, "release") in DEPLOY_PHASES}
+        found = {c["Id"] for c in rows if is_leftover(c.get("Labels") or {})}
         for cid in found:
             self.remove(cid)
         return len(found)

@@ -1,7 +1,7 @@
 """Single-host backend: the images in the one engine (look up, tag, remove)."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 import docker.errors
 
@@ -46,6 +46,24 @@ class DockerImages(DockerEngine):
             if not failed:
                 break
         return removed
+
+    def save_images(self, refs: list[str], out: BinaryIO) -> None:
+        try:
+            # One archive for all: layers the images share (the stack) are written once.
+            resp = self.client.api.get(self.client.api._url("/images/get"), params=[("names", r) for r in refs],
+                                       stream=True)
+            self.client.api._raise_for_status(resp)
+            for chunk in resp.iter_content(1 << 20):
+                out.write(chunk)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not save the images {', '.join(refs)}: {e.explanation}") from None
+
+    def load_images(self, src: BinaryIO) -> None:
+        try:
+            for _ in self.client.api.load_image(src):
+                pass
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not load the images: {e.explanation}") from None
 
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
         """Remove the tags `repo:<prefix>*` other than `repo:<keep>` (no force: an image that others

@@ -7,7 +7,8 @@ import struct
 
 from core.models import Crash, Instance, LogLine
 
-from .labels import LABEL_APP, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+from .labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS,
+                     LABEL_RELEASE)
 
 # A list row's Status text: "Up 5 minutes", "Exited (137) 2 seconds ago", "Restarting (137) 1 second
 # ago", "Created", "Dead", "Removal In Progress". The code is the last exit's.
@@ -145,3 +146,17 @@ def parse_crashes(events: list[dict]) -> list[Crash]:
                              oom_killed=cid in oom))
             oom.discard(cid)
     return out
+
+
+# One-offs a deploy runs and removes itself (app.json's scripts, the release phase): one found
+# while the app's lock is free was orphaned by a killed deploy.
+DEPLOY_PHASES = ("release", "predeploy", "postdeploy")
+
+
+def is_leftover(labels: dict) -> bool:
+    """A build container or a deploy-phase container, by its labels. App instances and
+    one-offs carry their image's labels too (dockyard.build among them): their process or
+    one-off kind tells them apart."""
+    if labels.get(LABEL_ONEOFF) in DEPLOY_PHASES:
+        return True
+    return LABEL_BUILD in labels and LABEL_PROCESS not in labels and LABEL_ONEOFF not in labels

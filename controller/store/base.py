@@ -32,6 +32,15 @@ class StoreBase:
         db.execute("PRAGMA busy_timeout = 30000")
         return db
 
+    def backup_to(self, dest: Path) -> None:
+        """A consistent copy of the whole database while others write (SQLite's online backup)."""
+        src = self._connect()
+        try:
+            with contextlib.closing(sqlite3.connect(dest)) as out:
+                src.backup(out)
+        finally:
+            src.close()
+
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE); committed on success, rolled back on error."""

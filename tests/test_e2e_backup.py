@@ -1,0 +1,51 @@
+"""admin:backup / admin:restore end to end: a platform with an app (code, config, a custom
+domain's route, a collaborator) is backed up while it serves, then lost whole (state, containers
+and images gone, as on a dead machine); the backup restored into a new DOCKYARD_HOME brings the
+app back with `make up`: same release, same config, same git history."""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
+
+pytestmark = pytest.mark.e2e
+
+
+def test_backup_then_restore_onto_an_empty_home_brings_every_app_back(tmp_path, busybox_base):
+    first = start_platform(tmp_path / "first")
+    name = unique_app("bak")
+    try:
+        repo = make_app_repo(tmp_path / name, httpd_app("restored"), first)
+        first.cli("apps:create", name, cwd=repo)
+        first.git("push", "dockyard", "main", cwd=repo)
+        first.cli("config:set", "GREETING=hello", "-a", name)
+        first.cli("users:add", "carol")
+        first.cli("access:add", "carol", "-a", name)
+        archive = tmp_path / "platform.tar.gz"
+        out = first.cli("admin:backup", str(archive)).stdout
+        assert "Backed up" in out and archive.stat().st_mode & 0o777 == 0o600
+        head = run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
+    finally:
+        stop_platform(first)    # the machine is gone: state, containers and images
+    assert not run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={first.name}"]).stdout.strip()
+
+    second = start_platform(tmp_path / "second", DOCKYARD_NAME=first.name)   # a new home, new ports
+    second.name = first.name
+    try:
+        second.make("down")
+        refused = second.cli("admin:restore", str(archive), check=False)
+        assert refused.returncode != 0 and "already holds" in refused.stderr + refused.stdout
+        restored = second.cli("admin:restore", str(archive), "--force").stdout
+        assert "restored 1 app(s)" in restored, restored
+        second.make("up")
+        second.cli("login", "--api", second.api, "--token-file", str(second.home / "admin.token"))
+        from .test_e2e_faults import _wait_for
+        _wait_for(lambda: second.curl(name) == (200, "restored"), 60, "the restored app to answer")
+        assert second.cli("config:get", "GREETING", "-a", name).stdout.strip() == "hello"
+        assert "carol" in second.cli("access", "-a", name).stdout
+        assert "v2" in second.cli("releases", "-a", name).stdout
+        clone = tmp_path / "clone"
+        second.git("clone", f"{second.api}/{name}.git", str(clone), cwd=tmp_path)
+        assert run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == head
+    finally:
+        stop_platform(second)
