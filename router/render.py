@@ -444,20 +444,16 @@ server {{
     return 503 "App {app} is down for maintenance. Please try again later.\\n(Its owner turns this off with: dockyard maintenance:off -a {app})\\n";
 }}
 """
-    if not addresses and not route.deployed:
-        return f"""
-# App {app}: nothing deployed yet.
-server {{
-{head}    add_header X-Content-Type-Options nosniff always;
-    return 503 "App {app} exists but has no release yet: nothing has been deployed to it. Deploy it with: dockyard git:remote -a {app} && git push dockyard main\\n";
-}}
-"""
     if not addresses:
+        what, say = (("no running web process", f"App {app} has no running web process. Scale it with: "
+                      f"dockyard ps:scale web=1 -a {app}") if route.deployed else
+                     ("nothing deployed yet", f"App {app} exists but has no release yet: nothing has been "
+                      f"deployed to it. Deploy it with: dockyard git:remote -a {app} && git push dockyard main"))
         return f"""
-# App {app}: no running web process.
+# App {app}: {what}.
 server {{
 {head}    add_header X-Content-Type-Options nosniff always;
-    return 503 "App {app} has no running web process. Scale it with: dockyard ps:scale web=1 -a {app}\\n";
+    return 503 "{say}\\n";
 }}
 """
     name = upstream_name(app)
