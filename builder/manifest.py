@@ -46,6 +46,7 @@ def read_manifest(src: Path, app_port: int, config: dict, app: str, say: Out) ->
             if from_file:
                 say(f"       CHECKS: {len(from_file['web'])} web check(s)")
                 healthchecks = {**healthchecks, **from_file}
+                manifest = {**manifest, "checks_from": {"web": "CHECKS"}}
     return healthchecks, manifest
 
 

@@ -80,7 +80,8 @@ def run_release_phase(svc: Services, app: App, release: Release, image: str, out
 
 def release_checks(svc: Services, app: App, release: Release) -> dict[str, tuple[str, list[Check]]]:
     """Per process type: (source, checks), checks:set overriding the build's app.json."""
-    return effective(svc.store.checks(app), release.healthchecks, release.port or svc.settings.app_port)
+    return effective(svc.store.checks(app), release.healthchecks, release.port or svc.settings.app_port,
+                     release.manifest.get("checks_from"))
 
 
 def start_instance(svc: Services, app: App, release: Release, ptype: str, index: int, out: Out,

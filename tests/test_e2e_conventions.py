@@ -91,6 +91,7 @@ def test_dokku_checks_file_gates_traffic(platform, tmp_path):
     assert platform.curl(name) == (200, "checks app v1\n")
     checks = platform.cli("checks", "-a", name).stdout
     assert "GET /health expecting 'all systems go'" in checks and "attempts 3" in checks, checks
+    assert "[CHECKS]" in checks and "running 1 health check from CHECKS" in out
 
 
 def test_app_json_env_formation_scripts_and_cron(platform, tmp_path):

@@ -14,7 +14,7 @@ from controller import cron
 from controller.manifest import apply_env
 from controller.store import Store
 from core.appjson import AppJsonError, missing_env, parse_checks_file, parse_manifest, slot_due
-from core.checkspec import CheckSpecError
+from core.checkspec import CheckSpecError, effective
 from core.models import Instance
 from router.render import render_routes
 from router.table import Route
@@ -70,6 +70,12 @@ def test_app_json_checks_win_over_checks_file(tmp_path):
     (tmp_path / "app.json").write_text('{"healthchecks": {"web": [{"path": "/from-app-json"}]}}')
     assert read_manifest(tmp_path, 5000, {}, "a", said.append)[0]["web"][0]["path"] == "/from-app-json"
     assert any("CHECKS is ignored" in line for line in said)
+
+
+def test_checks_from_the_checks_file_say_so():
+    table = effective({}, {"web": [{"path": "/h"}], "worker": [{"command": "true"}]}, 5000, {"web": "CHECKS"})
+    assert table["web"][0] == "CHECKS" and table["worker"][0] == "app.json"
+    assert effective({"web": [{"path": "/x"}]}, {"web": [{"path": "/h"}]}, 5000, {"web": "CHECKS"})["web"][0] == "checks:set"
 
 
 def test_exposed_port_only_when_exactly_one_tcp_port():
