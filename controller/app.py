@@ -2,12 +2,14 @@
 Paths and shapes follow the Heroku Platform API where it has one."""
 from __future__ import annotations
 
+import hmac
+
 from flask import Flask, g, jsonify, request
 
 from .api import (account, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron, domains,
-                  dynos,
-                  formation, keys, limits, logs, releases, router_settings, users)
+                  dynos, formation, keys, limits, logs, metrics, releases, router_settings, users)
 from .auth import token_from_header
+from . import dashboard
 from core.errors import DockyardError, Unauthorized
 from .services import Services
 from .settings import Settings
@@ -17,7 +19,7 @@ PUBLIC_PATHS = ("/healthz",)
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, audit.bp, admin.bp, cron.bp)
+              keys.bp, audit.bp, admin.bp, metrics.bp, cron.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
@@ -30,6 +32,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    app.register_blueprint(dashboard.bp)
 
     @app.get("/healthz")
     def healthz():
@@ -37,9 +40,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path in PUBLIC_PATHS:
-            return None
+        if request.path in PUBLIC_PATHS or request.path.startswith("/dashboard/") or request.path == "/dashboard":
+            return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
         token = token_from_header(request.headers.get("Authorization", ""))
+        if request.path == "/metrics" and token and settings.metrics_token \
+                and hmac.compare_digest(token, settings.metrics_token):
+            g.scraper = True      # a Prometheus scraper: GET /metrics only, no user
+            return None
         user = svc.store.user_for_token(token) if token else None
         if user is None:
             raise Unauthorized("Missing or invalid token: log in with `dockyard login`, or send "

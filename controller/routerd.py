@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
-from router import loop
+from router import accesslog, loop
 from router.accesslog import Row
 from router.nginx import Nginx
 
@@ -25,6 +26,32 @@ def record_router_lines(store: Store, by_app: dict[str, list[Row]]) -> None:
     store.add_router_lines(by_app)
 
 
+class RequestMetrics:
+    """Per-minute request metrics per release from the access log's requests: the upstream
+    address that answered names the instance, hence the release (live containers, looked up
+    at most every `refresh` seconds; an unknown upstream counts for the app's live release)."""
+
+    def __init__(self, store: Store, scheduler, refresh: float = 5.0):
+        self.store, self.scheduler, self.refresh = store, scheduler, refresh
+        self._by_port: dict[str, int] = {}
+        self._at = 0.0
+
+    def _version_of(self, app: str, upstream: str) -> int:
+        port = upstream.rsplit(":", 1)[-1]
+        if port in self._by_port:
+            return self._by_port[port]
+        found = self.store.find_app(app)
+        return found.live_version if found is not None else 0
+
+    def __call__(self, reqs: list[dict]) -> None:
+        if not reqs:
+            return
+        if time.monotonic() - self._at > self.refresh:
+            self._at = time.monotonic()
+            self._by_port = {str(i.host_port): i.version for i in self.scheduler.instances() if i.host_port}
+        self.store.add_request_minutes(accesslog.per_minute(reqs, self._version_of))
+
+
 def run(settings: Settings | None = None) -> int:
     settings = settings if settings is not None else from_env()
     store = Store(settings.db_path)
@@ -32,7 +59,8 @@ def run(settings: Settings | None = None) -> int:
     # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
     # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
     return loop.run(router_config(settings), lambda _config: load_routes(settings, store, scheduler),
-                    log_sink=lambda by_app: record_router_lines(store, by_app), keep_serving=True)
+                    log_sink=lambda by_app: record_router_lines(store, by_app),
+                    stats_sink=RequestMetrics(store, scheduler), keep_serving=True)
 
 
 def stop_nginx(settings: Settings) -> None:

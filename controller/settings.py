@@ -54,6 +54,9 @@ class Settings:
     app_port: int = 5000            # DOCKYARD_APP_PORT: $PORT inside app containers
     stop_grace: int = 10            # DOCKYARD_STOP_GRACE: SIGTERM -> SIGKILL seconds for old instances
     reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
+    metrics_interval: float = 5.0   # DOCKYARD_METRICS_INTERVAL: seconds between resource samples
+    metrics_token: str = ""         # DOCKYARD_METRICS_TOKEN: a scraper's bearer token for GET /metrics
+    session_hours: int = 12         # DOCKYARD_SESSION_HOURS: dashboard sessions expire after this
     gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
     app_cpus: float = 1.0           # DOCKYARD_APP_CPUS: default CPU limit per instance (0 = none)
     run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
@@ -156,6 +159,9 @@ def from_env(env: dict | None = None) -> Settings:
         app_port=_int(env, "DOCKYARD_APP_PORT", 5000),
         stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
         reconcile_interval=_float(env, "DOCKYARD_RECONCILE_INTERVAL", 5.0),
+        metrics_interval=_float(env, "DOCKYARD_METRICS_INTERVAL", 5.0),
+        metrics_token=env.get("DOCKYARD_METRICS_TOKEN", ""),
+        session_hours=_int(env, "DOCKYARD_SESSION_HOURS", 12),
         gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
         app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
         run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),

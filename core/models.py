@@ -82,6 +82,20 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class InstanceStats:
+    """One reading of an instance's resource use. `cpu_ns` is the instance's total CPU time so
+    far (a rate is the difference of two readings); memory in bytes."""
+    container_id: str
+    at: float                  # Unix time of the reading
+    cpu_ns: int
+    mem_bytes: int
+    mem_limit: int
+    restarts: int
+    started_at: str            # ISO time the current run started ("" if unknown)
+    running: bool
+
+
+@dataclass(frozen=True)
 class Limits:
     """Resources of one process type's instances (ps:limits); None = the platform default."""
     memory_mb: int | None = None

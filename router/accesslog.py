@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core import latency
 from core.fsutil import atomic_write
 from router import render
 
@@ -26,6 +27,7 @@ log = logging.getLogger("dockyard.router")
 
 Row = tuple[str, str, str, str]   # (at, source, process, message), as the store's add_events takes
 Sink = Callable[[dict[str, list[Row]]], None]
+StatsSink = Callable[[list[dict]], None]
 
 
 def _ms(value: str) -> str:
@@ -78,9 +80,52 @@ def group(lines: list[str], max_per_app: int = 2000) -> dict[str, list[Row]]:
     return {app: rows[-max_per_app:] for app, rows in out.items()}
 
 
+def requests(lines: list[str]) -> list[dict]:
+    """Pure: lines -> one record per request of an app: app, at (Unix s), status, bytes,
+    ms (the app's response time, or the whole request's when no upstream answered), upstream."""
+    out = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+            at = float(d["msec"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not isinstance(d, dict) or not isinstance(d.get("app"), str) or not d["app"]:
+            continue
+        ms = _ms(str(d.get("upstream_time", "-")))
+        if ms == "-":
+            ms = _ms(str(d.get("request_time", "-")))
+        try:
+            size = int(d.get("bytes") or 0)
+        except ValueError:
+            size = 0
+        out.append({"app": d["app"], "at": at, "status": str(d.get("status", "")), "bytes": size,
+                    "ms": float(ms[:-2]) if ms != "-" else 0.0,
+                    "upstream": str(d.get("upstream") or "").split(",")[-1].strip()})
+    return out
+
+
+def per_minute(reqs: list[dict], version_of: Callable[[str, str], int]) -> dict[tuple[str, int, int], dict]:
+    """Pure: requests -> (app, release version, minute) -> counts, status classes, bytes and a
+    latency histogram. `version_of(app, upstream)` names the release that answered (0: none)."""
+    out: dict[tuple[str, int, int], dict] = {}
+    for r in reqs:
+        key = (r["app"], version_of(r["app"], r["upstream"]), int(r["at"]) // 60 * 60)
+        m = out.setdefault(key, {"requests": 0, "s2xx": 0, "s3xx": 0, "s4xx": 0, "s5xx": 0, "bytes": 0, "hist": {}})
+        m["requests"] += 1
+        cls = f"s{r['status'][:1]}xx"
+        if cls in m:
+            m[cls] += 1
+        m["bytes"] += r["bytes"]
+        b = str(latency.bucket(r["ms"]))
+        m["hist"][b] = m["hist"].get(b, 0) + 1
+    return out
+
+
 class Harvester:
     def __init__(self, router_dir: Path, sink: Sink, max_bytes: int = 4 * 1024 * 1024,
-                 chunk: int = 8 * 1024 * 1024) -> None:
+                 chunk: int = 8 * 1024 * 1024, stats_sink: StatsSink | None = None) -> None:
+        self.stats_sink = stats_sink
         self.path = Path(router_dir) / render.ACCESS_LOG
         self.offset_path = self.path.with_name(self.path.name + ".offset")
         self.sink = sink
@@ -113,6 +158,8 @@ class Harvester:
             lines = data[:end].decode("utf-8", "replace").splitlines()
             if lines:
                 self.sink(group(lines))
+                if self.stats_sink is not None:
+                    self.stats_sink(requests(lines))
             offset += end
             if offset >= self.max_bytes and offset == os.fstat(f.fileno()).st_size:
                 os.truncate(self.path, 0)

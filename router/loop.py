@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from router.accesslog import Harvester, Sink, cap_log
+from router.accesslog import Harvester, Sink, StatsSink, cap_log
 from router.config import RouterConfig
 from router.errors import RouterError
 from router.nginx import Nginx
@@ -86,6 +86,7 @@ def run(
     events: queue.SimpleQueue | None = None,
     nginx: Nginx | None = None,
     log_sink: Sink | None = None,
+    stats_sink: StatsSink | None = None,
     harvest_period: float = 1.0,
     keep_serving: bool = False,
 ) -> int:
@@ -94,7 +95,7 @@ def run(
     Returns the process exit code. Signal handlers are only installed when
     called from the main thread; tests running it in a thread stop it by
     putting ``STOP`` on ``events``. Without a ``log_sink`` the access-log
-    lines stay in the file.
+    lines stay in the file. ``stats_sink`` gets each pass's parsed requests (request metrics).
     """
     interval = config.interval if interval is None else interval
     events = events if events is not None else queue.SimpleQueue()
@@ -116,7 +117,7 @@ def run(
         harvester_thread = None
         if log_sink is not None:
             harvester_thread = threading.Thread(
-                target=_harvest_loop, args=(Harvester(nginx.prefix, log_sink), stop_harvest, harvest_period),
+                target=_harvest_loop, args=(Harvester(nginx.prefix, log_sink, stats_sink=stats_sink), stop_harvest, harvest_period),
                 name="access-log-harvester", daemon=True)
             harvester_thread.start()
         try:

@@ -18,7 +18,8 @@ STACK_IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
 DOCKERD_LOG=/var/log/dockyard-dockerd.log
 DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk)
+# chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium)
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -16,6 +16,7 @@ cat <<MSG
 
 Dockyard is serving.
   API + git:  $API
+  Dashboard:  $API/dashboard/   (log in with your token: $CLI auth:token)
   Router:     http://<app>.$DOMAIN:$ROUTER_PORT/
   CLI:        $CLI
   State:      $HOME_DIR (logs in $HOME_DIR/logs)

@@ -13,7 +13,8 @@ bp = Blueprint("dynos", __name__)
 sock = Sock()    # stateless here: routes are registered on the blueprint
 
 
-def _state(inst, healthy) -> str:
+def instance_state(inst, healthy) -> str:
+    """Pure: the state `ps` and the dashboard show: crashed, up (passed its check), starting, or the engine's."""
     if inst.state == "restarting" or (inst.state == "exited" and inst.exit_code not in (0, None)):
         return "crashed"
     if inst.state == "running":
@@ -22,7 +23,7 @@ def _state(inst, healthy) -> str:
 
 
 def _dyno_json(inst, healthy, health: dict | None = None, limit_mb: int | None = None) -> dict:
-    state = _state(inst, healthy)
+    state = instance_state(inst, healthy)
     health = health or {}
     row = {"name": inst.label, "type": inst.process, "state": state,
            "release": {"version": inst.version}, "container": inst.container_id[:12],

@@ -1,6 +1,7 @@
 from flask import Blueprint, jsonify, request
 
 from core.errors import BadRequest
+from .. import applogs
 from .common import load_app, svc
 
 bp = Blueprint("logs", __name__)
@@ -20,14 +21,4 @@ def get_logs(name):
     source = request.args.get("source", "")
     source = "dockyard" if source == "platform" else source   # Heroku's name for platform lines
     ps = request.args.get("ps", "")
-    rows = [e for e in s.store.events(app, limit=5000)]
-    live = s.scheduler.instances(name) + [o for o in s.scheduler.oneoffs(name) if o.detached]
-    for inst in live:
-        for line in s.scheduler.logs(inst.container_id, tail=lines):
-            rows.append({"at": line.at, "source": "app", "process": inst.label, "message": line.text})
-    rows = [r for r in rows if (not since or r["at"] > since) and (not source or r["source"] == source)
-            and (not ps or r["process"] == ps)]
-    rows.sort(key=lambda r: r["at"])
-    rows = rows[-lines:]
-    return jsonify([{"at": r["at"], "source": r["source"], "process": r["process"], "message": r["message"]}
-                    for r in rows])
+    return jsonify(applogs.lines(s, app, lines, since, source, ps))

@@ -19,7 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import BinaryIO, Callable, Iterable
 
-from core.models import BuildRun, Crash, Instance, Limits, LogLine, Release
+from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release
 
 OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
@@ -141,6 +141,18 @@ class Scheduler(ABC):
     def remove(self, container_id: str) -> None:
         """Remove the instance or one-off at once (killed if it runs). Already gone, or being
         removed by another process, is not an error."""
+
+    @abstractmethod
+    def stats(self, container_ids: Iterable[str]) -> dict[str, InstanceStats]:
+        """One resource reading per instance (CPU time, memory used and limit, restarts, start
+        time), keyed by id; ids that are gone are left out. Cheap enough to call every few
+        seconds for every instance: it never waits for a second engine sample."""
+
+    @abstractmethod
+    def disk_usage(self) -> dict:
+        """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..,
+        "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
+        stack image counts under images)."""
 
     @abstractmethod
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .base import Scheduler
 from .docker_build import DockerBuild
+from .docker_stats import DockerStats
 from .docker_host import DockerHost
 from .docker_images import DockerImages
 from .docker_oneoff import DockerOneoffs
 
 
-class DockerScheduler(DockerHost, DockerOneoffs, DockerImages, DockerBuild, Scheduler):
+class DockerScheduler(DockerHost, DockerStats, DockerOneoffs, DockerImages, DockerBuild, Scheduler):
     """Scheduler on a single Docker engine (see base.Scheduler for the contract)."""

@@ -8,11 +8,12 @@ from .apps import AppsMixin
 from .base import StoreBase
 from .cron import CronMixin
 from .events import EventsMixin
+from .metrics import MetricsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, CronMixin, EventsMixin, AccountsMixin, RouterMixin, StoreBase):
+class Store(AppsMixin, CronMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

@@ -152,7 +152,53 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE instances ADD COLUMN crashed_at TEXT;
     ALTER TABLE releases ADD COLUMN release_phase_exit INTEGER
     """,
-    # 6: what a build read from app.json besides checks (formation, scripts, env, cron, the
+    # 6: metrics (instance samples at 0/60/600 s resolution, request counts per release per
+    # minute, then per ten minutes), log drains, dashboard sessions (tied to the API token that opened them)
+    """
+    CREATE TABLE instance_samples (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        process TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        res INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        cpu REAL NOT NULL,
+        mem INTEGER NOT NULL,
+        mem_limit INTEGER NOT NULL,
+        restarts INTEGER NOT NULL,
+        uptime INTEGER NOT NULL
+    );
+    CREATE INDEX instance_samples_at ON instance_samples(res, at);
+    CREATE INDEX instance_samples_app ON instance_samples(app_id, at);
+    CREATE TABLE request_minutes (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        s2xx INTEGER NOT NULL, s3xx INTEGER NOT NULL, s4xx INTEGER NOT NULL, s5xx INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        hist TEXT NOT NULL,
+        span INTEGER NOT NULL DEFAULT 60,
+        PRIMARY KEY (app_id, minute, version)
+    );
+    CREATE INDEX request_minutes_at ON request_minutes(minute);
+    CREATE TABLE drains (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent INTEGER NOT NULL DEFAULT 0,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        UNIQUE (app_id, url)
+    );
+    CREATE TABLE dash_sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL REFERENCES tokens(token_hash) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    """,
+    # 7: what a build read from app.json besides checks (formation, scripts, env, cron, the
     # EXPOSEd port), and the scheduled jobs' runs (one row per job: the last slot fired)
     """
     ALTER TABLE builds ADD COLUMN manifest TEXT NOT NULL DEFAULT '{}';

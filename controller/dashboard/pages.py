@@ -1,0 +1,103 @@
+"""What each dashboard page shows, gathered from the store and the scheduler (read side;
+actions go through controller/releases.py like the API's)."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from core.models import App, User
+
+from .. import access, accounts, metrics
+from ..api import dynos
+from ..rollout import RELEASE_PHASE
+from ..services import Services
+
+
+def visible_apps(svc: Services, user: User) -> list[App]:
+    return [a for a in svc.store.list_apps()
+            if access.can_read(user, a, accounts.collaborator_ids(svc.store, a))]
+
+
+def app_row(svc: Services, app: App) -> dict:
+    """One line of the apps list: state, release, formation, last deploy, requests/min."""
+    release = svc.store.current_release(app)
+    formation = svc.store.formation(app)
+    running = [i for i in svc.scheduler.instances(app.name) if i.state == "running"]
+    stopped = svc.store.stopped_types(app)
+    wanted = sum(q for t, q in formation.items() if t not in stopped)
+    state = "idle" if not wanted else ("up" if len(running) >= wanted else "degraded")
+    now = int(time.time())
+    minutes = svc.store.request_minutes(app, now - 600)
+    return {"name": app.name, "state": state, "release": f"v{release.version}" if release else "-",
+            "deployed_at": release.created_at[:16].replace("T", " ") if release else "-",
+            "formation": " ".join(f"{t}={q}" for t, q in sorted(formation.items()) if t != RELEASE_PHASE) or "-",
+            "running": len(running), "rpm": round(sum(m["requests"] for m in minutes) / 10, 1)}
+
+
+def formation(svc: Services, app: App) -> list[dict]:
+    release = svc.store.current_release(app)
+    types = release.process_types if release else {}
+    quantities = svc.store.formation(app)
+    stopped = svc.store.stopped_types(app)
+    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped}
+            for t in sorted(set(types) | set(quantities)) if t != RELEASE_PHASE]
+
+
+def instances(svc: Services, app: App) -> list[dict]:
+    """Each instance with its state, and why it last crashed (as `ps` says it) with the setting
+    to change when the kernel killed it for memory."""
+    now = time.time()
+    health = svc.store.instance_health(app)
+    healthy = svc.store.healthy_ids()
+    limits = svc.store.limits(app)
+    out = []
+    for i in svc.scheduler.instances(app.name):
+        try:
+            up = int(now - datetime.fromisoformat(i.started_at).timestamp()) if i.started_at else 0
+        except ValueError:
+            up = 0
+        h = health.get(i.container_id) or {}
+        limit = (limits.get(i.process) or {}).get("memory_mb") or svc.settings.app_memory_mb
+        state = dynos.instance_state(i, healthy)
+        detail = dynos.state_detail(state, bool(h.get("oom")) or i.oom_killed, h.get("last_exit"),
+                                    h.get("restarts", i.restart_count), limit)
+        if bool(h.get("oom")) or i.oom_killed:
+            detail += f"; raise it with `dockyard ps:limits {i.process} --memory {limit * 2} -a {app.name}`"
+        out.append({"label": i.label, "state": state, "version": i.version,
+                    "restarts": h.get("restarts", i.restart_count), "detail": detail,
+                    "uptime": duration(up) if i.state == "running" else "-"})
+    return out
+
+
+def duration(s: int) -> str:
+    """Seconds -> `3m20s`, `2h5m`, `1d4h` (the template filter `duration`)."""
+    return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else (
+        f"{s // 3600}h{s % 3600 // 60}m" if s >= 3600 else f"{s // 60}m{s % 60}s")
+
+
+def domains(svc: Services, app: App) -> tuple[list[dict], dict | None]:
+    """Custom domains and the app's certificate (names and expiry, never the key)."""
+    cert = svc.store.cert_record(app.name)
+    info = None
+    if cert is not None:
+        info = dict(cert.get("info") or {})
+        expires = info.get("not_after") or info.get("expires") or ""
+        info = {"names": info.get("names") or info.get("hostnames") or [], "expires": expires,
+                "source": cert.get("source", "")}
+    return svc.store.domains(app), info
+
+
+def app_page(svc: Services, app: App, user: User) -> dict:
+    current = svc.store.current_release(app)
+    releases = sorted(svc.store.list_releases(app), key=lambda r: -r.version)[:20]
+    doms, cert = domains(svc, app)
+    collab = accounts.collaborator_ids(svc.store, app)
+    return {"app": app, "row": app_row(svc, app), "formation": formation(svc, app),
+            "instances": instances(svc, app), "releases": releases,
+            "current": current.version if current else 0,
+            "config_keys": sorted(current.config) if current else [],
+            "domains": doms, "cert": cert, "builds": svc.store.list_builds(app)[:10],
+            "access": accounts.access_list(svc.store, app), "drains": svc.store.drains(app),
+            "is_owner": access.can_admin(user, app, collab), "web_url": f"http://{svc.settings.app_host(app.name)}:"
+                                                                        f"{svc.settings.router_port}/",
+            "summary": metrics.app_metrics(svc, app, 3600)["summary"]}

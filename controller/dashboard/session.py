@@ -1,0 +1,79 @@
+"""Dashboard sessions: log in with an API token; a random session id in an HttpOnly,
+SameSite=Strict cookie that expires; the session is tied to the token (revoking the token
+with `auth:logout` ends it). Each session has a CSRF token that every POST must carry."""
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+
+from flask import g, redirect, render_template, request, url_for
+
+from core.errors import DockyardError, Forbidden
+
+from ..api.common import svc
+from . import bp
+
+COOKIE = "dockyard_session"
+OPEN = ("dashboard.login", "dashboard.static")
+
+
+@bp.before_request
+def require_session():
+    g.dashboard = True
+    if request.endpoint in OPEN:
+        return None
+    sid = request.cookies.get(COOKIE, "")
+    found = svc().store.session(sid) if sid else None
+    if found is None:
+        return redirect(url_for("dashboard.login", next=request.path if request.method == "GET" else None))
+    g.user, g.csrf = found
+    if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), g.csrf):
+        raise Forbidden("This form is stale or was not sent by the dashboard (no valid CSRF token): "
+                        "reload the page and try again.")
+    return None
+
+
+@bp.after_request
+def headers(response):
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                "frame-ancestors 'none'")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "dashboard.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(DockyardError)
+def error_page(e: DockyardError):
+    return render_template("error.html", error=e), e.status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        token = request.form.get("token", "").strip()
+        user = svc().store.user_for_token(token) if token else None
+        if user is not None:
+            sid = secrets.token_urlsafe(32)
+            hours = svc().settings.session_hours
+            svc().store.add_session(sid, token, secrets.token_urlsafe(32), int(time.time()) + hours * 3600)
+            nxt = request.args.get("next") or ""
+            target = nxt if nxt.startswith("/dashboard/") and not nxt.startswith("//") else url_for("dashboard.apps")
+            response = redirect(target)
+            response.set_cookie(COOKIE, sid, max_age=hours * 3600, httponly=True, samesite="Strict",
+                                path="/dashboard", secure=request.is_secure)
+            return response
+        error = "That token is not valid: print yours with `dockyard auth:token`."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    svc().store.end_session(request.cookies.get(COOKIE, ""))
+    response = redirect(url_for("dashboard.login"))
+    response.delete_cookie(COOKIE, path="/dashboard")
+    return response

@@ -1,0 +1,23 @@
+"""Admin pages: users, the audit log, the platform's metrics."""
+from __future__ import annotations
+
+from flask import g, render_template
+
+from core.errors import Forbidden
+
+from .. import accounts, metrics
+from ..api.common import svc
+from . import bp
+
+
+def _admin() -> None:
+    if not g.user.is_admin:
+        raise Forbidden("Only an admin may see this page: ask your Dockyard admin.")
+
+
+@bp.get("/admin/")
+def admin():
+    _admin()
+    return render_template("admin.html", users=accounts.list_users(svc().store),
+                           audit=accounts.audit_entries(svc().store, limit=100),
+                           platform=metrics.platform_metrics(svc()))
