@@ -16,9 +16,9 @@ from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
 from .buildpacks import merge_process_types
-from .dockerfile import base_images
+from .dockerfile import referenced_images
 from .herokuyml import parse_heroku_yml
-from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
+from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, NoBuildMethod
 from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, Out
 from .manifest import exposed_port, read_manifest
 
@@ -29,25 +29,37 @@ _EXIT = re.compile(r"returned a non-zero code: (\d+)")
 
 def export_commit(repo, commit_sha: bytes, dest: Path) -> int:
     """Write the commit's tree into dest (files, executables, symlinks; submodules are
-    skipped). Returns the number of files. Refuses any path that would leave dest."""
+    skipped). Returns the number of files. Refuses any path that would leave dest: `..`, and a
+    path through a symlink the tree itself made (a crafted tree may hold both `a -> /etc` and
+    `a/x`). Files are created with O_EXCL|O_NOFOLLOW, so nothing is written through a link."""
     commit = repo[commit_sha]
     count = 0
+    links: set[tuple[str, ...]] = set()
     for entry in repo.object_store.iter_tree_contents(commit.tree):
         rel = entry.path.decode("utf-8", "surrogateescape")
         parts = rel.split("/")
         if rel.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
             raise BuildError(f"The commit contains an unsafe path {rel[:80]!r}: rename it and push again.")
+        if any(tuple(parts[:i]) in links for i in range(1, len(parts))):
+            raise BuildError(f"The commit has {rel[:80]!r} inside a symlink: commit real directories and push again.")
         target = dest.joinpath(*parts)
         mode = entry.mode
         if stat.S_ISDIR(mode) or mode == 0o160000:   # submodule (gitlink): not fetched
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         data = repo[entry.sha].data
-        if stat.S_ISLNK(mode):
-            os.symlink(data.decode("utf-8", "surrogateescape"), target)
-        else:
-            target.write_bytes(data)
-            os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+        try:
+            if stat.S_ISLNK(mode):
+                os.symlink(data.decode("utf-8", "surrogateescape"), target)
+                links.add(tuple(parts))
+            else:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o755 if mode & 0o111 else 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.chmod(target, 0o755 if mode & 0o111 else 0o644, follow_symlinks=False)
+        except FileExistsError:
+            raise BuildError(f"The commit has {rel[:80]!r} twice: repair the tree and push again.") from None
         count += 1
     return count
 
@@ -168,7 +180,8 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
                          "fix the path under build.docker.")
     dockerfile = (src / name).read_text(errors="replace")
-    for image in base_images(dockerfile):
+    for image in referenced_images(dockerfile):
+        check_image_allowed(config, job, image)
         if not engine.image_exists(image):
             raise BaseImageMissing(
                 f"The Dockerfile builds FROM {image}, which is not in this machine's Docker engine, "
@@ -195,3 +208,16 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
             detail = (f"out of memory (the build limit is {config.memory_mb} MB; raise "
                       "DOCKYARD_BUILD_MEMORY_MB)")
         raise BuildError(f"{where}{detail}") from None
+
+
+def check_image_allowed(config: BuildConfig, job: BuildJob, image: str) -> None:
+    """A build may read the stack image, images of the pusher's own apps and images the operator
+    allowed (`job.may_use_image` says); any other image in the engine may be another tenant's."""
+    if "$" in image:
+        raise ImageNotAllowed(f"The Dockerfile names an image with a build ARG ({image[:80]}), which cannot be "
+                              "checked before the build: write the image name itself.")
+    if image == config.stack_image or (job.may_use_image is not None and job.may_use_image(image)):
+        return
+    raise ImageNotAllowed(f"The Dockerfile uses the image {image[:80]}, which this build may not use: only "
+                          f"{config.stack_image} (the stack), images your apps built and images an admin allowed "
+                          "(`dockyard images:allow IMAGE`) may be built on.")

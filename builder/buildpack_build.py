@@ -12,13 +12,13 @@ import functools
 import hashlib
 import os
 import stat
-import subprocess
 import threading
 from pathlib import Path
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
-                         no_match_message, parse_marker, parse_release_yaml, redact, safe_env_files,
-                         select_buildpacks, slug_dockerfile)
+                         no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
+                         safe_env_files, select_buildpacks, slug_dockerfile)
+from .slug import read_no_follow, safe_dockyard_dir
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
 from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
 
@@ -71,8 +71,18 @@ def _chown_tree(path: Path) -> None:
             os.lchown(os.path.join(root, name), APP_UID, APP_UID)
 
 
-def resolve_buildpack(ref: BuildpackRef, workdir: Path, say: Out) -> Path:
-    """A host directory holding the buildpack (bin/detect, bin/compile, bin/release)."""
+CLONE_TIMEOUT = 120
+# The clone runs `git` inside the build image as the unprivileged build user, with no mounts but
+# its own empty output dir: no host credentials (~/.netrc, keys), no platform state. A URL's
+# credentials reach git through this helper from the environment, never on a command line
+# (`ps` on the host shows every container's processes).
+_CREDENTIAL_HELPER = ('!f() { test "$1" = get || exit 0; [ -n "$BP_USER$BP_PASSWORD" ] || exit 0; '
+                      'printf "username=%s\\npassword=%s\\n" "$BP_USER" "$BP_PASSWORD"; }; f')
+
+
+def resolve_buildpack(ref: BuildpackRef, workdir: Path, say: Out, clone=None) -> Path:
+    """A host directory holding the buildpack (bin/detect, bin/compile, bin/release).
+    `clone(ref, dest)` fetches a git buildpack into the empty directory `dest`, in a container."""
     if ref.kind == "builtin":
         return BUILTIN_DIR / ref.value
     if ref.kind == "path":
@@ -82,21 +92,50 @@ def resolve_buildpack(ref: BuildpackRef, workdir: Path, say: Out) -> Path:
                                  "give the absolute path of a directory with bin/detect, bin/compile and bin/release.")
         return path
     dest = workdir / f"bp-{len(list(workdir.glob('bp-*')))}"
+    dest.mkdir(mode=0o755)
+    os.chown(dest, APP_UID, APP_UID)
     say(f"-----> Fetching buildpack {ref.label}")
-    cmd = ["git", "clone", "-q", "--depth", "1"] + (["--branch", ref.ref] if ref.ref else []) + [ref.value, str(dest)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
-                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except subprocess.TimeoutExpired:
-        raise BuildpackError(f"Fetching the buildpack {ref.label[:80]} took longer than 120 s: check the URL.") from None
-    if proc.returncode != 0:
-        detail = " ".join(proc.stderr.split())[:200]
-        raise BuildpackError(f"Could not fetch the buildpack {ref.label[:80]} (git clone exited {proc.returncode}: "
-                             f"{detail}): check the URL and ref in BUILDPACK_URL or .buildpacks.")
-    if not (dest / "bin").is_dir():
+    if clone is None:
+        raise BuildpackError(f"Git buildpacks cannot be fetched here: use a shipped buildpack instead of {ref.label[:80]}.")
+    clone(ref, dest)
+    bin_dir = dest / "bin"
+    if bin_dir.is_symlink() or not bin_dir.is_dir():
         raise BuildpackError(f"The buildpack {ref.label[:80]} has no bin/ directory: it must hold bin/detect, "
                              "bin/compile and bin/release.")
     return dest
+
+
+def container_clone(engine: BuildEngine, config: BuildConfig, job: BuildJob, cancelled: Cancelled):
+    """The `clone` for resolve_buildpack: `git clone` in a build container of its own."""
+    def clone(ref: BuildpackRef, dest: Path) -> None:
+        lines: list[str] = []
+        cmd = ["git", "-c", "credential.helper=", "-c", f"credential.helper={_CREDENTIAL_HELPER}",
+               "clone", "-q", "--depth", "1"] + (["--branch", ref.ref] if ref.ref else []) + ["--", ref.value, "/out"]
+        user, password = ref.auth or ("", "")
+        env = {"HOME": "/tmp", "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+               "GIT_ALLOW_PROTOCOL": "http:https:git", "BP_USER": user, "BP_PASSWORD": password}
+        binds = {"/out": (str(dest), False)}
+        if config.ca_bundle and os.path.isfile(config.ca_bundle):
+            binds[CA_IN_CONTAINER] = (config.ca_bundle, True)
+            env["GIT_SSL_CAINFO"] = CA_IN_CONTAINER
+        try:
+            run = engine.run_build_container(job.app, job.build_id, config.build_image, cmd, binds, env,
+                                             lines.append, CLONE_TIMEOUT, cancelled)
+        except ImageBuildFailed as e:
+            raise BuildError(e.message) from None
+        if run.timed_out:
+            raise BuildpackError(f"Fetching the buildpack {ref.label[:80]} took longer than {CLONE_TIMEOUT} s: "
+                                 "check the URL.")
+        if run.exit_code != 0:
+            detail = " ".join(" ".join(lines).split())
+            for secret in (password, user):
+                if len(secret) >= 3:
+                    detail = detail.replace(secret, "***")
+            detail = redact_url_credentials(detail)[:200]
+            raise BuildpackError(f"Could not fetch the buildpack {ref.label[:80]} (git clone exited {run.exit_code}: "
+                                 f"{detail}): check the URL and ref in BUILDPACK_URL or .buildpacks. Builds reach "
+                                 "only the outside network, never the platform itself.")
+    return clone
 
 
 def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
@@ -104,10 +143,17 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     """Compile `src` with buildpacks and build the image `job.tag`. Returns (process type
     defaults from bin/release, the method string recorded with the build)."""
     bp_file = src / ".buildpacks"
-    refs, source = select_buildpacks(job.config, bp_file.read_text(errors="replace") if bp_file.is_file() else None)
+    refs, source = select_buildpacks(job.config, bp_file.read_text(errors="replace") if bp_file.is_file() else None,
+                                     config.buildpack_paths)
     if source != "detect":
         say(f"-----> Buildpacks from {source}: {', '.join(r.label for r in refs)}")
-    dirs = [resolve_buildpack(r, workdir, say) for r in refs]
+    for r in refs:   # the operator's dir, not a link from it to elsewhere
+        real = os.path.realpath(r.value) if r.kind == "path" else ""
+        if r.kind == "path" and not any(real == p or real.startswith(p + "/") for p in config.buildpack_paths):
+            raise BuildpackError(f"The buildpack path {r.value[:80]!r} leads outside DOCKYARD_BUILDPACK_PATHS: "
+                                 "use a directory the operator allowed.")
+    clone = container_clone(engine, config, job, cancelled)
+    dirs = [resolve_buildpack(r, workdir, say, clone) for r in refs]
     meta = workdir / "meta"
     binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)
     if source == "detect":
@@ -116,7 +162,7 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     chosen = [i for i, rc, _ in detected if rc == 0]
     defaults: dict[str, str] = {}
     for i in chosen:
-        text = (meta / f"release-{i}.yml").read_text(errors="replace") if (meta / f"release-{i}.yml").exists() else ""
+        text = read_no_follow(meta / f"release-{i}.yml")
         defaults.update(parse_release_yaml(text, refs[i].label))
     names = [name for i, rc, name in detected if rc == 0]
     method = "buildpack:" + ",".join(refs[i].label for i in chosen)
@@ -236,15 +282,14 @@ def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, sl
     """stack + slug -> image. The dependency directories (.heroku, node_modules) become their own
     image, tagged by a digest of their content and reused as long as it exists, so a push that
     changes only code sends and copies only the code."""
-    (slug / ".dockyard").mkdir(exist_ok=True)
-    (slug / ".dockyard" / "launch").write_text(LAUNCHER)
-    (slug / ".dockerignore").unlink(missing_ok=True)   # the slug is copied whole
+    # The slug was written by the build (tenant code): nothing in it is followed on the host.
+    has_rootfs = safe_dockyard_dir(slug, LAUNCHER)
+    (slug / ".dockerignore").unlink(missing_ok=True)   # the slug is copied whole (a link goes, not its target)
     ctx = workdir / "image"
     ctx.mkdir()
     app_dir = ctx / "app"
     os.replace(slug, app_dir)
     rootfs = app_dir / ".dockyard" / "rootfs"
-    has_rootfs = rootfs.is_dir() and not rootfs.is_symlink()
     if has_rootfs:
         os.replace(rootfs, ctx / "rootfs")
     deps_ctx = workdir / "deps-image"
@@ -283,7 +328,13 @@ def _engine_build(engine: BuildEngine, job: BuildJob, ctx: Path, tag: str, docke
 
 
 def _size(root: Path) -> int:
-    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+    """Bytes of the regular files below root (lstat: a link the build left is never followed)."""
+    total = 0
+    for parent, _dirs, files in os.walk(root):
+        for name in files:
+            st = os.lstat(os.path.join(parent, name))
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
 
 
 def tree_digest(root: Path) -> str:

@@ -5,7 +5,8 @@ builder/buildpack_build.py; the script that runs inside it is builder/runner.sh.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -22,7 +23,9 @@ LOOKS_FOR: dict[str, str] = {
     "static": "index.html or a public/ directory",
 }
 MARKER = "@@dockyard "
-_GIT_URL = re.compile(r"^(https?|git|ssh|file)://\S+$|^[\w.-]+@[\w.-]+:\S+$")
+# Cloned inside an unprivileged container: network transports only (never file://, ext:: or a
+# host path, which would reach the platform's own files).
+_GIT_URL = re.compile(r"^(https?|git)://[^/\s]+/\S*$")
 
 
 class BuildpackError(BuildError):
@@ -32,10 +35,13 @@ class BuildpackError(BuildError):
 @dataclass(frozen=True)
 class BuildpackRef:
     """Where a buildpack comes from: a shipped one (kind 'builtin', value its name), a path on
-    this machine ('path') or a git URL ('git', with an optional ref after '#')."""
+    this machine the operator allowed ('path') or a git URL ('git', with an optional ref after
+    '#'). A URL's credentials are kept apart from it (`auth`, user and password) and never shown:
+    `value` and `label` carry the URL without them."""
     kind: str
     value: str
     ref: str = ""
+    auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -50,40 +56,68 @@ class BuildpackRef:
         return "what its bin/detect accepts"
 
 
-def parse_buildpack_ref(text: str, where: str) -> BuildpackRef:
-    """One buildpack reference: a shipped name (`python`), an absolute path, or a git URL
-    (`https://host/repo.git#v1`)."""
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(the URL without user:password@, (user, password) or None)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def redact_url_credentials(text: str) -> str:
+    """Any scheme://user:password@ in free text (e.g. git's own messages) -> scheme://***@."""
+    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots if r.startswith("/"))
+
+
+def parse_buildpack_ref(text: str, where: str, allowed_paths: tuple[str, ...] = ()) -> BuildpackRef:
+    """One buildpack reference: a shipped name (`python`), a git URL (`https://host/repo.git#v1`),
+    or an absolute path inside a directory the operator allowed (DOCKYARD_BUILDPACK_PATHS; none
+    by default: a tenant's path would bind-mount the host into the build)."""
     text = text.strip()
     if text in BUILTIN_ORDER:
         return BuildpackRef("builtin", text)
+    shown = redact_url_credentials(text)[:80]
     if text.startswith("/"):
         if any(p == ".." for p in text.split("/")):
-            raise BuildpackError(f"{where}: the buildpack path {text[:80]!r} contains '..': give its absolute path.")
-        return BuildpackRef("path", text.rstrip("/") or "/")
+            raise BuildpackError(f"{where}: the buildpack path {shown!r} contains '..': give its absolute path.")
+        path = text.rstrip("/") or "/"
+        if not _under(path, allowed_paths):
+            raise BuildpackError(f"{where}: the buildpack path {shown!r} is not allowed: builds may use only "
+                                 "the shipped buildpacks, git URLs, and host directories the operator lists in "
+                                 "DOCKYARD_BUILDPACK_PATHS.")
+        return BuildpackRef("path", path)
     url, _, ref = text.partition("#")
     if _GIT_URL.match(url):
-        return BuildpackRef("git", url, ref)
+        clean, auth = split_credentials(url)
+        return BuildpackRef("git", clean, ref, auth)
     shipped = ", ".join(BUILTIN_ORDER)
     raise BuildpackError(
-        f"{where}: {text[:80]!r} is not a buildpack: use one of the shipped ones ({shipped}), an "
-        "absolute path on the Dockyard machine, or a git URL (https://..., file:///...; '#ref' picks a branch or tag).")
+        f"{where}: {shown!r} is not a buildpack: use one of the shipped ones ({shipped}) or a git URL "
+        "(https://host/repo.git; '#ref' picks a branch or tag). file://, ssh and host paths are refused.")
 
 
-def select_buildpacks(config: dict[str, str], buildpacks_file: str | None) -> tuple[list[BuildpackRef], str]:
+def select_buildpacks(config: dict[str, str], buildpacks_file: str | None,
+                      allowed_paths: tuple[str, ...] = ()) -> tuple[list[BuildpackRef], str]:
     """Which buildpacks to run, and why. BUILDPACK_URL in the app's config wins, then a
     `.buildpacks` file (one per line, all run in order), else the shipped ones in detection
     order (the first that detects is used). Returns (refs, source) where source is
     'BUILDPACK_URL', '.buildpacks' or 'detect'."""
     url = (config.get("BUILDPACK_URL") or "").strip()
     if url:
-        return [parse_buildpack_ref(url, "BUILDPACK_URL")], "BUILDPACK_URL"
+        return [parse_buildpack_ref(url, "BUILDPACK_URL", allowed_paths)], "BUILDPACK_URL"
     if buildpacks_file is not None:
         refs = []
         for lineno, raw in enumerate(buildpacks_file.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            refs.append(parse_buildpack_ref(line, f".buildpacks line {lineno}"))
+            refs.append(parse_buildpack_ref(line, f".buildpacks line {lineno}", allowed_paths))
         if not refs:
             raise BuildpackError(".buildpacks lists no buildpack: add one per line (a shipped name, a path "
                                  "or a git URL) or delete the file to use detection.")

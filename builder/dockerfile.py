@@ -42,3 +42,27 @@ def base_images(text: str) -> list[str]:
         if alias:
             stages.add(alias.lower())
     return images
+
+
+_COPY_FROM = re.compile(r"^(?:COPY|ADD)\s+(?:--\S+\s+)*?--from=(\S+)", re.IGNORECASE)
+
+
+def referenced_images(text: str) -> list[str]:
+    """Every image the build would read: FROM lines and `COPY --from=IMAGE`, other than
+    `scratch`, earlier stages (by name or number); names built from a build ARG are returned as
+    written (with their `$`), so that a caller can refuse what it cannot check."""
+    stages: set[str] = set()
+    images: list[str] = []
+    for line in logical_lines(text):
+        m = _FROM.match(line)
+        ref, alias = (m.group(1), m.group(2)) if m else (None, None)
+        if m is None:
+            c = _COPY_FROM.match(line)
+            ref = c.group(1).strip("'\"") if c else None
+            if ref is not None and (ref.isdigit() or ref.lower() in stages):
+                ref = None
+        if ref and ref.lower() != "scratch" and ref.lower() not in stages and ref not in images:
+            images.append(ref)
+        if alias:
+            stages.add(alias.lower())
+    return images

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.errors import BuildError, BuildTimeout, ImageBuildFailed
 
 __all__ = ["BuildError", "BuildTimeout", "ImageBuildFailed", "NoBuildMethod", "BaseImageMissing",
-           "InvalidAppJson", "PushRefused"]
+           "InvalidAppJson", "PushRefused", "ImageNotAllowed"]
 
 
 class NoBuildMethod(BuildError):
@@ -28,3 +28,10 @@ class PushRefused(BuildError):
     status = 400
     code = "push_refused"
     fix = "push the main branch again"
+
+
+class ImageNotAllowed(BuildError):
+    """An image that is not the stack, the user's own apps' or an admin-allowed one."""
+    status = 403
+    code = "image_not_allowed"
+    fix = "use the stack image, an image your apps built, or ask an admin to allow the image"

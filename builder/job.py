@@ -22,6 +22,7 @@ class BuildConfig:
     cache_root: Path                # <cache_root>/<app> is an app's buildpack CACHE_DIR
     image_namespace: str            # images are <namespace>/<app>:<tag>
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
+    buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app
@@ -37,6 +38,8 @@ class BuildJob:
     commit: str                     # the pushed commit (hex)
     tag: str                        # the image to make
     config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
+    # Whether the pusher may build on an image (Dockerfile FROM / COPY --from); None: the stack only.
+    may_use_image: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

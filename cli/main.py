@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import click
 
-from . import access, admin, apps, config, cron, logs, metrics, ps, releases, routing
+from . import access, admin, apps, config, cron, logs, metrics, ps, releases, routing, tenancy
 from .client import Group, api_url, call, netrc_path, remember_api_url, remove_netrc, token, write_netrc
 
 
@@ -84,7 +84,7 @@ def auth_logout(everywhere):
                + (f"; removed from {netrc_path()}" if removed else ""))
 
 
-for _module in (apps, config, releases, ps, routing, access, logs, admin, metrics, cron):
+for _module in (apps, config, releases, ps, routing, access, logs, admin, metrics, tenancy, cron):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -3,30 +3,52 @@ Paths and shapes follow the Heroku Platform API where it has one."""
 from __future__ import annotations
 
 import hmac
+import json
 
 from flask import Flask, g, jsonify, request
 
 from .api import (account, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron, domains,
-                  dynos, formation, keys, limits, logs, metrics, releases, router_settings, users)
+                  dynos, formation, keys, limits, logs, metrics, releases, router_settings, tenancy, users)
 from .auth import token_from_header
 from . import dashboard
-from core.errors import DockyardError, Unauthorized
+from core.errors import BadRequest, DockyardError, Unauthorized
 from .services import Services
 from .settings import Settings
 
 PUBLIC_PATHS = ("/healthz",)
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+MAX_BODY = 1 << 20
+
+
+def _dashboard(path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/")
+
+
+def parse_body():
+    """The request's JSON body (None when empty)."""
+    data = request.get_data(cache=True)    # over MAX_CONTENT_LENGTH: werkzeug raises 413
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply to read: send a flat JSON object.") from None
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON.") from None
+
+
 # One blueprint per resource: apps and their releases, processes and builds; routing (domains,
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, audit.bp, admin.bp, metrics.bp, cron.bp)
+              keys.bp, tenancy.bp, audit.bp, admin.bp, metrics.bp, cron.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app = Flask("dockyard")
     app.config["SETTINGS"] = settings
     app.config["JSON_SORT_KEYS"] = False
-    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     svc = services or Services(settings)
     app.extensions["dockyard"] = svc
 
@@ -40,7 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path in PUBLIC_PATHS or request.path.startswith("/dashboard/") or request.path == "/dashboard":
+        if request.path in PUBLIC_PATHS or _dashboard(request.path):
             return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
         token = token_from_header(request.headers.get("Authorization", ""))
         if request.path == "/metrics" and token and settings.metrics_token \
@@ -52,6 +74,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
             raise Unauthorized("Missing or invalid token: log in with `dockyard login`, or send "
                                "`Authorization: Bearer <token>`.")
         g.user = user
+        return None
+
+    @app.before_request
+    def read_body():
+        """Every mutating request's body is read and parsed here, before any view acts: a body that
+        is too large (413) or not JSON, or nested too deep to parse (400) stops the request, and
+        the audit and the views use this one parsed value (so nothing fails after the change).
+        The dashboard's pages post HTML forms, which werkzeug's form parser reads (bounded by
+        MAX_CONTENT_LENGTH, with no nesting)."""
+        if request.method in MUTATING and not _dashboard(request.path):
+            g.body = parse_body()
         return None
 
     @app.errorhandler(DockyardError)

@@ -10,7 +10,7 @@ from core.models import App, User
 
 from . import access, router_state
 from .certs import CertBundle, inspect_bundle
-from .domains import default_owner, normalize_hostname
+from .domains import default_owner, normalize_hostname, overlaps, platform_label
 from .services import Services
 
 
@@ -43,6 +43,11 @@ def hosts(svc: Services, app: App) -> list[str]:
 def add_domain(svc: Services, app: App, hostname: object, user: User) -> str:
     host = normalize_hostname(hostname, svc.settings.domain)
     default_app = default_owner(host, svc.settings.domain)
+    label = platform_label(host, svc.settings.domain)
+    if label is not None and label != app.name and default_app is None:
+        raise Conflict(f"{host} is under the platform domain {svc.settings.domain}, whose names belong to its "
+                       f"apps: only names under {app.name}.{svc.settings.domain} may be added to {app.name}.")
+    _refuse_overlap(svc, app, host, user)
     if default_app is not None:
         raise Conflict(f"{host} is the default hostname of app {default_app!r} (every app answers at "
                        f"<app>.{svc.settings.domain}); it cannot be added to another app.")
@@ -59,6 +64,19 @@ def add_domain(svc: Services, app: App, hostname: object, user: User) -> str:
                      lambda: router_state.remove_domain(svc.store, app, host), f"domain {host}")
     svc.store.add_event(app, "dockyard", "api", f"Domain {host} added by {user.name}")
     return host
+
+
+def _refuse_overlap(svc: Services, app: App, host: str, user: User) -> None:
+    """A name, or a name under a wildcard, that another app holds belongs to that app: only a
+    user with access to it may add an overlapping one (an exact duplicate is refused after)."""
+    for other_name, hosts in router_state.all_domains(svc.store).items():
+        taken = next((h for h in hosts if h != host and overlaps(h, host)), None) if other_name != app.name else None
+        if taken is None:
+            continue
+        other = svc.store.find_app(other_name)
+        if other is not None and not access.can_read(user, other, svc.store.collaborator_ids(other)):
+            raise Conflict(f"{host} overlaps {taken}, a domain of another app: names under a wildcard belong to "
+                           "its owner. Ask that app's owner or an admin.")
 
 
 def remove_domain(svc: Services, app: App, hostname: str, user: User) -> str:

@@ -29,6 +29,9 @@ def normalize_hostname(value: object, platform_domain: str) -> str:
     if host.startswith("*.") and host[2:].count(".") < 1:
         raise BadRequest(f"Wildcard {host!r} is too broad: use '*.' followed by a domain with at least two "
                          "labels, e.g. *.example.com.")
+    if host.rsplit(".", 1)[-1].isdigit():
+        raise BadRequest(f"{host!r} looks like an IP address: domains must be DNS names (an address would "
+                         "capture requests made to the router by IP).")
     domain = platform_domain.lower()
     if host in (domain, f"*.{domain}") or (host.startswith("*.") and domain.endswith("." + host[2:])):
         raise BadRequest(f"{host!r} would take over the platform domain {domain}: every app already answers "
@@ -44,3 +47,18 @@ def default_owner(host: str, platform_domain: str) -> str | None:
         if label and "." not in label and not label.startswith("*"):
             return label
     return None
+
+
+def platform_label(host: str, platform_domain: str) -> str | None:
+    """For a name under the platform domain, the app label it is under (`a.b.<app>.<domain>` ->
+    `<app>`; `*.<app>.<domain>` -> `<app>`; `*.<domain>` -> ""); None for a name outside it."""
+    suffix = "." + platform_domain.lower()
+    if not host.endswith(suffix):
+        return None
+    return host[: -len(suffix)].rsplit(".", 1)[-1].lstrip("*")
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Would one name answer for the other? Equal, or one is a wildcard covering the other
+    (`*.corp.example` covers `api.corp.example`, `x.y.corp.example` and `*.y.corp.example`)."""
+    return a == b or (a.startswith("*.") and b.endswith(a[1:])) or (b.startswith("*.") and a.endswith(b[1:]))

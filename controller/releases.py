@@ -18,7 +18,7 @@ from core.errors import BadRequest, DeployFailed, DockyardError, Locked, NotFoun
 from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
-from . import manifest as app_json, repos
+from . import manifest as app_json, repos, tenancy
 from .locks import app_lock, formation_lock
 from .reconcile import converge
 from .rollout import RELEASE_PHASE, collect_images, deploy_release
@@ -27,6 +27,7 @@ from .services import Out, Services
 
 # ---- apps ------------------------------------------------------------------------------
 def create_app(svc: Services, name: str, user: User) -> App:
+    tenancy.check_new_app(svc, user)
     app = svc.store.create_app(name, user.id)
     repos.init_repo(svc.settings, name)
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
@@ -78,7 +79,8 @@ class Push:
         config = current.config if current else {}
         # app.json's env defaults and generated secrets: in the build's environment too
         config, added = app_json.apply_env(app_json.env_in_commit(repo, sha), config, out)
-        build, manifest = _build(svc, app, repo, sha.decode(), config, out, cancelled)
+        build, manifest = _build(svc, app, repo, sha.decode(), config, out, cancelled,
+                                 svc.store.get_user(user))
         if cancelled():
             raise BadRequest("The push was interrupted; nothing was released.")
         first = app_json.is_first_deploy(svc, app)
@@ -107,7 +109,7 @@ def receiving_push(svc: Services, app_name: str, on_wait: Out) -> Iterator[Push]
 
 
 def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
-           cancelled: Callable[[], bool]) -> tuple[Build, dict]:
+           cancelled: Callable[[], bool], pusher: User | None = None) -> tuple[Build, dict]:
     """Build the commit, recording the build (pending, then its outcome and output); returns
     it with what the build read from app.json besides checks."""
     tag = f"{svc.settings.image_repo(app.name)}:build-{sha[:12]}-{int(time.time())}"
@@ -118,7 +120,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
         log.append(line)
         out(line)
 
-    job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config)
+    job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config,
+                   may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None)
     try:
         result = build_commit(job, repo, svc.scheduler, svc.build_config, say, cancelled)
     except DockyardError as e:
@@ -145,6 +148,9 @@ def deploy_image(svc: Services, app: App, image: str, process_types: dict, user:
         if not svc.scheduler.image_exists(image):
             raise NotFound(f"The image {image} is not in this machine's Docker engine (there is no registry to "
                            "pull from): build or `docker load` it first, then deploy again.")
+        deployer = svc.store.get_user(user)
+        if deployer is None or not tenancy.image_allowed(svc, deployer, image):
+            raise tenancy.refuse_image(image)
         build = svc.store.create_build(app, image, f"image:{image}", image)
         build = svc.store.finish_build(build.id, "succeeded", f"-----> Deploying image {image}", None,
                                        process_types, f"image:{image}")
@@ -160,6 +166,10 @@ def set_config(svc: Services, app: App, changes: dict, user: str, restart: bool,
         app = svc.store.get_app(app.name)
         current = svc.store.current_release(app)
         config = dict(current.config) if current else {}
+        for key, value in changes.items():
+            if value is not None and "\x00" in value:   # never echoed: it is a secret
+                raise BadRequest(f"The value of {key} contains a NUL character, which no environment variable "
+                                 "can hold: remove it and set the value again (the value is not shown).")
         for key, value in changes.items():
             if value is None:
                 config.pop(key, None)
@@ -302,6 +312,7 @@ def scale(svc: Services, app: App, updates: list, user: str, out: Out, max_quant
                 raise BadRequest(f"Quantity for {ptype} must be a whole number from 0 to {max_quantity}.")
             require_process_type(app.name, types, ptype)
             quantities[ptype] = qty
+        tenancy.check_app_change(svc, app, quantities, {})
         svc.store.set_formation(app, quantities)
         svc.store.set_stopped(app, [t for t, q in quantities.items() if q > 0], False)   # scaling up starts it
         svc.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
@@ -358,6 +369,7 @@ def set_limits(svc: Services, app: App, ptype: str, parse: Callable[[dict], tupl
         release = svc.store.live_release(app)
         require_process_type(app.name, process_types(release), ptype)
         memory, cpus = parse(svc.store.limits(app).get(ptype, {}))
+        tenancy.check_app_change(svc, app, {}, {ptype: memory or svc.settings.app_memory_mb})
         svc.store.set_limits(app, ptype, memory, cpus)
         svc.store.add_event(app, "dockyard", "api", f"Limits of {ptype} set by {user}: "
                             f"memory {memory or 'default'} MB, cpus {cpus if cpus is not None else 'default'}")

@@ -39,7 +39,7 @@ class Services:
         return BuildConfig(stack_image=s.stack_image, build_image=s.build_image, timeout=s.build_timeout,
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
-                           disk_paths=(str(s.home), "/var/lib/docker"))
+                           disk_paths=(str(s.home), "/var/lib/docker"), buildpack_paths=s.buildpack_paths)
 
     @property
     def router(self):

@@ -73,6 +73,13 @@ class Settings:
     stable_after: float = 30.0      # DOCKYARD_STABLE_AFTER: seconds of running after which a crash is not a crash loop
     log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
+    max_push_unpacked_mb: int = 2048   # DOCKYARD_MAX_PUSH_UNPACKED_MB: the most a push's objects may inflate to
+    max_push_objects: int = 1_000_000  # DOCKYARD_MAX_PUSH_OBJECTS: the most objects one push may send
+    buildpack_paths: tuple[str, ...] = ()   # DOCKYARD_BUILDPACK_PATHS: host dirs tenants' buildpacks may come from
+    allowed_images: tuple[str, ...] = ()    # DOCKYARD_ALLOWED_IMAGES: images anyone may deploy or build on
+    quota_apps: int = 20            # DOCKYARD_QUOTA_APPS: default apps a (non-admin) user may own
+    quota_instances: int = 20       # DOCKYARD_QUOTA_INSTANCES: default instances over all of a user's apps
+    quota_memory_mb: int = 8192     # DOCKYARD_QUOTA_MEMORY_MB: default memory over all of a user's instances
 
     @property
     def isolation(self) -> Isolation:
@@ -178,6 +185,13 @@ def from_env(env: dict | None = None) -> Settings:
         stable_after=max(1.0, _float(env, "DOCKYARD_STABLE_AFTER", 30.0)),
         log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
+        max_push_unpacked_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_UNPACKED_MB", 2048)),
+        max_push_objects=max(1, _int(env, "DOCKYARD_MAX_PUSH_OBJECTS", 1_000_000)),
+        buildpack_paths=_paths(env.get("DOCKYARD_BUILDPACK_PATHS")),
+        allowed_images=_list(env.get("DOCKYARD_ALLOWED_IMAGES")),
+        quota_apps=max(0, _int(env, "DOCKYARD_QUOTA_APPS", 20)),
+        quota_instances=max(0, _int(env, "DOCKYARD_QUOTA_INSTANCES", 20)),
+        quota_memory_mb=max(0, _int(env, "DOCKYARD_QUOTA_MEMORY_MB", 8192)),
     )
 
 
@@ -187,6 +201,20 @@ def router_config(s: Settings) -> RouterConfig:
                         nginx_bin=s.nginx_bin, domain=s.domain, interval=s.reconcile_interval,
                         stop_grace=float(s.stop_grace), start_command=ROUTER_COMMAND,
                         log_max_bytes=s.log_max_bytes)
+
+
+def _list(raw: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
+
+
+def _paths(raw: str | None) -> tuple[str, ...]:
+    """DOCKYARD_BUILDPACK_PATHS: absolute directories, resolved (so a link in the operator's own
+    path still matches what tenants name); empty by default: no host path at all."""
+    paths = _list(raw)
+    bad = [p for p in paths if not p.startswith("/") or p.rstrip("/") == ""]
+    if bad:
+        raise ValueError(f"DOCKYARD_BUILDPACK_PATHS must list absolute directories other than /, not {bad}")
+    return tuple(os.path.realpath(p) for p in paths)
 
 
 def _caps(raw: str | None) -> tuple[str, ...]:

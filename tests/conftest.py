@@ -87,6 +87,7 @@ def platform_env(name: str, home: Path, user_home: Path, api_port: int, router_p
         DOCKYARD_HEALTH_TIMEOUT="8", DOCKYARD_STOP_GRACE="2", DOCKYARD_RECONCILE_INTERVAL="0.5",
         DOCKYARD_GUNICORN_TIMEOUT="5",  # far below the slow-build test: a cut-off build would show
         DOCKYARD_SWEEP_INTERVAL="2", DOCKYARD_STABLE_AFTER="3",
+        DOCKYARD_ALLOWED_IMAGES=BUSYBOX_BASE,   # the operator lets every user build on the test base image
         GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
     )

@@ -4,6 +4,7 @@ run in a build container of the build image, the app answers through the router.
 One platform for the module, with a short build timeout (for the hung-buildpack test)."""
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import time
@@ -21,8 +22,10 @@ BUILD_MEMORY_MB = 768
 
 @pytest.fixture(scope="module")
 def bp(tmp_path_factory, busybox_base):
+    # The operator lets builds use buildpacks from the test's own directories (none by default).
     p = start_platform(tmp_path_factory.mktemp("bp-platform"), DOCKYARD_BUILD_TIMEOUT=str(BUILD_TIMEOUT),
-                       DOCKYARD_BUILD_MEMORY_MB=str(BUILD_MEMORY_MB))
+                       DOCKYARD_BUILD_MEMORY_MB=str(BUILD_MEMORY_MB),
+                       DOCKYARD_BUILDPACK_PATHS=str(tmp_path_factory.getbasetemp()))
     try:
         yield p
     finally:
@@ -260,20 +263,33 @@ def test_custom_buildpack_from_path_gets_env_dir_and_runs_a_worker_only_app(bp, 
 
 
 def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
+    """A git buildpack is cloned in a container: served here by `git daemon` in a container of
+    its own, as a git host outside the platform would be."""
     src = make_buildpack(tmp_path / "gitpack", detect='echo "Failing"; exit 0',
                          compile_='echo "-----> about to fail"; echo "the real reason: disk on fire"; exit 3',
                          release='echo "---"')
     run(["git", "init", "-q", "-b", "main", str(src)], env=bp.env)
     run(["git", "add", "-A"], cwd=src, env=bp.env)
     run(["git", "commit", "-q", "-m", "bp"], cwd=src, env=bp.env)
-    app = create(bp, "failbp")
-    repo = make_app_repo(tmp_path / "failbp", {".buildpacks": f"# one per line\nfile://{src}\n", "x.txt": "x"}, bp)
-    proc = push(bp, app, repo, check=False)
-    assert proc.returncode != 0
-    assert f"Fetching buildpack file://{src}" in proc.stderr
-    assert "the real reason: disk on fire" in proc.stderr
-    assert f"The file://{src} buildpack's bin/compile failed (exit 3)" in proc.stderr
-    assert last_build(bp, app)["status"] == "failed"
+    served = tmp_path / "served"
+    run(["git", "clone", "-q", "--bare", str(src), str(served / "bp.git")], env=bp.env)
+    os.chmod(tmp_path, 0o755)
+    cid = run(["docker", "run", "-d", "--rm", "--label", f"dockyard.instance={bp.name}", "-v", f"{served}:/srv:ro",
+               "dockyard/build-stack:bookworm", "git", "daemon", "--export-all", "--base-path=/srv", "/srv"]
+              ).stdout.strip()
+    try:
+        ip = run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid]).stdout.strip()
+        url = f"git://{ip}/bp.git"
+        app = create(bp, "failbp")
+        repo = make_app_repo(tmp_path / "failbp", {".buildpacks": f"# one per line\n{url}\n", "x.txt": "x"}, bp)
+        proc = push(bp, app, repo, check=False)
+        assert proc.returncode != 0
+        assert f"Fetching buildpack {url}" in proc.stderr
+        assert "the real reason: disk on fire" in proc.stderr, proc.stderr
+        assert f"The {url} buildpack's bin/compile failed (exit 3)" in proc.stderr
+        assert last_build(bp, app)["status"] == "failed"
+    finally:
+        run(["docker", "rm", "-f", cid], check=False)
 
 
 def test_hung_buildpack_is_killed_at_the_build_timeout(bp, tmp_path):

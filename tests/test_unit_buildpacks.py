@@ -12,6 +12,7 @@ from builder.build import detect_method
 from builder.buildpacks import (BUILTIN_ORDER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
                                 merge_process_types,
                                 no_match_message, parse_buildpack_ref, parse_marker, parse_release_yaml,
+                                redact_url_credentials,
                                 safe_env_files, select_buildpacks, slug_dockerfile)
 from builder.herokuyml import ManifestError, parse_heroku_yml
 
@@ -38,10 +39,28 @@ def test_buildpack_url_wins_over_buildpacks_file():
 
 
 def test_buildpacks_file_lists_several_in_order_with_comments():
-    refs, source = select_buildpacks({}, "# mine\n/opt/bp/custom\n\nnodejs\nfile:///srv/bp.git\n")
+    refs, source = select_buildpacks({}, "# mine\n/opt/bp/custom\n\nnodejs\nhttps://git.example/bp.git\n",
+                                     ("/opt/bp",))
     assert source == ".buildpacks"
     assert [(r.kind, r.value) for r in refs] == [("path", "/opt/bp/custom"), ("builtin", "nodejs"),
-                                                  ("git", "file:///srv/bp.git")]
+                                                  ("git", "https://git.example/bp.git")]
+
+
+@pytest.mark.parametrize("ref", ["/", "/proc", "/opt/bpx/custom", "file:///srv/bp.git", "ext::sh -c id",
+                                 "git@host:bp.git", "ssh://host/bp.git", "https://"])
+def test_host_paths_and_local_transports_are_refused(ref):
+    with pytest.raises(BuildpackError, match="not allowed|not a buildpack"):
+        select_buildpacks({"BUILDPACK_URL": ref}, None, ("/opt/bp",))
+
+
+def test_credentials_in_a_buildpack_url_are_kept_apart_and_never_shown():
+    ref = parse_buildpack_ref("https://bob:t0ken-s3cret@git.example/bp.git#v1", "BUILDPACK_URL")
+    assert (ref.value, ref.ref, ref.auth) == ("https://git.example/bp.git", "v1", ("bob", "t0ken-s3cret"))
+    assert "t0ken" not in ref.label + repr(ref)
+    with pytest.raises(BuildpackError) as e:
+        parse_buildpack_ref("ftp://bob:t0ken-s3cret@git.example/bp.git", "BUILDPACK_URL")
+    assert "t0ken" not in e.value.message
+    assert redact_url_credentials("fatal: https://u:p4ss@h/x.git failed") == "fatal: https://***@h/x.git failed"
 
 
 def test_bad_buildpack_references_name_the_line_and_the_fix():

@@ -44,10 +44,10 @@ def record(response):
     args = request.view_args or {}
     app = args.get("name")
     if action == "apps:create":
-        data = request.get_json(silent=True)
+        data = g.get("body")
         app = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else None
         app = app[:40] if app else None
-    detail = _detail(action, request.get_json(silent=True))
+    detail = _detail(action, g.get("body"))
     if args.get("ptype"):
         detail["type"] = str(args["ptype"])[:40]
     accounts.audit(svc().store, user.name, action, app, detail, response.status_code)

@@ -22,10 +22,9 @@ def audit(action: str, app: str | None = None, **detail) -> None:
 
 
 def body() -> dict:
-    data = request.get_json(silent=True)
+    """The JSON object the request sent ({} for none); parsed once, before the view (app.py)."""
+    data = g.body if "body" in g else request.get_json(silent=True)
     if data is None:
-        if request.data:
-            raise BadRequest("The request body is not valid JSON.")
         return {}
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")

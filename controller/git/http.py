@@ -10,6 +10,7 @@ import contextlib
 import select
 import socket
 import traceback
+from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs
 
@@ -24,7 +25,24 @@ from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 from .. import access, accounts, releases
 from ..auth import token_from_header
 from ..services import Services
+from .packguard import PackGuard
 from ..repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
+
+
+@contextlib.contextmanager
+def guarded_reads(proto, guard: PackGuard):
+    """dulwich reads the pack through proto.read / proto.recv: while the pack streams in, every
+    byte also passes the guard, which raises once a bound is crossed."""
+    read, recv = proto.read, getattr(proto, "recv", None)
+    proto.read = guard.wrap(read)
+    if recv is not None:
+        proto.recv = guard.wrap(recv)
+    try:
+        yield
+    finally:
+        proto.read = read
+        if recv is not None:
+            proto.recv = recv
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
@@ -87,6 +105,8 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         self.app_name = GIT_PATH.fullmatch(path).group(1)
         self.client_gone = False
         self._held = contextlib.ExitStack()
+        self.new_packs: set = set()     # the pack files this push added
+        self.ref_moved = False
 
     def progress(self, line: str) -> None:
         if self.client_gone or not self.has_capability(b"side-band-64k"):
@@ -122,6 +142,7 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
             self._audit(new_sha, "failed")
             return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
         self._audit(new_sha, "succeeded")
+        self.ref_moved = True
         return None
 
     def _receive_max_input_size(self):
@@ -133,7 +154,11 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         its usual errors (e.g. TypeError on a pack cut right after its header) is an
         `unpack` failure for the client instead of a 500; no ref moves either way."""
         results = super()._apply_pack(refs)
-        with receiving(self.svc.settings, self.app_name, self.repo) as failed:
+        s = self.svc.settings
+        guard = PackGuard(s.max_push_objects, s.max_push_unpacked_mb << 20)
+        pack_dir = Path(self.repo.object_store.path) / "pack"
+        with receiving(s, self.app_name, self.repo) as failed, guarded_reads(self.proto, guard):
+            before = set(pack_dir.glob("pack-*"))
             try:
                 name, status = next(results)
             except StopIteration:
@@ -144,6 +169,13 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
                 return
             if name == b"unpack" and status != b"ok":
                 failed.append(True)
+            self.new_packs = set(pack_dir.glob("pack-*")) - before
+        if name == b"unpack" and b"DOCKYARD_MAX_PUSH_" in status:
+            self._drain(s.max_push_bytes * 4 + (16 << 20))
+            reason = status.decode("utf-8", "replace")
+            self.progress(f" !     Push refused: {reason}; nothing was stored.")
+            status = _one_line(f"{reason}: remove large or generated files from the history (or ask the "
+                               "operator to raise the setting)")
         if name == b"unpack" and b"maximum input size" in status:
             limit = self.svc.settings.max_push_bytes >> 20
             # Let the client finish sending (bounded), so that it reads the reason.
@@ -165,13 +197,22 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         except (OSError, ValueError, GitProtocolError):
             return
 
+    def _drop_rejected_packs(self) -> None:
+        """A push whose refs all were refused leaves nothing behind: its pack is referenced by no
+        ref (objects of other pushes are in their own packs: uploads are one at a time)."""
+        if self.ref_moved:
+            return
+        for path in self.new_packs:
+            path.unlink(missing_ok=True)
+
     def _audit(self, sha: bytes, result: str) -> None:
         accounts.audit(self.svc.store, self.user, "deploy", self.app_name,
                        {"commit": sha.decode()[:12], "via": self.via, "result": result})
 
     def handle(self):
-        with self._held:
+        with self._held:    # the app's lock, when a deploy took it, is released only after both
             super().handle()
+            self._drop_rejected_packs()
 
 
 def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Callable[[], bool] = lambda: False):
@@ -212,6 +253,9 @@ class GitApp:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if any(part in (".", "..") for part in path.split("/")) or "//" in path or "\\" in path:
+            return _text(start_response, "404 Not Found", "No such git path: paths with '.', '..' or empty "
+                         "segments are not served; use a git client with the remote from `dockyard git:remote`.")
         m = GIT_PATH.fullmatch(path)
         name = m.group(1) if m else ""
         token = token_from_header(environ.get("HTTP_AUTHORIZATION", ""))

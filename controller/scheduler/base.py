@@ -43,6 +43,15 @@ class Scheduler(ABC):
         """Whether `ref` (a tag or an id) can be run or built on without pulling."""
 
     @abstractmethod
+    def image_identity(self, ref: str) -> tuple[str, str | None] | None:
+        """(the image's id, the app of this platform that built it, or None) for a tag or id;
+        None when the engine has no such image. Decides who may deploy or build on it."""
+
+    @abstractmethod
+    def host_memory_mb(self) -> int:
+        """The memory of the machine(s) instances run on, in MB: no limit may exceed it."""
+
+    @abstractmethod
     def tag(self, image: str, repo: str, tag: str) -> str:
         """Give `image` the name `repo:tag` and return that reference. A release's image is tagged
         this way; every place that runs the release must be able to use the reference."""

@@ -165,6 +165,9 @@ class DockerBuild(DockerEngine):
             reader = self._follow_output(cid, on_line, f"build-{build_id}")
             outcome = self._wait_build(cid, build_id, timeout, cancelled, finished)
             if outcome == "finished":
+                # Killed before the platform touches its output: nothing the build left running
+                # (e.g. a background process swapping files for symlinks) outlives this call.
+                self._kill_quietly(cid)
                 return BuildRun(exit_code=0, oom_killed=False, timed_out=False)
             reader.join(timeout=10)
             state = self.client.api.inspect_container(cid).get("State") or {}
@@ -232,6 +235,13 @@ class DockerBuild(DockerEngine):
         finally:
             exited.set()   # the waiter thread stops at its next turn
         return "exited"
+
+    def _kill_quietly(self, cid: str) -> None:
+        try:
+            self.client.api.kill(cid)
+            self.client.api.wait(cid, timeout=30)
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            pass   # already exited
 
     def _remove_quietly(self, cid: str) -> None:
         try:

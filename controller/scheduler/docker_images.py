@@ -8,11 +8,26 @@ import docker.errors
 from core.errors import SchedulerError
 
 from .docker_engine import DockerEngine
+from .labels import LABEL_APP, LABEL_INSTANCE
 
 
 class DockerImages(DockerEngine):
     def image_exists(self, ref: str) -> bool:
         return self._inspect_image(ref) is not None
+
+    def image_identity(self, ref: str) -> tuple[str, str | None] | None:
+        info = self._inspect_image(ref)
+        if info is None:
+            return None
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        ours = labels.get(LABEL_INSTANCE) == self.settings.name
+        return info["Id"], (labels.get(LABEL_APP) if ours else None)
+
+    def host_memory_mb(self) -> int:
+        try:
+            return int(self.client.info().get("MemTotal", 0)) >> 20
+        except docker.errors.DockerException as e:
+            raise SchedulerError(f"Could not ask the engine for its memory: {e}") from None
 
     def tag(self, image: str, repo: str, tag: str) -> str:
         if not self.client.api.tag(image, repo, tag):

@@ -11,9 +11,10 @@ from .events import EventsMixin
 from .metrics import MetricsMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
+from .tenancy import TenancyMixin
 
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, CronMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, StoreBase):
+class Store(AppsMixin, CronMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

@@ -198,7 +198,21 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at INTEGER NOT NULL
     );
     """,
-    # 7: what a build read from app.json besides checks (formation, scripts, env, cron, the
+    # 7: tenancy: images an admin allowed for everyone; per-user quotas an admin set
+    """
+    CREATE TABLE allowed_images (
+        image TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE user_quotas (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        max_apps INTEGER,
+        max_instances INTEGER,
+        max_memory_mb INTEGER
+    );
+    """,
+    # 8: what a build read from app.json besides checks (formation, scripts, env, cron, the
     # EXPOSEd port), and the scheduled jobs' runs (one row per job: the last slot fired)
     """
     ALTER TABLE builds ADD COLUMN manifest TEXT NOT NULL DEFAULT '{}';

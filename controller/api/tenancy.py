@@ -1,0 +1,86 @@
+"""What tenants share: images everyone may deploy or build on (`images:allow`, admins), and
+per-user quotas (`users:quota`, admins set; a user reads their own)."""
+from flask import Blueprint, g, jsonify
+
+from core.errors import BadRequest, NotFound
+
+from .. import tenancy
+from ..store.tenancy import QUOTA_FIELDS
+from .builds import _IMAGE_REF
+from .common import audit, body, svc
+from .users import require_admin
+
+bp = Blueprint("tenancy", __name__)
+
+
+def _image(value) -> str:
+    if not isinstance(value, str) or not _IMAGE_REF.fullmatch(value):
+        raise BadRequest("Give the image as IMAGE[:TAG] (as `docker images` lists it), e.g. python:3.12-slim.")
+    return value if ":" in value.split("/")[-1] or value.startswith("sha256:") else value + ":latest"
+
+
+@bp.get("/images/allowed")
+def list_allowed():
+    s = svc()
+    rows = [{"image": s.settings.stack_image, "source": "stack"}]
+    rows += [{"image": i, "source": "DOCKYARD_ALLOWED_IMAGES"} for i in s.settings.allowed_images]
+    rows += [{"image": r["image"], "source": f"images:allow by {r['created_by']}"} for r in s.store.allowed_images()]
+    return jsonify(rows)
+
+
+@bp.post("/images/allowed")
+def allow_image():
+    require_admin("allow images for every user")
+    image = _image(body().get("image"))
+    svc().store.allow_image(image, g.user.name)
+    audit("images:allow", image=image)
+    return jsonify({"image": image}), 201
+
+
+@bp.delete("/images/allowed/<path:image>")
+def disallow_image(image):
+    require_admin("change the allowed images")
+    image = _image(image)
+    if not svc().store.disallow_image(image):
+        raise NotFound(f"{image} is not in the allowed images (see `dockyard images:allowed`).")
+    audit("images:disallow", image=image)
+    return jsonify({"image": image})
+
+
+def _user(name: str):
+    user = svc().store.get_user(name)
+    if user is None or (not g.user.is_admin and user.id != g.user.id):
+        raise NotFound(f"No user {name[:40]!r}: see `dockyard users`.")
+    return user
+
+
+def _quota_json(user) -> dict:
+    s = svc()
+    return {"user": user.name, "quota": tenancy.quota_of(s, user), "set": s.store.quota(user),
+            "usage": tenancy.usage_of(s, user), "exempt": user.is_admin}
+
+
+@bp.get("/users/<name>/quota")
+def get_quota(name):
+    return jsonify(_quota_json(_user(name)))
+
+
+@bp.patch("/users/<name>/quota")
+def set_quota(name):
+    """{"max_apps": 5, "max_instances": 10, "max_memory_mb": 4096} (null: back to the default)."""
+    require_admin("set quotas")
+    user = _user(name)
+    data = body()
+    unknown = sorted(set(data) - set(QUOTA_FIELDS))
+    if unknown:
+        raise BadRequest(f"Unknown quota {unknown[0][:40]!r}: set {', '.join(QUOTA_FIELDS)}.")
+    values = dict(svc().store.quota(user))
+    for key in QUOTA_FIELDS:
+        if key in data:
+            v = data[key]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1_000_000):
+                raise BadRequest(f"{key} must be a whole number from 0 to 1000000, or null for the default.")
+            values[key] = v
+    svc().store.set_quota(user, values)
+    audit("users:quota", user=user.name, **{k: values.get(k) for k in QUOTA_FIELDS})
+    return jsonify(_quota_json(user))
