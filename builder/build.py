@@ -12,16 +12,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.checkspec import CheckSpecError, parse_app_json
 from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
 from .buildpacks import merge_process_types
 from .dockerfile import referenced_images
 from .herokuyml import parse_heroku_yml
-from .errors import (BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, InvalidAppJson,
-                     NoBuildMethod)
+from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, NoBuildMethod
 from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, Out
+from .manifest import exposed_port, read_manifest
 
 MIN_FREE_BYTES = 1 << 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
@@ -98,17 +97,6 @@ def process_types_for(src: Path) -> dict[str, str]:
     return {"web": ""}
 
 
-def healthchecks_for(src: Path, app_port: int) -> dict:
-    """app.json's `healthchecks` (Dokku's format), validated; {} without an app.json."""
-    path = src / "app.json"
-    if not path.is_file():
-        return {}
-    try:
-        return parse_app_json(path.read_bytes(), app_port)
-    except CheckSpecError as e:
-        raise InvalidAppJson(f"{e.message} (nothing was released)") from None
-
-
 def check_disk(paths: list[str]) -> None:
     for p in paths:
         if os.path.exists(p):
@@ -133,26 +121,41 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
                                 "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
                                 "requirements.txt or package.json), commit, and push again.")
         method = detect_method(src)
-        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json"):
+        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json", "CHECKS"):
             tree_file(src, rel)   # refuses symlinks before anything reads them
-        healthchecks = healthchecks_for(src, config.app_port)   # a bad app.json fails before building
+        # a bad app.json (or CHECKS, or a required env var not set) fails before building
+        healthchecks, manifest = read_manifest(src, config.app_port, job.config, job.app, say)
         head = f"-----> Building {job.app} ({job.commit[:8]})"
         if method == "heroku.yml":
-            manifest = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
-            process_types = manifest.process_types
-            method = f"heroku.yml ({manifest.dockerfile})"
-            say(f"{head} with heroku.yml: {manifest.dockerfile}")
-            _build_dockerfile(engine, config, job, src, say, cancelled, manifest.dockerfile)
+            yml = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
+            process_types = yml.process_types
+            method = f"heroku.yml ({yml.dockerfile})"
+            say(f"{head} with heroku.yml: {yml.dockerfile}")
+            _build_dockerfile(engine, config, job, src, say, cancelled, yml.dockerfile)
+            port = _routed_port(engine, job, config, say)
         elif method == "dockerfile":
             process_types = process_types_for(src)
             say(f"{head} with Dockerfile")
             _build_dockerfile(engine, config, job, src, say, cancelled)
+            port = _routed_port(engine, job, config, say)
         else:
             say(f"{head} with buildpacks")
+            port = None
             process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled)
     say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
         f"process types: {', '.join(sorted(process_types))}")
-    return BuildResult(method=method, process_types=process_types, healthchecks=healthchecks)
+    if port is not None:
+        manifest = {**manifest, "port": port}
+    return BuildResult(method=method, process_types=process_types, healthchecks=healthchecks, manifest=manifest)
+
+
+def _routed_port(engine: BuildEngine, job: BuildJob, config: BuildConfig, say: Out) -> int | None:
+    """Like Deis and Dokku: an image that EXPOSEs one port is routed to it, with $PORT set to
+    it, so an app that ignores $PORT works; otherwise processes listen on $PORT."""
+    port = exposed_port(engine.image_config(job.tag))
+    if port is not None and port != config.app_port:
+        say(f"-----> The image EXPOSEs port {port}: the router sends traffic there ($PORT is {port})")
+    return port
 
 
 def _build_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,

@@ -47,7 +47,8 @@ class BuildJob:
 class BuildResult:
     method: str                     # dockerfile | heroku.yml (...) | buildpack:... (...)
     process_types: dict             # type -> command ("" = the image's own command)
-    healthchecks: dict              # app.json `healthchecks`, validated
+    healthchecks: dict              # app.json `healthchecks` (or the CHECKS file's), validated
+    manifest: dict = field(default_factory=dict)   # app.json formation/scripts/env/cron; `port` EXPOSEd
 
 
 class BuildEngine(Protocol):
@@ -55,6 +56,8 @@ class BuildEngine(Protocol):
     The engine labels what it builds as the app's: the builder never names labels."""
 
     def image_exists(self, ref: str) -> bool: ...
+
+    def image_config(self, ref: str) -> dict: ...
 
     def build(self, context_dir: str, tag: str, on_line: Out, *, app: str, build_id: str | None = None,
               dockerfile: str | None = None, cancelled: Cancelled = lambda: False) -> str: ...

@@ -7,8 +7,9 @@ import json
 
 from flask import Flask, g, jsonify, request
 
-from .api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, domains,
-                  dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy, users)
+from .api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
+                  domains, dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy,
+                  users)
 from .auth import token_from_header
 from . import dashboard
 from core.errors import BadRequest, DockyardError, Unauthorized
@@ -41,7 +42,7 @@ def parse_body():
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp)
+              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp, cron.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:

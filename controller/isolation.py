@@ -3,7 +3,10 @@ choices are read once, by controller/settings.py, into an Isolation). The schedu
 applies these to every instance and one-off container.
 
 - capabilities: all dropped (`cap_drop=ALL`); apps listen on $PORT (5000 by default) and need
-  none. DOCKYARD_APP_CAPS adds some back (comma-separated, e.g. NET_BIND_SERVICE).
+  none. DOCKYARD_APP_CAPS adds some back (comma-separated). An image that EXPOSEs a port below
+  1024 (e.g. nginx on 80) binds it without NET_BIND_SERVICE: the container's own network
+  namespace sets net.ipv4.ip_unprivileged_port_start=0, which grants nothing else and holds for
+  every user in the container (a capability would not reach a non-root USER).
 - user: the image's own USER when it declares one. Otherwise, with DOCKYARD_APP_USER=auto (the
   default), images built FROM the stack image run as its `app` user (uid 1000, owner of /app),
   and other images (e.g. FROM scratch, which have no users and root-owned directories the app
@@ -34,6 +37,7 @@ def host_config_options(iso: Isolation) -> dict:
         "cap_add": list(iso.caps) or None,
         "nano_cpus": int(iso.cpus * 1e9) if iso.cpus > 0 else None,
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={iso.tmp_mb}m,mode=1777"},
+        "sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"},   # per network namespace: this container only
     }
 
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from core.errors import DockyardError, Locked
 from core.models import App, Instance
 
-from . import addon_health, repos
+from . import addon_health, cron, repos
 from .health import probe
 from .locks import formation_lock
 from .rollout import _retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
@@ -125,8 +125,9 @@ def reconcile_all(svc: Services) -> None:
             svc.scheduler.stop(one.container_id, 0)
         elif one.detached and one.state in ("exited", "dead"):   # `run --detach` ended: keep its output
             keep_logs(svc, by_name[one.app], one)
+            job = " (cron job)" if svc.store.cron_finished(one.container_id, one.exit_code) else ""
             svc.store.add_event(by_name[one.app], "dockyard", "reconciler",
-                                f"One-off {one.label} exited with code {one.exit_code}")
+                                f"One-off {one.label}{job} exited with code {one.exit_code}")
             svc.scheduler.remove(one.container_id)
     for app in apps:
         try:
@@ -139,6 +140,11 @@ def reconcile_all(svc: Services) -> None:
             pass       # a rollout is running; it owns the app's containers for now
         except DockyardError as e:
             log.warning("%s: %s", app.name, e.message)
+        try:
+            for command in cron.tick(svc, app):
+                log.info("%s: cron job started: %s", app.name, command)
+        except DockyardError as e:
+            log.warning("%s: cron: %s", app.name, e.message)
         _compact_repo(svc, app)
     addon_health.check_all(svc, log)
     svc.apply_routes()

@@ -18,7 +18,7 @@ from core.errors import BadRequest, DeployFailed, DockyardError, Locked, NotFoun
 from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
-from . import repos, tenancy
+from . import manifest as app_json, repos, tenancy
 from .locks import app_lock, formation_lock
 from .reconcile import converge
 from .rollout import RELEASE_PHASE, collect_images, deploy_release
@@ -31,6 +31,10 @@ def create_app(svc: Services, name: str, user: User) -> App:
     app = svc.store.create_app(name, user.id)
     repos.init_repo(svc.settings, name)
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
+    try:
+        svc.apply_routes()        # its host answers with how to deploy it at once
+    except DockyardError:
+        pass                      # the router process adds the route on its next pass
     return app
 
 
@@ -73,19 +77,29 @@ class Push:
         app = svc.store.get_app(self.app_name)
         current = svc.store.current_release(app)
         config = current.config if current else {}
-        build = _build(svc, app, repo, sha.decode(), config, out, cancelled, svc.store.get_user(user))
+        # app.json's env defaults and generated secrets: in the build's environment too
+        config, added = app_json.apply_env(app_json.env_in_commit(repo, sha), config, out)
+        build, manifest = _build(svc, app, repo, sha.decode(), config, out, cancelled,
+                                 svc.store.get_user(user))
         if cancelled():
             raise BadRequest("The push was interrupted; nothing was released.")
+        first = app_json.is_first_deploy(svc, app)
+        if first and manifest.get("formation"):
+            app_json.apply_formation(svc, app, manifest["formation"], build.process_types, out)
         stopped = sorted(svc.store.stopped_types(app))
         if stopped:   # like Dokku: a deploy starts what `ps:stop` stopped
             out(f"-----> Starting {', '.join(stopped)} (stopped with ps:stop)")
             svc.store.set_stopped(app, stopped, False)
+        description = f"Deploy {sha.decode()[:8]}" + (f"; set {', '.join(added)} from app.json" if added else "")
         try:
-            return _release(svc, app, build, config, f"Deploy {sha.decode()[:8]}", user, out)
+            release = _release(svc, app, build, config, description, user, out)
         except BaseException:
             if stopped:
                 svc.store.set_stopped(app, stopped, True)   # nothing changed: it stays stopped
             raise
+        if first:
+            app_json.run_postdeploy(svc, app, release, out)
+        return release
 
 
 @contextlib.contextmanager
@@ -95,8 +109,9 @@ def receiving_push(svc: Services, app_name: str, on_wait: Out) -> Iterator[Push]
 
 
 def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
-           cancelled: Callable[[], bool], pusher: User | None = None) -> Build:
-    """Build the commit, recording the build (pending, then its outcome and output)."""
+           cancelled: Callable[[], bool], pusher: User | None = None) -> tuple[Build, dict]:
+    """Build the commit, recording the build (pending, then its outcome and output); returns
+    it with what the build read from app.json besides checks."""
     tag = f"{svc.settings.image_repo(app.name)}:build-{sha[:12]}-{int(time.time())}"
     build = svc.store.create_build(app, sha, "unknown", tag)
     log: list[str] = []
@@ -118,8 +133,10 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
         raise
     if result.healthchecks:
         svc.store.set_build_healthchecks(build.id, result.healthchecks)
+    if result.manifest:
+        svc.store.set_build_manifest(build.id, result.manifest)
     svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, result.process_types, result.method)
-    return svc.store.get_build(build.id)
+    return svc.store.get_build(build.id), result.manifest
 
 
 def deploy_image(svc: Services, app: App, image: str, process_types: dict, user: str, out: Out

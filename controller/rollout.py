@@ -61,22 +61,27 @@ def collect_images(svc: Services, app: App) -> int:
 
 
 def run_release_phase(svc: Services, app: App, release: Release, image: str, out: Out) -> None:
-    command = release.process_types.get(RELEASE_PHASE)
-    if not command:
-        return
-    out(f"-----> Running release command for v{release.version}: {command}")
-    code = svc.scheduler.run_once(app.name, release, RELEASE_PHASE, command, image,
-                                  lambda line: out(f"       {line}"), svc.settings.build_timeout)
-    svc.store.record_release_phase(release, code)   # an interrupted deploy reports it, not a guess
-    if code != 0:
-        raise DeployFailed(f"The release command exited with code {code}: v{release.version} was not "
-                           "released and the previous release keeps serving.")
-    out("       Release command succeeded")
+    """app.json's `scripts.predeploy`, then the Procfile's `release`, each in a one-off of the
+    new release before any of its instances starts; a failure releases nothing."""
+    steps = [("predeploy", "app.json predeploy script", release.manifest.get("scripts", {}).get("predeploy")),
+             (RELEASE_PHASE, "release command", release.process_types.get(RELEASE_PHASE))]
+    for process, what, command in steps:
+        if not command:
+            continue
+        out(f"-----> Running {what} for v{release.version}: {command}")
+        code = svc.scheduler.run_once(app.name, release, process, command, image,
+                                      lambda line: out(f"       {line}"), svc.settings.build_timeout)
+        svc.store.record_release_phase(release, code)   # an interrupted deploy reports it, not a guess
+        if code != 0:
+            raise DeployFailed(f"The {what} exited with code {code}: v{release.version} was not "
+                               "released and the previous release keeps serving.")
+        out(f"       {what[0].upper()}{what[1:]} succeeded")
 
 
 def release_checks(svc: Services, app: App, release: Release) -> dict[str, tuple[str, list[Check]]]:
     """Per process type: (source, checks), checks:set overriding the build's app.json."""
-    return effective(svc.store.checks(app), release.healthchecks, svc.settings.app_port)
+    return effective(svc.store.checks(app), release.healthchecks, release.port or svc.settings.app_port,
+                     release.manifest.get("checks_from"))
 
 
 def start_instance(svc: Services, app: App, release: Release, ptype: str, index: int, out: Out,
@@ -96,16 +101,17 @@ def start_instance(svc: Services, app: App, release: Release, ptype: str, index:
     out(f"       Starting {label} (v{release.version})")
     checks = release_checks(svc, app, release) if checks is None else checks
     host = svc.settings.app_host(app.name)
+    port = release.port or svc.settings.app_port
     refresh = lambda: sched.get(inst.container_id)   # noqa: E731
     if checks.get(ptype, ("", []))[1]:
         source, mine = checks[ptype]
         out(f"       {label}: running {len(mine)} health check{'s' if len(mine) != 1 else ''} from {source}")
         if ptype == "web":   # a check is about content; first the port must answer at all
-            wait_until_answers(label, refresh, host, svc.settings.app_port, svc.settings.health_timeout, out)
-        run_checks(label, mine, refresh, host, svc.settings.app_port,
+            wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out)
+        run_checks(label, mine, refresh, host, port,
                    lambda cmd, timeout: sched.exec(inst.container_id, cmd, timeout), out)
     elif ptype == "web":
-        wait_until_answers(label, refresh, host, svc.settings.app_port, svc.settings.health_timeout, out)
+        wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out)
     sched.make_durable(inst.container_id)
     return inst
 

@@ -6,6 +6,7 @@ the router process use."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from router import render
 from router.table import Route, Upstream, build_table
@@ -16,15 +17,19 @@ from .settings import Settings
 from .store import Store
 
 
-def compute_routes(app_names, instances, healthy_ids, domain: str) -> tuple[Route, ...]:
-    """Pure: app names + live instances + ids that passed health checks -> route table."""
+def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None) -> tuple[Route, ...]:
+    """Pure: app names + live instances + ids that passed health checks -> route table.
+    `deployed`: the apps that ever had code released (None: all of them)."""
     ups: dict[str, list[Upstream]] = defaultdict(list)
     names = set(app_names)
     for inst in instances:
         if (inst.app in names and inst.process == "web" and inst.state == "running"
                 and inst.host_port and inst.container_id in healthy_ids):
             ups[inst.app].append(Upstream(inst.address, inst.host_port))
-    return build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
+    table = build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
+    if deployed is None:
+        return table
+    return tuple(r if r.app in deployed else replace(r, deployed=False) for r in table)
 
 
 def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict) -> tuple[Route, ...]:
@@ -40,7 +45,7 @@ def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...
     # once they run, and stops old ones only after its own (later) apply, so this order never
     # yields an app with no upstream in the middle of a deploy.
     healthy = store.healthy_ids()
-    routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain)
+    routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain, store.deployed_apps())
     return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
 
 

@@ -193,12 +193,14 @@ def spec_from_pairs(pairs: dict[str, str], app_port: int) -> dict:
     return check.to_spec()
 
 
-def effective(overrides: dict[str, list[dict]], from_app_json: dict[str, list[dict]], app_port: int
-              ) -> dict[str, tuple[str, list[Check]]]:
-    """Pure: per process type, (source, checks): checks:set beats app.json."""
+def effective(overrides: dict[str, list[dict]], from_app_json: dict[str, list[dict]], app_port: int,
+              build_sources: dict[str, str] | None = None) -> dict[str, tuple[str, list[Check]]]:
+    """Pure: per process type, (source, checks): checks:set beats the build's checks, which come
+    from app.json unless `build_sources` names another file for the type (Dokku's CHECKS)."""
     out: dict[str, tuple[str, list[Check]]] = {}
     for source, table in (("app.json", from_app_json), ("checks:set", overrides)):
         for ptype, specs in table.items():
-            checks = [parse_check(s, f"{source} {ptype}", app_port) for s in specs]
-            out[ptype] = (source, [c for c in checks if c is not None])
+            said = (build_sources or {}).get(ptype, source) if source == "app.json" else source
+            checks = [parse_check(s, f"{said} {ptype}", app_port) for s in specs]
+            out[ptype] = (said, [c for c in checks if c is not None])
     return out

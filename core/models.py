@@ -50,6 +50,12 @@ class Release:
     image: str | None = None
     process_types: dict = field(default_factory=dict)
     healthchecks: dict = field(default_factory=dict)    # app.json `healthchecks` of the build
+    manifest: dict = field(default_factory=dict)        # app.json formation/scripts/env/cron, `port`
+
+    @property
+    def port(self) -> int | None:
+        """The port the build's image EXPOSEs (routed to, and $PORT), else None: $PORT applies."""
+        return self.manifest.get("port")
 
 
 @dataclass(frozen=True)

@@ -445,11 +445,15 @@ server {{
 }}
 """
     if not addresses:
+        what, say = (("no running web process", f"App {app} has no running web process. Scale it with: "
+                      f"dockyard ps:scale web=1 -a {app}") if route.deployed else
+                     ("nothing deployed yet", f"App {app} exists but has no release yet: nothing has been "
+                      f"deployed to it. Deploy it with: dockyard git:remote -a {app} && git push dockyard main"))
         return f"""
-# App {app}: no running web process.
+# App {app}: {what}.
 server {{
 {head}    add_header X-Content-Type-Options nosniff always;
-    return 503 "App {app} has no running web process. Scale it with: dockyard ps:scale web=1 -a {app}\\n";
+    return 503 "{say}\\n";
 }}
 """
     name = upstream_name(app)

@@ -48,6 +48,8 @@ class Route:
     ``options``/``tls``/``force_https`` are the app's "extras": if nginx refuses
     them, the router serves the app without them (``plain()``) and says why.
     ``maintenance`` answers 503 with a maintenance page without touching the app.
+    ``deployed`` is false for an app that exists but never had code released: it answers
+    with how to deploy it.
     """
 
     app: str
@@ -57,6 +59,7 @@ class Route:
     tls: Tls | None = None
     force_https: bool = False
     maintenance: bool = False
+    deployed: bool = True
 
     def has_extras(self) -> bool:
         return self.options != RouteOptions() or self.tls is not None or self.force_https

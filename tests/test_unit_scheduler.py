@@ -227,3 +227,13 @@ def test_the_factory_gives_a_complete_scheduler_without_contacting_the_engine(tm
     sched = make_scheduler(Settings(home=tmp_path))
     assert isinstance(sched, Scheduler)
     assert not getattr(type(sched), "__abstractmethods__", None)
+
+
+def test_a_web_instance_listening_on_its_images_exposed_port_is_found_there():
+    labels = {**WEB_LABELS, "dockyard.port": "80"}
+    row = listed("running", "Up 1 minute", labels=labels,
+                 ports=[{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 49160, "Type": "tcp"}])
+    assert parse_instance(row, APP_PORT).host_port == 49160
+    insp = inspected("running", labels=labels, ports={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49161"}]})
+    assert parse_instance(insp, APP_PORT).host_port == 49161
+    assert parse_instance(listed("running", "Up 1 minute"), APP_PORT).host_port == 49153   # no label: $PORT

@@ -19,7 +19,9 @@ def _checks_json(name):
     app = s.store.get_app(name)
     release = s.store.current_release(app)
     types = sorted(t for t in (release.process_types if release else {}) if t != RELEASE_PHASE)
-    table = effective(s.store.checks(app), release.healthchecks if release else {}, s.settings.app_port)
+    table = effective(s.store.checks(app), release.healthchecks if release else {},
+                      (release.port if release else None) or s.settings.app_port,
+                      release.manifest.get("checks_from") if release else None)
     out = []
     for t in sorted(set(types) | set(table)):
         source, checks = table.get(t, ("default", []))

@@ -97,8 +97,8 @@ class DockerEngine:
 
     def _host_config(self, limits: Limits | None = None, **extra) -> dict:
         """Limits and hardening shared by every app container (instances and one-offs): every
-        capability dropped (apps listen on $PORT >= 1024 and need none), a CPU limit, a private
-        /tmp, and the platform's apps network where containers cannot reach each other (the
+        capability dropped (low ports bind by a sysctl of the container's own network
+        namespace), a CPU limit, a private /tmp, and the platform's apps network where containers cannot reach each other (the
         router reaches them through their 127.0.0.1 port). No volume is ever mounted, so the
         Docker socket never is. `limits` (ps:limits) override the defaults."""
         limits = limits or Limits()

@@ -10,8 +10,8 @@ from core.errors import SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
 from .docker_engine import DockerEngine
-from .docker_parse import is_leftover, parse_crashes, parse_instance, parse_logs
-from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
+from .docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
+from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
 
 class DockerHost(DockerEngine):
@@ -26,19 +26,20 @@ class DockerHost(DockerEngine):
         """Create and start one instance. It starts with restart policy `no`, so a crash
         during its health check is final; `make_durable` switches it to `unless-stopped`."""
         s = self.settings
-        env = self._env(app, release, f"{process}.{index}", PORT=str(s.app_port))
+        port = release.port or s.app_port      # the port the image EXPOSEs, else $PORT's default
+        env = self._env(app, release, f"{process}.{index}", PORT=str(port))
         name = f"{s.name}.{app}.{process}.{index}.v{release.version}.{secrets.token_hex(2)}"
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_PROCESS: process,
-                                      LABEL_INDEX: str(index)})
+                                      LABEL_INDEX: str(index), LABEL_PORT: str(port)})
         web = process == "web"
         try:
             host_config = self._host_config(
-                limits, port_bindings={f"{s.app_port}/tcp": ("127.0.0.1", None)} if web else None)
+                limits, port_bindings={f"{port}/tcp": ("127.0.0.1", None)} if web else None)
             created = self.client.api.create_container(
                 image=image, user=self._user(image),
                 command=["/bin/sh", "-c", command] if command else None,
                 name=name, environment=env, labels=labels,
-                ports=[s.app_port] if web else None,
+                ports=[port] if web else None,
                 host_config=host_config, detach=True,
             )
             self._join_services(created["Id"], app)
@@ -68,7 +69,7 @@ class DockerHost(DockerEngine):
 
     def remove_leftovers(self, app: str) -> int:
         try:
-            rows = [c for label in (LABEL_BUILD, f"{LABEL_ONEOFF}=release")
+            rows = [c for label in (LABEL_BUILD, *(f"{LABEL_ONEOFF}={p}" for p in DEPLOY_PHASES))
                     for c in self.client.api.containers(all=True, filters=self._filters(app, label))]
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list containers: {e.explanation}") from None

@@ -113,7 +113,7 @@ class DockerOneoffs(DockerEngine):
         try:
             cid = self.client.api.create_container(
                 image=image, command=["/bin/sh", "-c", command],
-                environment=self._env(app, release, f"run.{index}", PORT=str(s.app_port)), labels=labels,
+                environment=self._env(app, release, f"run.{index}", PORT=str(release.port or s.app_port)), labels=labels,
                 name=name, stdin_open=attach, tty=False, user=self._user(image),   # detach=False + stdin_open: StdinOnce, so
                 host_config=self._host_config(), detach=not attach)["Id"]   # closing our side ends stdin
             self._join_services(cid, app)

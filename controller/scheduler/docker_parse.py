@@ -7,7 +7,8 @@ import struct
 
 from core.models import Crash, Instance, LogLine
 
-from .labels import LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PROCESS, LABEL_RELEASE
+from .labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS,
+                     LABEL_RELEASE)
 
 # A list row's Status text: "Up 5 minutes", "Exited (137) 2 seconds ago", "Restarting (137) 1 second
 # ago", "Created", "Dead", "Removal In Progress". The code is the last exit's.
@@ -45,7 +46,8 @@ def parse_instance(data: dict, app_port: int) -> Instance:
     inspect (`GET /containers/{id}/json`: State is an object with ExitCode, OOMKilled, StartedAt;
     RestartCount; Config.Labels) or a row of a listing (`GET /containers/json`: State is a word,
     Status a text such as "Restarting (137) 2 seconds ago", Labels; no restart count and no OOM
-    flag, which stay 0 and False). `app_port` is the port web processes listen on inside."""
+    flag, which stay 0 and False). `app_port` is the port web processes listen on inside, unless
+    their LABEL_PORT names another."""
     state = data.get("State")
     if isinstance(state, dict):    # inspect
         labels = (data.get("Config") or {}).get("Labels") or {}
@@ -55,7 +57,7 @@ def parse_instance(data: dict, app_port: int) -> Instance:
         oom_killed = bool(state.get("OOMKilled")) if ended else False
         restart_count = _int(data.get("RestartCount"))
         name = data.get("Name", "")
-        port = _inspect_port(data, app_port)
+        port = _inspect_port(data, _int(labels.get(LABEL_PORT), app_port))
         image = (data.get("Config") or {}).get("Image", "")
         started_at = state.get("StartedAt", "")
     else:                          # a listing's row
@@ -65,7 +67,7 @@ def parse_instance(data: dict, app_port: int) -> Instance:
         exit_code = int(m.group(1)) if m else None
         oom_killed, restart_count = False, 0
         name = (data.get("Names") or ["?"])[0]
-        port = _list_port(data, app_port)
+        port = _list_port(data, _int(labels.get(LABEL_PORT), app_port))
         image = data.get("Image", "")
         started_at = str(data.get("Created", ""))
     return Instance(
@@ -146,10 +148,15 @@ def parse_crashes(events: list[dict]) -> list[Crash]:
     return out
 
 
+# One-offs a deploy runs and removes itself (app.json's scripts, the release phase): one found
+# while the app's lock is free was orphaned by a killed deploy.
+DEPLOY_PHASES = ("release", "predeploy", "postdeploy")
+
+
 def is_leftover(labels: dict) -> bool:
-    """A build container or a release-phase container, by its labels. App instances and
+    """A build container or a deploy-phase container, by its labels. App instances and
     one-offs carry their image's labels too (dockyard.build among them): their process or
     one-off kind tells them apart."""
-    if labels.get(LABEL_ONEOFF) == "release":
+    if labels.get(LABEL_ONEOFF) in DEPLOY_PHASES:
         return True
     return LABEL_BUILD in labels and LABEL_PROCESS not in labels and LABEL_ONEOFF not in labels

@@ -15,6 +15,7 @@ LABEL_ONEOFF = "dockyard.oneoff"       # a one-off's kind: `run` (dockyard run) 
 LABEL_DETACHED = "dockyard.detached"   # "1" on a `dockyard run --detach` one-off, else "0"
 LABEL_SERVICE = "dockyard.addon"       # the add-on: on its container, volume and networks
 LABEL_SERVICE_KIND = "dockyard.addon.service"   # postgres | redis, on the add-on's container
+LABEL_PORT = "dockyard.port"           # the port a web instance listens on inside (the router's target)
 
 __all__ = ["LABEL_INSTANCE", "LABEL_APP", "LABEL_RELEASE", "LABEL_PROCESS", "LABEL_INDEX", "LABEL_BUILD",
-           "LABEL_ONEOFF", "LABEL_DETACHED", "LABEL_SERVICE", "LABEL_SERVICE_KIND"]
+           "LABEL_ONEOFF", "LABEL_DETACHED", "LABEL_SERVICE", "LABEL_SERVICE_KIND", "LABEL_PORT"]

@@ -7,6 +7,7 @@ from .accounts import AccountsMixin
 from .addons import AddonsMixin
 from .apps import AppsMixin
 from .base import StoreBase
+from .cron import CronMixin
 from .events import EventsMixin
 from .metrics import MetricsMixin
 from .router import RouterMixin
@@ -16,5 +17,5 @@ from .tenancy import TenancyMixin
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, AddonsMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
+class Store(AppsMixin, AddonsMixin, CronMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

@@ -33,11 +33,13 @@ def _release(row: sqlite3.Row) -> Release:
                    status=row["status"], created_at=row["created_at"], created_by=row["created_by"],
                    image=row["image"] if "image" in keys else None,
                    process_types=json.loads(row["process_types"]) if "process_types" in keys and row["process_types"] else {},
-                   healthchecks=json.loads(row["healthchecks"]) if "healthchecks" in keys and row["healthchecks"] else {})
+                   healthchecks=json.loads(row["healthchecks"]) if "healthchecks" in keys and row["healthchecks"] else {},
+                   manifest=json.loads(row["manifest"]) if "manifest" in keys and row["manifest"] else {})
 
 
 _RELEASE_SELECT = """
-    SELECT r.*, b.image AS image, b.process_types AS process_types, b.healthchecks AS healthchecks
+    SELECT r.*, b.image AS image, b.process_types AS process_types, b.healthchecks AS healthchecks,
+           b.manifest AS manifest
     FROM releases r LEFT JOIN builds b ON b.id = r.build_id
 """
 
@@ -68,6 +70,13 @@ class AppsMixin:
     def list_apps(self) -> list[App]:
         with self.read() as db:
             return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
+
+    def deployed_apps(self) -> set[str]:
+        """Names of the apps that ever had a release with code go live."""
+        with self.read() as db:
+            return {r[0] for r in db.execute(
+                "SELECT DISTINCT a.name FROM apps a JOIN releases r ON r.app_id = a.id"
+                " WHERE r.status = 'succeeded' AND r.build_id IS NOT NULL")}
 
     def delete_app(self, app: App) -> None:
         with self.tx() as db:
@@ -276,6 +285,11 @@ class AppsMixin:
                 db.execute("INSERT INTO checks (app_id, type, spec) VALUES (?, ?, ?)"
                            " ON CONFLICT (app_id, type) DO UPDATE SET spec = excluded.spec",
                            (app.id, ptype, json.dumps(checks, sort_keys=True)))
+
+    def set_build_manifest(self, build_id: str, manifest: dict) -> None:
+        """What the build read from app.json besides checks, and the port its image EXPOSEs."""
+        with self.tx() as db:
+            db.execute("UPDATE builds SET manifest = ? WHERE id = ?", (json.dumps(manifest, sort_keys=True), build_id))
 
     def set_build_healthchecks(self, build_id: str, healthchecks: dict) -> None:
         """app.json's `healthchecks` of the build's source (validated by the build)."""

@@ -238,4 +238,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX addon_attachments_app ON addon_attachments(app_id);
     """,
+    # 9: what a build read from app.json besides checks (formation, scripts, env, cron, the
+    # EXPOSEd port), and the scheduled jobs' runs (one row per job: the last slot fired)
+    """
+    ALTER TABLE builds ADD COLUMN manifest TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE cron_runs (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        job TEXT NOT NULL,
+        last_slot TEXT NOT NULL,
+        started_at TEXT,
+        container_id TEXT,
+        label TEXT,
+        finished_at TEXT,
+        exit_code INTEGER,
+        PRIMARY KEY (app_id, job)
+    );
+    CREATE INDEX cron_runs_container ON cron_runs(container_id);
+    """,
 )
