@@ -158,6 +158,15 @@ def restore_backup(name, backup):
 
 
 # ---- psql / redis-cli ----------------------------------------------------------------------
+@bp.get("/apps/<name>/addons/<addon>/shell")
+def shell_without_websocket(name, addon):
+    """The same path without a WebSocket upgrade: say how to use it (after the access check,
+    so a stranger learns nothing of the app)."""
+    load_app(name)
+    raise BadRequest(f"/apps/{name}/addons/{addon}/shell is a WebSocket endpoint: use `dockyard pg:psql -a {name}` "
+                     f"or `dockyard redis:cli -a {name}`.")
+
+
 @sock.route("/apps/<name>/addons/<addon>/shell", bp=bp)
 def shell(ws, name, addon):
     """pg:psql / redis:cli, as the app's own user: the client sends {} first, then stdin as
