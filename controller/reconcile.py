@@ -45,9 +45,10 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
             store.finish_release(release, "failed")
             phase = store.release_phase_exit(release)
             after = (f" after its release command exited {phase}" if phase is not None
-                     else " before its release command finished" if release.process_types.get("release") else "")
-            store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted{after}; "
-                            "it never went live and is marked failed")
+                     else " before its release command finished" if release.process_types.get("release")
+                     else " before its instances passed their checks")
+            store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted; marked "
+                            f"failed (it never went live; the deploy ended{after})")
     release = store.live_release(app)
     instances = sched.instances(app.name)
     if release is None or release.build_id is None:
