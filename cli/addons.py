@@ -6,14 +6,13 @@ import json
 import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import click
 import requests
 
 from .client import api_url, app_option, call, resolve_app, token
-from .logs import _pump_stdin
+from .attach import attach
 from .text import echo_output
 
 
@@ -246,37 +245,8 @@ def pg_backups_schedule(addon, app, at):
 
 # ---- interactive clients -------------------------------------------------------------------
 def _shell(app: str, addon: str | None, service: str) -> int:
-    import simple_websocket
     target = addon or _only(app, service)
-    url = "ws" + api_url()[len("http"):] + f"/apps/{app}/addons/{target}/shell"
-    try:
-        ws = simple_websocket.Client(url, headers={"Authorization": f"Bearer {token()}"})
-    except (simple_websocket.ConnectionError, OSError) as e:
-        raise click.ClickException(f"Could not attach to {target} ({e}): is the platform running?")
-    ws.send(json.dumps({}))
-    threading.Thread(target=_pump_stdin, args=(ws, simple_websocket.ConnectionClosed), daemon=True).start()
-    try:
-        while True:
-            msg = ws.receive()
-            if isinstance(msg, bytes):
-                stream = sys.stdout.buffer if msg[:1] == b"\x01" else sys.stderr.buffer
-                stream.write(msg[1:])
-                stream.flush()
-                continue
-            event = json.loads(msg)
-            if "started" in event:
-                click.echo(f"--> Connecting to {event['started']}", err=True)
-            elif "exit" in event:
-                return int(event["exit"])
-            elif "error" in event:
-                raise click.ClickException(event["error"])
-    except simple_websocket.ConnectionClosed:
-        raise click.ClickException(f"The connection to {target} was lost before it reported its exit code.")
-    finally:
-        try:
-            ws.close()
-        except Exception:  # noqa: BLE001 - closing a dead socket
-            pass
+    return attach(f"/apps/{app}/addons/{target}/shell", {}, target, lambda e: f"--> Connecting to {e['started']}")
 
 
 @click.command("pg:psql")

@@ -3,15 +3,13 @@ processes with `run` (attached: stdin, stdout, stderr and the exit code pass thr
 untouched, as a terminal session should; or --detach, with output in the logs)."""
 from __future__ import annotations
 
-import json
-import os
 import sys
-import threading
 import time
 
 import click
 
-from .client import api_url, app_option, call, resolve_app, token
+from .attach import attach
+from .client import app_option, call, resolve_app
 from .text import command_line, echo_output
 
 
@@ -60,54 +58,9 @@ def run(detach, app, command):
     sys.exit(_run_attached(name, line))
 
 
-def _pump_stdin(ws, closed: type[Exception]) -> None:
-    """Our stdin to the one-off, then an end-of-file message."""
-    try:
-        fd = sys.stdin.fileno()
-        while True:
-            data = os.read(fd, 65536)
-            if not data:
-                break
-            ws.send(data)
-    except (OSError, ValueError, closed):
-        pass
-    try:
-        ws.send(json.dumps({"eof": True}))
-    except closed:
-        pass
-
-
 def _run_attached(name: str, line: str) -> int:
-    import simple_websocket    # only `run` needs it: the other commands start without it
-    url = "ws" + api_url()[len("http"):] + f"/apps/{name}/run"
-    try:
-        ws = simple_websocket.Client(url, headers={"Authorization": f"Bearer {token()}"})
-    except (simple_websocket.ConnectionError, OSError) as e:
-        raise click.ClickException(f"Could not attach to {name}'s one-off ({e}): is the platform running?")
-    ws.send(json.dumps({"command": line}))
-    threading.Thread(target=_pump_stdin, args=(ws, simple_websocket.ConnectionClosed), daemon=True).start()
-    try:
-        while True:
-            msg = ws.receive()
-            if isinstance(msg, bytes):
-                stream = sys.stdout.buffer if msg[:1] == b"\x01" else sys.stderr.buffer
-                stream.write(msg[1:])
-                stream.flush()
-                continue
-            event = json.loads(msg)
-            if "started" in event:
-                click.echo(f"Running `{line}` on {name} (v{event.get('release')})... up, {event['started']}", err=True)
-            elif "exit" in event:
-                return int(event["exit"])
-            elif "error" in event:
-                raise click.ClickException(event["error"])
-    except simple_websocket.ConnectionClosed:
-        raise click.ClickException("The connection to the one-off was lost before it reported its exit code.")
-    finally:
-        try:
-            ws.close()
-        except Exception:  # noqa: BLE001 - closing a dead socket
-            pass
+    return attach(f"/apps/{name}/run", {"command": line}, f"{name}'s one-off",
+                  lambda e: f"Running `{line}` on {name} (v{e.get('release')})... up, {e['started']}")
 
 
 COMMANDS = [logs, run]
