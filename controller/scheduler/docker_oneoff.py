@@ -21,8 +21,9 @@ from .labels import LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_RELEASE
 ReadStdin = Callable[[float], bytes | None | bool]
 
 
-def _feed_stdin(raw: socket.socket, read_stdin: ReadStdin, stop: threading.Event) -> None:
-    """The client's input to the one-off's stdin until its end (then stdin is closed)."""
+def feed_stdin(raw: socket.socket, read_stdin: ReadStdin, stop: threading.Event) -> None:
+    """The client's input to a process's stdin (a one-off's, or a command run in an add-on)
+    until its end (then stdin is closed)."""
     try:
         while not stop.is_set():
             data = read_stdin(0.5)
@@ -139,7 +140,7 @@ class DockerOneoffs(DockerEngine):
             except docker.errors.APIError as e:
                 raise SchedulerError(f"Could not start the one-off: {e.explanation}") from None
             on_started(f"run.{index}")
-            threading.Thread(target=_feed_stdin, args=(raw, read_stdin, stop), name=f"run-stdin-{app}",
+            threading.Thread(target=feed_stdin, args=(raw, read_stdin, stop), name=f"run-stdin-{app}",
                              daemon=True).start()
             timed_out = self._relay_output(cid, raw, on_output, stop, timeout)
             code = int(self.client.api.wait(cid, timeout=30).get("StatusCode", -1))

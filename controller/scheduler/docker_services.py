@@ -7,7 +7,6 @@ repairs, an engine restart, `make down && make up`) finds the data where it was.
 from __future__ import annotations
 
 import select
-import socket
 import threading
 import time
 from typing import BinaryIO, Callable
@@ -18,6 +17,7 @@ from core.errors import SchedulerError
 from core.models import LogLine, ServiceStatus
 
 from .docker_engine import DockerEngine
+from .docker_oneoff import feed_stdin
 from .docker_parse import parse_logs, split_frames
 from .labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE, LABEL_SERVICE_KIND
 
@@ -244,7 +244,7 @@ class DockerServices(DockerEngine):
             raise SchedulerError(f"Could not run a command in {name}: {e.explanation}") from None
         raw = getattr(sock, "_sock", sock)
         stop = threading.Event()
-        feeder = threading.Thread(target=_feed, args=(raw, read_stdin, stop), name=f"exec-stdin-{name}", daemon=True)
+        feeder = threading.Thread(target=feed_stdin, args=(raw, read_stdin, stop), name=f"exec-stdin-{name}", daemon=True)
         feeder.start()
         deadline = time.monotonic() + timeout
         buf = b""
@@ -283,20 +283,4 @@ def _reader(data: bytes | None):
         pos += len(chunk)
         return chunk
     return read
-
-
-def _feed(raw: socket.socket, read_stdin, stop: threading.Event) -> None:
-    try:
-        while not stop.is_set():
-            data = read_stdin(0.5)
-            if data is False:
-                continue
-            if data is None:
-                raw.shutdown(socket.SHUT_WR)
-                return
-            raw.sendall(data)
-    except OSError:
-        pass
-    except Exception:  # noqa: BLE001 - the client went away: end the command
-        stop.set()
 
