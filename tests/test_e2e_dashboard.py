@@ -21,7 +21,7 @@ from .conftest import ROOT, make_app_repo, start_platform, stop_platform, unique
 pytestmark = pytest.mark.e2e
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -83,8 +83,11 @@ def shot(driver, name: str) -> None:
 
 
 def wait(driver, cond, timeout=60, what=""):
+    """Until `cond(driver)` is true. A page that refreshes a part of itself (instances, logs)
+    replaces its elements: one read across a refresh is stale, the next poll reads again."""
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: cond(d))
+        return WebDriverWait(driver, timeout, poll_frequency=0.5,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: cond(d))
     except TimeoutException:
         shot(driver, "timeout-" + re.sub(r"\W+", "-", what)[:40])
         raise AssertionError(f"timed out waiting for {what}")
@@ -134,7 +137,8 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     wait(d, lambda d: [r.find_element(By.CSS_SELECTOR, ".state").text
                        for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")] == ["up", "up"],
          120, "two instances up")
-    labels = sorted(r.get_attribute("data-instance") for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance"))
+    labels = wait(d, lambda d: sorted(r.get_attribute("data-instance")
+                                      for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")), 10, "labels")
     assert labels == ["web.1", "web.2"]
 
     # a line the app prints now appears in the live log
@@ -175,10 +179,14 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     assert width <= 400, f"the app page is {width}px wide at a phone's width"
 
     # roll back to the previous release (confirm), then the router serves it
-    current = max(int(r.get_attribute("data-version")) for r in d.find_elements(By.CSS_SELECTOR, "#release-list tr[data-version]"))
-    target = next(int(r.get_attribute("data-version")) for r in d.find_elements(By.CSS_SELECTOR, "#release-list tr[data-version]")
-                  if r.find_elements(By.CSS_SELECTOR, "button.rollback") and int(r.get_attribute("data-version")) < current
-                  and "Deploy" in r.text)
+    current = wait(d, lambda d: max(int(r.get_attribute("data-version"))
+                                    for r in d.find_elements(By.CSS_SELECTOR, "#release-list tr[data-version]")),
+                   10, "releases")
+    target = wait(d, lambda d: next(int(r.get_attribute("data-version"))
+                                    for r in d.find_elements(By.CSS_SELECTOR, "#release-list tr[data-version]")
+                                    if r.find_elements(By.CSS_SELECTOR, "button.rollback")
+                                    and int(r.get_attribute("data-version")) < current and "Deploy" in r.text),
+                  10, "a release to roll back to")
     d.find_element(By.CSS_SELECTOR, f'#release-list tr[data-version="{target}"] button.rollback').click()
     d.switch_to.alert.accept()
     wait(d, lambda d: d.find_elements(By.ID, "message") and "Rolled back" in d.find_element(By.ID, "message").text,
