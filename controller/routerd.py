@@ -8,7 +8,9 @@ that died, a restarted engine, another process's change."""
 from __future__ import annotations
 
 import logging
+import queue
 import sys
+import threading
 import time
 
 from router import accesslog, loop
@@ -56,11 +58,21 @@ def run(settings: Settings | None = None) -> int:
     settings = settings if settings is not None else from_env()
     store = Store(settings.db_path)
     scheduler = make_scheduler(settings)
-    # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
-    # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
-    return loop.run(router_config(settings), lambda _config: load_routes(settings, store, scheduler),
-                    log_sink=lambda by_app: record_router_lines(store, by_app),
-                    stats_sink=RequestMetrics(store, scheduler), keep_serving=True)
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    done = threading.Event()
+    # An instance the engine restarted after a crash answers on a new port: routes follow the
+    # engine's start/exit events at once instead of at the next pass.
+    watcher = threading.Thread(target=scheduler.watch, args=(lambda: events.put(loop.REFRESH), done.is_set),
+                               name="instance-events", daemon=True)
+    watcher.start()
+    try:
+        # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
+        # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
+        return loop.run(router_config(settings), lambda _config: load_routes(settings, store, scheduler),
+                        events=events, log_sink=lambda by_app: record_router_lines(store, by_app),
+                        stats_sink=RequestMetrics(store, scheduler), keep_serving=True)
+    finally:
+        done.set()
 
 
 def stop_nginx(settings: Settings) -> None:

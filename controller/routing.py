@@ -17,9 +17,11 @@ from .settings import Settings
 from .store import Store
 
 
-def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None) -> tuple[Route, ...]:
+def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None,
+                   scaled=frozenset()) -> tuple[Route, ...]:
     """Pure: app names + live instances + ids that passed health checks -> route table.
-    `deployed`: the apps that ever had code released (None: all of them)."""
+    `deployed`: the apps that ever had code released (None: all of them); `scaled`: the apps
+    whose formation runs web instances (one with none up is starting or restarting)."""
     ups: dict[str, list[Upstream]] = defaultdict(list)
     names = set(app_names)
     for inst in instances:
@@ -27,9 +29,8 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
                 and inst.host_port and inst.container_id in healthy_ids):
             ups[inst.app].append(Upstream(inst.address, inst.host_port))
     table = build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
-    if deployed is None:
-        return table
-    return tuple(r if r.app in deployed else replace(r, deployed=False) for r in table)
+    return tuple(replace(r, deployed=deployed is None or r.app in deployed, scaled=r.app in scaled)
+                 for r in table)
 
 
 def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict) -> tuple[Route, ...]:
@@ -45,7 +46,8 @@ def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...
     # once they run, and stops old ones only after its own (later) apply, so this order never
     # yields an app with no upstream in the middle of a deploy.
     healthy = store.healthy_ids()
-    routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain, store.deployed_apps())
+    routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain, store.deployed_apps(),
+                            store.web_scaled_apps())
     return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
 
 

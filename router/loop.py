@@ -2,7 +2,8 @@
 whatever ``load_routes`` returns: every ``config.interval`` seconds it loads the routing
 table and applies it (a no-op when nothing changed). A failing load or a config nginx
 rejects is logged and the previous config keeps serving. If nginx dies, it is started
-again at once (its exit is watched, not found at the next pass). Access-log lines go to
+again at once (its exit is watched, not found at the next pass), and ``REFRESH`` put on
+``events`` (an instance started or died) runs a pass at once. Access-log lines go to
 ``log_sink``. SIGTERM / SIGINT end the loop and return 0: nginx is stopped gracefully, or,
 with ``keep_serving``, left serving for the next run to adopt (a platform restart or upgrade
 then drops no request). The process that embeds it chooses where routes come from and where
@@ -29,6 +30,7 @@ log = logging.getLogger("dockyard.router")
 
 LoadRoutes = Callable[[RouterConfig], Sequence[Route]]
 STOP = "stop"
+REFRESH = "refresh"   # something routes depend on changed: reconcile now, not at the next pass
 
 
 def _harvest_loop(harvester: Harvester, stop: threading.Event, period: float) -> None:
@@ -155,6 +157,15 @@ def _start(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, adopt: b
 WATCH = 0.1   # seconds between checks that nginx still runs (a dead master costs requests)
 
 
+def _next_event(events: queue.SimpleQueue) -> str:
+    """The next event within WATCH seconds (queue.Empty if none); a burst of REFRESH
+    events is one pass, and a STOP among them wins."""
+    event = events.get(timeout=WATCH)
+    while event != STOP and not events.empty():
+        event = events.get_nowait()
+    return event
+
+
 def _serve(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, proc: subprocess.Popen | None,
            events: queue.SimpleQueue, interval: float) -> None:
     """Until ``STOP``: watch nginx every WATCH seconds and start it again the moment it dies;
@@ -163,8 +174,9 @@ def _serve(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes, proc: su
     next_pass = time.monotonic() + interval
     while True:
         try:
-            if events.get(timeout=WATCH) == STOP:
+            if _next_event(events) == STOP:
                 return
+            next_pass = time.monotonic()
         except queue.Empty:
             pass
         dead = (not nginx.running()) if adopted else (proc is None or proc.poll() is not None)

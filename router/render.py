@@ -24,6 +24,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from router import pages
 from router.errors import RenderError
 from router.table import Route, RouteOptions, Upstream
 
@@ -445,10 +446,7 @@ server {{
 }}
 """
     if not addresses:
-        what, say = (("no running web process", f"App {app} has no running web process. Scale it with: "
-                      f"dockyard ps:scale web=1 -a {app}") if route.deployed else
-                     ("nothing deployed yet", f"App {app} exists but has no release yet: nothing has been "
-                      f"deployed to it. Deploy it with: dockyard git:remote -a {app} && git push dockyard main"))
+        what, say = pages.no_upstream(route)
         return f"""
 # App {app}: {what}.
 server {{

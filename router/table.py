@@ -49,7 +49,8 @@ class Route:
     them, the router serves the app without them (``plain()``) and says why.
     ``maintenance`` answers 503 with a maintenance page without touching the app.
     ``deployed`` is false for an app that exists but never had code released: it answers
-    with how to deploy it.
+    with how to deploy it. ``scaled`` is true when the app should run web instances: with none
+    running it is starting or restarting after a crash, and scaling up is not the fix.
     """
 
     app: str
@@ -60,6 +61,7 @@ class Route:
     force_https: bool = False
     maintenance: bool = False
     deployed: bool = True
+    scaled: bool = False
 
     def has_extras(self) -> bool:
         return self.options != RouteOptions() or self.tls is not None or self.force_https

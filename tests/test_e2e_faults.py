@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ROOT, httpd_app, make_app_repo, run, unique_app
+from .conftest import ROOT, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
 
 pytestmark = pytest.mark.e2e
 
@@ -311,7 +311,8 @@ def test_out_of_memory_shows_in_ps_and_logs_and_a_crash_loop_rolls_back(platform
     logs = p.cli("logs", "-a", name, "--source", "dockyard").stdout
     assert "limit 32 MB" in ps and "1 restart" in ps, ps
     assert "crashed: out of memory (limit 32 MB)" in logs and "ps:limits web --memory 64" in logs, logs
-    assert p.curl(name) == (200, "v2")
+    # web=1: the one instance is down while the engine restarts it, then serves again
+    _wait_for(lambda: p.curl(name) == (200, "v2"), 15, "v2 serving after the engine restarted it")
     # a release that crash-loops in its first minute fails and the previous one comes back
     make_app_repo(repo, _busybox_app("v3", OOM_ALWAYS), p)
     p.git("push", "dockyard", "main", cwd=repo)
@@ -323,6 +324,31 @@ def test_out_of_memory_shows_in_ps_and_logs_and_a_crash_loop_rolls_back(platform
     RESULTS.append(("an instance killed for memory once", 0, 0, f"in ps and logs after {seen_after:.1f} s"))
     RESULTS.append(("a release that crash-loops (OOM every 3 s)", 0, 0, f"rolled back after {rolled:.1f} s"))
     assert "Rollback to v2 (v3 crash-looped)" in releases, releases
+
+
+def test_an_instance_the_engine_restarts_is_routed_again_at_once(tmp_path):
+    """A crashed instance comes back on a new published port: the router follows the engine's
+    events, so requests recover as soon as it runs, not at the router's next pass (5 s here, the
+    product's default)."""
+    p = start_platform(tmp_path / "p", DOCKYARD_RECONCILE_INTERVAL="5")
+    try:
+        name, _repo = _deploy(p, tmp_path, httpd_app("back"))
+        outages = []
+        with Load(p, name, interval=0.02, limit=90) as load:
+            for _ in range(3):
+                time.sleep(1)
+                [cid] = p.containers(name, running_only=True)
+                pid = int(run(["docker", "inspect", "-f", "{{.State.Pid}}", cid]).stdout)
+                killed_at = time.monotonic()
+                os.kill(pid, 9)     # the app's process dies; the engine restarts its container
+                _wait_for(lambda: load.samples[-1][0] > killed_at + 0.5 and load.samples[-1][1], 20,
+                          "requests to succeed again")
+                outages.append(load.outage_after(killed_at) or 0.0)
+        RESULTS.append(("kill -9 of web.1's process (engine restarts it), x3", len(load.samples), load.failed,
+                        "max " + f"{max(outages):.2f} s"))
+        assert max(outages) < 2.0, f"requests failed for {outages} s after each crash"
+    finally:
+        stop_platform(p)
 
 
 def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):

@@ -705,3 +705,29 @@ def test_main_restarts_nginx_after_sigkill_and_exits_0_on_sigterm(settings, upst
         kill_nginx_for(nginx.prefix, settle=1.5)  # orphaned workers, or an nginx being started
     output = log_path.read_text()
     assert "nginx exited with code" in output and "restarting it" in output, output
+
+
+def test_a_refresh_event_applies_routes_at_once_not_at_the_next_pass(settings, upstreams):
+    import queue
+
+    from router import loop as main
+
+    a, b = upstreams("A"), upstreams("B")
+    current = {"routes": table(settings, myapp=[a])}
+    events = queue.SimpleQueue()
+    nginx = Nginx(router_config(settings))
+    runner = threading.Thread(target=lambda: main.run(router_config(settings), lambda _s: current["routes"], 3600,
+                                                      events=events, nginx=nginx))
+    runner.start()
+    try:
+        wait_for(lambda: text(settings.router_port, "myapp.localhost") == (200, "A\n"), what="A served")
+        current["routes"] = table(settings, myapp=[b])
+        time.sleep(0.5)
+        assert text(settings.router_port, "myapp.localhost") == (200, "A\n")   # no pass for an hour
+        for _ in range(5):    # a burst of engine events is one pass
+            events.put(main.REFRESH)
+        wait_for(lambda: text(settings.router_port, "myapp.localhost") == (200, "B\n"), timeout=3, what="B served")
+    finally:
+        events.put(main.STOP)
+        runner.join(timeout=30)
+        kill_nginx_for(nginx.prefix)

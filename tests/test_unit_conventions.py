@@ -180,6 +180,19 @@ def test_an_app_with_no_release_says_how_to_deploy():
     assert "App old has no running web process" in text
 
 
+def test_an_app_scaled_up_with_no_instance_up_says_it_is_restarting_not_to_scale():
+    text = render_routes([Route(app="down", hostnames=("down.x.test",), scaled=True)], 8080)
+    assert "App down has no web instance up right now: it is starting, or it crashed and is restarting" in text
+    assert "dockyard logs -a down" in text and "ps:scale" not in text
+
+
+def test_routes_know_which_apps_are_scaled_up():
+    from controller.routing import compute_routes
+    table = compute_routes(["up", "idle", "new"], [], set(), "x.test", deployed={"up", "idle"}, scaled={"up"})
+    by_app = {r.app: (r.deployed, r.scaled) for r in table}
+    assert by_app == {"up": (True, True), "idle": (True, False), "new": (False, False)}
+
+
 def test_a_job_removed_by_a_deploy_is_forgotten(tmp_path):
     svc, app = _app_with_cron(tmp_path)
     t = datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)

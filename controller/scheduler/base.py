@@ -133,6 +133,12 @@ class Scheduler(ABC):
         each with its exit code and whether the kernel killed it for memory. Exits the platform
         caused (stop, remove) are included too: callers tell them apart by what they stopped."""
 
+    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        """Call `on_change` as soon as an app instance of this platform starts or exits (a
+        crash, a restart by the engine, whose published port then changes), until `stopped()`.
+        Blocks; an engine that stops answering is retried. A backend that cannot watch
+        returns at once: callers also poll `instances()`."""
+
     @abstractmethod
     def instances(self, app: str | None = None) -> list[Instance]:
         """Every app instance of this platform (or of one app) in any state, exited and

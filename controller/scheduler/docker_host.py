@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import secrets
+import time
+from typing import Callable
 
 import docker
 import docker.errors
+import requests
 
 from core.errors import SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
@@ -12,6 +15,9 @@ from core.models import Crash, Instance, Limits, LogLine, Release
 from .docker_engine import DockerEngine
 from .docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
 from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+
+
+WATCH_WINDOW = 2.0   # seconds each engine events request covers
 
 
 class DockerHost(DockerEngine):
@@ -86,6 +92,22 @@ class DockerHost(DockerEngine):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not read the engine's events: {e.explanation}") from None
         return parse_crashes(events)
+
+    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        filters = {"type": "container", "event": ["start", "die"],
+                   "label": [f"{LABEL_INSTANCE}={self.settings.name}", LABEL_PROCESS]}
+        since = time.time()
+        while not stopped():
+            # bounded windows, back to back: `stopped` is checked at least every window, and
+            # an engine that went away is asked again at the next one
+            until = since + WATCH_WINDOW
+            try:
+                for _event in self.client.api.events(since=since, until=until, filters=filters, decode=True):
+                    on_change()
+            except (docker.errors.DockerException, requests.RequestException, SchedulerError):
+                pass
+            time.sleep(max(0.0, until - time.time()))
+            since = until
 
     def instances(self, app: str | None = None) -> list[Instance]:
         """All of this platform's app containers (optionally one app's), found by label, in one call."""

@@ -78,6 +78,13 @@ class AppsMixin:
                 "SELECT DISTINCT a.name FROM apps a JOIN releases r ON r.app_id = a.id"
                 " WHERE r.status = 'succeeded' AND r.build_id IS NOT NULL")}
 
+    def web_scaled_apps(self) -> set[str]:
+        """Names of the apps whose formation runs web instances (scaled up, not stopped)."""
+        with self.read() as db:
+            return {r[0] for r in db.execute(
+                "SELECT a.name FROM apps a JOIN formation f ON f.app_id = a.id"
+                " WHERE f.type = 'web' AND f.quantity > 0 AND f.stopped = 0")}
+
     def delete_app(self, app: App) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
