@@ -5,9 +5,10 @@ makes those); credentials go to the service on stdin and are never echoed in an 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from core.errors import BadRequest, Conflict, DockyardError, NotFound, SchedulerError
-from core.models import Addon, App, Attachment
+from core.models import Addon, App, Attachment, ServiceStatus
 
 from . import addon_kinds as kinds
 from .locks import addon_lock
@@ -145,17 +146,32 @@ def provision(svc: Services, app: App, kind_name: str, as_name: str | None, user
     return addon
 
 
+SETTLE = 10.0   # seconds an add-on the engine restarted stays up before it counts as available
+
+
 def state(svc: Services, addon: Addon) -> tuple[str, list[str]]:
     """(available | starting | crashed | missing, the last output lines when crashed)."""
     st = svc.scheduler.service_status(addon.name)
-    if st.state == "running":
+    if st.state == "running" and not just_restarted(st, time.time()):
         return "available", []
     if st.state == "missing":
         return "missing", []
-    lines = [line.text for line in svc.scheduler.service_logs(addon.name, 10)]
-    if st.state in ("restarting", "exited", "dead"):
+    lines = [line.text for line in svc.scheduler.service_logs(addon.name, 20)]
+    if st.state in ("running", "restarting", "exited", "dead"):
         return "crashed", lines
     return st.state, lines
+
+
+def just_restarted(st: ServiceStatus, now: float) -> bool:
+    """Pure: restarted by the engine less than SETTLE seconds ago. Between two exits of a crash
+    loop the engine shows the add-on running for a moment: that is not available."""
+    if not st.restart_count or not st.started_at:
+        return False
+    try:
+        started = datetime.fromisoformat(st.started_at).timestamp()
+    except ValueError:
+        return False
+    return now - started < SETTLE
 
 
 def usage(svc: Services, addon: Addon) -> dict:

@@ -9,7 +9,10 @@ import stat
 from core.appjson import AppJsonError, load, parse_env
 from core.models import App, Release
 
+from . import tenancy
+from .rollout import default_quantities
 from .services import Out, Services
+from .tenancy import QuotaExceeded
 
 
 def is_first_deploy(svc: Services, app: App) -> bool:
@@ -52,8 +55,9 @@ def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
 
 
 def apply_formation(svc: Services, app: App, formation: dict, process_types: dict, out: Out) -> None:
-    """The first deploy's quantities and memory sizes for the types the build has."""
-    quantities = {}
+    """The first deploy's quantities and memory sizes for the types the build has, within the
+    owner's quota and the host's memory (checked before anything is written)."""
+    quantities, memory = {}, {}
     for ptype, spec in sorted(formation.items()):
         if ptype not in process_types:
             out(f"       app.json formation.{ptype}: the build has no such process type; ignored")
@@ -61,9 +65,16 @@ def apply_formation(svc: Services, app: App, formation: dict, process_types: dic
         if "quantity" in spec:
             quantities[ptype] = spec["quantity"]
         if "memory_mb" in spec:
-            cpus = svc.store.limits(app).get(ptype, {}).get("cpus")
-            svc.store.set_limits(app, ptype, spec["memory_mb"], cpus)
-            out(f"-----> {ptype}: memory limit {spec['memory_mb']} MB (app.json formation size)")
+            memory[ptype] = spec["memory_mb"]
+    try:   # with the quantities a deploy gives the types app.json does not name (web=1)
+        tenancy.check_app_change(svc, app, {**default_quantities(process_types, svc.store.formation(app)),
+                                            **quantities}, memory)
+    except QuotaExceeded as e:
+        raise QuotaExceeded(f"app.json formation: {e.message}") from None
+    for ptype, mb in memory.items():
+        cpus = svc.store.limits(app).get(ptype, {}).get("cpus")
+        svc.store.set_limits(app, ptype, mb, cpus)
+        out(f"-----> {ptype}: memory limit {mb} MB (app.json formation size)")
     if quantities:
         svc.store.set_formation(app, quantities)
         out("-----> Formation from app.json: " + " ".join(f"{k}={v}" for k, v in quantities.items()))

@@ -11,6 +11,7 @@ from core.checkspec import Check, effective
 from core.errors import DeployFailed, DockyardError
 from core.models import App, Instance, Limits, Release
 
+from . import tenancy
 from .health import run_checks, wait_until_answers
 from .locks import app_lock
 from .services import Out, Services
@@ -123,10 +124,12 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
     sched = svc.scheduler
     image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
     checks = release_checks(svc, app, release)     # a bad checks:set fails before anything starts
+    new_types = default_quantities(release.process_types, svc.store.formation(app))
+    if any(new_types.values()):      # a first deploy's web=1 counts against the owner's quota too
+        tenancy.check_app_change(svc, app, new_types, {})
     if release_phase:
         run_release_phase(svc, app, release, image, out)
-    svc.store.set_formation(app, default_quantities(release.process_types, svc.store.formation(app)),
-                            only_missing=True)
+    svc.store.set_formation(app, new_types, only_missing=True)
     formation = svc.store.desired_formation(app)
     wanted = [w for w in plan(release.process_types, formation) if only in (None, w[0])]
     old = [i for i in sched.instances(app.name) if only in (None, i.process)]

@@ -227,3 +227,34 @@ def test_an_addon_whose_volume_is_lost_is_not_started_empty(pf, deployed):
     assert [a["state"] for a in addons_of(pf, other) if a["name"] == rd["name"]] == ["missing"]
     out = pf.cli("addons:destroy", rd["name"], "-a", other, "--confirm", other).stdout
     assert "Destroyed" in out and "final backup" not in out
+
+
+def test_an_addon_that_cannot_start_shows_crashed_with_its_last_lines(pf, deployed):
+    from .conftest import BUSYBOX_BASE
+    other, _ = deployed["b"]
+    pf.cli("addons:create", "redis", "-a", other, "--as", "BROKEN")
+    (rd,) = [a for a in addons_of(pf, other) if a["var"] == "BROKEN_URL"]
+    container, volume = f"{pf.name}.addon.{rd['name']}", f"{pf.name}-addon-{rd['name']}"
+    on_volume = ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/data", BUSYBOX_BASE, "sh", "-c"]
+    # a data file the server refuses to load: it exits at every start, and the engine keeps restarting it
+    run([*on_volume, "echo not-an-rdb-file > /data/dump.rdb"])
+    run(["docker", "kill", container])
+    deadline, state = time.monotonic() + 60, None
+    while time.monotonic() < deadline and state != "crashed":
+        time.sleep(0.5)
+        state = [a["state"] for a in addons_of(pf, other) if a["name"] == rd["name"]][0]
+    assert state == "crashed"
+    deadline, info = time.monotonic() + 30, ""
+    while time.monotonic() < deadline and "signature" not in info.lower():   # redis' own reason, in its last lines
+        info = pf.cli("addons:info", rd["name"], "-a", other).stdout
+        assert "State:        crashed" in info, info    # never "available" while it crash-loops
+        time.sleep(0.3)
+    assert "signature" in info.lower(), info
+    # the operator removes the bad file: the next start serves again, with no command from anyone
+    run([*on_volume, "rm -f /data/dump.rdb"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and state != "available":
+        time.sleep(1)
+        state = [a["state"] for a in addons_of(pf, other) if a["name"] == rd["name"]][0]
+    assert state == "available"
+    assert "Destroyed" in pf.cli("addons:destroy", rd["name"], "-a", other, "--confirm", other).stdout

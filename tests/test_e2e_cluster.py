@@ -170,6 +170,24 @@ def test_run_returns_the_exit_code(cl, web):
     assert "out-run.1" in proc.stdout
 
 
+def test_a_crash_on_a_node_shows_in_ps_and_logs(cl, web):
+    name, _ = web
+    row = next(d for d in dynos(cl, name) if d["type"] == "web" and d["state"] == "up")
+    node = row["node"]
+    node_container = f"{cl.name}-node{node.removeprefix('node')}"
+    labels = (f"dockyard.app={name}", "dockyard.process=web", f"dockyard.index={row['name'].split('.')[1]}",
+              f"dockyard.release={row['release']['version']}")
+    found = run(["docker", "exec", node_container, "docker", "ps", "-q",
+                 *(arg for label in labels for arg in ("--filter", f"label={label}"))])
+    run(["docker", "exec", node_container, "docker", "kill", found.stdout.split()[0]])
+    wait_until(lambda: "crashed with exit code 137" in cl.cli("logs", "-a", name, "--source", "dockyard").stdout,
+               60, "the crash as a platform line")
+    crashed = [d for d in dynos(cl, name) if d["restarts"]]
+    # Swarm may restart it on another node: the instance is the same
+    assert [(d["name"], d["restarts"], d["last_exit"]) for d in crashed] == [(row["name"], 1, 137)], crashed
+    wait_until(lambda: all(d["state"] == "up" for d in dynos(cl, name)), 60, "Swarm to restart it")
+
+
 def test_drain_moves_instances_with_no_failed_request(cl, web):
     name, _ = web
     cl.cli("ps:scale", "web=3", "-a", name)

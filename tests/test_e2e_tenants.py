@@ -340,6 +340,32 @@ def test_quotas_bound_what_one_user_takes(plat, world, tmp_path):
     assert r.status_code == 200, r.text                                    # 2 x 256 MB fits
 
 
+def test_a_first_deploy_counts_against_the_quota(plat, world, tmp_path):
+    dave = new_user(plat, world["base"], "dave")
+    plat.cli("users:quota", dave.name, "--apps", "2", "--instances", "1", "--memory", "600")
+    first = new_app(dave, "quota")
+    with attack("app.json formation asking for more instances than the quota"):
+        repo = make_app_repo(tmp_path / "many", {**httpd_app("many"),
+                                                 "app.json": json.dumps({"formation": {"web": {"quantity": 5}}})}, plat)
+        proc = push(dave, plat, first, repo)
+        assert proc.returncode != 0 and "app.json formation: That makes 5 instances" in proc.stderr, proc.stderr
+        assert not plat.containers(first)
+    with attack("app.json formation asking for more memory than the quota"):
+        repo = make_app_repo(tmp_path / "big", {**httpd_app("big"),
+                                                "app.json": json.dumps({"formation": {"web": {"size": "standard-2x"}}})}, plat)
+        proc = push(dave, plat, first, repo)
+        assert proc.returncode != 0 and "1024 MB of instance memory" in proc.stderr, proc.stderr
+        assert not plat.containers(first)
+    repo = make_app_repo(tmp_path / "one", httpd_app("one"), plat)
+    assert "is live" in push(dave, plat, first, repo).stderr
+    with attack("a second app's first deploy over the instance quota"):
+        second = new_app(dave, "quota")
+        proc = push(dave, plat, second, repo)
+        assert proc.returncode != 0 and "the quota is 1" in proc.stderr, proc.stderr
+        assert not plat.containers(second)
+    assert plat.curl(first) == (200, "one")
+
+
 # ---- 9 and 10: hostile values and paths --------------------------------------------------
 def test_nul_in_a_config_value_is_refused_without_echo(plat, world):
     m, secret = world["mallory"], "nulsecret-" + secrets.token_hex(6)

@@ -74,3 +74,15 @@ def test_store_attachments(tmp_path: Path):
     store.detach(addon, b)
     assert store.list_addons(b) == []
     assert store.get_addon("postgres-calm-1234").credentials == {"database": "d1"}
+
+
+def test_an_addon_restarted_moments_ago_is_not_yet_available():
+    from controller.addon_ops import SETTLE, just_restarted
+    from core.models import ServiceStatus
+    started = "2026-12-01T04:17:45.956123456Z"
+    at = datetime(2026, 12, 1, 4, 17, 45, 956123, tzinfo=timezone.utc).timestamp()
+    looping = ServiceStatus(state="running", restart_count=5, started_at=started)
+    assert just_restarted(looping, at + 0.01)                    # between two exits of a crash loop
+    assert not just_restarted(looping, at + SETTLE + 1)          # up long enough: available again
+    assert not just_restarted(ServiceStatus(state="running", restart_count=0, started_at=started), at + 0.01)
+    assert not just_restarted(ServiceStatus(state="running", restart_count=2, started_at="bogus"), at)

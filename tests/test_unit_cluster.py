@@ -8,7 +8,8 @@ from controller.reconcile import diff
 from controller.registry import config_text
 from controller.routing import compute_routes
 from controller.scheduler.registry_gc import stale_tags
-from controller.scheduler.swarm_parse import PREFIX, parse_nodes, parse_services
+from controller.scheduler.swarm_parse import (PREFIX, REPORT_LAG, ReportedExits, epoch, parse_nodes, parse_services,
+                                              parse_task_exits)
 from controller.settings import from_env
 from core.models import Instance
 
@@ -49,6 +50,32 @@ def test_a_crash_before_the_health_check_is_final_and_after_it_a_restart():
     assert (early.state, early.exit_code, early.restart_count, early.host_port) == ("exited", 3, 1, None)
     [late] = parse_services([service("s1", 1, durable="1")], tasks, NODES, 5000)
     assert (late.state, late.exit_code) == ("restarting", 3)
+
+
+def test_tasks_that_exited_on_their_own_in_the_window_are_crashes():
+    at = epoch("2026-12-01T01:00:00.123456789Z")
+    assert abs(at - 1796086800.123456) < 1e-3
+    tasks = [task("s1", "n1", "failed", "1", exit_code=137), task("s1", "n1", "complete", "2", exit_code=0),
+             task("s1", "n1", "shutdown", "3", exit_code=143),     # stopped by the platform: not a crash
+             task("s1", "n1", "running", "4"), task("other", "n1", "failed", "5", exit_code=1)]
+    found = parse_task_exits([service("s1", 1)], tasks, at - 1, at + 1)
+    assert [(c.container_id, c.exit_code, t["NodeID"]) for c, t in found] == [(PREFIX + "s1", 137, "n1"),
+                                                                              (PREFIX + "s1", 0, "n1")]
+    assert parse_task_exits([service("s1", 1)], tasks, at + 1, at + 2) == []     # an earlier window's
+
+
+def test_an_exit_reported_late_is_handed_out_once():
+    at = epoch("2026-12-01T01:00:00.123456789Z")
+    failed = {**task("s1", "n1", "failed", "1", exit_code=1), "ID": "t1"}
+    exits = ReportedExits()
+    assert exits.start(at - 10) == at - 10                    # the first call: nothing before it
+    assert exits.new([], at - 10) == []                       # the node has not told the manager yet
+    start = exits.start(at + 5)                               # the next window begins after the exit ...
+    assert start == at - 10
+    found = parse_task_exits([service("s1", 1)], [failed], start, at + 10)
+    assert [t["ID"] for _, t in exits.new(found, at + 5)] == ["t1"]   # ... and still finds it
+    assert exits.new(found, at + 10) == []                    # once
+    assert exits.start(at + 1000) == at + 1000 - REPORT_LAG
 
 
 def test_a_task_rescheduled_off_a_lost_node_speaks_for_the_instance():

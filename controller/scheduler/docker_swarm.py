@@ -16,18 +16,21 @@ import json
 import secrets
 import threading
 import time
+from dataclasses import replace
 
 import docker
 import docker.errors
 import docker.types
+import requests
 
 from core.errors import Conflict, NotFound, SchedulerError
-from core.models import Instance, Limits, LogLine, Release
+from core.models import Crash, Instance, Limits, LogLine, Release
 
 from .docker_engine import DockerEngine
 from .docker_parse import parse_logs
 from .labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
-from .swarm_parse import LABEL_DURABLE, LABEL_IMAGE, PREFIX, parse_nodes, parse_services, service_id
+from .swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
+                          parse_task_exits, service_id)
 
 NANO = 1_000_000_000
 
@@ -42,6 +45,8 @@ class SwarmScheduler(DockerEngine):
         self._pushed: set[str] = set()
         self._push_lock = threading.Lock()
         self._nodes_cache: tuple[float, list] | None = None
+        self._exits = ReportedExits()
+        self._exits_lock = threading.Lock()
 
     @property
     def manager(self):
@@ -183,6 +188,27 @@ class SwarmScheduler(DockerEngine):
     def instances(self, app: str | None = None) -> list[Instance]:
         found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.settings.app_port)
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def crashes(self, since: float, until: float) -> list[Crash]:
+        """Tasks that exited on their own, each once, also when its node reported it late
+        (ReportedExits); whether the kernel killed one for memory is asked of its node's engine
+        (its container stays there in the task history)."""
+        with self._exits_lock:
+            services, tasks, nodes = self._snapshot(self._filters(None, LABEL_PROCESS))
+            found = self._exits.new(parse_task_exits(services, tasks, self._exits.start(since), until), since)
+        addresses = {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes}
+        return [replace(crash, oom_killed=self._oom_killed(addresses.get(task.get("NodeID", ""), ""), task))
+                for crash, task in found]
+
+    def _oom_killed(self, address: str, task: dict) -> bool:
+        cid = (((task.get("Status") or {}).get("ContainerStatus")) or {}).get("ContainerID")
+        if not address or not cid:
+            return False
+        try:
+            with docker.APIClient(base_url=f"tcp://{address}:2375", timeout=5) as node:
+                return bool(node.inspect_container(cid)["State"].get("OOMKilled"))
+        except (docker.errors.DockerException, requests.RequestException, KeyError):
+            return False      # the node or the container is gone: an exit code is all there is
 
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
         """Swarm stops the task with the service's grace period (DOCKYARD_STOP_GRACE)."""

@@ -14,7 +14,7 @@ import time
 from typing import Iterable
 
 from core.errors import BadRequest, SchedulerError
-from core.models import Instance
+from core.models import Crash, Instance
 
 from . import registry_gc
 from .base import Scheduler
@@ -93,6 +93,16 @@ class SelectingScheduler(DockerScheduler):
                     raise
                 # the cluster is gone: nothing of it is left to move
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def crashes(self, since: float, until: float) -> list[Crash]:
+        found = super().crashes(since, until)
+        if self._swarm is not None:
+            try:
+                found += self._swarm.crashes(since, until)
+            except SchedulerError:
+                if self.cluster_active():
+                    raise
+        return sorted(found, key=lambda c: c.at)
 
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
         self._for(container_id).stop(container_id, grace, remove)

@@ -2,7 +2,9 @@
 plain records. No engine call here, so each is tested with plain dicts."""
 from __future__ import annotations
 
-from core.models import Instance
+from datetime import datetime
+
+from core.models import Crash, Instance
 
 from .docker_parse import iso
 from .labels import LABEL_APP, LABEL_INDEX, LABEL_PROCESS, LABEL_RELEASE
@@ -75,6 +77,58 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
             started_at=iso(status["Timestamp"]) if status.get("Timestamp") else "",
             restart_count=len(failed), node=hostname, address=addr or "127.0.0.1"))
     return out
+
+
+def epoch(stamp: str) -> float | None:
+    """Docker's RFC 3339 stamp -> epoch seconds (None when it is not one)."""
+    try:
+        return datetime.fromisoformat(iso(stamp)).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_task_exits(services: list, tasks: list, since: float, until: float) -> list[tuple[Crash, dict]]:
+    """The tasks of `services` that ended on their own between two epoch times (`failed`: a
+    non-zero exit, `complete`: exit 0; a task Swarm was asked to stop ends `shutdown`) -> one
+    Crash per exit, oldest first, each with its task (its node and container say more)."""
+    mine = {svc["ID"] for svc in services}
+    out = []
+    for t in tasks:
+        status = t.get("Status") or {}
+        at = epoch(status.get("Timestamp", ""))
+        if t.get("ServiceID") not in mine or status.get("State") not in ("failed", "complete") or at is None:
+            continue
+        if since <= at < until:
+            code = (status.get("ContainerStatus") or {}).get("ExitCode")
+            out.append((Crash(container_id=PREFIX + t["ServiceID"], at=at,
+                              exit_code=_int(code) if code is not None else None), t))
+    return sorted(out, key=lambda pair: pair[0].at)
+
+
+REPORT_LAG = 60.0   # seconds a node's report of a task's exit may reach the manager late
+
+
+class ReportedExits:
+    """Task exits handed out already. A node tells the manager of an exit a moment after it
+    happened, so a window of exit times that has passed can still gain one: each call looks
+    REPORT_LAG seconds further back (never before the first call's start) and hands out each
+    task's exit once."""
+
+    def __init__(self) -> None:
+        self.floor: float | None = None
+        self.seen: dict[str, float] = {}
+
+    def start(self, since: float) -> float:
+        """Where the look for exits begins for a call asking from `since`."""
+        if self.floor is None:
+            self.floor = since
+        return max(self.floor, since - REPORT_LAG)
+
+    def new(self, found: list[tuple[Crash, dict]], since: float) -> list[tuple[Crash, dict]]:
+        fresh = [(crash, task) for crash, task in found if task.get("ID") not in self.seen]
+        self.seen.update((task.get("ID"), crash.at) for crash, task in fresh)
+        self.seen = {tid: at for tid, at in self.seen.items() if at >= since - 2 * REPORT_LAG}
+        return fresh
 
 
 def parse_nodes(nodes: list, instances: list[Instance]) -> list[dict]:
