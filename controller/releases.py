@@ -292,6 +292,16 @@ def process_types(release: Release | None) -> dict:
     return {t: c for t, c in (release.process_types if release else {}).items() if t != RELEASE_PHASE}
 
 
+def formation(svc: Services, app: App) -> list[dict]:
+    """Each process type of the app with its quantity, its command in the current release and
+    whether `ps:stop` stopped it (what `ps:scale` and the dashboard show)."""
+    types = process_types(svc.store.current_release(app))
+    quantities = svc.store.formation(app)
+    stopped = svc.store.stopped_types(app)
+    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped}
+            for t in sorted(set(types) | set(quantities)) if t != RELEASE_PHASE]
+
+
 def require_process_type(app_name: str, types: dict | set, ptype: str) -> None:
     if ptype not in types:
         known = ", ".join(sorted(types)) or "none yet (deploy first)"

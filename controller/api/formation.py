@@ -3,28 +3,15 @@ from flask import Blueprint, g, jsonify
 from core.errors import BadRequest
 
 from .. import releases
-from ..rollout import RELEASE_PHASE
 from .common import body, load_app, svc
 
 bp = Blueprint("formation", __name__)
 MAX_QUANTITY = 50
 
 
-def _formation_json(name):
-    s = svc()
-    app = s.store.get_app(name)
-    release = s.store.current_release(app)
-    types = release.process_types if release else {}
-    quantities = s.store.formation(app)
-    stopped = s.store.stopped_types(app)
-    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped}
-            for t in sorted(set(types) | set(quantities)) if t != RELEASE_PHASE]
-
-
 @bp.get("/apps/<name>/formation")
 def get_formation(name):
-    load_app(name)
-    return jsonify(_formation_json(name))
+    return jsonify(releases.formation(svc(), load_app(name)))
 
 
 @bp.patch("/apps/<name>/formation")
@@ -35,7 +22,7 @@ def scale(name):
         raise BadRequest('Send {"updates": [{"type": "web", "quantity": 2}]}.')
     lines: list[str] = []
     releases.scale(svc(), app, updates, g.user.name, lines.append, MAX_QUANTITY)
-    return jsonify(_formation_json(name))
+    return jsonify(releases.formation(svc(), app))
 
 
 @bp.post("/apps/<name>/formation/actions/<action>")
@@ -47,4 +34,5 @@ def stop_or_start(name, action):
         raise BadRequest(f"Unknown action {action!r}: use stop or start.")
     lines: list[str] = []
     chosen = releases.stop_or_start(svc(), app, action, body().get("type"), g.user.name, lines.append)
-    return jsonify({"action": action, "types": chosen, "formation": _formation_json(name), "output": lines})
+    return jsonify({"action": action, "types": chosen, "formation": releases.formation(svc(), app),
+                    "output": lines})

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from core.models import App, User
 
-from .. import access, accounts, metrics
+from .. import access, accounts, metrics, releases
 from ..api import dynos
 from ..rollout import RELEASE_PHASE
 from ..services import Services
@@ -32,15 +32,6 @@ def app_row(svc: Services, app: App) -> dict:
             "deployed_at": release.created_at[:16].replace("T", " ") if release else "-",
             "formation": " ".join(f"{t}={q}" for t, q in sorted(formation.items()) if t != RELEASE_PHASE) or "-",
             "running": len(running), "rpm": round(sum(m["requests"] for m in minutes) / 10, 1)}
-
-
-def formation(svc: Services, app: App) -> list[dict]:
-    release = svc.store.current_release(app)
-    types = release.process_types if release else {}
-    quantities = svc.store.formation(app)
-    stopped = svc.store.stopped_types(app)
-    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped}
-            for t in sorted(set(types) | set(quantities)) if t != RELEASE_PHASE]
 
 
 def instances(svc: Services, app: App) -> list[dict]:
@@ -89,11 +80,11 @@ def domains(svc: Services, app: App) -> tuple[list[dict], dict | None]:
 
 def app_page(svc: Services, app: App, user: User) -> dict:
     current = svc.store.current_release(app)
-    releases = sorted(svc.store.list_releases(app), key=lambda r: -r.version)[:20]
+    recent = sorted(svc.store.list_releases(app), key=lambda r: -r.version)[:20]
     doms, cert = domains(svc, app)
     collab = accounts.collaborator_ids(svc.store, app)
-    return {"app": app, "row": app_row(svc, app), "formation": formation(svc, app),
-            "instances": instances(svc, app), "releases": releases,
+    return {"app": app, "row": app_row(svc, app), "formation": releases.formation(svc, app),
+            "instances": instances(svc, app), "releases": recent,
             "current": current.version if current else 0,
             "config_keys": sorted(current.config) if current else [],
             "domains": doms, "cert": cert, "builds": svc.store.list_builds(app)[:10],

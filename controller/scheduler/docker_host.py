@@ -14,7 +14,7 @@ from core.models import Crash, Instance, Limits, LogLine, Release
 
 from .docker_engine import DockerEngine
 from .docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
-from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
 
 WATCH_WINDOW = 2.0   # seconds each engine events request covers
@@ -85,8 +85,7 @@ class DockerHost(DockerEngine):
         return len(found)
 
     def crashes(self, since: float, until: float) -> list[Crash]:
-        filters = {"type": "container", "event": ["die", "oom"],
-                   "label": [f"{LABEL_INSTANCE}={self.settings.name}", LABEL_PROCESS]}
+        filters = {"type": "container", "event": ["die", "oom"], **self._filters(None, LABEL_PROCESS)}
         try:
             events = list(self.client.api.events(since=since, until=until, filters=filters, decode=True))
         except docker.errors.APIError as e:
@@ -94,8 +93,7 @@ class DockerHost(DockerEngine):
         return parse_crashes(events)
 
     def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
-        filters = {"type": "container", "event": ["start", "die"],
-                   "label": [f"{LABEL_INSTANCE}={self.settings.name}", LABEL_PROCESS]}
+        filters = {"type": "container", "event": ["start", "die"], **self._filters(None, LABEL_PROCESS)}
         since = time.time()
         while not stopped():
             # bounded windows, back to back: `stopped` is checked at least every window, and
