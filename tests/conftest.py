@@ -196,5 +196,17 @@ def httpd_app(text: str, base: str = BUSYBOX_BASE, extra: str = "") -> dict[str,
     }
 
 
+def wait_until(check, timeout: float, what: str, every: float = 0.3):
+    """`check()`'s first truthy value within `timeout` seconds, asked every `every` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
 def unique_app(prefix: str = "app") -> str:
     return f"{prefix}-{secrets.token_hex(3)}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
+from .conftest import httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +39,7 @@ def test_backup_then_restore_onto_an_empty_home_brings_every_app_back(tmp_path, 
         assert "restored 1 app(s)" in restored, restored
         second.make("up")
         second.cli("login", "--api", second.api, "--token-file", str(second.home / "admin.token"))
-        from .test_e2e_faults import _wait_for
-        _wait_for(lambda: second.curl(name) == (200, "restored"), 60, "the restored app to answer")
+        wait_until(lambda: second.curl(name) == (200, "restored"), 60, "the restored app to answer")
         assert second.cli("config:get", "GREETING", "-a", name).stdout.strip() == "hello"
         assert "carol" in second.cli("access", "-a", name).stdout
         assert "v2" in second.cli("releases", "-a", name).stdout

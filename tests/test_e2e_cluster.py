@@ -12,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, run, start_platform, stop_platform, unique_app
+from .conftest import (BUSYBOX_BASE, ROOT, make_app_repo, run, start_platform, stop_platform, unique_app,
+                       wait_until as _wait_until)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +30,10 @@ def cl(tmp_path_factory, busybox_base):
     finally:
         run(["bash", str(ROOT / "scripts/cluster.sh"), "down"], env=p.env, check=False, timeout=300)
         stop_platform(p)
+
+
+def wait_until(check, timeout: float, what: str):
+    return _wait_until(check, timeout, what, every=0.5)   # each look asks the swarm manager
 
 
 def api(p, method: str, path: str, body=None):
@@ -49,16 +54,6 @@ def body_of(p, app: str) -> str:
     code, body = p.curl(app)
     assert code == 200, (code, body)
     return body.strip()
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Load:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ROOT, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
+from .conftest import (ROOT, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app,
+                       wait_until)
 
 pytestmark = pytest.mark.e2e
 
@@ -274,16 +275,6 @@ def test_nginx_master_killed_is_restarted_at_once_and_router_kill_drops_nothing(
     assert load.failed == 0, f"{load.failed} requests failed when the router process died"
 
 
-def _wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 OOM_ONCE = ('CMD ["/bin/sh", "-c", "if [ ! -f /www/crashed ]; then touch /www/crashed; httpd -p $PORT -h /www; sleep 4; '
             'x=$(head -c 200000000 /dev/zero | tr \'\\\\0\' a); fi; exec httpd -f -p $PORT -h /www"]\n')
 OOM_ALWAYS = ('CMD ["/bin/sh", "-c", "httpd -p $PORT -h /www; sleep 3; '
@@ -306,21 +297,21 @@ def test_out_of_memory_shows_in_ps_and_logs_and_a_crash_loop_rolls_back(platform
         out = p.cli("ps", "-a", name).stdout
         return out if "out of memory" in out else None
 
-    ps = _wait_for(ps_with_oom, 60, "ps to show the out-of-memory kill")
+    ps = wait_until(ps_with_oom, 60, "ps to show the out-of-memory kill")
     seen_after = time.monotonic() - started
     logs = p.cli("logs", "-a", name, "--source", "dockyard").stdout
     assert "limit 32 MB" in ps and "1 restart" in ps, ps
     assert "crashed: out of memory (limit 32 MB)" in logs and "ps:limits web --memory 64" in logs, logs
     # web=1: the one instance is down while the engine restarts it, then serves again
-    _wait_for(lambda: p.curl(name) == (200, "v2"), 15, "v2 serving after the engine restarted it")
+    wait_until(lambda: p.curl(name) == (200, "v2"), 15, "v2 serving after the engine restarted it")
     # a release that crash-loops in its first minute fails and the previous one comes back
     make_app_repo(repo, _busybox_app("v3", OOM_ALWAYS), p)
     p.git("push", "dockyard", "main", cwd=repo)
     looped = time.monotonic()
-    _wait_for(lambda: "crash-looped" in p.cli("releases", "-a", name).stdout, 120, "the automatic rollback")
+    wait_until(lambda: "crash-looped" in p.cli("releases", "-a", name).stdout, 120, "the automatic rollback")
     rolled = time.monotonic() - looped
     releases = p.cli("releases", "-a", name).stdout
-    _wait_for(lambda: p.curl(name) == (200, "v2"), 30, "v2 serving again")
+    wait_until(lambda: p.curl(name) == (200, "v2"), 30, "v2 serving again")
     RESULTS.append(("an instance killed for memory once", 0, 0, f"in ps and logs after {seen_after:.1f} s"))
     RESULTS.append(("a release that crash-loops (OOM every 3 s)", 0, 0, f"rolled back after {rolled:.1f} s"))
     assert "Rollback to v2 (v3 crash-looped)" in releases, releases
@@ -341,7 +332,7 @@ def test_an_instance_the_engine_restarts_is_routed_again_at_once(tmp_path):
                 pid = int(run(["docker", "inspect", "-f", "{{.State.Pid}}", cid]).stdout)
                 killed_at = time.monotonic()
                 os.kill(pid, 9)     # the app's process dies; the engine restarts its container
-                _wait_for(lambda: load.samples[-1][0] > killed_at + 0.5 and load.samples[-1][1], 20,
+                wait_until(lambda: load.samples[-1][0] > killed_at + 0.5 and load.samples[-1][1], 20,
                           "requests to succeed again")
                 outages.append(load.outage_after(killed_at) or 0.0)
         RESULTS.append(("kill -9 of web.1's process (engine restarts it), x3", len(load.samples), load.failed,
@@ -357,7 +348,7 @@ def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):
     make_app_repo(repo, httpd_app("v2", extra=f"RUN echo {secrets.token_hex(4)} && sleep 30\n"), p)
     push = threading.Thread(target=lambda: p.git("push", "dockyard", "main", cwd=repo, check=False))
     push.start()
-    _wait_for(lambda: "pending" in p.cli("builds", "-a", name).stdout, 30, "the build to start")
+    wait_until(lambda: "pending" in p.cli("builds", "-a", name).stdout, 30, "the build to start")
     copies = list(Path("/tmp").glob(f"dockyard-build-{name}-*"))
     api = int((p.home / "run" / "api.pid").read_text())
     os.killpg(api, 9)
@@ -367,7 +358,7 @@ def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):
         out = p.cli("builds", "-a", name, check=False).stdout
         return out if out and "pending" not in out else None
 
-    builds = _wait_for(swept_builds, 60, "the interrupted build to be swept")
+    builds = wait_until(swept_builds, 60, "the interrupted build to be swept")
     swept = time.monotonic() - killed
     RESULTS.append(("kill -9 of the API mid-build", 0, 0, f"build marked failed, copy removed in {swept:.1f} s"))
     assert "failed" in builds, builds
@@ -386,7 +377,7 @@ def test_a_release_live_before_its_ref_moved_gets_its_ref_back(platform, tmp_pat
     parent = run(["git", "rev-parse", "HEAD~1"], cwd=repo).stdout.strip()
     with Repo(str(p.home / "repos" / f"{name}.git")) as bare:
         bare.refs[b"refs/heads/main"] = parent.encode()
-    moved = _wait_for(lambda: (r := p.git("ls-remote", "dockyard", "main", cwd=repo).stdout).startswith(head) and r,
+    moved = wait_until(lambda: (r := p.git("ls-remote", "dockyard", "main", cwd=repo).stdout).startswith(head) and r,
                       30, "main to move to the live release's commit")
     assert moved.startswith(head)
     assert "moved to" in p.cli("logs", "-a", name, "--source", "dockyard").stdout

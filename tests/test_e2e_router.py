@@ -8,11 +8,10 @@ import os
 import secrets
 import signal
 import socket
-import time
 
 import pytest
 
-from .conftest import httpd_app, make_app_repo, run, unique_app
+from .conftest import httpd_app, make_app_repo, run, unique_app, wait_until
 from .router_helpers import write_pair
 
 pytestmark = pytest.mark.e2e
@@ -100,17 +99,6 @@ def fails(p, *args):
     proc = p.cli(*args, check=False)
     assert proc.returncode != 0, proc.stdout
     return proc.stderr
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def other_user_env(p, name="bob"):
@@ -234,7 +222,7 @@ def test_router_lines_show_in_the_apps_logs(platform, tmp_path):
         out = p.cli("logs", "-a", name, "--source", "router").stdout
         return out if f"missing-{tag}" in out and f"tag={tag}" in out else None
 
-    out = wait_until(lines, what="router lines in the app's logs")
+    out = wait_until(lines, 30, "router lines in the app's logs", every=0.25)
     line = next(l for l in out.splitlines() if f"missing-{tag}" in l)
     assert "router[router]: at=info method=GET" in line and "status=404" in line
     assert "request_id=" in line and "bytes=" in line and "service=" in line
@@ -270,13 +258,13 @@ def test_restarting_the_router_and_nginx_restores_every_route(platform, tmp_path
     nginx_pid = int((p.home / "router/logs/nginx.pid").read_text())
     os.kill(nginx_pid, signal.SIGKILL)          # nginx dies: the router starts it again
     wait_until(lambda: curl_host(p, host, "/", "--cacert", str(crt), scheme="https")[:2] == (200, "survivor"),
-               what="HTTPS served again after nginx died")
+               30, "HTTPS served again after nginx died", every=0.25)
     os.kill(router_pid, signal.SIGKILL)         # the router process dies: the supervisor starts it again
     (p.home / "router/conf/routes.conf").unlink()   # and its config is gone: it comes back from the store
     wait_until(lambda: (p.home / "run/router.pid").exists()
-               and int((p.home / "run/router.pid").read_text()) != router_pid, what="a new router process")
+               and int((p.home / "run/router.pid").read_text()) != router_pid, 30, "a new router process", every=0.25)
     wait_until(lambda: curl_host(p, host, "/", "--cacert", str(crt), scheme="https")[:2] == (200, "survivor"),
-               what="HTTPS served again after the router restarted")
+               30, "HTTPS served again after the router restarted", every=0.25)
     assert curl_host(p, host)[:2] == (200, "survivor") and p.curl(name) == (200, "survivor")
     assert "proxy_read_timeout 90s;" in (p.home / "router/conf/routes.conf").read_text()
     assert f"# App {name}:" in routes_before
@@ -301,7 +289,7 @@ def test_a_certificate_nginx_refuses_is_reported_for_its_app_and_others_keep_wor
     router_state.put_cert(store, store.get_app(a), CertBundle(cert_pem=broken, key_pem=key.read_text(), info=info))
     p.cli("router:set", "read-timeout=30", "-a", a)   # any API change applies the routes at once
     report = wait_until(lambda: (lambda out: out if "Refused by the router" in out else None)(
-        p.cli("router", "-a", a).stdout), what="the refusal in the app's router report")
+        p.cli("router", "-a", a).stdout), 30, "the refusal in the app's router report", every=0.25)
     assert "cannot load certificate" in report and "served without them" in report
     assert "Refused" not in p.cli("router", "-a", b).stdout
     assert curl_host(p, host)[:2] == (200, "app a")              # served, without its extras
