@@ -10,6 +10,7 @@ from flask import Flask, g, jsonify, request
 from .api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
                   domains, dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy,
                   users)
+from .api import heroku_run
 from .auth import token_from_header
 from . import dashboard
 from core.errors import BadRequest, DockyardError, Unauthorized
@@ -42,7 +43,7 @@ def parse_body():
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp, cron.bp)
+              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp, cron.bp, heroku_run.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
@@ -65,6 +66,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     def authenticate():
         if request.path in PUBLIC_PATHS or _dashboard(request.path):
             return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
+        if request.method == "GET" and request.path.startswith(heroku_run.STREAM_PREFIX):
+            return None   # a log stream's URL carries its own credential (heroku_logs.py)
         token = token_from_header(request.headers.get("Authorization", ""))
         if request.path == "/metrics" and token and settings.metrics_token \
                 and hmac.compare_digest(token, settings.metrics_token):

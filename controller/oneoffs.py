@@ -11,8 +11,9 @@ from core.models import App, Instance, Release
 from .services import Services
 
 
-def _release_for(svc: Services, app: App, command: object) -> tuple[Release, str]:
-    """The current release and its image for a one-off, with the command checked."""
+def release_for(svc: Services, app: App, command: object) -> tuple[Release, str]:
+    """The current release and its image for a one-off, with the command checked (BadRequest
+    before anything starts)."""
     if not isinstance(command, str) or not command.strip() or "\x00" in command:
         raise BadRequest('Give the command to run, e.g. `dockyard run -a APP -- python manage.py migrate`.')
     release = svc.store.current_release(svc.store.get_app(app.name))
@@ -21,18 +22,21 @@ def _release_for(svc: Services, app: App, command: object) -> tuple[Release, str
     return release, f"{svc.settings.image_repo(app.name)}:v{release.version}"
 
 
-def run_detached(svc: Services, app: App, command: object, user: str) -> Instance:
-    release, image = _release_for(svc, app, command)
-    inst = svc.scheduler.run_detached(app.name, release, command, image)
+def run_detached(svc: Services, app: App, command: object, user: str, env: dict[str, str] | None = None) -> Instance:
+    release, image = release_for(svc, app, command)
+    inst = svc.scheduler.run_detached(app.name, release, command, image, env=env)
     svc.store.add_event(app, "dockyard", "api", f"One-off {inst.label} started by {user} (detached)")
     return inst
 
 
 def run_attached(svc: Services, app: App, command: object, user: str, read_stdin: Callable,
-                 write: Callable[[int, bytes], None], started: Callable[[str, int], None]) -> int:
-    """Run to its end; `started(label, release version)` once it runs. Returns its exit code."""
-    release, image = _release_for(svc, app, command)
+                 write: Callable[[int, bytes], None], started: Callable[[str, int], None],
+                 env: dict[str, str] | None = None, index: int | None = None) -> int:
+    """Run to its end; `started(label, release version)` once it runs. Returns its exit code.
+    `env` adds variables to this one-off only; `index` numbers it (default: the lowest free)."""
+    release, image = release_for(svc, app, command)
     code = svc.scheduler.run_attached(app.name, release, command, image, read_stdin, write,
-                                      lambda label: started(label, release.version), svc.settings.run_timeout)
+                                      lambda label: started(label, release.version), svc.settings.run_timeout,
+                                      env=env, index=index)
     svc.store.add_event(app, "dockyard", "api", f"One-off run by {user} exited with code {code}")
     return code

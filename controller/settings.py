@@ -88,6 +88,10 @@ class Settings:
     redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
     addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
     backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
+    rendezvous_host: str = "127.0.0.1"   # DOCKYARD_RENDEZVOUS_HOST: where `heroku run` attaches (TLS; bind address)
+    rendezvous_port: int = 5002          # DOCKYARD_RENDEZVOUS_PORT
+    rendezvous_public_host: str = ""     # DOCKYARD_RENDEZVOUS_PUBLIC_HOST: the host in attach URLs ("" = the bind host)
+    rendezvous_cert: str = ""            # DOCKYARD_RENDEZVOUS_CERT: a PEM with key and chain ("" = a self-signed one)
 
     @property
     def isolation(self) -> Isolation:
@@ -147,6 +151,15 @@ class Settings:
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def rendezvous_address(self) -> str:
+        """host:port of attach URLs: the public host, else the bind host (a wildcard bind
+        answers on the API's host)."""
+        host = self.rendezvous_public_host or self.rendezvous_host
+        if host in ("0.0.0.0", "::", ""):
+            host = self.api_host
+        return f"[{host}]:{self.rendezvous_port}" if ":" in host else f"{host}:{self.rendezvous_port}"
 
     @property
     def router_url(self) -> str:
@@ -218,6 +231,10 @@ def from_env(env: dict | None = None) -> Settings:
         redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
         addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
         backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
+        rendezvous_host=env.get("DOCKYARD_RENDEZVOUS_HOST") or "127.0.0.1",
+        rendezvous_port=_int(env, "DOCKYARD_RENDEZVOUS_PORT", 5002),
+        rendezvous_public_host=env.get("DOCKYARD_RENDEZVOUS_PUBLIC_HOST", "").strip(),
+        rendezvous_cert=env.get("DOCKYARD_RENDEZVOUS_CERT", "").strip(),
     )
 
 

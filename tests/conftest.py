@@ -104,6 +104,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     # Each platform's own sshd port (git over SSH), so instances never share one.
     extra.setdefault("DOCKYARD_SSH_PORT", free_port())
     extra.setdefault("DOCKYARD_REGISTRY_PORT", free_port())   # each platform's own image registry
+    extra.setdefault("DOCKYARD_RENDEZVOUS_PORT", free_port())   # each platform's own `heroku run` listener
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
         p.up_output.append(p.make("up").stdout)

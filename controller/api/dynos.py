@@ -7,7 +7,7 @@ from simple_websocket import ConnectionClosed
 from core.errors import BadRequest, DockyardError
 
 from .. import oneoffs, releases
-from .common import body, load_app, svc
+from .common import load_app, svc
 
 bp = Blueprint("dynos", __name__)
 sock = Sock()    # stateless here: routes are registered on the blueprint
@@ -64,13 +64,6 @@ def list_dynos(name):
 
     return jsonify([_dyno_json(inst, healthy, health.get(inst.container_id), limit(inst.process))
                     for inst in s.scheduler.instances(name) + s.scheduler.oneoffs(name)])
-
-
-@bp.post("/apps/<name>/dynos")
-def run_detached(name):
-    """A one-off process in the background (`dockyard run --detach`); output goes to `logs`."""
-    inst = oneoffs.run_detached(svc(), load_app(name), body().get("command"), g.user.name)
-    return jsonify(_dyno_json(inst, {inst.container_id})), 201
 
 
 @bp.get("/apps/<name>/run")

@@ -106,7 +106,7 @@ class DockerOneoffs(DockerEngine):
         return next(i for i in range(1, len(used) + 2) if i not in used)
 
     def _oneoff_container(self, app: str, release: Release, command: str, image: str, index: int,
-                          attach: bool) -> str:
+                          attach: bool, env: dict[str, str] | None = None) -> str:
         s = self.settings
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_ONEOFF: "run",
                                       LABEL_INDEX: str(index), LABEL_DETACHED: "0" if attach else "1"})
@@ -114,7 +114,8 @@ class DockerOneoffs(DockerEngine):
         try:
             cid = self.client.api.create_container(
                 image=image, command=["/bin/sh", "-c", command],
-                environment=self._env(app, release, f"run.{index}", PORT=str(release.port or s.app_port)), labels=labels,
+                environment={**self._env(app, release, f"run.{index}", PORT=str(release.port or s.app_port)), **(env or {})},
+                labels=labels,
                 name=name, stdin_open=attach, tty=False, user=self._user(image),   # detach=False + stdin_open: StdinOnce, so
                 host_config=self._host_config(), detach=not attach)["Id"]   # closing our side ends stdin
             self._join_services(cid, app)
@@ -124,13 +125,14 @@ class DockerOneoffs(DockerEngine):
 
     def run_attached(self, app: str, release: Release, command: str, image: str,
                      read_stdin: ReadStdin, on_output: Callable[[int, bytes], None],
-                     on_started: Callable[[str], None], timeout: float) -> int:
+                     on_started: Callable[[str], None], timeout: float,
+                     env: dict[str, str] | None = None, index: int | None = None) -> int:
         """Run a one-off with stdin/stdout/stderr attached: `read_stdin(wait)` returns bytes,
         None at end of input, or False when nothing arrived within `wait`; `on_output(stream,
         data)` gets stdout (1) and stderr (2) as they come. Returns the exit code; the container
         is removed afterwards and killed if the caller goes away or `timeout` passes."""
-        index = self.next_oneoff_index(app)
-        cid = self._oneoff_container(app, release, command, image, index, attach=True)
+        index = index or self.next_oneoff_index(app)
+        cid = self._oneoff_container(app, release, command, image, index, attach=True, env=env)
         stop = threading.Event()
         try:
             try:
@@ -181,10 +183,11 @@ class DockerOneoffs(DockerEngine):
         finally:
             raw.close()
 
-    def run_detached(self, app: str, release: Release, command: str, image: str) -> Instance:
+    def run_detached(self, app: str, release: Release, command: str, image: str,
+                     env: dict[str, str] | None = None) -> Instance:
         """Start a one-off in the background; its output goes to the app's logs."""
         index = self.next_oneoff_index(app)
-        cid = self._oneoff_container(app, release, command, image, index, attach=False)
+        cid = self._oneoff_container(app, release, command, image, index, attach=False, env=env)
         try:
             self.client.api.start(cid)
         except docker.errors.APIError as e:
