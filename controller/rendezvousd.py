@@ -43,6 +43,10 @@ def split_eot(data: bytes) -> tuple[bytes, bool]:
     return head, bool(eot)
 
 
+class ClientGone(Exception):
+    """Not an OSError: the stdin feeder stops the one-off on it (an OSError only ends its input)."""
+
+
 class Channel:
     """One client's TLS connection, read by the one-off's stdin feeder and written by its
     output relay: OpenSSL allows one call at a time on a connection, so both take the lock."""
@@ -71,6 +75,11 @@ class Channel:
                 return None
         return data or None
 
+    def gone(self) -> bool:
+        """Has the client closed the connection? (Only once the input has ended: what it sends
+        after that is dropped.)"""
+        return self._recv(0) is None
+
     def line(self, limit: int = 512) -> str | None:
         """The client's first line (the secret), or None when it sends none in time."""
         deadline = time.monotonic() + HELLO_TIMEOUT
@@ -87,15 +96,20 @@ class Channel:
         return head.rstrip(b"\r").decode("utf-8", "replace")
 
     def stdin(self, wait: float) -> bytes | None | bool:
-        """The one-off's input: bytes, None at its end (Ctrl-D or the client closed), or False."""
+        """The one-off's input: bytes, None at its end (Ctrl-D), or False when none came. The
+        client closing the connection (Ctrl-C) raises ClientGone: the one-off is stopped."""
         if self.ended:
             return None
-        data, self.buffer = (self.buffer, b"") if self.buffer else (self._recv(wait), b"")
-        if not isinstance(data, bytes):
-            self.ended = data is None
-            return data
+        if self.buffer:
+            data, self.buffer = self.buffer, b""
+        else:
+            data = self._recv(wait)
+            if data is False:
+                return False
+            if data is None:
+                raise ClientGone("the client closed the connection")
         data, self.ended = split_eot(data)
-        return data if data else (None if self.ended else False)
+        return data or (None if self.ended else False)
 
 
 def session(svc: Services, channel: Channel, peer: str) -> None:
@@ -110,15 +124,34 @@ def session(svc: Services, channel: Channel, peer: str) -> None:
         channel.send(REFUSED)
         return
     user, app = who
+    done = threading.Event()
+
+    def started(label: str, version: int) -> None:
+        log.info("%s: %s (v%s) attached for %s from %s", app.name, label, version, user.name, peer)
+        threading.Thread(target=_stop_when_gone, args=(svc, channel, app.name, label, done),
+                         name="rendezvous-watch", daemon=True).start()
+
     try:
-        code = oneoffs.run_attached(
-            svc, app, ticket["command"], user.name, channel.stdin, lambda _stream, data: channel.send(data),
-            lambda label, version: log.info("%s: %s (v%s) attached for %s from %s", app.name, label, version,
-                                            user.name, peer),
-            env=ticket.get("env") or None, index=ticket.get("index"))
+        code = oneoffs.run_attached(svc, app, ticket["command"], user.name, channel.stdin,
+                                    lambda _stream, data: channel.send(data), started,
+                                    env=ticket.get("env") or None, index=ticket.get("index"))
         log.info("%s: run.%s exited with code %s", app.name, ticket.get("index"), code)
     except DockyardError as e:
         channel.send(f"Dockyard: {e.message}\r\n".encode())
+    finally:
+        done.set()
+
+
+def _stop_when_gone(svc: Services, channel: Channel, app: str, label: str, done: threading.Event) -> None:
+    """Once the input has ended nothing reads the connection, so a client that leaves (Ctrl-C)
+    while the one-off prints nothing would go unnoticed: look, and stop the one-off then."""
+    while not done.wait(1.0):
+        if channel.ended and channel.gone():
+            for one in svc.scheduler.oneoffs(app):
+                if one.label == label:
+                    log.info("%s: the client of %s left: stopping it", app, label)
+                    svc.scheduler.stop(one.container_id, 0, remove=False)   # run_attached removes it
+            return
 
 
 def _serve(svc: Services, ctx: ssl.SSLContext, conn: socket.socket, peer: str, slots: threading.Semaphore) -> None:
@@ -127,6 +160,7 @@ def _serve(svc: Services, ctx: ssl.SSLContext, conn: socket.socket, peer: str, s
         with ctx.wrap_socket(conn, server_side=True) as tls:
             session(svc, Channel(tls), peer)
             try:
+                tls.settimeout(2.0)
                 tls.unwrap()      # a clean TLS close: the client sees the end, not an error
             except (OSError, ssl.SSLError):
                 pass
