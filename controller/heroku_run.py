@@ -55,6 +55,18 @@ def one_off_env(raw: object) -> dict[str, str]:
     return env
 
 
+def terminal_for(body: dict, env: dict[str, str]) -> tuple[int, int] | None:
+    """Pure: a pseudo-terminal (columns, lines) when the CLI's output is a terminal (it sends
+    COLUMNS and LINES only then) and `--no-tty` was not given; else None."""
+    if body.get("force_no_tty"):
+        return None
+    try:
+        columns, lines = int(env["COLUMNS"]), int(env["LINES"])
+    except (KeyError, ValueError):
+        return None
+    return max(1, min(columns, 1000)), max(1, min(lines, 1000))
+
+
 def dyno_json(app: App, name: str, command: str, state: str, version: int | None, size: str,
               attach_url: str | None = None, container: str = "") -> dict:
     """Pure: a one-off in the Platform API's dyno shape."""
@@ -86,7 +98,7 @@ def create_dyno(svc: Services, app: App, user: User, body: dict) -> dict:
     index = _free_index(svc, app)
     secret, _ticket = run_tickets(svc).issue(
         {"app": app.name, "app_id": app.id, "user": user.name, "user_id": user.id, "command": command,
-         "env": env, "index": index}, RUN_TICKET_TTL)
+         "env": env, "index": index, "terminal": terminal_for(body, env)}, RUN_TICKET_TTL)
     url = f"rendezvous://{svc.settings.rendezvous_address}/{secret}"
     return dyno_json(app, f"run.{index}", command, "starting", release.version, size, attach_url=url)
 

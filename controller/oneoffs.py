@@ -31,12 +31,14 @@ def run_detached(svc: Services, app: App, command: object, user: str, env: dict[
 
 def run_attached(svc: Services, app: App, command: object, user: str, read_stdin: Callable,
                  write: Callable[[int, bytes], None], started: Callable[[str, int], None],
-                 env: dict[str, str] | None = None, index: int | None = None) -> int:
+                 env: dict[str, str] | None = None, index: int | None = None,
+                 terminal: tuple[int, int] | None = None) -> int:
     """Run to its end; `started(label, release version)` once it runs. Returns its exit code.
-    `env` adds variables to this one-off only; `index` numbers it (default: the lowest free)."""
+    `env` adds variables to this one-off only; `index` numbers it (default: the lowest free);
+    `terminal` (columns, lines) gives it a pseudo-terminal."""
     release, image = release_for(svc, app, command)
     code = svc.scheduler.run_attached(app.name, release, command, image, read_stdin, write,
                                       lambda label: started(label, release.version), svc.settings.run_timeout,
-                                      env=env, index=index)
+                                      env=env, index=index, terminal=terminal)
     svc.store.add_event(app, "dockyard", "api", f"One-off run by {user} exited with code {code}")
     return code

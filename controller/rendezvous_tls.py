@@ -60,16 +60,31 @@ def self_signed(s: Settings) -> str:
     return key_pem.decode() + cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def covers(pem: str, host: str) -> bool:
+    """Pure: does the PEM's (first) certificate name `host` among its subject alternative names?"""
+    blocks = certificates(pem)
+    if not blocks:
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(blocks.encode())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    names = set(sans.get_values_for_type(x509.DNSName)) | {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return host in names
+
+
 def ensure_bundle(s: Settings) -> Path:
-    """The listener's PEM, made once when the operator gave none (only the listener calls this,
-    so no two processes make different ones)."""
+    """The listener's PEM, made when the operator gave none and again when the attach URLs' host
+    changed (only the listener calls this, so no two processes make different ones)."""
     path = bundle_path(s)
     if s.rendezvous_cert:
         if not path.is_file():
             raise FileNotFoundError(f"DOCKYARD_RENDEZVOUS_CERT={path} does not exist: give a PEM file with the "
                                     "private key and the certificate chain, or unset it for a self-signed one.")
         return path
-    if not path.is_file():
+    host = s.rendezvous_address.rsplit(":", 1)[0].strip("[]")
+    if not path.is_file() or not covers(path.read_text(), host):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write(path, self_signed(s), mode=0o600, durable=True)
     return path

@@ -53,6 +53,7 @@ class Channel:
 
     def __init__(self, conn: ssl.SSLSocket):
         self.conn = conn
+        self.tty = False     # with a pseudo-terminal, Ctrl-D is the terminal's to read
         self.lock = threading.Lock()
         self.buffer = b""
         self.ended = False
@@ -108,6 +109,8 @@ class Channel:
                 return False
             if data is None:
                 raise ClientGone("the client closed the connection")
+        if self.tty:
+            return data
         data, self.ended = split_eot(data)
         return data or (None if self.ended else False)
 
@@ -125,6 +128,8 @@ def session(svc: Services, channel: Channel, peer: str) -> None:
         return
     user, app = who
     done = threading.Event()
+    terminal = ticket.get("terminal")
+    channel.tty = bool(terminal)
 
     def started(label: str, version: int) -> None:
         log.info("%s: %s (v%s) attached for %s from %s", app.name, label, version, user.name, peer)
@@ -134,7 +139,8 @@ def session(svc: Services, channel: Channel, peer: str) -> None:
     try:
         code = oneoffs.run_attached(svc, app, ticket["command"], user.name, channel.stdin,
                                     lambda _stream, data: channel.send(data), started,
-                                    env=ticket.get("env") or None, index=ticket.get("index"))
+                                    env=ticket.get("env") or None, index=ticket.get("index"),
+                                    terminal=tuple(terminal) if terminal else None)
         log.info("%s: run.%s exited with code %s", app.name, ticket.get("index"), code)
     except DockyardError as e:
         channel.send(f"Dockyard: {e.message}\r\n".encode())

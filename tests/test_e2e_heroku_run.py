@@ -4,13 +4,19 @@ would), exit codes, stdin, detached output in the logs, Heroku's log lines with 
 -n and --tail; and a second user who tries to use secrets that are not, or no longer, hers."""
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
+import select
 import secrets
 import signal
 import socket
 import ssl
+import struct
 import subprocess
+import termios
 import threading
 import time
 from urllib.parse import urlparse
@@ -78,6 +84,34 @@ def test_run_passes_exit_code_output_stdin_and_env(world, platform):
     assert env.returncode == 0 and re.fullmatch(r"salut from run\.\d{4}\n", env.stdout), env
     # each one-off is gone once it ended: only the web instance is left
     assert wait_until(lambda: len(platform.containers(app)) == 1, 30, "the one-offs to be removed")
+
+
+def test_run_from_a_terminal_gets_a_pseudo_terminal_of_its_size(world):
+    """The CLI in a terminal (here a pty of 100x30) asks for COLUMNS and LINES: the one-off gets
+    a pseudo-terminal of that size, as `heroku run bash` needs for a prompt and line editing."""
+    owner, app = world["owner"], world["app"]
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([str(CLI), "run", "--exit-code", "-a", app, "--",
+                             "sleep 1; test -t 0 && test -t 1 && echo TTY-OK $(stty size)"],
+                            env=owner.env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"TTY-OK" not in out or proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:      # the CLI exited and the pty closed
+                    break
+        assert proc.wait(30) == 0, out
+    finally:
+        proc.kill()
+        os.close(master)
+    assert re.search(rb"TTY-OK 30 100", out), out
 
 
 def test_a_client_that_leaves_stops_its_one_off(world, platform):

@@ -11,8 +11,8 @@ import pytest
 from cryptography import x509
 
 from controller.heroku_logs import heroku_origin, session_params, sse_event, wanted
-from controller.heroku_run import one_off_env
-from controller.rendezvous_tls import certificates, self_signed
+from controller.heroku_run import one_off_env, terminal_for
+from controller.rendezvous_tls import certificates, covers, ensure_bundle, self_signed
 from controller.rendezvousd import split_eot
 from controller.settings import from_env
 from controller.tickets import Tickets, is_live, ticket_key
@@ -112,3 +112,20 @@ def test_the_self_signed_certificate_names_the_attach_host_and_the_endpoint_give
     assert s.rendezvous_address == "run.example.com:5002"
     assert from_env({"DOCKYARD_HOME": str(tmp_path), "DOCKYARD_RENDEZVOUS_HOST": "0.0.0.0"}).rendezvous_address \
         == "127.0.0.1:5002"
+
+
+def test_the_certificate_is_made_again_when_the_attach_host_changes(tmp_path: Path):
+    first = ensure_bundle(from_env({"DOCKYARD_HOME": str(tmp_path)}))
+    pem = first.read_text()
+    assert covers(pem, "127.0.0.1") and not covers(pem, "run.example.com") and not covers("", "127.0.0.1")
+    assert ensure_bundle(from_env({"DOCKYARD_HOME": str(tmp_path)})).read_text() == pem     # kept
+    moved = ensure_bundle(from_env({"DOCKYARD_HOME": str(tmp_path), "DOCKYARD_RENDEZVOUS_PUBLIC_HOST": "run.example.com"}))
+    assert moved == first and covers(moved.read_text(), "run.example.com") and (first.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_terminal_only_when_the_clis_output_is_one():
+    assert terminal_for({}, {"TERM": "xterm", "COLUMNS": "120", "LINES": "40"}) == (120, 40)
+    assert terminal_for({}, {"TERM": "xterm"}) is None                       # piped: no COLUMNS/LINES
+    assert terminal_for({"force_no_tty": True}, {"COLUMNS": "120", "LINES": "40"}) is None
+    assert terminal_for({}, {"COLUMNS": "wide", "LINES": "40"}) is None
+    assert terminal_for({}, {"COLUMNS": "99999", "LINES": "0"}) == (1000, 1)

@@ -202,13 +202,16 @@ class Scheduler(ABC):
     def run_attached(self, app: str, release: Release, command: str, image: str,
                      read_stdin: Callable[[float], bytes | None | bool], on_output: Callable[[int, bytes], None],
                      on_started: Callable[[str], None], timeout: float,
-                     env: dict[str, str] | None = None, index: int | None = None) -> int:
+                     env: dict[str, str] | None = None, index: int | None = None,
+                     terminal: tuple[int, int] | None = None) -> int:
         """Run a one-off with stdin, stdout and stderr attached and return its exit code.
         `read_stdin(wait)` gives bytes, None at end of input (stdin is closed), or False when
         nothing came within `wait` s; `on_output(stream, data)` gets stdout (1) and stderr (2) as
         they come; `on_started(label)` names it (`run.N`) once it runs. Killed when a callback
         raises (the client went away) or after `timeout` s (SchedulerError); always removed.
-        `env` is added to the release's config; `index` is its number (default: the lowest free)."""
+        `env` is added to the release's config; `index` is its number (default: the lowest free);
+        a `terminal` (columns, lines) gives it a pseudo-terminal of that size, whose output (stdout
+        and stderr together) comes as stream 1."""
 
     @abstractmethod
     def run_detached(self, app: str, release: Release, command: str, image: str,

@@ -106,7 +106,7 @@ class DockerOneoffs(DockerEngine):
         return next(i for i in range(1, len(used) + 2) if i not in used)
 
     def _oneoff_container(self, app: str, release: Release, command: str, image: str, index: int,
-                          attach: bool, env: dict[str, str] | None = None) -> str:
+                          attach: bool, env: dict[str, str] | None = None, tty: bool = False) -> str:
         s = self.settings
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_ONEOFF: "run",
                                       LABEL_INDEX: str(index), LABEL_DETACHED: "0" if attach else "1"})
@@ -116,7 +116,7 @@ class DockerOneoffs(DockerEngine):
                 image=image, command=["/bin/sh", "-c", command],
                 environment={**self._env(app, release, f"run.{index}", PORT=str(release.port or s.app_port)), **(env or {})},
                 labels=labels,
-                name=name, stdin_open=attach, tty=False, user=self._user(image),   # detach=False + stdin_open: StdinOnce, so
+                name=name, stdin_open=attach, tty=tty, user=self._user(image),   # detach=False + stdin_open: StdinOnce, so
                 host_config=self._host_config(), detach=not attach)["Id"]   # closing our side ends stdin
             self._join_services(cid, app)
             return cid
@@ -126,13 +126,15 @@ class DockerOneoffs(DockerEngine):
     def run_attached(self, app: str, release: Release, command: str, image: str,
                      read_stdin: ReadStdin, on_output: Callable[[int, bytes], None],
                      on_started: Callable[[str], None], timeout: float,
-                     env: dict[str, str] | None = None, index: int | None = None) -> int:
+                     env: dict[str, str] | None = None, index: int | None = None,
+                     terminal: tuple[int, int] | None = None) -> int:
         """Run a one-off with stdin/stdout/stderr attached: `read_stdin(wait)` returns bytes,
         None at end of input, or False when nothing arrived within `wait`; `on_output(stream,
-        data)` gets stdout (1) and stderr (2) as they come. Returns the exit code; the container
-        is removed afterwards and killed if the caller goes away or `timeout` passes."""
+        data)` gets stdout (1) and stderr (2) as they come (with a `terminal`, a pseudo-terminal
+        of (columns, lines), both as stream 1). Returns the exit code; the container is removed
+        afterwards and killed if the caller goes away or `timeout` passes."""
         index = index or self.next_oneoff_index(app)
-        cid = self._oneoff_container(app, release, command, image, index, attach=True, env=env)
+        cid = self._oneoff_container(app, release, command, image, index, attach=True, env=env, tty=bool(terminal))
         stop = threading.Event()
         try:
             try:
@@ -141,10 +143,12 @@ class DockerOneoffs(DockerEngine):
                 self.client.api.start(cid)
             except docker.errors.APIError as e:
                 raise SchedulerError(f"Could not start the one-off: {e.explanation}") from None
+            if terminal:
+                self._resize(cid, terminal)
             on_started(f"run.{index}")
             threading.Thread(target=feed_stdin, args=(raw, read_stdin, stop), name=f"run-stdin-{app}",
                              daemon=True).start()
-            timed_out = self._relay_output(cid, raw, on_output, stop, timeout)
+            timed_out = self._relay_output(cid, raw, on_output, stop, timeout, bool(terminal))
             code = int(self.client.api.wait(cid, timeout=30).get("StatusCode", -1))
             if timed_out:
                 raise SchedulerError(f"The one-off ran longer than {timeout:.0f} s and was stopped: raise "
@@ -154,10 +158,19 @@ class DockerOneoffs(DockerEngine):
             stop.set()
             self.remove(cid)
 
+    def _resize(self, cid: str, terminal: tuple[int, int]) -> None:
+        """Size the one-off's terminal (the engine's API 1.41 cannot before the start, so a
+        command that asks at once may still see 0x0); one that already ended needs none."""
+        try:
+            self.client.api.resize(cid, height=terminal[1], width=terminal[0])
+        except docker.errors.APIError:
+            pass
+
     def _relay_output(self, cid: str, raw: socket.socket, on_output: Callable[[int, bytes], None],
-                      stop: threading.Event, timeout: float) -> bool:
-        """The one-off's stdout and stderr frames to `on_output` until it ends; killed when the
-        client went away (`stop`) or after `timeout` s. True when it was killed for the time."""
+                      stop: threading.Event, timeout: float, tty: bool = False) -> bool:
+        """The one-off's stdout and stderr frames (with a `tty`, its terminal's bytes) to
+        `on_output` until it ends; killed when the client went away (`stop`) or after `timeout`
+        s. True when it was killed for the time."""
         raw.settimeout(1.0)
         deadline = time.monotonic() + timeout
         buf = b""
@@ -174,7 +187,7 @@ class DockerOneoffs(DockerEngine):
                     return False
                 if not chunk:
                     return False
-                frames, buf = split_frames(buf + chunk)
+                frames, buf = ([(1, chunk)], b"") if tty else split_frames(buf + chunk)
                 for stream, data in frames:
                     try:
                         on_output(stream, data)
