@@ -244,3 +244,29 @@ def test_a_second_user_cannot_use_anothers_rendezvous_or_log_session(world, plat
     assert requests.get(session["logplex_url"][:-4] + "AAAA", timeout=30).status_code == 404
     body = json.dumps({"command": "true", "attach": True})
     assert requests.post(f"{platform.api}/apps/{app}/dynos", data=body, timeout=30).status_code == 401
+
+
+def test_refused_attaches_leave_no_descriptors_behind(world, platform):
+    """Many bad secrets at once (and TLS handshakes that never finish): the listener answers
+    each, and its open descriptors and threads come back to where they were."""
+    pid = int((platform.home / "run" / "rendezvous.pid").read_text())
+    port = int(platform.env["DOCKYARD_RENDEZVOUS_PORT"])
+
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{pid}/task"))
+
+    before, before_threads = fds(), threads()
+    url = f"rendezvous://127.0.0.1:{port}/"
+    workers = [threading.Thread(target=attach, args=(world["ca"], url + secrets.token_urlsafe(32))) for _ in range(40)]
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]   # no handshake at all
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    for s in silent:
+        s.close()
+    wait_until(lambda: fds() <= before + 2 and threads() <= before_threads + 2, 30,
+               f"the listener's descriptors ({before}) and threads ({before_threads}) to come back")
