@@ -1,5 +1,8 @@
 """gunicorn settings for the API + git receiver. gthread workers keep heartbeating while a
 request thread streams a long build, so no build is cut off by a worker timeout."""
+from gunicorn.glogging import Logger
+
+from controller.heroku_logs import redact_secrets
 from controller.settings import from_env
 
 _s = from_env()
@@ -14,3 +17,17 @@ accesslog = "-"
 errorlog = "-"
 # git push bodies are streamed to dulwich; never buffer them whole.
 limit_request_line = 8190
+
+
+class RedactingLogger(Logger):
+    """The access log without the secrets of log-stream URLs (such a URL is its own credential)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_secrets(atoms[key])
+        return atoms
+
+
+logger_class = RedactingLogger

@@ -5,6 +5,7 @@ bound to the user and the app, re-checked while a tail runs. The lines are the a
 (applogs.py) in Heroku's format: `2026-12-06T20:00:00.000000+00:00 app[web.1]: text`."""
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import Iterator
@@ -22,7 +23,13 @@ MAX_LINES = 1500            # Heroku's limit for -n
 POLL = 1.0                  # seconds between looks for new lines while tailing
 RECHECK = 10.0              # seconds between checks that the user still may read the app
 HEARTBEAT = 15.0            # seconds between comments on a quiet stream (finds clients that left)
+_STREAM_SECRET = re.compile(r"(/log-streams/)[^\s?#]+")
 SOURCES = ("app", "heroku", "router", "dockyard", "platform")   # Heroku's two, then Dockyard's
+
+
+def redact_secrets(text: str) -> str:
+    """Pure: a request line or path with a log stream's secret hidden (for the access log)."""
+    return _STREAM_SECRET.sub(r"\1[secret]", text)
 
 
 def log_tickets(svc: Services) -> Tickets:

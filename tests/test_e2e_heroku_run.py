@@ -240,8 +240,12 @@ def test_a_second_user_cannot_use_anothers_rendezvous_or_log_session(world, plat
     refused = attach(ca, pending["attach_url"])
     assert b"mallory-ran" not in refused and b"no longer yours" in refused, refused
     assert one_off_runs(platform, app) == runs          # neither replay nor the revoked attach ran anything
-    # The log stream's URL is the credential: the API token is not needed, a wrong secret is refused.
+    # The log stream's URL is the credential: the API token is not needed, a wrong secret is refused,
+    # and no platform log keeps it (nor the attach secrets).
     assert requests.get(session["logplex_url"][:-4] + "AAAA", timeout=30).status_code == 404
+    for secret in (session["logplex_url"].rsplit("/", 1)[1], pending["attach_url"].rsplit("/", 1)[1]):
+        for log in (platform.home / "logs").glob("*.log"):
+            assert secret.encode() not in log.read_bytes(), log
     body = json.dumps({"command": "true", "attach": True})
     assert requests.post(f"{platform.api}/apps/{app}/dynos", data=body, timeout=30).status_code == 401
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from controller.heroku_logs import heroku_origin, session_params, sse_event, wanted
+from controller.heroku_logs import heroku_origin, redact_secrets, session_params, sse_event, wanted
 from controller.heroku_run import one_off_env, terminal_for
 from controller.rendezvous_tls import certificates, covers, ensure_bundle, self_signed
 from controller.rendezvousd import split_eot
@@ -129,3 +129,9 @@ def test_a_terminal_only_when_the_clis_output_is_one():
     assert terminal_for({"force_no_tty": True}, {"COLUMNS": "120", "LINES": "40"}) is None
     assert terminal_for({}, {"COLUMNS": "wide", "LINES": "40"}) is None
     assert terminal_for({}, {"COLUMNS": "99999", "LINES": "0"}) == (1000, 1)
+
+
+def test_the_access_log_hides_log_stream_secrets():
+    assert redact_secrets("GET /log-streams/abc_DEF-123 HTTP/1.1") == "GET /log-streams/[secret] HTTP/1.1"
+    assert redact_secrets("/log-streams/abc?x=1") == "/log-streams/[secret]?x=1"
+    assert redact_secrets("GET /apps/x/logs HTTP/1.1") == "GET /apps/x/logs HTTP/1.1"
