@@ -12,10 +12,10 @@ from pathlib import Path
 
 from router.config import RouterConfig
 
-from .isolation import Isolation
+from core.isolation import Isolation
 
 _CAP = re.compile(r"^[A-Z_]{2,30}$")
-ROUTER_COMMAND = "python -m controller.routerd"   # the Procfile's router process
+ROUTER_COMMAND = "python -m controller.daemons.routerd"   # the Procfile's router process
 
 
 def _number(env: dict, key: str, default, cast):
@@ -64,7 +64,7 @@ class Settings:
     router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
     build_image: str = "dockyard/build-stack:bookworm"   # DOCKYARD_BUILD_IMAGE: where buildpacks run
     build_ca_bundle: str = ""       # DOCKYARD_BUILD_CA_BUNDLE: CA bundle mounted into build containers ("none": off)
-    app_user: str = "auto"          # DOCKYARD_APP_USER: auto | root | UID[:GID] (controller/isolation.py)
+    app_user: str = "auto"          # DOCKYARD_APP_USER: auto | root | UID[:GID] (core/isolation.py)
     app_caps: tuple[str, ...] = ()  # DOCKYARD_APP_CAPS: capabilities given back to app containers
     app_tmp_mb: int = 64            # DOCKYARD_APP_TMP_MB: size of each container's private /tmp
     ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
