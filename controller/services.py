@@ -8,6 +8,7 @@ from typing import Callable
 from builder.job import BuildConfig
 from router.nginx import Nginx
 
+from .promexport import reload_recorder
 from .routing import load_routes
 from .scheduler import Scheduler, make_scheduler
 from .settings import Settings, router_config
@@ -46,7 +47,7 @@ class Services:
     def router(self):
         with self._lock:
             if self._router is None:
-                self._router = Nginx(router_config(self.settings))
+                self._router = Nginx(router_config(self.settings), on_reload=reload_recorder(self.store))
                 self._router.ensure_layout()
             return self._router
 

@@ -139,6 +139,12 @@ class DockerStats(DockerEngine):
             found = pool.map(self._one_stats, ids)
         return {r.container_id: r for r in found if r is not None}
 
+    def data_root(self) -> str | None:
+        try:
+            return self.client.info().get("DockerRootDir") or None
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return None
+
     def disk_usage(self) -> dict:
         try:
             df = self.client.api.df()

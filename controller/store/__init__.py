@@ -10,6 +10,7 @@ from .base import StoreBase
 from .cron import CronMixin
 from .events import EventsMixin
 from .metrics import MetricsMixin
+from .prom import PromMixin
 from .router import RouterMixin
 from .schema import MIGRATIONS
 from .tenancy import TenancyMixin
@@ -17,5 +18,5 @@ from .tenancy import TenancyMixin
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, AddonsMixin, CronMixin, EventsMixin, MetricsMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
+class Store(AppsMixin, AddonsMixin, CronMixin, EventsMixin, MetricsMixin, PromMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""
