@@ -1,4 +1,4 @@
-"""Prometheus: what the platform's processes record and what `GET /metrics` serves.
+"""Prometheus: what `GET /metrics` serves (promrecord.py: what the processes record).
 
 The API (gunicorn workers), the router, the reconciler and the metrics process are separate
 processes, so each records what it measures in the store (core.prom's series: counters and
@@ -11,65 +11,34 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core import prom
 from core.errors import SchedulerError
 
-from .store import Store
-
-if TYPE_CHECKING:   # services.py records router reloads through this module
-    from .services import Services
+from .services import Services
 
 log = logging.getLogger("dockyard.metrics")
 
 
-# ---- recording (each process) -------------------------------------------------------------
-def reload_recorder(store: Store) -> Callable[[str, float], None]:
-    """Router.Nginx's on_reload: each apply's result and reload time into the store. A store
-    that cannot take it (locked too long, disk full) costs the count, never the route change."""
-    def record(result: str, seconds: float) -> None:
-        deltas = [prom.Delta("dockyard_router_reloads", {"result": result}, 1.0)]
-        if result == "ok":
-            deltas.append(prom.observe("dockyard_router_reload_duration_seconds", {}, seconds))
-        try:
-            store.add_prom(deltas)
-        except Exception:  # noqa: BLE001 - the reload happened; only its count is lost
-            log.exception("could not record a router reload in the metrics")
-    return record
-
-
-def reconciler_started(store: Store) -> None:
-    """Make the failure and reload series exist at 0, so the first failure is an increase."""
-    store.add_prom(prom.zero_series("dockyard_reconcile_failures", prom.RECONCILE_STEPS, "step")
-                   + prom.zero_series("dockyard_router_reloads", prom.RELOAD_RESULTS, "result"))
-
-
-def record_pass(store: Store, seconds: float, failed: list[str]) -> None:
-    """One reconciler pass: its time, its failed steps, and when all steps last succeeded."""
-    deltas = [prom.observe("dockyard_reconcile_duration_seconds", {}, seconds)]
-    deltas += [prom.Delta("dockyard_reconcile_failures", {"step": s}, 1.0) for s in failed]
-    if not failed:
-        deltas.append(prom.Delta("dockyard_reconcile_last_success_timestamp_seconds", {}, time.time()))
-    store.add_prom(deltas)
-
-
-# ---- serving (GET /metrics) ---------------------------------------------------------------
 def _family(f: prom.Family, extra: tuple[str, ...] = ()):
     kind = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}[f.kind]
     return kind(f.name, f.help, labels=list(f.labels + extra))
 
 
-def stored_families(rows: list[dict]) -> dict[str, object]:
-    """Pure: the store's series -> prometheus_client families (every family, even empty)."""
+def stored_families(rows: list[dict], now: float, readings_stale_after: float) -> dict[str, object]:
+    """Pure: the store's series -> prometheus_client families (every family, even empty).
+    Instance readings older than `readings_stale_after` seconds are left out: the metrics
+    process that refreshes them is down, and an absent series says "unknown", a stale one lies."""
     out = {name: _family(f) for name, f in prom.FAMILIES.items()}
     for r in rows:
         f = prom.FAMILIES.get(r["family"])
         if f is None:
             continue                       # a family an older or newer version recorded
+        if f.name in prom.INSTANCE_FAMILIES and now - r["updated_at"] > readings_stale_after:
+            continue
         values = [str(r["labels"].get(k, "")) for k in f.labels]
         if f.kind == "histogram":
             out[f.name].add_metric(values, prom.cumulative(f.buckets, r["buckets"], r["count"]), r["value"])
@@ -127,6 +96,7 @@ class Collector:
         self.svc = svc
 
     def collect(self) -> Iterator:
-        out = stored_families(self.svc.store.prom_series())
+        stale = max(60.0, 5 * self.svc.settings.metrics_interval)
+        out = stored_families(self.svc.store.prom_series(), time.time(), stale)
         _live(self.svc, out)
         yield from out.values()

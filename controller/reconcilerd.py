@@ -12,7 +12,7 @@ import time
 
 from core.errors import DockyardError
 
-from . import promexport
+from . import promrecord
 from .crashes import CrashWatch
 from .reconcile import reconcile_all
 from .services import Services
@@ -51,14 +51,14 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> list[str]:
 
 def _record(svc: Services, seconds: float, failed: list[str]) -> None:
     try:
-        promexport.record_pass(svc.store, seconds, failed)
+        promrecord.record_pass(svc.store, seconds, failed)
     except Exception:  # noqa: BLE001 - a store that cannot take metrics must not stop reconciling
         log.exception("could not record the pass in the metrics")
 
 
 def _start_series(svc: Services) -> None:
     try:
-        promexport.reconciler_started(svc.store)
+        promrecord.reconciler_started(svc.store)
     except Exception:  # noqa: BLE001 - as in _record
         log.exception("could not record the reconciler's start in the metrics")
 

@@ -18,7 +18,7 @@ from router import accesslog, loop
 from router.accesslog import Row
 from router.nginx import Nginx
 
-from .promexport import reload_recorder
+from .promrecord import reload_recorder
 from .routing import load_routes
 from .scheduler import make_scheduler
 from .settings import Settings, from_env, router_config

@@ -37,11 +37,6 @@ def uptime(started_at: str, now: float) -> int:
     return max(0, int(now - t)) if t else 0
 
 
-INSTANCE_FAMILIES = ("dockyard_instance_cpu_seconds", "dockyard_instance_memory_bytes",
-                     "dockyard_instance_memory_limit_bytes", "dockyard_instance_restarts",
-                     "dockyard_instance_start_time_seconds")
-
-
 def prom_readings(instances: list[Instance], readings: dict[str, InstanceStats]) -> list[prom.Delta]:
     """Pure: the readings as Prometheus instance series (core.prom.instance_deltas)."""
     return prom.instance_deltas(
@@ -76,7 +71,7 @@ class Sampler:
         found = rows(instances, readings, self.previous)
         self.previous = readings
         self.store.add_samples(found)
-        self.store.replace_prom(INSTANCE_FAMILIES, prom_readings(instances, readings))
+        self.store.replace_prom(prom.INSTANCE_FAMILIES, prom_readings(instances, readings))
         if time.monotonic() - self._last_downsample >= self.downsample_every:
             self._last_downsample = time.monotonic()
             self.store.downsample()

@@ -8,7 +8,7 @@ from typing import Callable
 from builder.job import BuildConfig
 from router.nginx import Nginx
 
-from .promexport import reload_recorder
+from .promrecord import reload_recorder
 from .routing import load_routes
 from .scheduler import Scheduler, make_scheduler
 from .settings import Settings, router_config

@@ -69,6 +69,9 @@ _F = [
     Family("dockyard_disk_size_bytes", "gauge", "Size of the filesystem", ("volume", "path")),
 ]
 FAMILIES: dict[str, Family] = {f.name: f for f in _F}
+INSTANCE_FAMILIES = ("dockyard_instance_cpu_seconds", "dockyard_instance_memory_bytes",
+                     "dockyard_instance_memory_limit_bytes", "dockyard_instance_restarts",
+                     "dockyard_instance_start_time_seconds")   # the metrics process's latest readings
 ADDON_STATES = ("available", "starting", "crashed", "missing")
 RELOAD_RESULTS = ("ok", "rejected", "failed")
 BUILD_RESULTS = ("succeeded", "failed")

@@ -7,7 +7,7 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller import promexport, sampler
+from controller import promexport, promrecord, sampler
 from controller.store import Store
 from core import prom
 from core.models import Instance, InstanceStats
@@ -93,21 +93,21 @@ def test_instance_series_mirror_the_engine_one_container_per_dyno(tmp_path):
     readings = {"old": _reading("old", "2026-01-01T00:00:00+00:00", 9_000_000_000),
                 "new": _reading("new", "2026-01-01T00:05:00+00:00", 500_000_000),
                 "w": _reading("w", "2026-01-01T00:00:00+00:00", 0, running=False)}
-    store.replace_prom(sampler.INSTANCE_FAMILIES, sampler.prom_readings(instances, readings))
+    store.replace_prom(prom.INSTANCE_FAMILIES, sampler.prom_readings(instances, readings))
     rows = {(r["family"], r["labels"]["dyno"]): r["value"] for r in store.prom_series()}
     assert rows[("dockyard_instance_cpu_seconds", "web.1")] == 0.5          # the newer container of web.1
     assert rows[("dockyard_instance_restarts", "worker.1")] == 2
     assert rows[("dockyard_instance_memory_bytes", "worker.1")] == 0         # not running
     assert ("dockyard_instance_start_time_seconds", "worker.1") not in rows
     assert rows[("dockyard_instance_start_time_seconds", "web.1")] == 1767225900.0
-    store.replace_prom(sampler.INSTANCE_FAMILIES, sampler.prom_readings([_inst("w", 1, "worker")], readings))
+    store.replace_prom(prom.INSTANCE_FAMILIES, sampler.prom_readings([_inst("w", 1, "worker")], readings))
     assert {dyno for _, dyno in ((r["family"], r["labels"]["dyno"]) for r in store.prom_series())} == {"worker.1"}
 
 
 def _exposition(store) -> str:
     class Fixed:
         def collect(self):
-            out = promexport.stored_families(store.prom_series())
+            out = promexport.stored_families(store.prom_series(), time.time(), 60)
             out["dockyard_addon_state"].add_metric(["postgres-a-1", "postgres", "shop", "available"], 1)
             out["dockyard_drain_lines_sent"].add_metric(["shop", "1"], 12)
             out["dockyard_disk_free_bytes"].add_metric(["home", "/var/lib/dockyard"], 1e9)
@@ -120,12 +120,12 @@ def _exposition(store) -> str:
 def _filled_store(tmp_path):
     store = _store(tmp_path)
     store.add_prom(prom.request_deltas(_reqs(), lambda app, up: "web"))
-    promexport.reconciler_started(store)
-    promexport.record_pass(store, 0.3, ["crash_watch"])
-    promexport.record_pass(store, 0.2, [])
-    promexport.reload_recorder(store)("ok", 0.12)
+    promrecord.reconciler_started(store)
+    promrecord.record_pass(store, 0.3, ["crash_watch"])
+    promrecord.record_pass(store, 0.2, [])
+    promrecord.reload_recorder(store)("ok", 0.12)
     store.finish_build(store.create_build(store.get_app("shop"), "abc", "dockerfile", "img").id, "succeeded", "")
-    store.replace_prom(sampler.INSTANCE_FAMILIES, sampler.prom_readings(
+    store.replace_prom(prom.INSTANCE_FAMILIES, sampler.prom_readings(
         [_inst("c")], {"c": _reading("c", "2026-01-01T00:00:00+00:00", 2_500_000_000)}))
     return store
 
@@ -165,3 +165,13 @@ def test_the_example_alerts_are_valid_and_fire_on_dockyards_series():
     tested = subprocess.run(["promtool", "test", "rules", str(ROOT / "tests/alerts_test.yml")],
                             capture_output=True, text=True, timeout=60)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_instance_readings_the_metrics_process_stopped_refreshing_are_left_out(tmp_path):
+    store = _filled_store(tmp_path)
+    rows = store.prom_series()
+    fresh = promexport.stored_families(rows, time.time(), 60)
+    later = promexport.stored_families(rows, time.time() + 61, 60)
+    assert [s.value for s in fresh["dockyard_instance_cpu_seconds"].samples] == [2.5]
+    assert later["dockyard_instance_cpu_seconds"].samples == []
+    assert later["dockyard_http_requests"].samples == fresh["dockyard_http_requests"].samples   # counts stay

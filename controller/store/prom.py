@@ -52,12 +52,13 @@ class PromMixin:
                     upsert_series(db, d, ids.get(d.app) if d.app else None, at)
 
     def prom_series(self) -> list[dict]:
-        """Every stored series: family, labels (dict), value, count, buckets (dict)."""
+        """Every stored series: family, labels (dict), value, count, buckets (dict), updated_at (Unix s)."""
         with self.read() as db:
-            rows = db.execute("SELECT family, labels, value, count, buckets FROM prom_series"
+            rows = db.execute("SELECT family, labels, value, count, buckets, updated_at FROM prom_series"
                               " ORDER BY family, labels").fetchall()
         return [{"family": r["family"], "labels": json.loads(r["labels"]), "value": r["value"],
-                 "count": r["count"], "buckets": json.loads(r["buckets"])} for r in rows]
+                 "count": r["count"], "buckets": json.loads(r["buckets"]), "updated_at": r["updated_at"]}
+                for r in rows]
 
     def builds_pending(self) -> int:
         with self.read() as db:
