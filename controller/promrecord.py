@@ -29,9 +29,10 @@ def reload_recorder(store: Store) -> Callable[[str, float], None]:
 
 
 def reconciler_started(store: Store) -> None:
-    """Make the failure and reload series exist at 0, so the first failure is an increase."""
+    """Make the failure, reload and build series exist at 0, so the first one is an increase."""
     store.add_prom(prom.zero_series("dockyard_reconcile_failures", prom.RECONCILE_STEPS, "step")
-                   + prom.zero_series("dockyard_router_reloads", prom.RELOAD_RESULTS, "result"))
+                   + prom.zero_series("dockyard_router_reloads", prom.RELOAD_RESULTS, "result")
+                   + prom.zero_series("dockyard_build_duration_seconds", prom.BUILD_RESULTS, "result"))
 
 
 def record_pass(store: Store, seconds: float, failed: list[str]) -> None:

@@ -143,6 +143,7 @@ def test_the_exposition_has_base_units_and_no_instance_label(tmp_path):
     assert 'dockyard_reconcile_failures_total{step="sweep"} 0.0' in text
     assert 'dockyard_router_reloads_total{result="ok"} 1.0' in text
     assert 'dockyard_build_duration_seconds_count{result="succeeded"} 1.0' in text
+    assert 'dockyard_build_duration_seconds_count{result="failed"} 0.0' in text
     last = [s.value for s in families["dockyard_reconcile_last_success_timestamp_seconds"].samples]
     assert last and abs(last[0] - time.time()) < 60
     for f in families.values():
