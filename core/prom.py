@@ -75,7 +75,7 @@ INSTANCE_FAMILIES = ("dockyard_instance_cpu_seconds", "dockyard_instance_memory_
 ADDON_STATES = ("available", "starting", "crashed", "missing")
 RELOAD_RESULTS = ("ok", "rejected", "failed")
 BUILD_RESULTS = ("succeeded", "failed")
-RECONCILE_STEPS = ("reconcile", "crash_watch", "sweep")
+RECONCILE_STEPS = ("reconcile", "addon_health", "crash_watch", "sweep")
 
 
 @dataclass

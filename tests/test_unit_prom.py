@@ -7,7 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller import promexport, promrecord, sampler
+from controller.observe import prometheus, sampler
+from controller.services import reload_recorder
 from controller.store import Store
 from core import prom
 from core.models import Instance, InstanceStats
@@ -107,7 +108,7 @@ def test_instance_series_mirror_the_engine_one_container_per_dyno(tmp_path):
 def _exposition(store) -> str:
     class Fixed:
         def collect(self):
-            out = promexport.stored_families(store.prom_series(), time.time(), 60)
+            out = prometheus.stored_families(store.prom_series(), time.time(), 60)
             out["dockyard_addon_state"].add_metric(["postgres-a-1", "postgres", "shop", "available"], 1)
             out["dockyard_drain_lines_sent"].add_metric(["shop", "1"], 12)
             out["dockyard_disk_free_bytes"].add_metric(["home", "/var/lib/dockyard"], 1e9)
@@ -120,10 +121,10 @@ def _exposition(store) -> str:
 def _filled_store(tmp_path):
     store = _store(tmp_path)
     store.add_prom(prom.request_deltas(_reqs(), lambda app, up: "web"))
-    promrecord.reconciler_started(store)
-    promrecord.record_pass(store, 0.3, ["crash_watch"])
-    promrecord.record_pass(store, 0.2, [])
-    promrecord.reload_recorder(store)("ok", 0.12)
+    prometheus.reconciler_started(store)
+    prometheus.record_pass(store, 0.3, ["crash_watch"])
+    prometheus.record_pass(store, 0.2, [])
+    reload_recorder(store)("ok", 0.12)
     store.finish_build(store.create_build(store.get_app("shop"), "abc", "dockerfile", "img").id, "succeeded", "")
     store.replace_prom(prom.INSTANCE_FAMILIES, sampler.prom_readings(
         [_inst("c")], {"c": _reading("c", "2026-01-01T00:00:00+00:00", 2_500_000_000)}))
@@ -171,8 +172,8 @@ def test_the_example_alerts_are_valid_and_fire_on_dockyards_series():
 def test_instance_readings_the_metrics_process_stopped_refreshing_are_left_out(tmp_path):
     store = _filled_store(tmp_path)
     rows = store.prom_series()
-    fresh = promexport.stored_families(rows, time.time(), 60)
-    later = promexport.stored_families(rows, time.time() + 61, 60)
+    fresh = prometheus.stored_families(rows, time.time(), 60)
+    later = prometheus.stored_families(rows, time.time() + 61, 60)
     assert [s.value for s in fresh["dockyard_instance_cpu_seconds"].samples] == [2.5]
     assert later["dockyard_instance_cpu_seconds"].samples == []
     assert later["dockyard_http_requests"].samples == fresh["dockyard_http_requests"].samples   # counts stay

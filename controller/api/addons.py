@@ -7,9 +7,13 @@ from simple_websocket import ConnectionClosed
 
 from core.errors import BadRequest, DockyardError
 
-from .. import access, accounts, addon_backups as backups, addon_ops, addons
-from .common import audit, body, load_app, svc
-from .dynos import sock
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.addons import backups
+from controller.addons import ops as addon_ops
+from controller.addons import lifecycle as addons
+from controller.web.common import audit, body, load_app, svc
+from controller.api.dynos import sock
 
 bp = Blueprint("addons", __name__)
 

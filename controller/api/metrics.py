@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_LATEST
 
-from .. import drains, metrics, promexport
+from controller.observe import drains
+from controller.observe import metrics
+from controller.observe import prometheus
 from core.errors import BadRequest, Forbidden, NotFound
-from .common import audit, body, load_app, svc
+from controller.web.common import audit, body, load_app, svc
 
 bp = Blueprint("metrics", __name__)
 
@@ -31,7 +33,7 @@ def prometheus():
     if not (g.get("scraper") or (g.get("user") is not None and g.user.is_admin)):
         raise Forbidden("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(promexport.Collector(svc()))
+    registry.register(prometheus.Collector(svc()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -13,8 +13,8 @@ from core import prom
 from core.errors import Conflict, NotFound
 from core.models import App, Build, Release
 
-from .base import now
-from .prom import upsert_series
+from controller.store.base import now
+from controller.store.prom import upsert_series
 
 
 def _app(row: sqlite3.Row) -> App:
