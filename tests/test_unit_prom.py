@@ -177,3 +177,27 @@ def test_instance_readings_the_metrics_process_stopped_refreshing_are_left_out(t
     assert [s.value for s in fresh["dockyard_instance_cpu_seconds"].samples] == [2.5]
     assert later["dockyard_instance_cpu_seconds"].samples == []
     assert later["dockyard_http_requests"].samples == fresh["dockyard_http_requests"].samples   # counts stay
+
+
+def test_get_metrics_serves_the_store_to_the_scraper_and_admins_only(tmp_path):
+    from controller.daemons.webapp import create_app
+    from controller.scheduler.memory import MemoryScheduler
+    from controller.services import Services
+    from controller.settings import Settings
+    settings = Settings(home=tmp_path / "home", metrics_token="scrape-me")
+    settings.ensure_dirs()
+    svc = Services(settings, scheduler=MemoryScheduler())
+    svc.store.migrate()
+    owner = svc.store.create_user("olga")
+    svc.store.create_app("shop", owner.id)
+    svc.store.add_token(owner.id, "olgas-token")
+    svc.store.add_prom(prom.request_deltas(_reqs(), lambda app, up: "web"))
+    client = create_app(settings, svc).test_client()
+    assert client.get("/metrics").status_code == 401
+    r = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert r.status_code == 200 and r.mimetype == "text/plain", r.data[:500]
+    text = r.data.decode()
+    assert 'dockyard_http_requests_total{app="shop",process="web",status_class="2xx"} 2.0' in text
+    assert f'dockyard_disk_free_bytes{{path="{settings.home}",volume="home"}}' in text
+    assert "dockyard_builds_pending 0.0" in text
+    assert client.get("/metrics", headers={"Authorization": "Bearer olgas-token"}).status_code == 403   # not an admin

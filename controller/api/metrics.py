@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_L
 
 from controller.observe import drains
 from controller.observe import metrics
-from controller.observe import prometheus
+from controller.observe.prometheus import Collector
 from core.errors import BadRequest, Forbidden, NotFound
 from controller.web.common import audit, body, load_app, svc
 
@@ -33,7 +33,7 @@ def prometheus():
     if not (g.get("scraper") or (g.get("user") is not None and g.user.is_admin)):
         raise Forbidden("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(prometheus.Collector(svc()))
+    registry.register(Collector(svc()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
