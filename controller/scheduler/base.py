@@ -169,10 +169,10 @@ class Scheduler(ABC):
         "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
         stack image counts under images)."""
 
-    def data_root(self) -> str | None:
-        """The directory the engine keeps images, containers and volumes in, when it is on this
-        host's filesystem (its free space is the platform's to watch); None when unknown."""
-        return None
+    def data_root(self) -> str:
+        """The directory where the engine that builds keeps images and containers (a build needs
+        room there); "" when the engine does not say."""
+        return ""
 
     @abstractmethod
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
