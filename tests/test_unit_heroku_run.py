@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from controller.heroku_logs import heroku_origin, redact_secrets, session_params, sse_event, wanted
-from controller.heroku_run import one_off_env, terminal_for
-from controller.rendezvous_tls import certificates, covers, ensure_bundle, self_signed
-from controller.rendezvousd import split_eot
+from controller.observe.heroku_logs import heroku_origin, redact_secrets, session_params, sse_event, wanted
+from controller.runtime.heroku_run import one_off_env, terminal_for
+from controller.runtime.rendezvous_tls import certificates, covers, ensure_bundle, self_signed
+from controller.daemons.rendezvousd import split_eot
 from controller.settings import from_env
-from controller.tickets import Tickets, is_live, ticket_key
+from controller.accounts.tickets import Tickets, is_live, ticket_key
 from core.errors import BadRequest
 
 

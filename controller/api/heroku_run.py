@@ -4,9 +4,10 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from core.errors import NotFound
 
-from .. import heroku_logs, heroku_run
-from ..rendezvous_tls import bundle_path, certificates
-from .common import body, load_app, svc
+from controller.observe import heroku_logs
+from controller.runtime import heroku_run
+from controller.runtime.rendezvous_tls import bundle_path, certificates
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("heroku_run", __name__)
 STREAM_PREFIX = "/log-streams/"     # authenticated by the secret in the path, not a token (app.py)
