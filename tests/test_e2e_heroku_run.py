@@ -130,6 +130,26 @@ def test_a_client_that_leaves_stops_its_one_off(world, platform):
     assert wait_until(lambda: len(platform.containers(app)) == 1, 30, "the one-off to be stopped and removed")
 
 
+def test_a_listener_that_stops_stops_its_one_offs(world, platform):
+    """The rendezvous process stops (SIGTERM, as `make down` or an upgrade does): the one-offs
+    attached through it are stopped, not left running with no client; the supervisor brings it back."""
+    owner, app = world["owner"], world["app"]
+    pid_file = platform.home / "run" / "rendezvous.pid"
+    pid = int(pid_file.read_text())
+    proc = subprocess.Popen([str(CLI), "run", "-a", app, "--", "sleep 300"], env=owner.env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: len(platform.containers(app, running_only=True)) == 2, 90, "the one-off to run")
+        os.kill(pid, signal.SIGTERM)
+        assert wait_until(lambda: len(platform.containers(app)) == 1, 30, "the one-off to be stopped and removed")
+        proc.wait(30)
+    finally:
+        proc.kill()
+    wait_until(lambda: pid_file.exists() and int(pid_file.read_text()) != pid, 60, "the listener to be restarted")
+    again = owner.heroku("run", "-a", app, "--", "echo", "back")
+    assert again.returncode == 0 and again.stdout.strip() == "back", again
+
+
 def test_run_detached_output_reaches_dockyard_logs(world, platform):
     owner, app = world["owner"], world["app"]
     marker = f"detached-{secrets.token_hex(4)}"

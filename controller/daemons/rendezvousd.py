@@ -33,6 +33,8 @@ log = logging.getLogger("dockyard.rendezvous")
 MAX_SESSIONS = 64          # sessions at once (each holds two threads and a one-off)
 HELLO_TIMEOUT = 10.0       # seconds for the TLS handshake and the secret
 FIRST_LINE = b"rendezvous\r\n"
+_attached: set[tuple[str, str]] = set()     # (app, run.N) of each one-off a client is attached to now
+_attached_lock = threading.Lock()
 REFUSED = (b"Dockyard: this rendezvous secret is unknown, used, expired, or its app is no longer yours: "
            b"run `heroku run` again.\r\n")
 
@@ -130,9 +132,13 @@ def session(svc: Services, channel: Channel, peer: str) -> None:
     done = threading.Event()
     terminal = ticket.get("terminal")
     channel.tty = bool(terminal)
+    labels: list[str] = []
 
     def started(label: str, version: int) -> None:
         log.info("%s: %s (v%s) attached for %s from %s", app.name, label, version, user.name, peer)
+        labels.append(label)
+        with _attached_lock:
+            _attached.add((app.name, label))
         threading.Thread(target=_stop_when_gone, args=(svc, channel, app.name, label, done),
                          name="rendezvous-watch", daemon=True).start()
 
@@ -146,6 +152,14 @@ def session(svc: Services, channel: Channel, peer: str) -> None:
         channel.send(f"Dockyard: {e.message}\r\n".encode())
     finally:
         done.set()
+        with _attached_lock:
+            _attached.difference_update((app.name, label) for label in labels)
+
+
+def _stop_oneoff(svc: Services, app: str, label: str, remove: bool) -> None:
+    for one in svc.scheduler.oneoffs(app):
+        if one.label == label:
+            svc.scheduler.stop(one.container_id, 0, remove=remove)
 
 
 def _stop_when_gone(svc: Services, channel: Channel, app: str, label: str, done: threading.Event) -> None:
@@ -153,10 +167,8 @@ def _stop_when_gone(svc: Services, channel: Channel, app: str, label: str, done:
     while the one-off prints nothing would go unnoticed: look, and stop the one-off then."""
     while not done.wait(1.0):
         if channel.ended and channel.gone():
-            for one in svc.scheduler.oneoffs(app):
-                if one.label == label:
-                    log.info("%s: the client of %s left: stopping it", app, label)
-                    svc.scheduler.stop(one.container_id, 0, remove=False)   # run_attached removes it
+            log.info("%s: the client of %s left: stopping it", app, label)
+            _stop_oneoff(svc, app, label, remove=False)    # run_attached removes it
             return
 
 
@@ -209,6 +221,11 @@ def main(settings: Settings | None = None) -> int:
                 continue
             threading.Thread(target=_serve, args=(svc, ctx, conn, f"{addr[0]}:{addr[1]}", slots),
                              name="rendezvous-session", daemon=True).start()
+    with _attached_lock:
+        attached = sorted(_attached)
+    for app, label in attached:     # their clients lose them with this process: none runs on unattached
+        log.info("%s: stopping %s: the listener stops", app, label)
+        _stop_oneoff(svc, app, label, remove=True)
     return 0
 
 
