@@ -293,10 +293,13 @@ class MemoryScheduler(Scheduler):
 
     def run_attached(self, app: str, release: Release, command: str, image: str,
                      read_stdin: Callable[[float], bytes | None | bool], on_output: Callable[[int, bytes], None],
-                     on_started: Callable[[str], None], timeout: float) -> int:
+                     on_started: Callable[[str], None], timeout: float,
+                     env: dict[str, str] | None = None, index: int | None = None,
+                     terminal: tuple[int, int] | None = None) -> int:
         raise SchedulerError("The in-memory scheduler does not attach one-offs.")
 
-    def run_detached(self, app: str, release: Release, command: str, image: str) -> Instance:
+    def run_detached(self, app: str, release: Release, command: str, image: str,
+                     env: dict[str, str] | None = None) -> Instance:
         with self._lock:
             index = 1 + max((i.index for i in self.oneoffs(app)), default=0)
             cid = f"mem{next(self._ids):012d}"
