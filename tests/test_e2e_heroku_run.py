@@ -164,7 +164,8 @@ def test_run_detached_output_reaches_dockyard_logs(world, platform):
 
 def test_logs_shows_the_apps_lines_filtered_by_ps_source_and_num(world):
     owner, app = world["owner"], world["app"]
-    wait_until(lambda: "tick 3 " in owner.heroku("logs", "-a", app).stdout, 60, "three ticks")
+    wait_until(lambda: owner.heroku("logs", "-a", app, "--ps", "web", "-n", "5").stdout.count("app[web.1]: tick") == 5,
+               60, "five ticks")
     out = owner.heroku("logs", "-a", app, "-n", "300")
     assert out.returncode == 0, out
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"
