@@ -24,6 +24,10 @@ class BuildConfig:
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
     runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
+    # language -> where its dependencies come from: a URL, or a host directory mounted read-only
+    # (ruby: a gem source, php: a Composer repository or a directory of package zips, java: a
+    # Maven repository); a language not named uses its public registry
+    dependency_sources: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app

@@ -40,7 +40,9 @@ class Services:
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
                            disk_paths=(str(s.home), "/var/lib/docker"), buildpack_paths=s.buildpack_paths,
-                           runtimes_root=s.runtimes_dir)
+                           runtimes_root=s.runtimes_dir,
+                           dependency_sources={"ruby": s.rubygems_url, "php": s.composer_repo,
+                                               "java": s.maven_mirror})
 
     @property
     def router(self):

@@ -88,6 +88,11 @@ class Settings:
     redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
     addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
     backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
+    # Where Ruby/PHP/JVM builds get their dependencies: a URL, or a directory on this machine
+    # mounted read-only into builds (docs/languages.md).
+    rubygems_url: str = "https://rubygems.org"                   # DOCKYARD_RUBYGEMS_URL
+    composer_repo: str = "https://repo.packagist.org"            # DOCKYARD_COMPOSER_REPO
+    maven_mirror: str = "https://repo.maven.apache.org/maven2"   # DOCKYARD_MAVEN_MIRROR
 
     @property
     def isolation(self) -> Isolation:
@@ -218,7 +223,19 @@ def from_env(env: dict | None = None) -> Settings:
         redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
         addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
         backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
+        rubygems_url=_source(env, "DOCKYARD_RUBYGEMS_URL", "https://rubygems.org"),
+        composer_repo=_source(env, "DOCKYARD_COMPOSER_REPO", "https://repo.packagist.org"),
+        maven_mirror=_source(env, "DOCKYARD_MAVEN_MIRROR", "https://repo.maven.apache.org/maven2"),
     )
+
+
+def _source(env, key: str, default: str) -> str:
+    """A dependency source: an http(s) URL, or an absolute directory on this machine."""
+    value = (env.get(key) or default).strip()
+    if not value.startswith(("http://", "https://", "/")) or "/../" in value + "/":
+        raise ValueError(f"{key}={value!r} is not a dependency source; set it to an http(s) URL or an "
+                         "absolute directory on this machine")
+    return value.rstrip("/") or "/"
 
 
 def _scheduler(raw: str | None) -> str:

@@ -1,0 +1,94 @@
+"""Ruby, PHP and the JVM end to end: a framework app pushed unchanged, built by the shipped
+buildpack on its language stack with dependencies from the operator's configured source, answering
+through the router; then a warm push reusing the app's dependency cache.
+
+This machine reaches none of rubygems.org, Packagist or Maven Central, so the sources are the
+local mirrors an operator of such a machine would set up from Debian's packaged libraries
+(scripts/mirrors/): a gem source, a Composer artifact repository, Debian's Maven repository.
+One platform for the module."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import run, start_platform, stop_platform
+from .test_e2e_buildpacks import create, push, sample_files, wait_body
+from .conftest import make_app_repo
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parent.parent
+MAVEN_REPO = "/usr/share/maven-repo"
+
+
+def _readable(path: Path) -> Path:
+    """Build containers run as uid 1000: the mirror and the directories above it must be readable."""
+    run(["chmod", "-R", "a+rX", str(path)])
+    for d in path.parents:
+        if str(d) in ("/", "/tmp"):
+            break
+        d.chmod(d.stat().st_mode | 0o055)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mirrors(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("mirrors")
+    run(["ruby", str(ROOT / "scripts/mirrors/gems-from-debian.rb"), str(root / "gems"),
+         "sinatra", "rack", "rack-protection", "mustermann", "tilt", "ruby2_keywords", "webrick"])
+    run(["python3", str(ROOT / "scripts/mirrors/composer-from-debian.py"), str(root / "composer")])
+    return {"ruby": _readable(root / "gems"), "php": _readable(root / "composer")}
+
+
+@pytest.fixture(scope="module")
+def lp(tmp_path_factory, mirrors):
+    p = start_platform(tmp_path_factory.mktemp("lang-platform"), DOCKYARD_BUILD_TIMEOUT="900",
+                       DOCKYARD_HEALTH_TIMEOUT="60",
+                       DOCKYARD_RUBYGEMS_URL=str(mirrors["ruby"]), DOCKYARD_COMPOSER_REPO=str(mirrors["php"]),
+                       DOCKYARD_MAVEN_MIRROR=MAVEN_REPO)
+    try:
+        yield p
+    finally:
+        stop_platform(p)
+
+
+def timed_push(p, app: str, repo: Path) -> tuple[str, float]:
+    started = time.monotonic()
+    out = push(p, app, repo).stderr
+    return out, time.monotonic() - started
+
+
+def cold_then_warm(p, app: str, repo: Path, edit: tuple[str, str, str], expected: str) -> tuple[str, str, float, float]:
+    """Push, wait for `expected`; edit one file (path, old, new) and push again. Returns both
+    outputs and both push durations (written to the test's output for the report)."""
+    cold_out, cold = timed_push(p, app, repo)
+    wait_body(p, app, expected, timeout=60)
+    path, old, new = edit
+    (repo / path).write_text((repo / path).read_text().replace(old, new))
+    make_app_repo(repo, {}, p)
+    warm_out, warm = timed_push(p, app, repo)
+    wait_body(p, app, new, timeout=60)
+    print(f"\n{app}: cold push {cold:.1f} s, warm push {warm:.1f} s, warm/cold {warm / cold:.2f}")
+    return cold_out, warm_out, cold, warm
+
+
+def test_ruby_sinatra_from_gem_mirror(lp, tmp_path):
+    app = create(lp, "rb")
+    repo = make_app_repo(tmp_path / "rb", sample_files("ruby-sinatra"), lp)
+    cold_out, warm_out, cold, warm = cold_then_warm(lp, app, repo, ("app.rb", "Hello from Sinatra", "Howdy from Sinatra"),
+                                                    "Hello from Sinatra 3.0.5 on Ruby 3.1")
+    assert "-----> Ruby app detected (buildpack ruby)" in cold_out
+    assert "Using Ruby 3.1" in cold_out and "requested by the Gemfile's ruby line" in cold_out
+    assert "Gems of https://rubygems.org come from the mirror file:///dockyard/mirror" in cold_out
+    assert "Installing sinatra 3.0.5" in cold_out
+    assert "Default web process" not in cold_out or "rackup" in cold_out
+    # warm: every gem comes from the app's cache, and the dependency layer is reused
+    assert "Installing " not in warm_out.replace("Installing gems with Bundler", "")
+    assert "Dependencies unchanged since an earlier build: reusing their image layer" in warm_out
+    code, body = lp.curl(app, "/env")
+    assert (code, body) == (200, "production")
+    assert warm < cold
