@@ -92,3 +92,21 @@ def test_ruby_sinatra_from_gem_mirror(lp, tmp_path):
     code, body = lp.curl(app, "/env")
     assert (code, body) == (200, "production")
     assert warm < cold
+
+
+def test_php_slim_from_composer_artifacts(lp, tmp_path):
+    app = create(lp, "php")
+    repo = make_app_repo(tmp_path / "php", sample_files("php-slim"), lp)
+    cold_out, warm_out, cold, warm = cold_then_warm(lp, app, repo, ("public/index.php", "Hello from Slim", "Hi from Slim"),
+                                                    "Hello from Slim 3.12.3 on PHP 8.2")   # Debian 3.12.4 says 3.12.3
+    assert "-----> PHP app detected (buildpack php)" in cold_out
+    assert "Using PHP 8.2" in cold_out and "Extensions required by composer.json: json mbstring" in cold_out
+    assert "Packages come from the package zips in the mirror file:///dockyard/mirror" in cold_out
+    assert "Installing slim/slim (3.12.4)" in cold_out
+    # warm: vendor/ and Composer's cache are the app's: nothing is extracted again
+    assert "Installing slim/slim" not in warm_out and "Nothing to install" in warm_out
+    assert "Dependencies unchanged since an earlier build: reusing their image layer" in warm_out
+    # Slim's router behind the front controller, an extension the app required
+    code, body = lp.curl(app, "/hello/dockyard")
+    assert (code, body) == (200, "HELLO, DOCKYARD")
+    assert warm < cold
