@@ -8,21 +8,17 @@ local mirrors an operator of such a machine would set up from Debian's packaged 
 One platform for the module."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import re
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import run, start_platform, stop_platform
+from .conftest import make_app_repo, run, start_platform, stop_platform
 from .test_e2e_buildpacks import create, push, sample_files, wait_body
-from .conftest import make_app_repo
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
-MAVEN_REPO = "/usr/share/maven-repo"
 
 
 def _readable(path: Path) -> Path:
@@ -41,7 +37,8 @@ def mirrors(tmp_path_factory) -> dict[str, Path]:
     run(["ruby", str(ROOT / "scripts/mirrors/gems-from-debian.rb"), str(root / "gems"),
          "sinatra", "rack", "rack-protection", "mustermann", "tilt", "ruby2_keywords", "webrick"])
     run(["python3", str(ROOT / "scripts/mirrors/composer-from-debian.py"), str(root / "composer")])
-    return {"ruby": _readable(root / "gems"), "php": _readable(root / "composer")}
+    run(["bash", str(ROOT / "scripts/mirrors/maven-from-debian.sh"), str(root / "maven")])
+    return {"ruby": _readable(root / "gems"), "php": _readable(root / "composer"), "java": _readable(root / "maven")}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +46,7 @@ def lp(tmp_path_factory, mirrors):
     p = start_platform(tmp_path_factory.mktemp("lang-platform"), DOCKYARD_BUILD_TIMEOUT="900",
                        DOCKYARD_HEALTH_TIMEOUT="60",
                        DOCKYARD_RUBYGEMS_URL=str(mirrors["ruby"]), DOCKYARD_COMPOSER_REPO=str(mirrors["php"]),
-                       DOCKYARD_MAVEN_MIRROR=MAVEN_REPO)
+                       DOCKYARD_MAVEN_MIRROR=str(mirrors["java"]))
     try:
         yield p
     finally:
@@ -109,4 +106,21 @@ def test_php_slim_from_composer_artifacts(lp, tmp_path):
     # Slim's router behind the front controller, an extension the app required
     code, body = lp.curl(app, "/hello/dockyard")
     assert (code, body) == (200, "HELLO, DOCKYARD")
+    assert warm < cold
+
+
+def test_java_jetty_from_maven_mirror(lp, tmp_path):
+    app = create(lp, "jvm")
+    repo = make_app_repo(tmp_path / "jvm", sample_files("java-jetty"), lp)
+    cold_out, warm_out, cold, warm = cold_then_warm(
+        lp, app, repo, ("src/main/java/example/Main.java", "Hello from Jetty", "Greetings from Jetty"),
+        "Hello from Jetty 9.4.57.v20241219 on Java 17")
+    assert "-----> Java (Maven) app detected (buildpack java)" in cold_out
+    assert "Using OpenJDK 17" in cold_out and "requested by system.properties (17)" in cold_out
+    assert "Maven repositories are mirrored by file:///dockyard/mirror" in cold_out
+    assert "BUILD SUCCESS" in cold_out
+    fetched = int(re.search(r"Maven fetched (\d+) artifacts from the mirror", cold_out).group(1))
+    assert fetched > 20        # Jetty, the servlet API, the plugins and theirs
+    # warm: the app's ~/.m2 in its cache has every artifact: Maven fetches nothing
+    assert "Maven fetched 0 artifacts from the mirror" in warm_out and "BUILD SUCCESS" in warm_out
     assert warm < cold
