@@ -89,7 +89,7 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     bp.cli("config:set", "-a", app, "GREETING=s3cr3t-value-42")
     repo = make_app_repo(tmp_path / "py", sample_files("python"), bp)
     out = push(bp, app, repo).stderr
-    assert "-----> Detecting buildpack (in order: python, nodejs, go, static)" in out
+    assert "-----> Detecting buildpack (in order: ruby, php, java, python, nodejs, go, static)" in out
     assert "-----> Python app detected (buildpack python)" in out
     assert "Python 3.11" in out and "requested 3.11: honoured" in out
     assert "Installing dependencies from requirements.txt" in out
