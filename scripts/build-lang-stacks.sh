@@ -11,8 +11,8 @@
 #   java:  run openjdk-17-jre-headless             build openjdk-17-jdk-headless maven
 #
 # The runtime lives in the language's run stack (shared by every app of that language, one copy
-# on disk) instead of in each slug. An image carries the hash of its recipe (this script,
-# label `dockyard.lang.recipe`): an image of the same recipe is kept, another is rebuilt.
+# on disk) instead of in each slug. An image carries the hash of its recipe (this script and
+# the stack and build images' ids, label `dockyard.lang.recipe`): an image of the same recipe is kept, another is rebuilt.
 #
 # Usage: build-lang-stacks.sh [ruby|php|java ...] (default: all three). Needs a running Docker
 # engine and the stack and build images; logs to /var/log/dockyard-build-stack.log.
@@ -40,7 +40,8 @@ if [ -r /etc/apt/sources.list.d/debian.sources ]; then
 elif [ -r /etc/apt/sources.list ]; then
     mounts+=(-v /etc/apt/sources.list:/etc/apt/sources.list:ro)
 fi
-RECIPE="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)"
+# the recipe: this script and the images it starts from (a rebuilt stack rebuilds these too)
+RECIPE="$( { cat "${BASH_SOURCE[0]}"; docker image inspect -f '{{.Id}}' "$STACK" "$BUILD"; } | sha256sum | cut -c1-16)"
 
 with_tag() { printf '%s:%s' "${1%:*}" "$2"; }
 

@@ -11,6 +11,7 @@
 #      3.14, 3.15); without it, a build whose app asks for such a Python builds its stack once
 #   8. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
 #   9. the add-on service images (Postgres, Redis: scripts/build-service-images.sh, when absent or stale)
+#  10. the Ruby, PHP and Java stacks (scripts/build-lang-stacks.sh, when absent or stale)
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -25,7 +26,12 @@ DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
 # chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium);
 # docker-registry: the local image registry cluster nodes pull from
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry)
+# the rest: Debian's Ruby, PHP and Java libraries that scripts/mirrors/ turn into the local gem,
+# Composer and Maven mirrors the language tests build with (this machine reaches no language
+# registry but PyPI and npm)
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry
+          ruby ruby-sinatra ruby-webrick php-slim libjetty9-java libmaven-shade-plugin-java libmaven-jar-plugin-java
+          libmaven-compiler-plugin-java libmaven-resources-plugin-java libsurefire-java libmaven-install-plugin-java)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -231,5 +237,9 @@ fi
 # Each line it prints says whether an image was already there (same recipe) or was built.
 DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-service-images.sh 9>&- | sed 's/^build-service-images: /install: add-on image: /' \
     || die "scripts/build-service-images.sh failed"
+
+# ---------------------------------------------------------------- 10. language stacks
+DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_BUILD_IMAGE="$BUILD_IMAGE" bash scripts/build-lang-stacks.sh 9>&- \
+    | sed 's/^build-lang-stacks: /install: language stack: /' || die "scripts/build-lang-stacks.sh failed"
 
 say "done"
