@@ -45,6 +45,9 @@ class BuildJob:
     config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
     # Whether the pusher may build on an image (Dockerfile FROM / COPY --from); None: the stack only.
     may_use_image: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
+    # Whether a base image the engine lacks may be pulled from its registry (the admin's
+    # allow-list of patterns); None: nothing is pulled.
+    may_pull: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,5 @@ class BuildEngine(Protocol):
                             timeout: float, cancelled: Cancelled, finished=None): ...
 
     def untag_images(self, repo: str, prefix: str, keep: str) -> int: ...
+
+    def pull_image(self, ref: str, on_line: Out, cancelled: Cancelled) -> str: ...

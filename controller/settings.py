@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.imagerefs import DEFAULT_PULL_ALLOW
 from router.config import RouterConfig
 
 from .isolation import Isolation
@@ -93,6 +94,8 @@ class Settings:
     rubygems_url: str = "https://rubygems.org"                   # DOCKYARD_RUBYGEMS_URL
     composer_repo: str = "https://repo.packagist.org"            # DOCKYARD_COMPOSER_REPO
     maven_mirror: str = "https://repo.maven.apache.org/maven2"   # DOCKYARD_MAVEN_MIRROR
+    pull_allow: tuple[str, ...] = DEFAULT_PULL_ALLOW   # DOCKYARD_PULL_ALLOW: images a Dockerfile FROM may pull
+    registry_mirror: str = ""       # DOCKYARD_REGISTRY_MIRROR: host[:port] Docker Hub's images are pulled from
 
     @property
     def isolation(self) -> Isolation:
@@ -226,7 +229,18 @@ def from_env(env: dict | None = None) -> Settings:
         rubygems_url=_source(env, "DOCKYARD_RUBYGEMS_URL", "https://rubygems.org"),
         composer_repo=_source(env, "DOCKYARD_COMPOSER_REPO", "https://repo.packagist.org"),
         maven_mirror=_source(env, "DOCKYARD_MAVEN_MIRROR", "https://repo.maven.apache.org/maven2"),
+        pull_allow=_pull_allow(env.get("DOCKYARD_PULL_ALLOW")),
+        registry_mirror=(env.get("DOCKYARD_REGISTRY_MIRROR") or "").strip().rstrip("/"),
     )
+
+
+def _pull_allow(raw: str | None) -> tuple[str, ...]:
+    """Unset: Docker's official images; `none`: no pulls; else comma-separated patterns."""
+    if raw is None or not raw.strip():
+        return DEFAULT_PULL_ALLOW
+    if raw.strip().lower() == "none":
+        return ()
+    return _list(raw)
 
 
 def _source(env, key: str, default: str) -> str:

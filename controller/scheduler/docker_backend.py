@@ -7,9 +7,11 @@ from .docker_build import DockerBuild
 from .docker_stats import DockerStats
 from .docker_host import DockerHost
 from .docker_images import DockerImages
+from .docker_pull import DockerPulls
 from .docker_oneoff import DockerOneoffs
 from .docker_services import DockerServices
 
 
-class DockerScheduler(DockerHost, DockerStats, DockerOneoffs, DockerImages, DockerBuild, DockerServices, Scheduler):
+class DockerScheduler(DockerHost, DockerStats, DockerOneoffs, DockerImages, DockerPulls, DockerBuild, DockerServices,
+                      Scheduler):
     """Scheduler on a single Docker engine (see base.Scheduler for the contract)."""
