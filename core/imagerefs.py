@@ -15,6 +15,7 @@ DEFAULT_PULL_ALLOW = ("docker.io/library/*",)   # Docker's official images
 _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REGISTRY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def parse_ref(ref: str) -> ImageRef | None:
         registry, rest = first, remainder
     else:
         registry = DOCKER_HUB
-    path, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "")
-    if not _NAME.match(path) or (tag and not _TAG.match(tag)):
+    has_tag = ":" in rest.rsplit("/", 1)[-1]
+    path, _, tag = rest.rpartition(":") if has_tag else (rest, "", "")
+    if not _REGISTRY.match(registry) or not _NAME.match(path) or (has_tag and not _TAG.match(tag)):
         return None
     if registry in (DOCKER_HUB, "index.docker.io", "registry-1.docker.io"):
         registry = DOCKER_HUB

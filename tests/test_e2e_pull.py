@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, make_app_repo, run, start_platform, stop_platform, unique_app, wait_until
+from .conftest import free_port, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app, wait_until
+from .test_e2e_access import new_user
 from .test_e2e_buildpacks import push, wait_body
 
 pytestmark = pytest.mark.e2e
@@ -50,8 +51,10 @@ def hub(tmp_path_factory, busybox_base):
 
 @pytest.fixture(scope="module")
 def pp(tmp_path_factory, hub):
+    # The operator's list also admits names like the platform's own app images (`dyt<hex>/<app>`,
+    # the test platforms' namespaces), a mistake an app's build must survive.
     p = start_platform(tmp_path_factory.mktemp("pull-platform"), DOCKYARD_REGISTRY_MIRROR=hub["mirror"],
-                       DOCKYARD_BUILD_TIMEOUT=str(BUILD_TIMEOUT))
+                       DOCKYARD_BUILD_TIMEOUT=str(BUILD_TIMEOUT), DOCKYARD_PULL_ALLOW="docker.io/library/*,docker.io/dyt*/*")
     try:
         yield p
     finally:
@@ -105,3 +108,21 @@ def test_from_an_image_no_pattern_admits_is_refused(pp, hub, tmp_path):
            "(DOCKYARD_PULL_ALLOW" in proc.stderr
     assert "Pulling" not in proc.stderr
     assert not _engine_has(base)
+
+
+def test_a_pattern_never_admits_another_tenants_app_image(pp, tmp_path):
+    """victor's release image is `<platform>/<app>:vN`, which the operator's `docker.io/dyt*/*`
+    matches: mallory's Dockerfile FROM it is still refused, as for any image of another tenant."""
+    victor, mallory = new_user(pp, tmp_path, "victor"), new_user(pp, tmp_path, "mallory")
+    victim = unique_app("victim")
+    victor.cli("apps:create", victim)
+    repo = make_app_repo(tmp_path / "victim", {**httpd_app("victor's secret page"), "secret.txt": "s3cret\n"}, pp)
+    assert victor.git("push", f"{pp.api}/{victim}.git", "HEAD:main", cwd=repo).returncode == 0
+    image = victor.api("GET", f"/apps/{victim}/releases").json()[-1]["image"]
+    assert image.startswith(f"{pp.name}/{victim}:")
+    thief = unique_app("thief")
+    mallory.cli("apps:create", thief)
+    repo = make_app_repo(tmp_path / "thief", {"Dockerfile": f"FROM {image}\nRUN cat /www/index.html\n"}, pp)
+    proc = mallory.git("push", f"{pp.api}/{thief}.git", "HEAD:main", cwd=repo, check=False)
+    assert proc.returncode != 0 and "which this build may not use" in proc.stderr, proc.stderr
+    assert "secret page" not in proc.stderr and "Pulling" not in proc.stderr
