@@ -69,7 +69,9 @@ def cold_then_warm(p, app: str, repo: Path, edit: tuple[str, str, str], expected
     make_app_repo(repo, {}, p)
     warm_out, warm = timed_push(p, app, repo)
     wait_body(p, app, new, timeout=60)
-    print(f"\n{app}: cold push {cold:.1f} s, warm push {warm:.1f} s, warm/cold {warm / cold:.2f}")
+    step = [re.findall(r"(?:Gems installed|Dependencies installed|Built) in (\d+) s", o) for o in (cold_out, warm_out)]
+    print(f"\n{app}: cold push {cold:.1f} s, warm push {warm:.1f} s, warm/cold {warm / cold:.2f}; "
+          f"dependency step cold {step[0]} s, warm {step[1]} s")
     return cold_out, warm_out, cold, warm
 
 
