@@ -12,6 +12,8 @@
 #   8. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
 #   9. the add-on service images (Postgres, Redis: scripts/build-service-images.sh, when absent or stale)
 #  10. the Ruby, PHP and Java stacks (scripts/build-lang-stacks.sh, when absent or stale)
+#  11. test tools from npm: the official Heroku CLI, pinned ($DOCKYARD_HEROKU_CLI_DIR), which the
+#      compatibility tests drive against a real instance
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -241,5 +243,21 @@ DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-service-images.sh 9>&- | 
 # ---------------------------------------------------------------- 10. language stacks
 DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_BUILD_IMAGE="$BUILD_IMAGE" bash scripts/build-lang-stacks.sh 9>&- \
     | sed 's/^build-lang-stacks: /install: language stack: /' || die "scripts/build-lang-stacks.sh failed"
+
+# ---------------------------------------------------------------- 11. test tools (npm)
+HEROKU_CLI_VERSION=11.10.0
+HEROKU_CLI_DIR="${DOCKYARD_HEROKU_CLI_DIR:-/var/cache/dockyard/heroku-cli}"
+if [ "$(cat "$HEROKU_CLI_DIR/.version" 2>/dev/null)" = "$HEROKU_CLI_VERSION" ] && [ -x "$HEROKU_CLI_DIR/node_modules/.bin/heroku" ]; then
+    say "heroku CLI: $HEROKU_CLI_VERSION already installed in $HEROKU_CLI_DIR"
+else
+    command -v npm >/dev/null 2>&1 || { apt-get install -y -q nodejs npm >/dev/null || die "apt-get install nodejs npm failed"; }
+    say "heroku CLI: installing heroku@$HEROKU_CLI_VERSION from npm into $HEROKU_CLI_DIR"
+    t0=$SECONDS
+    install -d -m 755 "$HEROKU_CLI_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$HEROKU_CLI_DIR" "heroku@$HEROKU_CLI_VERSION" >/dev/null 9>&- \
+        || die "npm install heroku@$HEROKU_CLI_VERSION failed (the npm registry must be reachable)"
+    echo "$HEROKU_CLI_VERSION" > "$HEROKU_CLI_DIR/.version"
+    say "heroku CLI: installed in $((SECONDS - t0))s"
+fi
 
 say "done"

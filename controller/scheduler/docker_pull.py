@@ -19,8 +19,8 @@ from core.errors import SchedulerError
 from core.fsutil import atomic_write
 from core.imagerefs import parse_ref, pull_source
 
-from .docker_engine import DockerEngine
-from .labels import LABEL_APP
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.labels import LABEL_APP
 
 _PROGRESS_EVERY = 2.0   # seconds between progress lines of one layer
 
