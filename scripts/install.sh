@@ -32,7 +32,7 @@ PYTHON="${DOCKYARD_PYTHON:-python3}"
 # Composer and Maven mirrors the language tests build with (this machine reaches no language
 # registry but PyPI and npm)
 PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry
-          ruby ruby-sinatra ruby-webrick php-slim libjetty9-java libmaven-shade-plugin-java libmaven-jar-plugin-java
+          ruby ruby-sinatra ruby-webrick php-slim maven libjetty9-java libmaven-shade-plugin-java libmaven-jar-plugin-java
           libmaven-compiler-plugin-java libmaven-resources-plugin-java libsurefire-java libmaven-install-plugin-java)
 
 say() { printf 'install: %s\n' "$*"; }
