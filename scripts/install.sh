@@ -27,11 +27,12 @@ DOCKERD_LOG=/var/log/dockyard-dockerd.log
 DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
 # chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium);
-# docker-registry: the local image registry cluster nodes pull from
+# docker-registry: the local image registry cluster nodes pull from;
+# prometheus: the metrics tests scrape GET /metrics with the real server and check it with promtool;
 # the rest: Debian's Ruby, PHP and Java libraries that scripts/mirrors/ turn into the local gem,
 # Composer and Maven mirrors the language tests build with (this machine reaches no language
 # registry but PyPI and npm)
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry prometheus
           ruby ruby-sinatra ruby-webrick php-slim maven libjetty9-java libmaven-shade-plugin-java libmaven-jar-plugin-java
           libmaven-compiler-plugin-java libmaven-resources-plugin-java libsurefire-java libmaven-install-plugin-java)
 
