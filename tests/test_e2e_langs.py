@@ -61,7 +61,9 @@ def timed_push(p, app: str, repo: Path) -> tuple[str, float]:
 
 def cold_then_warm(p, app: str, repo: Path, edit: tuple[str, str, str], expected: str) -> tuple[str, str, float, float]:
     """Push, wait for `expected`; edit one file (path, old, new) and push again. Returns both
-    outputs and both push durations (written to the test's output for the report)."""
+    outputs and both push durations (printed for the report). The cache's use is asserted from
+    the outputs (nothing installed or fetched again), not from the durations: with a local mirror
+    a cold fetch is cheap, and on a shared 2-core machine the rest of a push varies more."""
     cold_out, cold = timed_push(p, app, repo)
     wait_body(p, app, expected, timeout=60)
     path, old, new = edit
@@ -90,7 +92,6 @@ def test_ruby_sinatra_from_gem_mirror(lp, tmp_path):
     assert "Dependencies unchanged since an earlier build: reusing their image layer" in warm_out
     code, body = lp.curl(app, "/env")
     assert (code, body) == (200, "production")
-    assert warm < cold
 
 
 def test_php_slim_from_composer_artifacts(lp, tmp_path):
@@ -108,7 +109,6 @@ def test_php_slim_from_composer_artifacts(lp, tmp_path):
     # Slim's router behind the front controller, an extension the app required
     code, body = lp.curl(app, "/hello/dockyard")
     assert (code, body) == (200, "HELLO, DOCKYARD")
-    assert warm < cold
 
 
 def test_java_jetty_from_maven_mirror(lp, tmp_path):
@@ -125,4 +125,3 @@ def test_java_jetty_from_maven_mirror(lp, tmp_path):
     assert fetched > 20        # Jetty, the servlet API, the plugins and theirs
     # warm: the app's ~/.m2 in its cache has every artifact: Maven fetches nothing
     assert "Maven fetched 0 artifacts from the mirror" in warm_out and "BUILD SUCCESS" in warm_out
-    assert warm < cold
