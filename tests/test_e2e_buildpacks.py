@@ -173,8 +173,9 @@ def test_nothing_detected_lists_every_buildpack_tried(bp, tmp_path):
     assert proc.returncode != 0
     assert "[remote rejected]" in proc.stderr
     assert "looked for a Dockerfile and a heroku.yml" in proc.stderr
-    assert "no buildpack detected this app. Tried, in order: python (looks for requirements.txt" in proc.stderr
-    for name in ("nodejs (looks for package.json)", "go (looks for go.mod or *.go files)", "static (looks for index.html"):
+    assert "no buildpack detected this app. Tried, in order: ruby (looks for Gemfile); php (looks for " \
+           "composer.json or index.php); java (looks for pom.xml" in proc.stderr
+    for name in ("python (looks for requirements.txt", "nodejs (looks for package.json)", "go (looks for go.mod or *.go files)", "static (looks for index.html"):
         assert name in proc.stderr
     assert bp.curl(app)[0] != 200
 
