@@ -95,7 +95,8 @@ def test_redeploy_switches_routes_before_old_instances_stop(svc):
     app = new_app(svc)
     v1, _ = deploy(svc, app, "a")
     v2, _ = deploy(svc, app, "b")
-    assert wait_for(lambda: running(svc, "shop") == [("web.1", v2.version)])
+    # the old one is retired in the background: stopped, its logs kept, then removed
+    assert wait_for(lambda: [(i.label, i.version) for i in svc.scheduler.instances("shop")] == [("web.1", v2.version)])
     calls = svc.scheduler.calls
     assert calls.index(("start", "shop", "web.1", f"v{v2.version}")) < calls.index(("stop", "shop", "web.1", f"v{v1.version}"))
     [new] = svc.scheduler.instances("shop")
