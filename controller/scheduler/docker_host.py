@@ -133,5 +133,7 @@ class DockerHost(DockerEngine):
         except docker.errors.NotFound:
             return []
         except docker.errors.APIError as e:
+            if e.status_code == 409:    # being removed (its lines were kept first): as good as gone
+                return []
             raise SchedulerError(f"Could not read logs: {e.explanation}") from None
         return parse_logs(raw)
