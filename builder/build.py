@@ -121,7 +121,7 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
                                 "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
                                 "requirements.txt or package.json), commit, and push again.")
         method = detect_method(src)
-        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json", "CHECKS"):
+        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json", "render.yaml", "CHECKS"):
             tree_file(src, rel)   # refuses symlinks before anything reads them
         # a bad app.json (or CHECKS, or a required env var not set) fails before building
         healthchecks, manifest = read_manifest(src, config.app_port, job.config, job.app, say)
@@ -135,13 +135,17 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
             port = _routed_port(engine, job, config, say)
         elif method == "dockerfile":
             process_types = process_types_for(src)
+            render_types = manifest.get("render", {}).get("process_types")
+            if render_types and tree_file(src, "Procfile") is None:
+                process_types = {"web": "", **render_types}
             say(f"{head} with Dockerfile")
             _build_dockerfile(engine, config, job, src, say, cancelled)
             port = _routed_port(engine, job, config, say)
         else:
             say(f"{head} with buildpacks")
             port = None
-            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled)
+            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled,
+                                                      manifest.get("render", {}))
     say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
         f"process types: {', '.join(sorted(process_types))}")
     if port is not None:
@@ -159,16 +163,22 @@ def _routed_port(engine: BuildEngine, job: BuildJob, config: BuildConfig, say: O
 
 
 def _build_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
-                      say: Out, cancelled: Cancelled) -> tuple[dict, str]:
+                      say: Out, cancelled: Cancelled, render: dict) -> tuple[dict, str]:
+    """Process types: the Procfile wins, then render.yaml's commands, then the buildpacks' defaults."""
     procfile = parse_procfile((src / "Procfile").read_bytes()) if (src / "Procfile").is_file() else {}
-    defaults, method = build_with_buildpacks(engine, config, job, src, workdir, say, cancelled)
-    process_types = merge_process_types(defaults, procfile)
+    web_declared = "render.yaml" if "web" in render.get("process_types", {}) and "web" not in procfile else ""
+    defaults, method = build_with_buildpacks(engine, config, job, src, workdir, say, cancelled,
+                                             render.get("build_command", ""), web_declared)
+    render_types = {k: v for k, v in render.get("process_types", {}).items() if k not in procfile}
+    if render_types:
+        say("-----> render.yaml declares types: " + ", ".join(sorted(render_types)))
+    process_types = merge_process_types({**defaults, **render_types}, procfile)
     if not process_types:
         raise BuildError("The app has no process types: no Procfile, and the buildpack gave no default "
                          "(see its message above). Add a Procfile, e.g. `web: gunicorn app:app`.")
     if procfile:
         say("-----> Procfile declares types: " + ", ".join(sorted(procfile)))
-    extra = sorted(set(defaults) - set(procfile))
+    extra = sorted(set(defaults) - set(procfile) - set(render_types))
     if extra:
         say("-----> Default types for buildpack: " + ", ".join(extra))
     return process_types, method

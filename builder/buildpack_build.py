@@ -140,9 +140,12 @@ def container_clone(engine: BuildEngine, config: BuildConfig, job: BuildJob, can
 
 
 def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
-                          say: Out, cancelled: Cancelled) -> tuple[dict, str]:
-    """Compile `src` with buildpacks and build the image `job.tag`. Returns (process type
-    defaults from bin/release, the method string recorded with the build)."""
+                          say: Out, cancelled: Cancelled, build_command: str = "", web_declared: str = ""
+                          ) -> tuple[dict, str]:
+    """Compile `src` with buildpacks and build the image `job.tag`. `build_command` (render.yaml's
+    buildCommand) runs after them in the same container, with the app's config in its
+    environment. `web_declared` names the file that gives the web command (render.yaml). Returns (process type defaults from bin/release, the method string recorded
+    with the build)."""
     bp_file = src / ".buildpacks"
     refs, source = select_buildpacks(job.config, bp_file.read_text(errors="replace") if bp_file.is_file() else None,
                                      config.buildpack_paths)
@@ -161,6 +164,10 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)
     binds.update(prepared.binds)
     env.update(prepared.env)
+    if build_command:
+        env["DOCKYARD_BUILD_COMMAND"] = build_command
+    if web_declared:   # the buildpacks neither propose a default web nor ask for a Procfile
+        env["DOCKYARD_WEB_DECLARED"] = web_declared
     if source == "detect":
         say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
     detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled)
@@ -234,6 +241,10 @@ def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, ref
             state["failed"] = (event, int(args[0]), int(args[1]))
         elif event == "missing":
             state["missing"] = (int(args[0]), " ".join(args[1:]))
+        elif event == "build-command":
+            say(f"-----> Running render.yaml buildCommand: {' '.join(args)}")
+        elif event == "build-command-failed":
+            state["failed"] = (event, -1, int(args[0]))
         elif event == "done":
             state["done"] = True
             finished.set()     # the runner's last line: the slug and release YAML are complete
@@ -263,6 +274,10 @@ def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state
         idx, what = state["missing"]
         raise BuildpackError(f"The buildpack {refs[idx].label} has no {what}: a buildpack needs bin/detect, "
                              "bin/compile and bin/release.")
+    if state["failed"] and state["failed"][0] == "build-command-failed":
+        raise BuildError(f"render.yaml's buildCommand failed (exit {state['failed'][2]}); its output is above. "
+                         "Fix the command (it runs after the buildpacks, in /app, with the app's config vars "
+                         "set) and push again.")
     if state["failed"] and state["failed"][2] == 137:
         event, idx, rc = state["failed"]
         raise BuildError(f"The {refs[idx].label} buildpack was killed (exit 137): out of memory (limit "

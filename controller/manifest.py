@@ -8,8 +8,10 @@ import stat
 
 from core.appjson import AppJsonError, load, parse_env
 from core.models import App, Release
+from core.renderyaml import parse_render_yaml, property_value, render_variables
 
-from . import tenancy
+from . import addon_kinds, tenancy
+from .addon_ops import provision, url
 from .rollout import default_quantities
 from .services import Out, Services
 from .tenancy import QuotaExceeded
@@ -20,18 +22,90 @@ def is_first_deploy(svc: Services, app: App) -> bool:
     return not any(r.status == "succeeded" and r.build_id for r in svc.store.list_releases(app))
 
 
-def env_in_commit(repo, sha: bytes) -> dict:
-    """app.json's `env` in the pushed commit, read before the build so its generated secrets
-    and defaults are in the build's environment too; {} when absent or unreadable (the build
-    then reports what is wrong with app.json)."""
+def _blob(repo, sha: bytes, name: bytes) -> bytes | None:
+    """A regular file at the root of the commit (at most 1 MB), else None."""
     try:
-        mode, blob = repo[repo[sha].tree][b"app.json"]
-        if not stat.S_ISREG(mode):
-            return {}
-        data = repo[blob].data
-        return parse_env(load(data).get("env")) if len(data) <= 1 << 20 else {}
-    except (KeyError, AppJsonError):
-        return {}
+        mode, blob = repo[repo[sha].tree][name]
+    except KeyError:
+        return None
+    if not stat.S_ISREG(mode):
+        return None
+    data = repo[blob].data
+    return data if len(data) <= 1 << 20 else None
+
+
+def env_in_commit(repo, sha: bytes) -> tuple[dict, str | None]:
+    """(app.json's `env` merged over render.yaml's envVars, the render.yaml web service's name
+    or None) in the pushed commit, read before the build so generated secrets and defaults are
+    in the build's environment too; empty when absent or unreadable (the build then reports
+    what is wrong with the file)."""
+    env: dict = {}
+    service = None
+    render = _blob(repo, sha, b"render.yaml")
+    if render is not None:
+        try:
+            manifest, _ = parse_render_yaml(render.decode("utf-8", "replace"))
+            env = {k: {**v, "from": "render.yaml"} for k, v in manifest.get("env", {}).items()}
+            service = manifest["render"]["service"]
+        except AppJsonError:
+            pass
+    data = _blob(repo, sha, b"app.json")
+    if data is not None:
+        try:
+            env = {**env, **parse_env(load(data).get("env"))}
+        except AppJsonError:
+            pass
+    return env, service
+
+
+def apply_render_variables(svc: Services, app: App, service: str | None, config: dict, out: Out) -> tuple[dict, list[str]]:
+    """The variables Render sets in every service (RENDER=true, ...), for an app with a
+    render.yaml: apps bind to 0.0.0.0, or set STATIC_ROOT, only when they see them. A value the
+    app's config already has is kept."""
+    if service is None:
+        return config, []
+    host = svc.settings.app_host(app.name)
+    wanted = render_variables(service, host, svc.settings.router_url.replace("<app>", app.name))
+    added = sorted(k for k in wanted if k not in config)
+    if added:
+        out(f"-----> Setting Render's variables: {', '.join(added)}")
+    return {**{k: wanted[k] for k in added}, **config}, added
+
+
+def attach_render_addons(svc: Services, app: App, render: dict, config: dict, user: str, out: Out
+                         ) -> tuple[dict, list[str]]:
+    """render.yaml's databases and redis services as add-ons of the app (created on the first push
+    that names them, found again by their config var later), and the envVars that come from them.
+    Returns (config with their URLs, the keys set). The caller holds the app's lock."""
+    config = dict(config)
+    changed: list[str] = []
+    urls: dict[tuple[str, str], str] = {}
+    attached = {a.var: a for a in svc.store.attachments(app=app)}
+    for spec in render.get("addons", []):
+        kind, name, var = spec["kind"], spec["name"], spec["var"]
+        att = attached.get(var)
+        if att is None and var in config:
+            out(f"       render.yaml: {var} is already set, so no {kind} is created for {name}")
+            urls[(kind, name)] = config[var]
+            continue
+        if att is None:
+            as_name = None if var == addon_kinds.kind_of(kind).var else var
+            addon = provision(svc, app, kind, as_name, user, out)
+            att = svc.store.get_attachment(addon, app)
+            out(f"-----> render.yaml: {kind} {name} is the add-on {addon.name}, attached as {var}")
+        else:
+            addon = svc.store.get_addon(att.addon)
+        urls[(kind, name)] = url(svc, addon, att)
+        if config.get(var) != urls[(kind, name)]:
+            config[var] = urls[(kind, name)]
+            changed.append(var)
+    for key, ref in sorted(render.get("env_from", {}).items()):
+        value = property_value(urls[(ref["kind"], ref["name"])], ref["property"])
+        if config.get(key) != value:
+            config[key] = value
+            changed.append(key)
+            out(f"-----> Setting {key} from render.yaml ({ref['property']} of {ref['name']})")
+    return config, changed
 
 
 def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
@@ -44,10 +118,11 @@ def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
             continue
         if "value" in spec:
             new[key] = spec["value"]
-            out(f"-----> Setting {key} from app.json's default")
+            out(f"-----> Setting {key} from {spec.get('from', 'app.json')}'s default")
         elif spec.get("generator") == "secret":
             new[key] = secrets.token_hex(32)        # 64 hex characters, as Heroku generates
-            out(f"-----> Generated a secret value for {key} (app.json generator: secret)")
+            how = "generateValue" if spec.get("from") == "render.yaml" else "generator: secret"
+            out(f"-----> Generated a secret value for {key} ({spec.get('from', 'app.json')} {how})")
         else:
             continue
         added.append(key)

@@ -77,12 +77,18 @@ class Push:
         app = svc.store.get_app(self.app_name)
         current = svc.store.current_release(app)
         config = current.config if current else {}
-        # app.json's env defaults and generated secrets: in the build's environment too
-        config, added = app_json.apply_env(app_json.env_in_commit(repo, sha), config, out)
+        # app.json's (and render.yaml's) env defaults and generated secrets: in the build's environment too
+        env, render_service = app_json.env_in_commit(repo, sha)
+        config, added = app_json.apply_env(env, config, out)
+        config, render_vars = app_json.apply_render_variables(svc, app, render_service, config, out)
         build, manifest = _build(svc, app, repo, sha.decode(), config, out, cancelled,
                                  svc.store.get_user(user))
         if cancelled():
             raise BadRequest("The push was interrupted; nothing was released.")
+        if manifest.get("render"):
+            config, from_addons = app_json.attach_render_addons(svc, app, manifest["render"], config, user, out)
+            added += [k for k in from_addons if k not in added]
+        added += render_vars
         first = app_json.is_first_deploy(svc, app)
         if first and manifest.get("formation"):
             app_json.apply_formation(svc, app, manifest["formation"], build.process_types, out)
@@ -90,7 +96,8 @@ class Push:
         if stopped:   # like Dokku: a deploy starts what `ps:stop` stopped
             out(f"-----> Starting {', '.join(stopped)} (stopped with ps:stop)")
             svc.store.set_stopped(app, stopped, False)
-        description = f"Deploy {sha.decode()[:8]}" + (f"; set {', '.join(added)} from app.json" if added else "")
+        description = f"Deploy {sha.decode()[:8]}" + (f"; set {', '.join(added)} from {'render.yaml' if render_service else 'app.json'}"
+                                                      if added else "")
         try:
             release = _release(svc, app, build, config, description, user, out)
         except BaseException:

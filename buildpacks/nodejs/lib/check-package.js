@@ -3,6 +3,8 @@
 //   check-package.js --package-manager FILE NAME  the npm spec to install NAME (yarn/pnpm) with:
 //                                      packageManager's version when it names NAME, else NAME@<default>
 //   check-package.js --explain-web FILE  say what the default web process is, or that a Procfile is needed
+//   check-package.js --static-output FILE  the folder to serve when the build's output is a static site
+//                                      (Vite, Create React App, next export), else nothing
 "use strict";
 const fs = require("fs");
 const args = process.argv.slice(2);
@@ -38,10 +40,45 @@ if (mode === "--check") {
   // yarn 2+ is not published as `yarn` on the registry: classic yarn 1 serves its lockfiles.
   if (m && m[1] === name && !(name === "yarn" && !m[2].startsWith("1."))) console.log(`${name}@${m[2]}`);
   else console.log(name === "yarn" ? "yarn@1" : `${name}@latest`);
+} else if (mode === "--static-output") {
+  console.log(staticOutput(data));
 } else if (mode === "--explain-web") {
-  if (fs.existsSync("Procfile")) process.exit(0);
+  if (fs.existsSync("Procfile") || process.env.DOCKYARD_WEB_DECLARED) process.exit(0);
   const start = data.scripts && data.scripts.start;
   if (start) console.log(`-----> Default web process: npm start (${start})`);
   else if (fs.existsSync("server.js")) console.log("-----> Default web process: npm start (node server.js)");
   else console.log("-----> No start script in package.json and no server.js: add `\"start\"` to scripts or a Procfile.");
+}
+
+// A development server is not a production start command: CRA's `start` is one, and Vite's and
+// Next's output has no server of its own once exported.
+function isDevServer(start) {
+  return /^(react-scripts start|vite( dev| serve| preview)?|ng serve|vue-cli-service serve|parcel( serve)?|next dev|gatsby develop|astro dev|react-app-rewired start|craco start)(\s|$)/.test(start.trim());
+}
+
+function staticJsonRoot() {
+  if (!fs.existsSync("static.json")) return "";
+  let conf;
+  try {
+    conf = JSON.parse(fs.readFileSync("static.json", "utf8"));
+  } catch (e) {
+    console.error(` !     static.json is not valid JSON (${e.message}): fix it.`);
+    process.exit(1);
+  }
+  return String((conf && conf.root) || "public_html/");
+}
+
+function staticOutput(pkg) {
+  if (fs.existsSync("Procfile") || process.env.DOCKYARD_WEB_DECLARED) return "";
+  const scripts = pkg.scripts || {};
+  const start = String(scripts.start || "");
+  let root = staticJsonRoot();
+  if (!root && (scripts.build || scripts["heroku-postbuild"])) {
+    root = ["dist", "build", "out"].find((d) => fs.existsSync(`${d}/index.html`)) || "";
+  }
+  root = root.replace(/^\.\//, "").replace(/\/+$/, "") || ".";
+  if (root.split("/").includes("..") || root.startsWith("/") || !fs.existsSync(root)) return "";
+  if (start && !isDevServer(start) && !(start.startsWith("next start") && root === "out")) return "";
+  if (!start && fs.existsSync("server.js")) return "";
+  return root;
 }

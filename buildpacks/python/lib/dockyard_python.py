@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
             for n, line in failing_requirement_lines(_read(args[0]) or "", _read(args[1]) or ""):
                 print(f" !     requirements.txt line {n}: {line}")
         elif cmd == "explain-web":
-            if os.path.isfile(os.path.join(args[0], "Procfile")):
+            if os.path.isfile(os.path.join(args[0], "Procfile")) or os.environ.get("DOCKYARD_WEB_DECLARED"):
                 return 0
             web, why = default_web(*_app_facts(args[0]))
             print(f"-----> Default web process: {web} ({why})" if web else f"-----> {why}")

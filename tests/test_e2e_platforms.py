@@ -1,0 +1,97 @@
+"""Apps written for Render, and static JavaScript builds, pushed unchanged with plain `git push`
+and answering their own page through the router: a render.yaml app (build command, pre-deploy
+migration against the Postgres add-on its `databases:` asks for, envVars from a value, a group,
+a generated secret and the database, a worker and a cron job, Render's own variables, and a
+server that binds to localhost unless RENDER is set); a JavaScript app whose `build` script
+writes dist/ (Vite's shape) served as a static site. One platform for the module; each push is
+timed (cold: a new app; warm: the same app again) for the notes."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import make_app_repo, run, start_platform, stop_platform, unique_app
+
+pytestmark = pytest.mark.e2e
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def pf(tmp_path_factory):
+    p = start_platform(tmp_path_factory.mktemp("platforms"), DOCKYARD_HEALTH_TIMEOUT="30")
+    try:
+        yield p
+    finally:
+        stop_platform(p)
+        vols = run(["docker", "volume", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"],
+                   check=False).stdout.split()
+        if vols:
+            run(["docker", "volume", "rm", "-f", *vols], check=False)
+
+
+def sample(name: str) -> dict[str, bytes]:
+    root = SAMPLES / name
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def create(pf, tmp_path, prefix: str, files: dict) -> tuple[str, Path]:
+    name = unique_app(prefix)
+    repo = make_app_repo(tmp_path / name, files, pf)
+    pf.cli("apps:create", name, cwd=repo)
+    return name, repo
+
+
+def timed_push(pf, repo: Path, label: str, check: bool = True):
+    started = time.monotonic()
+    proc = pf.git("push", "dockyard", "main", cwd=repo, check=False, timeout=900)
+    print(f"\npush time {label}: {time.monotonic() - started:.1f} s")
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_render_yaml_app_with_database_worker_cron_and_render_variables(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "render", sample("render"))
+    out = timed_push(pf, repo, "render.yaml (python + postgres) cold").stderr
+    assert "render.yaml: service render-sample; processes queue, web; 1 cron job(s); add-ons sampledb (postgres)" \
+        in out, out
+    assert "Setting Render's variables: IS_PULL_REQUEST, RENDER, RENDER_EXTERNAL_HOSTNAME" in out
+    assert "Generated a secret value for SECRET_KEY (render.yaml generateValue)" in out
+    assert "Running render.yaml buildCommand: pip install -r requirements.txt && python build.py" in out
+    assert "attached as DATABASE_URL" in out and "Setting DB_HOST from render.yaml (host of sampledb)" in out
+    assert "migrated" in out                                   # preDeployCommand, with the database
+    host = f"{name}.{pf.domain}"
+    page = f"hello from render.yaml; service=render-sample host={host} secret=64 db_host=True migrations=1; " \
+           "built with RENDER=true MODE=render-demo\n"
+    assert pf.curl(name) == (200, page)
+    ps = pf.cli("ps", "-a", name).stdout
+    assert "queue" in ps and "web" in ps, ps
+    addons = pf.cli("addons", "-a", name).stdout
+    assert "DATABASE_URL" in addons, addons
+    secret = pf.cli("config:get", "SECRET_KEY", "-a", name).stdout.strip()
+    assert len(secret) == 64 and secret not in out
+    # a warm push: the same add-on, a second migration, nothing created twice
+    make_app_repo(repo, {"worker.py": sample("render")["worker.py"] + b"# again\n"}, pf)
+    again = timed_push(pf, repo, "render.yaml (python + postgres) warm").stderr
+    assert "Creating postgres" not in again and "Setting Render's variables" not in again, again
+    assert pf.curl(name) == (200, page.replace("migrations=1", "migrations=2"))
+    assert len(pf.cli("addons", "-a", name).stdout.strip().splitlines()) == len(addons.strip().splitlines())
+    listing = pf.cli("cron", "-a", name).stdout      # the cron job runs as app.json's do (seen in the conventions test)
+    assert "echo cron-ran mode=$MODE" in listing and "next run" in listing, listing
+
+
+def test_static_javascript_build_is_served_without_node(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "vite", sample("vite-static"))
+    out = timed_push(pf, repo, "static JS build (dist/) cold").stderr
+    assert "Running: npm run build" in out and "Static build output in dist/: served by busybox httpd" in out, out
+    assert "Vendored Node.js" not in out
+    code, body = pf.curl(name)
+    assert code == 200 and "<h1>built by vite-shaped build</h1>" in body, (code, body)
+    # a single-page app: an unknown path gets index.html (the client-side router's page)
+    assert "<h1>built by vite-shaped build</h1>" in pf.curl(name, "/some/client/route")[1]
+    assert pf.curl(name, "/assets/app.js") == (200, "console.log('hi');\n")
+    make_app_repo(repo, {"src/title.txt": "built again"}, pf)
+    timed_push(pf, repo, "static JS build (dist/) warm")
+    assert "<h1>built again</h1>" in pf.curl(name)[1]
