@@ -2,6 +2,10 @@
 manifest app.json gives, its connection properties and variables."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +101,28 @@ def test_read_manifest_takes_render_health_check_and_says_what_it_read(tmp_path)
     assert manifest["scripts"]["predeploy"] == "python migrate.py"
     assert "render.yaml: service render-sample; processes queue, web; 1 cron job(s); add-ons sampledb (postgres)" \
         in "\n".join(lines)
+
+
+CHECK_PACKAGE = Path(__file__).resolve().parent.parent / "buildpacks" / "nodejs" / "lib" / "check-package.js"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (scripts/install.sh installs it)")
+@pytest.mark.parametrize("scripts, files, served", [
+    ({"dev": "vite", "build": "vite build"}, ["dist/index.html"], "dist"),                       # Vite
+    ({"start": "react-scripts start", "build": "react-scripts build"}, ["build/index.html"], "build"),  # CRA
+    ({"start": "next start", "build": "next build"}, ["out/index.html"], "out"),                # next export
+    ({"start": "node server.js", "build": "vite build"}, ["dist/index.html"], ""),              # its own server
+    ({"build": "tsc"}, ["dist/index.js"], ""),                                                  # not a site
+    ({"build": "vite build"}, ["dist/index.html", "Procfile"], ""),                             # a Procfile wins
+    ({"build": "x"}, ["site/index.html", "static.json"], "site"),                              # static.json root
+    ({}, ["dist/index.html"], ""),                                                              # no build script
+])
+def test_static_javascript_build_detection(tmp_path, scripts, files, served):
+    (tmp_path / "package.json").write_text(json.dumps({"name": "x", "scripts": scripts}))
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text('{"root": "site/"}' if rel == "static.json" else "x")
+    proc = subprocess.run(["node", str(CHECK_PACKAGE), "--static-output", "package.json"], cwd=tmp_path,
+                          capture_output=True, text=True, check=True,
+                          env={k: v for k, v in os.environ.items() if k != "DOCKYARD_WEB_DECLARED"})
+    assert proc.stdout.strip() == served

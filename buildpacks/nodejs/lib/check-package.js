@@ -76,6 +76,7 @@ function staticOutput(pkg) {
   if (!root && (scripts.build || scripts["heroku-postbuild"])) {
     root = ["dist", "build", "out"].find((d) => fs.existsSync(`${d}/index.html`)) || "";
   }
+  if (!root) return "";
   root = root.replace(/^\.\//, "").replace(/\/+$/, "") || ".";
   if (root.split("/").includes("..") || root.startsWith("/") || !fs.existsSync(root)) return "";
   if (start && !isDevServer(start) && !(start.startsWith("next start") && root === "out")) return "";
