@@ -95,3 +95,18 @@ def test_static_javascript_build_is_served_without_node(pf, tmp_path):
     make_app_repo(repo, {"src/title.txt": "built again"}, pf)
     timed_push(pf, repo, "static JS build (dist/) warm")
     assert "<h1>built again</h1>" in pf.curl(name)[1]
+
+
+def test_yarn_berry_app_installs_with_the_yarn_its_package_json_names(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "yarn4", sample("yarn-berry"))
+    out = timed_push(pf, repo, "yarn 4 (packageManager) cold").stderr
+    assert "Installing @yarnpkg/cli-dist@4.18.1 from the npm registry" in out, out
+    assert "yarn install --immutable (yarn 4.18.1, nodeLinker node-modules)" in out, out
+    assert pf.curl(name) == (200, "yarn berry app: 2m in ms is 90000\n")
+    # a broken lockfile: the push shows yarn's own error, not only its warnings
+    make_app_repo(repo, {"package.json": sample("yarn-berry")["package.json"].replace(b'"2.1.3"', b'"2.1.2"')}, pf)
+    bad = timed_push(pf, repo, "yarn 4 (lockfile out of date)", check=False)
+    assert bad.returncode != 0
+    assert "yarn-berry could not install the dependencies (exit 1). Its errors:" in bad.stderr, bad.stderr
+    assert "lockfile would have been modified" in bad.stderr, bad.stderr
+    assert pf.curl(name) == (200, "yarn berry app: 2m in ms is 90000\n")
