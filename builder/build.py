@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.piku import PikuError, serve_types
 from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
@@ -128,6 +129,12 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
         head = f"-----> Building {job.app} ({job.commit[:8]})"
         if method == "heroku.yml":
             yml = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
+        if method == "heroku.yml" and yml.languages:
+            say(f"{head} with buildpacks (heroku.yml build.languages: {', '.join(yml.languages)})")
+            port = None
+            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled,
+                                                      manifest.get("render", {}), yml)
+        elif method == "heroku.yml":
             process_types = yml.process_types
             method = f"heroku.yml ({yml.dockerfile})"
             say(f"{head} with heroku.yml: {yml.dockerfile}")
@@ -163,12 +170,23 @@ def _routed_port(engine: BuildEngine, job: BuildJob, config: BuildConfig, say: O
 
 
 def _build_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
-                      say: Out, cancelled: Cancelled, render: dict) -> tuple[dict, str]:
-    """Process types: the Procfile wins, then render.yaml's commands, then the buildpacks' defaults."""
+                      say: Out, cancelled: Cancelled, render: dict, yml=None) -> tuple[dict, str]:
+    """Process types: heroku.yml's `run` (a `build.languages` build) wins, then the Procfile, then
+    render.yaml's commands, then the buildpacks' defaults."""
     procfile = parse_procfile((src / "Procfile").read_bytes()) if (src / "Procfile").is_file() else {}
+    try:
+        procfile, served = serve_types(procfile)
+    except PikuError as e:
+        raise BuildError(e.message) from None
+    for line in served:
+        say(f"-----> Procfile {line} (piku's convention)")
+    if yml is not None and yml.process_types:
+        say("-----> heroku.yml run declares types: " + ", ".join(sorted(yml.process_types)))
+        procfile = {**procfile, **yml.process_types}
     web_declared = "render.yaml" if "web" in render.get("process_types", {}) and "web" not in procfile else ""
     defaults, method = build_with_buildpacks(engine, config, job, src, workdir, say, cancelled,
-                                             render.get("build_command", ""), web_declared)
+                                             render.get("build_command", ""), web_declared,
+                                             yml.languages if yml is not None else ())
     render_types = {k: v for k, v in render.get("process_types", {}).items() if k not in procfile}
     if render_types:
         say("-----> render.yaml declares types: " + ", ".join(sorted(render_types)))

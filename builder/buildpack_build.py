@@ -140,17 +140,20 @@ def container_clone(engine: BuildEngine, config: BuildConfig, job: BuildJob, can
 
 
 def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
-                          say: Out, cancelled: Cancelled, build_command: str = "", web_declared: str = ""
-                          ) -> tuple[dict, str]:
+                          say: Out, cancelled: Cancelled, build_command: str = "", web_declared: str = "",
+                          languages: tuple[str, ...] = ()) -> tuple[dict, str]:
     """Compile `src` with buildpacks and build the image `job.tag`. `build_command` (render.yaml's
     buildCommand) runs after them in the same container, with the app's config in its
     environment. `web_declared` names the file that gives the web command (render.yaml). Returns (process type defaults from bin/release, the method string recorded
     with the build)."""
     bp_file = src / ".buildpacks"
     refs, source = select_buildpacks(job.config, bp_file.read_text(errors="replace") if bp_file.is_file() else None,
-                                     config.buildpack_paths)
+                                     config.buildpack_paths, languages)
     if source != "detect":
-        say(f"-----> Buildpacks from {source}: {', '.join(r.label for r in refs)}")
+        say(f"-----> Buildpacks from {source}: {', '.join(r.alias or r.label for r in refs)}")
+    for r in refs:
+        if r.alias:
+            say(f"       {redact_url_credentials(r.alias)[:80]} is Dockyard's shipped {r.value} buildpack (nothing is fetched)")
     for r in refs:   # the operator's dir, not a link from it to elsewhere
         real = os.path.realpath(r.value) if r.kind == "path" else ""
         if r.kind == "path" and not any(real == p or real.startswith(p + "/") for p in config.buildpack_paths):

@@ -17,11 +17,22 @@ from .errors import BuildError
 # Detection order of the shipped buildpacks (buildpacks/<name>): deterministic, reported.
 BUILTIN_ORDER: tuple[str, ...] = ("python", "nodejs", "go", "static")
 LOOKS_FOR: dict[str, str] = {
-    "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock",
+    "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock (or .py files with a Procfile)",
     "nodejs": "package.json",
     "go": "go.mod or *.go files",
     "static": "index.html or a public/ directory",
 }
+# Run only when chosen by name: it builds nothing (the Procfile runs on the stack as it is).
+NULL = "null"
+LOOKS_FOR[NULL] = "nothing (chosen by name only: it builds nothing)"
+# Buildpacks other platforms name by owner/name or URL that are the shipped ones (forks are not).
+_REGISTRY_NAME = re.compile(r"^(heroku|heroku-community)/([a-z0-9-]+)$")
+_OFFICIAL_URL = re.compile(
+    r"^(?:https?|git)://(?:github\.com/(?:heroku|heroku-community|dokku)/(?:heroku-)?buildpack-([a-z0-9-]+?)"
+    r"|github\.com/ryandotsmith/(null)-buildpack"
+    r"|buildpack-registry\.s3\.amazonaws\.com/buildpacks/(?:heroku|heroku-community)/([a-z0-9-]+)\.tgz)"
+    r"(?:\.git)?/?$")
+_ALIASES = {"node": "nodejs", "golang": "go"}
 MARKER = "@@dockyard "
 # Cloned inside an unprivileged container: network transports only (never file://, ext:: or a
 # host path, which would reach the platform's own files).
@@ -42,6 +53,7 @@ class BuildpackRef:
     value: str
     ref: str = ""
     auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    alias: str = field(default="", compare=False)    # how the app named a shipped one (heroku/python)
 
     @property
     def label(self) -> str:
@@ -75,14 +87,43 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots if r.startswith("/"))
 
 
+def shipped_names() -> tuple[str, ...]:
+    return (*BUILTIN_ORDER, NULL)
+
+
+def well_known(text: str) -> tuple[str | None, str]:
+    """(the shipped buildpack that a Heroku/Dokku name or official URL means, or None; the
+    language it names). `heroku/python`, `https://github.com/heroku/heroku-buildpack-python.git`,
+    `https://github.com/dokku/buildpack-null` ..."""
+    url = text.strip().partition("#")[0].lower()
+    m = _REGISTRY_NAME.match(url)
+    name = m.group(2) if m else None
+    if name is None:
+        m = _OFFICIAL_URL.match(url)
+        name = next((g for g in m.groups() if g), None) if m else None
+    if name is None:
+        return None, ""
+    name = _ALIASES.get(name, name)
+    return (name if name in shipped_names() else None), name
+
+
 def parse_buildpack_ref(text: str, where: str, allowed_paths: tuple[str, ...] = ()) -> BuildpackRef:
-    """One buildpack reference: a shipped name (`python`), a git URL (`https://host/repo.git#v1`),
-    or an absolute path inside a directory the operator allowed (DOCKYARD_BUILDPACK_PATHS; none
-    by default: a tenant's path would bind-mount the host into the build)."""
+    """One buildpack reference: a shipped name (`python`), a Heroku/Dokku name or official URL
+    of one (`heroku/python`), a git URL (`https://host/repo.git#v1`), or an absolute path inside
+    a directory the operator allowed (DOCKYARD_BUILDPACK_PATHS; none by default: a tenant's path
+    would bind-mount the host into the build)."""
     text = text.strip()
-    if text in BUILTIN_ORDER:
+    if text in shipped_names():
         return BuildpackRef("builtin", text)
+    shipped, language = well_known(text)
+    if shipped:
+        return BuildpackRef("builtin", shipped, alias=text)
     shown = redact_url_credentials(text)[:80]
+    if language and _REGISTRY_NAME.match(text.lower()):
+        raise BuildpackError(
+            f"{where}: {shown!r} is Heroku's {language} buildpack, which Dockyard does not ship (shipped: "
+            f"{', '.join(shipped_names())}): give its git URL to fetch it (e.g. "
+            f"https://github.com/heroku/heroku-buildpack-{language}), or use a Dockerfile.")
     if text.startswith("/"):
         if any(p == ".." for p in text.split("/")):
             raise BuildpackError(f"{where}: the buildpack path {shown!r} contains '..': give its absolute path.")
@@ -96,21 +137,27 @@ def parse_buildpack_ref(text: str, where: str, allowed_paths: tuple[str, ...] = 
     if _GIT_URL.match(url):
         clean, auth = split_credentials(url)
         return BuildpackRef("git", clean, ref, auth)
-    shipped = ", ".join(BUILTIN_ORDER)
+    shipped = ", ".join(shipped_names())
     raise BuildpackError(
         f"{where}: {shown!r} is not a buildpack: use one of the shipped ones ({shipped}) or a git URL "
         "(https://host/repo.git; '#ref' picks a branch or tag). file://, ssh and host paths are refused.")
 
 
 def select_buildpacks(config: dict[str, str], buildpacks_file: str | None,
-                      allowed_paths: tuple[str, ...] = ()) -> tuple[list[BuildpackRef], str]:
-    """Which buildpacks to run, and why. BUILDPACK_URL in the app's config wins, then a
-    `.buildpacks` file (one per line, all run in order), else the shipped ones in detection
-    order (the first that detects is used). Returns (refs, source) where source is
-    'BUILDPACK_URL', '.buildpacks' or 'detect'."""
+                      allowed_paths: tuple[str, ...] = (), languages: tuple[str, ...] = ()
+                      ) -> tuple[list[BuildpackRef], str]:
+    """Which buildpacks to run, and why. BUILDPACK_URL in the app's config wins, then
+    heroku.yml's `build.languages`, then a `.buildpacks` file (one per line, all run in order),
+    else the shipped ones in detection order (the first that detects is used). Returns (refs,
+    source) where source is 'BUILDPACK_URL', 'heroku.yml', '.buildpacks' or 'detect'."""
     url = (config.get("BUILDPACK_URL") or "").strip()
     if url:
         return [parse_buildpack_ref(url, "BUILDPACK_URL", allowed_paths)], "BUILDPACK_URL"
+    if languages:
+        # a bare language is Heroku's buildpack of it (`go` -> heroku/go)
+        return [parse_buildpack_ref(f"heroku/{lang}" if re.fullmatch(r"[a-z0-9-]+", lang) else lang,
+                                    f"heroku.yml build.languages[{i}]", allowed_paths)
+                for i, lang in enumerate(languages)], "heroku.yml"
     if buildpacks_file is not None:
         refs = []
         for lineno, raw in enumerate(buildpacks_file.splitlines(), 1):

@@ -8,6 +8,7 @@ import stat
 
 from core.appjson import AppJsonError, load, parse_env
 from core.models import App, Release
+from core.piku import parse_env_file
 from core.renderyaml import parse_render_yaml, property_value, render_variables
 
 from . import addon_kinds, tenancy
@@ -15,6 +16,10 @@ from .addon_ops import provision, url
 from .rollout import default_quantities
 from .services import Out, Services
 from .tenancy import QuotaExceeded
+
+
+# Where a default value came from, as the push output says it.
+SOURCES = {"render.yaml": "render.yaml's value", "ENV": "piku's ENV file"}
 
 
 def is_first_deploy(svc: Services, app: App) -> bool:
@@ -35,17 +40,21 @@ def _blob(repo, sha: bytes, name: bytes) -> bytes | None:
 
 
 def env_in_commit(repo, sha: bytes) -> tuple[dict, str | None]:
-    """(app.json's `env` merged over render.yaml's envVars, the render.yaml web service's name
-    or None) in the pushed commit, read before the build so generated secrets and defaults are
-    in the build's environment too; empty when absent or unreadable (the build then reports
-    what is wrong with the file)."""
+    """(app.json's `env` merged over render.yaml's envVars and piku's ENV file, the render.yaml
+    web service's name or None) in the pushed commit, read before the build so generated
+    secrets and defaults are in the build's environment too; empty when absent or unreadable
+    (the build then reports what is wrong with the file)."""
     env: dict = {}
     service = None
+    piku = _blob(repo, sha, b"ENV")
+    if piku is not None:
+        env = {k: {"required": False, "value": v, "from": "ENV"}
+               for k, v in parse_env_file(piku.decode("utf-8", "replace")).items()}
     render = _blob(repo, sha, b"render.yaml")
     if render is not None:
         try:
             manifest, _ = parse_render_yaml(render.decode("utf-8", "replace"))
-            env = {k: {**v, "from": "render.yaml"} for k, v in manifest.get("env", {}).items()}
+            env = {**env, **{k: {**v, "from": "render.yaml"} for k, v in manifest.get("env", {}).items()}}
             service = manifest["render"]["service"]
         except AppJsonError:
             pass
@@ -118,7 +127,8 @@ def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
             continue
         if "value" in spec:
             new[key] = spec["value"]
-            out(f"-----> Setting {key} from {spec.get('from', 'app.json')}'s default")
+            source = SOURCES.get(spec.get("from", ""), "app.json's default")
+            out(f"-----> Setting {key} from {source}")
         elif spec.get("generator") == "secret":
             new[key] = secrets.token_hex(32)        # 64 hex characters, as Heroku generates
             how = "generateValue" if spec.get("from") == "render.yaml" else "generator: secret"

@@ -203,8 +203,7 @@ def test_python_install_plan_order():
     assert pyb.install_plan({"Pipfile.lock", "requirements.txt"}) == "Pipfile.lock"
     assert pyb.install_plan({"requirements.txt", "pyproject.toml"}) == "requirements.txt"
     assert pyb.install_plan({"pyproject.toml"}) == "pyproject.toml"
-    with pytest.raises(ValueError, match="No dependency file"):
-        pyb.install_plan({"app.py"})
+    assert pyb.install_plan({"app.py"}) == "none"      # a dependency-free app (Dokku's, piku's) installs nothing
 
 
 def test_pipfile_lock_to_requirements():

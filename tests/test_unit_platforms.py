@@ -1,7 +1,9 @@
 """Pure logic of other platforms' conventions: Render's blueprint (render.yaml) read into the
-manifest app.json gives, its connection properties and variables."""
+manifest app.json gives, its connection properties and variables; static JavaScript builds;
+Heroku's and Dokku's buildpack names and URLs; heroku.yml's build.languages."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -10,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from builder.buildpacks import BuildpackError, parse_buildpack_ref, select_buildpacks
+from builder.errors import BuildError
+from builder.herokuyml import parse_heroku_yml
 from builder.manifest import read_manifest
+from core.piku import PikuError, parse_env_file, serve_types
 from core.renderyaml import RenderYamlError, merge, parse_render_yaml, process_type, property_value
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -126,3 +132,89 @@ def test_static_javascript_build_detection(tmp_path, scripts, files, served):
                           capture_output=True, text=True, check=True,
                           env={k: v for k, v in os.environ.items() if k != "DOCKYARD_WEB_DECLARED"})
     assert proc.stdout.strip() == served
+
+
+@pytest.mark.parametrize("text, shipped", [
+    ("heroku/python", "python"), ("heroku/nodejs", "nodejs"), ("heroku/go", "go"),
+    ("heroku-community/static", "static"),
+    ("https://github.com/heroku/heroku-buildpack-python", "python"),
+    ("https://github.com/heroku/heroku-buildpack-python.git#v250", "python"),
+    ("https://github.com/heroku/heroku-buildpack-nodejs.git", "nodejs"),
+    ("https://github.com/heroku/heroku-buildpack-go/", "go"),
+    ("https://github.com/heroku/heroku-buildpack-static", "static"),
+    ("https://github.com/dokku/buildpack-null", "null"),
+    ("https://github.com/ryandotsmith/null-buildpack.git", "null"),
+    ("https://buildpack-registry.s3.amazonaws.com/buildpacks/heroku/python.tgz", "python"),
+    ("null", "null"),
+])
+def test_well_known_buildpacks_are_the_shipped_ones(text, shipped):
+    ref = parse_buildpack_ref(text, ".buildpacks line 1")
+    assert (ref.kind, ref.value) == ("builtin", shipped)
+    assert ref.alias == ("" if text == shipped else text)
+
+
+def test_other_buildpack_urls_are_still_cloned_and_unshipped_names_say_so():
+    fork = parse_buildpack_ref("https://github.com/someone/heroku-buildpack-python.git#main", "BUILDPACK_URL")
+    assert (fork.kind, fork.value, fork.ref) == ("git", "https://github.com/someone/heroku-buildpack-python.git", "main")
+    ruby = parse_buildpack_ref("https://github.com/heroku/heroku-buildpack-elixir", "BUILDPACK_URL")
+    assert ruby.kind == "git"
+    with pytest.raises(BuildpackError) as e:
+        parse_buildpack_ref("heroku/elixir", ".buildpacks line 2")
+    assert "Heroku's elixir buildpack, which Dockyard does not ship" in e.value.message
+    assert "https://github.com/heroku/heroku-buildpack-elixir" in e.value.message
+    # the null buildpack is never part of detection: it would match every app
+    assert "null" not in [r.value for r in select_buildpacks({}, None)[0]]
+
+
+def test_heroku_yml_languages_are_buildpacks_and_run_gives_commands():
+    yml = parse_heroku_yml("build:\n  languages:\n    - go\nrun:\n  web: bin/app --port $PORT\n")
+    assert yml.languages == ("go",) and yml.dockerfile == "" and yml.process_types == {"web": "bin/app --port $PORT"}
+    refs, source = select_buildpacks({}, ".buildpacks is ignored\n", languages=("go", "heroku/nodejs", "node"))
+    assert source == "heroku.yml" and [r.value for r in refs] == ["go", "nodejs", "nodejs"]
+    with pytest.raises(BuildpackError) as e:
+        select_buildpacks({}, None, languages=("elixir",))
+    assert "heroku.yml build.languages[0]" in e.value.message
+    for text, named in [("build:\n  languages: go\n", "must be a list"),
+                        ("build:\n  languages: [go]\n  docker: {web: Dockerfile}\n", "both `docker` and `languages`")]:
+        with pytest.raises(BuildError) as err:
+            parse_heroku_yml(text)
+        assert named in err.value.message
+
+
+_spec = importlib.util.spec_from_file_location("dockyard_python", Path(__file__).resolve().parent.parent
+                                               / "buildpacks/python/lib/dockyard_python.py")
+pyb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pyb)
+
+
+def test_asgi_apps_default_to_uvicorn_and_django_stays_wsgi():
+    fastapi = "from fastapi import FastAPI\n\napp = FastAPI()\n"
+    assert pyb.default_web(["fastapi"], {"main.py": fastapi})[0] == "uvicorn main:app --host 0.0.0.0 --port $PORT"
+    assert pyb.default_web(["gunicorn\nfastapi"], {"main.py": fastapi})[0].startswith("uvicorn main:app")
+    web, why = pyb.default_web(["fastapi"], {"main.py": fastapi, "app.py": "app = Starlette(routes=[])\n"})
+    assert web is None and "several ASGI apps" in why
+    django = {"mysite/wsgi.py": "application = get_wsgi_application()\n",
+              "mysite/asgi.py": "application = get_asgi_application()\n"}
+    assert pyb.default_web(["gunicorn"], django)[0] == "gunicorn mysite.wsgi:application --bind 0.0.0.0:$PORT"
+    # the server is added only when the app needs it and does not list it
+    assert pyb.servers_to_add(["fastapi==0.115.6\n"], {"main.py": fastapi}, None, False) == ["uvicorn"]
+    assert pyb.servers_to_add(["fastapi[standard]\n"], {"main.py": fastapi}, None, False) == []
+    assert pyb.servers_to_add(["uvicorn\n"], {"main.py": fastapi}, None, False) == []
+    assert pyb.servers_to_add(["fastapi"], {"main.py": fastapi}, None, True) == []          # render.yaml's web
+    assert pyb.servers_to_add([""], {}, "wsgi: app:application\n", False) == ["gunicorn"]
+    assert pyb.servers_to_add([""], {}, "web: python3 x.py\n", False) == []
+    assert pyb.install_plan({"app.py", "Procfile"}) == "none"
+
+
+def test_piku_procfile_servers_and_env_file():
+    types, said = serve_types({"wsgi": "app:application", "worker": "python3 w.py"})
+    assert types == {"web": "gunicorn app:application --bind 0.0.0.0:$PORT", "worker": "python3 w.py"}
+    assert said == ["wsgi: app:application is served by `gunicorn app:application --bind 0.0.0.0:$PORT`"]
+    assert serve_types({"asgi": "main:app"})[0] == {"web": "uvicorn main:app --host 0.0.0.0 --port $PORT"}
+    assert serve_types({"web": "x"}) == ({"web": "x"}, [])
+    for bad, named in [({"wsgi": "a:b", "web": "x"}, "wsgi and web"), ({"wsgi": "a;rm -rf /"}, "module and callable")]:
+        with pytest.raises(PikuError) as e:
+            serve_types(bad)
+        assert named in e.value.message
+    env = parse_env_file('# c\nGREETING="hello there"\nexport DEBUG=1  # on\nPORT=9000\nnot a line\nEMPTY=\n')
+    assert env == {"GREETING": "hello there", "DEBUG": "1", "EMPTY": ""}
