@@ -16,7 +16,7 @@ from core.piku import PikuError, serve_types
 from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
-from .buildpacks import merge_process_types
+from .buildpacks import merge_process_types, procfile_example
 from .dockerfile import referenced_images
 from .herokuyml import parse_heroku_yml
 from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, NoBuildMethod
@@ -192,8 +192,9 @@ def _build_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         say("-----> render.yaml declares types: " + ", ".join(sorted(render_types)))
     process_types = merge_process_types({**defaults, **render_types}, procfile)
     if not process_types:
+        used = method.partition(":")[2].partition(" (")[0].split(",")
         raise BuildError("The app has no process types: no Procfile, and the buildpack gave no default "
-                         "(see its message above). Add a Procfile, e.g. `web: gunicorn app:app`.")
+                         f"(see its message above). Add a Procfile, e.g. `{procfile_example(used)}`.")
     if procfile:
         say("-----> Procfile declares types: " + ", ".join(sorted(procfile)))
     extra = sorted(set(defaults) - set(procfile) - set(render_types))

@@ -228,6 +228,17 @@ def parse_release_yaml(text: str, buildpack: str) -> dict[str, str]:
     return out
 
 
+# A Procfile line that fits the app's language, for messages asking for one.
+_PROCFILE_EXAMPLES = {"python": "web: gunicorn app:app", "nodejs": "web: node server.js",
+                      "go": "web: bin/<your binary>", "static": "web: busybox httpd -f -p $PORT",
+                      NULL: "web: ./start.sh"}
+
+
+def procfile_example(buildpacks: list[str]) -> str:
+    """`web: ...` for the first buildpack that has an example (the shipped ones)."""
+    return next((_PROCFILE_EXAMPLES[b] for b in buildpacks if b in _PROCFILE_EXAMPLES), "web: <command that serves $PORT>")
+
+
 def merge_process_types(defaults: dict[str, str], procfile: dict[str, str] | None) -> dict[str, str]:
     """Procfile entries win over the buildpacks' defaults (Heroku's rule)."""
     merged = dict(defaults)

@@ -110,3 +110,75 @@ def test_yarn_berry_app_installs_with_the_yarn_its_package_json_names(pf, tmp_pa
     assert "yarn-berry could not install the dependencies (exit 1). Its errors:" in bad.stderr, bad.stderr
     assert "lockfile would have been modified" in bad.stderr, bad.stderr
     assert pf.curl(name) == (200, "yarn berry app: 2m in ms is 90000\n")
+
+
+def test_python_app_with_no_requirements_and_the_null_buildpack_by_its_dokku_url(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "nodeps", sample("python-nodeps"))
+    out = timed_push(pf, repo, "python, no requirements file (Dokku smoke test) cold").stderr
+    assert "Python app detected" in out and "no dependencies to install" in out, out
+    assert pf.curl(name) == (200, "python with no dependencies, venv=/app/.heroku/python\n")
+    # Dokku's null buildpack by URL: the shipped one, not a clone; the Procfile runs on the stack
+    pf.cli("config:set", "BUILDPACK_URL=https://github.com/dokku/buildpack-null", "-a", name)
+    make_app_repo(repo, {"README": "null buildpack\n"}, pf)
+    out = timed_push(pf, repo, "null buildpack (BUILDPACK_URL) warm").stderr
+    assert "https://github.com/dokku/buildpack-null is Dockyard's shipped null buildpack (nothing is fetched)" in out
+    assert "Fetching buildpack" not in out and "Null buildpack: nothing to build" in out, out
+    assert pf.curl(name) == (200, "python with no dependencies, venv=none\n")
+
+
+def test_piku_wsgi_procfile_and_env_file(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "piku", sample("piku-wsgi"))
+    out = timed_push(pf, repo, "piku wsgi: + ENV cold").stderr
+    assert "Setting GREETING from piku's ENV file" in out and "Setting PORT" not in out, out
+    assert "Installing gunicorn (the app is served by it" in out
+    assert "Procfile wsgi: app:application is served by `gunicorn app:application --bind 0.0.0.0:$PORT`" in out
+    assert pf.curl(name) == (200, "hello from piku via gunicorn\n")
+    make_app_repo(repo, {"app.py": sample("piku-wsgi")["app.py"] + b"# again\n"}, pf)
+    assert "Dependencies unchanged" in timed_push(pf, repo, "piku wsgi: + ENV warm").stderr
+    assert pf.curl(name) == (200, "hello from piku via gunicorn\n")
+
+
+def test_fastapi_app_without_procfile_is_served_by_uvicorn(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "fastapi", sample("fastapi"))
+    out = timed_push(pf, repo, "FastAPI, no Procfile cold").stderr
+    assert "Installing uvicorn (the app is served by it and its dependencies do not list it)" in out, out
+    assert "Default web process: uvicorn main:app --host 0.0.0.0 --port $PORT" in out, out
+    assert pf.curl(name) == (200, '{"hello":"from fastapi"}')
+    make_app_repo(repo, {"main.py": sample("fastapi")["main.py"].replace(b'"from fastapi"', b'"again"')}, pf)
+    timed_push(pf, repo, "FastAPI, no Procfile warm")
+    assert pf.curl(name) == (200, '{"hello":"again"}')
+
+
+def test_heroku_yml_build_languages_builds_with_those_buildpacks(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "hyml", sample("heroku-yml-go"))
+    out = timed_push(pf, repo, "heroku.yml build.languages [go] cold").stderr
+    assert "with buildpacks (heroku.yml build.languages: go)" in out, out
+    assert "Buildpacks from heroku.yml: heroku/go" in out and "heroku/go is Dockyard's shipped go buildpack" in out
+    assert "heroku.yml run declares types: web" in out
+    assert pf.curl(name) == (200, "go built from heroku.yml build.languages\n")
+
+
+CRASHES_WITH_A_DATABASE = {
+    "Dockerfile": "FROM dockyard-test/busybox:1\nCOPY web.sh /web.sh\nCMD [\"/bin/sh\", \"/web.sh\"]\n",
+    "web.sh": 'if [ -n "$DATABASE_URL" ]; then echo "refusing to start with a database"; exit 1; fi\n'
+              'mkdir -p /tmp/www && echo ok > /tmp/www/index.html\nexec httpd -f -p "$PORT" -h /tmp/www\n',
+}
+
+
+def test_addon_whose_config_release_fails_is_removed_again_and_config_has_no_url(pf, tmp_path, busybox_base):
+    name, repo = create(pf, tmp_path, "pgfail", CRASHES_WITH_A_DATABASE)
+    # a config change before any code: nothing is said to restart
+    said = pf.cli("config:set", "MODE=x", "-a", name).stdout
+    assert "has no code deployed yet" in said and "restarting" not in said, said
+    timed_push(pf, repo, "busybox Dockerfile cold")
+    assert pf.curl(name) == (200, "ok\n")
+    proc = pf.cli("addons:create", "postgres", "-a", name, check=False)
+    assert proc.returncode != 0
+    assert "was removed again (it held no data yet)" in proc.stderr and "neither it nor DATABASE_URL" in proc.stderr, \
+        proc.stderr
+    assert "DATABASE_URL" not in pf.cli("config", "-a", name).stdout
+    assert "has no add-ons" in pf.cli("addons", "-a", name).stdout
+    services = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.instance={pf.name}",
+                    "--filter", "label=dockyard.addon"], check=False).stdout.split()
+    assert services == [], services
+    assert pf.curl(name) == (200, "ok\n")

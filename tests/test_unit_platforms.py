@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.buildpacks import BuildpackError, parse_buildpack_ref, select_buildpacks
+from builder.buildpacks import BuildpackError, parse_buildpack_ref, procfile_example, select_buildpacks
 from builder.errors import BuildError
 from builder.herokuyml import parse_heroku_yml
 from builder.manifest import read_manifest
@@ -218,3 +218,9 @@ def test_piku_procfile_servers_and_env_file():
         assert named in e.value.message
     env = parse_env_file('# c\nGREETING="hello there"\nexport DEBUG=1  # on\nPORT=9000\nnot a line\nEMPTY=\n')
     assert env == {"GREETING": "hello there", "DEBUG": "1", "EMPTY": ""}
+
+
+def test_procfile_examples_fit_the_language():
+    assert procfile_example(["nodejs"]) == "web: node server.js"
+    assert procfile_example(["python"]) == "web: gunicorn app:app"
+    assert procfile_example(["https://example.com/bp.git"]) == "web: <command that serves $PORT>"
