@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
-                         no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
+                         found_languages, no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
                          safe_env_files, select_buildpacks, slug_dockerfile)
 from .slug import read_no_follow, safe_dockyard_dir
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
@@ -173,7 +173,8 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
         env["DOCKYARD_WEB_DECLARED"] = web_declared
     if source == "detect":
         say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
-    detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled)
+    found = found_languages(set(os.listdir(src)))     # named when nothing detects the app
+    detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled, found)
     chosen = [i for i, rc, _ in detected if rc == 0]
     defaults: dict[str, str] = {}
     for i in chosen:
@@ -220,7 +221,8 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
 
 
 def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, refs: list[BuildpackRef],
-                    binds: dict, env: dict, source: str, say: Out, cancelled: Cancelled) -> list[tuple[int, int, str]]:
+                    binds: dict, env: dict, source: str, say: Out, cancelled: Cancelled,
+                    found: list[str]) -> list[tuple[int, int, str]]:
     """Run detect/compile/release in the build container, following the runner's markers.
     Returns the detect results [(buildpack index, exit code, name)]; raises on any failure."""
     detected: list[tuple[int, int, str]] = []
@@ -258,12 +260,12 @@ def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, ref
             config.timeout, cancelled, finished=finished)
     except ImageBuildFailed as e:
         raise BuildError(e.message) from None
-    _raise_for_outcome(run, config, refs, state, detected, source)
+    _raise_for_outcome(run, config, refs, state, detected, source, found)
     return detected
 
 
 def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state: dict,
-                       detected: list[tuple[int, int, str]], source: str) -> None:
+                       detected: list[tuple[int, int, str]], source: str, found: list[str]) -> None:
     if run.timed_out:
         stage = f" in {refs[state['compiling']].label}'s bin/compile" if state["compiling"] is not None else ""
         raise BuildTimeout(f"The build ran longer than {config.timeout} s{stage} and was stopped (its "
@@ -292,7 +294,7 @@ def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state
                              "Fix the problem it reports and push again.")
     if run.exit_code == 100:
         if source == "detect":
-            raise NoBuildMethod(no_match_message([(r, "") for r in refs]))
+            raise NoBuildMethod(no_match_message([(r, "") for r in refs], found))
         bad = next((refs[i].label for i, rc, _ in detected if rc != 0), refs[len(detected) - 1].label
                    if detected else refs[0].label)
         raise BuildpackError(f"The app is not compatible with the buildpack {bad} (its bin/detect exited "

@@ -20,7 +20,7 @@ LOOKS_FOR: dict[str, str] = {
     "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock (or .py files with a Procfile)",
     "nodejs": "package.json",
     "go": "go.mod or *.go files",
-    "static": "index.html or a public/ directory",
+    "static": "index.html, a public/ directory or static.json, without another language's files",
 }
 # Run only when chosen by name: it builds nothing (the Procfile runs on the stack as it is).
 NULL = "null"
@@ -189,10 +189,38 @@ def format_output_line(line: str) -> str:
     return "       " + line
 
 
-def no_match_message(tried: list[tuple[BuildpackRef, str]]) -> str:
-    """tried: (buildpack, its detect output). Names every buildpack tried and what it looks for."""
+# A language's own files at the root of an app, for the message when nothing detects it.
+LANGUAGE_FILES: tuple[tuple[str, str, str], ...] = (
+    ("Gemfile", "a Gemfile", "ruby"), ("composer.json", "a composer.json", "php"),
+    ("pom.xml", "a pom.xml", "java"), ("build.gradle", "a build.gradle", "gradle"),
+    ("build.gradle.kts", "a build.gradle.kts", "gradle"), ("mix.exs", "a mix.exs", "elixir"),
+    ("Cargo.toml", "a Cargo.toml", "rust"), ("project.clj", "a project.clj", "clojure"),
+    ("build.sbt", "a build.sbt", "scala"), ("Package.swift", "a Package.swift", "swift"),
+)
+_LANGUAGE_NAMES = {"ruby": "Ruby", "php": "PHP", "java": "Java", "gradle": "Gradle (JVM)", "elixir": "Elixir",
+                   "rust": "Rust", "clojure": "Clojure", "scala": "Scala", "swift": "Swift"}
+
+
+def found_languages(root_files: set[str]) -> list[str]:
+    """What the app's root says it is, for languages no shipped buildpack detected: e.g. "a
+    Gemfile: Ruby apps need the Ruby buildpack, which this Dockyard does not ship (...)"."""
+    found = []
+    for name, what, lang in LANGUAGE_FILES:
+        if name in root_files:
+            shipped = lang in shipped_names()
+            found.append(f"{what}: {_LANGUAGE_NAMES[lang]} apps need the {_LANGUAGE_NAMES[lang]} buildpack, " + (
+                f"which did not detect this app (see its output above)" if shipped else
+                f"which this Dockyard does not ship: set BUILDPACK_URL=https://github.com/heroku/heroku-buildpack-{lang} "
+                "(fetched and run in the build container) or add a Dockerfile"))
+    return found
+
+
+def no_match_message(tried: list[tuple[BuildpackRef, str]], found: list[str] | None = None) -> str:
+    """tried: (buildpack, its detect output). Names what the app's files say it is (`found`),
+    then every buildpack tried and what it looks for."""
     items = "; ".join(f"{ref.label} (looks for {ref.looks_for})" for ref, _ in tried)
-    return ("Dockyard looked for a Dockerfile and a heroku.yml at the root of the repository and found "
+    lead = f"Found {'; and '.join(found)}. " if found else ""
+    return (f"{lead}Dockyard looked for a Dockerfile and a heroku.yml at the root of the repository and found "
             f"neither, and no buildpack detected this app. Tried, in order: {items}. Add one of those files, "
             "a Dockerfile or heroku.yml, or set BUILDPACK_URL (`dockyard config:set BUILDPACK_URL=...`).")
 

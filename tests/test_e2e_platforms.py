@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.buildpacks import shipped_names
+
 from .conftest import make_app_repo, run, start_platform, stop_platform, unique_app
 
 pytestmark = pytest.mark.e2e
@@ -182,3 +184,12 @@ def test_addon_whose_config_release_fails_is_removed_again_and_config_has_no_url
                     "--filter", "label=dockyard.addon"], check=False).stdout.split()
     assert services == [], services
     assert pf.curl(name) == (200, "ok\n")
+
+
+def test_rails_shaped_app_is_not_a_static_site_and_the_message_says_what_it_is(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "rails", sample("rails-shaped"))
+    proc = timed_push(pf, repo, "Rails-shaped (refused)", check=False)
+    assert proc.returncode != 0
+    assert "Static app detected" not in proc.stderr, proc.stderr
+    if "ruby" not in shipped_names():   # else the Ruby buildpack takes it (and rubygems is out of reach here)
+        assert "Found a Gemfile: Ruby apps need the Ruby buildpack" in proc.stderr, proc.stderr

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.buildpacks import BuildpackError, parse_buildpack_ref, procfile_example, select_buildpacks
+from builder.buildpacks import (BuildpackError, BuildpackRef, found_languages, no_match_message, parse_buildpack_ref,
+                               procfile_example, select_buildpacks, shipped_names)
 from builder.errors import BuildError
 from builder.herokuyml import parse_heroku_yml
 from builder.manifest import read_manifest
@@ -224,3 +225,13 @@ def test_procfile_examples_fit_the_language():
     assert procfile_example(["nodejs"]) == "web: node server.js"
     assert procfile_example(["python"]) == "web: gunicorn app:app"
     assert procfile_example(["https://example.com/bp.git"]) == "web: <command that serves $PORT>"
+
+
+def test_no_buildpack_message_names_what_the_app_is():
+    found = found_languages({"Gemfile", "public", "config.ru"})
+    assert len(found) == 1 and found[0].startswith("a Gemfile: Ruby apps need the Ruby buildpack, ")
+    if "ruby" not in shipped_names():
+        assert "BUILDPACK_URL=https://github.com/heroku/heroku-buildpack-ruby" in found[0]
+    msg = no_match_message([(BuildpackRef("builtin", "static"), "")], found)
+    assert msg.startswith("Found a Gemfile: Ruby apps") and "static (looks for index.html" in msg
+    assert found_languages({"app.py"}) == []
