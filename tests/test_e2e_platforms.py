@@ -193,3 +193,14 @@ def test_rails_shaped_app_is_not_a_static_site_and_the_message_says_what_it_is(p
     assert "Static app detected" not in proc.stderr, proc.stderr
     if "ruby" not in shipped_names():   # else the Ruby buildpack takes it (and rubygems is out of reach here)
         assert "Found a Gemfile: Ruby apps need the Ruby buildpack" in proc.stderr, proc.stderr
+
+
+def test_python_36_app_gets_the_nearest_python_on_the_bullseye_stack(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "py36", sample("python36-flask012"))
+    out = timed_push(pf, repo, "Python 3.6 app (nearest: 3.9, bullseye stack) cold").stderr
+    assert "Python 3.6 is not available here: using the nearest, Python 3.9" in out, out
+    assert "on the bullseye stack (requested 3.6.6: not available; the nearest is 3.9" in out, out
+    assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")
+    make_app_repo(repo, {"app.py": sample("python36-flask012")["app.py"] + b"# again\n"}, pf)
+    timed_push(pf, repo, "Python 3.6 app (nearest: 3.9, bullseye stack) warm")
+    assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")

@@ -20,7 +20,7 @@ _ASGI_ASSIGN = re.compile(r"^(app|application)\s*(?::[^=]+)?=\s*(?:\w+\.)?(FastA
 # piku's Procfile: `wsgi: module:callable` and `asgi: module:callable` are served by a server
 # the platform provides.
 PIKU_SERVERS = {"wsgi": "gunicorn", "asgi": "uvicorn"}
-AVAILABLE = "3.11, 3.13, 3.14 and 3.15"
+AVAILABLE = "3.9, 3.11, 3.13, 3.14 and 3.15"
 WSGI_CANDIDATES = ("wsgi.py", "app.py", "main.py", "application.py", "server.py")
 
 
@@ -41,13 +41,16 @@ def requested_version(python_version: str | None, runtime_txt: str | None) -> st
     return ""
 
 
-def check_version(wanted: str, stack: str) -> str:
+def check_version(wanted: str, stack: str, nearest: str = "") -> str:
     """'honoured' when the stack's Python satisfies the request (same major.minor, and the same
-    patch level when one is given); else ValueError with what to do."""
+    patch level when one is given), or says so when the platform chose the `nearest` available
+    minor; else ValueError with what to do."""
     w = _VERSION.match(wanted)
     s = _VERSION.match(stack)
     if not w or not s:
         raise ValueError(f"Cannot compare Python {wanted!r} with the stack's {stack!r}.")
+    if nearest and nearest == f"{s.group(1)}.{s.group(2)}" and w.group(1, 2) != s.group(1, 2):
+        return f"not available; the nearest is {stack}"
     same_minor = w.group(1, 2) == s.group(1, 2)
     if same_minor and (w.group(3) is None or w.group(3) == s.group(3)):
         return "honoured"
@@ -230,7 +233,7 @@ def main(argv: list[str]) -> int:
             d = args[0]
             print(requested_version(_read(os.path.join(d, ".python-version")), _read(os.path.join(d, "runtime.txt"))))
         elif cmd == "check-version":
-            print(check_version(args[0], args[1]))
+            print(check_version(args[0], args[1], os.environ.get("DOCKYARD_PYTHON_NEAREST", "")))
         elif cmd == "plan":
             print(install_plan(set(os.listdir(args[0]))))
         elif cmd == "pipfile-lock":
