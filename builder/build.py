@@ -4,6 +4,7 @@ each line streamed back to the push as it happens. Returns what was built; recor
 is the controller's business."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -114,6 +115,7 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
     """Build `job.commit` of `repo` into the image `job.tag`."""
     started = time.monotonic()
     check_disk(list(config.disk_paths))
+    job = dataclasses.replace(job, commit_time=repo[job.commit.encode()].commit_time)
     with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{job.app}-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()

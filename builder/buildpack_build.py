@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
@@ -209,6 +210,8 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
     env = {"DOCKYARD_MODE": "detect" if source == "detect" else "all", "HOME": "/home/app",
            "STACK": config.stack_image.rpartition(":")[2] or "bookworm", "DOCKYARD_APP": job.app, "SOURCE_VERSION": job.commit,
            "LANG": "C.UTF-8"}
+    if job.commit_time:   # e.g. for resolving unpinned dependencies as of the commit's date
+        env["DOCKYARD_COMMIT_DATE"] = datetime.fromtimestamp(job.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     env.update(dict(host_registry_settings()))
     if config.ca_bundle:
         if not os.path.isfile(config.ca_bundle):

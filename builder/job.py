@@ -41,6 +41,7 @@ class BuildJob:
     config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
     # Whether the pusher may build on an image (Dockerfile FROM / COPY --from); None: the stack only.
     may_use_image: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
+    commit_time: int = 0            # the commit's date (Unix time); builds of old commits resolve as of then
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,16 @@ def test_rails_shaped_app_is_not_a_static_site_and_the_message_says_what_it_is(p
 
 def test_python_36_app_gets_the_nearest_python_on_the_bullseye_stack(pf, tmp_path):
     name, repo = create(pf, tmp_path, "py36", sample("python36-flask012"))
+    when = "2017-12-01T12:00:00Z"     # a commit of then: its unpinned dependencies as they were then
+    run(["git", "commit", "-q", "--amend", "--no-edit", f"--date={when}"], cwd=repo,
+        env={**pf.env, "GIT_COMMITTER_DATE": when})
     out = timed_push(pf, repo, "Python 3.6 app (nearest: 3.9, bullseye stack) cold").stderr
     assert "Python 3.6 is not available here: using the nearest, Python 3.9" in out, out
     assert "on the bullseye stack (requested 3.6.6: not available; the nearest is 3.9" in out, out
+    assert "The commit is from 2017-12-01" in out and "werkzeug==0.12.2" in out.lower(), out
     assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")
     make_app_repo(repo, {"app.py": sample("python36-flask012")["app.py"] + b"# again\n"}, pf)
-    timed_push(pf, repo, "Python 3.6 app (nearest: 3.9, bullseye stack) warm")
+    run(["git", "commit", "-q", "--amend", "--no-edit", f"--date={when}"], cwd=repo,
+        env={**pf.env, "GIT_COMMITTER_DATE": when})
+    assert "Dependencies unchanged" in timed_push(pf, repo, "Python 3.6 app (nearest: 3.9, bullseye stack) warm").stderr
     assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")
