@@ -1,3 +1,3 @@
 module example.com/heroku-yml-go
 
-go 1.25.0
+go 1.21
