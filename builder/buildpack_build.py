@@ -35,13 +35,14 @@ PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.pip/pip.conf",
 NPM_CONFIG_FILES = ("/etc/npmrc", "/usr/etc/npmrc", "~/.npmrc")
 
 
-@functools.lru_cache(maxsize=1)
-def host_registry_settings() -> tuple[tuple[str, str], ...]:
-    """The index URLs the host itself is configured with (pip's global index-url, npm's registry,
-    from the environment or their config files; later files win, like pip and npm), passed to
-    builds so they use the same registries. Read once per process."""
+@functools.lru_cache(maxsize=4)
+def host_registry_settings(pip_index_url: str = "", npm_registry: str = "") -> tuple[tuple[str, str], ...]:
+    """The index URLs the host itself is configured with (pip's global index-url, npm's registry:
+    the operator's settings, BuildConfig.pip_index_url / npm_registry, else their config files;
+    later files win, like pip and npm), passed to builds so they use the same registries. Read
+    once per process."""
     found = {}
-    pip_url = os.environ.get("PIP_INDEX_URL", "")
+    pip_url = pip_index_url
     if not pip_url:
         parser = configparser.RawConfigParser()
         try:
@@ -49,7 +50,7 @@ def host_registry_settings() -> tuple[tuple[str, str], ...]:
             pip_url = parser.get("global", "index-url", fallback="")
         except configparser.Error:
             pip_url = ""
-    npm_url = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry") or ""
+    npm_url = npm_registry
     if not npm_url:
         for f in NPM_CONFIG_FILES:
             try:
@@ -212,7 +213,7 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
            "LANG": "C.UTF-8"}
     if job.commit_time:   # e.g. for resolving unpinned dependencies as of the commit's date
         env["DOCKYARD_COMMIT_DATE"] = datetime.fromtimestamp(job.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    env.update(dict(host_registry_settings()))
+    env.update(dict(host_registry_settings(config.pip_index_url, config.npm_registry)))
     if config.ca_bundle:
         if not os.path.isfile(config.ca_bundle):
             raise BuildError(f"DOCKYARD_BUILD_CA_BUNDLE={config.ca_bundle} is not a file: point it at a "

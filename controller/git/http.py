@@ -22,11 +22,14 @@ from dulwich.web import make_wsgi_chain
 from core.errors import DockyardError
 from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 
-from .. import access, accounts, releases
-from ..auth import token_from_header
-from ..services import Services
-from .packguard import PackGuard
-from ..repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.addons import blueprint
+from controller.apps import releases
+from controller.accounts.auth import token_from_header
+from controller.services import Services
+from controller.git.packguard import PackGuard
+from controller.runtime.repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
 
 
 @contextlib.contextmanager
@@ -126,7 +129,8 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
         # right after this returns) inside the same lock that built and deployed it.
         try:
-            push = self._held.enter_context(releases.receiving_push(self.svc, self.app_name, self.progress))
+            push = self._held.enter_context(releases.receiving_push(self.svc, self.app_name, self.progress,
+                                                                    blueprint.attach_render_addons))
         except DockyardError as e:
             return _one_line(e.message)
         current = self.repo.refs.as_dict().get(ref, ZERO)
