@@ -105,9 +105,13 @@ class Push:
                                  svc.store.get_user(user))
         if cancelled():
             raise BadRequest("The push was interrupted; nothing was released.")
-        if manifest.get("render", {}).get("addons") and self.attach_addons is not None:
-            config, from_addons = self.attach_addons(svc, app, manifest["render"], config, user, out)
-            added += [k for k in from_addons if k not in added]
+        if manifest.get("render", {}).get("addons"):
+            if self.attach_addons is None:
+                out("       render.yaml: its databases are not created by this kind of deploy: create them "
+                    "with `dockyard addons:create`")
+            else:
+                config, from_addons = self.attach_addons(svc, app, manifest["render"], config, user, out)
+                added += [k for k in from_addons if k not in added]
         added += render_vars
         first = app_json.is_first_deploy(svc, app)
         if first and manifest.get("formation"):
