@@ -8,8 +8,9 @@ import json
 from flask import Flask, g, jsonify, request
 
 from .api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
-                  domains, dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy,
-                  users)
+                  domains, dynos, formation, heroku, keys, limits, logs, metrics, nodes, releases, router_settings,
+                  tenancy, users)
+from .api import heroku_access, heroku_addons, heroku_apps, heroku_ps  # noqa: F401 - they register Heroku's views
 from .auth import token_from_header
 from . import dashboard
 from core.errors import BadRequest, DockyardError, Unauthorized
@@ -17,6 +18,7 @@ from .services import Services
 from .settings import Settings
 
 PUBLIC_PATHS = ("/healthz",)
+PUBLIC_PREFIXES = ("/buildpacks/",)   # the Heroku CLI's buildpack registry lookups: shipped names only
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 MAX_BODY = 1 << 20
 
@@ -63,7 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path in PUBLIC_PATHS or _dashboard(request.path):
+        if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or _dashboard(request.path):
             return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
         token = token_from_header(request.headers.get("Authorization", ""))
         if request.path == "/metrics" and token and settings.metrics_token \
@@ -88,6 +90,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
             g.body = parse_body()
         return None
 
+    # Heroku's tools (Accept: application/vnd.heroku+json) get the Platform API's shapes where
+    # they differ from Dockyard's (controller/api/heroku.py); after the body is read, so both agree.
+    app.before_request(heroku.dispatch)
+
     @app.errorhandler(DockyardError)
     def handle_error(e):
         return jsonify(e.to_json()), e.status
@@ -100,6 +106,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     @app.errorhandler(405)
     def not_allowed(_e):
         return jsonify(id="method_not_allowed", message=f"{request.method} is not allowed on {request.path}."), 405
+
+    @app.errorhandler(500)
+    def failed(_e):
+        # still JSON, so every client (the Heroku CLI too) prints it instead of failing to parse HTML
+        return jsonify(id="internal_error", message="Dockyard failed to answer this request: the platform's log "
+                                                    "(`dockyard logs -a APP`, or the controller's log) says why."), 500
 
     @app.errorhandler(413)
     def too_large(_e):

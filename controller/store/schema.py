@@ -255,4 +255,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cron_runs_container ON cron_runs(container_id);
     """,
+    # 10: a user's email (optional, unique): Heroku's tools name users by email
+    """
+    ALTER TABLE users ADD COLUMN email TEXT;
+    CREATE UNIQUE INDEX users_email ON users(email);
+    """,
 )
