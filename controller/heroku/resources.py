@@ -19,7 +19,7 @@ def domain(*, app_id: str, app_name: str, hostname: str, kind: str, default_host
     """kind: Dockyard's `default` is Heroku's `heroku`; a custom domain's DNS target is the app's name."""
     return {"id": stable_id("domain", app_id, hostname), "hostname": hostname,
             "kind": "heroku" if kind == "default" else "custom",
-            "cname": None if kind == "default" else default_host, "status": "succeeded", "acm_status": None,
+            "cname": None if kind == "default" else default_host, "status": "none", "acm_status": None,
             "acm_status_reason": None, "sni_endpoint": None, "app": {"id": app_id, "name": app_name},
             "created_at": timestamp(created_at), "updated_at": timestamp(created_at)}
 
