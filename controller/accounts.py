@@ -53,7 +53,7 @@ def set_email(store: Store, user: User, email: object) -> User:
     email = email.lower() if email else None
     other = store.find_user(email) if email else None
     if other is not None and other.id != user.id:
-        raise Conflict(f"The email {email!r} belongs to another user (or is another user's name): pick your own.")
+        raise Conflict(f"The email {email!r} belongs to another user: pick your own.")
     store.set_email(user, email)
     return store.get_user(user.name)
 
