@@ -108,9 +108,13 @@ def test_apps_account_access_keys_and_domains(platform, carol, tmp_path):
     carol.heroku("domains:remove", host, "-a", name)
     assert host not in carol.heroku("domains", "-a", name).stdout
 
-    # rename is refused with the reason; errors are Heroku-shaped, so the CLI prints Dockyard's message
-    renamed = carol.heroku("apps:rename", f"{name}-b", "-a", name, check=False)
-    assert renamed.returncode != 0 and "cannot rename" in renamed.stderr
+    # rename: an app not deployed yet keeps its config under its new name (Dockyard's CLI agrees)
+    carol.heroku("config:set", "KEPT=yes", "-a", name)
+    carol.heroku("apps:rename", f"{name}-b", "-a", name)
+    name = f"{name}-b"
+    assert carol.as_.cli("config:get", "KEPT", "-a", name).stdout.strip() == "yes"
+    assert carol.heroku("apps:info", "-a", name[:-2], check=False).returncode != 0
+    # errors are Heroku-shaped, so the CLI prints Dockyard's message
     missing = carol.heroku("apps:info", "-a", "no-such-app-x", check=False)
     assert missing.returncode != 0 and "App 'no-such-app-x' not found" in missing.stderr
     assert "Error ID: not_found" in missing.stderr and "TypeError" not in missing.stderr
@@ -136,6 +140,8 @@ def test_config_releases_and_rollback(platform, carol, deployed):
     carol.heroku("rollback", f"v{newest['version']}", "-a", name)
     assert page(platform, name)[1].endswith("-hello")
     assert carol.as_.cli("config:get", "GREETING", "-a", name).stdout.strip() == "hello"
+    refused = carol.heroku("apps:rename", f"{name}-b", "-a", name, check=False)   # deployed: its images carry the name
+    assert refused.returncode != 0 and "not been deployed yet" in refused.stderr
 
 
 # ---- formation, dynos, maintenance -----------------------------------------------------------------

@@ -2,7 +2,7 @@ from flask import Blueprint, g, jsonify, request
 
 from core.names import validate_app_name
 
-from .. import access, accounts, addons, releases
+from .. import access, accounts, addons, app_rename, releases
 from .common import app_json, body, load_app, svc
 
 bp = Blueprint("apps", __name__)
@@ -27,6 +27,13 @@ def get_app(name):
     data = app_json(app)
     data["formation"] = svc().store.formation(app)
     return jsonify(data)
+
+
+@bp.patch("/apps/<name>")
+def rename_app(name):
+    """{"name": NEW}: only an app not deployed yet and without add-ons (app_rename.py says why)."""
+    app = app_rename.rename_app(svc(), load_app(name, admin=True), body().get("name"), g.user)
+    return jsonify(app_json(app))
 
 
 @bp.delete("/apps/<name>")

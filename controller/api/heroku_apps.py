@@ -8,7 +8,7 @@ from core.errors import BadRequest
 from core.models import App
 from core.names import validate_app_name
 
-from .. import access, accounts, addons, app_routes, releases, router_state
+from .. import access, accounts, addons, app_rename, app_routes, releases, router_state
 from ..heroku import shapes
 from .common import audit, body, svc
 from .heroku import Users, find_app, listing, route
@@ -66,9 +66,9 @@ def update_app(ident):
         app_routes.set_router_settings(svc(), app, {"maintenance": maintenance}, g.user)
         audit("maintenance:on" if maintenance else "maintenance:off", app.name)
     if new_name is not None and new_name != app.name:
-        raise BadRequest(f"Dockyard cannot rename an app: its name is in its git URL, its images and its "
-                         f"hostname. Create {new_name} (`heroku apps:create {new_name[:40]}`), deploy to it, and "
-                         f"destroy {app.name}.")
+        old = app.name
+        app = app_rename.rename_app(svc(), app, new_name, g.user)
+        audit("apps:rename", app.name, old=old)
     return jsonify(app_shape(app, Users()))
 
 
@@ -131,6 +131,14 @@ def get_release(ident, version):
     if match is None:
         svc().store.get_release(app, wanted)     # raises Dockyard's not-found with its fix
     return jsonify(match)
+
+
+@route("/apps/<ident>/releases/<version>/config-vars", "GET")
+def release_config(ident, version):
+    """`releases:info`: the config a release ran with (readable by whoever may read the app's config)."""
+    app = find_app(ident)
+    wanted = shapes.release_version(version, app.id, [r.version for r in svc().store.list_releases(app)])
+    return jsonify(svc().store.get_release(app, wanted).config)
 
 
 @route("/apps/<ident>/releases", "POST")
