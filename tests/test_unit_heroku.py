@@ -175,3 +175,17 @@ def test_users_set_an_email_and_are_found_by_it_or_by_name(tmp_path):
     with pytest.raises(NotFound):
         accounts.find_user(store, "carol@example.com")
     assert accounts.set_email(store, al, None).login == "alice"
+
+
+def test_only_an_app_without_builds_or_addons_is_renamed(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    store.migrate()
+    app = store.create_app("shop", None)
+    store.create_app("taken", None)
+    assert store.rename_unbuilt_app(app, "store") and store.find_app("store").id == app.id
+    assert store.find_app("shop") is None
+    with pytest.raises(Conflict):
+        store.rename_unbuilt_app(store.get_app("store"), "taken")
+    store.create_build(store.get_app("store"), "abc", "dockerfile", "dockyard/store:b-1")
+    assert not store.rename_unbuilt_app(store.get_app("store"), "again")   # its image carries the name
+    assert store.find_app("store") is not None and store.find_app("again") is None

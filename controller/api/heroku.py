@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import g, jsonify, request
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
-from core.errors import NotFound
 from core.models import App, User
 
 from .. import accounts
@@ -41,7 +40,6 @@ def dispatch():
         endpoint, args = _rules.bind_to_environ(request.environ).match()
     except HTTPException:       # no Heroku rule for this path and method: Dockyard's view answers
         return None
-    g.heroku_view = endpoint
     return _views[endpoint](**args)
 
 
@@ -72,9 +70,3 @@ class Users:
         if user is None:
             return user_id, name
         return user.id, user.login
-
-
-def require_found(value, what: str):
-    if value is None:
-        raise NotFound(what)
-    return value
