@@ -125,6 +125,9 @@ def test_apps_account_access_keys_and_domains(platform, carol, tmp_path):
     assert "Error ID: not_found" in missing.stderr and "TypeError" not in missing.stderr
     carol.heroku("apps:destroy", name, "--confirm", name)
     assert name not in carol.as_.cli("apps").stdout
+    made_up = json.loads(carol.heroku("apps:create", "--json", input="").stdout)["name"]   # made up, as on Heroku
+    assert made_up in carol.as_.cli("apps").stdout
+    carol.heroku("apps:destroy", made_up, "--confirm", made_up)
 
 
 # ---- config, releases, rollback -------------------------------------------------------------------

@@ -95,6 +95,12 @@ def test_dyno_and_app_shapes():
     assert a["maintenance"] is True and a["updated_at"] == "2026-01-02T03:04:05Z"
 
 
+def test_made_up_app_names_are_valid_names():
+    from core.names import validate_app_name
+    assert shapes.new_app_name(lambda words: words[0], 1234) == "amber-anchor-1234"
+    assert validate_app_name(shapes.new_app_name(lambda words: words[-1], 9999)) == "young-wharf-9999"
+
+
 def test_app_changes_accept_name_and_maintenance_only():
     assert shapes.app_changes({"maintenance": True}) == (None, True)
     assert shapes.app_changes({"name": "new"}) == ("new", None)

@@ -2,6 +2,8 @@
 `auth:whoami`, `releases`, `rollback`) over Dockyard's use cases."""
 from __future__ import annotations
 
+import secrets
+
 from flask import g, jsonify
 
 from core.errors import BadRequest
@@ -52,7 +54,11 @@ def get_app(ident):
 
 @route("/apps", "POST")
 def create_app():
-    app = releases.create_app(svc(), validate_app_name(body().get("name")), g.user)
+    """apps:create [NAME]: without a name, one is made up, as Heroku does."""
+    name = body().get("name")
+    if name is None:
+        name = shapes.new_app_name(secrets.choice, 1000 + secrets.randbelow(9000))
+    app = releases.create_app(svc(), validate_app_name(name), g.user)
     audit("apps:create", app.name)
     return jsonify(app_shape(app, Users())), 201
 

@@ -105,6 +105,18 @@ def app(*, app_id: str, name: str, created_at: str, released_at: str | None, own
             "repo_size": None, "slug_size": None, "generation": {"name": "cedar"}}
 
 
+NAME_WORDS = ("amber", "brisk", "calm", "deep", "eager", "fair", "glad", "keen", "lucid", "mellow", "noble",
+              "quiet", "rapid", "solid", "tidy", "vivid", "warm", "young")
+HARBOUR_WORDS = ("anchor", "berth", "buoy", "dock", "ferry", "harbor", "jetty", "keel", "mast", "pier", "quay",
+                 "sail", "tide", "wharf")
+
+
+def new_app_name(pick, number: int) -> str:
+    """A name for `heroku apps:create` without one, as Heroku makes them: `calm-jetty-4821`
+    (`pick` chooses one of a sequence; `number` is in 1000..9999)."""
+    return f"{pick(NAME_WORDS)}-{pick(HARBOUR_WORDS)}-{number}"
+
+
 def app_changes(data: dict) -> tuple[str | None, bool | None]:
     """PATCH /apps/X: (new name or None, maintenance or None); refuses what Dockyard cannot change."""
     unknown = sorted(set(data) - {"name", "maintenance", "build_stack"})
