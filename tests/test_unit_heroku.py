@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller import accounts
-from controller.dyno_ops import split_dyno_name
-from controller.heroku import resources, shapes
+from controller.accounts import users as accounts
+from controller.apps.dyno_ops import split_dyno_name
+from controller.web.heroku import resources, shapes
 from controller.store import Store
 from core.errors import BadRequest, Conflict, InvalidName, NotFound
 

@@ -1,7 +1,7 @@
 from flask import Blueprint, g, jsonify
 
-from .. import accounts
-from .common import audit, body, svc
+from controller.accounts import users as accounts
+from controller.web.common import audit, body, svc
 
 bp = Blueprint("account", __name__)
 

@@ -14,9 +14,9 @@ from werkzeug.routing import Map, Rule
 
 from core.models import App, User
 
-from .. import accounts
-from ..heroku import shapes
-from .common import load_app, svc
+from controller.accounts import users as accounts
+from controller.web.heroku import shapes
+from controller.web.common import load_app, svc
 
 _rules = Map(strict_slashes=False)
 _views: dict[str, Callable] = {}

@@ -7,10 +7,14 @@ from flask import g, jsonify
 from builder.buildpacks import BUILTIN_ORDER, parse_buildpack_ref
 from core.errors import NotFound
 
-from .. import accounts, app_routes, keys, releases, router_state
-from ..heroku import resources
-from .common import audit, body, svc
-from .heroku import Users, find_app, listing, route
+from controller.accounts import users as accounts
+from controller.routing import app_routes
+from controller.accounts import keys
+from controller.apps import releases
+from controller.routing import state as router_state
+from controller.web.heroku import resources
+from controller.web.common import audit, body, svc
+from controller.api.heroku import Users, find_app, listing, route
 
 
 # ---- domains -----------------------------------------------------------------------------------

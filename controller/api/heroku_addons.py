@@ -8,10 +8,13 @@ from flask import g, jsonify
 from core.errors import BadRequest, NotFound
 from core.models import Addon, App
 
-from .. import access, accounts, addon_ops, addons
-from ..heroku import resources
-from .common import audit, body, svc
-from .heroku import find_app, listing, route
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.addons import ops as addon_ops
+from controller.addons import lifecycle as addons
+from controller.web.heroku import resources
+from controller.web.common import audit, body, svc
+from controller.api.heroku import find_app, listing, route
 
 
 def addon_shape(a: Addon) -> dict:

@@ -10,10 +10,16 @@ from core.errors import BadRequest
 from core.models import App
 from core.names import validate_app_name
 
-from .. import access, accounts, addons, app_rename, app_routes, releases, router_state
-from ..heroku import shapes
-from .common import audit, body, svc
-from .heroku import Users, find_app, listing, route
+from controller.apps import rename as app_rename
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.addons import lifecycle as addons
+from controller.routing import app_routes
+from controller.apps import releases
+from controller.routing import state as router_state
+from controller.web.heroku import shapes
+from controller.web.common import audit, body, svc
+from controller.api.heroku import Users, find_app, listing, route
 
 
 def app_shape(app: App, users: Users) -> dict:

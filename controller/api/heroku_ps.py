@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
+from core.appjson import MAX_QUANTITY
 from core.models import App
 
-from .. import dyno_ops, releases
-from ..heroku import shapes
-from .common import audit, body, svc
-from .dynos import instance_state
-from .formation import MAX_QUANTITY
-from .heroku import find_app, listing, route
+from controller.apps import dyno_ops
+from controller.apps import releases
+from controller.web.heroku import shapes
+from controller.web.common import audit, body, svc
+from controller.web.views import instance_state
+from controller.api.heroku import find_app, listing, route
 
 
 def _sizes(app: App) -> dict[str, str]:
@@ -80,10 +81,12 @@ def list_dynos(ident):
     s = svc()
     instances = s.scheduler.instances(app.name) + s.scheduler.oneoffs(app.name)
     healthy = s.store.healthy_ids() | {i.container_id for i in s.scheduler.oneoffs(app.name)}
+    health = s.store.instance_health(app)
     commands = releases.process_types(s.store.live_release(app))
     sizes = _sizes(app)
     return listing([shapes.dyno(app_id=app.id, app_name=app.name, container_id=i.container_id, label=i.label,
-                                ptype=i.process, state=instance_state(i, healthy),
+                                ptype=i.process,
+                                state=instance_state(i, healthy, bool((health.get(i.container_id) or {}).get("stopping"))),
                                 size_=sizes.get(i.process, sizes["run"]),
                                 command=commands.get(i.process) or ("one-off" if i.process == "run" else i.process),
                                 started_at=i.started_at, version=i.version) for i in instances])
