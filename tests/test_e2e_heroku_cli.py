@@ -88,7 +88,7 @@ def test_apps_account_access_keys_and_domains(platform, carol, tmp_path):
     h = {"Accept": "application/vnd.heroku+json; version=3"}
     theirs = requests.get(f"{platform.api}/users/{carol.email}/apps", timeout=30,
                           headers={**h, "Authorization": f"Bearer {dave.token}"})
-    assert theirs.status_code == 400 and name not in theirs.text              # nobody lists another's apps
+    assert theirs.status_code == 403 and name not in theirs.text              # nobody lists another's apps
     assert requests.get(f"{platform.api}/apps", headers=h, timeout=30).status_code == 401
     registry = requests.get(f"{platform.api}/buildpacks/heroku%2Fpython", headers=h, timeout=30)
     assert registry.status_code == 200 and registry.json()["blob_url"] == "heroku/python"   # public: names only

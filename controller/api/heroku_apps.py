@@ -6,7 +6,7 @@ import secrets
 
 from flask import g, jsonify
 
-from core.errors import BadRequest
+from core.errors import BadRequest, Forbidden
 from core.models import App
 from core.names import validate_app_name
 
@@ -48,7 +48,7 @@ def list_user_apps(who):
     store, users = svc().store, Users()
     user = g.user if who == "~" else accounts.find_user(store, who)
     if user.id != g.user.id and not g.user.is_admin:
-        raise BadRequest("You can list only your own apps (/users/~/apps).")
+        raise Forbidden("You can list only your own apps (/users/~/apps); an admin lists anyone's.")
     return listing([app_shape(a, users) for a in store.list_apps()
                     if a.owner_id == user.id or user.id in accounts.collaborator_ids(store, a)])
 
