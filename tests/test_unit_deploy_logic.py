@@ -155,7 +155,7 @@ def test_scale_starts_and_stops_instances(svc):
     app = new_app(svc)
     deploy(svc, app, "a")
     releases.scale(svc, svc.store.get_app("shop"), [{"type": "web", "quantity": 3}], "alice", lambda _: None, 50)
-    assert [label for label, _ in running(svc, "shop")] == ["web.1", "web.2", "web.3"]
+    assert wait_for(lambda: [label for label, _ in running(svc, "shop")] == ["web.1", "web.2", "web.3"])
     assert len(svc.router.upstream_ports("shop")) == 3
     releases.scale(svc, svc.store.get_app("shop"), [{"type": "web", "quantity": 1}], "alice", lambda _: None, 50)
     assert wait_for(lambda: [label for label, _ in running(svc, "shop")] == ["web.1"])
