@@ -180,9 +180,11 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
                          "fix the path under build.docker.")
     dockerfile = (src / name).read_text(errors="replace")
+    # A second line, for clear early messages: the sandbox holds only what is loaded here, so
+    # an image this parsing misses is simply absent from the build.
     for image in referenced_images(dockerfile):
         check_image_allowed(config, job, image)
-        if not engine.image_exists(image):
+        if not engine.provide_image(image):
             raise BaseImageMissing(
                 f"The Dockerfile builds FROM {image}, which is not in this machine's Docker engine, "
                 f"and there is no registry to pull it from: use FROM {config.stack_image} (the stack "
@@ -196,8 +198,8 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         say(f"       {line}")
 
     try:
-        engine.build(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
-                     cancelled=cancelled)
+        engine.build_sandboxed(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
+                               cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:

@@ -22,6 +22,7 @@ from . import manifest as app_json, repos, tenancy
 from .locks import app_lock, formation_lock
 from .reconcile import converge
 from .rollout import RELEASE_PHASE, collect_images, deploy_release
+from .scheduler import tenant_key
 from .services import Out, Services
 
 
@@ -123,7 +124,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
     job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config,
                    may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None)
     try:
-        result = build_commit(job, repo, svc.scheduler, svc.build_config, say, cancelled)
+        engine = svc.scheduler.build_engine(tenant_key(pusher.id if pusher else None))
+        result = build_commit(job, repo, engine, svc.build_config, say, cancelled)
     except DockyardError as e:
         say(f" !     {e.message}")
         svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)

@@ -63,6 +63,7 @@ class Settings:
     keep_releases: int = 10         # DOCKYARD_KEEP_RELEASES: newest succeeded releases whose images are kept
     router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
     build_image: str = "dockyard/build-stack:bookworm"   # DOCKYARD_BUILD_IMAGE: where buildpacks run
+    sandbox_image: str = "dockyard/sandbox:bookworm"   # DOCKYARD_SANDBOX_IMAGE: tenants' Dockerfile builds' engine
     build_ca_bundle: str = ""       # DOCKYARD_BUILD_CA_BUNDLE: CA bundle mounted into build containers ("none": off)
     app_user: str = "auto"          # DOCKYARD_APP_USER: auto | root | UID[:GID] (controller/isolation.py)
     app_caps: tuple[str, ...] = ()  # DOCKYARD_APP_CAPS: capabilities given back to app containers
@@ -193,6 +194,7 @@ def from_env(env: dict | None = None) -> Settings:
         keep_releases=max(1, _int(env, "DOCKYARD_KEEP_RELEASES", 10)),
         router_tls_port=_int(env, "DOCKYARD_ROUTER_TLS_PORT", 8443),
         build_image=env.get("DOCKYARD_BUILD_IMAGE") or "dockyard/build-stack:bookworm",
+        sandbox_image=env.get("DOCKYARD_SANDBOX_IMAGE") or "dockyard/sandbox:bookworm",
         build_ca_bundle=_ca_bundle(env.get("DOCKYARD_BUILD_CA_BUNDLE")),
         app_user=(env.get("DOCKYARD_APP_USER") or "auto").strip(),
         app_caps=_caps(env.get("DOCKYARD_APP_CAPS")),

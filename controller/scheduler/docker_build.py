@@ -60,8 +60,9 @@ class _EngineBuild:
     closing that connection (on a timeout, or when the pusher went away) makes the engine
     cancel the build and kill its running step."""
 
-    def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int):
-        self.api = docker.from_env(timeout=300).api
+    def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int, base_url: str | None = None):
+        # base_url: a build sandbox's engine; None: the host's (Dockerfiles the platform wrote)
+        self.api = docker.APIClient(base_url=base_url, timeout=300) if base_url else docker.from_env(timeout=300).api
         self.events: queue.Queue = queue.Queue()
         self._responses: list = []
         self.api.hooks["response"].append(lambda resp, *args, **kwargs: self._responses.append(resp))
@@ -159,7 +160,12 @@ class DockerBuild(DockerEngine):
         is killed. The container is always removed. `finished`, set (by `on_line`) when the
         command has printed that its last step succeeded, ends the wait without waiting for the
         container to exit (exit code 0)."""
-        cid = self._create_build_container(app, build_id, image, command, binds, env, user)
+        net = self._build_network(app, build_id)
+        try:
+            cid = self._create_build_container(app, build_id, image, command, binds, env, user, net)
+        except BaseException:
+            self._remove_quietly(None, net)
+            raise
         try:
             self.client.api.start(cid)
             reader = self._follow_output(cid, on_line, f"build-{build_id}")
@@ -177,18 +183,31 @@ class DockerBuild(DockerEngine):
             raise SchedulerError(f"The build container failed: {e.explanation}") from None
         finally:
             # it has exited (or was killed): removing it need not hold up the build
-            threading.Thread(target=self._remove_quietly, args=(cid,), name=f"rm-build-{build_id}",
+            threading.Thread(target=self._remove_quietly, args=(cid, net), name=f"rm-build-{build_id}",
                              daemon=True).start()
 
+    def _build_network(self, app: str, build_id: str) -> str:
+        """A bridge network of the step's own: no other tenant's build or app shares its segment
+        (the engine's default bridge holds every container started without a network)."""
+        name = f"{self.settings.name}-build-{build_id}-{secrets.token_hex(3)}"
+        try:
+            self.client.api.create_network(name, driver="bridge", labels=self._labels(app, **{LABEL_BUILD: build_id}))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not create the build's network: {e.explanation}") from None
+        return name
+
     def _create_build_container(self, app: str, build_id: str, image: str, command: list[str],
-                                binds: dict[str, tuple[str, bool]], env: dict[str, str], user: str) -> str:
+                                binds: dict[str, tuple[str, bool]], env: dict[str, str], user: str,
+                                network: str) -> str:
+        """Every capability dropped (NET_RAW included: no raw socket, even through a setcap
+        binary), on its own network."""
         s = self.settings
         mem = f"{s.build_memory_mb}m"
         try:
             host_config = self.client.api.create_host_config(
                 binds={host: {"bind": path, "mode": "ro" if ro else "rw"} for path, (host, ro) in binds.items()},
                 mem_limit=mem, memswap_limit=mem, pids_limit=1024, security_opt=["no-new-privileges"],
-                restart_policy={"Name": "no"},
+                restart_policy={"Name": "no"}, cap_drop=["ALL"], network_mode=network,
                 log_config={"Type": "json-file", "Config": {"max-size": "20m", "max-file": "2"}})
             return self.client.api.create_container(
                 image=image, command=command, environment=env, labels=self._labels(app, **{LABEL_BUILD: build_id}),
@@ -243,9 +262,12 @@ class DockerBuild(DockerEngine):
         except (docker.errors.APIError, requests.exceptions.RequestException):
             pass   # already exited
 
-    def _remove_quietly(self, cid: str) -> None:
+    def _remove_quietly(self, cid: str | None, network: str | None = None) -> None:
         try:
-            self.client.api.remove_container(cid, force=True)
+            if cid:
+                self.client.api.remove_container(cid, force=True)
+            if network:
+                self.client.api.remove_network(network)
         except docker.errors.APIError:
             pass
 
