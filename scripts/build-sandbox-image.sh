@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The build sandbox image (controller/scheduler/docker_sandbox.py): the cluster node image
 # (Debian's docker.io and iptables on the stack) plus Debian's docker-registry, whose first
-# process is scripts/sandbox/init.sh. Labelled with the hash of its recipe (this script and
-# init.sh): an image of the same recipe is kept, another is rebuilt (the platform then
+# process is scripts/sandbox/init.sh and whose engine's runtime is scripts/sandbox/runc-dropping-net-raw.
+# Labelled with the hash of its recipe (this script and those files): an image of the same recipe is kept, another is rebuilt (the platform then
 # replaces running sandboxes of the old image, keeping their volumes).
 set -euo pipefail
 
@@ -14,7 +14,8 @@ say() { printf 'build-sandbox-image: %s\n' "$*"; }
 die() { printf 'build-sandbox-image: ERROR: %s\n' "$*" >&2; exit 1; }
 
 docker image inspect "$NODE_IMAGE" >/dev/null 2>&1 || die "the node image $NODE_IMAGE is missing (scripts/cluster.sh image builds it)"
-recipe="$(cat "${BASH_SOURCE[0]}" "$ROOT/scripts/sandbox/init.sh" | sha256sum | cut -c1-16)"
+recipe="$(cat "${BASH_SOURCE[0]}" "$ROOT/scripts/sandbox/init.sh" "$ROOT/scripts/sandbox/runc-dropping-net-raw" \
+          | sha256sum | cut -c1-16)"
 have="$(docker image inspect -f '{{ index .Config.Labels "dockyard.sandbox.recipe" }}' "$IMAGE" 2>/dev/null || true)"
 if [ "$have" = "$recipe" ]; then
     say "image $IMAGE already present (recipe $recipe)"
@@ -22,7 +23,7 @@ if [ "$have" = "$recipe" ]; then
 fi
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
-cp "$ROOT/scripts/sandbox/init.sh" "$ctx/init.sh"
+cp "$ROOT/scripts/sandbox/init.sh" "$ROOT/scripts/sandbox/runc-dropping-net-raw" "$ctx/"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $NODE_IMAGE
 USER root
@@ -30,6 +31,7 @@ RUN apt-get -o Acquire::Check-Valid-Until=false update -q \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-registry \
     && rm -rf /var/lib/apt/lists/*
 COPY init.sh /usr/local/bin/dockyard-sandbox-init
+COPY runc-dropping-net-raw /usr/local/bin/runc-dropping-net-raw
 VOLUME /var/lib/docker
 ENTRYPOINT ["/usr/local/bin/dockyard-sandbox-init"]
 CMD []

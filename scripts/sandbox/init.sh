@@ -48,6 +48,8 @@ YML
 docker-registry garbage-collect /etc/dockyard/registry.yml >/dev/null 2>&1 || true
 docker-registry serve /etc/dockyard/registry.yml &
 
-set -- dockerd -H unix:///sandbox/docker.sock
+# every container the engine runs (build steps) goes through runc-dropping-net-raw: no NET_RAW
+set -- dockerd -H unix:///sandbox/docker.sock \
+    --add-runtime dockyard=/usr/local/bin/runc-dropping-net-raw --default-runtime dockyard
 for ns in ${SANDBOX_DNS:-}; do set -- "$@" --dns "$ns"; done
 exec "$@"
