@@ -60,9 +60,12 @@ class _EngineBuild:
     closing that connection (on a timeout, or when the pusher went away) makes the engine
     cancel the build and kill its running step."""
 
-    def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int, base_url: str | None = None):
-        # base_url: a build sandbox's engine; None: the host's (Dockerfiles the platform wrote)
-        self.api = docker.APIClient(base_url=base_url, timeout=300) if base_url else docker.from_env(timeout=300).api
+    def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int, base_url: str | None = None,
+                 version: str | None = None):
+        # base_url: a build sandbox's engine (its API version known); None: the host's engine
+        # (Dockerfiles the platform wrote)
+        self.api = (docker.APIClient(base_url=base_url, version=version, timeout=300) if base_url
+                    else docker.from_env(timeout=300).api)
         self.events: queue.Queue = queue.Queue()
         self._responses: list = []
         self.api.hooks["response"].append(lambda resp, *args, **kwargs: self._responses.append(resp))

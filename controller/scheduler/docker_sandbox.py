@@ -38,20 +38,24 @@ from .labels import LABEL_BUILD, LABEL_INSTANCE
 
 LABEL_SANDBOX = "dockyard.sandbox"
 _START_TIMEOUT = 60.0
+_RECHECK = 60.0    # seconds a sandbox found ready is trusted with one ping (then checked in full)
 
 
 @dataclass(frozen=True)
 class _Sandbox:
     base_url: str       # its engine's socket
     registry: int       # the host port its registry is published on (127.0.0.1)
+    version: str        # its engine's API version (asked once, not by every client)
+    checked: float      # time.monotonic() of its last full check
 
-    def api(self) -> docker.APIClient:
-        return docker.APIClient(base_url=self.base_url, timeout=300)
+    def api(self, timeout: int = 300) -> docker.APIClient:
+        return docker.APIClient(base_url=self.base_url, version=self.version, timeout=timeout)
 
 
 class DockerSandboxes(DockerBuild):
     _locks_guard = threading.Lock()
     _locks: dict[str, threading.Lock] = {}
+    _ready: dict[tuple[str, str], _Sandbox] = {}   # (instance, tenant) -> last found ready
 
     # ---- the verbs ------------------------------------------------------------------
     def sandbox_provide(self, tenant: str, ref: str) -> bool:
@@ -80,7 +84,7 @@ class DockerSandboxes(DockerBuild):
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         sandbox = self._sandbox(tenant)
         run = _EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024,
-                           base_url=sandbox.base_url)
+                           base_url=sandbox.base_url, version=sandbox.version)
         try:
             image_id = self._read_build(run, on_line, cancelled)
         finally:
@@ -91,13 +95,15 @@ class DockerSandboxes(DockerBuild):
                     image_id = api.inspect_image(tag)["Id"]
                 except docker.errors.APIError:
                     raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
-            self._move_out(api, sandbox, tag, image_id)
-            self._keep_latest(api, tag)
+            digest = self._move_out(api, sandbox, tag, image_id)
+        # tidying the sandbox need not hold up the release
+        threading.Thread(target=self._tidy, args=(sandbox, tag, digest), name=f"tidy-{tag}", daemon=True).start()
         return image_id
 
     def remove_sandbox(self, tenant: str) -> None:
         """Remove a tenant's sandbox: its container, volume (images, cache) and network."""
         name = policy.sandbox_name(self.settings.name, tenant)
+        self._ready.pop((self.settings.name, tenant), None)
         api = self.client.api
         for remove in (lambda: api.remove_container(name, force=True, v=True), lambda: api.remove_volume(name, force=True),
                        lambda: api.remove_network(name)):
@@ -121,8 +127,9 @@ class DockerSandboxes(DockerBuild):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not load {ref} into the build sandbox: {e.explanation}") from None
 
-    def _move_out(self, api: docker.APIClient, sandbox: _Sandbox, tag: str, image_id: str) -> None:
-        """Push from the sandbox to its registry, pull into the host's engine, tag it `tag`."""
+    def _move_out(self, api: docker.APIClient, sandbox: _Sandbox, tag: str, image_id: str) -> str | None:
+        """Push from the sandbox to its registry, pull into the host's engine, tag it `tag`.
+        Returns the manifest's digest in the sandbox's registry."""
         repo, _, name = tag.rpartition(":")
         inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
         outside = f"127.0.0.1:{sandbox.registry}/{repo}"
@@ -141,14 +148,19 @@ class DockerSandboxes(DockerBuild):
             raise ImageBuildFailed(f"Could not take the image out of the build sandbox: {e.explanation}") from None
         if (self._inspect_image(tag) or {}).get("Id") != image_id:
             raise ImageBuildFailed("The image taken out of the build sandbox is not the one built: push again.")
-        if digest:   # the registry keeps only what the sandbox has not handed over yet
+        return digest
+
+    @staticmethod
+    def _tidy(sandbox: _Sandbox, tag: str, digest: str | None) -> None:
+        """The sandbox's registry forgets the image handed over (its layers are freed at the
+        sandbox's next start), and its engine keeps the app's newest build (the next build's
+        cache), not older ones."""
+        repo, _, keep = tag.rpartition(":")
+        if digest:
             with contextlib.suppress(requests.RequestException):
                 requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
-
-    def _keep_latest(self, api: docker.APIClient, tag: str) -> None:
-        """The sandbox keeps the app's newest build (the next build's cache), not older ones."""
-        repo, _, keep = tag.rpartition(":")
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
+                contextlib.closing(sandbox.api()) as api:
             for img in api.images(name=repo):
                 for t in img.get("RepoTags") or []:
                     if t.rpartition(":")[0] == repo and t.rpartition(":")[2] != keep:
@@ -158,7 +170,22 @@ class DockerSandboxes(DockerBuild):
     # ---- the sandbox itself ----------------------------------------------------------
     def _sandbox(self, tenant: str) -> _Sandbox:
         """The tenant's sandbox, running: created on first use, started when stopped, replaced
-        (keeping its volume) when the sandbox image changed."""
+        (keeping its volume) when the sandbox image changed. One found ready in the last
+        _RECHECK seconds is trusted once its engine answers a ping."""
+        key = (self.settings.name, tenant)
+        known = self._ready.get(key)
+        if known is not None and time.monotonic() - known.checked < _RECHECK:
+            try:
+                with contextlib.closing(known.api(timeout=5)) as api:
+                    api.ping()
+                return known
+            except (docker.errors.DockerException, requests.RequestException):
+                self._ready.pop(key, None)
+        sandbox = self._ensure_sandbox(tenant)
+        self._ready[key] = sandbox
+        return sandbox
+
+    def _ensure_sandbox(self, tenant: str) -> _Sandbox:
         name = policy.sandbox_name(self.settings.name, tenant)
         sock_dir = self.settings.home / "sandboxes" / tenant
         with self._tenant_lock(tenant, sock_dir):
@@ -175,10 +202,8 @@ class DockerSandboxes(DockerBuild):
                 self._create_sandbox(tenant, name, sock_dir)
             if not ((info or {}).get("State") or {}).get("Running"):
                 api.start(name)
-            sandbox = _Sandbox(base_url=f"unix://{sock_dir}/docker.sock",
-                               registry=policy.registry_host_port(_inspect(api, name) or {}) or 0)
-            self._wait_ready(sandbox, name)
-            return sandbox
+            return self._wait_ready(f"unix://{sock_dir}/docker.sock",
+                                    policy.registry_host_port(_inspect(api, name) or {}) or 0, name)
 
     @contextlib.contextmanager
     def _tenant_lock(self, tenant: str, sock_dir: Path) -> Iterator[None]:
@@ -215,14 +240,14 @@ class DockerSandboxes(DockerBuild):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the build sandbox {name}: {e.explanation}") from None
 
-    def _wait_ready(self, sandbox: _Sandbox, name: str) -> None:
+    def _wait_ready(self, base_url: str, registry: int, name: str) -> _Sandbox:
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             try:
-                with contextlib.closing(docker.APIClient(base_url=sandbox.base_url, timeout=5)) as api:
+                with contextlib.closing(docker.APIClient(base_url=base_url, timeout=5)) as api:
                     api.ping()
-                if sandbox.registry:
-                    return
+                    if registry:
+                        return _Sandbox(base_url, registry, api.api_version, time.monotonic())
             except (docker.errors.DockerException, requests.RequestException):
                 pass
             if time.monotonic() >= deadline:
