@@ -6,6 +6,7 @@ Dockerfile app of hers still deploys and redeploys."""
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import secrets
 import subprocess
 import threading
@@ -21,8 +22,23 @@ STACK = "dockyard/stack:bookworm"
 
 
 @pytest.fixture(scope="module")
-def plat(tmp_path_factory, busybox_base):
-    p = start_platform(tmp_path_factory.mktemp("sandbox"))
+def packs(tmp_path_factory) -> Path:
+    """A buildpack the operator allows (DOCKYARD_BUILDPACK_PATHS) whose detect step prints, as its
+    name, the step's capability bounding set and its address."""
+    root = tmp_path_factory.mktemp("packs")
+    probe = root / "probe" / "bin"
+    probe.mkdir(parents=True)
+    scripts = {"detect": 'echo "PROBE caps=$(grep CapBnd /proc/self/status | cut -f2) addr=$(hostname -i)"\nexit 0\n',
+               "compile": "exit 0\n", "release": "echo '---'\n"}
+    for name, body in scripts.items():
+        (probe / name).write_text("#!/bin/sh\n" + body)
+        (probe / name).chmod(0o755)
+    return root
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory, busybox_base, packs):
+    p = start_platform(tmp_path_factory.mktemp("sandbox"), DOCKYARD_BUILDPACK_PATHS=str(packs))
     try:
         yield p
     finally:
@@ -190,6 +206,22 @@ def test_a_raw_socket_in_a_build_sees_no_other_tenants_traffic(plat, world, tmp_
     assert marker not in out and "VICTOR-" not in out, out[-2000:]
     # NET_RAW is gone from build steps; and had it not been, victor's builds are in his own sandbox
     assert "NO RAW SOCKET: [Errno 1] Operation not permitted" in out, out[-2000:]
+
+
+# ---- buildpack steps: a network of their own, no capabilities ------------------------------
+def test_buildpack_steps_are_off_the_default_bridge_and_have_no_capabilities(plat, world, tmp_path, packs):
+    m = world["mallory"]
+    app = unique_app("bp")
+    m.cli("apps:create", app)
+    m.cli("config:set", f"BUILDPACK_URL={packs / 'probe'}", "-a", app)
+    out = push(m, plat, app, make_app_repo(tmp_path / app, {"hello.txt": "x"}, plat)).stderr
+    found = [line for line in out.splitlines() if "PROBE caps=" in line]
+    assert found, out[-2000:]
+    caps = found[0].split("caps=")[1].split()[0]
+    addr = ipaddress.ip_address(found[0].split("addr=")[1].split()[0])
+    assert int(caps, 16) == 0, found        # NET_RAW included: not even in the bounding set
+    default = run(["docker", "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "bridge"]).stdout.strip()
+    assert addr not in ipaddress.ip_network(default), (found, default)   # not beside other tenants' containers
 
 
 # ---- what is allowed still works ------------------------------------------------------------
