@@ -2,8 +2,10 @@
 
 It speaks domain verbs (build an image, start or stop an instance of a release's process, list
 an app's instances, read their logs, run a one-off) and takes and returns core.models records
-only: no engine SDK object crosses it. A backend (single-host Docker today; a Swarm cluster is
-the next) implements every method with the contract its docstring states.
+only: no engine SDK object crosses it. Each backend implements every method with the contract its
+docstring states: the single-host Docker engine (docker_backend.py), a Docker Swarm cluster
+(docker_swarm.py; selector.py switches between the two while the platform runs), and an
+in-memory one for fast tests of the deploy logic (memory.py).
 
 Contract shared by every method:
 - Everything a backend makes carries the labels of controller/scheduler/labels.py, with
@@ -25,7 +27,7 @@ OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
 
 
-def _never() -> bool:
+def never() -> bool:
     return False
 
 
@@ -74,7 +76,7 @@ class Scheduler(ABC):
 
     @abstractmethod
     def build(self, context_dir: str, tag: str, on_line: OnLine, *, app: str, build_id: str | None = None,
-              dockerfile: str | None = None, cancelled: Cancelled = _never) -> str:
+              dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
         """Build an image from `context_dir` (a directory the platform owns) with `dockerfile`
         (relative to it, or an absolute path; default `Dockerfile`), tag it `tag` and return its id.
         The backend labels the image itself: the app, and the build when `build_id` is given
@@ -85,7 +87,7 @@ class Scheduler(ABC):
 
     @abstractmethod
     def sandbox_build(self, tenant: str, context_dir: str, tag: str, on_line: OnLine, *, app: str,
-                      build_id: str | None = None, dockerfile: str | None = None, cancelled: Cancelled = _never) -> str:
+                      build_id: str | None = None, dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
         """As `build`, for a Dockerfile a tenant wrote: it runs in the tenant's build sandbox (an
         engine holding only images loaded by `sandbox_provide` and the tenant's own builds, on a
         network without the host, the platform's networks or other tenants), and the image then
@@ -108,7 +110,7 @@ class Scheduler(ABC):
     @abstractmethod
     def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
                             binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: OnLine,
-                            timeout: float, cancelled: Cancelled = _never, user: str = "1000:1000",
+                            timeout: float, cancelled: Cancelled = never, user: str = "1000:1000",
                             finished: threading.Event | None = None) -> BuildRun:
         """Run a build step (buildpacks) to completion in a memory-limited container of `image`,
         streaming each output line to `on_line`. binds: container path -> (host path, read only);
@@ -190,6 +192,11 @@ class Scheduler(ABC):
         """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..,
         "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
         stack image counts under images)."""
+
+    def data_root(self) -> str:
+        """The directory where the engine that builds keeps images and containers (a build needs
+        room there); "" when the engine does not say."""
+        return ""
 
     @abstractmethod
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:

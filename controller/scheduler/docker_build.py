@@ -18,9 +18,9 @@ import requests
 from core.errors import BuildTimeout, ImageBuildFailed, SchedulerError
 from core.models import BuildRun
 
-from .docker_engine import DockerEngine
-from .docker_parse import Lines
-from .labels import LABEL_BUILD
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import Lines
+from controller.scheduler.labels import LABEL_BUILD
 
 
 def label_line(labels: dict[str, str]) -> str:
@@ -55,10 +55,11 @@ def append_labels(context_dir: str, dockerfile: str, labels: dict[str, str]) -> 
         f.write("\n" + label_line(labels) + "\n")
 
 
-class _EngineBuild:
+class EngineBuild:
     """One build running in the engine over a connection of its own, read by a pump thread:
     closing that connection (on a timeout, or when the pusher went away) makes the engine
-    cancel the build and kill its running step."""
+    cancel the build and kill its running step. The host's engine runs it for Dockerfiles the
+    platform wrote; a build sandbox's engine (docker_sandbox.py) for a tenant's."""
 
     def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int, base_url: str | None = None,
                  version: str | None = None):
@@ -107,7 +108,7 @@ class DockerBuild(DockerEngine):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         self.client  # noqa: B018 - the engine is reachable (or a clear error) before we start
-        run = _EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024)
+        run = EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024)
         try:
             image_id = self._read_build(run, on_line, cancelled)
         finally:
@@ -119,7 +120,7 @@ class DockerBuild(DockerEngine):
                 raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
         return image_id
 
-    def _read_build(self, run: _EngineBuild, on_line: Callable[[str], None],
+    def _read_build(self, run: EngineBuild, on_line: Callable[[str], None],
                     cancelled: Callable[[], bool]) -> str | None:
         """The build's output to `on_line` until it ends; the image id when the engine says it."""
         deadline = time.monotonic() + self.settings.build_timeout

@@ -5,7 +5,7 @@ Each building user has one sandbox, kept between builds: a container of the sand
 (Docker-in-Docker, scripts/sandbox/init.sh) on a bridge network of its own, whose engine keeps
 its images and build cache on a volume of its own. It holds only what that user may build on:
 the images the platform loads into it (the stack, the user's apps' images, the images an admin
-allowed, each checked by controller/tenancy.py before it is loaded) and what the user built
+allowed, each checked by controller/accounts/tenancy.py before it is loaded) and what the user built
 there. Its network rules (sandbox_policy.py) refuse the host, loopback, link-local and private
 ranges to the engine (`ADD http://...`) and to every build step; package registries stay
 reachable. Its engine listens only on a unix socket in a host directory: no container, of any
@@ -32,9 +32,9 @@ import requests
 
 from core.errors import ImageBuildFailed, SchedulerError
 
-from . import sandbox_policy as policy
-from .docker_build import DockerBuild, _EngineBuild, append_labels
-from .labels import LABEL_BUILD, LABEL_INSTANCE
+from controller.scheduler import sandbox_policy as policy
+from controller.scheduler.docker_build import DockerBuild, EngineBuild, append_labels
+from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 
 LABEL_SANDBOX = "dockyard.sandbox"
 _START_TIMEOUT = 60.0
@@ -83,7 +83,7 @@ class DockerSandboxes(DockerBuild):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         sandbox = self._sandbox(tenant)
-        run = _EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024,
+        run = EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024,
                            base_url=sandbox.base_url, version=sandbox.version)
         try:
             image_id = self._read_build(run, on_line, cancelled)
