@@ -11,6 +11,13 @@ Cancelled = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class CheckoutLimits:
+    """The most a pushed commit's tree may check out to, checked before anything is written."""
+    max_bytes: int = 2048 << 20     # DOCKYARD_MAX_CHECKOUT_MB, in bytes
+    max_files: int = 200_000        # DOCKYARD_MAX_CHECKOUT_FILES
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """The operator's build settings (the controller makes one from its Settings)."""
     stack_image: str                # the run stack: FROM for slugs, allowed as a Dockerfile base
@@ -24,6 +31,7 @@ class BuildConfig:
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
     runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
+    checkout_limits: CheckoutLimits = CheckoutLimits()   # what a pushed tree may check out to
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app

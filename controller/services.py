@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from builder.job import BuildConfig
+from builder.job import BuildConfig, CheckoutLimits
 from router.nginx import Nginx
 
+from .drains import Targets
 from .routing import load_routes
 from .scheduler import Scheduler, make_scheduler
 from .settings import Settings, router_config
@@ -25,6 +26,15 @@ class Services:
         self._lock = threading.Lock()
         self.retiring: set[str] = set()     # container ids being stopped by a background thread
         self.retiring_lock = threading.Lock()
+        self._targets: Targets | None = None
+
+    @property
+    def drain_targets(self) -> Targets:
+        """Where log drains may connect (the engine's own networks asked lazily)."""
+        with self._lock:
+            if self._targets is None:
+                self._targets = Targets(self.settings.drain_private_hosts, lambda: self.scheduler.network_subnets())
+            return self._targets
 
     @property
     def scheduler(self) -> Scheduler:
@@ -40,7 +50,8 @@ class Services:
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
                            disk_paths=(str(s.home), "/var/lib/docker"), buildpack_paths=s.buildpack_paths,
-                           runtimes_root=s.runtimes_dir)
+                           runtimes_root=s.runtimes_dir,
+                           checkout_limits=CheckoutLimits(s.max_checkout_mb << 20, s.max_checkout_files))
 
     @property
     def router(self):

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.netguard import parse_allowed
 from router.config import RouterConfig
 
 from .isolation import Isolation
@@ -75,6 +76,8 @@ class Settings:
     log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
     max_push_unpacked_mb: int = 2048   # DOCKYARD_MAX_PUSH_UNPACKED_MB: the most a push's objects may inflate to
     max_push_objects: int = 1_000_000  # DOCKYARD_MAX_PUSH_OBJECTS: the most objects one push may send
+    max_checkout_mb: int = 2048     # DOCKYARD_MAX_CHECKOUT_MB: the most a pushed tree may check out to
+    max_checkout_files: int = 200_000   # DOCKYARD_MAX_CHECKOUT_FILES: the most files a pushed tree may hold
     buildpack_paths: tuple[str, ...] = ()   # DOCKYARD_BUILDPACK_PATHS: host dirs tenants' buildpacks may come from
     allowed_images: tuple[str, ...] = ()    # DOCKYARD_ALLOWED_IMAGES: images anyone may deploy or build on
     quota_apps: int = 20            # DOCKYARD_QUOTA_APPS: default apps a (non-admin) user may own
@@ -88,6 +91,7 @@ class Settings:
     redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
     addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
     backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
+    drain_private_hosts: tuple[str, ...] = ()   # DOCKYARD_DRAIN_PRIVATE_HOSTS: private collectors drains may reach
 
     @property
     def isolation(self) -> Isolation:
@@ -205,6 +209,8 @@ def from_env(env: dict | None = None) -> Settings:
         log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
         max_push_unpacked_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_UNPACKED_MB", 2048)),
         max_push_objects=max(1, _int(env, "DOCKYARD_MAX_PUSH_OBJECTS", 1_000_000)),
+        max_checkout_mb=max(1, _int(env, "DOCKYARD_MAX_CHECKOUT_MB", 2048)),
+        max_checkout_files=max(1, _int(env, "DOCKYARD_MAX_CHECKOUT_FILES", 200_000)),
         buildpack_paths=_paths(env.get("DOCKYARD_BUILDPACK_PATHS")),
         allowed_images=_list(env.get("DOCKYARD_ALLOWED_IMAGES")),
         quota_apps=max(0, _int(env, "DOCKYARD_QUOTA_APPS", 20)),
@@ -218,6 +224,7 @@ def from_env(env: dict | None = None) -> Settings:
         redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
         addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
         backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
+        drain_private_hosts=_drain_hosts(env.get("DOCKYARD_DRAIN_PRIVATE_HOSTS")),
     )
 
 
@@ -238,6 +245,17 @@ def router_config(s: Settings) -> RouterConfig:
 
 def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
+
+
+def _drain_hosts(raw: str | None) -> tuple[str, ...]:
+    """DOCKYARD_DRAIN_PRIVATE_HOSTS: host names or CIDRs of collectors on private addresses that
+    drains may reach (loopback, link-local and the engine's networks stay refused)."""
+    hosts = _list(raw)
+    try:
+        parse_allowed(hosts)
+    except ValueError as e:
+        raise ValueError(f"DOCKYARD_DRAIN_PRIVATE_HOSTS: {e}; list host names or CIDRs, e.g. logs.internal,10.0.5.0/24") from None
+    return hosts
 
 
 def _paths(raw: str | None) -> tuple[str, ...]:
