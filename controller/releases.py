@@ -27,8 +27,7 @@ from .services import Out, Services
 
 # ---- apps ------------------------------------------------------------------------------
 def create_app(svc: Services, name: str, user: User) -> App:
-    tenancy.check_new_app(svc, user)
-    app = svc.store.create_app(name, user.id)
+    app = svc.store.create_app(name, user.id, tenancy.app_quota(svc, user))
     repos.init_repo(svc.settings, name)
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
     try:
@@ -322,8 +321,7 @@ def scale(svc: Services, app: App, updates: list, user: str, out: Out, max_quant
                 raise BadRequest(f"Quantity for {ptype} must be a whole number from 0 to {max_quantity}.")
             require_process_type(app.name, types, ptype)
             quantities[ptype] = qty
-        tenancy.check_app_change(svc, app, quantities, {})
-        svc.store.set_formation(app, quantities)
+        tenancy.reserve_app_change(svc, app, quantities, {})
         svc.store.set_stopped(app, [t for t, q in quantities.items() if q > 0], False)   # scaling up starts it
         svc.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
         with formation_lock(svc.settings, app.name, "scale"):
@@ -379,8 +377,7 @@ def set_limits(svc: Services, app: App, ptype: str, parse: Callable[[dict], tupl
         release = svc.store.live_release(app)
         require_process_type(app.name, process_types(release), ptype)
         memory, cpus = parse(svc.store.limits(app).get(ptype, {}))
-        tenancy.check_app_change(svc, app, {}, {ptype: memory or svc.settings.app_memory_mb})
-        svc.store.set_limits(app, ptype, memory, cpus)
+        tenancy.reserve_app_change(svc, app, {}, {ptype: (memory, cpus)})
         svc.store.add_event(app, "dockyard", "api", f"Limits of {ptype} set by {user}: "
                             f"memory {memory or 'default'} MB, cpus {cpus if cpus is not None else 'default'}")
         if release is not None and release.build_id is not None:

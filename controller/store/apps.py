@@ -7,7 +7,7 @@ import json
 import sqlite3
 import uuid
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, QuotaExceeded
 from core.models import App, Build, Release
 
 from .base import now
@@ -46,8 +46,14 @@ _RELEASE_SELECT = """
 
 class AppsMixin:
     # ---- apps -------------------------------------------------------------
-    def create_app(self, name: str, owner_id: int | None) -> App:
+    def create_app(self, name: str, owner_id: int | None, max_owned: int | None = None) -> App:
+        """A new app; with `max_owned`, refused when its owner already owns that many (counted
+        in the same write transaction, so concurrent creates cannot all pass the count)."""
         with self.tx() as db:
+            if max_owned is not None and db.execute("SELECT count(*) FROM apps WHERE owner_id = ?",
+                                                    (owner_id,)).fetchone()[0] >= max_owned:
+                raise QuotaExceeded(f"You own {max_owned} apps, your quota: destroy one (`dockyard apps:destroy`) "
+                                    "or ask an admin to raise it.")
             try:
                 db.execute("INSERT INTO apps (id, name, owner_id, created_at) VALUES (?, ?, ?, ?)",
                            (str(uuid.uuid4()), name, owner_id, now()))
