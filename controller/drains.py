@@ -63,7 +63,7 @@ def check_url(url: str) -> str:
 def add(svc, app, url: str) -> str:
     """drains:add: a well-formed URL whose host resolves only to addresses drains may reach."""
     url = check_url(url)
-    svc.drain_targets.check(url)
+    Targets(svc.settings.drain_private_hosts, svc.scheduler.network_subnets).check(url)
     if not svc.store.add_drain(app, url):
         raise BadRequest(f"{app.name} already drains to {url}: see `dockyard drains -a {app.name}`.")
     return url

@@ -8,7 +8,6 @@ from typing import Callable
 from builder.job import BuildConfig, CheckoutLimits
 from router.nginx import Nginx
 
-from .drains import Targets
 from .routing import load_routes
 from .scheduler import Scheduler, make_scheduler
 from .settings import Settings, router_config
@@ -26,15 +25,6 @@ class Services:
         self._lock = threading.Lock()
         self.retiring: set[str] = set()     # container ids being stopped by a background thread
         self.retiring_lock = threading.Lock()
-        self._targets: Targets | None = None
-
-    @property
-    def drain_targets(self) -> Targets:
-        """Where log drains may connect (the engine's own networks asked lazily)."""
-        with self._lock:
-            if self._targets is None:
-                self._targets = Targets(self.settings.drain_private_hosts, lambda: self.scheduler.network_subnets())
-            return self._targets
 
     @property
     def scheduler(self) -> Scheduler:
