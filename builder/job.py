@@ -26,7 +26,7 @@ class BuildConfig:
     memory_mb: int                  # memory limit of a build
     app_port: int                   # $PORT, for app.json's health checks
     ca_bundle: str                  # CA bundle mounted into build containers ("" = none)
-    cache_root: Path                # <cache_root>/<app> is an app's buildpack CACHE_DIR
+    cache_root: Path                # <cache_root>/<app id> is an app's buildpack CACHE_DIR
     image_namespace: str            # images are <namespace>/<app>:<tag>
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
@@ -47,6 +47,7 @@ class BuildJob:
     commit: str                     # the pushed commit (hex)
     tag: str                        # the image to make
     config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
+    cache_key: str = ""             # the app's never-reused id: its CACHE_DIR under cache_root ("" = the name)
     # Whether the pusher may build on an image (Dockerfile FROM / COPY --from); None: the stack only.
     may_use_image: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 

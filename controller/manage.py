@@ -10,6 +10,7 @@ from core.errors import DockyardError
 from core.fsutil import atomic_write
 
 from . import backup
+from .artifacts import adopt_name_keyed
 from .accounts import mint_token
 from .scheduler import make_scheduler
 from .settings import from_env
@@ -38,6 +39,8 @@ def bootstrap(name):
     s.ensure_dirs()
     store = Store(s.db_path)
     store.migrate()
+    for line in adopt_name_keyed(s, store):   # what older versions kept by app name
+        click.echo(f"moved: {line}")
     token_file = s.home / "admin.token"
     user = store.get_user(name)
     if user is not None and token_file.exists() and store.user_for_token(token_file.read_text().strip()):

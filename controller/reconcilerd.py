@@ -16,6 +16,7 @@ from .crashes import CrashWatch
 from .reconcile import reconcile_all
 from .services import Services
 from .settings import Settings, from_env
+from .addon_backups import prune_destroyed
 from .sweep import sweep_app
 
 log = logging.getLogger("dockyard.reconciler")
@@ -30,6 +31,11 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> None:
         except Exception:  # noqa: BLE001 - keep the loop alive, with the traceback in the log
             log.exception("%s failed", what)
     if sweep:
+        try:
+            for name in prune_destroyed(svc):
+                log.info("%s: the destroyed app's backups are past DOCKYARD_DESTROYED_BACKUP_DAYS: deleted", name)
+        except OSError as e:
+            log.warning("deleting destroyed apps' old backups failed: %s", e)
         for app in svc.store.list_apps():
             try:
                 for line in sweep_app(svc, app.name):

@@ -21,6 +21,7 @@ from core.names import validate_process_type
 from . import manifest as app_json, repos, tenancy
 from .locks import app_lock, formation_lock
 from .reconcile import converge
+from .routing import forget_cert_files
 from .rollout import RELEASE_PHASE, collect_images, deploy_release
 from .services import Out, Services
 
@@ -28,6 +29,9 @@ from .services import Out, Services
 # ---- apps ------------------------------------------------------------------------------
 def create_app(svc: Services, name: str, user: User) -> App:
     app = svc.store.create_app(name, user.id, tenancy.app_quota(svc, user))
+    # a repository left by a destroyed app of the same name (a destroy killed half-way) is not
+    # this app's: it starts empty
+    shutil.rmtree(repos.repo_path(svc.settings, name), ignore_errors=True)
     repos.init_repo(svc.settings, name)
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
     try:
@@ -38,22 +42,25 @@ def create_app(svc: Services, name: str, user: User) -> App:
 
 
 def destroy_app(svc: Services, app: App) -> None:
-    """Stop every instance, forget the app, and remove its routes, images, repo and cache."""
+    """Stop every instance, forget the app, and remove its routes, certificate files, images,
+    repo and cache. Its add-ons' backups stay under its id, for its owner and admins only."""
     with app_lock(svc.settings, app.name, "destroy"), formation_lock(svc.settings, app.name, "destroy"):
         for inst in svc.scheduler.instances(app.name):
             svc.store.forget_instance(inst.container_id)
             svc.scheduler.stop(inst.container_id, 0)
-        svc.store.delete_app(app)
+        backups = svc.settings.backups_dir(app.id)
+        svc.store.delete_app(app, keep_backups=backups.is_dir() and any(backups.iterdir()))
         svc.apply_routes()
+        forget_cert_files(svc.settings, app.id)   # the config just applied no longer names them
         svc.scheduler.remove_leftovers(app.name)   # build and release-phase containers of killed deploys
         svc.scheduler.remove_images(app.name)
         shutil.rmtree(repos.repo_path(svc.settings, app.name), ignore_errors=True)
-        shutil.rmtree(svc.settings.cache_dir(app.name), ignore_errors=True)   # buildpack CACHE_DIR
+        shutil.rmtree(svc.settings.cache_dir(app.id), ignore_errors=True)   # buildpack CACHE_DIR
 
 
 def purge_build_cache(svc: Services, app: App) -> tuple[bool, int]:
     """Clear the app's buildpack CACHE_DIR: (it existed, bytes freed)."""
-    cache = svc.settings.cache_dir(app.name)
+    cache = svc.settings.cache_dir(app.id)
     with app_lock(svc.settings, app.name, "cache purge"):
         if not cache.exists():
             return False, 0
@@ -119,7 +126,7 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
         log.append(line)
         out(line)
 
-    job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config,
+    job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config, cache_key=app.id,
                    may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None)
     try:
         result = build_commit(job, repo, svc.scheduler, svc.build_config, say, cancelled)

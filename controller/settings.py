@@ -91,6 +91,7 @@ class Settings:
     redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
     addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
     backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
+    destroyed_backup_days: int = 30  # DOCKYARD_DESTROYED_BACKUP_DAYS: a destroyed app's backups are kept this long
     drain_private_hosts: tuple[str, ...] = ()   # DOCKYARD_DRAIN_PRIVATE_HOSTS: private collectors drains may reach
 
     @property
@@ -105,9 +106,15 @@ class Settings:
     def log_max_bytes(self) -> int:
         return self.log_max_mb << 20
 
-    def cache_dir(self, app: str) -> Path:
-        """The app's buildpack CACHE_DIR, kept between builds."""
-        return self.home / "cache" / app
+    def cache_dir(self, app_id: str) -> Path:
+        """The app's buildpack CACHE_DIR, kept between builds; keyed by the app's id, which is
+        never reused (a name is: the next app of that name must start from nothing)."""
+        return self.home / "cache" / app_id
+
+    def backups_dir(self, app_id: str) -> Path:
+        """The app's add-on backups, keyed by its id: they outlive a destroyed app (for its owner
+        and admins, DOCKYARD_DESTROYED_BACKUP_DAYS) and never go to the name's next owner."""
+        return self.home / "backups" / app_id
 
     # ---- derived paths -------------------------------------------------
     @property
@@ -224,6 +231,7 @@ def from_env(env: dict | None = None) -> Settings:
         redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
         addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
         backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
+        destroyed_backup_days=max(1, _int(env, "DOCKYARD_DESTROYED_BACKUP_DAYS", 30)),
         drain_private_hosts=_drain_hosts(env.get("DOCKYARD_DRAIN_PRIVATE_HOSTS")),
     )
 

@@ -91,9 +91,32 @@ class AppsMixin:
                 "SELECT a.name FROM apps a JOIN formation f ON f.app_id = a.id"
                 " WHERE f.type = 'web' AND f.quantity > 0 AND f.stopped = 0")}
 
-    def delete_app(self, app: App) -> None:
+    def delete_app(self, app: App, keep_backups: bool = False) -> None:
+        """Forget the app; with `keep_backups`, remember it (id, name, owner) so its owner and
+        admins can still reach its add-ons' backups."""
         with self.tx() as db:
+            if keep_backups:
+                db.execute("INSERT OR REPLACE INTO destroyed_apps (id, name, owner_id, destroyed_at) VALUES (?, ?, ?, ?)",
+                           (app.id, app.name, app.owner_id, now()))
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+
+    def destroyed_apps(self, owner_id: int | None = None) -> list[dict]:
+        """Destroyed apps with kept backups, oldest first; only `owner_id`'s when given."""
+        q = "SELECT d.*, u.name AS owner FROM destroyed_apps d LEFT JOIN users u ON u.id = d.owner_id"
+        with self.read() as db:
+            rows = db.execute(q + (" WHERE d.owner_id = ?" if owner_id is not None else "") + " ORDER BY d.destroyed_at",
+                              (owner_id,) if owner_id is not None else ()).fetchall()
+        return [dict(r) for r in rows]
+
+    def retire_destroyed(self, app_id: str, name: str, owner_id: int | None, at: str | None = None) -> None:
+        """Record (or keep) a destroyed app's backups entry: `at` defaults to now."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO destroyed_apps (id, name, owner_id, destroyed_at) VALUES (?, ?, ?, ?)",
+                       (app_id, name, owner_id, at or now()))
+
+    def forget_destroyed(self, app_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM destroyed_apps WHERE id = ?", (app_id,))
 
     # ---- builds -----------------------------------------------------------
     def create_build(self, app: App, source_commit: str, method: str, image: str) -> Build:
