@@ -230,4 +230,4 @@ def test_drain_urls_cannot_forge_lines_or_name_impossible_ports(plat, people):
     with attack("a stored drain URL with CR/LF and ESC printed raw by `dockyard drains`"):
         out = bob.cli("drains", "-a", app).stdout
         assert "\r" not in out and "\x1b" not in out and not any(l.startswith("FAKE") for l in out.splitlines()), out
-        assert "\\r\\nFAKE line\\x1b[2J" in out, out
+        assert "514\\x0d\\nFAKE line\\x1b[2J" in out, out
