@@ -5,23 +5,27 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from builder.job import BuildConfig, CheckoutLimits
+import tempfile
+
+from builder.job import BuildConfig, CheckoutLimits, DiskCheck
 from router.nginx import Nginx
 
-from .routing import load_routes
-from .scheduler import Scheduler, make_scheduler
-from .settings import Settings, router_config
-from .store import Store
+from controller.scheduler import Scheduler, make_scheduler
+from controller.settings import Settings, router_config
+from controller.store import Store
 
 Out = Callable[[str], None]
 
 
 class Services:
-    def __init__(self, settings: Settings):
+    """`scheduler` and `router` may be given (the in-memory scheduler and a recording router of
+    the fast deploy-logic tests); by default they are made from the settings on first use."""
+
+    def __init__(self, settings: Settings, scheduler: Scheduler | None = None, router=None):
         self.settings = settings
         self.store = Store(settings.db_path)
-        self._scheduler: Scheduler | None = None
-        self._router = None
+        self._scheduler: Scheduler | None = scheduler
+        self._router = router
         self._lock = threading.Lock()
         self.retiring: set[str] = set()     # container ids being stopped by a background thread
         self.retiring_lock = threading.Lock()
@@ -39,9 +43,23 @@ class Services:
         return BuildConfig(stack_image=s.stack_image, build_image=s.build_image, timeout=s.build_timeout,
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
-                           disk_paths=(str(s.home), "/var/lib/docker"), buildpack_paths=s.buildpack_paths,
-                           runtimes_root=s.runtimes_dir,
+                           disk_checks=self.disk_checks(), min_free_mb=s.min_free_mb, buildpack_paths=s.buildpack_paths,
+                           runtimes_root=s.runtimes_dir, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry,
                            checkout_limits=CheckoutLimits(s.max_checkout_mb << 20, s.max_checkout_files))
+
+    def disk_checks(self) -> tuple[DiskCheck, ...]:
+        """The filesystems a build writes to, each with what frees room there that belongs to this
+        platform alone (on a shared engine, never another platform's images)."""
+        s = self.settings
+        return (
+            DiskCheck(str(s.home), "DOCKYARD_HOME", f"Free space under {s.home}: `dockyard repo:purge-cache -a APP` "
+                      f"clears an app's build cache, `dockyard pg:backups` lists backups you may delete"),
+            DiskCheck(self.scheduler.data_root() or "/var/lib/docker", "the Docker engine's data root",
+                      f"`docker image prune -f --filter label=dockyard.instance={s.name}` removes this platform's "
+                      "dangling images (never a release's or another platform's)"),
+            DiskCheck(tempfile.gettempdir(), "the temporary directory builds unpack into",
+                      f"Free space in {tempfile.gettempdir()}"),
+        )
 
     @property
     def router(self):
@@ -50,9 +68,3 @@ class Services:
                 self._router = Nginx(router_config(self.settings))
                 self._router.ensure_layout()
             return self._router
-
-    def apply_routes(self) -> bool:
-        """Compute the route table and apply it as one step under the router's lock, which
-        every process shares, so an older computation (say, the reconciler's) is never
-        applied after a newer one (a deploy's)."""
-        return self.router.apply_fresh(lambda: load_routes(self.settings, self.store, self.scheduler))

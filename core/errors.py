@@ -2,7 +2,7 @@
 carries its HTTP status, a machine-readable code, a user-facing message that says what went
 wrong and how to fix it (never a config value), and `fix`, the area's generic next step.
 Areas subclass the root here; packages add their own subclasses of an area (builder/errors.py,
-router/errors.py). One Flask handler (controller/app.py) renders them all."""
+router/errors.py). One Flask handler (controller/daemons/webapp.py) renders them all."""
 from __future__ import annotations
 
 
@@ -106,6 +106,15 @@ class SchedulerError(DockyardError):
 class ImageBuildFailed(BuildError):
     """The engine failed an image build (a Dockerfile step, or the build container)."""
     code = "image_build_failed"
+
+
+# ---- the platform's own state (controller/store) -----------------------------------------
+class StorageFull(DockyardError):
+    """The filesystem holding the platform's state has no room left: changes wait until it is freed
+    (reads go on where SQLite allows; nothing already stored is lost)."""
+    status = 507
+    code = "storage_full"
+    fix = "free space on the filesystem holding DOCKYARD_HOME; Dockyard resumes by itself"
 
 
 # ---- the router (router/) --------------------------------------------------------------

@@ -39,3 +39,8 @@ def validate_process_type(name: object) -> str:
 def validate_config_key(key: object) -> str:
     return _check(key, CONFIG_KEY_RE, "config var name",
                   "use letters, digits and '_', not starting with a digit (e.g. DATABASE_URL).")
+
+
+# An image reference a user may name (`deploy --image`, `images:allow`): IMAGE[:TAG] or an image id
+# (sha256:...), what `docker images` shows.
+IMAGE_REF = re.compile(r"^(sha256:[0-9a-f]{12,64}|[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$")

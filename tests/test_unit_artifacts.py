@@ -1,4 +1,4 @@
-"""Artifacts keyed by app id (controller/artifacts.py, controller/addon_backups.py) on a real
+"""Artifacts keyed by app id (controller/admin/artifacts.py, controller/addons/backups.py) on a real
 store and a temp DOCKYARD_HOME: name-keyed backups and caches of older versions are adopted
 only by the app they belong to, a destroyed app's backups are its owner's and admins' only,
 and they go once DOCKYARD_DESTROYED_BACKUP_DAYS have passed."""
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from controller import addon_backups
-from controller.artifacts import adopt_name_keyed
+from controller.addons import backups as addon_backups
+from controller.admin.artifacts import adopt_name_keyed
 from controller.services import Services
 from controller.settings import from_env
 from core.errors import NotFound

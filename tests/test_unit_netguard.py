@@ -1,5 +1,5 @@
 """Where the platform may connect for a tenant (core/netguard.py) and the drain URL rules
-(controller/drains.py): pure logic, names resolved by a fake resolver, no socket opened."""
+(controller/observe/drains.py): pure logic, names resolved by a fake resolver, no socket opened."""
 from __future__ import annotations
 
 import ipaddress
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from controller import drains
+from controller.observe import drains
 from core.netguard import embedded_ipv4, parse_allowed, refusal
 
 OWN = (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("172.30.5.0/24"))

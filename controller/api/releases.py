@@ -2,8 +2,8 @@ from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest
 
-from .. import releases
-from .common import body, load_app, release_json, svc
+from controller.apps import releases
+from controller.web.common import body, load_app, release_json, svc
 
 bp = Blueprint("releases", __name__)
 

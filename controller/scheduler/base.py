@@ -25,7 +25,7 @@ OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
 
 
-def _never() -> bool:
+def never() -> bool:
     return False
 
 
@@ -80,7 +80,7 @@ class Scheduler(ABC):
 
     @abstractmethod
     def build(self, context_dir: str, tag: str, on_line: OnLine, *, app: str, build_id: str | None = None,
-              dockerfile: str | None = None, cancelled: Cancelled = _never) -> str:
+              dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
         """Build an image from `context_dir` (a directory the platform owns) with `dockerfile`
         (relative to it, or an absolute path; default `Dockerfile`), tag it `tag` and return its id.
         The backend labels the image itself: the app, and the build when `build_id` is given
@@ -92,7 +92,7 @@ class Scheduler(ABC):
     @abstractmethod
     def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
                             binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: OnLine,
-                            timeout: float, cancelled: Cancelled = _never, user: str = "1000:1000",
+                            timeout: float, cancelled: Cancelled = never, user: str = "1000:1000",
                             finished: threading.Event | None = None) -> BuildRun:
         """Run a build step (buildpacks) to completion in a memory-limited container of `image`,
         streaming each output line to `on_line`. binds: container path -> (host path, read only);
@@ -174,6 +174,11 @@ class Scheduler(ABC):
         """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..,
         "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
         stack image counts under images)."""
+
+    def data_root(self) -> str:
+        """The directory where the engine that builds keeps images and containers (a build needs
+        room there); "" when the engine does not say."""
+        return ""
 
     @abstractmethod
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:

@@ -17,9 +17,9 @@ import requests
 
 from core.models import InstanceStats
 
-from .docker_engine import DockerEngine
-from .docker_parse import iso
-from .labels import LABEL_APP, LABEL_INSTANCE
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import iso
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE
 
 # The engine answers each container's stats separately; a few at once hides its latency
 # without loading it (the sampler calls this every few seconds).
@@ -138,6 +138,12 @@ class DockerStats(DockerEngine):
         with ThreadPoolExecutor(max_workers=min(PARALLEL, len(ids)), thread_name_prefix="stats") as pool:
             found = pool.map(self._one_stats, ids)
         return {r.container_id: r for r in found if r is not None}
+
+    def data_root(self) -> str:
+        try:
+            return self.client.info().get("DockerRootDir") or ""
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return ""
 
     def disk_usage(self) -> dict:
         try:

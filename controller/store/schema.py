@@ -255,7 +255,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cron_runs_container ON cron_runs(container_id);
     """,
-    # 10: destroyed apps whose add-on backups are kept (under DOCKYARD_HOME/backups/<app id>/)
+    # 10: an instance being stopped (SIGTERM sent, draining) is no longer serving but still
+    # there: `ps` says "stopping", not "starting"; its row goes once its container is removed
+    """
+    ALTER TABLE instances ADD COLUMN stopping_at TEXT;
+    """,
+    # 11: destroyed apps whose add-on backups are kept (under DOCKYARD_HOME/backups/<app id>/)
     # for their owner and admins until DOCKYARD_DESTROYED_BACKUP_DAYS have passed; the id is
     # the app's, never reused, so the next app of the same name never sees them
     """

@@ -8,7 +8,7 @@ from typing import Callable
 from core.errors import NotFound
 from core.models import App, User
 
-from .base import now
+from controller.store.base import now
 
 QUOTA_FIELDS = ("max_apps", "max_instances", "max_memory_mb")
 
