@@ -2,8 +2,10 @@
 
 It speaks domain verbs (build an image, start or stop an instance of a release's process, list
 an app's instances, read their logs, run a one-off) and takes and returns core.models records
-only: no engine SDK object crosses it. A backend (single-host Docker today; a Swarm cluster is
-the next) implements every method with the contract its docstring states.
+only: no engine SDK object crosses it. Each backend implements every method with the contract its
+docstring states: the single-host Docker engine (docker_backend.py), a Docker Swarm cluster
+(docker_swarm.py; selector.py switches between the two while the platform runs), and an
+in-memory one for fast tests of the deploy logic (memory.py).
 
 Contract shared by every method:
 - Everything a backend makes carries the labels of controller/scheduler/labels.py, with
@@ -19,6 +21,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import BinaryIO, Callable, Iterable
 
+from core.errors import SchedulerError
 from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release, ServiceStatus
 
 OnLine = Callable[[str], None]
@@ -72,6 +75,20 @@ class Scheduler(ABC):
         """Remove the app's images (only those this platform labelled) except those tagged with
         one of `keep`; returns how many went. With `builds_only`, the shared dependency images
         (tags `deps-*`) stay. An image still in use is skipped, never forced out of a container."""
+
+    def image_is_app_build(self, ref: str) -> bool:
+        """Whether the engine's image `ref` was built for an app (never pulled over or admitted
+        by a pull pattern)."""
+        return True
+
+    def pull_image(self, ref: str, on_line: OnLine, cancelled: Cancelled = never) -> str:
+        """Pull `ref` from its registry (Docker Hub's through DOCKYARD_REGISTRY_MIRROR when set),
+        shared by every app; returns the image id. Progress goes to `on_line`."""
+        raise SchedulerError("This scheduler cannot pull images: load the image into the engine.")
+
+    def collect_pulled_images(self) -> int:
+        """Remove the images this platform pulled that no image builds on and no container uses."""
+        return 0
 
     @abstractmethod
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
