@@ -69,6 +69,7 @@ class BuildJob:
     # Whether a base image the engine lacks may be pulled from its registry (the admin's
     # allow-list of patterns); None: nothing is pulled.
     may_pull: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
+    commit_time: int = 0            # the commit's date (Unix time); builds of old commits resolve as of then
 
 
 @dataclass(frozen=True)

@@ -275,7 +275,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX prom_series_app ON prom_series(app_id);
     """,
-    # 12: destroyed apps whose add-on backups are kept (under DOCKYARD_HOME/backups/<app id>/)
+    # 12: a user's email (optional, unique): Heroku's tools name users by email
+    """
+    ALTER TABLE users ADD COLUMN email TEXT;
+    CREATE UNIQUE INDEX users_email ON users(email);
+    """,
+    # 13: destroyed apps whose add-on backups are kept (under DOCKYARD_HOME/backups/<app id>/)
     # for their owner and admins until DOCKYARD_DESTROYED_BACKUP_DAYS have passed; the id is
     # the app's, never reused, so the next app of the same name never sees them
     """
