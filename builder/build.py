@@ -216,10 +216,15 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
                          "fix the path under build.docker.")
     dockerfile = (src / name).read_text(errors="replace")
+    # A second line, for clear early messages: the sandbox holds only what is loaded here, so
+    # an image this parsing misses is simply absent from the build.
     for image in referenced_images(dockerfile):
         check_image_allowed(config, job, image)
         if not engine.image_exists(image):
-            pull_base_image(engine, job, image, say, cancelled)
+            pull_base_image(engine, job, image, say, cancelled)   # into the platform's engine
+        if not engine.provide_image(image):   # and from there into the build's sandbox
+            raise BaseImageMissing(f"The Dockerfile builds FROM {image[:80]}, which went from this machine's "
+                                   "Docker engine meanwhile: push again.")
     last_step = ["", ""]
 
     def on_line(line: str) -> None:
@@ -229,8 +234,8 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         say(f"       {line}")
 
     try:
-        engine.build(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
-                     cancelled=cancelled)
+        engine.build_sandboxed(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
+                               cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:

@@ -27,6 +27,7 @@ from controller.runtime.reconcile import converge
 from controller.runtime.rollout import RELEASE_PHASE, collect_images, deploy_release
 from controller.runtime.sweep import interrupted_push_note
 from controller.routing.table import apply_routes, forget_cert_files
+from controller.scheduler import tenant_key
 from controller.services import Out, Services
 
 
@@ -162,7 +163,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
                    may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None,
                    may_pull=lambda ref: tenancy.pull_admitted(svc, ref))
     try:
-        result = build_commit(job, repo, svc.scheduler, svc.build_config, say, cancelled)
+        engine = svc.scheduler.build_engine(tenant_key(pusher.id if pusher else None))
+        result = build_commit(job, repo, engine, svc.build_config, say, cancelled)
     except DockyardError as e:
         say(f" !     {e.message}")
         svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)
