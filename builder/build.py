@@ -18,23 +18,28 @@ from core.piku import PikuError, serve_types
 from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
+from .checkout import check_tree
 from .buildpacks import merge_process_types, procfile_example
 from .dockerfile import referenced_images
 from .herokuyml import parse_heroku_yml
 from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, NoBuildMethod
-from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, DiskCheck, Out
+from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, CheckoutLimits, DiskCheck, Out
 from .manifest import exposed_port, read_manifest
 
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 _EXIT = re.compile(r"returned a non-zero code: (\d+)")
 
 
-def export_commit(repo, commit_sha: bytes, dest: Path) -> int:
+def export_commit(repo, commit_sha: bytes, dest: Path, limits: CheckoutLimits | None = None) -> int:
     """Write the commit's tree into dest (files, executables, symlinks; submodules are
-    skipped). Returns the number of files. Refuses any path that would leave dest: `..`, and a
-    path through a symlink the tree itself made (a crafted tree may hold both `a -> /etc` and
-    `a/x`). Files are created with O_EXCL|O_NOFOLLOW, so nothing is written through a link."""
+    skipped). Returns the number of files. The tree's total size and file count are checked
+    against `limits` first, from the tree objects, before anything is written. Refuses any path
+    that would leave dest: `..`, and a path through a symlink the tree itself made (a crafted
+    tree may hold both `a -> /etc` and `a/x`). Files are created with O_EXCL|O_NOFOLLOW, so
+    nothing is written through a link."""
     commit = repo[commit_sha]
+    if limits is not None:
+        check_tree(repo.object_store, commit.tree, limits)
     count = 0
     links: set[tuple[str, ...]] = set()
     for entry in repo.object_store.iter_tree_contents(commit.tree):
@@ -119,7 +124,7 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
     with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{job.app}-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        if export_commit(repo, job.commit.encode(), src) == 0:
+        if export_commit(repo, job.commit.encode(), src, config.checkout_limits) == 0:
             raise NoBuildMethod("The pushed commit has no files: add your app's source (with a "
                                 "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
                                 "requirements.txt or package.json), commit, and push again.")

@@ -199,7 +199,7 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
     meta.mkdir()
     for key, value in safe_env_files(job.config).items():
         (env_dir / key).write_text(value)
-    cache = config.cache_dir(job.app)
+    cache = config.cache_dir(job.cache_key or job.app)
     cache.mkdir(parents=True, exist_ok=True)
     for d in (src, env_dir, meta):
         _chown_tree(d)

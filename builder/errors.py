@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.errors import BuildError, BuildTimeout, ImageBuildFailed
 
 __all__ = ["BuildError", "BuildTimeout", "ImageBuildFailed", "NoBuildMethod", "BaseImageMissing",
-           "InvalidAppJson", "PushRefused", "ImageNotAllowed", "RuntimeUnavailable"]
+           "InvalidAppJson", "PushRefused", "ImageNotAllowed", "RuntimeUnavailable", "CheckoutTooBig"]
 
 
 class NoBuildMethod(BuildError):
@@ -41,3 +41,10 @@ class RuntimeUnavailable(BuildError):
     """The language runtime an app asks for cannot be provided."""
     code = "runtime_unavailable"
     fix = "ask for one of the versions the message names"
+
+
+class CheckoutTooBig(BuildError):
+    """The pushed tree would check out to more bytes or files than the operator allows."""
+    status = 413
+    code = "checkout_too_big"
+    fix = "push a smaller tree, or ask the operator to raise DOCKYARD_MAX_CHECKOUT_MB / DOCKYARD_MAX_CHECKOUT_FILES"

@@ -11,6 +11,13 @@ Cancelled = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class CheckoutLimits:
+    """The most a pushed commit's tree may check out to, checked before anything is written."""
+    max_bytes: int = 2048 << 20     # DOCKYARD_MAX_CHECKOUT_MB, in bytes
+    max_files: int = 200_000        # DOCKYARD_MAX_CHECKOUT_FILES
+
+
+@dataclass(frozen=True)
 class DiskCheck:
     """A filesystem a build writes to, what it is, and what frees room there (this platform's own
     data only)."""
@@ -28,12 +35,13 @@ class BuildConfig:
     memory_mb: int                  # memory limit of a build
     app_port: int                   # $PORT, for app.json's health checks
     ca_bundle: str                  # CA bundle mounted into build containers ("" = none)
-    cache_root: Path                # <cache_root>/<app> is an app's buildpack CACHE_DIR
+    cache_root: Path                # <cache_root>/<app id> is an app's buildpack CACHE_DIR
     image_namespace: str            # images are <namespace>/<app>:<tag>
     disk_checks: tuple[DiskCheck, ...] = ()   # filesystems that must have room before a build
     min_free_mb: int = 1024         # ... this much (DOCKYARD_MIN_FREE_MB)
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
     runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
+    checkout_limits: CheckoutLimits = CheckoutLimits()   # what a pushed tree may check out to
     pip_index_url: str = ""         # the package index builds use ("" = the host's pip configuration)
     npm_registry: str = ""          # the npm registry builds use ("" = the host's npm configuration)
     # language -> where its dependencies come from: a URL, or a host directory mounted read-only
@@ -55,6 +63,7 @@ class BuildJob:
     commit: str                     # the pushed commit (hex)
     tag: str                        # the image to make
     config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
+    cache_key: str = ""             # the app's never-reused id: its CACHE_DIR under cache_root ("" = the name)
     # Whether the pusher may build on an image (Dockerfile FROM / COPY --from); None: the stack only.
     may_use_image: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
     # Whether a base image the engine lacks may be pulled from its registry (the admin's

@@ -198,17 +198,31 @@ def pg_backups_restore(backup, app, confirm, as_name):
     click.echo(f"Restored {backup} into {d['name']} as {d['var']}")
 
 
+@click.command("backups:destroyed")
+def backups_destroyed():
+    """Backups of your destroyed apps' add-ons (an admin sees everyone's), kept for a while."""
+    rows = call("GET", "/backups/destroyed")
+    if not rows:
+        click.echo("No destroyed app of yours has backups kept.")
+    for d in rows:
+        click.echo(f"=== {d['app']} (id {d['id']}), destroyed {d['destroyed_at']}, kept until {d['deleted_after']}")
+        for b in d["backups"]:
+            click.echo(f"{b['name']:<60} {_size(b['size']):>9}  {b['created_at']}  {b['kind']}")
+        click.echo(f"Download with: dockyard pg:backups:download BACKUP --destroyed {d['id']}")
+
+
 @click.command("pg:backups:download")
 @click.argument("backup")
 @app_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: the backup's name).")
-def pg_backups_download(backup, app, output):
+@click.option("--destroyed", "app_id", help="The id of a destroyed app of yours (see `dockyard backups:destroyed`).")
+def pg_backups_download(backup, app, output, app_id):
     """Download a backup (a pg_dump custom-format file, or a Redis RDB)."""
-    name = resolve_app(app)
+    path = f"/backups/destroyed/{app_id}/{backup}" if app_id else f"/apps/{resolve_app(app)}/addons/backups/{backup}"
     with requests.Session() as session:
         session.trust_env = False
         try:
-            resp = session.get(f"{api_url()}/apps/{name}/addons/backups/{backup}", stream=True, timeout=3600,
+            resp = session.get(f"{api_url()}{path}", stream=True, timeout=3600,
                                headers={"Authorization": f"Bearer {token()}"})
         except requests.ConnectionError:
             raise click.ClickException(f"Cannot reach the Dockyard API at {api_url()}: is it running?") from None
@@ -269,4 +283,5 @@ def redis_cli(addon, app):
 
 COMMANDS = [addons, addons_create, addons_info, addons_attach, addons_detach, addons_destroy, addons_limits,
             pg_info, pg_backups, pg_backups_capture, pg_backups_restore, pg_backups_download, pg_backups_schedule,
+            backups_destroyed,
             pg_psql, redis_cli]

@@ -60,7 +60,7 @@ def apps_destroy(app, confirm):
                       "(a final backup of each is kept). Delete them too?", abort=True)
     data = call("DELETE", f"/apps/{name}", params={"addons": "destroy"} if owned else None)
     for backup in data.get("final_backups") or []:
-        click.echo(f"Kept a final backup: {backup}")
+        click.echo(f"Kept a final backup: {backup} (yours and admins' only: `dockyard backups:destroyed`)")
     click.echo(f"Destroying {name}... done")
 
 

@@ -6,6 +6,7 @@ import json
 import click
 
 from .client import app_option, call, resolve_app
+from .text import escape_line
 
 
 def _mb(n) -> str:
@@ -58,8 +59,8 @@ def drains_list(app):
     if not rows:
         click.echo(f"{name} has no drains: add one with `dockyard drains:add -a {name} syslog+tls://HOST:PORT`.")
     for d in rows:
-        err = f" last error: {d['last_error']}" if d["last_error"] else ""
-        click.echo(f"{d['url']}  sent {d['sent']} dropped {d['dropped']}{err}")
+        err = f" last error: {escape_line(d['last_error'])}" if d["last_error"] else ""
+        click.echo(f"{escape_line(d['url'])}  sent {d['sent']} dropped {d['dropped']}{err}")
 
 
 @click.command("drains:add")
@@ -70,7 +71,7 @@ def drains_add(url, app):
     syslog+tls://HOST:PORT, syslog://HOST:PORT or https://HOST/PATH."""
     name = resolve_app(app)
     call("POST", f"/apps/{name}/drains", {"url": url})
-    click.echo(f"Draining {name}'s logs to {url}.")
+    click.echo(f"Draining {name}'s logs to {escape_line(url)}.")
 
 
 @click.command("drains:remove")
@@ -80,7 +81,7 @@ def drains_remove(url, app):
     """Stop forwarding the app's lines to URL."""
     name = resolve_app(app)
     call("DELETE", f"/apps/{name}/drains", {"url": url})
-    click.echo(f"Removed drain {url} from {name}.")
+    click.echo(f"Removed drain {escape_line(url)} from {name}.")
 
 
 COMMANDS = [metrics_cmd, drains_list, drains_add, drains_remove]

@@ -21,6 +21,12 @@ def escape_control(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def escape_line(text: str) -> str:
+    """`text` as one line: every control character shown visibly, newlines and tabs too, so a
+    stored value cannot start a line of its own that looks like the platform's."""
+    return escape_control(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def echo_output(text: str, raw: bool = False) -> None:
     """Print app-controlled text escaped, or with `raw` exactly as it is (click would otherwise
     drop colour sequences, and only those, when the output is not a terminal)."""

@@ -7,7 +7,7 @@ import tempfile
 import threading
 from typing import Callable
 
-from builder.job import BuildConfig, DiskCheck
+from builder.job import BuildConfig, CheckoutLimits, DiskCheck
 from core import prom
 from router.nginx import Nginx
 
@@ -63,7 +63,8 @@ class Services:
                            disk_checks=self.disk_checks(), min_free_mb=s.min_free_mb, buildpack_paths=s.buildpack_paths,
                            runtimes_root=s.runtimes_dir, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry,
                            dependency_sources={"ruby": s.rubygems_url, "php": s.composer_repo,
-                                               "java": s.maven_mirror})
+                                               "java": s.maven_mirror},
+                           checkout_limits=CheckoutLimits(s.max_checkout_mb << 20, s.max_checkout_files))
 
     def disk_checks(self) -> tuple[DiskCheck, ...]:
         """The filesystems a build writes to, each with what frees room there that belongs to this

@@ -15,6 +15,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from core.netguard import parse_allowed
 from core.imagerefs import DEFAULT_PULL_ALLOW
 from router.config import RouterConfig
 
@@ -36,6 +37,17 @@ def setting(env: str, default: Any = MISSING, *, help: str, minimum: float | Non
 
 def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
+
+
+def _drain_hosts(raw: str) -> tuple[str, ...]:
+    """DOCKYARD_DRAIN_PRIVATE_HOSTS: host names or CIDRs, checked as drains will read them."""
+    hosts = _list(raw)
+    try:
+        parse_allowed(hosts)
+    except ValueError as e:
+        raise ValueError(f"DOCKYARD_DRAIN_PRIVATE_HOSTS: {e}; list host names or CIDRs, e.g. "
+                         "logs.internal,10.0.5.0/24") from None
+    return hosts
 
 
 def _paths(raw: str | None) -> tuple[str, ...]:
@@ -186,6 +198,10 @@ class Settings:
         help="the most a push's objects may unpack to (a delta counts the size of the object it makes); checked while the pack streams in, so a small pack of zeros is refused before it is inflated, and nothing of it is kept", minimum=1)
     max_push_objects: int = setting("DOCKYARD_MAX_PUSH_OBJECTS", 1_000_000,
         help="the most objects one push may send", minimum=1)
+    max_checkout_mb: int = setting("DOCKYARD_MAX_CHECKOUT_MB", 2048,
+        help="the most a pushed commit's tree may check out to, counted from its tree objects (a blob or tree named many times counts each time) before anything is written; a bigger tree is refused naming this setting", minimum=1)
+    max_checkout_files: int = setting("DOCKYARD_MAX_CHECKOUT_FILES", 200_000,
+        help="the most files (and symlinks) a pushed commit's tree may check out to, counted the same way", minimum=1)
     buildpack_paths: tuple[str, ...] = setting("DOCKYARD_BUILDPACK_PATHS", (),
         help="comma-separated host directories whose subdirectories tenants may name as buildpacks (bind-mounted read-only); none by default: a host path is refused", parse=_paths, shown="(none)")
     allowed_images: tuple[str, ...] = setting("DOCKYARD_ALLOWED_IMAGES", (),
@@ -218,6 +234,10 @@ class Settings:
         help="the npm registry builds install from (npm's own variable; unset: the host's npm configuration)")
     backup_retention: int = setting("DOCKYARD_BACKUP_RETENTION", 7,
         help="scheduled backups kept per add-on (manual and final backups stay until deleted)", minimum=1)
+    destroyed_backup_days: int = setting("DOCKYARD_DESTROYED_BACKUP_DAYS", 30,
+        help="a destroyed app's add-on backups stay in `DOCKYARD_HOME/backups/<app id>/`, for its owner and admins only (`dockyard backups:destroyed`), this many days; then the reconciler deletes them", minimum=1)
+    drain_private_hosts: tuple[str, ...] = setting("DOCKYARD_DRAIN_PRIVATE_HOSTS", (),
+        help="comma-separated host names or CIDRs of log collectors on private addresses that drains may reach (e.g. `logs.internal,10.0.5.0/24`); loopback, link-local and the platform's own networks stay refused", parse=_drain_hosts, shown="(none)")
     rubygems_url: str = setting("DOCKYARD_RUBYGEMS_URL", "https://rubygems.org",
         help="where Ruby builds get gems: a URL (Bundler's mirror of rubygems.org) or a gem source directory on this machine, mounted read-only into Ruby builds (docs/languages.md)", parse=_source("DOCKYARD_RUBYGEMS_URL"))
     composer_repo: str = setting("DOCKYARD_COMPOSER_REPO", "https://repo.packagist.org",
@@ -251,9 +271,15 @@ class Settings:
     def log_max_bytes(self) -> int:
         return self.log_max_mb << 20
 
-    def cache_dir(self, app: str) -> Path:
-        """The app's buildpack CACHE_DIR, kept between builds."""
-        return self.home / "cache" / app
+    def cache_dir(self, app_id: str) -> Path:
+        """The app's buildpack CACHE_DIR, kept between builds; keyed by the app's id, which is
+        never reused (a name is: the next app of that name must start from nothing)."""
+        return self.home / "cache" / app_id
+
+    def backups_dir(self, app_id: str) -> Path:
+        """The app's add-on backups, keyed by its id: they outlive a destroyed app (for its owner
+        and admins, DOCKYARD_DESTROYED_BACKUP_DAYS) and never go to the name's next owner."""
+        return self.home / "backups" / app_id
 
     # ---- derived paths -------------------------------------------------
     @property

@@ -50,6 +50,12 @@ class Forbidden(DockyardError):
     fix = "ask the app's owner"
 
 
+class QuotaExceeded(Forbidden):
+    """A change that would take a user over a quota an admin set (or the platform's default)."""
+    code = "quota_exceeded"
+    fix = "ask an admin to raise your quota (`dockyard users:quota USER ...`)"
+
+
 class NotFound(DockyardError):
     status = 404
     code = "not_found"

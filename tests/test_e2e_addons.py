@@ -70,6 +70,10 @@ def addons_of(p, app: str) -> list[dict]:
     return json.loads(p.cli("addons", "-a", app, "--json").stdout)
 
 
+def app_id(p, app: str) -> str:
+    return json.loads(run(["curl", "-sS", "-H", f"Authorization: Bearer {p.token()}", f"{p.api}/apps/{app}"]).stdout)["id"]
+
+
 def cli_in(p, stdin: str, *args, check: bool = True):
     """The CLI with `stdin` as its input (psql, redis-cli, a confirmation prompt)."""
     return run([str(ROOT / ".venv/bin/dockyard"), *args], env=p.env, input=stdin, check=check, timeout=600)
@@ -154,7 +158,7 @@ def test_backup_and_restore_into_a_new_addon_byte_for_byte(pf, deployed, tmp_pat
     assert backup["name"] in listing and backup["created_at"] in listing
     pf.cli("pg:backups:download", backup["name"], "-a", app, "-o", str(tmp_path / "b.dump"))
     assert (tmp_path / "b.dump").read_bytes()[:5] == b"PGDMP"      # pg_dump's custom format
-    assert not list((pf.home / "backups" / app).glob(".*.tmp"))     # written atomically
+    assert not list((pf.home / "backups" / app_id(pf, app)).glob(".*.tmp"))     # written atomically
     refused = pf.cli("pg:backups:restore", backup["name"], "-a", app, check=False)
     assert refused.returncode != 0 and f"--confirm {app}" in refused.stderr
 
@@ -203,6 +207,7 @@ def test_destroying_the_app_asks_and_keeps_a_final_backup(pf, deployed):
     app, _ = deployed["a"]
     names = [a["name"] for a in addons_of(pf, app)]
     assert names
+    kept_in = pf.home / "backups" / app_id(pf, app)     # by the app's id: its name is free again
     no = cli_in(pf, "n\n", "apps:destroy", "-a", app, "--confirm", app, check=False)
     assert no.returncode != 0 and "Delete them too?" in no.stdout + no.stderr
     assert [a["name"] for a in addons_of(pf, app)] == names
@@ -211,7 +216,7 @@ def test_destroying_the_app_asks_and_keeps_a_final_backup(pf, deployed):
     for name in names:
         assert run(["docker", "inspect", f"{pf.name}.addon.{name}"], check=False).returncode != 0
         assert run(["docker", "volume", "inspect", f"{pf.name}-addon-{name}"], check=False).returncode != 0
-        assert list((pf.home / "backups" / app).glob(f"{name}-*-final.*"))
+        assert list(kept_in.glob(f"{name}-*-final.*"))
 
 
 def test_an_addon_whose_volume_is_lost_is_not_started_empty(pf, deployed):

@@ -4,6 +4,7 @@ run in a build container of the build image, the app answers through the router.
 One platform for the module, with a short build timeout (for the hung-buildpack test)."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -41,6 +42,12 @@ def create(p, prefix: str) -> str:
     app = unique_app(prefix)
     p.cli("apps:create", app)
     return app
+
+
+def cache_of(p, app: str) -> Path:
+    """The app's CACHE_DIR: under its id (a name is reused by the next app of that name)."""
+    app_id = json.loads(run(["curl", "-sS", "-H", f"Authorization: Bearer {p.token()}", f"{p.api}/apps/{app}"]).stdout)["id"]
+    return p.home / "cache" / app_id
 
 
 def push(p, app: str, repo: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -117,7 +124,8 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     # repo:purge-cache empties the cache: the next build installs again
     purged = bp.cli("repo:purge-cache", "-a", app).stdout
     assert "Purged the build cache of" in purged
-    assert not (bp.home / "cache" / app).exists()
+    cache = cache_of(bp, app)
+    assert not cache.exists() and cache.parent.is_dir()
     make_app_repo(repo, {"app.py": (repo / "app.py").read_text().replace("hi again", "purged")}, bp)
     out = push(bp, app, repo).stderr
     assert "Successfully installed gunicorn" in out
@@ -125,9 +133,10 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     tags = run(["docker", "images", "--format", "{{.Tag}}", f"{bp.name}/{app}"]).stdout.split()
     assert len([t for t in tags if t.startswith("deps-")]) == 1, tags   # older dependency images untagged
 
+    assert cache.exists()
     bp.cli("apps:destroy", "-a", app, "--confirm", app)
     assert run(["docker", "images", "-q", f"{bp.name}/{app}"]).stdout.split() == []   # dependency images too
-    assert not (bp.home / "cache" / app).exists()
+    assert not cache.exists()
 
 
 def test_nodejs_sample(bp, tmp_path):
@@ -153,7 +162,7 @@ def test_go_sample(bp, tmp_path):
     assert "-----> Go app detected (buildpack go)" in out
     assert "Built bin/hellogo" in out
     assert wait_body(bp, app, "hello from go go1.")
-    assert any((bp.home / "cache" / app / "go-build").iterdir())     # Go's build cache is kept for the next push
+    assert any((cache_of(bp, app) / "go-build").iterdir())     # Go's build cache is kept for the next push
 
 
 def test_static_sample(bp, tmp_path):
@@ -252,7 +261,7 @@ def test_custom_buildpack_from_path_gets_env_dir_and_runs_a_worker_only_app(bp, 
     assert "very-secret-123" not in out
     assert "careless buildpack prints [config value hidden]" in out
     assert "Default types for buildpack: worker" in out
-    assert (bp.home / "cache" / app / "was-here").exists()          # CACHE_DIR is the app's, kept
+    assert (cache_of(bp, app) / "was-here").exists()          # CACHE_DIR is the app's, kept
     deadline = time.monotonic() + 30
     while not bp.containers(app, running_only=True) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -37,10 +37,22 @@ def app_files(text: str) -> dict[str, str]:
             "index.html": text}
 
 
+def collector_address() -> str:
+    """This host's own non-loopback address (the one its default route uses) for the test's
+    syslog collector: drains never reach loopback, and reach a private address only when the
+    operator names it (DOCKYARD_DRAIN_PRIVATE_HOSTS)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("203.0.113.1", 9))   # sends nothing: picks the route's source address
+        return s.getsockname()[0]
+
+
+COLLECTOR = collector_address()
+
+
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory, busybox_base):
     p = start_platform(tmp_path_factory.mktemp("dash"), DOCKYARD_METRICS_INTERVAL="1",
-                       DOCKYARD_METRICS_TOKEN=SCRAPER_TOKEN)
+                       DOCKYARD_METRICS_TOKEN=SCRAPER_TOKEN, DOCKYARD_DRAIN_PRIVATE_HOSTS=COLLECTOR)
     try:
         yield p
     finally:
@@ -280,7 +292,7 @@ class SyslogListener:
 
     def __init__(self):
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((COLLECTOR, 0))
         self.sock.listen(5)
         self.port = self.sock.getsockname()[1]
         self.messages: list[str] = []
@@ -316,12 +328,12 @@ class SyslogListener:
 def test_metrics_cli_prometheus_and_a_syslog_drain(plat, deployed):
     listener = SyslogListener()
     dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
+    dead.bind((COLLECTOR, 0))
     dead_port = dead.getsockname()[1]
     dead.close()                                  # nothing listens there: a dead drain
     try:
-        plat.cli("drains:add", "-a", deployed, f"syslog://127.0.0.1:{dead_port}")
-        plat.cli("drains:add", "-a", deployed, f"syslog://127.0.0.1:{listener.port}")
+        plat.cli("drains:add", "-a", deployed, f"syslog://{COLLECTOR}:{dead_port}")
+        plat.cli("drains:add", "-a", deployed, f"syslog://{COLLECTOR}:{listener.port}")
         bad = plat.cli("drains:add", "-a", deployed, "ftp://x", check=False)
         assert bad.returncode != 0 and "syslog://HOST:PORT" in bad.stderr
         started = time.time()
@@ -339,9 +351,9 @@ def test_metrics_cli_prometheus_and_a_syslog_drain(plat, deployed):
         # the dead drain did not hold the live one back, and says why it is failing
         assert time.time() - started < 30
         listing = plat.cli("drains", "-a", deployed).stdout
-        assert f"127.0.0.1:{dead_port}" in listing and "ConnectionRefused" in listing
-        plat.cli("drains:remove", "-a", deployed, f"syslog://127.0.0.1:{dead_port}")
-        assert f"127.0.0.1:{dead_port}" not in plat.cli("drains", "-a", deployed).stdout
+        assert f"{COLLECTOR}:{dead_port}" in listing and "ConnectionRefused" in listing
+        plat.cli("drains:remove", "-a", deployed, f"syslog://{COLLECTOR}:{dead_port}")
+        assert f"{COLLECTOR}:{dead_port}" not in plat.cli("drains", "-a", deployed).stdout
     finally:
         listener.close()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.addons import kinds
-from controller.addons.backups import _parse, due
+from controller.addons.backups import parse_backup, due
 from controller.store import Store
 from core.errors import BadRequest, Conflict
 
@@ -49,13 +49,13 @@ def test_daily_schedule_is_due_once_a_day_after_its_time():
 def test_backup_names_parse_and_others_are_ignored(tmp_path: Path):
     good = tmp_path / "postgres-calm-1234-20261201T010203456Z-manual.dump"
     good.write_bytes(b"PGDMP")
-    b = _parse(good)
+    b = parse_backup(good)
     assert b.addon == "postgres-calm-1234" and b.kind == "manual" and b.size == 5 and b.service == "postgres"
     assert b.created_at == "2026-12-01T01:02:03+00:00"
     for name in (".postgres-calm-1234-20261201T010203456Z-manual.dump.x.tmp", "notes.txt",
                  "redis-calm-1234-20261201T010203456Z-weekly.rdb"):
         (tmp_path / name).write_text("x")
-        assert _parse(tmp_path / name) is None
+        assert parse_backup(tmp_path / name) is None
 
 
 def test_store_attachments(tmp_path: Path):

@@ -4,6 +4,7 @@ answer real HTTP on loopback, so the platform's own health checks run unchanged)
 SQLite store. Seconds, not minutes: the e2e suite still covers the same paths on the engine."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -68,6 +69,13 @@ def deploy(svc, app, tag: str, procs=PROCS):
 
 def running(svc, app_name: str) -> list[tuple[str, int]]:
     return sorted((i.label, i.version) for i in svc.scheduler.instances(app_name) if i.state == "running")
+
+
+def settled() -> None:
+    """Background retires (stop, keep logs, remove, then image cleanup under the app's lock) done."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("retire-"):
+            thread.join(30)
 
 
 def wait_for(check, timeout=30.0):
@@ -201,7 +209,7 @@ def test_a_crash_loop_of_the_live_release_rolls_back_to_the_previous_build(svc):
     app = new_app(svc)
     v1, _ = deploy(svc, app, "a")
     v2, _ = deploy(svc, app, "b")
-    assert wait_for(lambda: running(svc, "shop") == [("web.1", v2.version)])
+    settled()     # the old release's retire holds the app's lock for its image cleanup a moment
     [inst] = svc.scheduler.instances("shop")
     watch = crashes.CrashWatch(since=time.time() - 1)
     for _ in range(crashes.LOOP_CRASHES):
@@ -219,6 +227,7 @@ def test_an_automatic_rollback_is_skipped_while_a_change_holds_the_app_lock(svc)
     app = new_app(svc)
     deploy(svc, app, "a")
     v2, _ = deploy(svc, app, "b")
+    settled()
     with app_lock(svc.settings, "shop", "a deploy in the test"):
         assert releases.roll_back_crash_loop(svc, svc.store.get_app("shop"), v2.version, "test", lambda _: None) is None
     assert svc.store.get_app("shop").live_version == v2.version

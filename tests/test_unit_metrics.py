@@ -83,6 +83,15 @@ def test_since_and_drain_urls_are_checked():
         drains.check_url("https://u:secret@example.test/x")
 
 
+class _Anywhere:
+    """Drain targets for these tests' own loopback collectors (the platform refuses loopback:
+    tests/test_unit_netguard.py checks that)."""
+
+    def connect(self, host, port, timeout=5.0):
+        import socket
+        return socket.create_connection((host, port), timeout=timeout)
+
+
 def test_a_full_drain_drops_oldest_and_counts():
     d = drains.Drain(1, "syslog://127.0.0.1:9", capacity=3)   # port 9: nothing listens
     t0 = time.monotonic()
@@ -164,14 +173,15 @@ def test_a_tls_drain_verifies_the_certificate_and_delivers_framed_lines(tmp_path
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        untrusting = drains.Drain(1, f"syslog+tls://127.0.0.1:{port}")
+        untrusting = drains.Drain(1, f"syslog+tls://127.0.0.1:{port}", targets=_Anywhere())
         untrusting.offer("<14>1 - h a web.1 - - refused")
         deadline = time.monotonic() + 10
         while "CERTIFICATE_VERIFY_FAILED" not in untrusting.error and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "CERTIFICATE_VERIFY_FAILED" in untrusting.error and untrusting.sent == 0
         untrusting.close()
-        trusting = drains.Drain(2, f"syslog+tls://127.0.0.1:{port}", tls=ssl.create_default_context(cafile=str(cert)))
+        trusting = drains.Drain(2, f"syslog+tls://127.0.0.1:{port}", tls=ssl.create_default_context(cafile=str(cert)),
+                                 targets=_Anywhere())
         for i in range(3):
             trusting.offer(f"<14>1 - h a web.1 - - line {i}")
         deadline = time.monotonic() + 10
@@ -209,7 +219,7 @@ def test_an_https_drain_posts_logplex_batches(tmp_path):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         d = drains.Drain(3, f"https://127.0.0.1:{httpd.server_address[1]}/logs/tok",
-                         tls=ssl.create_default_context(cafile=str(cert)))
+                         tls=ssl.create_default_context(cafile=str(cert)), targets=_Anywhere())
         d.offer("<14>1 - h a router - - hello")
         deadline = time.monotonic() + 10
         while d.sent < 1 and time.monotonic() < deadline:

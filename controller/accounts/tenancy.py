@@ -12,17 +12,12 @@ DOCKYARD_QUOTA_* settings are the defaults. No memory limit may exceed the host'
 from __future__ import annotations
 
 from core import imagerefs
-from core.errors import Forbidden
+from core.errors import Forbidden, QuotaExceeded
 from core.models import App, User
 
 from controller.accounts import access
 from controller.accounts import users as accounts
 from controller.services import Services
-
-
-class QuotaExceeded(Forbidden):
-    code = "quota_exceeded"
-    fix = "ask an admin to raise your quota (`dockyard users:quota USER ...`)"
 
 
 # ---- images -----------------------------------------------------------------------------
@@ -76,22 +71,8 @@ def quota_of(svc: Services, user: User) -> dict:
 def usage_of(svc: Services, user: User, change: tuple[App, dict, dict] | None = None) -> dict:
     """{apps, instances, memory_mb} over the user's apps; `change` = (app, its quantities, its
     memory per type) replaces what that app has, to judge a change before making it."""
-    default = svc.settings.app_memory_mb
-    apps = svc.store.apps_owned_by(user)
-    instances = memory = 0
-    for app in apps:
-        quantities = svc.store.formation(app)
-        mem = {t: (v.get("memory_mb") or default) for t, v in svc.store.limits(app).items()}
-        if change is not None and change[0].id == app.id:
-            quantities = {**quantities, **change[1]}
-            mem = {**mem, **change[2]}
-        stopped = svc.store.stopped_types(app)
-        for ptype, qty in quantities.items():
-            if ptype in stopped and not (change is not None and change[0].id == app.id and ptype in change[1]):
-                continue
-            instances += qty
-            memory += qty * mem.get(ptype, default)
-    return {"apps": len(apps), "instances": instances, "memory_mb": memory}
+    return svc.store.usage(user.id, svc.settings.app_memory_mb,
+                           None if change is None else (change[0].id, change[1], change[2]))
 
 
 def _owner(svc: Services, app: App) -> User | None:
@@ -99,27 +80,49 @@ def _owner(svc: Services, app: App) -> User | None:
     return svc.store.get_user(name) if name else None
 
 
-def check_new_app(svc: Services, user: User) -> None:
-    if user.is_admin:
-        return
-    limit = quota_of(svc, user)["max_apps"]
-    if len(svc.store.apps_owned_by(user)) >= limit:
-        raise QuotaExceeded(f"You own {limit} apps, your quota: destroy one (`dockyard apps:destroy`) or ask an "
-                            "admin to raise it.")
+def app_quota(svc: Services, user: User) -> int | None:
+    """How many apps `user` may own (None: no limit); the store counts and creates in one step."""
+    return None if user.is_admin else quota_of(svc, user)["max_apps"]
 
 
 def check_app_change(svc: Services, app: App, quantities: dict, memory: dict) -> None:
-    """Refuse a formation or limits change of `app` that would take its owner over quota."""
-    host = svc.scheduler.host_memory_mb()
+    """Refuse a formation or limits change of `app` that would take its owner over quota (an
+    early answer: reserve_app_change judges again as it writes)."""
+    _check_host(svc, memory)
+    owner = _owner(svc, app)
+    if owner is None or owner.is_admin:
+        return
+    _judge(owner, quota_of(svc, owner), usage_of(svc, owner, (app, quantities, memory)))
+
+
+def reserve_app_change(svc: Services, app: App, quantities: dict[str, int],
+                       limits: dict[str, tuple[int | None, float | None]], only_missing: bool = False,
+                       judged: bool = True, context: str = "") -> None:
+    """Write a formation/limits change of `app`, judged against its owner's quota in the same
+    store transaction (so concurrent changes of one owner's apps cannot all fit in the room
+    one of them had). `judged=False` writes without judging; `context` prefixes the refusal."""
+    default = svc.settings.app_memory_mb
+    _check_host(svc, {t: mb or default for t, (mb, _) in limits.items()})
+    owner = _owner(svc, app) if judged else None
+    quota = quota_of(svc, owner) if owner is not None and not owner.is_admin else None
+
+    def judge(used: dict) -> None:
+        try:
+            _judge(owner, quota, used)
+        except QuotaExceeded as e:
+            raise QuotaExceeded(context + e.message) from None
+    svc.store.reserve(app, default, judge if quota is not None else None, quantities, limits, only_missing)
+
+
+def _check_host(svc: Services, memory: dict) -> None:
+    host = svc.scheduler.host_memory_mb() if memory else 0
     for ptype, mb in memory.items():
         if mb and host and mb > host:
             raise QuotaExceeded(f"memory_mb {mb} for {ptype} is more than this machine has ({host} MB): "
                                 f"choose at most {host}.")
-    owner = _owner(svc, app)
-    if owner is None or owner.is_admin:
-        return
-    quota = quota_of(svc, owner)
-    used = usage_of(svc, owner, (app, quantities, memory))
+
+
+def _judge(owner: User, quota: dict, used: dict) -> None:
     if used["instances"] > quota["max_instances"]:
         raise QuotaExceeded(f"That makes {used['instances']} instances over {owner.name}'s apps; the quota is "
                             f"{quota['max_instances']}: scale something down or ask an admin to raise it.")

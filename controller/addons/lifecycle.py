@@ -136,8 +136,8 @@ def require_confirmed(svc: Services, app: App, confirmed: bool) -> None:
         others = sorted({t.app for a in owned for t in svc.store.attachments(addon=a)} - {app.name})
         raise Conflict(f"{app.name} has add-ons with data: {', '.join(a.name for a in owned)}"
                        + (f" (also used by {', '.join(others)})" if others else "")
-                       + ". Destroying the app deletes them after a final backup of each (kept in "
-                       f"DOCKYARD_HOME/backups/{app.name}/); confirm that too (`dockyard apps:destroy` asks).",
+                       + ". Destroying the app deletes them after a final backup of each (kept for you and "
+                       "admins: `GET /backups/destroyed`); confirm that too (`dockyard apps:destroy` asks).",
                        fix="answer yes when `dockyard apps:destroy` asks (API: DELETE /apps/APP?addons=destroy)")
 
 
@@ -168,7 +168,7 @@ def restore(svc: Services, app: App, name: str, confirm: str | None, as_name: st
     if confirm != app.name:
         raise BadRequest(f"Restoring changes what {app.name} connects to: confirm with "
                          f"`--confirm {app.name}`.")
-    backup = backups.get_backup(svc, app.name, name)
+    backup = backups.get_backup(svc, app, name)
     source = svc.store.find_addon(backup.addon)
     source_att = svc.store.find_attachment(source, app) if source else None
     changes: dict[str, str | None] = {}

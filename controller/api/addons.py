@@ -122,8 +122,7 @@ def detach_addon(name, addon):
 # ---- backups -----------------------------------------------------------------------------
 @bp.get("/apps/<name>/addons/backups")
 def list_backups(name):
-    load_app(name)
-    return jsonify([_backup_json(b) for b in backups.list_backups(svc(), name)])
+    return jsonify([_backup_json(b) for b in backups.list_backups(svc(), load_app(name))])
 
 
 @bp.post("/apps/<name>/addons/<addon>/backups")
@@ -138,8 +137,21 @@ def capture_backup(name, addon):
 
 @bp.get("/apps/<name>/addons/backups/<backup>")
 def download_backup(name, backup):
-    load_app(name)
-    b = backups.get_backup(svc(), name, backup)
+    b = backups.get_backup(svc(), load_app(name), backup)
+    return send_file(b.path, mimetype="application/octet-stream", as_attachment=True, download_name=b.name)
+
+
+@bp.get("/backups/destroyed")
+def destroyed_backups():
+    """Destroyed apps' add-on backups the caller may reach: their owner's, or every one for an
+    admin, until DOCKYARD_DESTROYED_BACKUP_DAYS have passed."""
+    return jsonify([{**{k: v for k, v in e.items() if k != "backups"}, "backups": [_backup_json(b) for b in e["backups"]]}
+                    for e in backups.destroyed(svc(), g.user)])
+
+
+@bp.get("/backups/destroyed/<app_id>/<backup>")
+def download_destroyed_backup(app_id, backup):
+    b = backups.destroyed_backup(svc(), g.user, app_id, backup)
     return send_file(b.path, mimetype="application/octet-stream", as_attachment=True, download_name=b.name)
 
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_L
 from controller.observe import drains
 from controller.observe import metrics
 from controller.observe.prometheus import Collector
-from core.errors import BadRequest, Forbidden, NotFound
+from core.errors import Forbidden, NotFound
 from controller.web.common import audit, body, load_app, svc
 
 bp = Blueprint("metrics", __name__)
@@ -47,9 +47,7 @@ def list_drains(name):
 @bp.post("/apps/<name>/drains")
 def add_drain(name):
     app = load_app(name)
-    url = drains.check_url(str(body().get("url") or ""))
-    if not svc().store.add_drain(app, url):
-        raise BadRequest(f"{app.name} already drains to {url}: see `dockyard drains -a {app.name}`.")
+    url = drains.add(svc(), app, str(body().get("url") or ""))
     audit("drains:add", app.name)
     return jsonify({"url": url}), 201
 

@@ -14,7 +14,6 @@ from core.renderyaml import parse_render_yaml, render_variables
 from controller.accounts import tenancy
 from controller.runtime.rollout import default_quantities
 from controller.services import Out, Services
-from controller.accounts.tenancy import QuotaExceeded
 
 
 # Where a default value came from, as the push output says it.
@@ -114,17 +113,15 @@ def apply_formation(svc: Services, app: App, formation: dict, process_types: dic
             quantities[ptype] = spec["quantity"]
         if "memory_mb" in spec:
             memory[ptype] = spec["memory_mb"]
-    try:   # with the quantities a deploy gives the types app.json does not name (web=1)
-        tenancy.check_app_change(svc, app, {**default_quantities(process_types, svc.store.formation(app)),
-                                            **quantities}, memory)
-    except QuotaExceeded as e:
-        raise QuotaExceeded(f"app.json formation: {e.message}") from None
+    # with the quantities a deploy gives the types app.json does not name (web=1): judged and
+    # written in one step, so concurrent first deploys of one owner's apps cannot all fit
+    limits = svc.store.limits(app)
+    tenancy.reserve_app_change(svc, app, {**default_quantities(process_types, svc.store.formation(app)), **quantities},
+                               {t: (mb, limits.get(t, {}).get("cpus")) for t, mb in memory.items()},
+                               context="app.json formation: ")
     for ptype, mb in memory.items():
-        cpus = svc.store.limits(app).get(ptype, {}).get("cpus")
-        svc.store.set_limits(app, ptype, mb, cpus)
         out(f"-----> {ptype}: memory limit {mb} MB (app.json formation size)")
     if quantities:
-        svc.store.set_formation(app, quantities)
         out("-----> Formation from app.json: " + " ".join(f"{k}={v}" for k, v in quantities.items()))
 
 

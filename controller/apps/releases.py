@@ -26,16 +26,18 @@ from controller.runtime.locks import app_lock, formation_lock
 from controller.runtime.reconcile import converge
 from controller.runtime.rollout import RELEASE_PHASE, collect_images, deploy_release
 from controller.runtime.sweep import interrupted_push_note
-from controller.routing.table import apply_routes
+from controller.routing.table import apply_routes, forget_cert_files
 from controller.scheduler import tenant_key
 from controller.services import Out, Services
 
 
 # ---- apps ------------------------------------------------------------------------------
 def create_app(svc: Services, name: str, user: User) -> App:
-    tenancy.check_new_app(svc, user)
-    app = svc.store.create_app(name, user.id)
+    app = svc.store.create_app(name, user.id, tenancy.app_quota(svc, user))
     try:
+        # a repository left by a destroyed app of the same name (a destroy killed half-way) is
+        # not this app's: it starts empty
+        shutil.rmtree(repos.repo_path(svc.settings, name), ignore_errors=True)
         repos.init_repo(svc.settings, name)
     except OSError as e:
         with contextlib.suppress(DockyardError):   # no half-made app stays (a push makes a missing repository)
@@ -52,23 +54,26 @@ def create_app(svc: Services, name: str, user: User) -> App:
 
 
 def destroy_app(svc: Services, app: App) -> None:
-    """Stop every instance, forget the app, and remove its routes, images, repo and cache."""
+    """Stop every instance, forget the app, and remove its routes, certificate files, images,
+    repo and cache. Its add-ons' backups stay under its id, for its owner and admins only."""
     with app_lock(svc.settings, app.name, "destroy"), formation_lock(svc.settings, app.name, "destroy"):
         for inst in svc.scheduler.instances(app.name):
             svc.store.forget_instance(inst.container_id)
             svc.scheduler.stop(inst.container_id, 0)
-        svc.store.delete_app(app)
+        backups = svc.settings.backups_dir(app.id)
+        svc.store.delete_app(app, keep_backups=backups.is_dir() and any(backups.iterdir()))
         apply_routes(svc)
+        forget_cert_files(svc.settings, app.id)   # the config just applied no longer names them
         svc.scheduler.remove_leftovers(app.name)   # build and release-phase containers of killed deploys
         svc.scheduler.remove_images(app.name)
         svc.scheduler.collect_pulled_images()      # base images only this app built on
         shutil.rmtree(repos.repo_path(svc.settings, app.name), ignore_errors=True)
-        shutil.rmtree(svc.settings.cache_dir(app.name), ignore_errors=True)   # buildpack CACHE_DIR
+        shutil.rmtree(svc.settings.cache_dir(app.id), ignore_errors=True)   # buildpack CACHE_DIR
 
 
 def purge_build_cache(svc: Services, app: App) -> tuple[bool, int]:
     """Clear the app's buildpack CACHE_DIR: (it existed, bytes freed)."""
-    cache = svc.settings.cache_dir(app.name)
+    cache = svc.settings.cache_dir(app.id)
     with app_lock(svc.settings, app.name, "cache purge"):
         if not cache.exists():
             return False, 0
@@ -154,7 +159,7 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
         log.append(line)
         out(line)
 
-    job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config,
+    job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config, cache_key=app.id,
                    may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None,
                    may_pull=lambda ref: tenancy.pull_admitted(svc, ref))
     try:
@@ -358,8 +363,7 @@ def scale(svc: Services, app: App, updates: list, user: str, out: Out, max_quant
                 raise BadRequest(f"Quantity for {ptype} must be a whole number from 0 to {max_quantity}.")
             require_process_type(app.name, types, ptype)
             quantities[ptype] = qty
-        tenancy.check_app_change(svc, app, quantities, {})
-        svc.store.set_formation(app, quantities)
+        tenancy.reserve_app_change(svc, app, quantities, {})
         svc.store.set_stopped(app, [t for t, q in quantities.items() if q > 0], False)   # scaling up starts it
         svc.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
         with formation_lock(svc.settings, app.name, "scale"):
@@ -415,8 +419,7 @@ def set_limits(svc: Services, app: App, ptype: str, parse: Callable[[dict], tupl
         release = svc.store.live_release(app)
         require_process_type(app.name, process_types(release), ptype)
         memory, cpus = parse(svc.store.limits(app).get(ptype, {}))
-        tenancy.check_app_change(svc, app, {}, {ptype: memory or svc.settings.app_memory_mb})
-        svc.store.set_limits(app, ptype, memory, cpus)
+        tenancy.reserve_app_change(svc, app, {}, {ptype: (memory, cpus)})
         svc.store.add_event(app, "dockyard", "api", f"Limits of {ptype} set by {user}: "
                             f"memory {memory or 'default'} MB, cpus {cpus if cpus is not None else 'default'}")
         if release is not None and release.build_id is not None:

@@ -12,6 +12,7 @@ from core.fsutil import atomic_write
 from controller.accounts.users import mint_token
 from controller.addons import snapshot
 from controller.admin import backup
+from controller.admin.artifacts import adopt_name_keyed
 from controller.daemons.supervisor import supervisor_pid
 from controller.scheduler import make_scheduler
 from controller.services import Services
@@ -40,6 +41,8 @@ def bootstrap(name):
     s.ensure_dirs()
     store = Store(s.db_path)
     store.migrate()
+    for line in adopt_name_keyed(s, store):   # what older versions kept by app name
+        click.echo(f"moved: {line}")
     token_file = s.home / "admin.token"
     user = store.get_user(name)
     if user is not None and token_file.exists() and store.user_for_token(token_file.read_text().strip()):

@@ -14,7 +14,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from controller.observe.drains import Drain, rfc5424
+from controller.observe.drains import Drain, Targets, rfc5424
 from controller.observe.sampler import Sampler
 from controller.scheduler import make_scheduler
 from controller.settings import Settings, from_env
@@ -27,8 +27,9 @@ class Forwarder:
     """Feeds each drain its app's new lines: platform and router lines from the store's
     events, app output from the live instances' logs (followed by timestamp)."""
 
-    def __init__(self, store: Store, scheduler, host: str | None = None):
+    def __init__(self, store: Store, scheduler, host: str | None = None, targets: Targets | None = None):
         self.store, self.scheduler = store, scheduler
+        self.targets = targets or Targets(networks=scheduler.network_subnets)
         self.host = host or socket.gethostname()
         self.drains: dict[int, Drain] = {}
         self.by_app: dict[str, list[Drain]] = {}
@@ -42,7 +43,7 @@ class Forwarder:
             self.drains.pop(gone).close()
         for r in rows:
             if r["id"] not in self.drains:
-                self.drains[r["id"]] = Drain(r["id"], r["url"])
+                self.drains[r["id"]] = Drain(r["id"], r["url"], targets=self.targets)
         self.by_app = {}
         for r in rows:
             self.by_app.setdefault(r["app"], []).append(self.drains[r["id"]])
@@ -101,7 +102,7 @@ def run(settings: Settings | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    forwarder = Forwarder(store, scheduler)
+    forwarder = Forwarder(store, scheduler, targets=Targets(settings.drain_private_hosts, scheduler.network_subnets))
     threading.Thread(target=_loop, args=("drain", 1.0, forwarder.pass_once, stop), daemon=True).start()
     log.info("sampling every %.1f s", settings.metrics_interval)
     _loop("sampler", settings.metrics_interval, Sampler(store, scheduler).sample_once, stop)

@@ -13,6 +13,7 @@ import time
 from core.errors import DockyardError
 
 from controller.addons import health as addon_health
+from controller.addons.backups import prune_destroyed
 from controller.observe import prometheus
 from controller.apps.crashes import CrashWatch
 from controller.runtime.reconcile import reconcile_all
@@ -38,6 +39,11 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> list[str]:
             log.exception("%s failed", what)
             failed.append(name)
     if sweep:
+        try:
+            for name in prune_destroyed(svc):
+                log.info("%s: the destroyed app's backups are past DOCKYARD_DESTROYED_BACKUP_DAYS: deleted", name)
+        except OSError as e:
+            log.warning("deleting destroyed apps' old backups failed: %s", e)
         for app in svc.store.list_apps():
             try:
                 for line in sweep_app(svc, app.name):

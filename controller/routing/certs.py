@@ -159,12 +159,12 @@ def stored_bundle(store, app_name: str) -> CertBundle | None:
                       info=CertInfo(**{**info, "names": tuple(info["names"])}), source=record["source"])
 
 
-def cert_files(certs_dir: Path, app_name: str, bundle: CertBundle) -> Tls:
+def cert_files(certs_dir: Path, app_id: str, bundle: CertBundle) -> Tls:
     """Write the bundle where nginx reads it: mode 0600, atomically, named by fingerprint (a new
     certificate is a new path, so the rendered config changes and nginx reloads it)."""
     certs_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(certs_dir, 0o700)
-    stem = f"{app_name}-{bundle.info.fingerprint[:16]}"
+    stem = f"{app_id}-{bundle.info.fingerprint[:16]}"
     paths = []
     for suffix, text in ((".crt", bundle.cert_pem), (".key", bundle.key_pem)):
         path = certs_dir / (stem + suffix)
@@ -174,10 +174,11 @@ def cert_files(certs_dir: Path, app_name: str, bundle: CertBundle) -> Tls:
     return Tls(cert_path=paths[0], key_path=paths[1])
 
 
-def prune_cert_files(certs_dir: Path, keep: set[str], live_config: str = "") -> None:
-    """Remove certificate files neither in `keep` nor named by the live nginx config."""
+def prune_cert_files(certs_dir: Path, keep: set[str], live_config: str = "", prefix: str = "") -> None:
+    """Remove certificate files (whose names start with `prefix`) neither in `keep` nor named
+    by the live nginx config."""
     if not certs_dir.is_dir():
         return
-    for path in certs_dir.iterdir():
+    for path in certs_dir.glob(f"{prefix}*"):
         if path.suffix in (".crt", ".key") and str(path) not in keep and f'"{path}"' not in live_config:
             path.unlink(missing_ok=True)

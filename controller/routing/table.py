@@ -57,24 +57,33 @@ def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dic
     DOCKYARD_HOME/certs: called under the router lock, so files and config move together)."""
     sources = (StoredCerts(store),)   # an ACME CertSource would go here, after the manual one
     domains = store.all_domains()
+    ids = {a.name: a.id for a in store.list_apps()}
     tls_by_app, keep = {}, set()
     for app in apps:
         for source in sources:
             bundle = source.bundle_for(app, tuple(domains.get(app, ())))
-            if bundle is not None:
-                tls = cert_files(settings.certs_dir, app, bundle)
+            if bundle is not None and app in ids:   # files by the app's id: a name is reused
+                tls = cert_files(settings.certs_dir, ids[app], bundle)
                 tls_by_app[app] = tls
                 keep.update((tls.cert_path, tls.key_path))
                 break
     # Files the live config still names stay too (a refused render keeps the live config serving).
-    try:
-        live = (settings.router_dir / render.ROUTES_CONF).read_text()
-    except OSError:
-        live = ""
-    prune_cert_files(settings.certs_dir, keep, live)
+    prune_cert_files(settings.certs_dir, keep, _live_config(settings))
     return domains, store.all_router_settings(), tls_by_app
 
 
+def forget_cert_files(settings: Settings, app_id: str) -> None:
+    """A destroyed app's certificate and key files, once the live config no longer names them
+    (called after the routes without the app were applied; a router pass would prune them
+    later, but a destroy deletes what it promises at once)."""
+    prune_cert_files(settings.certs_dir, set(), _live_config(settings), prefix=f"{app_id}-")
+
+
+def _live_config(settings: Settings) -> str:
+    try:
+        return (settings.router_dir / render.ROUTES_CONF).read_text()
+    except OSError:
+        return ""
 def apply_routes(svc: Services) -> bool:
     """Compute the route table and apply it as one step under the router's lock, which
     every process shares, so an older computation (say, the reconciler's) is never

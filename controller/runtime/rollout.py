@@ -131,7 +131,8 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
         tenancy.check_app_change(svc, app, new_types, {})
     if release_phase:
         run_release_phase(svc, app, release, image, out)
-    svc.store.set_formation(app, new_types, only_missing=True)
+    # judged again as it is written: concurrent first deploys of one owner's apps take turns
+    tenancy.reserve_app_change(svc, app, new_types, {}, only_missing=True, judged=any(new_types.values()))
     formation = svc.store.desired_formation(app)
     wanted = [w for w in plan(release.process_types, formation) if only in (None, w[0])]
     old = [i for i in sched.instances(app.name) if only in (None, i.process)]

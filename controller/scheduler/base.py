@@ -51,6 +51,12 @@ class Scheduler(ABC):
         None when the engine has no such image. Decides who may deploy or build on it."""
 
     @abstractmethod
+    def network_subnets(self) -> list[str]:
+        """The subnets (CIDR text) of every network the engine has (bridges, overlays, the
+        apps' and add-ons'): where the platform's own containers listen, so never a target
+        the platform connects to on a tenant's behalf."""
+
+    @abstractmethod
     def host_memory_mb(self) -> int:
         """The memory of the machine(s) instances run on, in MB: no limit may exceed it."""
 

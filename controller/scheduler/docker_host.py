@@ -27,6 +27,14 @@ class DockerHost(DockerEngine):
         except (docker.errors.DockerException, SchedulerError):
             return False
 
+    def network_subnets(self) -> list[str]:
+        try:
+            nets = self.client.api.networks()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise SchedulerError(f"Could not list the engine's networks: {e}") from None
+        return sorted({c["Subnet"] for n in nets for c in ((n.get("IPAM") or {}).get("Config") or [])
+                       if c.get("Subnet")})
+
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str, limits: Limits | None = None) -> Instance:
         """Create and start one instance. It starts with restart policy `no`, so a crash

@@ -121,6 +121,9 @@ class MemoryScheduler(Scheduler):
     def host_memory_mb(self) -> int:
         return self._host_memory_mb
 
+    def network_subnets(self) -> list[str]:
+        return []      # instances here are loopback servers: loopback is refused anyway
+
     def tag(self, image: str, repo: str, tag: str) -> str:
         with self._lock:
             found = self._images.get(image) or next(((i, a) for i, a in self._images.values() if i == image), None)

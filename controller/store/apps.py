@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 
 from core import prom
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, QuotaExceeded
 from core.models import App, Build, Release
 
 from controller.store.base import now
@@ -50,8 +50,14 @@ _RELEASE_SELECT = """
 
 class AppsMixin:
     # ---- apps -------------------------------------------------------------
-    def create_app(self, name: str, owner_id: int | None) -> App:
+    def create_app(self, name: str, owner_id: int | None, max_owned: int | None = None) -> App:
+        """A new app; with `max_owned`, refused when its owner already owns that many (counted
+        in the same write transaction, so concurrent creates cannot all pass the count)."""
         with self.tx() as db:
+            if max_owned is not None and db.execute("SELECT count(*) FROM apps WHERE owner_id = ?",
+                                                    (owner_id,)).fetchone()[0] >= max_owned:
+                raise QuotaExceeded(f"You own {max_owned} apps, your quota: destroy one (`dockyard apps:destroy`) "
+                                    "or ask an admin to raise it.")
             try:
                 db.execute("INSERT INTO apps (id, name, owner_id, created_at) VALUES (?, ?, ?, ?)",
                            (str(uuid.uuid4()), name, owner_id, now()))
@@ -103,9 +109,32 @@ class AppsMixin:
                 raise Conflict(f"App {new_name!r} already exists: pick another name.") from None
         return True
 
-    def delete_app(self, app: App) -> None:
+    def delete_app(self, app: App, keep_backups: bool = False) -> None:
+        """Forget the app; with `keep_backups`, remember it (id, name, owner) so its owner and
+        admins can still reach its add-ons' backups."""
         with self.tx() as db:
+            if keep_backups:
+                db.execute("INSERT OR REPLACE INTO destroyed_apps (id, name, owner_id, destroyed_at) VALUES (?, ?, ?, ?)",
+                           (app.id, app.name, app.owner_id, now()))
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+
+    def destroyed_apps(self, owner_id: int | None = None) -> list[dict]:
+        """Destroyed apps with kept backups, oldest first; only `owner_id`'s when given."""
+        q = "SELECT d.*, u.name AS owner FROM destroyed_apps d LEFT JOIN users u ON u.id = d.owner_id"
+        with self.read() as db:
+            rows = db.execute(q + (" WHERE d.owner_id = ?" if owner_id is not None else "") + " ORDER BY d.destroyed_at",
+                              (owner_id,) if owner_id is not None else ()).fetchall()
+        return [dict(r) for r in rows]
+
+    def retire_destroyed(self, app_id: str, name: str, owner_id: int | None, at: str | None = None) -> None:
+        """Record (or keep) a destroyed app's backups entry: `at` defaults to now."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO destroyed_apps (id, name, owner_id, destroyed_at) VALUES (?, ?, ?, ?)",
+                       (app_id, name, owner_id, at or now()))
+
+    def forget_destroyed(self, app_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM destroyed_apps WHERE id = ?", (app_id,))
 
     # ---- builds -----------------------------------------------------------
     def create_build(self, app: App, source_commit: str, method: str, image: str) -> Build:

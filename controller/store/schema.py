@@ -280,4 +280,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users ADD COLUMN email TEXT;
     CREATE UNIQUE INDEX users_email ON users(email);
     """,
+    # 13: destroyed apps whose add-on backups are kept (under DOCKYARD_HOME/backups/<app id>/)
+    # for their owner and admins until DOCKYARD_DESTROYED_BACKUP_DAYS have passed; the id is
+    # the app's, never reused, so the next app of the same name never sees them
+    """
+    CREATE TABLE destroyed_apps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        destroyed_at TEXT NOT NULL
+    );
+    """,
 )

@@ -2,7 +2,11 @@
 on (added by an admin), and per-user quotas an admin set (unset fields: the platform defaults)."""
 from __future__ import annotations
 
-from core.models import User
+import sqlite3
+from typing import Callable
+
+from core.errors import NotFound
+from core.models import App, User
 
 from controller.store.base import now
 
@@ -41,3 +45,58 @@ class TenancyMixin:
 
     def apps_owned_by(self, user: User) -> list:
         return [a for a in self.list_apps() if a.owner_id == user.id]
+
+    # ---- usage, and changes reserved against it ---------------------------------------
+    def usage(self, owner_id: int, default_mb: int, change: tuple[str, dict, dict] | None = None) -> dict:
+        """{apps, instances, memory_mb} over the apps `owner_id` owns; `change` = (app id, its
+        quantities, its memory per type) replaces what that app has, to judge a change first."""
+        with self.read() as db:
+            return _usage(db, owner_id, default_mb, change)
+
+    def reserve(self, app: App, default_mb: int, judge: Callable[[dict], None] | None,
+                quantities: dict[str, int], limits: dict[str, tuple[int | None, float | None]],
+                only_missing: bool = False) -> None:
+        """Judge a formation/limits change of `app` against its owner's usage and write it, in
+        one write transaction: concurrent changes of the owner's apps are judged one after the
+        other, each seeing what the others reserved. `judge(usage with the change)` raises to
+        refuse (nothing is written); `limits` is {type: (memory_mb, cpus)}, (None, None) resets."""
+        with self.tx() as db:
+            row = db.execute("SELECT owner_id FROM apps WHERE id = ?", (app.id,)).fetchone()
+            if row is None:
+                raise NotFound(f"App {app.name!r} was deleted.")
+            if judge is not None and row["owner_id"] is not None:
+                memory = {t: (mb or default_mb) for t, (mb, _) in limits.items()}
+                judge(_usage(db, row["owner_id"], default_mb, (app.id, quantities, memory)))
+            verb = ("INSERT OR IGNORE INTO formation (app_id, type, quantity) VALUES (?, ?, ?)" if only_missing else
+                    "INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?)"
+                    " ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity")
+            for ptype, qty in quantities.items():
+                db.execute(verb, (app.id, ptype, qty))
+            for ptype, (mb, cpus) in limits.items():
+                if mb is None and cpus is None:
+                    db.execute("DELETE FROM limits WHERE app_id = ? AND type = ?", (app.id, ptype))
+                else:
+                    db.execute("INSERT INTO limits (app_id, type, memory_mb, cpus) VALUES (?, ?, ?, ?)"
+                               " ON CONFLICT (app_id, type) DO UPDATE SET memory_mb = excluded.memory_mb,"
+                               " cpus = excluded.cpus", (app.id, ptype, mb, cpus))
+
+
+def _usage(db: sqlite3.Connection, owner_id: int, default_mb: int, change: tuple[str, dict, dict] | None) -> dict:
+    apps = [r[0] for r in db.execute("SELECT id FROM apps WHERE owner_id = ?", (owner_id,))]
+    instances = memory = 0
+    for app_id in apps:
+        rows = db.execute("SELECT type, quantity, stopped FROM formation WHERE app_id = ?", (app_id,)).fetchall()
+        quantities = {r["type"]: r["quantity"] for r in rows}
+        stopped = {r["type"] for r in rows if r["stopped"]}
+        mem = {r["type"]: (r["memory_mb"] or default_mb) for r in
+               db.execute("SELECT type, memory_mb FROM limits WHERE app_id = ?", (app_id,))}
+        changed: dict = {}
+        if change is not None and change[0] == app_id:   # a type the change scales runs again
+            changed = change[1]
+            quantities, mem = {**quantities, **change[1]}, {**mem, **change[2]}
+        for ptype, qty in quantities.items():
+            if ptype in stopped and ptype not in changed:
+                continue
+            instances += qty
+            memory += qty * mem.get(ptype, default_mb)
+    return {"apps": len(apps), "instances": instances, "memory_mb": memory}
