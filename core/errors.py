@@ -50,16 +50,32 @@ class Forbidden(DockyardError):
     fix = "ask the app's owner"
 
 
+class AdminOnly(Forbidden):
+    """Something only a platform admin may do: no app's owner can grant it."""
+    fix = "ask an admin of this Dockyard to do it for you (an admin can make you one with `dockyard users:add`)"
+
+
 class NotFound(DockyardError):
     status = 404
     code = "not_found"
+    fix = "check the name: the message says how to list what exists"
+
+
+class AppNotFound(NotFound):
     fix = "check the name with `dockyard apps`"
 
 
 class Conflict(DockyardError):
     status = 409
     code = "conflict"
-    fix = "try again"
+    fix = "clear what the message names, then send the request again"
+
+
+class DomainTaken(Conflict):
+    """A hostname, or a name under it, that another app holds (or that belongs to the platform)."""
+    code = "domain_taken"
+    fix = ("use another hostname, or have the app that holds it give it up (`dockyard domains:remove HOST -a APP`, "
+           "by that app's owner or an admin)")
 
 
 class Locked(Conflict):

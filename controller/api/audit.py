@@ -4,7 +4,7 @@ Details are names only: config changes record the keys, never the values."""
 from flask import Blueprint, g, jsonify, request
 
 from .. import accounts
-from core.errors import BadRequest
+from core.numbers import whole_number
 from .common import svc
 from .users import require_admin
 
@@ -57,9 +57,6 @@ def record(response):
 @bp.get("/audit")
 def list_audit():
     require_admin("read the audit log")
-    try:
-        limit = min(int(request.args.get("limit", 100)), 5000)
-    except ValueError:
-        raise BadRequest("limit must be a number.") from None
+    limit = min(whole_number(request.args.get("limit", 100), "limit", 1), 5000)
     return jsonify(accounts.audit_entries(svc().store, app=request.args.get("app") or None,
                                           actor=request.args.get("user") or None, limit=limit))

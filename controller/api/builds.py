@@ -13,6 +13,15 @@ bp = Blueprint("builds", __name__)
 
 # IMAGE[:TAG] or an image id (sha256:...): what `docker images` shows.
 _IMAGE_REF = re.compile(r"^(sha256:[0-9a-f]{12,64}|[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$")
+_IMAGE_ID = re.compile(r"[0-9a-f]{12,64}")
+
+
+def image_ref(value: str) -> str:
+    """IMAGE (as `docker` takes it) -> IMAGE:latest; a tag, a digest and an image id (bare, as
+    `docker images` shows it, or sha256:...) stay as they are: the engine resolves a bare id."""
+    if ":" in value.split("/")[-1] or value.startswith("sha256:") or _IMAGE_ID.fullmatch(value):
+        return value
+    return value + ":latest"
 
 
 def _duration(b):
@@ -54,8 +63,7 @@ def create_image_build(name):
     if not isinstance(image, str) or not _IMAGE_REF.fullmatch(image):
         raise BadRequest("Give the image as IMAGE[:TAG] (as `docker images` lists it), e.g. "
                          "`dockyard deploy -a APP --image myimage:1`.")
-    if ":" not in image.split("/")[-1] and not image.startswith("sha256:"):
-        image += ":latest"
+    image = image_ref(image)
     procfile = data.get("procfile")
     if procfile is not None and not isinstance(procfile, str):
         raise BadRequest("procfile must be the text of a Procfile (`web: command` lines).")

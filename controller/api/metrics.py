@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_L
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import drains, metrics
-from core.errors import BadRequest, Forbidden, NotFound
+from core.errors import AdminOnly, BadRequest, NotFound
 from .common import audit, body, load_app, svc
 
 bp = Blueprint("metrics", __name__)
@@ -25,7 +25,7 @@ def app_metrics(name):
 @bp.get("/platform/metrics")
 def platform_metrics():
     if not g.user.is_admin:
-        raise Forbidden("Only an admin may see the platform's metrics: ask your Dockyard admin.")
+        raise AdminOnly("Only an admin may see the platform's metrics: ask your Dockyard admin.")
     return jsonify(metrics.platform_metrics(svc()))
 
 
@@ -68,7 +68,8 @@ class _Collector:
 @bp.get("/metrics")
 def prometheus():
     if not (g.get("scraper") or (g.get("user") is not None and g.user.is_admin)):
-        raise Forbidden("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.")
+        raise AdminOnly("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.",
+                        fix="scrape with the token in DOCKYARD_METRICS_TOKEN (ask the operator) or an admin's token")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

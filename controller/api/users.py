@@ -4,7 +4,7 @@ from flask import Blueprint, g, jsonify, request
 
 from .. import accounts, keys
 from ..auth import token_from_header
-from core.errors import BadRequest, Forbidden
+from core.errors import AdminOnly, BadRequest
 from .common import audit, body, svc
 
 bp = Blueprint("users", __name__)
@@ -12,7 +12,7 @@ bp = Blueprint("users", __name__)
 
 def require_admin(what: str) -> None:
     if not g.user.is_admin:
-        raise Forbidden(f"Only an admin may {what}: ask your Dockyard admin.")
+        raise AdminOnly(f"Only an admin may {what}: ask your Dockyard admin.")
 
 
 @bp.get("/users")

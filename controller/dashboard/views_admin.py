@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g, render_template
 
-from core.errors import Forbidden
+from core.errors import AdminOnly
 
 from .. import accounts, metrics
 from ..api.common import svc
@@ -12,7 +12,7 @@ from . import bp
 
 def _admin() -> None:
     if not g.user.is_admin:
-        raise Forbidden("Only an admin may see this page: ask your Dockyard admin.")
+        raise AdminOnly("Only an admin may see this page: ask your Dockyard admin.")
 
 
 @bp.get("/admin/")

@@ -8,9 +8,10 @@ import time
 from flask import Response, g, jsonify, render_template, request, stream_with_context
 
 from core.errors import BadRequest, NotFound
+from core.numbers import whole_number
 
 from .. import applogs, metrics, releases
-from ..api.common import audit, load_app, svc
+from ..api.common import audit, load_app, release_version, svc
 from ..api.formation import MAX_QUANTITY
 from . import bp, pages
 
@@ -34,10 +35,8 @@ def app_page(name):
 @bp.post("/apps/<name>/scale")
 def scale(name):
     app = load_app(name)
-    try:
-        qty = int(request.form.get("quantity", ""))
-    except ValueError:
-        raise BadRequest("Quantity must be a whole number, e.g. 2.") from None
+    qty = whole_number(request.form.get("quantity", ""), "quantity", 0, MAX_QUANTITY,
+                       f"Quantity must be a whole number from 0 to {MAX_QUANTITY}, e.g. 2.")
     lines: list[str] = []
     releases.scale(svc(), app, [{"type": request.form.get("type", ""), "quantity": qty}], g.user.name,
                    lines.append, MAX_QUANTITY)
@@ -57,10 +56,7 @@ def restart(name):
 @bp.post("/apps/<name>/rollback")
 def rollback(name):
     app = load_app(name)
-    try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
-        raise BadRequest("Pick the release to roll back to, e.g. 3.") from None
+    version = release_version(request.form.get("version", ""))
     lines: list[str] = []
     release = releases.rollback(svc(), app, version, g.user.name, lines.append)
     audit("rollback", name, release=str(version))
