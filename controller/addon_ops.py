@@ -27,7 +27,8 @@ def image_for(svc: Services, kind: kinds.Kind) -> str:
     image = svc.settings.postgres_image if kind.name == "postgres" else svc.settings.redis_image
     if not svc.scheduler.image_exists(image):
         raise NotFound(f"The {kind.name} service image {image} is not in the engine: build it with "
-                       "`bash scripts/build-service-images.sh` (scripts/install.sh does on setup).")
+                       "`bash scripts/build-service-images.sh` (scripts/install.sh does on setup).",
+                       fix="ask the operator to run `bash scripts/build-service-images.sh` on the platform's machine")
     return image
 
 

@@ -52,13 +52,13 @@ class Forbidden(DockyardError):
 
 class AdminOnly(Forbidden):
     """Something only a platform admin may do: no app's owner can grant it."""
-    fix = "ask an admin of this Dockyard to do it for you (an admin can make you one with `dockyard users:add`)"
+    fix = "ask an admin of this Dockyard (whoever runs the platform) to do it for you"
 
 
 class NotFound(DockyardError):
     status = 404
     code = "not_found"
-    fix = "check the name: the message says how to list what exists"
+    fix = "check the name, or create it first: the message says how"
 
 
 class AppNotFound(NotFound):
@@ -68,7 +68,7 @@ class AppNotFound(NotFound):
 class Conflict(DockyardError):
     status = 409
     code = "conflict"
-    fix = "clear what the message names, then send the request again"
+    fix = "change what the message says is in the way, then send the request again"
 
 
 class DomainTaken(Conflict):
