@@ -219,6 +219,10 @@ def test_login_form_posted_from_another_site_is_refused(plat, world, browser):
             browser.get(f"{plat.api}/dashboard/")
             WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.NAME, "token"))
             assert world["mine"] not in browser.page_source
+        # the dashboard's own login form, in the same browser, still logs in
+        browser.find_element(By.NAME, "token").send_keys(b.token)
+        browser.find_element(By.ID, "login").click()
+        WebDriverWait(browser, 30).until(lambda d: world["mine"] in d.page_source)
     finally:
         server.shutdown()
         server.server_close()
