@@ -10,10 +10,10 @@ up:
 	@bash scripts/up.sh
 
 down:
-	@if [ -x $(PY) ]; then $(PY) -m controller.supervisor stop; else echo "platform not installed"; fi
+	@if [ -x $(PY) ]; then $(PY) -m controller.daemons.supervisor stop; else echo "platform not installed"; fi
 
 status:
-	@$(PY) -m controller.supervisor status
+	@$(PY) -m controller.daemons.supervisor status
 
 test:
 	@bash scripts/install.sh >/dev/null

@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller import addon_backups as backups, addon_ops, addons  # noqa: E402
+from controller.addons import backups
+from controller.addons import ops as addon_ops
+from controller.addons import lifecycle as addons
 from controller.services import Services  # noqa: E402
 from controller.settings import from_env  # noqa: E402
 from tests.conftest import run  # noqa: E402

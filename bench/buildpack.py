@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import SAME_LIMITS, push_and_wait, wait_for  # noqa: E402
-from controller.isolation import network_name  # noqa: E402
+from core.isolation import network_name  # noqa: E402
 from tests.conftest import make_app_repo, run, start_platform, stop_platform  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "samples" / "python"

@@ -1,5 +1,5 @@
 """Metrics sampler cost: 50 app instances (busybox containers labelled as instances of a
-throw-away platform), the real sampler (controller.sampler.Sampler over the Docker backend
+throw-away platform), the real sampler (controller.observe.sampler.Sampler over the Docker backend
 and a real store) run every --interval seconds for --seconds; prints the sampler process's
 CPU time as % of one core, the engine's (dockerd) CPU over the same window beside its CPU
 just before with no sampler,
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from controller.sampler import Sampler  # noqa: E402
+from controller.observe.sampler import Sampler  # noqa: E402
 from controller.scheduler import make_scheduler  # noqa: E402
 from controller.settings import from_env  # noqa: E402
 from controller.store import Store  # noqa: E402

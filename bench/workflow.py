@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import SAME_LIMITS, wait_all_answer  # noqa: E402
-from controller.isolation import network_name  # noqa: E402
+from core.isolation import network_name  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 

@@ -34,13 +34,14 @@ PIP_CONFIG_FILES = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.pip/pip.conf",
 NPM_CONFIG_FILES = ("/etc/npmrc", "/usr/etc/npmrc", "~/.npmrc")
 
 
-@functools.lru_cache(maxsize=1)
-def host_registry_settings() -> tuple[tuple[str, str], ...]:
-    """The index URLs the host itself is configured with (pip's global index-url, npm's registry,
-    from the environment or their config files; later files win, like pip and npm), passed to
-    builds so they use the same registries. Read once per process."""
+@functools.lru_cache(maxsize=4)
+def host_registry_settings(pip_index_url: str = "", npm_registry: str = "") -> tuple[tuple[str, str], ...]:
+    """The index URLs the host itself is configured with (pip's global index-url, npm's registry:
+    the operator's settings, BuildConfig.pip_index_url / npm_registry, else their config files;
+    later files win, like pip and npm), passed to builds so they use the same registries. Read
+    once per process."""
     found = {}
-    pip_url = os.environ.get("PIP_INDEX_URL", "")
+    pip_url = pip_index_url
     if not pip_url:
         parser = configparser.RawConfigParser()
         try:
@@ -48,7 +49,7 @@ def host_registry_settings() -> tuple[tuple[str, str], ...]:
             pip_url = parser.get("global", "index-url", fallback="")
         except configparser.Error:
             pip_url = ""
-    npm_url = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry") or ""
+    npm_url = npm_registry
     if not npm_url:
         for f in NPM_CONFIG_FILES:
             try:
@@ -198,7 +199,7 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
     env = {"DOCKYARD_MODE": "detect" if source == "detect" else "all", "HOME": "/home/app",
            "STACK": config.stack_image.rpartition(":")[2] or "bookworm", "DOCKYARD_APP": job.app, "SOURCE_VERSION": job.commit,
            "LANG": "C.UTF-8"}
-    env.update(dict(host_registry_settings()))
+    env.update(dict(host_registry_settings(config.pip_index_url, config.npm_registry)))
     if config.ca_bundle:
         if not os.path.isfile(config.ca_bundle):
             raise BuildError(f"DOCKYARD_BUILD_CA_BUNDLE={config.ca_bundle} is not a file: point it at a "

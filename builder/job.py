@@ -24,6 +24,8 @@ class BuildConfig:
     disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
     runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
+    pip_index_url: str = ""         # the package index builds use ("" = the host's pip configuration)
+    npm_registry: str = ""          # the npm registry builds use ("" = the host's npm configuration)
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app

@@ -41,7 +41,7 @@ def backup(file):
 @click.option("--force", is_flag=True, help="Replace the state already in DOCKYARD_HOME.")
 def restore(file, force):
     """On the platform host, with the platform stopped: restore FILE into DOCKYARD_HOME, then `make up`."""
-    cmd = [sys.executable, "-m", "controller.manage", "restore", str(file.resolve())] + (["--force"] if force else [])
+    cmd = [sys.executable, "-m", "controller.daemons.manage", "restore", str(file.resolve())] + (["--force"] if force else [])
     proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, check=False)
     if proc.returncode != 0:
         raise click.ClickException("The restore failed (see above); nothing was started.")

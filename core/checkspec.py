@@ -9,7 +9,7 @@ a `command` run inside the container (exit 0), or `listening: true` (the port ac
 `checks:set` stores checks for a type that override app.json's. Without any, a `web`
 instance must answer HTTP on $PORT (any status) within DOCKYARD_HEALTH_TIMEOUT.
 
-Parsing and validation are pure (here); controller/health.py runs the checks."""
+Parsing and validation are pure (here); controller/runtime/health.py runs the checks."""
 from __future__ import annotations
 
 import json

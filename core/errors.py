@@ -2,7 +2,7 @@
 carries its HTTP status, a machine-readable code, a user-facing message that says what went
 wrong and how to fix it (never a config value), and `fix`, the area's generic next step.
 Areas subclass the root here; packages add their own subclasses of an area (builder/errors.py,
-router/errors.py). One Flask handler (controller/app.py) renders them all."""
+router/errors.py). One Flask handler (controller/daemons/webapp.py) renders them all."""
 from __future__ import annotations
 
 

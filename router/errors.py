@@ -2,7 +2,7 @@
 
 Every error carries a user-facing ``message`` that says what went wrong and
 how to fix it, an HTTP ``status`` and a machine-readable ``code``, which the
-API's error handler (controller/app.py) passes straight on.
+API's error handler (controller/daemons/webapp.py) passes straight on.
 """
 from __future__ import annotations
 

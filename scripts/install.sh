@@ -11,6 +11,8 @@
 #      3.14, 3.15); without it, a build whose app asks for such a Python builds its stack once
 #   8. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
 #   9. the add-on service images (Postgres, Redis: scripts/build-service-images.sh, when absent or stale)
+#  10. test tools from npm: the official Heroku CLI, pinned ($DOCKYARD_HEROKU_CLI_DIR), which the
+#      compatibility tests drive against a real instance
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
 # Runs as root (apt, dockerd). Called by `make up` and by .ci/run; works from any directory.
@@ -231,5 +233,21 @@ fi
 # Each line it prints says whether an image was already there (same recipe) or was built.
 DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-service-images.sh 9>&- | sed 's/^build-service-images: /install: add-on image: /' \
     || die "scripts/build-service-images.sh failed"
+
+# ---------------------------------------------------------------- 10. test tools (npm)
+HEROKU_CLI_VERSION=11.10.0
+HEROKU_CLI_DIR="${DOCKYARD_HEROKU_CLI_DIR:-/var/cache/dockyard/heroku-cli}"
+if [ "$(cat "$HEROKU_CLI_DIR/.version" 2>/dev/null)" = "$HEROKU_CLI_VERSION" ] && [ -x "$HEROKU_CLI_DIR/node_modules/.bin/heroku" ]; then
+    say "heroku CLI: $HEROKU_CLI_VERSION already installed in $HEROKU_CLI_DIR"
+else
+    command -v npm >/dev/null 2>&1 || { apt-get install -y -q nodejs npm >/dev/null || die "apt-get install nodejs npm failed"; }
+    say "heroku CLI: installing heroku@$HEROKU_CLI_VERSION from npm into $HEROKU_CLI_DIR"
+    t0=$SECONDS
+    install -d -m 755 "$HEROKU_CLI_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$HEROKU_CLI_DIR" "heroku@$HEROKU_CLI_VERSION" >/dev/null 9>&- \
+        || die "npm install heroku@$HEROKU_CLI_VERSION failed (the npm registry must be reachable)"
+    echo "$HEROKU_CLI_VERSION" > "$HEROKU_CLI_DIR/.version"
+    say "heroku CLI: installed in $((SECONDS - t0))s"
+fi
 
 say "done"

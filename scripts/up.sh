@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-$PY -m controller.manage bootstrap
-$PY -m controller.supervisor start
+$PY -m controller.daemons.manage bootstrap
+$PY -m controller.daemons.supervisor start
 HOME_DIR=$($PY -c 'from controller.settings import from_env; print(from_env().home)')
 API=$($PY -c 'from controller.settings import from_env; print(from_env().api_url)')
 ROUTER_PORT=$($PY -c 'from controller.settings import from_env; print(from_env().router_port)')

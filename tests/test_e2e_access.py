@@ -117,7 +117,7 @@ def test_users_tokens_rotation_and_logout(plat, tmp_path):
 def api_routes_with_app():
     """Every API rule that names an app, from the real Flask app's url_map (so a new
     blueprint is covered without editing this test)."""
-    from controller.app import create_app
+    from controller.daemons.webapp import create_app
     from controller.settings import Settings
     app = create_app(Settings(home=Path("/nonexistent")))
     out = []

@@ -274,8 +274,8 @@ def test_a_certificate_nginx_refuses_is_reported_for_its_app_and_others_keep_wor
     # A stored certificate nginx cannot load (say, a future ACME source wrote a bad one): the
     # router serves that app without it, says so in `dockyard router`, and other apps' changes
     # still go live.
-    from controller import router_state
-    from controller.certs import CertBundle, inspect_bundle
+    from controller.routing import state as router_state
+    from controller.routing.certs import CertBundle, inspect_bundle
     from controller.store import Store
     p = platform
     a = deploy(p, tmp_path, httpd_app("app a"))

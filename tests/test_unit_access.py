@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller import access, accounts, isolation
-from controller.git import sshkeys
+from controller.accounts import access
+from controller.accounts import users as accounts
+from core import isolation
+from controller.accounts import sshkeys
 from core.errors import BadRequest, Conflict, NotFound
 from core.models import App, User
 from controller.store import Store

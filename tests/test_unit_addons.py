@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import addon_kinds as kinds
-from controller.addon_backups import _parse, due
+from controller.addons import kinds
+from controller.addons.backups import _parse, due
 from controller.store import Store
 from core.errors import BadRequest, Conflict
 
@@ -77,7 +77,7 @@ def test_store_attachments(tmp_path: Path):
 
 
 def test_an_addon_restarted_moments_ago_is_not_yet_available():
-    from controller.addon_ops import SETTLE, just_restarted
+    from controller.addons.ops import SETTLE, just_restarted
     from core.models import ServiceStatus
     started = "2026-12-01T04:17:45.956123456Z"
     at = datetime(2026, 12, 1, 4, 17, 45, 956123, tzinfo=timezone.utc).timestamp()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from controller.health import HealthCheckFailed, InstanceCrashed, run_checks
+from controller.runtime.health import HealthCheckFailed, InstanceCrashed, run_checks
 from core.checkspec import Check, CheckSpecError, effective, parse_app_json, parse_check, spec_from_pairs
 from core.models import Instance
 

@@ -230,7 +230,7 @@ def test_router_report_is_the_router_command_under_another_name():
 
 def test_sshd_address_is_the_one_given_to_clients(tmp_path):
     """`git:remote --ssh` gets the address sshd listens on, not the API's host."""
-    from controller.app import create_app
+    from controller.daemons.webapp import create_app
     from controller.services import Services
     from controller.settings import Settings
     from controller.git.sshd import render_sshd_config

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.reconcile import diff
-from controller.registry import config_text
-from controller.routing import compute_routes
+from controller.runtime.reconcile import diff
+from controller.daemons.registry import config_text
+from controller.routing.table import compute_routes
 from controller.scheduler.registry_gc import stale_tags
 from controller.scheduler.swarm_parse import (PREFIX, REPORT_LAG, ReportedExits, epoch, parse_nodes, parse_services,
                                               parse_task_exits)

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from builder.manifest import exposed_port, read_manifest
-from controller import cron
-from controller.manifest import apply_env
+from controller.runtime import cron
+from controller.apps.manifest import apply_env
 from controller.store import Store
 from core.appjson import AppJsonError, missing_env, parse_checks_file, parse_manifest, slot_due
 from core.checkspec import CheckSpecError, effective
@@ -187,7 +187,7 @@ def test_an_app_scaled_up_with_no_instance_up_says_it_is_restarting_not_to_scale
 
 
 def test_routes_know_which_apps_are_scaled_up():
-    from controller.routing import compute_routes
+    from controller.routing.table import compute_routes
     table = compute_routes(["up", "idle", "new"], [], set(), "x.test", deployed={"up", "idle"}, scaled={"up"})
     by_app = {r.app: (r.deployed, r.scaled) for r in table}
     assert by_app == {"up": (True, True), "idle": (True, False), "new": (False, False)}

@@ -7,14 +7,14 @@ import base64
 import pytest
 
 from builder.dockerfile import base_images, logical_lines
-from controller.auth import token_from_header
-from controller.rollout import default_quantities, plan
+from controller.accounts.auth import token_from_header
+from controller.runtime.rollout import default_quantities, plan
 from core.errors import InvalidName
 from core.models import Instance
 from core.names import validate_app_name, validate_config_key, validate_process_type
 from core.procfile import ProcfileError, parse_procfile
-from controller.reconcile import diff
-from controller.routing import compute_routes
+from controller.runtime.reconcile import diff
+from controller.routing.table import compute_routes
 from controller.settings import from_env
 
 
@@ -134,7 +134,7 @@ def test_token_from_header_bearer_and_basic():
 
 
 def test_images_to_keep_current_live_and_the_newest_succeeded():
-    from controller.rollout import images_to_keep
+    from controller.runtime.rollout import images_to_keep
     from core.models import Release
 
     def rel(v, status="succeeded", build="b"):
@@ -146,7 +146,7 @@ def test_images_to_keep_current_live_and_the_newest_succeeded():
 
 
 def test_supervisor_backoff_doubles_in_a_crash_loop_and_resets_after_a_stable_run():
-    from controller.supervisor import MAX_BACKOFF, STABLE_AFTER, restart_delay
+    from controller.daemons.supervisor import MAX_BACKOFF, STABLE_AFTER, restart_delay
     delays, backoff = [], 1.0
     for _ in range(7):                       # crashes right after each start
         delay, backoff = restart_delay(0.5, backoff)
@@ -156,7 +156,7 @@ def test_supervisor_backoff_doubles_in_a_crash_loop_and_resets_after_a_stable_ru
 
 
 def test_crash_lines_name_the_limit_and_loops_need_early_repeated_crashes():
-    from controller.crashes import describe, is_crash_loop
+    from controller.apps.crashes import describe, is_crash_loop
     from core.models import Crash
     oom = describe("web.1", "web", "shop", Crash("c1", 0.0, 137, True), 512, 2)
     assert "out of memory (limit 512 MB)" in oom and "`dockyard ps:limits web --memory 1024 -a shop`" in oom
@@ -169,7 +169,7 @@ def test_crash_lines_name_the_limit_and_loops_need_early_repeated_crashes():
 
 
 def test_ps_detail_says_why_it_crashed():
-    from controller.api.dynos import state_detail
+    from controller.web.views import state_detail
     assert state_detail("crashed", True, 137, 4, 256) == "out of memory: limit 256 MB, 4 restarts"
     assert state_detail("up", False, 3, 1, 256) == "last exit 3, 1 restart"
     assert state_detail("up", False, None, 0, 256) == ""
@@ -187,7 +187,7 @@ def test_engine_events_become_crashes_with_the_oom_flag():
 
 
 def test_sweep_finds_only_this_apps_build_copies(tmp_path):
-    from controller.sweep import stale_build_dirs
+    from controller.runtime.sweep import stale_build_dirs
     for name in ("dockyard-build-shop-ab12cd34", "dockyard-build-shop-x-ab12cd34", "dockyard-build-shopx-ab12cd34"):
         (tmp_path / name).mkdir()
     assert [p.name for p in stale_build_dirs(tmp_path, "shop")] == ["dockyard-build-shop-ab12cd34"]

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from controller import accounts
-from controller.app import create_app
+from controller.accounts import users as accounts
+from controller.daemons.webapp import create_app
 from controller.settings import from_env
 
 

@@ -31,6 +31,25 @@ def test_import_contracts_hold():
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
+MAX_FLAT_CONTROLLER_MODULES = 12
+
+
+def test_the_controller_is_grouped_by_concern():
+    """A newcomer finds a concern in one folder: only a few cross-cutting modules stay flat."""
+    flat = sorted(p.name for p in (ROOT / "controller").glob("*.py") if p.name != "__init__.py")
+    assert len(flat) <= MAX_FLAT_CONTROLLER_MODULES, f"move these into the folder of their concern: {flat}"
+
+
+def test_no_module_imports_a_private_name_of_another():
+    hits = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                hits += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                         if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not hits, f"make these public (and say what they are for) or keep them in their module: {hits}"
+
+
 def test_every_module_imports():
     """A module that cannot be imported would only show when its process starts."""
     failures = []

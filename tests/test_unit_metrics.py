@@ -2,7 +2,9 @@
 import json
 import time
 
-from controller import drains, metrics, sampler
+from controller.observe import drains
+from controller.observe import metrics
+from controller.observe import sampler
 from controller.scheduler.docker_stats import parse_stats
 from controller.store import Store
 from controller.store.metrics import MINUTE_KEEP, RAW_KEEP

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import certs, router_options, router_state
-from controller.certs import host_covered, inspect_bundle, uncovered_hosts
-from controller.domains import default_owner, normalize_hostname
+from controller.routing import certs
+from controller.routing import options as router_options
+from controller.routing import state as router_state
+from controller.routing.certs import host_covered, inspect_bundle, uncovered_hosts
+from controller.routing.domains import default_owner, normalize_hostname
 from core.errors import BadRequest
 from router import render
 from router.accesslog import format_line, group, parse_line
@@ -268,9 +270,9 @@ def test_group_bounds_lines_per_app():
 
 # ---------------------------------------------------------------- store (SQLite in tmp, no sockets)
 def test_router_state_in_the_store(tmp_path):
-    from controller.certs import CertBundle
+    from controller.routing.certs import CertBundle
     from core.errors import Conflict, NotFound
-    from controller.routing import with_extras
+    from controller.routing.table import with_extras
     from controller.store import Store
     store = Store(tmp_path / "db.sqlite")
     store.migrate()

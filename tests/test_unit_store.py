@@ -150,8 +150,8 @@ def test_background_image_cleanup_waits_for_no_deploy(tmp_path, monkeypatch):
     """A push builds under the app's lock and its new image has no release tag yet: the
     cleanup that follows a background retire must not run then (it skips; the deploy's own
     cleanup runs at its end), and runs when the lock is free."""
-    from controller import rollout as deploy
-    from controller.locks import app_lock
+    from controller.runtime import rollout as deploy
+    from controller.runtime.locks import app_lock
     from core.models import App
     from controller.services import Services
     from controller.settings import Settings

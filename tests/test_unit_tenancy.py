@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from builder.dockerfile import referenced_images
-from controller.domains import overlaps, platform_label
+from controller.routing.domains import overlaps, platform_label
 from controller.git.packguard import PackGuard, PackTooBig
 
 

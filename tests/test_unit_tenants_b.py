@@ -4,12 +4,12 @@ and the login form's origin check (Flask's test client, a real SQLite store, no 
 import pytest
 
 from cli.text import escape_control as cli_escape
-from controller import accounts
-from controller.api.builds import image_ref
-from controller.app import create_app
-from controller.domains import claimed_by
+from controller.accounts import users as accounts
+from controller.daemons.webapp import create_app
+from controller.routing.domains import claimed_by
 from controller.settings import from_env
 from core.errors import BadRequest
+from core.names import image_ref
 from core.numbers import SQL_MAX, whole_number
 from core.terminal import escape_control
 

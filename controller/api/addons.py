@@ -8,9 +8,11 @@ from simple_websocket import ConnectionClosed
 from core.errors import BadRequest, DockyardError
 from core.numbers import whole_number
 
-from .. import addon_backups as backups, addon_ops, addons
-from .common import audit, body, load_app, svc
-from .dynos import sock
+from controller.addons import backups
+from controller.addons import ops as addon_ops
+from controller.addons import lifecycle as addons
+from controller.web.common import audit, body, load_app, svc
+from controller.api.dynos import sock
 
 bp = Blueprint("addons", __name__)
 

@@ -7,15 +7,15 @@ from flask import Blueprint, g, send_file
 
 from core.errors import AdminOnly
 
-from .. import backup
-from .common import svc
+from controller.admin import backup
+from controller.web.common import svc
 
 bp = Blueprint("admin", __name__)
 
 
 @bp.get("/admin/backup")
 def get_backup():
-    """The platform's state as one tar.gz (see controller/backup.py), made now, while it runs."""
+    """The platform's state as one tar.gz (see controller/admin/backup.py), made now, while it runs."""
     if not g.user.is_admin:
         raise AdminOnly("Only an admin may back up the platform: ask one to run `dockyard admin:backup FILE`.")
     s = svc()

@@ -2,8 +2,11 @@ from flask import Blueprint, g, jsonify, request
 
 from core.names import validate_app_name
 
-from .. import access, accounts, addons, releases
-from .common import app_json, body, load_app, svc
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.addons import lifecycle as addons
+from controller.apps import releases
+from controller.web.common import app_json, body, load_app, svc
 
 bp = Blueprint("apps", __name__)
 

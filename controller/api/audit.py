@@ -3,10 +3,10 @@ request that changes something is recorded once, after it is answered, with its 
 Details are names only: config changes record the keys, never the values."""
 from flask import Blueprint, g, jsonify, request
 
-from .. import accounts
+from controller.accounts import users as accounts
 from core.numbers import whole_number
-from .common import svc
-from .users import require_admin
+from controller.web.common import svc
+from controller.api.users import require_admin
 
 bp = Blueprint("audit", __name__)
 

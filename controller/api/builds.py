@@ -1,27 +1,15 @@
-import re
 from datetime import datetime
 
 from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest, NotFound
+from core.names import IMAGE_REF, image_ref
 from core.procfile import parse_procfile
 
-from .. import releases
-from .common import body, load_app, svc
+from controller.apps import releases
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("builds", __name__)
-
-# IMAGE[:TAG] or an image id (sha256:...): what `docker images` shows.
-_IMAGE_REF = re.compile(r"^(sha256:[0-9a-f]{12,64}|[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$")
-_IMAGE_ID = re.compile(r"[0-9a-f]{12,64}")
-
-
-def image_ref(value: str) -> str:
-    """IMAGE (as `docker` takes it) -> IMAGE:latest; a tag, a digest and an image id (bare, as
-    `docker images` shows it, or sha256:...) stay as they are: the engine resolves a bare id."""
-    if ":" in value.split("/")[-1] or value.startswith("sha256:") or _IMAGE_ID.fullmatch(value):
-        return value
-    return value + ":latest"
 
 
 def _duration(b):
@@ -60,7 +48,7 @@ def create_image_build(name):
     app = load_app(name)
     data = body()
     image = data.get("image")
-    if not isinstance(image, str) or not _IMAGE_REF.fullmatch(image):
+    if not isinstance(image, str) or not IMAGE_REF.fullmatch(image):
         raise BadRequest("Give the image as IMAGE[:TAG] (as `docker images` lists it), e.g. "
                          "`dockyard deploy -a APP --image myimage:1`.")
     image = image_ref(image)

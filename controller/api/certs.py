@@ -4,9 +4,10 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, g, jsonify
 
-from .. import app_routes, router_state
-from ..certs import CertBundle, uncovered_hosts
-from .common import body, load_app, svc
+from controller.routing import app_routes
+from controller.routing import state as router_state
+from controller.routing.certs import CertBundle, uncovered_hosts
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("certs", __name__)
 

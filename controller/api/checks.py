@@ -7,9 +7,9 @@ from core.checkspec import effective, parse_healthchecks, spec_from_pairs
 from core.errors import BadRequest
 from core.names import validate_process_type
 
-from .. import releases
-from ..rollout import RELEASE_PHASE
-from .common import body, load_app, svc
+from controller.apps import releases
+from controller.runtime.rollout import RELEASE_PHASE
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("checks", __name__)
 

@@ -2,9 +2,9 @@
 access may list them. Heroku: /apps/{app}/collaborators."""
 from flask import Blueprint, jsonify
 
-from .. import accounts
+from controller.accounts import users as accounts
 from core.errors import BadRequest
-from .common import audit, body, load_app, svc
+from controller.web.common import audit, body, load_app, svc
 
 bp = Blueprint("collaborators", __name__)
 

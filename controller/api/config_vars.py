@@ -3,8 +3,8 @@ from flask import Blueprint, g, jsonify, request
 from core.errors import BadRequest
 from core.names import validate_config_key
 
-from .. import releases
-from .common import body, load_app, svc
+from controller.apps import releases
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("config_vars", __name__)
 

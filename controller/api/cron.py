@@ -2,8 +2,8 @@
 last run's state and exit code. Jobs change only by a deploy."""
 from flask import Blueprint, jsonify
 
-from .. import cron
-from .common import load_app, svc
+from controller.runtime import cron
+from controller.web.common import load_app, svc
 
 bp = Blueprint("cron", __name__)
 

@@ -1,7 +1,8 @@
 from flask import Blueprint, g, jsonify
 
-from .. import app_routes, router_state
-from .common import body, load_app, svc
+from controller.routing import app_routes
+from controller.routing import state as router_state
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("domains", __name__)
 

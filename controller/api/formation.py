@@ -1,12 +1,12 @@
 from flask import Blueprint, g, jsonify
 
+from core.appjson import MAX_QUANTITY
 from core.errors import BadRequest
 
-from .. import releases
-from .common import body, load_app, svc
+from controller.apps import releases
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("formation", __name__)
-MAX_QUANTITY = 50
 
 
 @bp.get("/apps/<name>/formation")

@@ -2,9 +2,10 @@
 authorized_keys file (atomically) from the store."""
 from flask import Blueprint, g, jsonify, request
 
-from .. import accounts, keys
-from ..git.sshd import LISTEN_HOST
-from .common import audit, body, svc
+from controller.accounts import users as accounts
+from controller.accounts import keys
+from controller.accounts.keyfile import LISTEN_HOST
+from controller.web.common import audit, body, svc
 
 bp = Blueprint("keys", __name__)
 

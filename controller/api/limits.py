@@ -3,9 +3,9 @@ from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest
 
-from .. import releases
-from ..rollout import RELEASE_PHASE
-from .common import body, load_app, svc
+from controller.apps import releases
+from controller.runtime.rollout import RELEASE_PHASE
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("limits", __name__)
 MEMORY_MB = (16, 65536)

@@ -1,8 +1,8 @@
 from flask import Blueprint, jsonify, request
 
 from core.numbers import whole_number
-from .. import applogs
-from .common import load_app, svc
+from controller.observe import applogs
+from controller.web.common import load_app, svc
 
 bp = Blueprint("logs", __name__)
 

@@ -8,9 +8,10 @@ from flask import Blueprint, Response, g, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 
-from .. import drains, metrics
+from controller.observe import drains
+from controller.observe import metrics
 from core.errors import AdminOnly, BadRequest, NotFound
-from .common import audit, body, load_app, svc
+from controller.web.common import audit, body, load_app, svc
 
 bp = Blueprint("metrics", __name__)
 

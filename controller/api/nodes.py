@@ -1,9 +1,9 @@
 """The cluster's nodes (admin only): list, join command, drain, activate, remove."""
 from flask import Blueprint, jsonify
 
-from .. import nodes
-from .common import audit, svc
-from .users import require_admin
+from controller.admin import nodes
+from controller.web.common import audit, svc
+from controller.api.users import require_admin
 
 bp = Blueprint("nodes", __name__)
 

@@ -1,7 +1,7 @@
 from flask import Blueprint, g, jsonify
 
-from .. import releases
-from .common import body, load_app, release_json, release_version, svc
+from controller.apps import releases
+from controller.web.common import body, load_app, release_json, release_version, svc
 
 bp = Blueprint("releases", __name__)
 

@@ -1,8 +1,9 @@
 """Per-app router settings (body size, timeouts, force-https) and maintenance mode."""
 from flask import Blueprint, g, jsonify
 
-from .. import app_routes, router_state
-from .common import body, load_app, svc
+from controller.routing import app_routes
+from controller.routing import state as router_state
+from controller.web.common import body, load_app, svc
 
 bp = Blueprint("router_settings", __name__)
 

@@ -3,19 +3,19 @@ per-user quotas (`users:quota`, admins set; a user reads their own)."""
 from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest, NotFound
+from core.names import IMAGE_REF, image_ref
 from core.numbers import whole_number
 
-from .. import tenancy
-from ..store.tenancy import QUOTA_FIELDS
-from .builds import _IMAGE_REF, image_ref
-from .common import audit, body, svc
-from .users import require_admin
+from controller.accounts import tenancy
+from controller.store.tenancy import QUOTA_FIELDS
+from controller.web.common import audit, body, svc
+from controller.api.users import require_admin
 
 bp = Blueprint("tenancy", __name__)
 
 
 def _image(value) -> str:
-    if not isinstance(value, str) or not _IMAGE_REF.fullmatch(value):
+    if not isinstance(value, str) or not IMAGE_REF.fullmatch(value):
         raise BadRequest("Give the image as IMAGE[:TAG] (as `docker images` lists it), e.g. python:3.12-slim.")
     return image_ref(value)
 

@@ -2,10 +2,11 @@
 are the admin's; everyone may rotate or revoke their own token."""
 from flask import Blueprint, g, jsonify, request
 
-from .. import accounts, keys
-from ..auth import token_from_header
+from controller.accounts import users as accounts
+from controller.accounts import keys
+from controller.accounts.auth import token_from_header
 from core.errors import AdminOnly, BadRequest
-from .common import audit, body, svc
+from controller.web.common import audit, body, svc
 
 bp = Blueprint("users", __name__)
 

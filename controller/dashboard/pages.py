@@ -1,5 +1,5 @@
 """What each dashboard page shows, gathered from the store and the scheduler (read side;
-actions go through controller/releases.py like the API's)."""
+actions go through controller/apps/releases.py like the API's)."""
 from __future__ import annotations
 
 import time
@@ -7,10 +7,13 @@ from datetime import datetime
 
 from core.models import App, User
 
-from .. import access, accounts, metrics, releases
-from ..api import dynos
-from ..rollout import RELEASE_PHASE
-from ..services import Services
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.observe import metrics
+from controller.apps import releases
+from controller.web import views as dynos
+from controller.runtime.rollout import RELEASE_PHASE
+from controller.services import Services
 
 
 def visible_apps(svc: Services, user: User) -> list[App]:

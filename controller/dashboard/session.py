@@ -13,8 +13,8 @@ from flask import g, redirect, render_template, request, url_for
 
 from core.errors import DockyardError, Forbidden
 
-from ..api.common import svc
-from . import bp
+from controller.web.common import svc
+from controller.dashboard import bp
 
 COOKIE = "dockyard_session"
 OPEN = ("dashboard.login", "dashboard.static")

@@ -5,9 +5,10 @@ from flask import g, render_template
 
 from core.errors import AdminOnly
 
-from .. import accounts, metrics
-from ..api.common import svc
-from . import bp
+from controller.accounts import users as accounts
+from controller.observe import metrics
+from controller.web.common import svc
+from controller.dashboard import bp
 
 
 def _admin() -> None:

@@ -1,5 +1,5 @@
 """An app's page and its actions. Views parse the form, call the same use case as the API
-(controller/releases.py) under the same access rules (api.common.load_app), and redirect."""
+(controller/apps/releases.py) under the same access rules (api.common.load_app), and redirect."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,15 @@ import time
 
 from flask import Response, g, jsonify, render_template, request, stream_with_context
 
+from core.appjson import MAX_QUANTITY
 from core.errors import BadRequest, NotFound
 from core.numbers import whole_number
 
-from .. import applogs, metrics, releases
-from ..api.common import audit, load_app, release_version, svc
-from ..api.formation import MAX_QUANTITY
-from . import bp, pages
+from controller.observe import applogs
+from controller.observe import metrics
+from controller.apps import releases
+from controller.web.common import audit, load_app, release_version, svc
+from controller.dashboard import bp, pages
 
 STREAM_SECONDS = 55    # one log stream per connection at most this long; the browser reconnects
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import g, redirect, render_template, url_for
 
-from ..api.common import svc
-from . import bp, pages
+from controller.web.common import svc
+from controller.dashboard import bp, pages
 
 
 @bp.get("")

@@ -23,11 +23,13 @@ from core.errors import DockyardError
 from core.names import APP_NAME_RE, DEPLOY_BRANCHES
 from core.terminal import escape_control
 
-from .. import access, accounts, releases
-from ..auth import token_from_header
-from ..services import Services
-from .packguard import PackGuard
-from ..repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.apps import releases
+from controller.accounts.auth import token_from_header
+from controller.services import Services
+from controller.git.packguard import PackGuard
+from controller.runtime.repos import GIT_PATH, ZERO, AppReposBackend, ClosingResponse, init_repo, receiving, repo_path
 
 
 @contextlib.contextmanager

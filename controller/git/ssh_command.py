@@ -18,7 +18,7 @@ if __package__ in (None, ""):   # run by path (python3 -I .../controller/git/ssh
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from core.errors import BadRequest  # noqa: E402
-from controller.git.sshkeys import parse_git_command, unknown_key_message  # noqa: E402
+from controller.accounts.sshkeys import parse_git_command, unknown_key_message  # noqa: E402
 
 
 def fail(message: str) -> int:

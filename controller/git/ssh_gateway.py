@@ -18,12 +18,12 @@ from dulwich.protocol import Protocol
 
 from core.errors import BadRequest
 
-from .. import accounts
-from ..services import Services
-from ..settings import Settings
-from .http import GuardedUploadPackHandler, authorize_git, handler_factory
-from ..repos import AppReposBackend
-from .sshkeys import parse_git_command
+from controller.accounts import users as accounts
+from controller.services import Services
+from controller.settings import Settings
+from controller.git.http import GuardedUploadPackHandler, authorize_git, handler_factory
+from controller.runtime.repos import AppReposBackend
+from controller.accounts.sshkeys import parse_git_command
 
 
 def peer_uid(sock: socket.socket) -> int:

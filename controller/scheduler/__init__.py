@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from core.models import BuildRun, LogLine
 
-from ..settings import Settings
-from .base import Scheduler
-from .labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF,
+from controller.settings import Settings
+from controller.scheduler.base import Scheduler
+from controller.scheduler.labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF,
                      LABEL_PROCESS, LABEL_RELEASE)
 
 __all__ = ["Scheduler", "make_scheduler", "BuildRun", "LogLine", "LABEL_APP", "LABEL_BUILD", "LABEL_DETACHED",
@@ -22,7 +22,7 @@ def make_scheduler(settings: Settings) -> Scheduler:
     # imported here, not above, so that a process which never schedules (the CLI, the SSH
     # gateway) does not load the engine SDK
     if settings.scheduler == "docker":
-        from .docker_backend import DockerScheduler
+        from controller.scheduler.docker_backend import DockerScheduler
         return DockerScheduler(settings)
-    from .selector import SelectingScheduler
+    from controller.scheduler.selector import SelectingScheduler
     return SelectingScheduler(settings)

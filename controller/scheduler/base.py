@@ -25,7 +25,7 @@ OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
 
 
-def _never() -> bool:
+def never() -> bool:
     return False
 
 
@@ -74,7 +74,7 @@ class Scheduler(ABC):
 
     @abstractmethod
     def build(self, context_dir: str, tag: str, on_line: OnLine, *, app: str, build_id: str | None = None,
-              dockerfile: str | None = None, cancelled: Cancelled = _never) -> str:
+              dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
         """Build an image from `context_dir` (a directory the platform owns) with `dockerfile`
         (relative to it, or an absolute path; default `Dockerfile`), tag it `tag` and return its id.
         The backend labels the image itself: the app, and the build when `build_id` is given
@@ -86,7 +86,7 @@ class Scheduler(ABC):
     @abstractmethod
     def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
                             binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: OnLine,
-                            timeout: float, cancelled: Cancelled = _never, user: str = "1000:1000",
+                            timeout: float, cancelled: Cancelled = never, user: str = "1000:1000",
                             finished: threading.Event | None = None) -> BuildRun:
         """Run a build step (buildpacks) to completion in a memory-limited container of `image`,
         streaming each output line to `on_line`. binds: container path -> (host path, read only);

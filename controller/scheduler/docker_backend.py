@@ -2,13 +2,13 @@
 instance, one-off and build; the router reaches web instances on 127.0.0.1."""
 from __future__ import annotations
 
-from .base import Scheduler
-from .docker_build import DockerBuild
-from .docker_stats import DockerStats
-from .docker_host import DockerHost
-from .docker_images import DockerImages
-from .docker_oneoff import DockerOneoffs
-from .docker_services import DockerServices
+from controller.scheduler.base import Scheduler
+from controller.scheduler.docker_build import DockerBuild
+from controller.scheduler.docker_stats import DockerStats
+from controller.scheduler.docker_host import DockerHost
+from controller.scheduler.docker_images import DockerImages
+from controller.scheduler.docker_oneoff import DockerOneoffs
+from controller.scheduler.docker_services import DockerServices
 
 
 class DockerScheduler(DockerHost, DockerStats, DockerOneoffs, DockerImages, DockerBuild, DockerServices, Scheduler):

@@ -18,9 +18,9 @@ import requests
 from core.errors import BuildTimeout, ImageBuildFailed, SchedulerError
 from core.models import BuildRun
 
-from .docker_engine import DockerEngine
-from .docker_parse import Lines
-from .labels import LABEL_BUILD
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import Lines
+from controller.scheduler.labels import LABEL_BUILD
 
 
 def label_line(labels: dict[str, str]) -> str:

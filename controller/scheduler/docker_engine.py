@@ -17,10 +17,10 @@ import requests
 from core.errors import SchedulerError
 from core.models import Instance, Limits, Release
 
-from .. import isolation
-from ..settings import Settings
-from .docker_parse import Lines, parse_instance
-from .labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE
+from core import isolation
+from controller.settings import Settings
+from controller.scheduler.docker_parse import Lines, parse_instance
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE
 
 
 class DockerEngine:

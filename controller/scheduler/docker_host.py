@@ -12,9 +12,9 @@ import requests
 from core.errors import SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
-from .docker_engine import DockerEngine
-from .docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
-from .labels import LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
+from controller.scheduler.labels import LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
 
 WATCH_WINDOW = 2.0   # seconds each engine events request covers

@@ -7,8 +7,8 @@ import docker.errors
 
 from core.errors import SchedulerError
 
-from .docker_engine import DockerEngine
-from .labels import LABEL_APP, LABEL_INSTANCE
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE
 
 
 class DockerImages(DockerEngine):

@@ -14,9 +14,9 @@ import requests
 from core.errors import SchedulerError
 from core.models import Instance, Release
 
-from .docker_engine import DockerEngine
-from .docker_parse import split_frames
-from .labels import LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_RELEASE
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import split_frames
+from controller.scheduler.labels import LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_RELEASE
 
 ReadStdin = Callable[[float], bytes | None | bool]
 

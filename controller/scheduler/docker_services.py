@@ -16,10 +16,10 @@ import docker.errors
 from core.errors import SchedulerError
 from core.models import LogLine, ServiceStatus
 
-from .docker_engine import DockerEngine
-from .docker_oneoff import feed_stdin
-from .docker_parse import parse_logs, split_frames
-from .labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE, LABEL_SERVICE_KIND
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_oneoff import feed_stdin
+from controller.scheduler.docker_parse import parse_logs, split_frames
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE, LABEL_SERVICE_KIND
 
 _CHUNK = 1 << 16
 

@@ -17,9 +17,9 @@ import requests
 
 from core.models import InstanceStats
 
-from .docker_engine import DockerEngine
-from .docker_parse import iso
-from .labels import LABEL_APP, LABEL_INSTANCE
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import iso
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE
 
 # The engine answers each container's stats separately; a few at once hides its latency
 # without loading it (the sampler calls this every few seconds).

@@ -26,10 +26,10 @@ import requests
 from core.errors import Conflict, NotFound, SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
-from .docker_engine import DockerEngine
-from .docker_parse import parse_logs
-from .labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
-from .swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
+from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import parse_logs
+from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
+from controller.scheduler.swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
                           parse_task_exits, service_id)
 
 NANO = 1_000_000_000

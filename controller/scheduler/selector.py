@@ -16,11 +16,11 @@ from typing import Iterable
 from core.errors import BadRequest, SchedulerError
 from core.models import Crash, Instance
 
-from . import registry_gc
-from .base import Scheduler
-from .docker_backend import DockerScheduler
-from .docker_swarm import SwarmScheduler, load_cluster
-from .swarm_parse import PREFIX
+from controller.scheduler import registry_gc
+from controller.scheduler.base import Scheduler
+from controller.scheduler.docker_backend import DockerScheduler
+from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
+from controller.scheduler.swarm_parse import PREFIX
 
 _RECHECK = 1.0   # seconds between looks at the cluster file
 

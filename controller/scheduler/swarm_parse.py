@@ -6,8 +6,8 @@ from datetime import datetime
 
 from core.models import Crash, Instance
 
-from .docker_parse import iso
-from .labels import LABEL_APP, LABEL_INDEX, LABEL_PROCESS, LABEL_RELEASE
+from controller.scheduler.docker_parse import iso
+from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_PROCESS, LABEL_RELEASE
 
 PREFIX = "swarm:"                       # instance ids of this backend: the service id behind it
 LABEL_IMAGE = "dockyard.image"          # the release's image as the platform names it (not the registry's)

@@ -3,16 +3,16 @@ ordered migrations). `Store` is composed of one mixin per area; callers outside 
 the logic and call store methods, never SQL."""
 from __future__ import annotations
 
-from .accounts import AccountsMixin
-from .addons import AddonsMixin
-from .apps import AppsMixin
-from .base import StoreBase
-from .cron import CronMixin
-from .events import EventsMixin
-from .metrics import MetricsMixin
-from .router import RouterMixin
-from .schema import MIGRATIONS
-from .tenancy import TenancyMixin
+from controller.store.accounts import AccountsMixin
+from controller.store.addons import AddonsMixin
+from controller.store.apps import AppsMixin
+from controller.store.base import StoreBase
+from controller.store.cron import CronMixin
+from controller.store.events import EventsMixin
+from controller.store.metrics import MetricsMixin
+from controller.store.router import RouterMixin
+from controller.store.schema import MIGRATIONS
+from controller.store.tenancy import TenancyMixin
 
 __all__ = ["MIGRATIONS", "Store"]
 

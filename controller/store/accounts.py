@@ -8,12 +8,13 @@ import sqlite3
 from core.errors import Conflict
 from core.models import App, User
 
-from .base import hash_token, now
+from controller.store.base import hash_token, now
 
 AUDIT_KEPT = 100_000
 
 
-def _user(row: sqlite3.Row) -> User:
+def user_row(row: sqlite3.Row) -> User:
+    """A users row as a User (the dashboard session query reads users too)."""
     return User(row["id"], row["name"], bool(row["is_admin"]))
 
 
@@ -31,7 +32,7 @@ class AccountsMixin:
     def get_user(self, name: str) -> User | None:
         with self.read() as db:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-        return _user(row) if row else None
+        return user_row(row) if row else None
 
     def list_users(self) -> list[dict]:
         """Every user with how many tokens, keys and apps they have."""
@@ -63,7 +64,7 @@ class AccountsMixin:
             row = db.execute(
                 "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
                 (hash_token(token),)).fetchone()
-        return _user(row) if row else None
+        return user_row(row) if row else None
 
     def replace_token(self, user_id: int, old_token: str, new_token: str) -> bool:
         """Swap one of the user's tokens for another in one transaction; False (and no change)
@@ -146,7 +147,7 @@ class AccountsMixin:
         with self.read() as db:
             row = db.execute("SELECT u.*, k.fingerprint FROM ssh_keys k JOIN users u ON u.id = k.user_id"
                              " WHERE k.id = ?", (key_id,)).fetchone()
-        return (_user(row), row["fingerprint"]) if row else None
+        return (user_row(row), row["fingerprint"]) if row else None
 
     def all_keys(self) -> list[tuple[int, str]]:
         with self.read() as db:

@@ -9,7 +9,7 @@ import uuid
 from core.errors import Conflict, NotFound
 from core.models import Addon, App, Attachment
 
-from .base import now
+from controller.store.base import now
 
 _ADDON_SELECT = "SELECT a.*, p.name AS app FROM addons a JOIN apps p ON p.id = a.app_id"
 _ATTACH_SELECT = """

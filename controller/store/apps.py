@@ -10,7 +10,7 @@ import uuid
 from core.errors import AppNotFound, Conflict, NotFound
 from core.models import App, Build, Release
 
-from .base import now
+from controller.store.base import now
 
 
 def _app(row: sqlite3.Row) -> App:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .schema import MIGRATIONS
+from controller.store.schema import MIGRATIONS
 
 
 def now() -> str:

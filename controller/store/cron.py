@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.models import App
 
-from .base import now
+from controller.store.base import now
 
 
 class CronMixin:

@@ -6,7 +6,7 @@ import sqlite3
 
 from core.models import App
 
-from .base import now
+from controller.store.base import now
 
 EVENTS_KEPT_PER_APP = 5000
 

@@ -14,8 +14,8 @@ import time
 from core import latency
 from core.models import App
 
-from .accounts import _user
-from .base import hash_token, now
+from controller.store.accounts import user_row
+from controller.store.base import hash_token, now
 
 RAW_KEEP = 3600
 MINUTE_KEEP = 86400
@@ -169,7 +169,7 @@ class MetricsMixin:
                 (hash_token(session_id), int(time.time()))).fetchone()
         if row is None:
             return None
-        return _user(row), row["csrf"]
+        return user_row(row), row["csrf"]
 
     def end_session(self, session_id: str) -> None:
         with self.tx() as db:

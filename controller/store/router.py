@@ -10,8 +10,8 @@ from typing import Callable
 from core.errors import DomainTaken
 from core.models import App
 
-from .base import now
-from .events import trim_events
+from controller.store.base import now
+from controller.store.events import trim_events
 
 
 class RouterMixin:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.models import User
 
-from .base import now
+from controller.store.base import now
 
 QUOTA_FIELDS = ("max_apps", "max_instances", "max_memory_mb")
 

@@ -1,0 +1,1 @@
+"""Accounts: users and tokens, access rules, tenancy (quotas, images), SSH keys."""

@@ -1,0 +1,120 @@
+"""What one tenant may take from what all share: images (deploy --image, Dockerfile FROM) and
+resources (apps, instances, memory). Admins are exempt: they set the rules.
+
+Images: a user may deploy or build on the stack image, images their own apps built (this
+platform's labels say which app; the user must be able to deploy that app) and images an admin
+allowed (DOCKYARD_ALLOWED_IMAGES or `images:allow`), compared by image id, so a tag or an id of
+an allowed image both work. Any other image in the engine may hold another tenant's source.
+
+Quotas: per owner, over all the apps they own: how many apps, how many instances (the sum of the
+formation), how much memory (instances x their memory limit). An admin sets them per user; the
+DOCKYARD_QUOTA_* settings are the defaults. No memory limit may exceed the host's memory."""
+from __future__ import annotations
+
+from core.errors import Forbidden
+from core.models import App, User
+
+from controller.accounts import access
+from controller.accounts import users as accounts
+from controller.services import Services
+
+
+class QuotaExceeded(Forbidden):
+    code = "quota_exceeded"
+    fix = "ask an admin to raise your quota (`dockyard users:quota USER ...`)"
+
+
+# ---- images -----------------------------------------------------------------------------
+def image_allowed(svc: Services, user: User, ref: str) -> bool:
+    if user.is_admin:
+        return True
+    ident = svc.scheduler.image_identity(ref)
+    if ident is None:
+        return False
+    image_id, app_name = ident
+    if app_name:
+        app = svc.store.find_app(app_name)
+        if app is not None and access.can_deploy(user, app, accounts.collaborator_ids(svc.store, app)):
+            return True
+    for allowed in allowed_refs(svc):
+        other = svc.scheduler.image_identity(allowed)
+        if other is not None and other[0] == image_id:
+            return True
+    return False
+
+
+def allowed_refs(svc: Services) -> list[str]:
+    s = svc.settings
+    return [s.stack_image, *s.allowed_images, *(r["image"] for r in svc.store.allowed_images())]
+
+
+def refuse_image(image: str) -> Forbidden:
+    e = Forbidden(f"The image {image[:80]} is not one you may deploy: use the stack image, an image one of your "
+                  "apps built, or an image an admin allowed (`dockyard images:allow IMAGE`).",
+                  fix="deploy the stack image or an image one of your apps built, or ask an admin to allow this "
+                      "one for everyone (`dockyard images:allow IMAGE`)")
+    e.code = "image_not_allowed"
+    return e
+
+
+# ---- quotas -----------------------------------------------------------------------------
+def quota_of(svc: Services, user: User) -> dict:
+    s = svc.settings
+    q = {"max_apps": s.quota_apps, "max_instances": s.quota_instances, "max_memory_mb": s.quota_memory_mb}
+    q.update(svc.store.quota(user))
+    return q
+
+
+def usage_of(svc: Services, user: User, change: tuple[App, dict, dict] | None = None) -> dict:
+    """{apps, instances, memory_mb} over the user's apps; `change` = (app, its quantities, its
+    memory per type) replaces what that app has, to judge a change before making it."""
+    default = svc.settings.app_memory_mb
+    apps = svc.store.apps_owned_by(user)
+    instances = memory = 0
+    for app in apps:
+        quantities = svc.store.formation(app)
+        mem = {t: (v.get("memory_mb") or default) for t, v in svc.store.limits(app).items()}
+        if change is not None and change[0].id == app.id:
+            quantities = {**quantities, **change[1]}
+            mem = {**mem, **change[2]}
+        stopped = svc.store.stopped_types(app)
+        for ptype, qty in quantities.items():
+            if ptype in stopped and not (change is not None and change[0].id == app.id and ptype in change[1]):
+                continue
+            instances += qty
+            memory += qty * mem.get(ptype, default)
+    return {"apps": len(apps), "instances": instances, "memory_mb": memory}
+
+
+def _owner(svc: Services, app: App) -> User | None:
+    name, _ = svc.store.app_members(app)
+    return svc.store.get_user(name) if name else None
+
+
+def check_new_app(svc: Services, user: User) -> None:
+    if user.is_admin:
+        return
+    limit = quota_of(svc, user)["max_apps"]
+    if len(svc.store.apps_owned_by(user)) >= limit:
+        raise QuotaExceeded(f"You own {limit} apps, your quota: destroy one (`dockyard apps:destroy`) or ask an "
+                            "admin to raise it.")
+
+
+def check_app_change(svc: Services, app: App, quantities: dict, memory: dict) -> None:
+    """Refuse a formation or limits change of `app` that would take its owner over quota."""
+    host = svc.scheduler.host_memory_mb()
+    for ptype, mb in memory.items():
+        if mb and host and mb > host:
+            raise QuotaExceeded(f"memory_mb {mb} for {ptype} is more than this machine has ({host} MB): "
+                                f"choose at most {host}.")
+    owner = _owner(svc, app)
+    if owner is None or owner.is_admin:
+        return
+    quota = quota_of(svc, owner)
+    used = usage_of(svc, owner, (app, quantities, memory))
+    if used["instances"] > quota["max_instances"]:
+        raise QuotaExceeded(f"That makes {used['instances']} instances over {owner.name}'s apps; the quota is "
+                            f"{quota['max_instances']}: scale something down or ask an admin to raise it.")
+    if used["memory_mb"] > quota["max_memory_mb"]:
+        raise QuotaExceeded(f"That makes {used['memory_mb']} MB of instance memory over {owner.name}'s apps; the "
+                            f"quota is {quota['max_memory_mb']} MB: lower a limit, scale down, or ask an admin.")

@@ -1,0 +1,1 @@
+"""Add-ons: kinds, provisioning and attachments, operations inside the services, backups, health."""

@@ -1,0 +1,1 @@
+"""Platform administration: whole-platform backup and restore, cluster nodes."""

@@ -1,0 +1,1 @@
+"""Apps: lifecycle, deploys, releases, config, processes, app.json, crash-loop rollback."""

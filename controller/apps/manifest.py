@@ -1,0 +1,99 @@
+"""What a push applies from the build's app.json (validated by the builder): env defaults and
+generated secrets, the first deploy's formation and sizes, and the postdeploy script that runs
+once, after the first successful deploy. Callers hold the app's lock."""
+from __future__ import annotations
+
+import secrets
+import stat
+
+from core.appjson import AppJsonError, load, parse_env
+from core.models import App, Release
+
+from controller.accounts import tenancy
+from controller.runtime.rollout import default_quantities
+from controller.services import Out, Services
+from controller.accounts.tenancy import QuotaExceeded
+
+
+def is_first_deploy(svc: Services, app: App) -> bool:
+    """No release of the app ever ran code successfully."""
+    return not any(r.status == "succeeded" and r.build_id for r in svc.store.list_releases(app))
+
+
+def env_in_commit(repo, sha: bytes) -> dict:
+    """app.json's `env` in the pushed commit, read before the build so its generated secrets
+    and defaults are in the build's environment too; {} when absent or unreadable (the build
+    then reports what is wrong with app.json)."""
+    try:
+        mode, blob = repo[repo[sha].tree][b"app.json"]
+        if not stat.S_ISREG(mode):
+            return {}
+        data = repo[blob].data
+        return parse_env(load(data).get("env")) if len(data) <= 1 << 20 else {}
+    except (KeyError, AppJsonError):
+        return {}
+
+
+def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
+    """Pure apart from `out`: config plus app.json's defaults and generated secrets for keys it
+    lacks; (new config, keys added). Values are never printed, only names."""
+    new = dict(config)
+    added = []
+    for key, spec in sorted(env.items()):
+        if key in new:
+            continue
+        if "value" in spec:
+            new[key] = spec["value"]
+            out(f"-----> Setting {key} from app.json's default")
+        elif spec.get("generator") == "secret":
+            new[key] = secrets.token_hex(32)        # 64 hex characters, as Heroku generates
+            out(f"-----> Generated a secret value for {key} (app.json generator: secret)")
+        else:
+            continue
+        added.append(key)
+    return new, added
+
+
+def apply_formation(svc: Services, app: App, formation: dict, process_types: dict, out: Out) -> None:
+    """The first deploy's quantities and memory sizes for the types the build has, within the
+    owner's quota and the host's memory (checked before anything is written)."""
+    quantities, memory = {}, {}
+    for ptype, spec in sorted(formation.items()):
+        if ptype not in process_types:
+            out(f"       app.json formation.{ptype}: the build has no such process type; ignored")
+            continue
+        if "quantity" in spec:
+            quantities[ptype] = spec["quantity"]
+        if "memory_mb" in spec:
+            memory[ptype] = spec["memory_mb"]
+    try:   # with the quantities a deploy gives the types app.json does not name (web=1)
+        tenancy.check_app_change(svc, app, {**default_quantities(process_types, svc.store.formation(app)),
+                                            **quantities}, memory)
+    except QuotaExceeded as e:
+        raise QuotaExceeded(f"app.json formation: {e.message}") from None
+    for ptype, mb in memory.items():
+        cpus = svc.store.limits(app).get(ptype, {}).get("cpus")
+        svc.store.set_limits(app, ptype, mb, cpus)
+        out(f"-----> {ptype}: memory limit {mb} MB (app.json formation size)")
+    if quantities:
+        svc.store.set_formation(app, quantities)
+        out("-----> Formation from app.json: " + " ".join(f"{k}={v}" for k, v in quantities.items()))
+
+
+def run_postdeploy(svc: Services, app: App, release: Release, out: Out) -> None:
+    """app.json's postdeploy script, once, after the first successful deploy. The release is
+    live whatever it does: a failure is reported with how to run it again by hand."""
+    command = release.manifest.get("scripts", {}).get("postdeploy")
+    if not command:
+        return
+    out(f"-----> Running app.json postdeploy script (once, after the first deploy): {command}")
+    image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
+    code = svc.scheduler.run_once(app.name, release, "postdeploy", command, image,
+                                  lambda line: out(f"       {line}"), svc.settings.build_timeout)
+    if code == 0:
+        out("       Postdeploy script succeeded")
+        svc.store.add_event(app, "dockyard", "api", "app.json postdeploy script succeeded")
+    else:
+        out(f"       Postdeploy script exited with code {code}; v{release.version} stays live. Run it "
+            f"again with: dockyard run -a {app.name} -- {command}")
+        svc.store.add_event(app, "dockyard", "api", f"app.json postdeploy script exited with code {code}")

@@ -1,0 +1,70 @@
+"""Operator commands run on the platform host: `python -m controller.daemons.manage migrate|bootstrap|restore`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from core.errors import DockyardError
+from core.fsutil import atomic_write
+
+from controller.admin import backup
+from controller.accounts.users import mint_token
+from controller.scheduler import make_scheduler
+from controller.settings import from_env
+from controller.store import Store
+from controller.daemons.supervisor import supervisor_pid
+
+
+@click.group()
+def cli():
+    """Dockyard platform administration (on the platform host)."""
+
+
+@cli.command()
+def migrate():
+    """Create or upgrade the state database."""
+    s = from_env()
+    s.ensure_dirs()
+    click.echo(f"schema version {Store(s.db_path).migrate()} at {s.db_path}")
+
+
+@cli.command()
+@click.option("--name", default="admin", show_default=True)
+def bootstrap(name):
+    """Create the admin user and token once; print where the token is kept."""
+    s = from_env()
+    s.ensure_dirs()
+    store = Store(s.db_path)
+    store.migrate()
+    token_file = s.home / "admin.token"
+    user = store.get_user(name)
+    if user is not None and token_file.exists() and store.user_for_token(token_file.read_text().strip()):
+        click.echo(f"admin user {name!r} already exists; token in {token_file}")
+        return
+    if user is None:
+        user = store.create_user(name, is_admin=True)
+    token = mint_token(store, user)
+    atomic_write(token_file, token + "\n")
+    click.echo(f"created admin user {name!r}; token in {token_file}")
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the state already in DOCKYARD_HOME.")
+def restore(archive, force):
+    """Restore a `dockyard admin:backup` archive into DOCKYARD_HOME; then `make up`."""
+    s = from_env()
+    if supervisor_pid(s):
+        raise click.ClickException(f"The platform runs from {s.home}: stop it first with `make down`.")
+    try:
+        manifest = backup.restore(s, archive, make_scheduler(s).load_images, force=force)
+    except DockyardError as e:
+        raise click.ClickException(e.message) from None
+    click.echo(f"restored {len(manifest['apps'])} app(s) and {len(manifest['images'])} image(s) into {s.home}; "
+               "start the platform with `make up`")
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

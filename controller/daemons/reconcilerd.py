@@ -1,0 +1,68 @@
+"""The reconciler process (Procfile: `reconciler: python -m controller.daemons.reconcilerd`): every
+DOCKYARD_RECONCILE_INTERVAL seconds it converges every app to its desired state (reconcile.py)
+and reads the instances' crashes (crashes.py); every DOCKYARD_SWEEP_INTERVAL seconds it sweeps
+what killed processes left behind (sweep.py). Signal handlers only set the stop event."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+
+from core.errors import DockyardError
+
+from controller.addons import health as addon_health
+from controller.apps.crashes import CrashWatch
+from controller.runtime.reconcile import reconcile_all
+from controller.services import Services
+from controller.settings import Settings, from_env
+from controller.runtime.sweep import sweep_app
+
+log = logging.getLogger("dockyard.reconciler")
+
+
+def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> None:
+    for step, what in ((lambda: reconcile_all(svc), "reconcile"), (lambda: addon_health.check_all(svc, log), "add-on health"),
+                       (lambda: watch.poll(svc), "crash watch")):
+        try:
+            step()
+        except DockyardError as e:
+            log.warning("%s failed: %s", what, e.message)
+        except Exception:  # noqa: BLE001 - keep the loop alive, with the traceback in the log
+            log.exception("%s failed", what)
+    if sweep:
+        for app in svc.store.list_apps():
+            try:
+                for line in sweep_app(svc, app.name):
+                    log.info("%s: cleanup: %s", app.name, line)
+            except DockyardError as e:
+                log.warning("%s: cleanup failed: %s", app.name, e.message)
+            except OSError as e:
+                log.warning("%s: cleanup failed: %s", app.name, e)
+
+
+def main(settings: Settings | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s",
+                        stream=sys.stdout)
+    settings = settings or from_env()
+    svc = Services(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("reconciling every %.1f s, sweeping every %.0f s", settings.reconcile_interval, settings.sweep_interval)
+    watch = CrashWatch()
+    next_sweep = time.monotonic()     # the first pass sweeps: a restart follows what may have been a kill
+    while not stop.is_set():
+        started = time.monotonic()
+        sweep = started >= next_sweep
+        if sweep:
+            next_sweep = started + settings.sweep_interval
+        one_pass(svc, watch, sweep)
+        stop.wait(max(0.5, settings.reconcile_interval - (time.monotonic() - started)))
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The platform's image registry (Debian's docker-registry), a Procfile process.
+
+It serves on 127.0.0.1:DOCKYARD_REGISTRY_PORT (the host's engine pushes there: a loopback
+registry needs no TLS), with its storage under DOCKYARD_HOME/registry. While a cluster exists
+(DOCKYARD_HOME/cluster.json), the cluster's nodes pull from the gateway of their bridge network,
+so this process forwards that address to the registry too; nothing else is published."""
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from core.fsutil import atomic_write
+
+from controller.settings import Settings, from_env
+
+log = logging.getLogger("dockyard.registry")
+
+
+def config_text(s: Settings) -> str:
+    """The registry's YAML: loopback only, filesystem storage, deletes allowed (the image GC)."""
+    return (
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {s.registry_dir / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        "http:\n"
+        f"  addr: 127.0.0.1:{s.registry_port}\n"
+    )
+
+
+def write_config(s: Settings) -> Path:
+    s.registry_dir.mkdir(parents=True, exist_ok=True)
+    path = s.registry_dir / "config.yml"
+    atomic_write(path, config_text(s))
+    return path
+
+
+def cluster_address(s: Settings) -> tuple[str, int] | None:
+    """The address the cluster's nodes pull from, while a cluster exists."""
+    try:
+        host, _, port = json.loads(s.cluster_file.read_text())["registry"].rpartition(":")
+        return host, int(port)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Forwarder:
+    """TCP from `listen` to the registry's loopback port, one thread pair per connection."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int]):
+        self.listen, self.target = listen, target
+        self.sock = socket.create_server(listen, reuse_port=False)
+        self.sock.settimeout(0.5)
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True, name="registry-forward").start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+                conn.settimeout(None)
+            except OSError:
+                conn.close()
+                continue
+            threading.Thread(target=_pipe, args=(conn, upstream), daemon=True).start()
+            threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+def _die_with_parent() -> None:
+    """In the registry, before exec: SIGTERM when this process dies, however it dies, so no
+    orphan keeps the port from the next one."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
+
+
+def main(settings: Settings | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s registry %(levelname)s %(message)s",
+                        stream=sys.stdout)
+    s = settings or from_env()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if not Path(s.registry_bin).exists():
+        # no crash loop: the platform runs without a registry on one host; cluster mode needs it
+        log.warning("%s is missing: install Debian's docker-registry (scripts/install.sh does)", s.registry_bin)
+        stop.wait()
+        return 0
+    config = write_config(s)
+    # layers of manifests the image GC deleted are freed here, while nothing is being pushed
+    gc = subprocess.run([s.registry_bin, "garbage-collect", str(config)], capture_output=True, text=True)
+    if gc.returncode != 0:
+        log.warning("garbage-collect failed: %s", (gc.stderr or gc.stdout).strip()[-300:])
+    proc = subprocess.Popen([s.registry_bin, "serve", str(config)], preexec_fn=_die_with_parent)
+    log.info("serving on 127.0.0.1:%d, storage %s", s.registry_port, s.registry_dir / "data")
+    forwarder: Forwarder | None = None
+    try:
+        while not stop.is_set() and proc.poll() is None:
+            wanted = cluster_address(s)
+            if forwarder and (wanted is None or forwarder.listen != wanted):
+                forwarder.close()
+                forwarder = None
+                log.info("cluster gone: stopped serving the nodes")
+            if wanted and forwarder is None:
+                try:
+                    forwarder = Forwarder(wanted, ("127.0.0.1", s.registry_port))
+                    log.info("serving the cluster's nodes on %s:%d", *wanted)
+                except OSError as e:
+                    log.warning("cannot listen on %s:%d for the nodes yet: %s", *wanted, e)
+            stop.wait(1.0)
+    finally:
+        if forwarder:
+            forwarder.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0 if stop.is_set() else (proc.returncode or 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The JSON API: `create_app(settings)`, one blueprint per resource, one error handler.
+Paths and shapes follow the Heroku Platform API where it has one."""
+from __future__ import annotations
+
+import hmac
+import json
+
+from flask import Flask, g, jsonify, request
+
+from controller.api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
+                  domains, dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy,
+                  users)
+from controller.accounts.auth import token_from_header
+from controller import dashboard
+from core.errors import BadRequest, DockyardError, Unauthorized
+from controller.services import Services
+from controller.settings import Settings
+
+PUBLIC_PATHS = ("/healthz",)
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+MAX_BODY = 1 << 20
+
+
+def _dashboard(path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/")
+
+
+def parse_body():
+    """The request's JSON body (None when empty)."""
+    data = request.get_data(cache=True)    # over MAX_CONTENT_LENGTH: werkzeug raises 413
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply to read: send a flat JSON object.") from None
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON.") from None
+
+
+# One blueprint per resource: apps and their releases, processes and builds; routing (domains,
+# certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
+BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
+              limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
+              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp, cron.bp)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    app = Flask("dockyard")
+    app.config["SETTINGS"] = settings
+    app.config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    svc = services or Services(settings)
+    app.extensions["dockyard"] = svc
+
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+    app.register_blueprint(dashboard.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.before_request
+    def authenticate():
+        if request.path in PUBLIC_PATHS or _dashboard(request.path):
+            return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
+        token = token_from_header(request.headers.get("Authorization", ""))
+        if request.path == "/metrics" and token and settings.metrics_token \
+                and hmac.compare_digest(token, settings.metrics_token):
+            g.scraper = True      # a Prometheus scraper: GET /metrics only, no user
+            return None
+        user = svc.store.user_for_token(token) if token else None
+        if user is None:
+            raise Unauthorized("Missing or invalid token: log in with `dockyard login`, or send "
+                               "`Authorization: Bearer <token>`.")
+        g.user = user
+        return None
+
+    @app.before_request
+    def read_body():
+        """Every mutating request's body is read and parsed here, before any view acts: a body that
+        is too large (413) or not JSON, or nested too deep to parse (400) stops the request, and
+        the audit and the views use this one parsed value (so nothing fails after the change).
+        The dashboard's pages post HTML forms, which werkzeug's form parser reads (bounded by
+        MAX_CONTENT_LENGTH, with no nesting)."""
+        if request.method in MUTATING and not _dashboard(request.path):
+            g.body = parse_body()
+        return None
+
+    @app.errorhandler(DockyardError)
+    def handle_error(e):
+        return jsonify(e.to_json()), e.status
+
+    @app.errorhandler(404)
+    def not_found(_e):
+        return jsonify(id="not_found", message=f"No such API path: {request.method} {request.path}. "
+                                               "See README.md for the API."), 404
+
+    @app.errorhandler(405)
+    def not_allowed(_e):
+        return jsonify(id="method_not_allowed", message=f"{request.method} is not allowed on {request.path}."), 405
+
+    @app.errorhandler(413)
+    def too_large(_e):
+        return jsonify(id="too_large", message="The request body is larger than 1 MB."), 413
+
+    return app

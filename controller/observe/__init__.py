@@ -1,0 +1,1 @@
+"""Observing apps: metrics, the resource sampler, log drains, app logs."""

@@ -1,0 +1,82 @@
+"""The route table, from the store and live container state (never from cached IPs):
+every app gets `<app>.<domain>`; its upstreams are its running `web` instances that
+passed their health check; its custom domains, router settings and certificate come from
+the store. The one computation both the API (a deploy applies routes itself, at once) and
+the router process use."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+from router import render
+from router.table import Route, Upstream, build_table
+
+from controller.routing.certs import StoredCerts, cert_files, prune_cert_files
+from controller.routing.options import apply_extras
+from controller.services import Services
+from controller.settings import Settings
+from controller.store import Store
+
+
+def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None,
+                   scaled=frozenset()) -> tuple[Route, ...]:
+    """Pure: app names + live instances + ids that passed health checks -> route table.
+    `deployed`: the apps that ever had code released (None: all of them); `scaled`: the apps
+    whose formation runs web instances (one with none up is starting or restarting)."""
+    ups: dict[str, list[Upstream]] = defaultdict(list)
+    names = set(app_names)
+    for inst in instances:
+        if (inst.app in names and inst.process == "web" and inst.state == "running"
+                and inst.host_port and inst.container_id in healthy_ids):
+            ups[inst.app].append(Upstream(inst.address, inst.host_port))
+    table = build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
+    return tuple(replace(r, deployed=deployed is None or r.app in deployed, scaled=r.app in scaled)
+                 for r in table)
+
+
+def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict) -> tuple[Route, ...]:
+    """Pure: add each app's custom domains, router settings and certificate to its route."""
+    return tuple(apply_extras(r, settings_by_app.get(r.app, {}), tls_by_app.get(r.app), domains.get(r.app, []))
+                 for r in routes)
+
+
+def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...]:
+    """The route table now. `scheduler` is anything with `instances()` (live containers)."""
+    apps = [a.name for a in store.list_apps()]
+    # Healthy ids first, live containers second: a deploy marks its new instances healthy only
+    # once they run, and stops old ones only after its own (later) apply, so this order never
+    # yields an app with no upstream in the middle of a deploy.
+    healthy = store.healthy_ids()
+    routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain, store.deployed_apps(),
+                            store.web_scaled_apps())
+    return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
+
+
+def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dict]:
+    """Custom domains, router settings and certificate files (written here, 0600, under
+    DOCKYARD_HOME/certs: called under the router lock, so files and config move together)."""
+    sources = (StoredCerts(store),)   # an ACME CertSource would go here, after the manual one
+    domains = store.all_domains()
+    tls_by_app, keep = {}, set()
+    for app in apps:
+        for source in sources:
+            bundle = source.bundle_for(app, tuple(domains.get(app, ())))
+            if bundle is not None:
+                tls = cert_files(settings.certs_dir, app, bundle)
+                tls_by_app[app] = tls
+                keep.update((tls.cert_path, tls.key_path))
+                break
+    # Files the live config still names stay too (a refused render keeps the live config serving).
+    try:
+        live = (settings.router_dir / render.ROUTES_CONF).read_text()
+    except OSError:
+        live = ""
+    prune_cert_files(settings.certs_dir, keep, live)
+    return domains, store.all_router_settings(), tls_by_app
+
+
+def apply_routes(svc: Services) -> bool:
+    """Compute the route table and apply it as one step under the router's lock, which
+    every process shares, so an older computation (say, the reconciler's) is never
+    applied after a newer one (a deploy's)."""
+    return svc.router.apply_fresh(lambda: load_routes(svc.settings, svc.store, svc.scheduler))

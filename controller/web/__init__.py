@@ -1,0 +1,1 @@
+"""The web layer the API and the dashboard share: the request's services and app, audit."""
