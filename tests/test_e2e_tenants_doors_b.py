@@ -129,6 +129,12 @@ def test_huge_integers_are_refused_as_json(plat, world):
     with attack("scale to a huge quantity"):
         r = b.api("PATCH", f"/apps/{app}/formation", json={"updates": [{"type": "web", "quantity": HUGE}]})
         _json_refusal(r)
+    with attack("metrics since a 5,000-digit number of minutes"):
+        _json_refusal(b.api("GET", f"/apps/{app}/metrics?since={'9' * 5000}m"))
+    with attack("a router timeout of 5,000 digits"):
+        _json_refusal(b.api("PATCH", f"/apps/{app}/router", json={"settings": {"read-timeout": "9" * 5000}}))
+    with attack("an add-on of a huge memory_mb"):
+        _json_refusal(b.api("POST", f"/apps/{app}/addons", json={"service": "redis", "memory_mb": HUGE}))
     s = dashboard_session(plat, b.token)
     page = s.get(f"{plat.api}/dashboard/apps/{app}", timeout=30).text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
