@@ -19,10 +19,9 @@ from .buildpacks import merge_process_types
 from .dockerfile import referenced_images
 from .herokuyml import parse_heroku_yml
 from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, NoBuildMethod
-from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, Out
+from .job import BuildConfig, BuildEngine, BuildJob, BuildResult, Cancelled, DiskCheck, Out
 from .manifest import exposed_port, read_manifest
 
-MIN_FREE_BYTES = 1 << 30
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 _EXIT = re.compile(r"returned a non-zero code: (\d+)")
 
@@ -97,22 +96,22 @@ def process_types_for(src: Path) -> dict[str, str]:
     return {"web": ""}
 
 
-def check_disk(paths: list[str]) -> None:
-    for p in paths:
-        if os.path.exists(p):
-            free = shutil.disk_usage(p).free
-            if free < MIN_FREE_BYTES:
+def check_disk(checks: tuple[DiskCheck, ...], min_free_mb: int) -> None:
+    """Refuse a build early, naming the filesystem that is short of room and what frees it."""
+    for check in checks:
+        if os.path.exists(check.path):
+            free_mb = shutil.disk_usage(check.path).free >> 20
+            if free_mb < min_free_mb:
                 raise BuildError(
-                    f"Only {free // (1 << 20)} MB free on {p}; a build needs at least 1024 MB. "
-                    "Free space with `docker image prune -f --filter label=dockyard.instance` "
-                    "and push again.")
+                    f"Only {free_mb} MB free on {check.what} ({check.path}); a build needs at least {min_free_mb} MB "
+                    f"(DOCKYARD_MIN_FREE_MB). {check.hint}, then push again.")
 
 
 def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, say: Out,
                  cancelled: Cancelled = lambda: False) -> BuildResult:
     """Build `job.commit` of `repo` into the image `job.tag`."""
     started = time.monotonic()
-    check_disk(list(config.disk_paths))
+    check_disk(config.disk_checks, config.min_free_mb)
     with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{job.app}-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()

@@ -11,6 +11,15 @@ Cancelled = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class DiskCheck:
+    """A filesystem a build writes to, what it is, and what frees room there (this platform's own
+    data only)."""
+    path: str
+    what: str
+    hint: str
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """The operator's build settings (the controller makes one from its Settings)."""
     stack_image: str                # the run stack: FROM for slugs, allowed as a Dockerfile base
@@ -21,7 +30,8 @@ class BuildConfig:
     ca_bundle: str                  # CA bundle mounted into build containers ("" = none)
     cache_root: Path                # <cache_root>/<app> is an app's buildpack CACHE_DIR
     image_namespace: str            # images are <namespace>/<app>:<tag>
-    disk_paths: tuple[str, ...] = ()   # filesystems that must have room before a build
+    disk_checks: tuple[DiskCheck, ...] = ()   # filesystems that must have room before a build
+    min_free_mb: int = 1024         # ... this much (DOCKYARD_MIN_FREE_MB)
     buildpack_paths: tuple[str, ...] = ()   # host dirs whose buildpacks builds may use (operator's list)
     runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
     pip_index_url: str = ""         # the package index builds use ("" = the host's pip configuration)

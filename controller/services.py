@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from builder.job import BuildConfig
+import tempfile
+
+from builder.job import BuildConfig, DiskCheck
 from router.nginx import Nginx
 
 from controller.scheduler import Scheduler, make_scheduler
@@ -41,8 +43,22 @@ class Services:
         return BuildConfig(stack_image=s.stack_image, build_image=s.build_image, timeout=s.build_timeout,
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
-                           disk_paths=(str(s.home), "/var/lib/docker"), buildpack_paths=s.buildpack_paths,
+                           disk_checks=self.disk_checks(), min_free_mb=s.min_free_mb, buildpack_paths=s.buildpack_paths,
                            runtimes_root=s.runtimes_dir, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry)
+
+    def disk_checks(self) -> tuple[DiskCheck, ...]:
+        """The filesystems a build writes to, each with what frees room there that belongs to this
+        platform alone (on a shared engine, never another platform's images)."""
+        s = self.settings
+        return (
+            DiskCheck(str(s.home), "DOCKYARD_HOME", f"Free space under {s.home}: `dockyard repo:purge-cache -a APP` "
+                      f"clears an app's build cache, `dockyard pg:backups` lists backups you may delete"),
+            DiskCheck(self.scheduler.data_root() or "/var/lib/docker", "the Docker engine's data root",
+                      f"`docker image prune -f --filter label=dockyard.instance={s.name}` removes this platform's "
+                      "dangling images (never a release's or another platform's)"),
+            DiskCheck(tempfile.gettempdir(), "the temporary directory builds unpack into",
+                      f"Free space in {tempfile.gettempdir()}"),
+        )
 
     @property
     def router(self):

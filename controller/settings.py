@@ -187,6 +187,8 @@ class Settings:
         help="the Redis add-on's image: the stack + Debian's `redis-server` (7.0), built by `scripts/build-service-images.sh`")
     addon_memory_mb: int = setting("DOCKYARD_ADDON_MEMORY_MB", 256,
         help="default memory limit of an add-on (`addons:create --memory`, `addons:limits` change it per add-on)", minimum=32)
+    min_free_mb: int = setting("DOCKYARD_MIN_FREE_MB", 1024,
+        help="a build is refused, saying which filesystem is short and what frees it, while DOCKYARD_HOME, the engine's data root or the temporary directory has less free space than this", minimum=0)
     pip_index_url: str = setting("PIP_INDEX_URL", "",
         help="the Python package index builds install from (pip's own variable; unset: the host's pip configuration, `pip config list`)")
     npm_registry: str = setting("NPM_CONFIG_REGISTRY", "",

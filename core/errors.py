@@ -118,6 +118,15 @@ class ImageBuildFailed(BuildError):
     code = "image_build_failed"
 
 
+# ---- the platform's own state (controller/store) -----------------------------------------
+class StorageFull(DockyardError):
+    """The filesystem holding the platform's state has no room left: changes wait until it is freed
+    (reads go on where SQLite allows; nothing already stored is lost)."""
+    status = 507
+    code = "storage_full"
+    fix = "free space on the filesystem holding DOCKYARD_HOME; Dockyard resumes by itself"
+
+
 # ---- the router (router/) --------------------------------------------------------------
 class RouterError(DockyardError):
     """Something in the router failed. ``str(err)`` is user-facing."""

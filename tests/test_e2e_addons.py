@@ -244,6 +244,11 @@ def test_an_addon_that_cannot_start_shows_crashed_with_its_last_lines(pf, deploy
         time.sleep(0.5)
         state = [a["state"] for a in addons_of(pf, other) if a["name"] == rd["name"]][0]
     assert state == "crashed"
+    # the dashboard's app page shows it too, where people look (it said nothing of add-ons)
+    from .test_e2e_dashboard import session_for
+    page = session_for(pf, pf.token()).get(f"{pf.api}/dashboard/apps/{other}", timeout=30).text
+    row = page[page.index(f'data-addon="{rd["name"]}"'):]
+    assert ">crashed<" in row[:600] and "BROKEN_URL" in row[:600], row[:600]
     deadline, info = time.monotonic() + 30, ""
     while time.monotonic() < deadline and "signature" not in info.lower():   # redis' own reason, in its last lines
         info = pf.cli("addons:info", rd["name"], "-a", other).stdout

@@ -364,6 +364,12 @@ def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):
     assert "failed" in builds, builds
     assert copies and not any(c.exists() for c in copies), copies
     assert p.curl(name) == (200, "v1")
+    # git said only "Everything up-to-date": the next push says what happened and what serves
+    make_app_repo(repo, httpd_app("v3"), p)
+    again = p.git("push", "dockyard", "main", cwd=repo)
+    said = again.stdout + again.stderr
+    assert "The previous push" in said and "was interrupted before it finished: nothing of it was released" in said, said
+    assert "kept serving" in said and p.curl(name) == (200, "v3")
 
 
 def test_a_release_live_before_its_ref_moved_gets_its_ref_back(platform, tmp_path):

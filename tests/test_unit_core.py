@@ -175,6 +175,15 @@ def test_ps_detail_says_why_it_crashed():
     assert state_detail("up", False, None, 0, 256) == ""
 
 
+def test_ps_says_stopping_for_an_instance_that_drains_not_starting():
+    from core.models import Instance
+    from controller.web.views import instance_state
+    inst = Instance("c1", "a.web.1", "a", 1, "web", 1, "running", None, 5000, "img")
+    assert instance_state(inst, healthy=set(), stopping=True) == "stopping"
+    assert instance_state(inst, healthy=set()) == "starting"
+    assert instance_state(inst, healthy={"c1"}) == "up"
+
+
 def test_engine_events_become_crashes_with_the_oom_flag():
     from controller.scheduler.docker_parse import parse_crashes
     actor = lambda cid, code=None: {"ID": cid, "Attributes": {"exitCode": code} if code else {}}  # noqa: E731

@@ -230,3 +230,14 @@ def test_a_second_change_waits_for_the_app_lock_and_says_so(svc):
             with app_lock(svc.settings, "shop", "rollback", wait=0):
                 pass
 
+
+
+def test_converge_in_the_foreground_stops_what_the_formation_no_longer_wants(svc):
+    app = new_app(svc)
+    v1, _ = deploy(svc, app, "a")
+    releases.scale(svc, svc.store.get_app("shop"), [{"type": "web", "quantity": 2}], "alice", lambda _: None, 50)
+    svc.store.set_formation(svc.store.get_app("shop"), {"web": 1})
+    with formation_lock(svc.settings, "shop", "the test's converge"):
+        result = reconcile.converge(svc, svc.store.get_app("shop"), out=lambda _: None, background=False)
+    assert result == {"started": 0, "stopped": 1}
+    assert running(svc, "shop") == [("web.1", v1.version)]          # stopped before converge returned

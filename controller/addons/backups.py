@@ -99,19 +99,24 @@ def capture(svc: Services, addon: Addon, user: str, out: Out, kind: str = "manua
 
 
 def load(svc: Services, addon: Addon, backup: Backup) -> None:
-    with open(backup.path, "rb") as f:
+    load_file(svc, addon, backup.path, backup.name)
+
+
+def load_file(svc: Services, addon: Addon, path: Path, label: str) -> None:
+    """Load a dump (pg_dump custom format, or a Redis RDB) into the running add-on."""
+    with open(path, "rb") as f:
         if addon.service == "postgres":
             owner = owner_attachment(svc, addon).user
             code, rest = svc.scheduler.service_exec(addon.name, kinds.pg_restore(addon.credentials["database"], owner),
                                                     stdin=f, timeout=svc.settings.run_timeout)
             if code != 0:
-                raise AddonError(f"Restoring {backup.name} failed (exit {code}): "
+                raise AddonError(f"Restoring {label} failed (exit {code}): "
                                  f"{rest.decode('utf-8', 'replace').strip()[-300:]}")
             return
         code, _ = svc.scheduler.service_exec(addon.name, ["sh", "-c", "cat > /data/.restore.rdb && "
                                                           "mv /data/.restore.rdb /data/dump.rdb"], stdin=f)
     if code != 0:
-        raise AddonError(f"Copying {backup.name} into {addon.name} failed (exit {code}).")
+        raise AddonError(f"Copying {label} into {addon.name} failed (exit {code}).")
     try:   # it loads dump.rdb as it starts again: stop it without a save over the file
         run_redis(svc, addon, "SHUTDOWN NOSAVE\n")
     except AddonError:

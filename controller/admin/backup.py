@@ -8,6 +8,8 @@ app back. The archive (tar.gz, mode 0600: it holds secrets) contains:
 - home/            the sshd host key, certificate files, the admin token, the add-ons' backups
 - images.tar       the images of each app's current and live release (there is no registry to
                    pull them from on a new machine)
+- addons/<name>.*  every add-on's data, dumped consistently at backup time (pg_dump, Redis RDB);
+                   a restore onto a machine without the add-on's volume loads it into a new one
 - manifest.json    what is inside, and which platform instance it came from"""
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from core.errors import BadRequest, Conflict
 
+from controller.addons import snapshot
 from controller.runtime import repos
 from controller.services import Services
 from controller.settings import Settings
@@ -49,17 +52,18 @@ def create(svc: Services, dest: Path) -> dict:
         apps = [a.name for a in svc.store.list_apps()]
         for name in apps:
             repos.copy_repo(svc.settings, name, work / "repos" / f"{name}.git")
+        addons = snapshot.dump_all(svc, work / "addons")
         images = release_images(svc)
         if images:
             with open(work / "images.tar", "wb") as f:
                 svc.scheduler.save_images(images, f)
         manifest = {"format": FORMAT, "instance": svc.settings.name, "created": time.time(),
-                    "apps": apps, "images": images}
+                    "apps": apps, "images": images, "addons": addons}
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
         partial = dest.with_name(f".{dest.name}.partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            for entry in ("manifest.json", "state.db", "repos", "images.tar"):
+            for entry in ("manifest.json", "state.db", "repos", "images.tar", "addons"):
                 if (work / entry).exists():
                     tar.add(work / entry, arcname=entry)
             for entry in HOME_FILES:
@@ -77,9 +81,10 @@ def _safe_members(tar: tarfile.TarFile):
         yield member
 
 
-def restore(settings: Settings, src: Path, load_images, force: bool = False) -> dict:
-    """Unpack an archive into settings.home (the platform must not run there) and load its
-    images with `load_images(fileobj)`. Refuses a home that already has state unless `force`."""
+def restore(settings: Settings, src: Path, load_images, force: bool = False, restore_addons=None) -> dict:
+    """Unpack an archive into settings.home (the platform must not run there), load its
+    images with `load_images(fileobj)` and give the add-ons' dumps to
+    `restore_addons(dumps_dir, entries)`. Refuses a home that already has state unless `force`."""
     if (settings.db_path.exists() or any(settings.repos_dir.glob("*.git"))) and not force:
         raise Conflict(f"{settings.home} already holds a platform's state: restore into an empty "
                        "DOCKYARD_HOME, or pass --force to replace it.")
@@ -108,6 +113,8 @@ def restore(settings: Settings, src: Path, load_images, force: bool = False) -> 
         if (work / "images.tar").exists():
             with open(work / "images.tar", "rb") as f:
                 load_images(f)
+        if manifest.get("addons") and restore_addons is not None:
+            manifest["addons_restored"] = restore_addons(work / "addons", manifest["addons"])
     with contextlib.suppress(OSError):
         os.chmod(settings.home, 0o700)
     return manifest

@@ -12,6 +12,7 @@ from controller.addons import backups
 from controller.addons import ops as addon_ops
 from controller.addons import lifecycle as addons
 from controller.web.common import audit, body, load_app, svc
+from controller.web.views import addon_row, addon_rows
 from controller.api.dynos import sock
 
 bp = Blueprint("addons", __name__)
@@ -19,15 +20,7 @@ bp = Blueprint("addons", __name__)
 
 def _addon_json(a, app, detail: bool = False) -> dict:
     s = svc()
-    state, lines = addon_ops.state(s, a)
-    att = s.store.find_attachment(a, app)
-    row = {"name": a.name, "service": a.service, "plan": f"{a.memory_mb} MB", "memory_mb": a.memory_mb,
-           "state": state, "app": a.app, "var": att.var if att else None, "created_at": a.created_at,
-           "backup_schedule": f"daily at {a.backup_at} UTC" if a.backup_at else None}
-    if lines:
-        row["last_output"] = lines
-    if detail or state == "available":
-        row.update(addon_ops.usage(s, a) if state == "available" else {})
+    row = addon_row(a, app)
     if detail:
         row["package_version"] = addon_ops.package_version(s, a)
         row["attachments"] = [{"app": t.app, "var": t.var, "owner": t.owner} for t in s.store.attachments(addon=a)]
@@ -50,7 +43,7 @@ def _memory(raw) -> int | None:
 @bp.get("/apps/<name>/addons")
 def list_addons(name):
     app = load_app(name)
-    return jsonify([_addon_json(a, app) for a in svc().store.list_addons(app)])
+    return jsonify(addon_rows(app))
 
 
 @bp.post("/apps/<name>/addons")

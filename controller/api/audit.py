@@ -1,9 +1,10 @@
 """The audit log: who did what, readable by admins (`dockyard audit`). Every authenticated
 request that changes something is recorded once, after it is answered, with its status.
 Details are names only: config changes record the keys, never the values."""
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from controller.accounts import users as accounts
+from core.errors import StorageFull
 from core.numbers import whole_number
 from controller.web.common import svc
 from controller.api.users import require_admin
@@ -50,7 +51,11 @@ def record(response):
     detail = _detail(action, g.get("body"))
     if args.get("ptype"):
         detail["type"] = str(args["ptype"])[:40]
-    accounts.audit(svc().store, user.name, action, app, detail, response.status_code)
+    try:
+        accounts.audit(svc().store, user.name, action, app, detail, response.status_code)
+    except StorageFull:
+        # the store is full: the request was refused (507) or already done; the response stands
+        current_app.logger.warning("audit of %s by %s not recorded: the store's filesystem is full", action, user.name)
     return response
 
 

@@ -8,6 +8,7 @@ does; rollout.py then puts it into service."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 import time
 from typing import Callable, Iterator
@@ -24,6 +25,7 @@ from controller.accounts import tenancy
 from controller.runtime.locks import app_lock, formation_lock
 from controller.runtime.reconcile import converge
 from controller.runtime.rollout import RELEASE_PHASE, collect_images, deploy_release
+from controller.runtime.sweep import interrupted_push_note
 from controller.routing.table import apply_routes
 from controller.services import Out, Services
 
@@ -32,7 +34,14 @@ from controller.services import Out, Services
 def create_app(svc: Services, name: str, user: User) -> App:
     tenancy.check_new_app(svc, user)
     app = svc.store.create_app(name, user.id)
-    repos.init_repo(svc.settings, name)
+    try:
+        repos.init_repo(svc.settings, name)
+    except OSError as e:
+        with contextlib.suppress(DockyardError):   # no half-made app stays (a push makes a missing repository)
+            svc.store.delete_app(app)
+        if e.errno == errno.ENOSPC:
+            raise svc.store.storage_full_error() from e
+        raise
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
     try:
         apply_routes(svc)        # its host answers with how to deploy it at once
@@ -78,6 +87,9 @@ class Push:
     def deploy(self, repo, sha: bytes, user: str, out: Out, cancelled: Callable[[], bool]) -> Release:
         svc = self.svc
         app = svc.store.get_app(self.app_name)
+        note = interrupted_push_note(svc, app)
+        if note:
+            out(note)
         current = svc.store.current_release(app)
         config = current.config if current else {}
         # app.json's env defaults and generated secrets: in the build's environment too

@@ -9,12 +9,14 @@ import click
 from core.errors import DockyardError
 from core.fsutil import atomic_write
 
-from controller.admin import backup
 from controller.accounts.users import mint_token
+from controller.addons import snapshot
+from controller.admin import backup
+from controller.daemons.supervisor import supervisor_pid
 from controller.scheduler import make_scheduler
+from controller.services import Services
 from controller.settings import from_env
 from controller.store import Store
-from controller.daemons.supervisor import supervisor_pid
 
 
 @click.group()
@@ -58,12 +60,19 @@ def restore(archive, force):
     s = from_env()
     if supervisor_pid(s):
         raise click.ClickException(f"The platform runs from {s.home}: stop it first with `make down`.")
+    scheduler = make_scheduler(s)
+
+    def restore_addons(dumps: Path, entries: list[dict]) -> list[str]:
+        svc = Services(s, scheduler=scheduler)     # on the store just restored
+        svc.store.migrate()
+        return snapshot.restore_all(svc, dumps, entries, click.echo)
+
     try:
-        manifest = backup.restore(s, archive, make_scheduler(s).load_images, force=force)
+        manifest = backup.restore(s, archive, scheduler.load_images, force=force, restore_addons=restore_addons)
     except DockyardError as e:
         raise click.ClickException(e.message) from None
-    click.echo(f"restored {len(manifest['apps'])} app(s) and {len(manifest['images'])} image(s) into {s.home}; "
-               "start the platform with `make up`")
+    click.echo(f"restored {len(manifest['apps'])} app(s), {len(manifest['images'])} image(s) and "
+               f"{len(manifest.get('addons') or [])} add-on(s) into {s.home}; start the platform with `make up`")
 
 
 if __name__ == "__main__":

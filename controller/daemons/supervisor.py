@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging.handlers
+import json
 import os
 import signal
 import subprocess
@@ -376,6 +377,20 @@ def status():
     click.echo(f"nginx (router data plane): {'serving, pid %d' % nginx if nginx else 'stopped'}")
     if not pid or len(alive) < len(_procfile_processes()):
         sys.exit(3)
+    problems = _health_problems(s)
+    click.echo("platform: " + ("degraded: " + "; ".join(problems) if problems else "ok"))
+    if problems:
+        sys.exit(4)
+
+
+def _health_problems(s: Settings) -> list[str]:
+    """What the API's /healthz says stops the platform from working fully."""
+    try:
+        with urllib.request.urlopen(f"{s.api_url}/healthz", timeout=5) as resp:
+            body = json.loads(resp.read() or b"{}")
+    except (OSError, ValueError) as e:
+        return [f"the API does not answer /healthz ({e})"]
+    return list(body.get("problems") or [])
 
 
 if __name__ == "__main__":

@@ -2,19 +2,23 @@
 Paths and shapes follow the Heroku Platform API where it has one."""
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 
 from flask import Flask, g, jsonify, request
 
+from core.errors import BadRequest, DockyardError, StorageFull, Unauthorized
+
+from controller import dashboard
+from controller.accounts.auth import token_from_header
+from controller.admin import status
 from controller.api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
                   domains, dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy,
                   users)
-from controller.accounts.auth import token_from_header
-from controller import dashboard
-from core.errors import BadRequest, DockyardError, Unauthorized
 from controller.services import Services
 from controller.settings import Settings
+from controller.store.base import FULL_BELOW
 
 PUBLIC_PATHS = ("/healthz",)
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -59,7 +63,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok")
+        """Serving, and whether fully: `degraded` lists what stops changes (still 200: reads and
+        apps go on; `make status` exits non-zero on it)."""
+        found = status.problems(svc)
+        return jsonify(status="degraded", problems=found) if found else jsonify(status="ok")
 
     @app.before_request
     def authenticate():
@@ -100,6 +107,27 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     @app.errorhandler(405)
     def not_allowed(_e):
         return jsonify(id="method_not_allowed", message=f"{request.method} is not allowed on {request.path}."), 405
+
+    @app.errorhandler(OSError)
+    def os_error(e):
+        """A full filesystem anywhere under a request (a repository, a backup, a log) says where
+        and what to free, as the store does; other OS errors are internal."""
+        if e.errno == errno.ENOSPC:
+            if svc.store.free_bytes() < FULL_BELOW:
+                return handle_error(svc.store.storage_full_error())
+            where = e.filename or "a file this request wrote"
+            return handle_error(StorageFull(f"No space left on the filesystem of {where}: free space there, then "
+                                            "try again."))
+        app.logger.exception("unhandled OSError", exc_info=e)
+        return internal(e)
+
+    @app.errorhandler(500)
+    def internal(_e):
+        """What no DockyardError describes: JSON all the same (clients print the message, never a
+        page), with the traceback in the API's log."""
+        return jsonify(id="internal_error", message="The platform failed on this request; its traceback is in the "
+                                                    "API's log (DOCKYARD_HOME/logs). See `make status`, then try "
+                                                    "again."), 500
 
     @app.errorhandler(413)
     def too_large(_e):

@@ -52,7 +52,7 @@ def instances(svc: Services, app: App) -> list[dict]:
             up = 0
         h = health.get(i.container_id) or {}
         limit = (limits.get(i.process) or {}).get("memory_mb") or svc.settings.app_memory_mb
-        state = dynos.instance_state(i, healthy)
+        state = dynos.instance_state(i, healthy, bool(h.get("stopping")))
         detail = dynos.state_detail(state, bool(h.get("oom")) or i.oom_killed, h.get("last_exit"),
                                     h.get("restarts", i.restart_count), limit)
         if bool(h.get("oom")) or i.oom_killed:
@@ -87,7 +87,7 @@ def app_page(svc: Services, app: App, user: User) -> dict:
     doms, cert = domains(svc, app)
     collab = accounts.collaborator_ids(svc.store, app)
     return {"app": app, "row": app_row(svc, app), "formation": releases.formation(svc, app),
-            "instances": instances(svc, app), "releases": recent,
+            "instances": instances(svc, app), "releases": recent, "addons": dynos.addon_rows(app),
             "current": current.version if current else 0,
             "config_keys": sorted(current.config) if current else [],
             "domains": doms, "cert": cert, "builds": svc.store.list_builds(app)[:10],

@@ -52,7 +52,7 @@ def render_sshd_config(s: Settings, port: int) -> str:
 Port {port}
 ListenAddress {LISTEN_HOST}
 HostKey {d}/host_ed25519_key
-PidFile {s.run_dir}/sshd.pid
+PidFile {s.run_dir}/openssh.pid
 AllowUsers {SSH_USER}
 PubkeyAuthentication yes
 AuthorizedKeysFile none

@@ -26,16 +26,16 @@ def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance],
     """Pure: which (type, index) to start, and which instances to retire (misplaced ones too:
     their replacements start first)."""
     have: dict[tuple[str, int], Instance] = {}
-    retire: list[Instance] = []
+    stale: list[Instance] = []
     for inst in instances:
         key = (inst.process, inst.index)
         if (inst.version == version and key in wanted and key not in have
                 and inst.state in ("running", "restarting") and not misplaced(inst)):
             have[key] = inst
         else:
-            retire.append(inst)
+            stale.append(inst)
     start = [key for key in wanted if key not in have]
-    return start, retire, have
+    return start, stale, have
 
 
 def converge(svc: Services, app: App, out: Out = lambda line: None, background: bool = False) -> dict:
@@ -58,7 +58,7 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     else:
         store.set_formation(app, default_quantities(release.process_types, store.formation(app)), only_missing=True)
         wanted, version = plan(release.process_types, store.desired_formation(app)), release.version
-    start, retire, have = diff(wanted, version, instances, sched.misplaced)
+    start, stale, have = diff(wanted, version, instances, sched.misplaced)
     healthy = store.healthy_ids()
     for inst in have.values():   # running but never marked (e.g. the controller died after starting it)
         if inst.container_id not in healthy and inst.state == "running":
@@ -86,23 +86,23 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
                     fut.result()
                 except DockyardError as e:
                     errors.append(e.message)
-    for inst in retire:
+    for inst in stale:
         store.forget_instance(inst.container_id)
-    if start or retire or set(i.container_id for i in have.values()) - healthy:
+    if start or stale or set(i.container_id for i in have.values()) - healthy:
         apply_routes(svc)
-    if retire:
-        out(f"       Stopping {', '.join(f'{i.process}.{i.index}' for i in retire)}")
+    if stale:
+        out(f"       Stopping {', '.join(f'{i.process}.{i.index}' for i in stale)}")
         if background:
-            retire_in_background(svc, app, retire)
+            retire_in_background(svc, app, stale)
         else:
-            retire(svc, app, retire)
+            retire(svc, app, stale)
             try:
                 collect_images(svc, app)     # the caller holds the app lock: no build is running
             except DockyardError:
                 pass                         # the next deploy's cleanup tries again
     if errors:
         raise DockyardError("; ".join(errors))
-    return {"started": len(start), "stopped": len(retire)}
+    return {"started": len(start), "stopped": len(stale)}
 
 
 def _answers(inst: Instance, host: str) -> bool:

@@ -197,6 +197,7 @@ def retire(svc: Services, app: App, instances: list[Instance], grace: int | None
             svc.scheduler.stop(inst.container_id, grace, remove=False)
             keep_logs(svc, app, inst)
             svc.scheduler.remove(inst.container_id)
+            svc.store.drop_instance(inst.container_id)
         finally:
             with svc.retiring_lock:
                 svc.retiring.discard(inst.container_id)

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from core.errors import Locked
+from core.models import App
 
 from controller.runtime import repos
 from controller.runtime.locks import app_lock
@@ -23,6 +24,34 @@ def stale_build_dirs(tmp: Path, app: str) -> list[Path]:
     return [p for p in tmp.glob(f"dockyard-build-{app}-*") if pattern.fullmatch(p.name)]
 
 
+INTERRUPTED = "The build was interrupted (its process ended): push again."
+
+
+def fail_interrupted_builds(svc: Services, app: App) -> list[str]:
+    """Builds still pending while the app's lock is free (the caller holds it) belong to a process
+    that died: they are failed, saying so."""
+    done = []
+    for build in svc.store.pending_builds(app):
+        svc.store.finish_build(build.id, "failed", "", INTERRUPTED)
+        done.append(f"build {build.id} was interrupted: marked failed")
+    return done
+
+
+def interrupted_push_note(svc: Services, app: App) -> str | None:
+    """What the next push says when the one before it died mid-way (git itself said only
+    `Everything up-to-date`): the build that was cut off and what serves now. Caller holds the
+    app's lock."""
+    fail_interrupted_builds(svc, app)
+    builds = svc.store.list_builds(app)
+    last = builds[-1] if builds else None
+    if last is None or last.status != "failed" or last.error != INTERRUPTED:
+        return None
+    live = svc.store.live_release(app)
+    serving = f"v{live.version} kept serving" if live else "the app has no release yet"
+    return (f"-----> The previous push (build {last.id}, commit {last.source_commit[:8]}, started {last.created_at[:19]} "
+            f"UTC) was interrupted before it finished: nothing of it was released, {serving}. Building this push now.")
+
+
 def sweep_app(svc: Services, app_name: str) -> list[str]:
     """Sweep one app; returns what was done (for the log). Skips an app that is busy."""
     done: list[str] = []
@@ -31,10 +60,7 @@ def sweep_app(svc: Services, app_name: str) -> list[str]:
             app = svc.store.find_app(app_name)
             if app is None:
                 return done
-            for build in svc.store.pending_builds(app):
-                svc.store.finish_build(build.id, "failed", "", "The build was interrupted (its process ended): "
-                                                              "push again.")
-                done.append(f"build {build.id} was interrupted: marked failed")
+            done.extend(fail_interrupted_builds(svc, app))
             for path in stale_build_dirs(Path(tempfile.gettempdir()), app_name):
                 shutil.rmtree(path, ignore_errors=True)
                 done.append(f"removed the build copy {path}")

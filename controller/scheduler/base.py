@@ -169,6 +169,11 @@ class Scheduler(ABC):
         "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
         stack image counts under images)."""
 
+    def data_root(self) -> str:
+        """The directory where the engine that builds keeps images and containers (a build needs
+        room there); "" when the engine does not say."""
+        return ""
+
     @abstractmethod
     def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
         """The last `tail` lines ("all" for every line) of its stdout and stderr, since the Unix

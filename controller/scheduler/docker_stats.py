@@ -139,6 +139,12 @@ class DockerStats(DockerEngine):
             found = pool.map(self._one_stats, ids)
         return {r.container_id: r for r in found if r is not None}
 
+    def data_root(self) -> str:
+        try:
+            return self.client.info().get("DockerRootDir") or ""
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return ""
+
     def disk_usage(self) -> dict:
         try:
             df = self.client.api.df()

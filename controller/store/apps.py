@@ -313,6 +313,14 @@ class AppsMixin:
                        " VALUES (?, ?, ?, ?, ?)", (container_id, app.id, version, ptype, now()))
 
     def forget_instance(self, container_id: str) -> None:
+        """The instance serves no more (it is being stopped): routes leave it, crashes no longer
+        count, and `ps` says it is stopping until drop_instance."""
+        with self.tx() as db:
+            db.execute("UPDATE instances SET stopping_at = ? WHERE container_id = ? AND stopping_at IS NULL",
+                       (now(), container_id))
+
+    def drop_instance(self, container_id: str) -> None:
+        """Its container is gone."""
         with self.tx() as db:
             db.execute("DELETE FROM instances WHERE container_id = ?", (container_id,))
 
@@ -321,7 +329,7 @@ class AppsMixin:
         stopped one). Returns the instance's row with its app's name and restart count."""
         with self.tx() as db:
             cur = db.execute("UPDATE instances SET restarts = restarts + 1, last_exit = ?, oom = ?, crashed_at = ?"
-                             " WHERE container_id = ?", (exit_code, int(oom), now(), container_id))
+                             " WHERE container_id = ? AND stopping_at IS NULL", (exit_code, int(oom), now(), container_id))
             if cur.rowcount == 0:
                 return None
             row = db.execute("SELECT i.container_id, i.version, i.type, i.restarts, i.healthy_at, a.name AS app"
@@ -330,13 +338,14 @@ class AppsMixin:
             return dict(row)
 
     def instance_health(self, app: App) -> dict[str, dict]:
-        """container id -> {restarts, last_exit, oom, crashed_at} of the app's serving instances."""
+        """container id -> {restarts, last_exit, oom, crashed_at, stopping} of the app's serving
+        instances and of those being stopped."""
         with self.read() as db:
             return {r["container_id"]: {"restarts": r["restarts"], "last_exit": r["last_exit"], "oom": bool(r["oom"]),
-                                        "crashed_at": r["crashed_at"]}
-                    for r in db.execute("SELECT container_id, restarts, last_exit, oom, crashed_at FROM instances"
-                                        " WHERE app_id = ?", (app.id,))}
+                                        "crashed_at": r["crashed_at"], "stopping": r["stopping_at"] is not None}
+                    for r in db.execute("SELECT container_id, restarts, last_exit, oom, crashed_at, stopping_at"
+                                        " FROM instances WHERE app_id = ?", (app.id,))}
 
     def healthy_ids(self) -> set[str]:
         with self.read() as db:
-            return {r[0] for r in db.execute("SELECT container_id FROM instances")}
+            return {r[0] for r in db.execute("SELECT container_id FROM instances WHERE stopping_at IS NULL")}

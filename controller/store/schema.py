@@ -255,4 +255,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cron_runs_container ON cron_runs(container_id);
     """,
+    # 10: an instance being stopped (SIGTERM sent, draining) is no longer serving but still
+    # there: `ps` says "stopping", not "starting"; its row goes once its container is removed
+    """
+    ALTER TABLE instances ADD COLUMN stopping_at TEXT;
+    """,
 )

@@ -1,11 +1,15 @@
 """JSON and page views of instances that the API and the dashboard both render."""
 from __future__ import annotations
 
+from controller.addons import ops as addon_ops
 from controller.web.common import svc
 
 
-def instance_state(inst, healthy) -> str:
-    """Pure: the state `ps` and the dashboard show: crashed, up (passed its check), starting, or the engine's."""
+def instance_state(inst, healthy, stopping: bool = False) -> str:
+    """Pure: the state `ps` and the dashboard show: stopping (no longer served, draining), crashed,
+    up (passed its check), starting, or the engine's."""
+    if stopping and inst.state in ("running", "restarting"):
+        return "stopping"
     if inst.state == "restarting" or (inst.state == "exited" and inst.exit_code not in (0, None)):
         return "crashed"
     if inst.state == "running":
@@ -14,8 +18,8 @@ def instance_state(inst, healthy) -> str:
 
 
 def dyno_json(inst, healthy, health: dict | None = None, limit_mb: int | None = None) -> dict:
-    state = instance_state(inst, healthy)
     health = health or {}
+    state = instance_state(inst, healthy, bool(health.get("stopping")))
     row = {"name": inst.label, "type": inst.process, "state": state,
            "release": {"version": inst.version}, "container": inst.container_id[:12],
            "port": inst.host_port, "node": inst.node, "exit_code": inst.exit_code,
@@ -39,3 +43,24 @@ def state_detail(state: str, oom: bool, last_exit: int | None, restarts: int, li
     if restarts:
         parts.append(f"{restarts} restart{'s' if restarts != 1 else ''}")
     return ", ".join(parts)
+
+
+def addon_row(addon, app) -> dict:
+    """An add-on as the API's list and the dashboard's app page show it: its state (crashed and
+    missing ones too, with their last lines) and the var it is attached to this app as."""
+    s = svc()
+    state, lines = addon_ops.state(s, addon)
+    att = s.store.find_attachment(addon, app)
+    row = {"name": addon.name, "service": addon.service, "plan": f"{addon.memory_mb} MB",
+           "memory_mb": addon.memory_mb, "state": state, "app": addon.app, "var": att.var if att else None,
+           "created_at": addon.created_at,
+           "backup_schedule": f"daily at {addon.backup_at} UTC" if addon.backup_at else None}
+    if lines:
+        row["last_output"] = lines
+    if state == "available":
+        row.update(addon_ops.usage(s, addon))
+    return row
+
+
+def addon_rows(app) -> list[dict]:
+    return [addon_row(a, app) for a in svc().store.list_addons(app)]
