@@ -64,7 +64,7 @@ class AppsMixin:
         app = self.find_app(name)
         if app is None:
             raise AppNotFound(f"App {name!r} not found: check the name with `dockyard apps`, "
-                           f"or create it with `dockyard apps:create {name}`.")
+                              f"or create it with `dockyard apps:create {name}`.")
         return app
 
     def list_apps(self) -> list[App]:
