@@ -95,8 +95,9 @@ def test_another_tenants_addon_answers_as_a_name_that_does_not_exist(plat, world
               ("DELETE", "/apps/{mine}/addons/{{addon}}/attachment", {}),
               ("POST", "/apps/{mine}/addons/{{addon}}/backups", {})]
     for method, path, kw in routes:
-        with attack(f"{method} {path} with another tenant's add-on name"):
-            same(method, path.format(mine=w["mine"]), **kw)
+        path = path.format(mine=w["mine"])
+        with attack(f"{method} {path.format(addon='ADDON')} {kw or ''} with another tenant's add-on name"):
+            same(method, path, **kw)
     with attack("addons:attach of another tenant's add-on (CLI)"):
         real = b.cli("addons:attach", mine, "-a", w["mine"], check=False)
         none = b.cli("addons:attach", ghost, "-a", w["mine"], check=False)
