@@ -2,12 +2,13 @@
 so that pure code paths and tests need no engine."""
 from __future__ import annotations
 
+import logging
+import tempfile
 import threading
 from typing import Callable
 
-import tempfile
-
 from builder.job import BuildConfig, DiskCheck
+from core import prom
 from router.nginx import Nginx
 
 from controller.scheduler import Scheduler, make_scheduler
@@ -15,6 +16,22 @@ from controller.settings import Settings, router_config
 from controller.store import Store
 
 Out = Callable[[str], None]
+log = logging.getLogger("dockyard.metrics")
+
+
+def reload_recorder(store: Store) -> Callable[[str, float], None]:
+    """Nginx's on_reload: each route apply's result and reload time into the store (Prometheus'
+    router reload series). A store that cannot take it (locked too long, disk full) costs the
+    count, never the route change."""
+    def record(result: str, seconds: float) -> None:
+        deltas = [prom.Delta("dockyard_router_reloads", {"result": result}, 1.0)]
+        if result == "ok":
+            deltas.append(prom.observe("dockyard_router_reload_duration_seconds", {}, seconds))
+        try:
+            store.add_prom(deltas)
+        except Exception:  # noqa: BLE001 - the reload happened; only its count is lost
+            log.exception("could not record a router reload in the metrics")
+    return record
 
 
 class Services:
@@ -64,6 +81,6 @@ class Services:
     def router(self):
         with self._lock:
             if self._router is None:
-                self._router = Nginx(router_config(self.settings))
+                self._router = Nginx(router_config(self.settings), on_reload=reload_recorder(self.store))
                 self._router.ensure_layout()
             return self._router

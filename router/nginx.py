@@ -38,7 +38,9 @@ class Nginx:
     """Our own nginx, living in ``config.prefix``.
 
     ``worker_user`` is the user nginx workers run as when the master runs as
-    root (default ``www-data``); ignored otherwise.
+    root (default ``www-data``); ignored otherwise. ``on_reload(result, seconds)`` hears of
+    every config apply: ``ok`` (reloaded, and how long it took), ``rejected`` (nginx -t
+    refused it) or ``failed`` (the reload did not complete); its errors are the caller's.
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class Nginx:
         command_timeout: float = 30.0,
         reload_timeout: float = 15.0,
         lock_timeout: float = 60.0,
+        on_reload: Callable[[str, float], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_reload = on_reload
         self.prefix = Path(config.prefix)
         self.conf_path = self.prefix / render.MAIN_CONF
         self.routes_path = self.prefix / render.ROUTES_CONF
@@ -217,12 +221,26 @@ class Nginx:
         if unchanged and not self._reload_owed:
             return False
         if not unchanged:
-            self._validate_and_install(main_text, routes_text)
+            try:
+                self._validate_and_install(main_text, routes_text)
+            except ConfigRejected:
+                self._heard("rejected", 0.0)
+                raise
         if self.running():
             self._reload_owed = True
-            self.master.reload()
+            started = time.monotonic()
+            try:
+                self.master.reload()
+            except RouterError:
+                self._heard("failed", time.monotonic() - started)
+                raise
+            self._heard("ok", time.monotonic() - started)
         self._reload_owed = False
         return True
+
+    def _heard(self, result: str, seconds: float) -> None:
+        if self.on_reload is not None:
+            self.on_reload(result, seconds)
 
     def _validate_and_install(self, main_text: str, routes_text: str) -> None:
         conf_dir = self.conf_path.parent

@@ -26,8 +26,9 @@ DOCKERD_LOG=/var/log/dockyard-dockerd.log
 DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
 # chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium);
-# docker-registry: the local image registry cluster nodes pull from
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry)
+# docker-registry: the local image registry cluster nodes pull from;
+# prometheus: the metrics tests scrape GET /metrics with the real server and check it with promtool
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry prometheus)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }

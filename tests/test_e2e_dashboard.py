@@ -354,8 +354,8 @@ def test_metrics_cli_prometheus_and_a_syslog_drain(plat, deployed):
     r = requests.get(plat.api + "/metrics", timeout=30)
     assert r.status_code == 401
     r = requests.get(plat.api + "/metrics", headers={"Authorization": f"Bearer {plat.token()}"}, timeout=30)
-    assert r.status_code == 200 and f'dockyard_instance_cpu_percent{{app="{deployed}"' in r.text
-    assert f'dockyard_app_requests_per_minute{{app="{deployed}",status_class="2xx"}}' in r.text
+    assert r.status_code == 200 and f'dockyard_instance_cpu_seconds_total{{app="{deployed}",dyno="web.1",process="web"}}' in r.text
+    assert f'dockyard_http_requests_total{{app="{deployed}",process="web",status_class="2xx"}}' in r.text
     scraped = requests.get(plat.api + "/metrics", headers={"Authorization": f"Bearer {SCRAPER_TOKEN}"}, timeout=30)
     assert scraped.status_code == 200 and "dockyard_instance_memory_bytes" in scraped.text
     # the scraper's token opens /metrics only

@@ -370,6 +370,8 @@ def test_apply_fresh_computes_under_the_lock_so_a_stale_table_never_lands_last(r
 
 def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstreams, monkeypatch):
     a, b = upstreams("A"), upstreams("B")
+    heard = []
+    router.on_reload = lambda result, seconds: heard.append((result, seconds))
     router.apply(table(settings, myapp=[a]))
     live = router.routes_path.read_bytes()
     good_render = render.render_routes
@@ -392,6 +394,8 @@ def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstre
     monkeypatch.setattr(render, "render_routes", good_render)
     assert router.apply(table(settings, myapp=[b])) is True
     assert text(settings.router_port, "myapp.localhost") == (200, "B\n")
+    assert [r for r, _ in heard] == ["ok", "rejected", "ok"]    # the reload metrics' source
+    assert all(0 < t < 15 for r, t in heard if r == "ok")
 
 
 def test_render_error_touches_nothing(router, settings):

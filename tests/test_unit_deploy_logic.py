@@ -70,7 +70,7 @@ def running(svc, app_name: str) -> list[tuple[str, int]]:
     return sorted((i.label, i.version) for i in svc.scheduler.instances(app_name) if i.state == "running")
 
 
-def wait_for(check, timeout=5.0):
+def wait_for(check, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -2,14 +2,12 @@
 `GET /metrics` (admins, or the scraper token DOCKYARD_METRICS_TOKEN) and drains."""
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, g, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_LATEST
-from prometheus_client.core import GaugeMetricFamily
 
 from controller.observe import drains
 from controller.observe import metrics
+from controller.observe.prometheus import Collector
 from core.errors import AdminOnly, BadRequest, NotFound
 from controller.web.common import audit, body, load_app, svc
 
@@ -30,49 +28,13 @@ def platform_metrics():
     return jsonify(metrics.platform_metrics(svc()))
 
 
-class _Collector:
-    """Gauges from the store at scrape time: the latest reading of every instance and the last
-    complete minute of requests of every app."""
-
-    def collect(self):
-        s = svc()
-        now = int(time.time())
-        gauges = {k: GaugeMetricFamily(f"dockyard_instance_{k}", help_, labels=["app", "process", "instance"])
-                  for k, help_ in (("cpu_percent", "CPU use in % of one core"),
-                                   ("memory_bytes", "Memory used"), ("memory_limit_bytes", "Memory limit"),
-                                   ("restarts", "Restarts by the engine"), ("uptime_seconds", "Uptime"))}
-        rpm = GaugeMetricFamily("dockyard_app_requests_per_minute", "Requests in the last complete minute",
-                                labels=["app", "status_class"])
-        p95 = GaugeMetricFamily("dockyard_app_response_p95_ms", "p95 response time, last complete minute",
-                                labels=["app"])
-        for app in s.store.list_apps():
-            summ = metrics.summary(s.store.samples(app, now - 60), [], [], 60)
-            for i in summ["instances"]:
-                labels = [app.name, i["instance"].split(".")[0], i["instance"]]
-                for k, key in (("cpu_percent", "cpu_percent"), ("memory_bytes", "memory_bytes"),
-                               ("memory_limit_bytes", "memory_limit_bytes"), ("restarts", "restarts"),
-                               ("uptime_seconds", "uptime_s")):
-                    gauges[k].add_metric(labels, i[key])
-            minute = now // 60 * 60 - 60
-            stored = [m for m in s.store.request_minutes(app, minute) if m["minute"] == minute]
-            rows = metrics.request_rows(stored)
-            for cls in ("2xx", "3xx", "4xx", "5xx"):
-                rpm.add_metric([app.name, cls], sum(r["s" + cls] for r in rows))
-            last = metrics.summary([], rows, stored, 60)
-            if last["p95_ms"] is not None:
-                p95.add_metric([app.name], last["p95_ms"])
-        yield from gauges.values()
-        yield rpm
-        yield p95
-
-
 @bp.get("/metrics")
 def prometheus():
     if not (g.get("scraper") or (g.get("user") is not None and g.user.is_admin)):
         raise AdminOnly("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.",
                         fix="scrape with the token in DOCKYARD_METRICS_TOKEN (ask the operator) or an admin's token")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector())
+    registry.register(Collector(svc()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

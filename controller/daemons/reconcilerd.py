@@ -13,6 +13,7 @@ import time
 from core.errors import DockyardError
 
 from controller.addons import health as addon_health
+from controller.observe import prometheus
 from controller.apps.crashes import CrashWatch
 from controller.runtime.reconcile import reconcile_all
 from controller.services import Services
@@ -22,15 +23,20 @@ from controller.runtime.sweep import sweep_app
 log = logging.getLogger("dockyard.reconciler")
 
 
-def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> None:
-    for step, what in ((lambda: reconcile_all(svc), "reconcile"), (lambda: addon_health.check_all(svc, log), "add-on health"),
-                       (lambda: watch.poll(svc), "crash watch")):
+def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> list[str]:
+    """One pass; returns the steps that failed (each logged with its reason)."""
+    failed = []
+    for step, what, name in ((lambda: reconcile_all(svc), "reconcile", "reconcile"),
+                             (lambda: addon_health.check_all(svc, log), "add-on health", "addon_health"),
+                             (lambda: watch.poll(svc), "crash watch", "crash_watch")):
         try:
             step()
         except DockyardError as e:
             log.warning("%s failed: %s", what, e.message)
+            failed.append(name)
         except Exception:  # noqa: BLE001 - keep the loop alive, with the traceback in the log
             log.exception("%s failed", what)
+            failed.append(name)
     if sweep:
         for app in svc.store.list_apps():
             try:
@@ -38,8 +44,25 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> None:
                     log.info("%s: cleanup: %s", app.name, line)
             except DockyardError as e:
                 log.warning("%s: cleanup failed: %s", app.name, e.message)
+                failed.append("sweep")
             except OSError as e:
                 log.warning("%s: cleanup failed: %s", app.name, e)
+                failed.append("sweep")
+    return sorted(set(failed))
+
+
+def _record(svc: Services, seconds: float, failed: list[str]) -> None:
+    try:
+        prometheus.record_pass(svc.store, seconds, failed)
+    except Exception:  # noqa: BLE001 - a store that cannot take metrics must not stop reconciling
+        log.exception("could not record the pass in the metrics")
+
+
+def _start_series(svc: Services) -> None:
+    try:
+        prometheus.reconciler_started(svc.store)
+    except Exception:  # noqa: BLE001 - as in _record
+        log.exception("could not record the reconciler's start in the metrics")
 
 
 def main(settings: Settings | None = None) -> int:
@@ -52,13 +75,14 @@ def main(settings: Settings | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("reconciling every %.1f s, sweeping every %.0f s", settings.reconcile_interval, settings.sweep_interval)
     watch = CrashWatch()
+    _start_series(svc)
     next_sweep = time.monotonic()     # the first pass sweeps: a restart follows what may have been a kill
     while not stop.is_set():
         started = time.monotonic()
         sweep = started >= next_sweep
         if sweep:
             next_sweep = started + settings.sweep_interval
-        one_pass(svc, watch, sweep)
+        _record(svc, time.monotonic() - started, one_pass(svc, watch, sweep))
         stop.wait(max(0.5, settings.reconcile_interval - (time.monotonic() - started)))
     log.info("stopped")
     return 0

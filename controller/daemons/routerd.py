@@ -13,12 +13,14 @@ import sys
 import threading
 import time
 
+from core import prom
 from router import accesslog, loop
 from router.accesslog import Row
 from router.nginx import Nginx
 
 from controller.routing.table import load_routes
 from controller.scheduler import make_scheduler
+from controller.services import reload_recorder
 from controller.settings import Settings, from_env, router_config
 from controller.store import Store
 
@@ -29,29 +31,36 @@ def record_router_lines(store: Store, by_app: dict[str, list[Row]]) -> None:
 
 
 class RequestMetrics:
-    """Per-minute request metrics per release from the access log's requests: the upstream
-    address that answered names the instance, hence the release (live containers, looked up
-    at most every `refresh` seconds; an unknown upstream counts for the app's live release)."""
+    """Request metrics from the access log's requests: per minute per release for the
+    dashboard, and cumulative Prometheus counters and histograms per app and process. The
+    upstream address that answered names the instance, hence its release and process (live
+    containers, looked up at most every `refresh` seconds; an unknown upstream counts for the
+    app's live release and the web process, the only one the router sends requests to)."""
 
     def __init__(self, store: Store, scheduler, refresh: float = 5.0):
         self.store, self.scheduler, self.refresh = store, scheduler, refresh
-        self._by_port: dict[str, int] = {}
+        self._by_port: dict[str, tuple[int, str]] = {}
         self._at = 0.0
 
     def _version_of(self, app: str, upstream: str) -> int:
         port = upstream.rsplit(":", 1)[-1]
         if port in self._by_port:
-            return self._by_port[port]
+            return self._by_port[port][0]
         found = self.store.find_app(app)
         return found.live_version if found is not None else 0
+
+    def _process_of(self, app: str, upstream: str) -> str:
+        return self._by_port.get(upstream.rsplit(":", 1)[-1], (0, "web"))[1]
 
     def __call__(self, reqs: list[dict]) -> None:
         if not reqs:
             return
         if time.monotonic() - self._at > self.refresh:
             self._at = time.monotonic()
-            self._by_port = {str(i.host_port): i.version for i in self.scheduler.instances() if i.host_port}
+            self._by_port = {str(i.host_port): (i.version, i.process) for i in self.scheduler.instances()
+                             if i.host_port}
         self.store.add_request_minutes(accesslog.per_minute(reqs, self._version_of))
+        self.store.add_prom(prom.request_deltas(reqs, self._process_of))
 
 
 def run(settings: Settings | None = None) -> int:
@@ -68,8 +77,10 @@ def run(settings: Settings | None = None) -> int:
     try:
         # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
         # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
-        return loop.run(router_config(settings), lambda _config: load_routes(settings, store, scheduler),
-                        events=events, log_sink=lambda by_app: record_router_lines(store, by_app),
+        config = router_config(settings)
+        return loop.run(config, lambda _config: load_routes(settings, store, scheduler),
+                        nginx=Nginx(config, on_reload=reload_recorder(store)), events=events,
+                        log_sink=lambda by_app: record_router_lines(store, by_app),
                         stats_sink=RequestMetrics(store, scheduler), keep_serving=True)
     finally:
         done.set()

@@ -95,6 +95,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
             g.body = parse_body()
         return None
 
+    _error_handlers(app, svc)
+    return app
+
+
+def _error_handlers(app: Flask, svc: Services) -> None:
+    """Every error as JSON: a DockyardError with its status and fix, HTTP errors, a full
+    filesystem, and anything else (never an HTML page)."""
     @app.errorhandler(DockyardError)
     def handle_error(e):
         return jsonify(e.to_json()), e.status
@@ -132,5 +139,3 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     @app.errorhandler(413)
     def too_large(_e):
         return jsonify(id="too_large", message="The request body is larger than 1 MB."), 413
-
-    return app

@@ -1,5 +1,7 @@
 """The metrics sampler: every few seconds, one resource reading per app instance (through the
-scheduler's `stats`), turned into CPU % and stored; once a minute the store downsamples.
+scheduler's `stats`), turned into CPU % and stored for the dashboard; the same readings as
+they are (CPU seconds so far, memory, restarts) replace the instance series Prometheus
+scrapes; once a minute the store downsamples.
 
 `cpu_percent` and `rows` are pure; `Sampler.sample_once` is the shell."""
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from core import prom
 from core.models import Instance, InstanceStats
 
 from controller.scheduler.base import Scheduler
@@ -21,13 +24,25 @@ def cpu_percent(prev: InstanceStats | None, cur: InstanceStats) -> float:
     return round((cur.cpu_ns - prev.cpu_ns) / ((cur.at - prev.at) * 1e9) * 100, 2)
 
 
-def uptime(started_at: str, now: float) -> int:
-    if not started_at:
-        return 0
+def started(started_at: str) -> float:
+    """ISO start time -> Unix seconds (0 when unknown)."""
     try:
-        return max(0, int(now - datetime.fromisoformat(started_at).timestamp()))
+        return datetime.fromisoformat(started_at).timestamp() if started_at else 0.0
     except ValueError:
-        return 0
+        return 0.0
+
+
+def uptime(started_at: str, now: float) -> int:
+    t = started(started_at)
+    return max(0, int(now - t)) if t else 0
+
+
+def prom_readings(instances: list[Instance], readings: dict[str, InstanceStats]) -> list[prom.Delta]:
+    """Pure: the readings as Prometheus instance series (core.prom.instance_deltas)."""
+    return prom.instance_deltas(
+        (i.app, i.process, i.index, started(r.started_at), r.cpu_ns, r.mem_bytes if r.running else 0,
+         r.mem_limit, r.restarts, r.running)
+        for i in instances if (r := readings.get(i.container_id)) is not None)
 
 
 def rows(instances: list[Instance], readings: dict[str, InstanceStats],
@@ -56,6 +71,7 @@ class Sampler:
         found = rows(instances, readings, self.previous)
         self.previous = readings
         self.store.add_samples(found)
+        self.store.replace_prom(prom.INSTANCE_FAMILIES, prom_readings(instances, readings))
         if time.monotonic() - self._last_downsample >= self.downsample_every:
             self._last_downsample = time.monotonic()
             self.store.downsample()

@@ -2,8 +2,10 @@
 
 It speaks domain verbs (build an image, start or stop an instance of a release's process, list
 an app's instances, read their logs, run a one-off) and takes and returns core.models records
-only: no engine SDK object crosses it. A backend (single-host Docker today; a Swarm cluster is
-the next) implements every method with the contract its docstring states.
+only: no engine SDK object crosses it. Each backend implements every method with the contract its
+docstring states: the single-host Docker engine (docker_backend.py), a Docker Swarm cluster
+(docker_swarm.py; selector.py switches between the two while the platform runs), and an
+in-memory one for fast tests of the deploy logic (memory.py).
 
 Contract shared by every method:
 - Everything a backend makes carries the labels of controller/scheduler/labels.py, with

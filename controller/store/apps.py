@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
+from datetime import datetime
 
+from core import prom
 from core.errors import AppNotFound, Conflict, NotFound
 from core.models import App, Build, Release
 
 from controller.store.base import now
+from controller.store.prom import upsert_series
 
 
 def _app(row: sqlite3.Row) -> App:
@@ -109,7 +113,10 @@ class AppsMixin:
                  json.dumps(process_types) if process_types is not None else None, method, build_id))
             if cur.rowcount != 1:
                 raise Conflict(f"Build {build_id} is already finished.")
-            return _build(db.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
+            build = _build(db.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
+            took = time.time() - datetime.fromisoformat(build.created_at).timestamp()
+            upsert_series(db, prom.observe("dockyard_build_duration_seconds", {"result": status}, took))
+            return build
 
     def get_build(self, build_id: str) -> Build | None:
         with self.read() as db:

@@ -260,4 +260,19 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE instances ADD COLUMN stopping_at TEXT;
     """,
+    # 11: Prometheus series every process records (core.prom): counters and histograms are
+    # cumulative (added to), gauges set; a series tied to an app goes with it
+    """
+    CREATE TABLE prom_series (
+        family TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        app_id TEXT REFERENCES apps(id) ON DELETE CASCADE,
+        value REAL NOT NULL DEFAULT 0,
+        count INTEGER NOT NULL DEFAULT 0,
+        buckets TEXT NOT NULL DEFAULT '{}',
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (family, labels)
+    );
+    CREATE INDEX prom_series_app ON prom_series(app_id);
+    """,
 )
