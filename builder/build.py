@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.errors import DockyardError
 from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
@@ -182,10 +183,7 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
     for image in referenced_images(dockerfile):
         check_image_allowed(config, job, image)
         if not engine.image_exists(image):
-            raise BaseImageMissing(
-                f"The Dockerfile builds FROM {image}, which is not in this machine's Docker engine, "
-                f"and there is no registry to pull it from: use FROM {config.stack_image} (the stack "
-                "image) or FROM scratch, or load the image into the engine with `docker load`.")
+            pull_base_image(engine, job, image, say, cancelled)
     last_step = ["", ""]
 
     def on_line(line: str) -> None:
@@ -209,6 +207,21 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         raise BuildError(f"{where}{detail}") from None
 
 
+def pull_base_image(engine: BuildEngine, job: BuildJob, image: str, say: Out, cancelled: Cancelled) -> None:
+    """A base image the engine lacks: pulled when the admin's allow-list admits it (shared by
+    every app that builds on it), with the pull's progress in the push output."""
+    if job.may_pull is None or not job.may_pull(image):
+        raise BaseImageMissing(
+            f"The Dockerfile builds FROM {image[:80]}, which is not in this machine's Docker engine, and no "
+            "pull pattern admits it (DOCKYARD_PULL_ALLOW: an admin's list, Docker's official images by "
+            "default): use an admitted image, the stack image or FROM scratch, or ask an admin to admit it.")
+    say(f"-----> Pulling the base image {image[:80]} (shared by every app that builds on it)")
+    try:
+        engine.pull_image(image, lambda line: say(f"       {line}"), cancelled)
+    except DockyardError as e:
+        raise BaseImageMissing(e.message) from None
+
+
 def check_image_allowed(config: BuildConfig, job: BuildJob, image: str) -> None:
     """A build may read the stack image, images of the pusher's own apps and images the operator
     allowed (`job.may_use_image` says); any other image in the engine may be another tenant's."""
@@ -217,6 +230,8 @@ def check_image_allowed(config: BuildConfig, job: BuildJob, image: str) -> None:
                               "checked before the build: write the image name itself.")
     if image == config.stack_image or (job.may_use_image is not None and job.may_use_image(image)):
         return
+    if job.may_pull is not None and job.may_pull(image):
+        return
     raise ImageNotAllowed(f"The Dockerfile uses the image {image[:80]}, which this build may not use: only "
                           f"{config.stack_image} (the stack), images your apps built and images an admin allowed "
-                          "(`dockyard images:allow IMAGE`) may be built on.")
+                          "(`dockyard images:allow IMAGE`) may be built on, and images a pull pattern admits (DOCKYARD_PULL_ALLOW).")

@@ -156,7 +156,8 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
                                  "use a directory the operator allowed.")
     clone = container_clone(engine, config, job, cancelled)
     dirs = [resolve_buildpack(r, workdir, say, clone) for r in refs]
-    prepared = prepare(config, engine, job, src, say, cancelled)
+    order = tuple(r.value if r.kind == "builtin" else "" for r in refs)
+    prepared = prepare(config, engine, job, src, say, cancelled, order, detect=source == "detect")
     config = prepared.config     # the stack the app's Python asks for, when it is not the default
     meta = workdir / "meta"
     binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)

@@ -14,9 +14,17 @@ from core.names import PROCESS_TYPE_RE
 
 from .errors import BuildError
 
-# Detection order of the shipped buildpacks (buildpacks/<name>): deterministic, reported.
-BUILTIN_ORDER: tuple[str, ...] = ("python", "nodejs", "go", "static")
+# Detection order of the shipped buildpacks (buildpacks/<name>): deterministic, reported. A
+# language's own files win over another's that often sit beside them (a Rails or Laravel app's
+# package.json), and every language over a static site's public/.
+BUILTIN_ORDER: tuple[str, ...] = ("ruby", "php", "java", "python", "nodejs", "go", "static")
+# Heroku's names for the shipped buildpacks (BUILDPACK_URL=heroku/ruby, .buildpacks lines).
+HEROKU_NAMES: dict[str, str] = {"heroku/ruby": "ruby", "heroku/php": "php", "heroku/java": "java",
+                                "heroku/python": "python", "heroku/nodejs": "nodejs", "heroku/go": "go"}
 LOOKS_FOR: dict[str, str] = {
+    "ruby": "Gemfile",
+    "php": "composer.json or index.php",
+    "java": "pom.xml, build.gradle or build.gradle.kts",
     "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock",
     "nodejs": "package.json",
     "go": "go.mod or *.go files",
@@ -80,6 +88,7 @@ def parse_buildpack_ref(text: str, where: str, allowed_paths: tuple[str, ...] = 
     or an absolute path inside a directory the operator allowed (DOCKYARD_BUILDPACK_PATHS; none
     by default: a tenant's path would bind-mount the host into the build)."""
     text = text.strip()
+    text = HEROKU_NAMES.get(text, text)
     if text in BUILTIN_ORDER:
         return BuildpackRef("builtin", text)
     shown = redact_url_credentials(text)[:80]

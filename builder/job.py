@@ -36,6 +36,10 @@ class BuildConfig:
     runtimes_root: Path | None = None  # machine-wide Go/Node toolchains (builder/runtime_cache.py); None: none
     pip_index_url: str = ""         # the package index builds use ("" = the host's pip configuration)
     npm_registry: str = ""          # the npm registry builds use ("" = the host's npm configuration)
+    # language -> where its dependencies come from: a URL, or a host directory mounted read-only
+    # (ruby: a gem source, php: a Composer repository or a directory of package zips, java: a
+    # Maven repository); a language not named uses its public registry
+    dependency_sources: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def cache_dir(self, app: str) -> Path:
         return self.cache_root / app
@@ -53,6 +57,9 @@ class BuildJob:
     config: dict = field(default_factory=dict)   # config vars: the buildpacks' ENV_DIR; never printed
     # Whether the pusher may build on an image (Dockerfile FROM / COPY --from); None: the stack only.
     may_use_image: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
+    # Whether a base image the engine lacks may be pulled from its registry (the admin's
+    # allow-list of patterns); None: nothing is pulled.
+    may_pull: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -79,3 +86,5 @@ class BuildEngine(Protocol):
                             timeout: float, cancelled: Cancelled, finished=None): ...
 
     def untag_images(self, repo: str, prefix: str, keep: str) -> int: ...
+
+    def pull_image(self, ref: str, on_line: Out, cancelled: Cancelled) -> str: ...

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import runtimes
+from . import languages, runtimes
 from .errors import BuildError, BuildTimeout, RuntimeUnavailable
 from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
 from .runtime_cache import GO, NODE, RuntimeCache
@@ -50,8 +50,15 @@ def _text(src: Path, rel: str, limit: int = 1 << 20) -> str | None:
 
 
 def prepare(config: BuildConfig, engine: BuildEngine, job: BuildJob, src: Path, say: Out,
-            cancelled: Cancelled) -> Prepared:
+            cancelled: Cancelled, order: tuple[str, ...] = (), detect: bool = True) -> Prepared:
+    """order: the shipped buildpacks to run ('' for another), detect: whether the first that
+    detects is used (else all run)."""
     out = Prepared(config)
+    present = {p.name + ("/" if p.is_dir() else "") for p in src.iterdir() if not p.is_symlink()}
+    present |= {"*.go"} if any(n.endswith(".go") for n in present) else set()
+    language = languages.language_of(list(order), present, detect)
+    if language is not None:
+        _language(out, engine, language, src, say, cancelled)
     if any(_text(src, f) is not None for f in PYTHON_FILES):
         _python(out, engine, src, say, cancelled)
     cache = RuntimeCache(config.runtimes_root) if config.runtimes_root else None
@@ -72,6 +79,43 @@ def prepare(config: BuildConfig, engine: BuildEngine, job: BuildJob, src: Path, 
         out.binds["/dockyard/node"] = (str(cache.ensure(NODE, pick.version, say)), True)
         out.env.update(DOCKYARD_NODE_VERSION=pick.version, DOCKYARD_NODE_NOTE=pick.note)
     return out
+
+
+MIRROR_IN_CONTAINER = "/dockyard/mirror"
+
+
+def _language(out: Prepared, engine: BuildEngine, language: str, src: Path, say: Out, cancelled: Cancelled) -> None:
+    """Ruby, PHP, JVM: the runtime the app asks for (refused when the stack lacks it), the build on
+    the language's build image and the app on its run stack, and where dependencies come from."""
+    if language == "ruby":
+        rt = languages.pick_ruby(_text(src, "Gemfile"), _text(src, ".ruby-version"))
+    elif language == "php":
+        rt, exts = languages.pick_php(_text(src, "composer.json"))
+        out.env["DOCKYARD_PHP_EXTENSIONS"] = " ".join(exts)
+    else:
+        rt = languages.pick_java(_text(src, "system.properties"))
+    out.env.update(DOCKYARD_RUNTIME_VERSION=rt.version, DOCKYARD_RUNTIME_NOTE=rt.note)
+    tag = f"{out.config.stack_image.rpartition(':')[2] or 'bookworm'}-{language}"
+    stack = languages.with_tag(out.config.stack_image, tag)
+    build = languages.with_tag(out.config.build_image, tag)
+    if not (engine.image_exists(stack) and engine.image_exists(build)):
+        with open(f"/var/lock/dockyard-stack-{tag}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (engine.image_exists(stack) and engine.image_exists(build)):
+                say(f"-----> Building the {language} stack images {stack} and {build} (once for every app)")
+                env = {**os.environ, "DOCKYARD_STACK_IMAGE": out.config.stack_image,
+                       "DOCKYARD_BUILD_IMAGE": out.config.build_image}
+                _run_script(["bash", str(ROOT / "scripts" / "build-lang-stacks.sh"), language], env, say, cancelled)
+    out.config = dataclasses.replace(out.config, stack_image=stack, build_image=build)
+    source = out.config.dependency_sources.get(language, "")
+    if source.startswith("/"):
+        if not os.path.isdir(source):
+            raise BuildError(f"The {language} dependency source {source} is not a directory on the Dockyard "
+                             "machine: fix DOCKYARD_RUBYGEMS_URL / DOCKYARD_COMPOSER_REPO / DOCKYARD_MAVEN_MIRROR.")
+        out.binds[MIRROR_IN_CONTAINER] = (source, True)
+        source = "file://" + MIRROR_IN_CONTAINER
+    if source:
+        out.env["DOCKYARD_DEPENDENCY_SOURCE"] = source
 
 
 def go_std_cache(engine: BuildEngine, config: BuildConfig, job: BuildJob, goroot: Path, say: Out,

@@ -61,7 +61,9 @@ class Services:
                            memory_mb=s.build_memory_mb, app_port=s.app_port, ca_bundle=s.build_ca_bundle,
                            cache_root=s.home / "cache", image_namespace=s.name,
                            disk_checks=self.disk_checks(), min_free_mb=s.min_free_mb, buildpack_paths=s.buildpack_paths,
-                           runtimes_root=s.runtimes_dir, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry)
+                           runtimes_root=s.runtimes_dir, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry,
+                           dependency_sources={"ruby": s.rubygems_url, "php": s.composer_repo,
+                                               "java": s.maven_mirror})
 
     def disk_checks(self) -> tuple[DiskCheck, ...]:
         """The filesystems a build writes to, each with what frees room there that belongs to this

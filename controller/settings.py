@@ -15,6 +15,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from core.imagerefs import DEFAULT_PULL_ALLOW
 from router.config import RouterConfig
 
 from core.isolation import Isolation
@@ -86,6 +87,26 @@ def _domain(raw: str) -> str:
 
 def _stripped(raw: str) -> str:
     return raw.strip()
+
+
+def _source(env: str) -> Callable[[str], str]:
+    """A dependency source: an http(s) URL, or an absolute directory on this machine."""
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not value.startswith(("http://", "https://", "/")) or "/../" in value + "/":
+            raise ValueError(f"{env}={value!r} is not a dependency source; set it to an http(s) URL or an "
+                             "absolute directory on this machine")
+        return value.rstrip("/") or "/"
+    return parse
+
+
+def _pull_allow(raw: str) -> tuple[str, ...]:
+    """DOCKYARD_PULL_ALLOW: comma-separated patterns; `none`: no pulls."""
+    return () if raw.strip().lower() == "none" else _list(raw)
+
+
+def _mirror(raw: str) -> str:
+    return raw.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -195,6 +216,16 @@ class Settings:
         help="the npm registry builds install from (npm's own variable; unset: the host's npm configuration)")
     backup_retention: int = setting("DOCKYARD_BACKUP_RETENTION", 7,
         help="scheduled backups kept per add-on (manual and final backups stay until deleted)", minimum=1)
+    rubygems_url: str = setting("DOCKYARD_RUBYGEMS_URL", "https://rubygems.org",
+        help="where Ruby builds get gems: a URL (Bundler's mirror of rubygems.org) or a gem source directory on this machine, mounted read-only into Ruby builds (docs/languages.md)", parse=_source("DOCKYARD_RUBYGEMS_URL"))
+    composer_repo: str = setting("DOCKYARD_COMPOSER_REPO", "https://repo.packagist.org",
+        help="where PHP builds get packages: a Composer repository URL used instead of Packagist, or a directory on this machine (a Composer repository, or package zips), mounted read-only into PHP builds", parse=_source("DOCKYARD_COMPOSER_REPO"))
+    maven_mirror: str = setting("DOCKYARD_MAVEN_MIRROR", "https://repo.maven.apache.org/maven2",
+        help="the mirror of every Maven repository JVM builds use: a URL (Nexus, Artifactory) or a Maven repository directory on this machine, mounted read-only into JVM builds", parse=_source("DOCKYARD_MAVEN_MIRROR"))
+    pull_allow: tuple[str, ...] = setting("DOCKYARD_PULL_ALLOW", DEFAULT_PULL_ALLOW,
+        help="patterns of the images a Dockerfile `FROM` may pull when the engine lacks them (`docker.io/library/*`, `ghcr.io/myorg/*`); `none`: no pulls; an app's build image is never admitted", parse=_pull_allow, shown="`docker.io/library/*` (Docker's official images)")
+    registry_mirror: str = setting("DOCKYARD_REGISTRY_MIRROR", "",
+        help="`host[:port]` Docker Hub's images are pulled from instead of Docker Hub (a pull-through cache); other registries' images come from their registry", parse=_mirror, shown="(Docker Hub itself)")
 
     @property
     def isolation(self) -> Isolation:

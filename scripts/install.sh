@@ -11,7 +11,8 @@
 #      3.14, 3.15); without it, a build whose app asks for such a Python builds its stack once
 #   8. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
 #   9. the add-on service images (Postgres, Redis: scripts/build-service-images.sh, when absent or stale)
-#  10. test tools from npm: the official Heroku CLI, pinned ($DOCKYARD_HEROKU_CLI_DIR), which the
+#  10. the Ruby, PHP and Java stacks (scripts/build-lang-stacks.sh, when absent or stale)
+#  11. test tools from npm: the official Heroku CLI, pinned ($DOCKYARD_HEROKU_CLI_DIR), which the
 #      compatibility tests drive against a real instance
 #
 # Idempotent: every step prints one line saying what it did or that it was already done.
@@ -27,8 +28,13 @@ DOCKERD_WAIT="${DOCKYARD_DOCKERD_WAIT:-60}"
 PYTHON="${DOCKYARD_PYTHON:-python3}"
 # chromium + chromium-driver: the dashboard's browser tests (Selenium drives headless Chromium);
 # docker-registry: the local image registry cluster nodes pull from;
-# prometheus: the metrics tests scrape GET /metrics with the real server and check it with promtool
-PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry prometheus)
+# prometheus: the metrics tests scrape GET /metrics with the real server and check it with promtool;
+# the rest: Debian's Ruby, PHP and Java libraries that scripts/mirrors/ turn into the local gem,
+# Composer and Maven mirrors the language tests build with (this machine reaches no language
+# registry but PyPI and npm)
+PACKAGES=(docker.io nginx git debootstrap busybox-static openssh-server curl ca-certificates wrk chromium chromium-driver docker-registry prometheus
+          ruby ruby-sinatra ruby-webrick php-slim maven libjetty9-java libmaven-shade-plugin-java libmaven-jar-plugin-java
+          libmaven-compiler-plugin-java libmaven-resources-plugin-java libsurefire-java libmaven-install-plugin-java)
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -235,7 +241,11 @@ fi
 DOCKYARD_STACK_IMAGE="$STACK_IMAGE" bash scripts/build-service-images.sh 9>&- | sed 's/^build-service-images: /install: add-on image: /' \
     || die "scripts/build-service-images.sh failed"
 
-# ---------------------------------------------------------------- 10. test tools (npm)
+# ---------------------------------------------------------------- 10. language stacks
+DOCKYARD_STACK_IMAGE="$STACK_IMAGE" DOCKYARD_BUILD_IMAGE="$BUILD_IMAGE" bash scripts/build-lang-stacks.sh 9>&- \
+    | sed 's/^build-lang-stacks: /install: language stack: /' || die "scripts/build-lang-stacks.sh failed"
+
+# ---------------------------------------------------------------- 11. test tools (npm)
 HEROKU_CLI_VERSION=11.10.0
 HEROKU_CLI_DIR="${DOCKYARD_HEROKU_CLI_DIR:-/var/cache/dockyard/heroku-cli}"
 if [ "$(cat "$HEROKU_CLI_DIR/.version" 2>/dev/null)" = "$HEROKU_CLI_VERSION" ] && [ -x "$HEROKU_CLI_DIR/node_modules/.bin/heroku" ]; then

@@ -89,7 +89,7 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     bp.cli("config:set", "-a", app, "GREETING=s3cr3t-value-42")
     repo = make_app_repo(tmp_path / "py", sample_files("python"), bp)
     out = push(bp, app, repo).stderr
-    assert "-----> Detecting buildpack (in order: python, nodejs, go, static)" in out
+    assert "-----> Detecting buildpack (in order: ruby, php, java, python, nodejs, go, static)" in out
     assert "-----> Python app detected (buildpack python)" in out
     assert "Python 3.11" in out and "requested 3.11: honoured" in out
     assert "Installing dependencies from requirements.txt" in out
@@ -173,8 +173,9 @@ def test_nothing_detected_lists_every_buildpack_tried(bp, tmp_path):
     assert proc.returncode != 0
     assert "[remote rejected]" in proc.stderr
     assert "looked for a Dockerfile and a heroku.yml" in proc.stderr
-    assert "no buildpack detected this app. Tried, in order: python (looks for requirements.txt" in proc.stderr
-    for name in ("nodejs (looks for package.json)", "go (looks for go.mod or *.go files)", "static (looks for index.html"):
+    assert "no buildpack detected this app. Tried, in order: ruby (looks for Gemfile); php (looks for " \
+           "composer.json or index.php); java (looks for pom.xml" in proc.stderr
+    for name in ("python (looks for requirements.txt", "nodejs (looks for package.json)", "go (looks for go.mod or *.go files)", "static (looks for index.html"):
         assert name in proc.stderr
     assert bp.curl(app)[0] != 200
 

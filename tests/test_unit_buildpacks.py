@@ -26,7 +26,7 @@ _spec.loader.exec_module(pyb)
 def test_detection_order_is_fixed_and_complete():
     refs, source = select_buildpacks({}, None)
     assert source == "detect"
-    assert [r.value for r in refs] == ["python", "nodejs", "go", "static"] == list(BUILTIN_ORDER)
+    assert [r.value for r in refs] == ["ruby", "php", "java", "python", "nodejs", "go", "static"] == list(BUILTIN_ORDER)
     assert all((ROOT / "buildpacks" / n / "bin" / f).is_file() for n in BUILTIN_ORDER
                for f in ("detect", "compile", "release"))
 
@@ -64,8 +64,8 @@ def test_credentials_in_a_buildpack_url_are_kept_apart_and_never_shown():
 
 
 def test_bad_buildpack_references_name_the_line_and_the_fix():
-    with pytest.raises(BuildpackError, match=r"\.buildpacks line 2: 'ruby' is not a buildpack: use one of the shipped"):
-        select_buildpacks({}, "python\nruby\n")
+    with pytest.raises(BuildpackError, match=r"\.buildpacks line 2: 'elixir' is not a buildpack: use one of the shipped"):
+        select_buildpacks({}, "python\nelixir\n")
     with pytest.raises(BuildpackError, match="contains '..'"):
         parse_buildpack_ref("/opt/../etc", "BUILDPACK_URL")
     with pytest.raises(BuildpackError, match="lists no buildpack"):
@@ -78,7 +78,8 @@ def test_no_match_message_lists_every_buildpack_and_what_it_looks_for():
     for name, wanted in (("python", "requirements.txt"), ("nodejs", "package.json"), ("go", "go.mod"),
                          ("static", "index.html")):
         assert f"{name} (looks for" in msg and wanted in msg
-    assert msg.index("python") < msg.index("nodejs") < msg.index("go (") < msg.index("static")
+    assert msg.index("ruby (") < msg.index("php (") < msg.index("java (") < msg.index("python") \
+        < msg.index("nodejs") < msg.index("go (") < msg.index("static")
     assert "BUILDPACK_URL" in msg
 
 

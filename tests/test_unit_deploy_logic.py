@@ -95,7 +95,8 @@ def test_redeploy_switches_routes_before_old_instances_stop(svc):
     app = new_app(svc)
     v1, _ = deploy(svc, app, "a")
     v2, _ = deploy(svc, app, "b")
-    assert wait_for(lambda: running(svc, "shop") == [("web.1", v2.version)])
+    # the old one is retired in the background: stopped, its logs kept, then removed
+    assert wait_for(lambda: [(i.label, i.version) for i in svc.scheduler.instances("shop")] == [("web.1", v2.version)])
     calls = svc.scheduler.calls
     assert calls.index(("start", "shop", "web.1", f"v{v2.version}")) < calls.index(("stop", "shop", "web.1", f"v{v1.version}"))
     [new] = svc.scheduler.instances("shop")
@@ -154,7 +155,7 @@ def test_scale_starts_and_stops_instances(svc):
     app = new_app(svc)
     deploy(svc, app, "a")
     releases.scale(svc, svc.store.get_app("shop"), [{"type": "web", "quantity": 3}], "alice", lambda _: None, 50)
-    assert [label for label, _ in running(svc, "shop")] == ["web.1", "web.2", "web.3"]
+    assert wait_for(lambda: [label for label, _ in running(svc, "shop")] == ["web.1", "web.2", "web.3"])
     assert len(svc.router.upstream_ports("shop")) == 3
     releases.scale(svc, svc.store.get_app("shop"), [{"type": "web", "quantity": 1}], "alice", lambda _: None, 50)
     assert wait_for(lambda: [label for label, _ in running(svc, "shop")] == ["web.1"])

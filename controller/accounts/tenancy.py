@@ -11,6 +11,7 @@ formation), how much memory (instances x their memory limit). An admin sets them
 DOCKYARD_QUOTA_* settings are the defaults. No memory limit may exceed the host's memory."""
 from __future__ import annotations
 
+from core import imagerefs
 from core.errors import Forbidden
 from core.models import App, User
 
@@ -41,6 +42,15 @@ def image_allowed(svc: Services, user: User, ref: str) -> bool:
         if other is not None and other[0] == image_id:
             return True
     return False
+
+
+def pull_admitted(svc: Services, ref: str) -> bool:
+    """Whether a Dockerfile may build on `ref` from its registry: an admin's pattern admits it
+    (DOCKYARD_PULL_ALLOW) and, when the engine has an image by that name, it is not an app's
+    build (another tenant's image never passes for a public one)."""
+    if not imagerefs.admitted(ref, svc.settings.pull_allow):
+        return False
+    return not (svc.scheduler.image_exists(ref) and svc.scheduler.image_is_app_build(ref))
 
 
 def allowed_refs(svc: Services) -> list[str]:

@@ -60,6 +60,7 @@ def destroy_app(svc: Services, app: App) -> None:
         apply_routes(svc)
         svc.scheduler.remove_leftovers(app.name)   # build and release-phase containers of killed deploys
         svc.scheduler.remove_images(app.name)
+        svc.scheduler.collect_pulled_images()      # base images only this app built on
         shutil.rmtree(repos.repo_path(svc.settings, app.name), ignore_errors=True)
         shutil.rmtree(svc.settings.cache_dir(app.name), ignore_errors=True)   # buildpack CACHE_DIR
 
@@ -136,7 +137,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
         out(line)
 
     job = BuildJob(app=app.name, build_id=build.id, commit=sha, tag=tag, config=config,
-                   may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None)
+                   may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None,
+                   may_pull=lambda ref: tenancy.pull_admitted(svc, ref))
     try:
         result = build_commit(job, repo, svc.scheduler, svc.build_config, say, cancelled)
     except DockyardError as e:

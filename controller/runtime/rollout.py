@@ -59,7 +59,8 @@ def collect_images(svc: Services, app: App) -> int:
     fresh = svc.store.get_app(app.name)
     keep = images_to_keep(svc.store.list_releases(fresh), fresh.current_version, fresh.live_version,
                           svc.settings.keep_releases, svc.settings.image_repo(app.name))
-    return svc.scheduler.remove_images(app.name, keep=keep, builds_only=True)
+    removed = svc.scheduler.remove_images(app.name, keep=keep, builds_only=True)
+    return removed + svc.scheduler.collect_pulled_images()   # base images no image builds on now
 
 
 def run_release_phase(svc: Services, app: App, release: Release, image: str, out: Out) -> None:

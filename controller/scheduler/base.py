@@ -21,6 +21,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import BinaryIO, Callable, Iterable
 
+from core.errors import SchedulerError
 from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release, ServiceStatus
 
 OnLine = Callable[[str], None]
@@ -68,6 +69,20 @@ class Scheduler(ABC):
         """Remove the app's images (only those this platform labelled) except those tagged with
         one of `keep`; returns how many went. With `builds_only`, the shared dependency images
         (tags `deps-*`) stay. An image still in use is skipped, never forced out of a container."""
+
+    def image_is_app_build(self, ref: str) -> bool:
+        """Whether the engine's image `ref` was built for an app (never pulled over or admitted
+        by a pull pattern)."""
+        return True
+
+    def pull_image(self, ref: str, on_line: OnLine, cancelled: Cancelled = never) -> str:
+        """Pull `ref` from its registry (Docker Hub's through DOCKYARD_REGISTRY_MIRROR when set),
+        shared by every app; returns the image id. Progress goes to `on_line`."""
+        raise SchedulerError("This scheduler cannot pull images: load the image into the engine.")
+
+    def collect_pulled_images(self) -> int:
+        """Remove the images this platform pulled that no image builds on and no container uses."""
+        return 0
 
     @abstractmethod
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:

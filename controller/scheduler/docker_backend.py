@@ -7,9 +7,11 @@ from controller.scheduler.docker_build import DockerBuild
 from controller.scheduler.docker_stats import DockerStats
 from controller.scheduler.docker_host import DockerHost
 from controller.scheduler.docker_images import DockerImages
+from controller.scheduler.docker_pull import DockerPulls
 from controller.scheduler.docker_oneoff import DockerOneoffs
 from controller.scheduler.docker_services import DockerServices
 
 
-class DockerScheduler(DockerHost, DockerStats, DockerOneoffs, DockerImages, DockerBuild, DockerServices, Scheduler):
+class DockerScheduler(DockerHost, DockerStats, DockerOneoffs, DockerImages, DockerPulls, DockerBuild, DockerServices,
+                      Scheduler):
     """Scheduler on a single Docker engine (see base.Scheduler for the contract)."""
