@@ -4,6 +4,7 @@ each line streamed back to the push as it happens. Returns what was built; recor
 is the controller's business."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -13,10 +14,11 @@ import time
 from pathlib import Path
 
 from core.errors import DockyardError
+from core.piku import PikuError, serve_types
 from core.procfile import parse_procfile
 
 from .buildpack_build import build_with_buildpacks
-from .buildpacks import merge_process_types
+from .buildpacks import merge_process_types, procfile_example
 from .dockerfile import referenced_images
 from .herokuyml import parse_heroku_yml
 from .errors import BaseImageMissing, BuildError, BuildTimeout, ImageBuildFailed, ImageNotAllowed, NoBuildMethod
@@ -113,6 +115,7 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
     """Build `job.commit` of `repo` into the image `job.tag`."""
     started = time.monotonic()
     check_disk(config.disk_checks, config.min_free_mb)
+    job = dataclasses.replace(job, commit_time=repo[job.commit.encode()].commit_time)
     with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{job.app}-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
@@ -121,13 +124,19 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
                                 "Dockerfile, heroku.yml, or files a buildpack detects, e.g. "
                                 "requirements.txt or package.json), commit, and push again.")
         method = detect_method(src)
-        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json", "CHECKS"):
+        for rel in ("heroku.yml", "Dockerfile", "Procfile", ".buildpacks", "app.json", "render.yaml", "CHECKS"):
             tree_file(src, rel)   # refuses symlinks before anything reads them
         # a bad app.json (or CHECKS, or a required env var not set) fails before building
         healthchecks, manifest = read_manifest(src, config.app_port, job.config, job.app, say)
         head = f"-----> Building {job.app} ({job.commit[:8]})"
         if method == "heroku.yml":
             yml = parse_heroku_yml((src / "heroku.yml").read_text(errors="replace"))
+        if method == "heroku.yml" and yml.languages:
+            say(f"{head} with buildpacks (heroku.yml build.languages: {', '.join(yml.languages)})")
+            port = None
+            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled,
+                                                      manifest.get("render", {}), yml)
+        elif method == "heroku.yml":
             process_types = yml.process_types
             method = f"heroku.yml ({yml.dockerfile})"
             say(f"{head} with heroku.yml: {yml.dockerfile}")
@@ -135,13 +144,17 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
             port = _routed_port(engine, job, config, say)
         elif method == "dockerfile":
             process_types = process_types_for(src)
+            render_types = manifest.get("render", {}).get("process_types")
+            if render_types and tree_file(src, "Procfile") is None:
+                process_types = {"web": "", **render_types}
             say(f"{head} with Dockerfile")
             _build_dockerfile(engine, config, job, src, say, cancelled)
             port = _routed_port(engine, job, config, say)
         else:
             say(f"{head} with buildpacks")
             port = None
-            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled)
+            process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled,
+                                                      manifest.get("render", {}))
     say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
         f"process types: {', '.join(sorted(process_types))}")
     if port is not None:
@@ -159,16 +172,34 @@ def _routed_port(engine: BuildEngine, job: BuildJob, config: BuildConfig, say: O
 
 
 def _build_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
-                      say: Out, cancelled: Cancelled) -> tuple[dict, str]:
+                      say: Out, cancelled: Cancelled, render: dict, yml=None) -> tuple[dict, str]:
+    """Process types: heroku.yml's `run` (a `build.languages` build) wins, then the Procfile, then
+    render.yaml's commands, then the buildpacks' defaults."""
     procfile = parse_procfile((src / "Procfile").read_bytes()) if (src / "Procfile").is_file() else {}
-    defaults, method = build_with_buildpacks(engine, config, job, src, workdir, say, cancelled)
-    process_types = merge_process_types(defaults, procfile)
+    try:
+        procfile, served = serve_types(procfile)
+    except PikuError as e:
+        raise BuildError(e.message) from None
+    for line in served:
+        say(f"-----> Procfile {line} (piku's convention)")
+    if yml is not None and yml.process_types:
+        say("-----> heroku.yml run declares types: " + ", ".join(sorted(yml.process_types)))
+        procfile = {**procfile, **yml.process_types}
+    web_declared = "render.yaml" if "web" in render.get("process_types", {}) and "web" not in procfile else ""
+    defaults, method = build_with_buildpacks(engine, config, job, src, workdir, say, cancelled,
+                                             render.get("build_command", ""), web_declared,
+                                             yml.languages if yml is not None else ())
+    render_types = {k: v for k, v in render.get("process_types", {}).items() if k not in procfile}
+    if render_types:
+        say("-----> render.yaml declares types: " + ", ".join(sorted(render_types)))
+    process_types = merge_process_types({**defaults, **render_types}, procfile)
     if not process_types:
+        used = method.partition(":")[2].partition(" (")[0].split(",")
         raise BuildError("The app has no process types: no Procfile, and the buildpack gave no default "
-                         "(see its message above). Add a Procfile, e.g. `web: gunicorn app:app`.")
+                         f"(see its message above). Add a Procfile, e.g. `{procfile_example(used)}`.")
     if procfile:
         say("-----> Procfile declares types: " + ", ".join(sorted(procfile)))
-    extra = sorted(set(defaults) - set(procfile))
+    extra = sorted(set(defaults) - set(procfile) - set(render_types))
     if extra:
         say("-----> Default types for buildpack: " + ", ".join(extra))
     return process_types, method
@@ -180,10 +211,15 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         raise BuildError(f"heroku.yml names {name[:80]}, which is not a file in the repository: "
                          "fix the path under build.docker.")
     dockerfile = (src / name).read_text(errors="replace")
+    # A second line, for clear early messages: the sandbox holds only what is loaded here, so
+    # an image this parsing misses is simply absent from the build.
     for image in referenced_images(dockerfile):
         check_image_allowed(config, job, image)
         if not engine.image_exists(image):
-            pull_base_image(engine, job, image, say, cancelled)
+            pull_base_image(engine, job, image, say, cancelled)   # into the platform's engine
+        if not engine.provide_image(image):   # and from there into the build's sandbox
+            raise BaseImageMissing(f"The Dockerfile builds FROM {image[:80]}, which went from this machine's "
+                                   "Docker engine meanwhile: push again.")
     last_step = ["", ""]
 
     def on_line(line: str) -> None:
@@ -193,8 +229,8 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         say(f"       {line}")
 
     try:
-        engine.build(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
-                     cancelled=cancelled)
+        engine.build_sandboxed(str(src), job.tag, on_line, app=job.app, build_id=job.build_id, dockerfile=name,
+                               cancelled=cancelled)
     except BuildTimeout:
         raise
     except ImageBuildFailed as e:

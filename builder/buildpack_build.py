@@ -13,10 +13,11 @@ import hashlib
 import os
 import stat
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
-                         no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
+                         found_languages, no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
                          safe_env_files, select_buildpacks, slug_dockerfile)
 from .slug import read_no_follow, safe_dockyard_dir
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
@@ -141,14 +142,20 @@ def container_clone(engine: BuildEngine, config: BuildConfig, job: BuildJob, can
 
 
 def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, src: Path, workdir: Path,
-                          say: Out, cancelled: Cancelled) -> tuple[dict, str]:
-    """Compile `src` with buildpacks and build the image `job.tag`. Returns (process type
-    defaults from bin/release, the method string recorded with the build)."""
+                          say: Out, cancelled: Cancelled, build_command: str = "", web_declared: str = "",
+                          languages: tuple[str, ...] = ()) -> tuple[dict, str]:
+    """Compile `src` with buildpacks and build the image `job.tag`. `build_command` (render.yaml's
+    buildCommand) runs after them in the same container, with the app's config in its
+    environment. `web_declared` names the file that gives the web command (render.yaml). Returns (process type defaults from bin/release, the method string recorded
+    with the build)."""
     bp_file = src / ".buildpacks"
     refs, source = select_buildpacks(job.config, bp_file.read_text(errors="replace") if bp_file.is_file() else None,
-                                     config.buildpack_paths)
+                                     config.buildpack_paths, languages)
     if source != "detect":
-        say(f"-----> Buildpacks from {source}: {', '.join(r.label for r in refs)}")
+        say(f"-----> Buildpacks from {source}: {', '.join(r.alias or r.label for r in refs)}")
+    for r in refs:
+        if r.alias:
+            say(f"       {redact_url_credentials(r.alias)[:80]} is Dockyard's shipped {r.value} buildpack (nothing is fetched)")
     for r in refs:   # the operator's dir, not a link from it to elsewhere
         real = os.path.realpath(r.value) if r.kind == "path" else ""
         if r.kind == "path" and not any(real == p or real.startswith(p + "/") for p in config.buildpack_paths):
@@ -163,9 +170,14 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     binds, env = _container_spec(config, job, src, workdir, meta, dirs, source)
     binds.update(prepared.binds)
     env.update(prepared.env)
+    if build_command:
+        env["DOCKYARD_BUILD_COMMAND"] = build_command
+    if web_declared:   # the buildpacks neither propose a default web nor ask for a Procfile
+        env["DOCKYARD_WEB_DECLARED"] = web_declared
     if source == "detect":
         say("-----> Detecting buildpack (in order: " + ", ".join(r.label for r in refs) + ")")
-    detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled)
+    found = found_languages(set(os.listdir(src)))     # named when nothing detects the app
+    detected = _run_buildpacks(engine, config, job, refs, binds, env, source, say, cancelled, found)
     chosen = [i for i, rc, _ in detected if rc == 0]
     defaults: dict[str, str] = {}
     for i in chosen:
@@ -200,6 +212,8 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
     env = {"DOCKYARD_MODE": "detect" if source == "detect" else "all", "HOME": "/home/app",
            "STACK": config.stack_image.rpartition(":")[2] or "bookworm", "DOCKYARD_APP": job.app, "SOURCE_VERSION": job.commit,
            "LANG": "C.UTF-8"}
+    if job.commit_time:   # e.g. for resolving unpinned dependencies as of the commit's date
+        env["DOCKYARD_COMMIT_DATE"] = datetime.fromtimestamp(job.commit_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     env.update(dict(host_registry_settings(config.pip_index_url, config.npm_registry)))
     if config.ca_bundle:
         if not os.path.isfile(config.ca_bundle):
@@ -212,7 +226,8 @@ def _container_spec(config: BuildConfig, job: BuildJob, src: Path, workdir: Path
 
 
 def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, refs: list[BuildpackRef],
-                    binds: dict, env: dict, source: str, say: Out, cancelled: Cancelled) -> list[tuple[int, int, str]]:
+                    binds: dict, env: dict, source: str, say: Out, cancelled: Cancelled,
+                    found: list[str]) -> list[tuple[int, int, str]]:
     """Run detect/compile/release in the build container, following the runner's markers.
     Returns the detect results [(buildpack index, exit code, name)]; raises on any failure."""
     detected: list[tuple[int, int, str]] = []
@@ -236,6 +251,10 @@ def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, ref
             state["failed"] = (event, int(args[0]), int(args[1]))
         elif event == "missing":
             state["missing"] = (int(args[0]), " ".join(args[1:]))
+        elif event == "build-command":
+            say(f"-----> Running render.yaml buildCommand: {' '.join(args)}")
+        elif event == "build-command-failed":
+            state["failed"] = (event, -1, int(args[0]))
         elif event == "done":
             state["done"] = True
             finished.set()     # the runner's last line: the slug and release YAML are complete
@@ -246,12 +265,12 @@ def _run_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJob, ref
             config.timeout, cancelled, finished=finished)
     except ImageBuildFailed as e:
         raise BuildError(e.message) from None
-    _raise_for_outcome(run, config, refs, state, detected, source)
+    _raise_for_outcome(run, config, refs, state, detected, source, found)
     return detected
 
 
 def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state: dict,
-                       detected: list[tuple[int, int, str]], source: str) -> None:
+                       detected: list[tuple[int, int, str]], source: str, found: list[str]) -> None:
     if run.timed_out:
         stage = f" in {refs[state['compiling']].label}'s bin/compile" if state["compiling"] is not None else ""
         raise BuildTimeout(f"The build ran longer than {config.timeout} s{stage} and was stopped (its "
@@ -265,6 +284,10 @@ def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state
         idx, what = state["missing"]
         raise BuildpackError(f"The buildpack {refs[idx].label} has no {what}: a buildpack needs bin/detect, "
                              "bin/compile and bin/release.")
+    if state["failed"] and state["failed"][0] == "build-command-failed":
+        raise BuildError(f"render.yaml's buildCommand failed (exit {state['failed'][2]}); its output is above. "
+                         "Fix the command (it runs after the buildpacks, in /app, with the app's config vars "
+                         "set) and push again.")
     if state["failed"] and state["failed"][2] == 137:
         event, idx, rc = state["failed"]
         raise BuildError(f"The {refs[idx].label} buildpack was killed (exit 137): out of memory (limit "
@@ -276,7 +299,7 @@ def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state
                              "Fix the problem it reports and push again.")
     if run.exit_code == 100:
         if source == "detect":
-            raise NoBuildMethod(no_match_message([(r, "") for r in refs]))
+            raise NoBuildMethod(no_match_message([(r, "") for r in refs], found))
         bad = next((refs[i].label for i, rc, _ in detected if rc != 0), refs[len(detected) - 1].label
                    if detected else refs[0].label)
         raise BuildpackError(f"The app is not compatible with the buildpack {bad} (its bin/detect exited "

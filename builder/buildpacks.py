@@ -18,18 +18,26 @@ from .errors import BuildError
 # language's own files win over another's that often sit beside them (a Rails or Laravel app's
 # package.json), and every language over a static site's public/.
 BUILTIN_ORDER: tuple[str, ...] = ("ruby", "php", "java", "python", "nodejs", "go", "static")
-# Heroku's names for the shipped buildpacks (BUILDPACK_URL=heroku/ruby, .buildpacks lines).
-HEROKU_NAMES: dict[str, str] = {"heroku/ruby": "ruby", "heroku/php": "php", "heroku/java": "java",
-                                "heroku/python": "python", "heroku/nodejs": "nodejs", "heroku/go": "go"}
 LOOKS_FOR: dict[str, str] = {
     "ruby": "Gemfile",
     "php": "composer.json or index.php",
     "java": "pom.xml, build.gradle or build.gradle.kts",
-    "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock",
+    "python": "requirements.txt, pyproject.toml, setup.py, Pipfile.lock or uv.lock (or .py files with a Procfile)",
     "nodejs": "package.json",
     "go": "go.mod or *.go files",
-    "static": "index.html or a public/ directory",
+    "static": "index.html, a public/ directory or static.json, without another language's files",
 }
+# Run only when chosen by name: it builds nothing (the Procfile runs on the stack as it is).
+NULL = "null"
+LOOKS_FOR[NULL] = "nothing (chosen by name only: it builds nothing)"
+# Buildpacks other platforms name by owner/name or URL that are the shipped ones (forks are not).
+_REGISTRY_NAME = re.compile(r"^(heroku|heroku-community)/([a-z0-9-]+)$")
+_OFFICIAL_URL = re.compile(
+    r"^(?:https?|git)://(?:github\.com/(?:heroku|heroku-community|dokku)/(?:heroku-)?buildpack-([a-z0-9-]+?)"
+    r"|github\.com/ryandotsmith/(null)-buildpack"
+    r"|buildpack-registry\.s3\.amazonaws\.com/buildpacks/(?:heroku|heroku-community)/([a-z0-9-]+)\.tgz)"
+    r"(?:\.git)?/?$")
+_ALIASES = {"node": "nodejs", "golang": "go"}
 MARKER = "@@dockyard "
 # Cloned inside an unprivileged container: network transports only (never file://, ext:: or a
 # host path, which would reach the platform's own files).
@@ -50,6 +58,7 @@ class BuildpackRef:
     value: str
     ref: str = ""
     auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    alias: str = field(default="", compare=False)    # how the app named a shipped one (heroku/python)
 
     @property
     def label(self) -> str:
@@ -83,15 +92,43 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots if r.startswith("/"))
 
 
+def shipped_names() -> tuple[str, ...]:
+    return (*BUILTIN_ORDER, NULL)
+
+
+def well_known(text: str) -> tuple[str | None, str]:
+    """(the shipped buildpack that a Heroku/Dokku name or official URL means, or None; the
+    language it names). `heroku/python`, `https://github.com/heroku/heroku-buildpack-python.git`,
+    `https://github.com/dokku/buildpack-null` ..."""
+    url = text.strip().partition("#")[0].lower()
+    m = _REGISTRY_NAME.match(url)
+    name = m.group(2) if m else None
+    if name is None:
+        m = _OFFICIAL_URL.match(url)
+        name = next((g for g in m.groups() if g), None) if m else None
+    if name is None:
+        return None, ""
+    name = _ALIASES.get(name, name)
+    return (name if name in shipped_names() else None), name
+
+
 def parse_buildpack_ref(text: str, where: str, allowed_paths: tuple[str, ...] = ()) -> BuildpackRef:
-    """One buildpack reference: a shipped name (`python`), a git URL (`https://host/repo.git#v1`),
-    or an absolute path inside a directory the operator allowed (DOCKYARD_BUILDPACK_PATHS; none
-    by default: a tenant's path would bind-mount the host into the build)."""
+    """One buildpack reference: a shipped name (`python`), a Heroku/Dokku name or official URL
+    of one (`heroku/python`), a git URL (`https://host/repo.git#v1`), or an absolute path inside
+    a directory the operator allowed (DOCKYARD_BUILDPACK_PATHS; none by default: a tenant's path
+    would bind-mount the host into the build)."""
     text = text.strip()
-    text = HEROKU_NAMES.get(text, text)
-    if text in BUILTIN_ORDER:
+    if text in shipped_names():
         return BuildpackRef("builtin", text)
+    shipped, language = well_known(text)
+    if shipped:
+        return BuildpackRef("builtin", shipped, alias=text)
     shown = redact_url_credentials(text)[:80]
+    if language and _REGISTRY_NAME.match(text.lower()):
+        raise BuildpackError(
+            f"{where}: {shown!r} is Heroku's {language} buildpack, which Dockyard does not ship (shipped: "
+            f"{', '.join(shipped_names())}): give its git URL to fetch it (e.g. "
+            f"https://github.com/heroku/heroku-buildpack-{language}), or use a Dockerfile.")
     if text.startswith("/"):
         if any(p == ".." for p in text.split("/")):
             raise BuildpackError(f"{where}: the buildpack path {shown!r} contains '..': give its absolute path.")
@@ -105,21 +142,27 @@ def parse_buildpack_ref(text: str, where: str, allowed_paths: tuple[str, ...] = 
     if _GIT_URL.match(url):
         clean, auth = split_credentials(url)
         return BuildpackRef("git", clean, ref, auth)
-    shipped = ", ".join(BUILTIN_ORDER)
+    shipped = ", ".join(shipped_names())
     raise BuildpackError(
         f"{where}: {shown!r} is not a buildpack: use one of the shipped ones ({shipped}) or a git URL "
         "(https://host/repo.git; '#ref' picks a branch or tag). file://, ssh and host paths are refused.")
 
 
 def select_buildpacks(config: dict[str, str], buildpacks_file: str | None,
-                      allowed_paths: tuple[str, ...] = ()) -> tuple[list[BuildpackRef], str]:
-    """Which buildpacks to run, and why. BUILDPACK_URL in the app's config wins, then a
-    `.buildpacks` file (one per line, all run in order), else the shipped ones in detection
-    order (the first that detects is used). Returns (refs, source) where source is
-    'BUILDPACK_URL', '.buildpacks' or 'detect'."""
+                      allowed_paths: tuple[str, ...] = (), languages: tuple[str, ...] = ()
+                      ) -> tuple[list[BuildpackRef], str]:
+    """Which buildpacks to run, and why. BUILDPACK_URL in the app's config wins, then
+    heroku.yml's `build.languages`, then a `.buildpacks` file (one per line, all run in order),
+    else the shipped ones in detection order (the first that detects is used). Returns (refs,
+    source) where source is 'BUILDPACK_URL', 'heroku.yml', '.buildpacks' or 'detect'."""
     url = (config.get("BUILDPACK_URL") or "").strip()
     if url:
         return [parse_buildpack_ref(url, "BUILDPACK_URL", allowed_paths)], "BUILDPACK_URL"
+    if languages:
+        # a bare language is Heroku's buildpack of it (`go` -> heroku/go)
+        return [parse_buildpack_ref(f"heroku/{lang}" if re.fullmatch(r"[a-z0-9-]+", lang) else lang,
+                                    f"heroku.yml build.languages[{i}]", allowed_paths)
+                for i, lang in enumerate(languages)], "heroku.yml"
     if buildpacks_file is not None:
         refs = []
         for lineno, raw in enumerate(buildpacks_file.splitlines(), 1):
@@ -151,10 +194,38 @@ def format_output_line(line: str) -> str:
     return "       " + line
 
 
-def no_match_message(tried: list[tuple[BuildpackRef, str]]) -> str:
-    """tried: (buildpack, its detect output). Names every buildpack tried and what it looks for."""
+# A language's own files at the root of an app, for the message when nothing detects it.
+LANGUAGE_FILES: tuple[tuple[str, str, str], ...] = (
+    ("Gemfile", "a Gemfile", "ruby"), ("composer.json", "a composer.json", "php"),
+    ("pom.xml", "a pom.xml", "java"), ("build.gradle", "a build.gradle", "gradle"),
+    ("build.gradle.kts", "a build.gradle.kts", "gradle"), ("mix.exs", "a mix.exs", "elixir"),
+    ("Cargo.toml", "a Cargo.toml", "rust"), ("project.clj", "a project.clj", "clojure"),
+    ("build.sbt", "a build.sbt", "scala"), ("Package.swift", "a Package.swift", "swift"),
+)
+_LANGUAGE_NAMES = {"ruby": "Ruby", "php": "PHP", "java": "Java", "gradle": "Gradle (JVM)", "elixir": "Elixir",
+                   "rust": "Rust", "clojure": "Clojure", "scala": "Scala", "swift": "Swift"}
+
+
+def found_languages(root_files: set[str]) -> list[str]:
+    """What the app's root says it is, for languages no shipped buildpack detected: e.g. "a
+    Gemfile: Ruby apps need the Ruby buildpack, which this Dockyard does not ship (...)"."""
+    found = []
+    for name, what, lang in LANGUAGE_FILES:
+        if name in root_files:
+            shipped = lang in shipped_names()
+            found.append(f"{what}: {_LANGUAGE_NAMES[lang]} apps need the {_LANGUAGE_NAMES[lang]} buildpack, " + (
+                "which did not detect this app (see its output above)" if shipped else
+                f"which this Dockyard does not ship: set BUILDPACK_URL=https://github.com/heroku/heroku-buildpack-{lang} "
+                "(fetched and run in the build container) or add a Dockerfile"))
+    return found
+
+
+def no_match_message(tried: list[tuple[BuildpackRef, str]], found: list[str] | None = None) -> str:
+    """tried: (buildpack, its detect output). Names what the app's files say it is (`found`),
+    then every buildpack tried and what it looks for."""
     items = "; ".join(f"{ref.label} (looks for {ref.looks_for})" for ref, _ in tried)
-    return ("Dockyard looked for a Dockerfile and a heroku.yml at the root of the repository and found "
+    lead = f"Found {'; and '.join(found)}. " if found else ""
+    return (f"{lead}Dockyard looked for a Dockerfile and a heroku.yml at the root of the repository and found "
             f"neither, and no buildpack detected this app. Tried, in order: {items}. Add one of those files, "
             "a Dockerfile or heroku.yml, or set BUILDPACK_URL (`dockyard config:set BUILDPACK_URL=...`).")
 
@@ -188,6 +259,17 @@ def parse_release_yaml(text: str, buildpack: str) -> dict[str, str]:
             raise BuildpackError(f"{buildpack}'s bin/release: process type {ptype!r} needs a command string.")
         out[ptype] = command.strip()
     return out
+
+
+# A Procfile line that fits the app's language, for messages asking for one.
+_PROCFILE_EXAMPLES = {"python": "web: gunicorn app:app", "nodejs": "web: node server.js",
+                      "go": "web: bin/<your binary>", "static": "web: busybox httpd -f -p $PORT",
+                      NULL: "web: ./start.sh"}
+
+
+def procfile_example(buildpacks: list[str]) -> str:
+    """`web: ...` for the first buildpack that has an example (the shipped ones)."""
+    return next((_PROCFILE_EXAMPLES[b] for b in buildpacks if b in _PROCFILE_EXAMPLES), "web: <command that serves $PORT>")
 
 
 def merge_process_types(defaults: dict[str, str], procfile: dict[str, str] | None) -> dict[str, str]:

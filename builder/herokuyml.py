@@ -14,6 +14,8 @@
         image: worker
 
 Dockyard builds ONE image per app, so every `build.docker` entry must name the same Dockerfile.
+Instead of `docker`, `build.languages` (`[go]`, `[heroku/python, nodejs]`) builds with those
+buildpacks, in order; `run` then names commands over the Procfile's.
 Errors name the bad key and its line."""
 from __future__ import annotations
 
@@ -36,8 +38,9 @@ class ManifestError(BuildError):
 
 @dataclass(frozen=True)
 class Manifest:
-    dockerfile: str
+    dockerfile: str                                     # "" when built with buildpacks (languages)
     process_types: dict = field(default_factory=dict)   # type -> command ("" = the image's CMD)
+    languages: tuple[str, ...] = ()                     # build.languages: the buildpacks to run
 
 
 def _where(node: yaml.Node) -> str:
@@ -100,8 +103,15 @@ def parse_heroku_yml(text: str) -> Manifest:
         raise ManifestError("heroku.yml has no `build` section: add `build: {docker: {web: Dockerfile}}`.")
 
     dockerfiles: dict[str, tuple[str, yaml.Node]] = {}
+    languages: list[str] = []
     for k, v in _mapping(seen["build"], "build"):
-        if k.value == "docker":
+        if k.value == "languages":
+            if not isinstance(v, yaml.SequenceNode) or not v.value or not all(
+                    isinstance(n, yaml.ScalarNode) and str(n.value).strip() for n in v.value):
+                raise ManifestError(f"heroku.yml: `build.languages` ({_where(v)}) must be a list of buildpacks, "
+                                    "e.g. [go] or [heroku/python, nodejs].")
+            languages = [str(n.value).strip() for n in v.value]
+        elif k.value == "docker":
             for pk, pv in _mapping(v, "build.docker"):
                 if not PROCESS_TYPE_RE.fullmatch(str(pk.value)):
                     raise ManifestError(f"heroku.yml: process type `build.docker.{str(pk.value)[:40]}` ({_where(pk)}) "
@@ -117,7 +127,13 @@ def parse_heroku_yml(text: str) -> Manifest:
             raise ManifestError(f"heroku.yml: `build.config` ({_where(k)}) (build arguments) is not supported: "
                                 "set config vars with `dockyard config:set` and read them at run time.")
         else:
-            raise ManifestError(f"heroku.yml: unknown key `build.{k.value}` ({_where(k)}): use `build.docker`.")
+            raise ManifestError(f"heroku.yml: unknown key `build.{k.value}` ({_where(k)}): use `build.docker` "
+                                "or `build.languages`.")
+    if languages and dockerfiles:
+        raise ManifestError("heroku.yml: `build` has both `docker` and `languages`: keep one (a Dockerfile, or "
+                            "the buildpacks to build with).")
+    if languages:
+        return Manifest(dockerfile="", process_types=_run_types(seen, set()), languages=tuple(languages))
     if not dockerfiles:
         raise ManifestError("heroku.yml: `build.docker` names no Dockerfile: add e.g. `web: Dockerfile`.")
     paths = {p for p, _ in dockerfiles.values()}
@@ -129,8 +145,13 @@ def parse_heroku_yml(text: str) -> Manifest:
             f"`build.docker.{first[0]}` names {first[1][0]}: Dockyard builds one image per app, so point every "
             "process at the same Dockerfile and give each its command under `run`.")
 
-    images = set(dockerfiles)
-    types: dict[str, str] = {p: "" for p in dockerfiles}
+    types = {**{p: "" for p in dockerfiles}, **_run_types(seen, set(dockerfiles))}
+    return Manifest(dockerfile=paths.pop(), process_types=types)
+
+
+def _run_types(seen: dict[str, yaml.Node], images: set[str]) -> dict[str, str]:
+    """`run` and `release`: process type -> command."""
+    types: dict[str, str] = {}
     if "run" in seen:
         for k, v in _mapping(seen["run"], "run"):
             if not PROCESS_TYPE_RE.fullmatch(str(k.value)):
@@ -139,4 +160,4 @@ def parse_heroku_yml(text: str) -> Manifest:
             types[k.value] = _image_and_command(v, f"run.{k.value}", images)
     if "release" in seen:
         types["release"] = _image_and_command(seen["release"], "release", images)
-    return Manifest(dockerfile=paths.pop(), process_types=types)
+    return types

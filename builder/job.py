@@ -60,6 +60,7 @@ class BuildJob:
     # Whether a base image the engine lacks may be pulled from its registry (the admin's
     # allow-list of patterns); None: nothing is pulled.
     may_pull: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
+    commit_time: int = 0            # the commit's date (Unix time); builds of old commits resolve as of then
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class BuildResult:
 
 class BuildEngine(Protocol):
     """What a build needs of the container engine (the controller's scheduler provides it).
-    The engine labels what it builds as the app's: the builder never names labels."""
+    The engine labels what it builds as the app's: the builder never names labels. `build` is
+    for Dockerfiles the builder wrote; a Dockerfile from the pushed tree goes to
+    `build_sandboxed`, which runs it where only the images `provide_image` put are in reach."""
 
     def image_exists(self, ref: str) -> bool: ...
 
@@ -80,6 +83,11 @@ class BuildEngine(Protocol):
 
     def build(self, context_dir: str, tag: str, on_line: Out, *, app: str, build_id: str | None = None,
               dockerfile: str | None = None, cancelled: Cancelled = lambda: False) -> str: ...
+
+    def provide_image(self, ref: str) -> bool: ...   # into the sandbox of build_sandboxed; False: no such image
+
+    def build_sandboxed(self, context_dir: str, tag: str, on_line: Out, *, app: str, build_id: str | None = None,
+                        dockerfile: str | None = None, cancelled: Cancelled = lambda: False) -> str: ...
 
     def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
                             binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: Out,

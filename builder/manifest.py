@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.appjson import AppJsonError, missing_env, parse_checks_file, parse_manifest
-from core.checkspec import CheckSpecError, parse_app_json
+from core.checkspec import CheckSpecError, parse_app_json, parse_check
+from core.renderyaml import merge, parse_render_yaml
 
 from .errors import InvalidAppJson
 from .job import Out
@@ -15,7 +16,8 @@ from .job import Out
 
 def read_manifest(src: Path, app_port: int, config: dict, app: str, say: Out) -> tuple[dict, dict]:
     """(healthchecks, manifest) of the tree at src. app.json's checks win; without a `web`
-    check there, a CHECKS file checks `web`. Required env missing from config fails here."""
+    check there, render.yaml's healthCheckPath, then a CHECKS file, checks `web`. Required env
+    missing from config fails here."""
     healthchecks: dict = {}
     manifest: dict = {}
     path = src / "app.json"
@@ -28,6 +30,8 @@ def read_manifest(src: Path, app_port: int, config: dict, app: str, say: Out) ->
             raise InvalidAppJson(f"{e.message} (nothing was released)") from None
         for note in notes:
             say(f"       app.json: {note}")
+    healthchecks, manifest = _with_render_yaml(src, app_port, healthchecks, manifest, say)
+    if manifest.get("env"):
         missing = missing_env(manifest.get("env", {}), config)
         if missing:
             raise InvalidAppJson(
@@ -37,7 +41,7 @@ def read_manifest(src: Path, app_port: int, config: dict, app: str, say: Out) ->
     checks = src / "CHECKS"
     if checks.is_file() and not checks.is_symlink():
         if "web" in healthchecks:
-            say("       CHECKS is ignored: app.json's healthchecks set the web checks")
+            say("       CHECKS is ignored: app.json's or render.yaml's health checks set the web checks")
         else:
             try:
                 from_file = parse_checks_file(checks.read_text(errors="replace"), app_port)
@@ -48,6 +52,29 @@ def read_manifest(src: Path, app_port: int, config: dict, app: str, say: Out) ->
                 healthchecks = {**healthchecks, **from_file}
                 manifest = {**manifest, "checks_from": {"web": "CHECKS"}}
     return healthchecks, manifest
+
+
+def _with_render_yaml(src: Path, app_port: int, healthchecks: dict, manifest: dict, say: Out) -> tuple[dict, dict]:
+    """render.yaml (Render's blueprint) read like app.json; app.json wins where both say something."""
+    path = src / "render.yaml"
+    if not path.is_file() or path.is_symlink():
+        return healthchecks, manifest
+    try:
+        render, notes = parse_render_yaml(path.read_text(errors="replace"))
+        health = render["render"].get("health_path")
+        if health and "web" not in healthchecks:
+            check = parse_check({"name": "render.yaml healthCheckPath", "path": health}, "render.yaml", app_port)
+            healthchecks = {**healthchecks, "web": [check.to_spec()]}
+    except (CheckSpecError, AppJsonError) as e:
+        raise InvalidAppJson(f"{e.message} (nothing was released)") from None
+    info = render["render"]
+    say(f"-----> render.yaml: service {info['service']}"
+        + (f"; processes {', '.join(sorted(info['process_types']))}" if info["process_types"] else "")
+        + (f"; {len(render['cron'])} cron job(s)" if render.get("cron") else "")
+        + (f"; add-ons {', '.join(a['name'] + ' (' + a['kind'] + ')' for a in info['addons'])}" if info["addons"] else ""))
+    for note in notes:
+        say(f"       render.yaml: {note}")
+    return healthchecks, merge(manifest, render)
 
 
 def exposed_port(image_config: dict) -> int | None:

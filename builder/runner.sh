@@ -64,5 +64,22 @@ for bp in "${chosen[@]}"; do
         exit 103
     fi
 done
+if [ -n "${DOCKYARD_BUILD_COMMAND:-}" ]; then
+    # render.yaml's buildCommand: after the buildpacks, with what they installed on PATH and the
+    # app's config vars in the environment (as Render's build has them)
+    printf '@@dockyard build-command %s\n' "${DOCKYARD_BUILD_COMMAND:0:200}"
+    (
+        for f in "$ENV_DIR"/*; do [ -f "$f" ] && export "$(basename "$f")=$(cat "$f")"; done
+        cd "$BUILD_DIR" || exit 1
+        for f in "$BUILD_DIR"/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done
+        export PATH="/tmp/dockyard-build-tools:$PATH"   # the buildpacks' build-time tools (pip, npm)
+        bash -c "$DOCKYARD_BUILD_COMMAND" 2>&1
+    )
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "@@dockyard build-command-failed $rc"
+        exit 104
+    fi
+fi
 echo "@@dockyard done ${chosen[*]}"
 exit 0

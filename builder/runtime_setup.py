@@ -154,6 +154,13 @@ def go_std_cache(engine: BuildEngine, config: BuildConfig, job: BuildJob, goroot
 def _python(out: Prepared, engine: BuildEngine, src: Path, say: Out, cancelled: Cancelled) -> None:
     minor = runtimes.requested_python(_text(src, ".python-version"), _text(src, "runtime.txt"))
     found = runtimes.python_stack(minor)
+    nearest = runtimes.nearest_python(minor) if minor and found is None else None
+    if nearest is not None:
+        say(f"-----> Python {minor} is not available here: using the nearest, Python {nearest} (available: "
+            f"{', '.join(runtimes.PYTHON_STACKS)}; pin one with .python-version)")
+        out.env["DOCKYARD_PYTHON_NEAREST"] = nearest   # the buildpack accepts it for the request
+        found = runtimes.python_stack(nearest)
+        minor = nearest
     default_suite = out.config.stack_image.rpartition(":")[2]
     if found is None or found[0] == default_suite:
         return

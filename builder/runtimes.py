@@ -16,6 +16,7 @@ from .errors import RuntimeUnavailable
 
 # Python minor -> the Debian suite whose stack ships it, and the interpreter to use there.
 PYTHON_STACKS: dict[str, tuple[str, str]] = {
+    "3.9": ("bullseye", "python3"),
     "3.11": ("bookworm", "python3"),
     "3.13": ("trixie", "python3"),
     "3.14": ("sid", "python3.14"),
@@ -46,6 +47,16 @@ def requested_python(python_version: str | None, runtime_txt: str | None) -> str
 def python_stack(minor: str) -> tuple[str, str] | None:
     """(suite, interpreter) for a requested major.minor, None for the default stack."""
     return PYTHON_STACKS.get(minor)
+
+
+def nearest_python(minor: str) -> str | None:
+    """The available Python 3 minor nearest to the one asked for (a tie goes to the newer: a
+    newer Python runs older code more often than the reverse); None for another major."""
+    m = re.fullmatch(r"(\d+)\.(\d+)", minor)
+    if not m or m.group(1) != "3":
+        return None
+    wanted = int(m.group(2))
+    return min(PYTHON_STACKS, key=lambda v: (abs(int(v.split(".")[1]) - wanted), -int(v.split(".")[1])))
 
 
 # ---- Go -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Apps and their git remote: apps, apps:create, apps:info, apps:destroy, git:remote and the
+"""Apps and their git remote: apps, apps:create, apps:info, apps:rename, apps:destroy, git:remote and the
 git credential helper that answers from the same login."""
 from __future__ import annotations
 
@@ -64,6 +64,17 @@ def apps_destroy(app, confirm):
     click.echo(f"Destroying {name}... done")
 
 
+@click.command("apps:rename")
+@click.argument("new_name")
+@app_option
+def apps_rename(new_name, app):
+    """Rename an app that is not deployed yet and has no add-ons."""
+    name = resolve_app(app)
+    data = call("PATCH", f"/apps/{name}", {"name": new_name})
+    click.echo(f"Renaming {name} to {data['name']}... done")
+    click.echo(f"{data['web_url']} | {data['git_url']}")
+
+
 # ---- git -------------------------------------------------------------------------------
 def _in_git_repo() -> bool:
     return subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode == 0
@@ -117,4 +128,4 @@ def git_remote(app, remote, use_ssh):
     _set_remote(remote, data["git_url"])
 
 
-COMMANDS = [apps, apps_create, apps_info, apps_destroy, git_credentials, git_remote]
+COMMANDS = [apps, apps_create, apps_info, apps_rename, apps_destroy, git_credentials, git_remote]

@@ -40,7 +40,12 @@ no_restart_option = click.option("--no-restart", is_flag=True,
 
 def _change_config(name: str, changes: dict, no_restart: bool, verb: str) -> None:
     call("PATCH", f"/apps/{name}/config-vars", changes, params={"restart": "false"} if no_restart else None)
-    if no_restart:
+    current = next((r for r in call("GET", f"/apps/{name}/releases") if r.get("current")), None)
+    if current is None or not current.get("build_id"):
+        # nothing runs yet: there is nothing to restart
+        click.echo(f"{verb} {', '.join(changes)} on {name}... done ({name} has no code deployed yet: "
+                   "`git push dockyard main` deploys it with this config)")
+    elif no_restart:
         click.echo(f"{verb} {', '.join(changes)} on {name}... done (not restarted: "
                    f"`dockyard ps:restart -a {name}` applies it)")
     else:

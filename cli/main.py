@@ -43,6 +43,18 @@ def whoami():
     click.echo(call("GET", "/account")["name"])
 
 
+@cli.command("account:email")
+@click.argument("email", required=False)
+@click.option("--clear", is_flag=True, help="Remove your email (your name is shown instead).")
+def account_email(email, clear):
+    """Show or set your email: Heroku's tools (the `heroku` CLI) know users by it."""
+    if email or clear:
+        data = call("PATCH", "/account", {"email": None if clear else email})
+    else:
+        data = call("GET", "/account")
+    click.echo(data.get("email") or f"(none: you are known as {data['name']})")
+
+
 @cli.command("auth:token")
 @click.option("--user", "user", help="(admin) mint a new token for this user and print it.")
 @click.option("--rotate", is_flag=True, help="Replace your token by a new one; the old one stops working.")

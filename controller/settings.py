@@ -160,6 +160,8 @@ class Settings:
         help="HTTPS for apps with a certificate (`certs:add`), on 127.0.0.1; only bound once an app has one")
     build_image: str = setting("DOCKYARD_BUILD_IMAGE", "dockyard/build-stack:bookworm",
         help="where buildpacks run: the stack + build-essential, python3-dev, golang-go, nodejs, npm, busybox-static, git (built by `scripts/build-build-stack.sh` from the host's apt sources when missing)")
+    sandbox_image: str = setting("DOCKYARD_SANDBOX_IMAGE", "dockyard/sandbox:bookworm",
+        help="the engine each user's Dockerfile builds run in: Docker-in-Docker with its own registry, on a network without the host ([build-sandbox.md](build-sandbox.md); built by `scripts/build-sandbox-image.sh`)")
     build_ca_bundle: str = setting("DOCKYARD_BUILD_CA_BUNDLE", "",
         help="CA bundle bind-mounted read-only into build containers (and named by `PIP_CERT`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `NPM_CONFIG_CAFILE`) so pip/npm reach PyPI and npm through the host's TLS set-up; `none` turns it off", parse=_ca_bundle, computed=_host_ca_bundle, shown="the host's /etc/ssl/certs/ca-certificates.crt when it exists")
     app_user: str = setting("DOCKYARD_APP_USER", "auto",

@@ -10,6 +10,12 @@ class User:
     id: int
     name: str
     is_admin: bool
+    email: str | None = None   # set by the user (PATCH /account); Heroku's tools know users by email
+
+    @property
+    def login(self) -> str:
+        """What identifies the user where an email is expected: the email, else the name."""
+        return self.email or self.name
 
 
 @dataclass(frozen=True)

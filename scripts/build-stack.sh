@@ -2,7 +2,7 @@
 # Build a Dockyard stack image (the base of every build and app container) without any
 # image registry: debootstrap a minimal Debian suite from the host's own apt mirror and
 # `docker import` it. Like Heroku's numbered stacks, each suite is a stack with its own
-# Python: bookworm 3.11 (the default), trixie 3.13, sid 3.14 and 3.15.
+# Python: bullseye 3.9, bookworm 3.11 (the default), trixie 3.13, sid 3.14 and 3.15.
 #
 #   suite:   ${DOCKYARD_STACK_SUITE:-bookworm} (bookworm, trixie or sid)
 #   image:   ${DOCKYARD_STACK_IMAGE:-dockyard/stack:<suite>}
@@ -29,9 +29,9 @@ SUITE="${DOCKYARD_STACK_SUITE:-bookworm}"
 IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:$SUITE}"
 INCLUDE=python3,python3-venv,python3-pip,ca-certificates,curl
 case "$SUITE" in
-    bookworm|trixie) ;;
+    bookworm|trixie|bullseye) ;;
     sid) INCLUDE="$INCLUDE,python3.14,python3.14-venv,python3.15,python3.15-venv" ;;
-    *) printf 'build-stack: ERROR: unknown suite %s (bookworm, trixie or sid)\n' "$SUITE" >&2; exit 1 ;;
+    *) printf 'build-stack: ERROR: unknown suite %s (bullseye, bookworm, trixie or sid)\n' "$SUITE" >&2; exit 1 ;;
 esac
 MIRROR_SUITE=bookworm   # the host's own suite: its mirror URI serves the others too
 LOG=/var/log/dockyard-build-stack.log

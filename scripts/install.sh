@@ -6,7 +6,7 @@
 #   3. the Python venv in .venv with the project installed editable (+ test extras)
 #   4. the stack image ($DOCKYARD_STACK_IMAGE, built by scripts/build-stack.sh when absent)
 #   5. the build image for buildpacks ($DOCKYARD_BUILD_IMAGE, scripts/build-build-stack.sh when absent)
-#   6. the cluster node image (make cluster: Docker-in-Docker nodes)
+#   6. the cluster node image (make cluster: Docker-in-Docker nodes), and the build sandbox image on it
 #   7. more stacks, one per Debian suite in $DOCKYARD_EXTRA_STACKS (e.g. "trixie sid": Python 3.13,
 #      3.14, 3.15); without it, a build whose app asks for such a Python builds its stack once
 #   8. the machine-wide runtime cache directory ($DOCKYARD_RUNTIMES_DIR: Go and Node.js toolchains)
@@ -210,6 +210,12 @@ else
         || die "scripts/cluster.sh image failed"
     say "node image: built $NODE_IMAGE"
 fi
+
+# ---------------------------------------------------------------- 6b. build sandbox image
+# Tenants' Dockerfiles build in a sandbox of this image (controller/scheduler/docker_sandbox.py);
+# the script keeps an image of the same recipe.
+DOCKYARD_NODE_IMAGE="$NODE_IMAGE" bash scripts/build-sandbox-image.sh 9>&- | sed 's/^build-sandbox-image: /install: sandbox image: /' \
+    || die "scripts/build-sandbox-image.sh failed"
 
 # ---------------------------------------------------------------- 7. more stacks
 for suite in ${DOCKYARD_EXTRA_STACKS:-}; do

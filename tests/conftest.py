@@ -117,7 +117,13 @@ def stop_platform(p: Platform) -> None:
     run(["make", "-C", str(ROOT), "down"], env=p.env, check=False)
     ids = run(["docker", "ps", "-aq", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if ids:
-        run(["docker", "rm", "-f", *ids], check=False)
+        run(["docker", "rm", "-f", "-v", *ids], check=False)
+    # build sandboxes keep a named volume and a network; build steps have networks too
+    label = f"label=dockyard.instance={p.name}"
+    for kind in ("volume", "network"):
+        names = run(["docker", kind, "ls", "-q", "--filter", label], check=False).stdout.split()
+        if names:
+            run(["docker", kind, "rm", *names], check=False)
     for _ in range(3):   # parents (buildpack dependency images) go once their children have
         imgs = run(["docker", "images", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
         if not imgs:

@@ -15,6 +15,9 @@ CLI = CLI_DIR / "node_modules/.bin/heroku"
 def heroku_env(platform: Platform, token: str) -> dict:
     env = dict(platform.env)
     env.update(HEROKU_HOST=platform.api, HEROKU_API_KEY=token,
+               # the CLI asks these too: Dockyard answers for both (shipped buildpack names; account
+               # notices), so nothing leaves the machine and nothing waits for a lookup to fail
+               HEROKU_BUILDPACK_REGISTRY_URL=platform.api, HEROKU_PARTICLEBOARD_URL=platform.api,
                # no update checks, analytics or plugin installs: the CLI talks only to the test platform
                HEROKU_SKIP_ANALYTICS="1", HEROKU_DISABLE_AUTOUPDATE="1", HEROKU_UPDATE_INSTRUCTIONS="none",
                DISABLE_TELEMETRY="true", CI="true", NO_COLOR="1", FORCE_COLOR="0",

@@ -359,11 +359,12 @@ def test_deploy_an_image_from_the_engine(bp, tmp_path):
 # ---- more of the Python buildpack ------------------------------------------------------
 def test_python_version_the_stack_cannot_honour_and_no_default_web(bp, tmp_path):
     app = create(bp, "pyver")
-    files = {"requirements.txt": "# nothing yet\n", "runtime.txt": "python-3.12.1\n", "app.py": "print(1)\n"}
+    # a Python 3 version that is not here gets the nearest one (tests/test_e2e_platforms.py); Python 2 none
+    files = {"requirements.txt": "# nothing yet\n", "runtime.txt": "python-2.7.18\n", "app.py": "print(1)\n"}
     repo = make_app_repo(tmp_path / "pyver", files, bp)
     proc = push(bp, app, repo, check=False)
     assert proc.returncode != 0
-    assert ("Python 3.12.1 is not available: Dockyard provides Python 3.11, 3.13, 3.14 and 3.15 (one stack each); "
+    assert ("Python 2.7.18 is not available: Dockyard provides Python 3.9, 3.11, 3.13, 3.14 and 3.15 (one stack each); "
             "change .python-version / runtime.txt to one of them (or remove it)") in proc.stderr
 
     (repo / "runtime.txt").unlink()

@@ -68,6 +68,10 @@ def test_python_stacks():
     assert r.python_stack("3.14") == ("sid", "python3.14")
     assert r.python_stack("3.13") == ("trixie", "python3")
     assert r.python_stack("3.12") is None
+    assert r.python_stack("3.9") == ("bullseye", "python3")
+    # the nearest available minor, a tie going to the newer; another major has none
+    assert [r.nearest_python(v) for v in ("3.6", "3.9", "3.10", "3.12", "3.16", "2.7", "")] == \
+        ["3.9", "3.9", "3.11", "3.13", "3.15", None, None]
     assert _with_tag("dockyard/stack:bookworm", "sid") == "dockyard/stack:sid"
     assert _with_tag("127.0.0.1:5000/stack", "sid") == "127.0.0.1:5000/stack:sid"
 

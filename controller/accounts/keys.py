@@ -8,6 +8,7 @@ from core.models import User
 from controller.accounts import users as accounts
 from controller.accounts.keyfile import write_authorized_keys
 from controller.accounts.sshkeys import KEY_NAME_RE, default_key_name, parse_public_key
+from controller.scheduler import tenant_key
 from controller.services import Services
 
 
@@ -29,6 +30,8 @@ def remove_key(svc: Services, user: User, which: str) -> dict:
 
 
 def remove_user(svc: Services, name: str, by: User) -> None:
-    """A removed user's keys go with them."""
+    """A removed user's keys go with them, and their build sandbox (images they may no longer use)."""
+    user = accounts.get_user(svc.store, name)
     accounts.remove_user(svc.store, name, by)
     write_authorized_keys(svc.settings, svc.store)
+    svc.scheduler.remove_sandbox(tenant_key(user.id))

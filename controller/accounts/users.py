@@ -11,6 +11,7 @@ from core.models import App, User
 from controller.store import Store
 
 USER_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,38}[a-z0-9]$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*$")
 
 
 def new_token() -> str:
@@ -34,6 +35,31 @@ def get_user(store: Store, name: str) -> User:
     if user is None:
         raise NotFound(f"No user {name[:40]!r}: see `dockyard users`, or create one with `dockyard users:add NAME`.")
     return user
+
+
+def find_user(store: Store, login: object) -> User:
+    """A user by email, else by name (Heroku's tools name users by email)."""
+    user = store.find_user(login) if isinstance(login, str) and login else None
+    if user is None:
+        shown = login[:60] if isinstance(login, str) else "(missing)"
+        raise NotFound(f"No user {shown!r}: give a user's name or email (`dockyard users` lists them for an admin).")
+    return user
+
+
+def set_email(store: Store, user: User, email: object) -> User:
+    """The user's own email (None clears it: the name is shown instead)."""
+    if email is not None and (not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.fullmatch(email)):
+        raise BadRequest("Give an email like alice@example.com (or null to clear it).")
+    email = email.lower() if email else None
+    other = store.find_user(email) if email else None
+    if other is not None and other.id != user.id:
+        raise Conflict(f"The email {email!r} belongs to another user: pick your own.")
+    store.set_email(user, email)
+    return store.get_user(user.name)
+
+
+def all_users(store: Store) -> list[User]:
+    return store.all_users()
 
 
 def remove_user(store: Store, name: str, by: User) -> None:

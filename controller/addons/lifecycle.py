@@ -25,8 +25,28 @@ def create(svc: Services, app: App, kind_name: str, as_name: str | None, user: s
     with app_lock(svc.settings, app.name, "addons:create"):
         addon = provision(svc, svc.store.get_app(app.name), kind_name, as_name, user, out, memory_mb)
     att = svc.store.get_attachment(addon, app)
-    set_config(svc, app, {att.var: url(svc, addon, att)}, user, True, out)
+    try:
+        set_config(svc, app, {att.var: url(svc, addon, att)}, user, True, out)
+    except BaseException as e:
+        if _var_is_live(svc, app, att.var):   # the release went live after all: both exist
+            raise
+        # the attachment and the config must agree: the new, empty add-on goes again
+        with addon_lock(svc.settings, addon.name, "destroy"):
+            svc.scheduler.remove_service(addon.name)
+            svc.store.delete_addon(addon)
+        svc.store.add_event(app, "dockyard", "api", f"Add-on {addon.name} removed again: the release setting "
+                            f"{att.var} failed")
+        if not isinstance(e, DockyardError):
+            raise
+        raise e.__class__(f"{e.message} The add-on {addon.name} was removed again (it held no data yet), so "
+                          f"{app.name} has neither it nor {att.var}: fix what the release reported, then run "
+                          f"`dockyard addons:create {addon.service} -a {app.name}` again.") from None
     return addon
+
+
+def _var_is_live(svc: Services, app: App, var: str) -> bool:
+    current = svc.store.current_release(svc.store.get_app(app.name))
+    return current is not None and var in current.config
 
 
 def attach(svc: Services, addon: Addon, app: App, as_name: str | None, user: str, out: Out) -> Attachment:
@@ -44,7 +64,20 @@ def attach(svc: Services, addon: Addon, app: App, as_name: str | None, user: str
         att = svc.store.attach(addon, app, var, member, password)
         svc.scheduler.connect_service(addon.name, app.name)
         svc.store.add_event(app, "dockyard", "api", f"Add-on {addon.name} attached by {user} as {var}")
-    set_config(svc, app, {var: url(svc, addon, att)}, user, True, out)
+    try:
+        set_config(svc, app, {var: url(svc, addon, att)}, user, True, out)
+    except DockyardError as e:
+        if _var_is_live(svc, app, var):
+            raise
+        with app_lock(svc.settings, app.name, "addons:attach"):   # attachment and config agree: neither
+            svc.scheduler.disconnect_service(addon.name, app.name)
+            try:
+                drop_member(svc, addon, att.user)
+            except DockyardError:
+                pass      # the role stays; it can no longer reach the service
+            svc.store.detach(addon, app)
+        raise e.__class__(f"{e.message} {addon.name} was detached again, so {app.name} has neither it nor {var}: "
+                          f"fix what the release reported, then attach it again.") from None
     return att
 
 

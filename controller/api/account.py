@@ -1,8 +1,23 @@
 from flask import Blueprint, g, jsonify
 
+from controller.accounts import users as accounts
+from controller.web.common import audit, body, svc
+
 bp = Blueprint("account", __name__)
+
+
+def _account(user):
+    return {"name": user.name, "email": user.email, "is_admin": user.is_admin}
 
 
 @bp.get("/account")
 def account():
-    return jsonify(name=g.user.name, is_admin=g.user.is_admin)
+    return jsonify(_account(g.user))
+
+
+@bp.patch("/account")
+def update_account():
+    """{"email": "alice@example.com"} (null clears it): the email Heroku's tools know you by."""
+    user = accounts.set_email(svc().store, g.user, body().get("email"))
+    audit("account:email", email=user.email)
+    return jsonify(_account(user))

@@ -5,6 +5,7 @@ from core.names import validate_app_name
 from controller.accounts import access
 from controller.accounts import users as accounts
 from controller.addons import lifecycle as addons
+from controller.apps import rename as app_rename
 from controller.apps import releases
 from controller.web.common import app_json, body, load_app, svc
 
@@ -30,6 +31,13 @@ def get_app(name):
     data = app_json(app)
     data["formation"] = svc().store.formation(app)
     return jsonify(data)
+
+
+@bp.patch("/apps/<name>")
+def rename_app(name):
+    """{"name": NEW}: only an app not deployed yet and without add-ons (app_rename.py says why)."""
+    app = app_rename.rename_app(svc(), load_app(name, admin=True), body().get("name"), g.user)
+    return jsonify(app_json(app))
 
 
 @bp.delete("/apps/<name>")

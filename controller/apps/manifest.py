@@ -8,6 +8,8 @@ import stat
 
 from core.appjson import AppJsonError, load, parse_env
 from core.models import App, Release
+from core.piku import parse_env_file
+from core.renderyaml import parse_render_yaml, render_variables
 
 from controller.accounts import tenancy
 from controller.runtime.rollout import default_quantities
@@ -15,23 +17,67 @@ from controller.services import Out, Services
 from controller.accounts.tenancy import QuotaExceeded
 
 
+# Where a default value came from, as the push output says it.
+SOURCES = {"render.yaml": "render.yaml's value", "ENV": "piku's ENV file"}
+
+
 def is_first_deploy(svc: Services, app: App) -> bool:
     """No release of the app ever ran code successfully."""
     return not any(r.status == "succeeded" and r.build_id for r in svc.store.list_releases(app))
 
 
-def env_in_commit(repo, sha: bytes) -> dict:
-    """app.json's `env` in the pushed commit, read before the build so its generated secrets
-    and defaults are in the build's environment too; {} when absent or unreadable (the build
-    then reports what is wrong with app.json)."""
+def _blob(repo, sha: bytes, name: bytes) -> bytes | None:
+    """A regular file at the root of the commit (at most 1 MB), else None."""
     try:
-        mode, blob = repo[repo[sha].tree][b"app.json"]
-        if not stat.S_ISREG(mode):
-            return {}
-        data = repo[blob].data
-        return parse_env(load(data).get("env")) if len(data) <= 1 << 20 else {}
-    except (KeyError, AppJsonError):
-        return {}
+        mode, blob = repo[repo[sha].tree][name]
+    except KeyError:
+        return None
+    if not stat.S_ISREG(mode):
+        return None
+    data = repo[blob].data
+    return data if len(data) <= 1 << 20 else None
+
+
+def env_in_commit(repo, sha: bytes) -> tuple[dict, str | None]:
+    """(app.json's `env` merged over render.yaml's envVars and piku's ENV file, the render.yaml
+    web service's name or None) in the pushed commit, read before the build so generated
+    secrets and defaults are in the build's environment too; empty when absent or unreadable
+    (the build then reports what is wrong with the file)."""
+    env: dict = {}
+    service = None
+    piku = _blob(repo, sha, b"ENV")
+    if piku is not None:
+        env = {k: {"required": False, "value": v, "from": "ENV"}
+               for k, v in parse_env_file(piku.decode("utf-8", "replace")).items()}
+    render = _blob(repo, sha, b"render.yaml")
+    if render is not None:
+        try:
+            manifest, _ = parse_render_yaml(render.decode("utf-8", "replace"))
+            env = {**env, **{k: {**v, "from": "render.yaml"} for k, v in manifest.get("env", {}).items()}}
+            service = manifest["render"]["service"]
+        except AppJsonError:
+            pass
+    data = _blob(repo, sha, b"app.json")
+    if data is not None:
+        try:
+            env = {**env, **parse_env(load(data).get("env"))}
+        except AppJsonError:
+            pass
+    return env, service
+
+
+def apply_render_variables(svc: Services, app: App, service: str | None, config: dict, out: Out) -> tuple[dict, list[str]]:
+    """The variables Render sets in every service (RENDER=true, ...), for an app with a
+    render.yaml: apps bind to 0.0.0.0, or set STATIC_ROOT, only when they see them. A value the
+    app's config already has is kept."""
+    if service is None:
+        return config, []
+    host = svc.settings.app_host(app.name)
+    wanted = render_variables(service, host, svc.settings.router_url.replace("<app>", app.name))
+    added = sorted(k for k in wanted if k not in config)
+    if added:
+        out(f"-----> Setting Render's variables: {', '.join(added)}")
+    return {**{k: wanted[k] for k in added}, **config}, added
 
 
 def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
@@ -44,10 +90,12 @@ def apply_env(env: dict, config: dict, out: Out) -> tuple[dict, list[str]]:
             continue
         if "value" in spec:
             new[key] = spec["value"]
-            out(f"-----> Setting {key} from app.json's default")
+            source = SOURCES.get(spec.get("from", ""), "app.json's default")
+            out(f"-----> Setting {key} from {source}")
         elif spec.get("generator") == "secret":
             new[key] = secrets.token_hex(32)        # 64 hex characters, as Heroku generates
-            out(f"-----> Generated a secret value for {key} (app.json generator: secret)")
+            how = "generateValue" if spec.get("from") == "render.yaml" else "generator: secret"
+            out(f"-----> Generated a secret value for {key} ({spec.get('from', 'app.json')} {how})")
         else:
             continue
         added.append(key)

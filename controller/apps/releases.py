@@ -27,6 +27,7 @@ from controller.runtime.reconcile import converge
 from controller.runtime.rollout import RELEASE_PHASE, collect_images, deploy_release
 from controller.runtime.sweep import interrupted_push_note
 from controller.routing.table import apply_routes
+from controller.scheduler import tenant_key
 from controller.services import Out, Services
 
 
@@ -77,13 +78,18 @@ def purge_build_cache(svc: Services, app: App) -> tuple[bool, int]:
 
 
 # ---- releases ----------------------------------------------------------------------------
+# (svc, app, render.yaml's part of the manifest, config, user, out) -> (config, keys set)
+AttachAddons = Callable[[Services, App, dict, dict, str, Out], tuple[dict, list[str]]]
+
+
 class Push:
     """A `git push` of the deploy branch, inside the app's lock: the lock is held from before
     the build until the request ends, so the ref moves inside the lock that deployed it."""
 
-    def __init__(self, svc: Services, app_name: str):
+    def __init__(self, svc: Services, app_name: str, attach_addons: AttachAddons | None = None):
         self.svc = svc
         self.app_name = app_name
+        self.attach_addons = attach_addons   # render.yaml's add-ons (controller/addons/blueprint.py)
 
     def deploy(self, repo, sha: bytes, user: str, out: Out, cancelled: Callable[[], bool]) -> Release:
         svc = self.svc
@@ -93,12 +99,22 @@ class Push:
             out(note)
         current = svc.store.current_release(app)
         config = current.config if current else {}
-        # app.json's env defaults and generated secrets: in the build's environment too
-        config, added = app_json.apply_env(app_json.env_in_commit(repo, sha), config, out)
+        # app.json's (and render.yaml's) env defaults and generated secrets: in the build's environment too
+        env, render_service = app_json.env_in_commit(repo, sha)
+        config, added = app_json.apply_env(env, config, out)
+        config, render_vars = app_json.apply_render_variables(svc, app, render_service, config, out)
         build, manifest = _build(svc, app, repo, sha.decode(), config, out, cancelled,
                                  svc.store.get_user(user))
         if cancelled():
             raise BadRequest("The push was interrupted; nothing was released.")
+        if manifest.get("render", {}).get("addons"):
+            if self.attach_addons is None:
+                out("       render.yaml: its databases are not created by this kind of deploy: create them "
+                    "with `dockyard addons:create`")
+            else:
+                config, from_addons = self.attach_addons(svc, app, manifest["render"], config, user, out)
+                added += [k for k in from_addons if k not in added]
+        added += render_vars
         first = app_json.is_first_deploy(svc, app)
         if first and manifest.get("formation"):
             app_json.apply_formation(svc, app, manifest["formation"], build.process_types, out)
@@ -106,7 +122,8 @@ class Push:
         if stopped:   # like Dokku: a deploy starts what `ps:stop` stopped
             out(f"-----> Starting {', '.join(stopped)} (stopped with ps:stop)")
             svc.store.set_stopped(app, stopped, False)
-        description = f"Deploy {sha.decode()[:8]}" + (f"; set {', '.join(added)} from app.json" if added else "")
+        description = f"Deploy {sha.decode()[:8]}" + (f"; set {', '.join(added)} from {'render.yaml' if render_service else 'app.json'}"
+                                                      if added else "")
         try:
             release = _release(svc, app, build, config, description, user, out)
         except BaseException:
@@ -119,9 +136,10 @@ class Push:
 
 
 @contextlib.contextmanager
-def receiving_push(svc: Services, app_name: str, on_wait: Out) -> Iterator[Push]:
+def receiving_push(svc: Services, app_name: str, on_wait: Out, attach_addons: AttachAddons | None = None
+                   ) -> Iterator[Push]:
     with app_lock(svc.settings, app_name, "deploy", on_wait=on_wait):
-        yield Push(svc, app_name)
+        yield Push(svc, app_name, attach_addons)
 
 
 def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
@@ -140,7 +158,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
                    may_use_image=(lambda ref: tenancy.image_allowed(svc, pusher, ref)) if pusher else None,
                    may_pull=lambda ref: tenancy.pull_admitted(svc, ref))
     try:
-        result = build_commit(job, repo, svc.scheduler, svc.build_config, say, cancelled)
+        engine = svc.scheduler.build_engine(tenant_key(pusher.id if pusher else None))
+        result = build_commit(job, repo, engine, svc.build_config, say, cancelled)
     except DockyardError as e:
         say(f" !     {e.message}")
         svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)

@@ -14,13 +14,15 @@ from controller import dashboard
 from controller.accounts.auth import token_from_header
 from controller.admin import status
 from controller.api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
-                  domains, dynos, formation, keys, limits, logs, metrics, nodes, releases, router_settings, tenancy,
-                  users)
+                            domains, dynos, formation, heroku, keys, limits, logs, metrics, nodes, releases,
+                            router_settings, tenancy, users)
+from controller.api import heroku_access, heroku_addons, heroku_apps, heroku_ps  # noqa: F401 - they register views
 from controller.services import Services
 from controller.settings import Settings
 from controller.store.base import FULL_BELOW
 
 PUBLIC_PATHS = ("/healthz",)
+PUBLIC_PREFIXES = ("/buildpacks/",)   # the Heroku CLI's buildpack registry lookups: shipped names only
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 MAX_BODY = 1 << 20
 
@@ -70,7 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path in PUBLIC_PATHS or _dashboard(request.path):
+        if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or _dashboard(request.path):
             return None   # the dashboard authenticates with its own session cookie (dashboard/session.py)
         token = token_from_header(request.headers.get("Authorization", ""))
         if request.path == "/metrics" and token and settings.metrics_token \
@@ -94,6 +96,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         if request.method in MUTATING and not _dashboard(request.path):
             g.body = parse_body()
         return None
+
+    # Heroku's tools (Accept: application/vnd.heroku+json) get the Platform API's shapes where
+    # they differ from Dockyard's (controller/api/heroku.py); after the body is read, so both agree.
+    app.before_request(heroku.dispatch)
 
     _error_handlers(app, svc)
     return app

@@ -25,6 +25,7 @@ from core.terminal import escape_control
 
 from controller.accounts import access
 from controller.accounts import users as accounts
+from controller.addons import blueprint
 from controller.apps import releases
 from controller.accounts.auth import token_from_header
 from controller.services import Services
@@ -131,7 +132,8 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
         # right after this returns) inside the same lock that built and deployed it.
         try:
-            push = self._held.enter_context(releases.receiving_push(self.svc, self.app_name, self.progress))
+            push = self._held.enter_context(releases.receiving_push(self.svc, self.app_name, self.progress,
+                                                                    blueprint.attach_render_addons))
         except DockyardError as e:
             return _one_line(e.message)
         current = self.repo.refs.as_dict().get(ref, ZERO)

@@ -9,10 +9,11 @@ from core.models import BuildRun, LogLine
 
 from controller.settings import Settings
 from controller.scheduler.base import Scheduler
+from controller.scheduler.sandbox_policy import tenant_key
 from controller.scheduler.labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_INSTANCE, LABEL_ONEOFF,
                      LABEL_PROCESS, LABEL_RELEASE)
 
-__all__ = ["Scheduler", "make_scheduler", "BuildRun", "LogLine", "LABEL_APP", "LABEL_BUILD", "LABEL_DETACHED",
+__all__ = ["Scheduler", "make_scheduler", "tenant_key", "BuildRun", "LogLine", "LABEL_APP", "LABEL_BUILD", "LABEL_DETACHED",
            "LABEL_INDEX", "LABEL_INSTANCE", "LABEL_ONEOFF", "LABEL_PROCESS", "LABEL_RELEASE"]
 
 

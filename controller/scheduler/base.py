@@ -101,6 +101,28 @@ class Scheduler(ABC):
         Nothing is pulled: a base image the engine lacks fails the build."""
 
     @abstractmethod
+    def sandbox_build(self, tenant: str, context_dir: str, tag: str, on_line: OnLine, *, app: str,
+                      build_id: str | None = None, dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
+        """As `build`, for a Dockerfile a tenant wrote: it runs in the tenant's build sandbox (an
+        engine holding only images loaded by `sandbox_provide` and the tenant's own builds, on a
+        network without the host, the platform's networks or other tenants), and the image then
+        moves to the engine that runs releases, tagged `tag`. Returns its id."""
+
+    @abstractmethod
+    def sandbox_provide(self, tenant: str, ref: str) -> bool:
+        """Load the image `ref` into the tenant's build sandbox (kept there: only a changed image is
+        loaded again). False when the platform has no such image. The caller has checked that the
+        tenant may build on it."""
+
+    @abstractmethod
+    def remove_sandbox(self, tenant: str) -> None:
+        """Remove the tenant's build sandbox and everything it kept (images, cache)."""
+
+    def build_engine(self, tenant: str) -> "TenantBuilds":
+        """What a build of `tenant` uses (builder.job.BuildEngine)."""
+        return TenantBuilds(self, tenant)
+
+    @abstractmethod
     def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
                             binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: OnLine,
                             timeout: float, cancelled: Cancelled = never, user: str = "1000:1000",
@@ -297,3 +319,37 @@ class Scheduler(ABC):
         """Run `command` in the add-on's container with stdin and output attached, as
         run_attached does for one-offs (psql, redis-cli), with `env` added to its environment
         (a password goes there, never into the command); returns its exit code."""
+
+
+class TenantBuilds:
+    """The builder's engine for one tenant's builds: Dockerfiles the tenant wrote go to the
+    tenant's sandbox; build steps and the images the platform writes (buildpack slugs) use the
+    scheduler itself."""
+
+    def __init__(self, scheduler: Scheduler, tenant: str):
+        self.scheduler, self.tenant = scheduler, tenant
+
+    def image_exists(self, ref: str) -> bool:
+        return self.scheduler.image_exists(ref)
+
+    def image_config(self, ref: str) -> dict:
+        return self.scheduler.image_config(ref)
+
+    def provide_image(self, ref: str) -> bool:
+        return self.scheduler.sandbox_provide(self.tenant, ref)
+
+    def build(self, context_dir: str, tag: str, on_line: OnLine, **kw) -> str:
+        return self.scheduler.build(context_dir, tag, on_line, **kw)
+
+    def build_sandboxed(self, context_dir: str, tag: str, on_line: OnLine, **kw) -> str:
+        return self.scheduler.sandbox_build(self.tenant, context_dir, tag, on_line, **kw)
+
+    def run_build_container(self, *args, **kw) -> BuildRun:
+        return self.scheduler.run_build_container(*args, **kw)
+
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
+        return self.scheduler.untag_images(repo, prefix, keep)
+
+    def pull_image(self, ref: str, on_line: OnLine, cancelled: Cancelled = never) -> str:
+        """Into the platform's engine (never the sandbox, which reaches no registry of the platform's)."""
+        return self.scheduler.pull_image(ref, on_line, cancelled)

@@ -55,13 +55,18 @@ def append_labels(context_dir: str, dockerfile: str, labels: dict[str, str]) -> 
         f.write("\n" + label_line(labels) + "\n")
 
 
-class _EngineBuild:
+class EngineBuild:
     """One build running in the engine over a connection of its own, read by a pump thread:
     closing that connection (on a timeout, or when the pusher went away) makes the engine
-    cancel the build and kill its running step."""
+    cancel the build and kill its running step. The host's engine runs it for Dockerfiles the
+    platform wrote; a build sandbox's engine (docker_sandbox.py) for a tenant's."""
 
-    def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int):
-        self.api = docker.from_env(timeout=300).api
+    def __init__(self, context_dir: str, dockerfile: str, tag: str, memory: int, base_url: str | None = None,
+                 version: str | None = None):
+        # base_url: a build sandbox's engine (its API version known); None: the host's engine
+        # (Dockerfiles the platform wrote)
+        self.api = (docker.APIClient(base_url=base_url, version=version, timeout=300) if base_url
+                    else docker.from_env(timeout=300).api)
         self.events: queue.Queue = queue.Queue()
         self._responses: list = []
         self.api.hooks["response"].append(lambda resp, *args, **kwargs: self._responses.append(resp))
@@ -103,7 +108,7 @@ class DockerBuild(DockerEngine):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         self.client  # noqa: B018 - the engine is reachable (or a clear error) before we start
-        run = _EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024)
+        run = EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024)
         try:
             image_id = self._read_build(run, on_line, cancelled)
         finally:
@@ -115,7 +120,7 @@ class DockerBuild(DockerEngine):
                 raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
         return image_id
 
-    def _read_build(self, run: _EngineBuild, on_line: Callable[[str], None],
+    def _read_build(self, run: EngineBuild, on_line: Callable[[str], None],
                     cancelled: Callable[[], bool]) -> str | None:
         """The build's output to `on_line` until it ends; the image id when the engine says it."""
         deadline = time.monotonic() + self.settings.build_timeout
@@ -159,7 +164,12 @@ class DockerBuild(DockerEngine):
         is killed. The container is always removed. `finished`, set (by `on_line`) when the
         command has printed that its last step succeeded, ends the wait without waiting for the
         container to exit (exit code 0)."""
-        cid = self._create_build_container(app, build_id, image, command, binds, env, user)
+        net = self._build_network(app, build_id)
+        try:
+            cid = self._create_build_container(app, build_id, image, command, binds, env, user, net)
+        except BaseException:
+            self._remove_quietly(None, net)
+            raise
         try:
             self.client.api.start(cid)
             reader = self._follow_output(cid, on_line, f"build-{build_id}")
@@ -177,18 +187,31 @@ class DockerBuild(DockerEngine):
             raise SchedulerError(f"The build container failed: {e.explanation}") from None
         finally:
             # it has exited (or was killed): removing it need not hold up the build
-            threading.Thread(target=self._remove_quietly, args=(cid,), name=f"rm-build-{build_id}",
+            threading.Thread(target=self._remove_quietly, args=(cid, net), name=f"rm-build-{build_id}",
                              daemon=True).start()
 
+    def _build_network(self, app: str, build_id: str) -> str:
+        """A bridge network of the step's own: no other tenant's build or app shares its segment
+        (the engine's default bridge holds every container started without a network)."""
+        name = f"{self.settings.name}-build-{build_id}-{secrets.token_hex(3)}"
+        try:
+            self.client.api.create_network(name, driver="bridge", labels=self._labels(app, **{LABEL_BUILD: build_id}))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not create the build's network: {e.explanation}") from None
+        return name
+
     def _create_build_container(self, app: str, build_id: str, image: str, command: list[str],
-                                binds: dict[str, tuple[str, bool]], env: dict[str, str], user: str) -> str:
+                                binds: dict[str, tuple[str, bool]], env: dict[str, str], user: str,
+                                network: str) -> str:
+        """Every capability dropped (NET_RAW included: no raw socket, even through a setcap
+        binary), on its own network."""
         s = self.settings
         mem = f"{s.build_memory_mb}m"
         try:
             host_config = self.client.api.create_host_config(
                 binds={host: {"bind": path, "mode": "ro" if ro else "rw"} for path, (host, ro) in binds.items()},
                 mem_limit=mem, memswap_limit=mem, pids_limit=1024, security_opt=["no-new-privileges"],
-                restart_policy={"Name": "no"},
+                restart_policy={"Name": "no"}, cap_drop=["ALL"], network_mode=network,
                 log_config={"Type": "json-file", "Config": {"max-size": "20m", "max-file": "2"}})
             return self.client.api.create_container(
                 image=image, command=command, environment=env, labels=self._labels(app, **{LABEL_BUILD: build_id}),
@@ -243,9 +266,12 @@ class DockerBuild(DockerEngine):
         except (docker.errors.APIError, requests.exceptions.RequestException):
             pass   # already exited
 
-    def _remove_quietly(self, cid: str) -> None:
+    def _remove_quietly(self, cid: str | None, network: str | None = None) -> None:
         try:
-            self.client.api.remove_container(cid, force=True)
+            if cid:
+                self.client.api.remove_container(cid, force=True)
+            if network:
+                self.client.api.remove_network(network)
         except docker.errors.APIError:
             pass
 

@@ -82,7 +82,18 @@ class DockerHost(DockerEngine):
         found = {c["Id"] for c in rows if is_leftover(c.get("Labels") or {})}
         for cid in found:
             self.remove(cid)
+        for net in self._networks_of_builds(app):   # each build step had one, empty once it is gone
+            try:
+                self.client.api.remove_network(net)
+            except docker.errors.APIError:
+                pass   # still in use or already gone: the next sweep tries again
         return len(found)
+
+    def _networks_of_builds(self, app: str) -> list[str]:
+        try:
+            return [n["Name"] for n in self.client.api.networks(filters=self._filters(app, LABEL_BUILD))]
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list networks: {e.explanation}") from None
 
     def crashes(self, since: float, until: float) -> list[Crash]:
         filters = {"type": "container", "event": ["die", "oom"], **self._filters(None, LABEL_PROCESS)}

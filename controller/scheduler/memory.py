@@ -156,6 +156,16 @@ class MemoryScheduler(Scheduler):
               dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
         raise SchedulerError("The in-memory scheduler does not build images: add_image the result instead.")
 
+    def sandbox_build(self, tenant: str, context_dir: str, tag: str, on_line: OnLine, *, app: str,
+                      build_id: str | None = None, dockerfile: str | None = None, cancelled: Cancelled = never) -> str:
+        raise SchedulerError("The in-memory scheduler does not build images: add_image the result instead.")
+
+    def sandbox_provide(self, tenant: str, ref: str) -> bool:
+        return self.image_exists(ref)
+
+    def remove_sandbox(self, tenant: str) -> None:
+        pass   # it keeps no sandbox
+
     def run_build_container(self, app: str, build_id: str, image: str, command: list[str],
                             binds: dict[str, tuple[str, bool]], env: dict[str, str], on_line: OnLine,
                             timeout: float, cancelled: Cancelled = never, user: str = "1000:1000",

@@ -15,7 +15,7 @@ AUDIT_KEPT = 100_000
 
 def user_row(row: sqlite3.Row) -> User:
     """A users row as a User (the dashboard session query reads users too)."""
-    return User(row["id"], row["name"], bool(row["is_admin"]))
+    return User(row["id"], row["name"], bool(row["is_admin"]), row["email"])
 
 
 class AccountsMixin:
@@ -34,6 +34,24 @@ class AccountsMixin:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
         return user_row(row) if row else None
 
+    def find_user(self, login: str) -> User | None:
+        """The user whose email, else whose name, this is."""
+        with self.read() as db:
+            row = (db.execute("SELECT * FROM users WHERE email = ?", (login,)).fetchone()
+                   or db.execute("SELECT * FROM users WHERE name = ?", (login,)).fetchone())
+        return user_row(row) if row else None
+
+    def set_email(self, user: User, email: str | None) -> None:
+        with self.tx() as db:
+            try:
+                db.execute("UPDATE users SET email = ? WHERE id = ?", (email, user.id))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"The email {email!r} belongs to another user: pick your own.") from None
+
+    def all_users(self) -> list[User]:
+        with self.read() as db:
+            return [user_row(r) for r in db.execute("SELECT * FROM users ORDER BY name")]
+
     def list_users(self) -> list[dict]:
         """Every user with how many tokens, keys and apps they have."""
         with self.read() as db:
@@ -42,7 +60,7 @@ class AccountsMixin:
                 " (SELECT COUNT(*) FROM ssh_keys k WHERE k.user_id = u.id) AS keys,"
                 " (SELECT COUNT(*) FROM apps a WHERE a.owner_id = u.id) AS apps FROM users u ORDER BY u.name"
             ).fetchall()
-        return [{"name": r["name"], "is_admin": bool(r["is_admin"]), "created_at": r["created_at"],
+        return [{"name": r["name"], "email": r["email"], "is_admin": bool(r["is_admin"]), "created_at": r["created_at"],
                  "tokens": r["tokens"], "keys": r["keys"], "apps": r["apps"]} for r in rows]
 
     def delete_user_owning_nothing(self, user: User) -> list[str]:

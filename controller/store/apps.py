@@ -89,6 +89,20 @@ class AppsMixin:
                 "SELECT a.name FROM apps a JOIN formation f ON f.app_id = a.id"
                 " WHERE f.type = 'web' AND f.quantity > 0 AND f.stopped = 0")}
 
+    def rename_unbuilt_app(self, app: App, new_name: str) -> bool:
+        """Rename an app that has no build and no add-on (so no image, container or service
+        carries its name), checked in the same transaction; False (and no change) otherwise."""
+        with self.tx() as db:
+            if (db.execute("SELECT 1 FROM builds WHERE app_id = ?", (app.id,)).fetchone()
+                    or db.execute("SELECT 1 FROM addons WHERE app_id = ?", (app.id,)).fetchone()
+                    or db.execute("SELECT 1 FROM addon_attachments WHERE app_id = ?", (app.id,)).fetchone()):
+                return False
+            try:
+                db.execute("UPDATE apps SET name = ? WHERE id = ?", (new_name, app.id))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"App {new_name!r} already exists: pick another name.") from None
+        return True
+
     def delete_app(self, app: App) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))

@@ -275,4 +275,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX prom_series_app ON prom_series(app_id);
     """,
+    # 12: a user's email (optional, unique): Heroku's tools name users by email
+    """
+    ALTER TABLE users ADD COLUMN email TEXT;
+    CREATE UNIQUE INDEX users_email ON users(email);
+    """,
 )

@@ -13,7 +13,14 @@ _VERSION = re.compile(r"^(?:python-)?(\d+)\.(\d+)(?:\.(\d+))?$")
 # `def app(environ, start_response):` ...
 _WSGI_ASSIGN = re.compile(r"^(app|application)\s*(?::[^=]+)?=\s*\S", re.MULTILINE)
 _WSGI_DEF = re.compile(r"^def\s+(app|application)\s*\(\s*environ\b", re.MULTILINE)
-AVAILABLE = "3.11, 3.13, 3.14 and 3.15"
+# A module-level ASGI app: `app = FastAPI()`, `app = Starlette(...)`, Quart, Litestar (Django has
+# both: its wsgi.py is served, as before).
+_ASGI_ASSIGN = re.compile(r"^(app|application)\s*(?::[^=]+)?=\s*(?:\w+\.)?(FastAPI|Starlette|Quart|Litestar)\s*\(",
+                          re.MULTILINE)
+# piku's Procfile: `wsgi: module:callable` and `asgi: module:callable` are served by a server
+# the platform provides.
+PIKU_SERVERS = {"wsgi": "gunicorn", "asgi": "uvicorn"}
+AVAILABLE = "3.9, 3.11, 3.13, 3.14 and 3.15"
 WSGI_CANDIDATES = ("wsgi.py", "app.py", "main.py", "application.py", "server.py")
 
 
@@ -34,13 +41,16 @@ def requested_version(python_version: str | None, runtime_txt: str | None) -> st
     return ""
 
 
-def check_version(wanted: str, stack: str) -> str:
+def check_version(wanted: str, stack: str, nearest: str = "") -> str:
     """'honoured' when the stack's Python satisfies the request (same major.minor, and the same
-    patch level when one is given); else ValueError with what to do."""
+    patch level when one is given), or says so when the platform chose the `nearest` available
+    minor; else ValueError with what to do."""
     w = _VERSION.match(wanted)
     s = _VERSION.match(stack)
     if not w or not s:
         raise ValueError(f"Cannot compare Python {wanted!r} with the stack's {stack!r}.")
+    if nearest and nearest == f"{s.group(1)}.{s.group(2)}" and w.group(1, 2) != s.group(1, 2):
+        return f"not available; the nearest is {stack}"
     same_minor = w.group(1, 2) == s.group(1, 2)
     if same_minor and (w.group(3) is None or w.group(3) == s.group(3)):
         return "honoured"
@@ -58,7 +68,7 @@ def install_plan(files: set[str]) -> str:
             if name == "uv.lock" and "pyproject.toml" not in files:
                 continue
             return name
-    raise ValueError("No dependency file: add requirements.txt (or pyproject.toml, Pipfile.lock, uv.lock).")
+    return "none"
 
 
 def pipfile_lock_requirements(text: str) -> list[str]:
@@ -94,6 +104,8 @@ def wsgi_targets(sources: dict[str, str]) -> list[str]:
     found = []
     for path in sorted(sources):
         text = sources[path]
+        if path.endswith("asgi.py") or _ASGI_ASSIGN.search(text):
+            continue
         m = _WSGI_DEF.search(text) or _WSGI_ASSIGN.search(text)
         if m:
             module = path[:-3].replace("/", ".")
@@ -101,9 +113,30 @@ def wsgi_targets(sources: dict[str, str]) -> list[str]:
     return found
 
 
+def uses(package: str, dependency_texts: list[str]) -> bool:
+    pattern = re.compile(rf"(^|[\s\"'\[,]){re.escape(package)}\b", re.IGNORECASE | re.MULTILINE)
+    return any(pattern.search(t or "") for t in dependency_texts)
+
+
+def asgi_targets(sources: dict[str, str]) -> list[str]:
+    found = []
+    for path in sorted(sources):
+        m = _ASGI_ASSIGN.search(sources[path])
+        if m:
+            found.append(f"{path[:-3].replace('/', '.')}:{m.group(1)}")
+    return found
+
+
 def default_web(dependency_texts: list[str], sources: dict[str, str]) -> tuple[str | None, str]:
-    """(command, why). A default only when unambiguous: gunicorn is a dependency and exactly
-    one WSGI module is found."""
+    """(command, why). A default only when unambiguous: exactly one ASGI app (served by
+    uvicorn, which the build adds when the dependencies lack it), else gunicorn among the
+    dependencies and exactly one WSGI module."""
+    asgi = asgi_targets(sources)
+    if len(asgi) == 1:
+        return f"uvicorn {asgi[0]} --host 0.0.0.0 --port $PORT", f"uvicorn serving the ASGI app {asgi[0]}"
+    if len(asgi) > 1:
+        return None, (f"No Procfile, and several ASGI apps were found ({', '.join(asgi)}): add a Procfile "
+                      f"naming one, e.g. `web: uvicorn {asgi[0]} --host 0.0.0.0 --port $PORT`.")
     if not uses_gunicorn(dependency_texts):
         return None, ("No Procfile and gunicorn is not among the dependencies, so there is no default web "
                       "process: add a Procfile, e.g. `web: gunicorn app:app` (and gunicorn to requirements.txt).")
@@ -144,6 +177,23 @@ def failing_requirement_lines(requirements: str, pip_output: str) -> list[tuple[
     return [(n, lines[n - 1]) for n in sorted(numbers) if 0 < n <= len(lines)]
 
 
+def procfile_servers(procfile: str | None) -> list[str]:
+    """The servers piku's `wsgi:` / `asgi:` Procfile entries need."""
+    types = {line.split(":", 1)[0].strip() for line in (procfile or "").splitlines() if ":" in line}
+    return [server for ptype, server in PIKU_SERVERS.items() if ptype in types]
+
+
+def servers_to_add(dependency_texts: list[str], sources: dict[str, str], procfile: str | None,
+                   web_declared: bool) -> list[str]:
+    """Servers the build installs because the app is served by one it does not list: piku's
+    wsgi/asgi entries, or the default uvicorn of an ASGI app."""
+    wanted = procfile_servers(procfile)
+    if procfile is None and not web_declared and len(asgi_targets(sources)) == 1:
+        wanted.append("uvicorn")
+    return [s for s in dict.fromkeys(wanted) if not uses(s, dependency_texts)
+            and not (s == "uvicorn" and uses("fastapi[standard", dependency_texts))]
+
+
 def release_yaml(web: str | None) -> str:
     if not web:
         return "---\ndefault_process_types: {}\n"
@@ -163,15 +213,16 @@ def _app_facts(build_dir: str) -> tuple[list[str], dict[str, str]]:
     deps = [_read(os.path.join(build_dir, f)) or "" for f in
             ("requirements.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile.lock", "uv.lock")]
     sources = {}
-    for name in WSGI_CANDIDATES:
+    for name in WSGI_CANDIDATES + ("asgi.py",):
         text = _read(os.path.join(build_dir, name))
         if text is not None:
             sources[name] = text
     for entry in sorted(os.listdir(build_dir)):
         if not entry.startswith(".") and os.path.isdir(os.path.join(build_dir, entry)):
-            text = _read(os.path.join(build_dir, entry, "wsgi.py"))
-            if text is not None:
-                sources[f"{entry}/wsgi.py"] = text
+            for name in ("wsgi.py", "asgi.py"):
+                text = _read(os.path.join(build_dir, entry, name))
+                if text is not None:
+                    sources[f"{entry}/{name}"] = text
     return deps, sources
 
 
@@ -182,7 +233,7 @@ def main(argv: list[str]) -> int:
             d = args[0]
             print(requested_version(_read(os.path.join(d, ".python-version")), _read(os.path.join(d, "runtime.txt"))))
         elif cmd == "check-version":
-            print(check_version(args[0], args[1]))
+            print(check_version(args[0], args[1], os.environ.get("DOCKYARD_PYTHON_NEAREST", "")))
         elif cmd == "plan":
             print(install_plan(set(os.listdir(args[0]))))
         elif cmd == "pipfile-lock":
@@ -191,10 +242,14 @@ def main(argv: list[str]) -> int:
             for n, line in failing_requirement_lines(_read(args[0]) or "", _read(args[1]) or ""):
                 print(f" !     requirements.txt line {n}: {line}")
         elif cmd == "explain-web":
-            if os.path.isfile(os.path.join(args[0], "Procfile")):
+            if os.path.isfile(os.path.join(args[0], "Procfile")) or os.environ.get("DOCKYARD_WEB_DECLARED"):
                 return 0
             web, why = default_web(*_app_facts(args[0]))
             print(f"-----> Default web process: {web} ({why})" if web else f"-----> {why}")
+        elif cmd == "servers":
+            deps, sources = _app_facts(args[0])
+            print(" ".join(servers_to_add(deps, sources, _read(os.path.join(args[0], "Procfile")),
+                                          bool(os.environ.get("DOCKYARD_WEB_DECLARED")))))
         elif cmd == "release":
             web, _ = default_web(*_app_facts(args[0]))
             sys.stdout.write(release_yaml(web))

@@ -1,0 +1,299 @@
+"""Single-host backend: build sandboxes. A tenant's Dockerfile runs in an engine of its own, never
+in the host's.
+
+Each building user has one sandbox, kept between builds: a container of the sandbox image
+(Docker-in-Docker, scripts/sandbox/init.sh) on a bridge network of its own, whose engine keeps
+its images and build cache on a volume of its own. It holds only what that user may build on:
+the images the platform loads into it (the stack, the user's apps' images, the images an admin
+allowed, each checked by controller/accounts/tenancy.py before it is loaded) and what the user built
+there. Its network rules (sandbox_policy.py) refuse the host, loopback, link-local and private
+ranges to the engine (`ADD http://...`) and to every build step; package registries stay
+reachable. Its engine listens only on a unix socket in a host directory: no container, of any
+tenant, can reach it.
+
+A finished image leaves through the sandbox's own registry: the sandbox's engine pushes it on
+127.0.0.1 inside the sandbox, and the host's engine pulls it from the port that registry is
+published on (127.0.0.1 of the host), so only the layers the host lacks cross (a redeploy's new
+layer, not the stack)."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import docker
+import docker.errors
+import requests
+
+from core.errors import ImageBuildFailed, SchedulerError
+
+from controller.scheduler import sandbox_policy as policy
+from controller.scheduler.docker_build import DockerBuild, EngineBuild, append_labels
+from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
+
+LABEL_SANDBOX = "dockyard.sandbox"
+_START_TIMEOUT = 60.0
+_RECHECK = 60.0    # seconds a sandbox found ready is trusted with one ping (then checked in full)
+
+
+@dataclass(frozen=True)
+class _Sandbox:
+    base_url: str       # its engine's socket
+    registry: int       # the host port its registry is published on (127.0.0.1)
+    version: str        # its engine's API version (asked once, not by every client)
+    checked: float      # time.monotonic() of its last full check
+
+    def api(self, timeout: int = 300) -> docker.APIClient:
+        return docker.APIClient(base_url=self.base_url, version=self.version, timeout=timeout)
+
+
+class DockerSandboxes(DockerBuild):
+    _locks_guard = threading.Lock()
+    _locks: dict[str, threading.Lock] = {}
+    _ready: dict[tuple[str, str], _Sandbox] = {}   # (instance, tenant) -> last found ready
+
+    # ---- the verbs ------------------------------------------------------------------
+    def sandbox_provide(self, tenant: str, ref: str) -> bool:
+        """Make the host's image `ref` available in the tenant's sandbox (loaded when the sandbox
+        lacks it or holds another image under that name). False when the host has no such image.
+        The caller has checked that the tenant may use it."""
+        host = self._inspect_image(ref)
+        if host is None:
+            return False
+        sandbox = self._sandbox(tenant)
+        with contextlib.closing(sandbox.api()) as api:
+            try:
+                if api.inspect_image(ref)["Id"] == host["Id"]:
+                    return True
+            except docker.errors.ImageNotFound:
+                pass
+            self._copy_in(api, ref)
+        return True
+
+    def sandbox_build(self, tenant: str, context_dir: str, tag: str, on_line: Callable[[str], None], *, app: str,
+                      build_id: str | None = None, dockerfile: str | None = None,
+                      cancelled: Callable[[], bool] = lambda: False) -> str:
+        """Build a tenant's Dockerfile in the tenant's sandbox, then move the image to the host's
+        engine as `tag`. Returns the image id (the same in both engines)."""
+        dockerfile = dockerfile or "Dockerfile"
+        append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
+        sandbox = self._sandbox(tenant)
+        run = EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024,
+                           base_url=sandbox.base_url, version=sandbox.version)
+        try:
+            image_id = self._read_build(run, on_line, cancelled)
+        finally:
+            run.close()
+        with contextlib.closing(sandbox.api()) as api:
+            if image_id is None:
+                try:
+                    image_id = api.inspect_image(tag)["Id"]
+                except docker.errors.APIError:
+                    raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
+            digest = self._move_out(api, sandbox, tag, image_id)
+        # tidying the sandbox need not hold up the release
+        threading.Thread(target=self._tidy, args=(sandbox, tag, digest), name=f"tidy-{tag}", daemon=True).start()
+        return image_id
+
+    def remove_sandbox(self, tenant: str) -> None:
+        """Remove a tenant's sandbox: its container, volume (images, cache) and network."""
+        name = policy.sandbox_name(self.settings.name, tenant)
+        self._ready.pop((self.settings.name, tenant), None)
+        api = self.client.api
+        for remove in (lambda: api.remove_container(name, force=True, v=True), lambda: api.remove_volume(name, force=True),
+                       lambda: api.remove_network(name)):
+            try:
+                remove()
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not remove the build sandbox {name}: {e.explanation}") from None
+
+    # ---- moving images in and out ----------------------------------------------------
+    def _copy_in(self, api: docker.APIClient, ref: str) -> None:
+        """`docker save` on the host straight into `docker load` in the sandbox."""
+        try:
+            resp = self.client.api.get(self.client.api._url("/images/get"), params={"names": ref}, stream=True)
+            self.client.api._raise_for_status(resp)
+            with contextlib.closing(resp):
+                for chunk in api.load_image(resp.iter_content(1 << 20)):
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise SchedulerError(f"Could not load {ref} into the build sandbox: {chunk['error']}")
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not load {ref} into the build sandbox: {e.explanation}") from None
+
+    def _move_out(self, api: docker.APIClient, sandbox: _Sandbox, tag: str, image_id: str) -> str | None:
+        """Push from the sandbox to its registry, pull into the host's engine, tag it `tag`.
+        Returns the manifest's digest in the sandbox's registry."""
+        repo, _, name = tag.rpartition(":")
+        inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
+        outside = f"127.0.0.1:{sandbox.registry}/{repo}"
+        api.tag(image_id, inside, name)
+        try:
+            digest = _stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_image(f"{inside}:{name}", noprune=True)
+        host = self.client.api
+        try:
+            _stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
+            host.tag(f"{outside}:{name}", repo, name)
+            host.remove_image(f"{outside}:{name}", noprune=True)
+        except docker.errors.APIError as e:
+            raise ImageBuildFailed(f"Could not take the image out of the build sandbox: {e.explanation}") from None
+        if (self._inspect_image(tag) or {}).get("Id") != image_id:
+            raise ImageBuildFailed("The image taken out of the build sandbox is not the one built: push again.")
+        return digest
+
+    @staticmethod
+    def _tidy(sandbox: _Sandbox, tag: str, digest: str | None) -> None:
+        """The sandbox's registry forgets the image handed over (its layers are freed at the
+        sandbox's next start), and its engine keeps the app's newest build (the next build's
+        cache), not older ones."""
+        repo, _, keep = tag.rpartition(":")
+        if digest:
+            with contextlib.suppress(requests.RequestException):
+                requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
+                contextlib.closing(sandbox.api()) as api:
+            for img in api.images(name=repo):
+                for t in img.get("RepoTags") or []:
+                    if t.rpartition(":")[0] == repo and t.rpartition(":")[2] != keep:
+                        with contextlib.suppress(docker.errors.APIError):
+                            api.remove_image(t)
+
+    # ---- the sandbox itself ----------------------------------------------------------
+    def _sandbox(self, tenant: str) -> _Sandbox:
+        """The tenant's sandbox, running: created on first use, started when stopped, replaced
+        (keeping its volume) when the sandbox image changed. One found ready in the last
+        _RECHECK seconds is trusted once its engine answers a ping."""
+        key = (self.settings.name, tenant)
+        known = self._ready.get(key)
+        if known is not None and time.monotonic() - known.checked < _RECHECK:
+            try:
+                with contextlib.closing(known.api(timeout=5)) as api:
+                    api.ping()
+                return known
+            except (docker.errors.DockerException, requests.RequestException):
+                self._ready.pop(key, None)
+        sandbox = self._ensure_sandbox(tenant)
+        self._ready[key] = sandbox
+        return sandbox
+
+    def _ensure_sandbox(self, tenant: str) -> _Sandbox:
+        name = policy.sandbox_name(self.settings.name, tenant)
+        sock_dir = self.settings.home / "sandboxes" / tenant
+        with self._tenant_lock(tenant, sock_dir):
+            image = self._inspect_image(self.settings.sandbox_image)
+            if image is None:
+                raise SchedulerError(f"The build sandbox image {self.settings.sandbox_image} is missing: build it "
+                                     "with `bash scripts/install.sh` (scripts/build-sandbox-image.sh).")
+            api = self.client.api
+            info = _inspect(api, name)
+            if info is not None and info.get("Image") != image["Id"]:
+                api.remove_container(name, force=True)
+                info = None
+            if info is None:
+                self._create_sandbox(tenant, name, sock_dir)
+            if not ((info or {}).get("State") or {}).get("Running"):
+                api.start(name)
+            return self._wait_ready(f"unix://{sock_dir}/docker.sock",
+                                    policy.registry_host_port(_inspect(api, name) or {}) or 0, name)
+
+    @contextlib.contextmanager
+    def _tenant_lock(self, tenant: str, sock_dir: Path) -> Iterator[None]:
+        """One creator of a sandbox at a time, across threads and the API's processes."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(tenant, threading.Lock())
+        sock_dir.mkdir(parents=True, exist_ok=True)
+        sock_dir.chmod(0o700)
+        with lock, open(sock_dir.parent / f"{tenant}.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def _create_sandbox(self, tenant: str, name: str, sock_dir: Path) -> None:
+        api = self.client.api
+        labels = {LABEL_INSTANCE: self.settings.name, LABEL_SANDBOX: tenant}
+        try:
+            if _inspect_network(api, name) is None:
+                api.create_network(name, driver="bridge", labels=labels)
+            api.create_volume(name, labels=labels)
+            host_config = api.create_host_config(
+                cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+                binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+                       str(sock_dir): {"bind": policy.SOCKET_DIR, "mode": "rw"},
+                       name: {"bind": "/var/lib/docker", "mode": "rw"}},
+                tmpfs={"/run": ""}, port_bindings={policy.REGISTRY_PORT: ("127.0.0.1",)},
+                network_mode=name, mem_limit=f"{self.settings.build_memory_mb + 1024}m",
+                restart_policy={"Name": "unless-stopped"},
+                log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
+            api.create_container(
+                self.settings.sandbox_image, name=name, hostname="sandbox", labels=labels,
+                environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(_host_networks())),
+                             "SANDBOX_DNS": " ".join(policy.nameservers(_read("/etc/resolv.conf")))},
+                ports=[policy.REGISTRY_PORT], host_config=host_config, detach=True)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not create the build sandbox {name}: {e.explanation}") from None
+
+    def _wait_ready(self, base_url: str, registry: int, name: str) -> _Sandbox:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            try:
+                with contextlib.closing(docker.APIClient(base_url=base_url, timeout=5)) as api:
+                    api.ping()
+                    if registry:
+                        return _Sandbox(base_url, registry, api.api_version, time.monotonic())
+            except (docker.errors.DockerException, requests.RequestException):
+                pass
+            if time.monotonic() >= deadline:
+                raise SchedulerError(f"The build sandbox {name} did not start within {_START_TIMEOUT:.0f} s: see "
+                                     f"`docker logs {name}`.")
+            time.sleep(0.2)
+
+
+def _stream_ok(chunks, what: str, aux_key: str | None = None) -> str | None:
+    """Read a push or pull to its end; its `aux_key` value when it says one; an error raises."""
+    found = None
+    for chunk in chunks:
+        if chunk.get("error"):
+            raise ImageBuildFailed(f"Could not take the image out of the build sandbox ({what}): "
+                                   f"{str(chunk['error'])[:300]}")
+        aux = chunk.get("aux")
+        if aux_key and isinstance(aux, dict) and aux.get(aux_key):
+            found = aux[aux_key]
+    return found
+
+
+def _inspect(api, name: str) -> dict | None:
+    try:
+        return api.inspect_container(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def _inspect_network(api, name: str) -> dict | None:
+    try:
+        return api.inspect_network(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def _host_networks() -> list[str]:
+    proc = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, timeout=10)
+    if proc.returncode != 0:
+        raise SchedulerError(f"Could not list the host's addresses (`ip -j -4 addr` exited {proc.returncode}): "
+                             "install iproute2.")
+    return policy.host_networks(proc.stdout)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""

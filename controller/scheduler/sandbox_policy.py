@@ -1,0 +1,86 @@
+"""What a build sandbox is and may reach (pure: no I/O; docker_sandbox.py applies it).
+
+A sandbox is one building user's own Docker engine (Docker-in-Docker) on a bridge network of its
+own. Its rules (scripts/sandbox/init.sh) refuse every connection, by the engine itself (`ADD
+http://...`, a pull) or by a build step, to the networks listed here: loopback, link-local, the
+private ranges (the platform's networks, other tenants' containers, the host's bridges) and the
+networks of the host's own addresses. Package registries on the internet stay reachable; so do
+the host's resolvers, on port 53 only."""
+from __future__ import annotations
+
+import ipaddress
+import json
+
+# Never reachable from a sandbox, whatever the host's addresses are.
+ALWAYS_BLOCKED = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
+                  "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
+REGISTRY_PORT = 5000          # the sandbox's own registry, inside it
+SOCKET_DIR = "/sandbox"       # where the sandbox's engine puts docker.sock (a host directory)
+
+
+def tenant_key(user_id: int | None) -> str:
+    """The sandbox of a user: by id, which is never reused (a new user of the same name never
+    finds another's images)."""
+    return f"u{user_id}" if user_id is not None else "platform"
+
+
+def sandbox_name(instance: str, tenant: str) -> str:
+    """The container, its network and its volume share this name."""
+    return f"{instance}-sandbox-{tenant}"
+
+
+def host_networks(ip_json: str) -> list[str]:
+    """The IPv4 networks of the host's own interfaces, from `ip -j -4 addr` (e.g. 192.0.2.2/24
+    gives 192.0.2.0/24): the host and its neighbours on every network it is on."""
+    nets: list[str] = []
+    try:
+        links = json.loads(ip_json or "[]")
+    except ValueError:
+        return nets
+    for link in links if isinstance(links, list) else []:
+        for addr in link.get("addr_info") or []:
+            if addr.get("family") != "inet" or "local" not in addr:
+                continue
+            try:
+                net = ipaddress.ip_interface(f"{addr['local']}/{addr.get('prefixlen', 32)}").network
+            except ValueError:
+                continue
+            if str(net) not in nets:
+                nets.append(str(net))
+    return nets
+
+
+def blocked_networks(host_nets: list[str]) -> list[str]:
+    """Everything a sandbox may not connect to, smallest list first-come: the fixed ranges, then
+    the host's networks not already inside one of them."""
+    fixed = [ipaddress.ip_network(n) for n in ALWAYS_BLOCKED]
+    out = list(ALWAYS_BLOCKED)
+    for raw in host_nets:
+        net = ipaddress.ip_network(raw, strict=False)
+        if net.version == 4 and not any(net.subnet_of(f) for f in fixed) and str(net) not in out:
+            out.append(str(net))
+    return out
+
+
+def nameservers(resolv_conf: str) -> list[str]:
+    """The host's IPv4 resolvers (not loopback ones, which a sandbox cannot reach)."""
+    found: list[str] = []
+    for line in resolv_conf.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                ip = ipaddress.ip_address(parts[1])
+            except ValueError:
+                continue
+            if ip.version == 4 and not ip.is_loopback and str(ip) not in found:
+                found.append(str(ip))
+    return found
+
+
+def registry_host_port(container: dict) -> int | None:
+    """The host port (on 127.0.0.1) the sandbox's registry is published on, from `inspect`."""
+    ports = ((container.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{REGISTRY_PORT}/tcp") or []
+    for binding in ports:
+        if binding.get("HostIp") in ("127.0.0.1", "") and str(binding.get("HostPort", "")).isdigit():
+            return int(binding["HostPort"])
+    return None

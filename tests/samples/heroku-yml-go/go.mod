@@ -1,0 +1,3 @@
+module example.com/heroku-yml-go
+
+go 1.21

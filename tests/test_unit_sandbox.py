@@ -1,0 +1,45 @@
+"""The build sandbox's network policy and naming (pure logic of controller/scheduler/sandbox_policy.py)."""
+from __future__ import annotations
+
+import json
+
+from controller.scheduler import sandbox_policy as policy
+
+
+def _ip_json(*addrs: tuple[str, str, int]) -> str:
+    return json.dumps([{"ifname": name, "addr_info": [{"family": "inet", "local": ip, "prefixlen": plen}]}
+                       for name, ip, plen in addrs])
+
+
+def test_the_hosts_networks_come_from_ip_json():
+    nets = policy.host_networks(_ip_json(("lo", "127.0.0.1", 8), ("eth0", "192.0.2.2", 24),
+                                         ("docker0", "172.17.0.1", 16)))
+    assert nets == ["127.0.0.0/8", "192.0.2.0/24", "172.17.0.0/16"]
+    assert policy.host_networks("not json") == [] and policy.host_networks("") == []
+
+
+def test_blocked_networks_add_the_hosts_own_public_network_once():
+    blocked = policy.blocked_networks(["127.0.0.0/8", "192.0.2.0/24", "172.17.0.0/16", "198.51.100.7/32"])
+    assert blocked[:len(policy.ALWAYS_BLOCKED)] == list(policy.ALWAYS_BLOCKED)
+    # a private network is inside a fixed range already; the host's public ones are added
+    assert blocked[len(policy.ALWAYS_BLOCKED):] == ["192.0.2.0/24", "198.51.100.7/32"]
+    for must in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"):
+        assert must in blocked
+
+
+def test_nameservers_skip_loopback_and_ipv6():
+    text = "# generated\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nnameserver x\n" \
+           "search example\nnameserver 10.255.255.53\n"
+    assert policy.nameservers(text) == ["10.255.255.53"]
+
+
+def test_sandboxes_are_named_by_user_id_never_by_name():
+    assert policy.tenant_key(7) == "u7" and policy.tenant_key(None) == "platform"
+    assert policy.sandbox_name("dockyard", "u7") == "dockyard-sandbox-u7"
+
+
+def test_the_registry_port_is_read_from_the_containers_loopback_binding():
+    info = {"NetworkSettings": {"Ports": {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}]}}}
+    assert policy.registry_host_port(info) == 32768
+    assert policy.registry_host_port({"NetworkSettings": {"Ports": {"5000/tcp": None}}}) is None
+    assert policy.registry_host_port({}) is None
