@@ -25,12 +25,16 @@ HUGE = 10 ** 30                      # far past SQLite's 64-bit integers
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory, busybox_base):
-    p = start_platform(tmp_path_factory.mktemp("tenants-b"))
-    try:
-        yield p
-    finally:
-        stop_platform(p)
-        print(f"\nhostile-tenant attacks tried: {TALLY['tried']}, held: {TALLY['held']}")
+    # The CLI adds git remotes and credential helpers to the repository it runs in: the module's
+    # commands run outside any checkout, so they never write to this one's git config.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("cwd"))
+        p = start_platform(tmp_path_factory.mktemp("tenants-b"))
+        try:
+            yield p
+        finally:
+            stop_platform(p)
+            print(f"\nhostile-tenant attacks tried: {TALLY['tried']}, held: {TALLY['held']}")
 
 
 def _dockerfile(title: str) -> str:
