@@ -9,16 +9,10 @@ from datetime import datetime
 
 import click
 
-# C0 controls but newline and tab, DEL, and C1 controls: anything a terminal may act on
-# (cursor moves, title and clipboard writes such as OSC 52, resets) rather than display.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+from core.terminal import escape_control
+
+__all__ = ["escape_control", "echo_output", "command_line", "format_age"]
 _NEEDS_QUOTES = re.compile(r"""[\s'"\\]""")
-
-
-def escape_control(text: str) -> str:
-    """`text` with every control character but \\n and \\t shown visibly (ESC as `\\x1b`), so
-    what an app prints cannot drive the terminal that reads its logs."""
-    return text.translate(_CONTROL)
 
 
 def escape_line(text: str) -> str:

@@ -56,16 +56,32 @@ class QuotaExceeded(Forbidden):
     fix = "ask an admin to raise your quota (`dockyard users:quota USER ...`)"
 
 
+class AdminOnly(Forbidden):
+    """Something only a platform admin may do: no app's owner can grant it."""
+    fix = "ask an admin of this Dockyard (whoever runs the platform) to do it for you"
+
+
 class NotFound(DockyardError):
     status = 404
     code = "not_found"
+    fix = "check the name, or create it first: the message says how"
+
+
+class AppNotFound(NotFound):
     fix = "check the name with `dockyard apps`"
 
 
 class Conflict(DockyardError):
     status = 409
     code = "conflict"
-    fix = "try again"
+    fix = "change what the message says is in the way, then send the request again"
+
+
+class DomainTaken(Conflict):
+    """A hostname, or a name under it, that another app holds (or that belongs to the platform)."""
+    code = "domain_taken"
+    fix = ("use another hostname, or have the app that holds it give it up (`dockyard domains:remove HOST -a APP`, "
+           "by that app's owner or an admin)")
 
 
 class Locked(Conflict):

@@ -44,3 +44,12 @@ def validate_config_key(key: object) -> str:
 # An image reference a user may name (`deploy --image`, `images:allow`): IMAGE[:TAG] or an image id
 # (sha256:...), what `docker images` shows.
 IMAGE_REF = re.compile(r"^(sha256:[0-9a-f]{12,64}|[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)$")
+_IMAGE_ID = re.compile(r"[0-9a-f]{12,64}")
+
+
+def image_ref(value: str) -> str:
+    """IMAGE (as `docker` takes it) -> IMAGE:latest; a tag, a digest and an image id (bare, as
+    `docker images` shows it, or sha256:...) stay as they are: the engine resolves a bare id."""
+    if ":" in value.split("/")[-1] or value.startswith("sha256:") or _IMAGE_ID.fullmatch(value):
+        return value
+    return value + ":latest"

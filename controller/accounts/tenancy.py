@@ -55,7 +55,9 @@ def allowed_refs(svc: Services) -> list[str]:
 
 def refuse_image(image: str) -> Forbidden:
     e = Forbidden(f"The image {image[:80]} is not one you may deploy: use the stack image, an image one of your "
-                  "apps built, or an image an admin allowed (`dockyard images:allow IMAGE`).")
+                  "apps built, or an image an admin allowed (`dockyard images:allow IMAGE`).",
+                  fix="deploy the stack image or an image one of your apps built, or ask an admin to allow this "
+                      "one for everyone (`dockyard images:allow IMAGE`)")
     e.code = "image_not_allowed"
     return e
 

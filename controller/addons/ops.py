@@ -8,11 +8,14 @@ import time
 from datetime import datetime
 
 from core.errors import BadRequest, Conflict, DockyardError, NotFound, SchedulerError
-from core.models import Addon, App, Attachment, ServiceStatus
+from core.models import Addon, App, Attachment, ServiceStatus, User
 
+from controller.accounts import access
+from controller.accounts import users as accounts
 from controller.addons import kinds
 from controller.runtime.locks import addon_lock
 from controller.services import Out, Services
+from controller.store.addons import addon_not_found
 
 
 class AddonError(DockyardError):
@@ -26,7 +29,8 @@ def image_for(svc: Services, kind: kinds.Kind) -> str:
     image = svc.settings.postgres_image if kind.name == "postgres" else svc.settings.redis_image
     if not svc.scheduler.image_exists(image):
         raise NotFound(f"The {kind.name} service image {image} is not in the engine: build it with "
-                       "`bash scripts/build-service-images.sh` (scripts/install.sh does on setup).")
+                       "`bash scripts/build-service-images.sh` (scripts/install.sh does on setup).",
+                       fix="ask the operator to run `bash scripts/build-service-images.sh` on the platform's machine")
     return image
 
 
@@ -211,6 +215,16 @@ def shell_command(svc: Services, addon: Addon, app: App) -> tuple[list[str], dic
     if addon.service == "postgres":   # the container's socket; the role is the app's, not a superuser
         return ["psql", "-h", "/tmp", "-U", att.user, "-d", addon.credentials["database"]], {}
     return ["redis-cli", "--no-auth-warning", "--user", att.user], {"REDISCLI_AUTH": att.password}
+
+
+def visible(svc: Services, user: User, name: str) -> Addon:
+    """The add-on `name` if the user may see the app that owns it; otherwise the very answer a
+    name that does not exist gets, so that a name tells nobody whose it is."""
+    addon = svc.store.find_addon(name)
+    owner = svc.store.find_app(addon.app) if addon is not None else None
+    if owner is None or not access.can_read(user, owner, accounts.collaborator_ids(svc.store, owner)):
+        raise addon_not_found(name)
+    return addon
 
 
 def for_app(svc: Services, app: App, name: str | None, service: str | None = None) -> Addon:

@@ -6,9 +6,8 @@ from flask import Blueprint, g, jsonify, request, send_file
 from simple_websocket import ConnectionClosed
 
 from core.errors import BadRequest, DockyardError
+from core.numbers import whole_number
 
-from controller.accounts import access
-from controller.accounts import users as accounts
 from controller.addons import backups
 from controller.addons import ops as addon_ops
 from controller.addons import lifecycle as addons
@@ -37,9 +36,8 @@ def _backup_json(b) -> dict:
 def _memory(raw) -> int | None:
     if raw is None:
         return None
-    if not isinstance(raw, int) or isinstance(raw, bool):
-        raise BadRequest("memory_mb must be a whole number of MB (e.g. 256).")
-    return raw
+    return whole_number(raw if not isinstance(raw, str) else None, "memory_mb", 32, 65536,
+                        "memory_mb must be a whole number of MB from 32 to 65536 (e.g. 256).")
 
 
 @bp.get("/apps/<name>/addons")
@@ -99,10 +97,7 @@ def destroy_addon(name, addon):
 def attach_addon(name, addon):
     """Attach another app's add-on to this app: {"as": NAME} (optional)."""
     app = load_app(name)
-    a = svc().store.get_addon(addon)
-    owner = load_app(a.app)   # the caller must see the add-on's own app too
-    if not access.can_read(g.user, owner, accounts.collaborator_ids(svc().store, owner)):
-        raise BadRequest(f"You cannot use {a.name}.")
+    a = addon_ops.visible(svc(), g.user, addon)   # the caller must see the add-on's own app too
     lines: list[str] = []
     att = addons.attach(svc(), a, app, body().get("as"), g.user.name, lines.append)
     audit("addons:attach", name, addon=a.name, var=att.var)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint, g, send_file
 
-from core.errors import Forbidden
+from core.errors import AdminOnly
 
 from controller.admin import backup
 from controller.web.common import svc
@@ -17,7 +17,7 @@ bp = Blueprint("admin", __name__)
 def get_backup():
     """The platform's state as one tar.gz (see controller/admin/backup.py), made now, while it runs."""
     if not g.user.is_admin:
-        raise Forbidden("Only an admin may back up the platform: ask one to run `dockyard admin:backup FILE`.")
+        raise AdminOnly("Only an admin may back up the platform: ask one to run `dockyard admin:backup FILE`.")
     s = svc()
     fd, name = tempfile.mkstemp(prefix="backup-", suffix=".tar.gz", dir=s.settings.run_dir)
     os.close(fd)

@@ -4,7 +4,8 @@ Details are names only: config changes record the keys, never the values."""
 from flask import Blueprint, current_app, g, jsonify, request
 
 from controller.accounts import users as accounts
-from core.errors import BadRequest, StorageFull
+from core.errors import StorageFull
+from core.numbers import whole_number
 from controller.web.common import svc
 from controller.api.users import require_admin
 
@@ -61,9 +62,6 @@ def record(response):
 @bp.get("/audit")
 def list_audit():
     require_admin("read the audit log")
-    try:
-        limit = min(int(request.args.get("limit", 100)), 5000)
-    except ValueError:
-        raise BadRequest("limit must be a number.") from None
+    limit = min(whole_number(request.args.get("limit", 100), "limit", 1), 5000)
     return jsonify(accounts.audit_entries(svc().store, app=request.args.get("app") or None,
                                           actor=request.args.get("user") or None, limit=limit))

@@ -3,7 +3,7 @@ from datetime import datetime
 from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest, NotFound
-from core.names import IMAGE_REF
+from core.names import IMAGE_REF, image_ref
 from core.procfile import parse_procfile
 
 from controller.apps import releases
@@ -51,8 +51,7 @@ def create_image_build(name):
     if not isinstance(image, str) or not IMAGE_REF.fullmatch(image):
         raise BadRequest("Give the image as IMAGE[:TAG] (as `docker images` lists it), e.g. "
                          "`dockyard deploy -a APP --image myimage:1`.")
-    if ":" not in image.split("/")[-1] and not image.startswith("sha256:"):
-        image += ":latest"
+    image = image_ref(image)
     procfile = data.get("procfile")
     if procfile is not None and not isinstance(procfile, str):
         raise BadRequest("procfile must be the text of a Procfile (`web: command` lines).")

@@ -1,6 +1,6 @@
 from flask import Blueprint, jsonify, request
 
-from core.errors import BadRequest
+from core.numbers import whole_number
 from controller.observe import applogs
 from controller.web.common import load_app, svc
 
@@ -13,10 +13,7 @@ def get_logs(name):
     `lines` bounds the answer; `since` (an ISO time from a previous answer) follows."""
     app = load_app(name)
     s = svc()
-    try:
-        lines = min(int(request.args.get("lines", 100)), 5000)
-    except ValueError:
-        raise BadRequest("lines must be a number.") from None
+    lines = min(whole_number(request.args.get("lines", 100), "lines", 1), 5000)
     since = request.args.get("since", "")
     source = request.args.get("source", "")
     source = "dockyard" if source == "platform" else source   # Heroku's name for platform lines

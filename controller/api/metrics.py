@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_L
 from controller.observe import drains
 from controller.observe import metrics
 from controller.observe.prometheus import Collector
-from core.errors import Forbidden, NotFound
+from core.errors import AdminOnly, NotFound
 from controller.web.common import audit, body, load_app, svc
 
 bp = Blueprint("metrics", __name__)
@@ -24,14 +24,15 @@ def app_metrics(name):
 @bp.get("/platform/metrics")
 def platform_metrics():
     if not g.user.is_admin:
-        raise Forbidden("Only an admin may see the platform's metrics: ask your Dockyard admin.")
+        raise AdminOnly("Only an admin may see the platform's metrics: ask your Dockyard admin.")
     return jsonify(metrics.platform_metrics(svc()))
 
 
 @bp.get("/metrics")
 def prometheus():
     if not (g.get("scraper") or (g.get("user") is not None and g.user.is_admin)):
-        raise Forbidden("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.")
+        raise AdminOnly("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.",
+                        fix="scrape with the token in DOCKYARD_METRICS_TOKEN (ask the operator) or an admin's token")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(svc()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,18 +1,9 @@
 from flask import Blueprint, g, jsonify
 
-from core.errors import BadRequest
-
 from controller.apps import releases
-from controller.web.common import body, load_app, release_json, svc
+from controller.web.common import body, load_app, release_json, release_version, svc
 
 bp = Blueprint("releases", __name__)
-
-
-def _version(raw) -> int:
-    text = str(raw).lstrip("v")
-    if not text.isdigit():
-        raise BadRequest(f"Release {str(raw)[:20]!r} is not a version like v3.")
-    return int(text)
 
 
 @bp.get("/apps/<name>/releases")
@@ -26,7 +17,7 @@ def list_releases(name):
 def get_release(name, version):
     app = load_app(name)
     current = svc().store.find_app(name).current_version
-    return jsonify(release_json(svc().store.get_release(app, _version(version)), current))
+    return jsonify(release_json(svc().store.get_release(app, release_version(version)), current))
 
 
 @bp.post("/apps/<name>/releases")
@@ -34,7 +25,7 @@ def rollback(name):
     """Heroku's rollback: a new release from an old release's build and config."""
     app = load_app(name)
     data = body()
-    version = _version(data["release"]) if "release" in data else None
+    version = release_version(data["release"]) if "release" in data else None
     lines: list[str] = []
     release = releases.rollback(svc(), app, version, g.user.name, lines.append)
     current = svc().store.find_app(name).current_version

@@ -3,7 +3,8 @@ per-user quotas (`users:quota`, admins set; a user reads their own)."""
 from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest, NotFound
-from core.names import IMAGE_REF
+from core.names import IMAGE_REF, image_ref
+from core.numbers import whole_number
 
 from controller.accounts import tenancy
 from controller.store.tenancy import QUOTA_FIELDS
@@ -16,7 +17,7 @@ bp = Blueprint("tenancy", __name__)
 def _image(value) -> str:
     if not isinstance(value, str) or not IMAGE_REF.fullmatch(value):
         raise BadRequest("Give the image as IMAGE[:TAG] (as `docker images` lists it), e.g. python:3.12-slim.")
-    return value if ":" in value.split("/")[-1] or value.startswith("sha256:") else value + ":latest"
+    return image_ref(value)
 
 
 @bp.get("/images/allowed")
@@ -78,9 +79,9 @@ def set_quota(name):
     for key in QUOTA_FIELDS:
         if key in data:
             v = data[key]
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1_000_000):
-                raise BadRequest(f"{key} must be a whole number from 0 to 1000000, or null for the default.")
-            values[key] = v
+            values[key] = None if v is None else whole_number(
+                v if not isinstance(v, str) else None, key, 0, 1_000_000,
+                f"{key} must be a whole number from 0 to 1000000, or null for the default.")
     svc().store.set_quota(user, values)
     audit("users:quota", user=user.name, **{k: values.get(k) for k in QUOTA_FIELDS})
     return jsonify(_quota_json(user))

@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify, request
 from controller.accounts import users as accounts
 from controller.accounts import keys
 from controller.accounts.auth import token_from_header
-from core.errors import BadRequest, Forbidden
+from core.errors import AdminOnly, BadRequest
 from controller.web.common import audit, body, svc
 
 bp = Blueprint("users", __name__)
@@ -13,7 +13,7 @@ bp = Blueprint("users", __name__)
 
 def require_admin(what: str) -> None:
     if not g.user.is_admin:
-        raise Forbidden(f"Only an admin may {what}: ask your Dockyard admin.")
+        raise AdminOnly(f"Only an admin may {what}: ask your Dockyard admin.")
 
 
 @bp.get("/users")

@@ -188,7 +188,9 @@ def deploy_image(svc: Services, app: App, image: str, process_types: dict, user:
         app = svc.store.get_app(app.name)
         if not svc.scheduler.image_exists(image):
             raise NotFound(f"The image {image} is not in this machine's Docker engine (there is no registry to "
-                           "pull from): build or `docker load` it first, then deploy again.")
+                           "pull from): build or `docker load` it first, then deploy again.",
+                           fix="give the image as `docker images` lists it on the platform's machine (REPOSITORY:TAG "
+                               "or IMAGE ID), or build or `docker load` it there first")
         deployer = svc.store.get_user(user)
         if deployer is None or not tenancy.image_allowed(svc, deployer, image):
             raise tenancy.refuse_image(image)

@@ -1,11 +1,13 @@
 """Dashboard sessions: log in with an API token; a random session id in an HttpOnly,
 SameSite=Strict cookie that expires; the session is tied to the token (revoking the token
-with `auth:logout` ends it). Each session has a CSRF token that every POST must carry."""
+with `auth:logout` ends it). Each session has a CSRF token that every POST must carry; the login
+form itself, before any session, is accepted only from the dashboard's own pages."""
 from __future__ import annotations
 
 import hmac
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from flask import g, redirect, render_template, request, url_for
 
@@ -30,7 +32,7 @@ def require_session():
     g.user, g.csrf = found
     if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), g.csrf):
         raise Forbidden("This form is stale or was not sent by the dashboard (no valid CSRF token): "
-                        "reload the page and try again.")
+                        "reload the page and try again.", fix="reload the dashboard's page and send its form again")
     return None
 
 
@@ -51,10 +53,27 @@ def error_page(e: DockyardError):
     return render_template("error.html", error=e), e.status
 
 
+def _sent_from_here() -> bool:
+    """Was this form sent from a page of this dashboard? A browser names the page a POST comes
+    from (Origin, or at least Referer); another site's page cannot post a token to the login and
+    so log a visitor's browser into the attacker's account (login CSRF). A client that sends
+    neither header is not a browser posting someone else's form."""
+    sent = request.headers.get("Origin") or request.headers.get("Referer")
+    if not sent:
+        return True
+    try:
+        return urlsplit(sent).netloc.lower() == request.host.lower()
+    except ValueError:      # not a URL (say, a broken IPv6 literal): not from here either
+        return False
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     error = None
     if request.method == "POST":
+        if not _sent_from_here():
+            raise Forbidden("This login was sent from another site's page, not from the dashboard: nobody was "
+                            "logged in.", fix=f"open {request.host_url}dashboard/login yourself and log in there")
         token = request.form.get("token", "").strip()
         user = svc().store.user_for_token(token) if token else None
         if user is not None:

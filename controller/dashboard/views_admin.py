@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g, render_template
 
-from core.errors import Forbidden
+from core.errors import AdminOnly
 
 from controller.accounts import users as accounts
 from controller.observe import metrics
@@ -13,7 +13,7 @@ from controller.dashboard import bp
 
 def _admin() -> None:
     if not g.user.is_admin:
-        raise Forbidden("Only an admin may see this page: ask your Dockyard admin.")
+        raise AdminOnly("Only an admin may see this page: ask your Dockyard admin.")
 
 
 @bp.get("/admin/")

@@ -9,11 +9,12 @@ from flask import Response, g, jsonify, render_template, request, stream_with_co
 
 from core.appjson import MAX_QUANTITY
 from core.errors import BadRequest, NotFound
+from core.numbers import whole_number
 
 from controller.observe import applogs
 from controller.observe import metrics
 from controller.apps import releases
-from controller.web.common import audit, load_app, svc
+from controller.web.common import audit, load_app, release_version, svc
 from controller.dashboard import bp, pages
 
 STREAM_SECONDS = 55    # one log stream per connection at most this long; the browser reconnects
@@ -36,10 +37,8 @@ def app_page(name):
 @bp.post("/apps/<name>/scale")
 def scale(name):
     app = load_app(name)
-    try:
-        qty = int(request.form.get("quantity", ""))
-    except ValueError:
-        raise BadRequest("Quantity must be a whole number, e.g. 2.") from None
+    qty = whole_number(request.form.get("quantity", ""), "quantity", 0, MAX_QUANTITY,
+                       f"Quantity must be a whole number from 0 to {MAX_QUANTITY}, e.g. 2.")
     lines: list[str] = []
     releases.scale(svc(), app, [{"type": request.form.get("type", ""), "quantity": qty}], g.user.name,
                    lines.append, MAX_QUANTITY)
@@ -59,10 +58,7 @@ def restart(name):
 @bp.post("/apps/<name>/rollback")
 def rollback(name):
     app = load_app(name)
-    try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
-        raise BadRequest("Pick the release to roll back to, e.g. 3.") from None
+    version = release_version(request.form.get("version", ""))
     lines: list[str] = []
     release = releases.rollback(svc(), app, version, g.user.name, lines.append)
     audit("rollback", name, release=str(version))

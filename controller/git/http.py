@@ -21,6 +21,7 @@ from dulwich.web import make_wsgi_chain
 
 from core.errors import DockyardError
 from core.names import APP_NAME_RE, DEPLOY_BRANCHES
+from core.terminal import escape_control
 
 from controller.accounts import access
 from controller.accounts import users as accounts
@@ -49,7 +50,7 @@ def guarded_reads(proto, guard: PackGuard):
 
 
 def _one_line(message: str, limit: int = 300) -> bytes:
-    text = " ".join(message.split())
+    text = escape_control(" ".join(message.split()))
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text.encode("utf-8", "replace")
@@ -115,7 +116,9 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
         if self.client_gone or not self.has_capability(b"side-band-64k"):
             return
         try:
-            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, line.encode("utf-8", "replace") + b"\n")
+            # build output is the tenant's: escaped, it cannot drive the pusher's terminal
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS,
+                                      escape_control(line).encode("utf-8", "replace") + b"\n")
         except OSError:
             self.client_gone = True
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from core import latency
 from core.errors import BadRequest
+from core.numbers import whole_number
 from core.models import App
 
 from controller.services import Services
@@ -22,9 +23,10 @@ MAX_SINCE = 7 * 86400
 def parse_since(text: str | None, default: str = "1h") -> int:
     """`30m`, `1h`, `2d` -> seconds (at most 7 days), or BadRequest naming the form."""
     m = _SINCE.match((text or default).strip())
-    if not m or int(m.group(1)) == 0:
-        raise BadRequest(f"since={text!r} is not a duration: use e.g. 30m, 1h, 24h or 7d.")
-    return min(MAX_SINCE, int(m.group(1)) * _UNIT[m.group(2)])
+    message = f"since={str(text)[:20]!r} is not a duration: use e.g. 30m, 1h, 24h or 7d."
+    if not m:
+        raise BadRequest(message)
+    return min(MAX_SINCE, whole_number(m.group(1), "since", 1, message=message) * _UNIT[m.group(2)])
 
 
 def request_rows(minutes: list[dict]) -> list[dict]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.errors import BadRequest, Conflict, RouterError
+from core.errors import BadRequest, Conflict, DomainTaken, RouterError
 from core.models import App, User
 
 from controller.accounts import access
 from controller.routing import state as router_state
 from controller.routing.certs import CertBundle, inspect_bundle
-from controller.routing.domains import default_owner, normalize_hostname, overlaps, platform_label
+from controller.routing.domains import claimed_by, default_owner, normalize_hostname, platform_label
 from controller.routing.table import apply_routes
 from controller.services import Services
 
@@ -47,21 +47,21 @@ def add_domain(svc: Services, app: App, hostname: object, user: User) -> str:
     default_app = default_owner(host, svc.settings.domain)
     label = platform_label(host, svc.settings.domain)
     if label is not None and label != app.name and default_app is None:
-        raise Conflict(f"{host} is under the platform domain {svc.settings.domain}, whose names belong to its "
-                       f"apps: only names under {app.name}.{svc.settings.domain} may be added to {app.name}.")
+        raise DomainTaken(f"{host} is under the platform domain {svc.settings.domain}, whose names belong to its "
+                          f"apps: only names under {app.name}.{svc.settings.domain} may be added to {app.name}.")
     _refuse_overlap(svc, app, host, user)
     if default_app is not None:
-        raise Conflict(f"{host} is the default hostname of app {default_app!r} (every app answers at "
-                       f"<app>.{svc.settings.domain}); it cannot be added to another app.")
+        raise DomainTaken(f"{host} is the default hostname of app {default_app!r} (every app answers at "
+                          f"<app>.{svc.settings.domain}); it cannot be added to another app.")
     owner = router_state.domain_owner(svc.store, host)
     if owner is not None:
         if owner.id == app.id:
-            raise Conflict(f"{host} is already a domain of {app.name}.")
+            raise Conflict(f"{host} is already a domain of {app.name}.", fix="nothing to do: the app answers there")
         if access.can_read(user, owner):
-            raise Conflict(f"{host} is already used by app {owner.name}: remove it there first with "
-                           f"`dockyard domains:remove {host} -a {owner.name}`.")
-        raise Conflict(f"{host} is already used by another app. If it is yours, ask that app's owner "
-                       "to remove it, or an admin.")
+            raise DomainTaken(f"{host} is already used by app {owner.name}: remove it there first with "
+                              f"`dockyard domains:remove {host} -a {owner.name}`.")
+        raise DomainTaken(f"{host} is already used by another app. If it is yours, ask that app's owner "
+                          "to remove it, or an admin.")
     _apply_or_revert(svc, app.name, lambda: router_state.add_domain(svc.store, app, host),
                      lambda: router_state.remove_domain(svc.store, app, host), f"domain {host}")
     svc.store.add_event(app, "dockyard", "api", f"Domain {host} added by {user.name}")
@@ -69,16 +69,16 @@ def add_domain(svc: Services, app: App, hostname: object, user: User) -> str:
 
 
 def _refuse_overlap(svc: Services, app: App, host: str, user: User) -> None:
-    """A name, or a name under a wildcard, that another app holds belongs to that app: only a
-    user with access to it may add an overlapping one (an exact duplicate is refused after)."""
+    """A name, a name under it, or a name under a wildcard, that another app holds belongs to
+    that app: only a user with access to it may add one (an exact duplicate is refused after)."""
     for other_name, hosts in router_state.all_domains(svc.store).items():
-        taken = next((h for h in hosts if h != host and overlaps(h, host)), None) if other_name != app.name else None
+        taken = next((h for h in hosts if h != host and claimed_by(h, host)), None) if other_name != app.name else None
         if taken is None:
             continue
         other = svc.store.find_app(other_name)
         if other is not None and not access.can_read(user, other, svc.store.collaborator_ids(other)):
-            raise Conflict(f"{host} overlaps {taken}, a domain of another app: names under a wildcard belong to "
-                           "its owner. Ask that app's owner or an admin.")
+            raise DomainTaken(f"{host} overlaps {taken}, a domain of another app: the names under a domain or a "
+                              "wildcard belong to its owner.")
 
 
 def remove_domain(svc: Services, app: App, hostname: str, user: User) -> str:

@@ -62,3 +62,12 @@ def overlaps(a: str, b: str) -> bool:
     """Would one name answer for the other? Equal, or one is a wildcard covering the other
     (`*.corp.example` covers `api.corp.example`, `x.y.corp.example` and `*.y.corp.example`)."""
     return a == b or (a.startswith("*.") and b.endswith(a[1:])) or (b.startswith("*.") and a.endswith(b[1:]))
+
+
+def claimed_by(held: str, host: str) -> bool:
+    """Does a name someone holds make `host` theirs? As under the platform domain, where the names
+    under `<app>.<domain>` are the app's: the names under a custom domain belong to its holder
+    (`a.shop.example` and `*.shop.example` under `shop.example`), and a wildcard that would answer
+    for a held name, or that a held one covers, overlaps it."""
+    base = held[2:] if held.startswith("*.") else held
+    return overlaps(held, host) or host.endswith("." + base)

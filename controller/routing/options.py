@@ -9,6 +9,7 @@ from router import render
 from router.table import Route, RouteOptions, Tls
 
 from core.errors import BadRequest
+from core.numbers import whole_number
 
 # CLI spelling -> (RouteOptions field or flag, kind)
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -40,9 +41,8 @@ def _parse_one(key: str, raw) -> object:
         raise BadRequest(f"{key}={str(raw)[:20]!r}: use true or false.")
     if kind == "seconds":
         text = value[:-1] if isinstance(value, str) and value.endswith("s") else value
-        if not isinstance(text, str) or not text.isdigit():
-            raise BadRequest(f"{key}={str(raw)[:20]!r} is not a number of seconds: e.g. {key}=120.")
-        return int(text)
+        return whole_number(text if isinstance(text, str) else None, key,
+                            message=f"{key}={str(raw)[:20]!r} is not a number of seconds: e.g. {key}=120.")
     return value
 
 

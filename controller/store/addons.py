@@ -30,6 +30,12 @@ def _attachment(row: sqlite3.Row) -> Attachment:
                       created_at=row["created_at"])
 
 
+
+def addon_not_found(name: str) -> NotFound:
+    """The one answer for an add-on name that does not exist, or whose app the asker cannot see."""
+    return NotFound(f"Add-on {name[:60]!r} not found: list them with `dockyard addons -a APP`.")
+
+
 class AddonsMixin:
     def create_addon(self, app: App, name: str, service: str, memory_mb: int, credentials: dict,
                      node: str | None = None) -> Addon:
@@ -51,7 +57,7 @@ class AddonsMixin:
     def get_addon(self, name: str) -> Addon:
         addon = self.find_addon(name)
         if addon is None:
-            raise NotFound(f"Add-on {name[:60]!r} not found: list them with `dockyard addons -a APP`.")
+            raise addon_not_found(name)
         return addon
 
     def list_addons(self, app: App | None = None) -> list[Addon]:

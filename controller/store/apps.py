@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 
 from core import prom
-from core.errors import Conflict, NotFound, QuotaExceeded
+from core.errors import AppNotFound, Conflict, NotFound, QuotaExceeded
 from core.models import App, Build, Release
 
 from controller.store.base import now
@@ -73,8 +73,8 @@ class AppsMixin:
     def get_app(self, name: str) -> App:
         app = self.find_app(name)
         if app is None:
-            raise NotFound(f"App {name!r} not found: check the name with `dockyard apps`, "
-                           f"or create it with `dockyard apps:create {name}`.")
+            raise AppNotFound(f"App {name!r} not found: check the name with `dockyard apps`, "
+                              f"or create it with `dockyard apps:create {name}`.")
         return app
 
     def list_apps(self) -> list[App]:
@@ -190,7 +190,8 @@ class AppsMixin:
             cur = db.execute("UPDATE apps SET last_version = ? WHERE id = ? AND last_version = ?",
                              (old + 1, app.id, old))
             if cur.rowcount != 1:
-                raise Conflict(f"Another release of {app.name} was created at the same time; try again.")
+                raise Conflict(f"Another release of {app.name} was created at the same time; try again.",
+                               fix="send the request again: another change of the app came first")
             db.execute("INSERT INTO releases (app_id, version, build_id, config, description, status,"
                        " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (app.id, old + 1, build_id, json.dumps(config, sort_keys=True), description,
@@ -210,7 +211,8 @@ class AppsMixin:
         cur = db.execute("UPDATE apps SET current_version = ? WHERE id = ? AND current_version = ?",
                          (version, app.id, old))
         if cur.rowcount != 1:
-            raise Conflict(f"The current release of {app.name} changed during the deploy; try again.")
+            raise Conflict(f"The current release of {app.name} changed during the deploy; try again.",
+                           fix="deploy again: another change of the app came first")
 
     def finish_release(self, release: Release, status: str) -> None:
         """pending -> succeeded (and make it current) or failed. Content never changes."""

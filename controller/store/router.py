@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Callable
 
-from core.errors import Conflict
+from core.errors import DomainTaken
 from core.models import App
 
 from controller.store.base import now
@@ -57,7 +57,7 @@ class RouterMixin:
                 db.execute("INSERT INTO domains (hostname, app_id, created_at) VALUES (?, ?, ?)",
                            (hostname, app.id, now()))
         except sqlite3.IntegrityError:
-            raise Conflict(f"{hostname} is already in use.") from None
+            raise DomainTaken(f"{hostname} is already in use by another app.") from None
 
     def remove_domain(self, app: App, hostname: str) -> bool:
         with self.tx() as db:

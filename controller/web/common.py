@@ -5,8 +5,9 @@ from flask import current_app, g, request
 
 from controller.accounts import access
 from controller.accounts import users as accounts
-from core.errors import BadRequest, Forbidden, NotFound
+from core.errors import AppNotFound, BadRequest, Forbidden
 from core.names import APP_NAME_RE
+from core.numbers import whole_number
 from core.models import App, Release
 from controller.services import Services
 
@@ -37,12 +38,18 @@ def load_app(name: str, admin: bool = False) -> App:
     collaborators = accounts.collaborator_ids(svc().store, app) if app is not None else set()
     if app is None or not access.can_read(g.user, app, collaborators):
         hint = f"`dockyard apps:create {name}`" if APP_NAME_RE.fullmatch(name) else "`dockyard apps:create NAME`"
-        raise NotFound(f"App {name[:40]!r} not found: check the name with `dockyard apps`, "
-                       f"or create it with {hint}.")
+        raise AppNotFound(f"App {name[:40]!r} not found: check the name with `dockyard apps`, "
+                          f"or create it with {hint}.")
     if admin and not access.can_admin(g.user, app, collaborators):
         raise Forbidden(f"Only the owner of {name} may do that: you are a collaborator "
                         f"(see `dockyard access -a {name}`); ask the owner.")
     return app
+
+
+def release_version(raw) -> int:
+    """A release as the API, the CLI and the dashboard name it: 3, "3" or "v3"."""
+    text = raw[1:] if isinstance(raw, str) and raw.startswith("v") else raw
+    return whole_number(text, "release", 1, message=f"Release {str(raw)[:20]!r} is not a version like v3.")
 
 
 def app_json(app: App) -> dict:
