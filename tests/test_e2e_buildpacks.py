@@ -4,8 +4,8 @@ run in a build container of the build image, the app answers through the router.
 One platform for the module, with a short build timeout (for the hung-buildpack test)."""
 from __future__ import annotations
 
+import ipaddress
 import json
-import os
 import stat
 import subprocess
 import time
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BUSYBOX_BASE, make_app_repo, run, start_platform, stop_platform, unique_app
+from .conftest import BUSYBOX_BASE, free_port, make_app_repo, run, start_platform, stop_platform, unique_app, wait_until
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -274,8 +274,10 @@ def test_custom_buildpack_from_path_gets_env_dir_and_runs_a_worker_only_app(bp, 
 
 
 def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
-    """A git buildpack is cloned in a container: served here by `git daemon` in a container of
-    its own, as a git host outside the platform would be."""
+    """A git buildpack is cloned in a container on a network of its own: served here by `git
+    daemon` on this host's address on the engine's default bridge, as a git host outside the
+    platform would be (the build step reaches it through its network's route, as it would reach
+    any other host; other containers it cannot reach)."""
     src = make_buildpack(tmp_path / "gitpack", detect='echo "Failing"; exit 0',
                          compile_='echo "-----> about to fail"; echo "the real reason: disk on fire"; exit 3',
                          release='echo "---"')
@@ -284,13 +286,16 @@ def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
     run(["git", "commit", "-q", "-m", "bp"], cwd=src, env=bp.env)
     served = tmp_path / "served"
     run(["git", "clone", "-q", "--bare", str(src), str(served / "bp.git")], env=bp.env)
-    os.chmod(tmp_path, 0o755)
-    cid = run(["docker", "run", "-d", "--rm", "--label", f"dockyard.instance={bp.name}", "-v", f"{served}:/srv:ro",
-               "dockyard/build-stack:bookworm", "git", "daemon", "--export-all", "--base-path=/srv", "/srv"]
-              ).stdout.strip()
+    subnet = run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Subnet}}"]).stdout.strip()
+    host = str(ipaddress.ip_network(subnet)[1])     # the host's own address on the default bridge
+    port = free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--export-all", "--reuseaddr", f"--base-path={served}",
+                               f"--listen={host}", f"--port={port}", str(served)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ip = run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid]).stdout.strip()
-        url = f"git://{ip}/bp.git"
+        wait_until(lambda: run(["git", "ls-remote", f"git://{host}:{port}/bp.git"], check=False).returncode == 0,
+                   20, "git daemon to serve")
+        url = f"git://{host}:{port}/bp.git"
         app = create(bp, "failbp")
         repo = make_app_repo(tmp_path / "failbp", {".buildpacks": f"# one per line\n{url}\n", "x.txt": "x"}, bp)
         proc = push(bp, app, repo, check=False)
@@ -300,7 +305,8 @@ def test_buildpacks_file_with_git_url_and_a_failing_buildpack(bp, tmp_path):
         assert f"The {url} buildpack's bin/compile failed (exit 3)" in proc.stderr
         assert last_build(bp, app)["status"] == "failed"
     finally:
-        run(["docker", "rm", "-f", cid], check=False)
+        daemon.terminate()
+        daemon.wait(10)
 
 
 def test_hung_buildpack_is_killed_at_the_build_timeout(bp, tmp_path):
