@@ -323,12 +323,7 @@ class AppsMixin:
 
     def set_limits(self, app: App, ptype: str, memory_mb: int | None, cpus: float | None) -> None:
         with self.tx() as db:
-            if memory_mb is None and cpus is None:
-                db.execute("DELETE FROM limits WHERE app_id = ? AND type = ?", (app.id, ptype))
-            else:
-                db.execute("INSERT INTO limits (app_id, type, memory_mb, cpus) VALUES (?, ?, ?, ?)"
-                           " ON CONFLICT (app_id, type) DO UPDATE SET memory_mb = excluded.memory_mb,"
-                           " cpus = excluded.cpus", (app.id, ptype, memory_mb, cpus))
+            write_limit(db, app.id, ptype, memory_mb, cpus)
 
     def checks(self, app: App) -> dict[str, list[dict]]:
         """Health checks set with checks:set (they override app.json's), by process type."""
@@ -399,3 +394,13 @@ class AppsMixin:
     def healthy_ids(self) -> set[str]:
         with self.read() as db:
             return {r[0] for r in db.execute("SELECT container_id FROM instances WHERE stopping_at IS NULL")}
+
+
+def write_limit(db: sqlite3.Connection, app_id: str, ptype: str, memory_mb: int | None, cpus: float | None) -> None:
+    """Set a process type's limits inside the caller's transaction; (None, None) resets them."""
+    if memory_mb is None and cpus is None:
+        db.execute("DELETE FROM limits WHERE app_id = ? AND type = ?", (app_id, ptype))
+    else:
+        db.execute("INSERT INTO limits (app_id, type, memory_mb, cpus) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (app_id, type) DO UPDATE SET memory_mb = excluded.memory_mb,"
+                   " cpus = excluded.cpus", (app_id, ptype, memory_mb, cpus))

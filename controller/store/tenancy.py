@@ -8,6 +8,7 @@ from typing import Callable
 from core.errors import NotFound
 from core.models import App, User
 
+from controller.store.apps import write_limit
 from controller.store.base import now
 
 QUOTA_FIELDS = ("max_apps", "max_instances", "max_memory_mb")
@@ -73,12 +74,7 @@ class TenancyMixin:
             for ptype, qty in quantities.items():
                 db.execute(verb, (app.id, ptype, qty))
             for ptype, (mb, cpus) in limits.items():
-                if mb is None and cpus is None:
-                    db.execute("DELETE FROM limits WHERE app_id = ? AND type = ?", (app.id, ptype))
-                else:
-                    db.execute("INSERT INTO limits (app_id, type, memory_mb, cpus) VALUES (?, ?, ?, ?)"
-                               " ON CONFLICT (app_id, type) DO UPDATE SET memory_mb = excluded.memory_mb,"
-                               " cpus = excluded.cpus", (app.id, ptype, mb, cpus))
+                write_limit(db, app.id, ptype, mb, cpus)
 
 
 def _usage(db: sqlite3.Connection, owner_id: int, default_mb: int, change: tuple[str, dict, dict] | None) -> dict:
