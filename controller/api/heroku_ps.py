@@ -79,14 +79,17 @@ def scale_one(ident, ptype):
 def list_dynos(ident):
     app = find_app(ident)
     s = svc()
-    instances = s.scheduler.instances(app.name) + s.scheduler.oneoffs(app.name)
-    healthy = s.store.healthy_ids() | {i.container_id for i in s.scheduler.oneoffs(app.name)}
     health = s.store.instance_health(app)
+    # an instance being stopped (drained after a restart or deploy) is no dyno any more, as on Heroku:
+    # only Dockyard's own `ps` shows it, as `stopping`
+    instances = [i for i in s.scheduler.instances(app.name) + s.scheduler.oneoffs(app.name)
+                 if not (health.get(i.container_id) or {}).get("stopping")]
+    healthy = s.store.healthy_ids() | {i.container_id for i in s.scheduler.oneoffs(app.name)}
     commands = releases.process_types(s.store.live_release(app))
     sizes = _sizes(app)
     return listing([shapes.dyno(app_id=app.id, app_name=app.name, container_id=i.container_id, label=i.label,
                                 ptype=i.process,
-                                state=instance_state(i, healthy, bool((health.get(i.container_id) or {}).get("stopping"))),
+                                state=instance_state(i, healthy),
                                 size_=sizes.get(i.process, sizes["run"]),
                                 command=commands.get(i.process) or ("one-off" if i.process == "run" else i.process),
                                 started_at=i.started_at, version=i.version) for i in instances])
