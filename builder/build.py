@@ -115,13 +115,20 @@ def check_disk(checks: tuple[DiskCheck, ...], min_free_mb: int) -> None:
                     f"(DOCKYARD_MIN_FREE_MB). {check.hint}, then push again.")
 
 
+def build_copy_prefix(instance: str, app: str) -> str:
+    """The temporary directory of a build's source copy: dockyard-build.<instance>.<app>.XXXXXXXX
+    (names hold no dots, so an instance or app whose name starts like another's never matches)."""
+    return f"dockyard-build.{instance}.{app}."
+
+
 def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, say: Out,
                  cancelled: Cancelled = lambda: False) -> BuildResult:
     """Build `job.commit` of `repo` into the image `job.tag`."""
     started = time.monotonic()
     check_disk(config.disk_checks, config.min_free_mb)
     job = dataclasses.replace(job, commit_time=repo[job.commit.encode()].commit_time)
-    with tempfile.TemporaryDirectory(prefix=f"dockyard-build-{job.app}-") as tmp:
+    # named after the platform instance too: another instance's sweep never takes this copy
+    with tempfile.TemporaryDirectory(prefix=build_copy_prefix(config.image_namespace, job.app)) as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
         if export_commit(repo, job.commit.encode(), src, config.checkout_limits) == 0:
@@ -221,7 +228,7 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
     for image in referenced_images(dockerfile):
         check_image_allowed(config, job, image)
         if not engine.image_exists(image):
-            pull_base_image(engine, job, image, say, cancelled)   # into the platform's engine
+            pull_base_image(engine, config, job, image, say, cancelled)   # into the platform's engine
         if not engine.provide_image(image):   # and from there into the build's sandbox
             raise BaseImageMissing(f"The Dockerfile builds FROM {image[:80]}, which went from this machine's "
                                    "Docker engine meanwhile: push again.")
@@ -248,7 +255,8 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
         raise BuildError(f"{where}{detail}") from None
 
 
-def pull_base_image(engine: BuildEngine, job: BuildJob, image: str, say: Out, cancelled: Cancelled) -> None:
+def pull_base_image(engine: BuildEngine, config: BuildConfig, job: BuildJob, image: str, say: Out,
+                    cancelled: Cancelled) -> None:
     """A base image the engine lacks: pulled when the admin's allow-list admits it (shared by
     every app that builds on it), with the pull's progress in the push output."""
     if job.may_pull is None or not job.may_pull(image):
@@ -260,7 +268,10 @@ def pull_base_image(engine: BuildEngine, job: BuildJob, image: str, say: Out, ca
     try:
         engine.pull_image(image, lambda line: say(f"       {line}"), cancelled)
     except DockyardError as e:
-        raise BaseImageMissing(e.message) from None
+        raise BaseImageMissing(
+            f"The Dockerfile builds FROM {image[:80]}, which is not in this machine's Docker engine, and pulling it "
+            f"failed ({e.message}). Where this machine has no registry to pull from, set DOCKYARD_REGISTRY_MIRROR "
+            f"to a registry it reaches, or build FROM {config.stack_image} (the stack) or FROM scratch.") from None
 
 
 def check_image_allowed(config: BuildConfig, job: BuildJob, image: str) -> None:

@@ -349,7 +349,7 @@ def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):
     push = threading.Thread(target=lambda: p.git("push", "dockyard", "main", cwd=repo, check=False))
     push.start()
     wait_until(lambda: "pending" in p.cli("builds", "-a", name).stdout, 30, "the build to start")
-    copies = list(Path("/tmp").glob(f"dockyard-build-{name}-*"))
+    copies = list(Path("/tmp").glob(f"dockyard-build.{p.name}.{name}.*"))
     api = int((p.home / "run" / "api.pid").read_text())
     os.killpg(api, 9)
     killed = time.monotonic()

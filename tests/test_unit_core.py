@@ -197,9 +197,10 @@ def test_engine_events_become_crashes_with_the_oom_flag():
 
 def test_sweep_finds_only_this_apps_build_copies(tmp_path):
     from controller.runtime.sweep import stale_build_dirs
-    for name in ("dockyard-build-shop-ab12cd34", "dockyard-build-shop-x-ab12cd34", "dockyard-build-shopx-ab12cd34"):
+    for name in ("dockyard-build.dy.shop.ab12cd34", "dockyard-build.dy.shop-x.ab12cd34", "dockyard-build.dy.shopx.ab12cd34",
+                 "dockyard-build.dy2.shop.ab12cd34"):      # the last: another platform instance's build
         (tmp_path / name).mkdir()
-    assert [p.name for p in stale_build_dirs(tmp_path, "shop")] == ["dockyard-build-shop-ab12cd34"]
+    assert [p.name for p in stale_build_dirs(tmp_path, "dy", "shop")] == ["dockyard-build.dy.shop.ab12cd34"]
 
 
 def test_leftover_containers_are_builds_and_release_phases_never_instances():

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from builder.build import build_copy_prefix
 from core.errors import Locked
 from core.models import App
 
@@ -17,11 +18,13 @@ from controller.runtime.locks import app_lock
 from controller.services import Services
 
 
-def stale_build_dirs(tmp: Path, app: str) -> list[Path]:
-    """The source copies of the app's builds (tempfile names them dockyard-build-<app>-XXXXXXXX;
-    another app whose name starts with this one's does not match)."""
-    pattern = re.compile(rf"dockyard-build-{re.escape(app)}-[a-z0-9_]{{8}}")
-    return [p for p in tmp.glob(f"dockyard-build-{app}-*") if pattern.fullmatch(p.name)]
+def stale_build_dirs(tmp: Path, instance: str, app: str) -> list[Path]:
+    """The source copies of this platform instance's builds of the app (builder.build names them
+    dockyard-build.<instance>.<app>.XXXXXXXX): never another instance's on the same machine,
+    nor another app's whose name starts with this one's."""
+    prefix = build_copy_prefix(instance, app)
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")
+    return [p for p in tmp.glob(f"{prefix}*") if pattern.fullmatch(p.name)]
 
 
 INTERRUPTED = "The build was interrupted (its process ended): push again."
@@ -61,7 +64,7 @@ def sweep_app(svc: Services, app_name: str) -> list[str]:
             if app is None:
                 return done
             done.extend(fail_interrupted_builds(svc, app))
-            for path in stale_build_dirs(Path(tempfile.gettempdir()), app_name):
+            for path in stale_build_dirs(Path(tempfile.gettempdir()), svc.settings.name, app_name):
                 shutil.rmtree(path, ignore_errors=True)
                 done.append(f"removed the build copy {path}")
             if (n := repos.sweep_uploads(svc.settings, app_name)):
