@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 
 import pytest
 
 from .conftest import BUSYBOX_BASE, make_app_repo, run, wait_until
 from .heroku_cli import heroku
 from .test_e2e_access import As, new_user
+from .test_e2e_dashboard import By, browser, login, session_for, shot, wait  # noqa: F401 - browser is a fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +90,39 @@ def test_promote_releases_the_same_image_with_production_config(platform, world)
     assert top["status"] == "succeeded" and top["description"].startswith(f"Promote {stg} v")
     audit = platform.cli("audit", "-a", prd).stdout
     assert "pipelines:promote" in audit and a.name in audit, audit
+
+
+def test_dashboard_promote_is_confirmed_and_csrf_protected(platform, world, browser):  # noqa: F811
+    a, p, stg, prd = world["alice"], world["pipeline"], world["stg"], world["prd"]
+    before = releases(a, prd)
+    forged = session_for(platform, a.token).post(f"{platform.api}/dashboard/pipelines/{p}/promote",
+                                                 data={"app": stg}, timeout=30)           # no CSRF token
+    assert forged.status_code == 403 and releases(a, prd) == before
+
+    d = browser
+    login(d, platform, a.token)
+    d.get(f"{platform.api}/dashboard/pipelines/{p}")
+    stages = [s.get_attribute("data-stage") for s in d.find_elements(By.CSS_SELECTOR, "#stages .stage")]
+    assert stages == ["development", "staging", "production"]
+    card = d.find_element(By.CSS_SELECTOR, f'.stage[data-stage="staging"] .stage-app[data-app="{stg}"]')
+    assert "v" in card.find_element(By.CSS_SELECTOR, ".release").text and card.find_element(By.CSS_SELECTOR, ".commit").text
+    tops = [e.location["y"] for e in d.find_elements(By.CSS_SELECTOR, "#stages .stage")]
+    assert len(set(tops)) == 1                                             # side by side
+    shot(d, "pipeline")
+    form = card.find_element(By.CSS_SELECTOR, "form")
+    assert form.get_attribute("data-confirm").endswith(f"to production: {prd}?")
+    d.execute_script("window.confirm = function () { return false; }")     # "Cancel" in the dialog
+    card.find_element(By.CSS_SELECTOR, "button.promote").click()
+    time.sleep(2)
+    assert not d.find_elements(By.ID, "message") and releases(a, prd) == before
+    d.execute_script("window.confirm = function () { return true; }")      # "OK"
+    card.find_element(By.CSS_SELECTOR, "button.promote").click()
+    wait(d, lambda d: any(f"{prd}: succeeded" in m.text for m in d.find_elements(By.ID, "message")), 120,
+         "the promotion's outcome")
+    after = releases(a, prd)
+    assert len(after) == len(before) + 1 and after[-1]["status"] == "succeeded"
+    assert after[-1]["description"].startswith(f"Promote {stg} v")
+    shot(d, "pipeline-promoted")
 
 
 def test_failed_health_check_in_production_rolls_back_and_spares_staging(platform, world):
