@@ -182,3 +182,14 @@ def test_review_apps_count_against_the_owner_quota(platform, world):
         assert a.api("GET", f"/apps/{world['pipeline']}-feature-y").status_code == 404
     finally:
         platform.cli("users:quota", a.name, "--reset")
+
+
+def test_production_outlives_the_staging_app_it_was_promoted_from(platform, world):
+    """Staging's images go with it, but the image production runs (promoted, so labelled as
+    staging's) only loses staging's tags: production still restarts on it."""
+    a, stg, prd = world["alice"], world["stg"], world["prd"]
+    promoted = image_of(platform, prd)
+    a.cli("apps:destroy", "-a", stg, "--confirm", stg)
+    assert run(["docker", "image", "inspect", promoted], check=False).returncode == 0
+    a.cli("ps:restart", "-a", prd)
+    assert platform.curl(prd)[1].strip() == "one stage=production db=" and image_of(platform, prd) == promoted

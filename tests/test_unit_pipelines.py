@@ -134,9 +134,9 @@ def test_a_target_that_fails_its_check_keeps_its_live_release(svc, shop):  # noq
     _deploy(svc, "shop-stg", "b")
     svc.scheduler.behave("shop-prd", first + 1, "web", Behaviour(answers=False))
     [target] = promote.promote(svc, shop, "shop-stg", ["shop-prd"], lambda _: None).targets
-    assert target["status"] == "failed" and target["error_message"]
+    assert target["status"] == "failed" and target["error_message"], target
     prd = svc.store.get_app("shop-prd")
-    assert prd.live_version == first and svc.store.get_release(prd, first + 1).status == "failed"
+    assert prd.live_version == first and svc.store.get_release(prd, first + 1).status == "failed", target
 
 
 def test_only_owners_change_a_pipeline(svc, shop):  # noqa: F811
@@ -166,3 +166,13 @@ def test_stale_review_apps_go_and_fresh_ones_stay(svc, shop):  # noqa: F811
     gone = review.destroy_stale(svc, lambda _: None, now=later)
     assert sorted(gone) == ["shop-new", "shop-old"]
     assert svc.store.find_app("shop-old") is None and svc.store.find_app("shop-stg") is not None
+
+
+def test_collecting_the_upstreams_images_spares_what_a_promotion_released(svc, shop):  # noqa: F811
+    _deploy(svc, "shop-stg", "a")
+    [target] = promote.promote(svc, shop, "shop-stg", None, lambda _: None).targets
+    made = svc.store.get_release(svc.store.get_app("shop-prd"), target["version"])
+    for tag in "bcd":                              # staging moves on; its old images are collected
+        _deploy(svc, "shop-stg", tag)
+    svc.scheduler.remove_images("shop-stg")        # even everything of staging's (its destroy)
+    assert svc.scheduler.image_exists(made.image) and svc.scheduler.image_exists(f"memtest/shop-prd:v{made.version}")

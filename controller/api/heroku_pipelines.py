@@ -8,8 +8,9 @@ from flask import g, jsonify
 from core.errors import AppNotFound, BadRequest
 
 from controller.api.heroku import Users, find_app, listing, route
-from controller.api.heroku_apps import _account_shape, app_shape
+from controller.api.heroku_apps import app_shape
 from controller.web.common import body
+from controller.web.heroku import shapes
 
 
 @route("/filters/apps", "POST")
@@ -29,7 +30,7 @@ def filter_apps():
 
 @route("/users/~", "GET")
 def whoami():
-    return jsonify(_account_shape(g.user))
+    return jsonify(shapes.account(g.user.id, g.user.login, g.user.name, g.user.is_admin))
 
 
 @route("/account/features/<name>", "GET")
