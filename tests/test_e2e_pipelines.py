@@ -51,7 +51,9 @@ def world(platform, tmp_path_factory):
 
 
 def image_of(platform, app: str) -> str:
-    (cid,) = platform.containers(app, running_only=True)
+    """The image id of the app's one running instance (after a retired one has stopped)."""
+    (cid,) = wait_until(lambda: (lambda ids: ids if len(ids) == 1 else None)(platform.containers(app, running_only=True)),
+                        30, f"one running instance of {app}")
     return run(["docker", "inspect", "-f", "{{.Image}}", cid]).stdout.strip()
 
 
@@ -186,10 +188,12 @@ def test_review_apps_count_against_the_owner_quota(platform, world):
 
 def test_production_outlives_the_staging_app_it_was_promoted_from(platform, world):
     """Staging's images go with it, but the image production runs (promoted, so labelled as
-    staging's) only loses staging's tags: production still restarts on it."""
+    staging's) only loses staging's tags, even while no container of production holds it."""
     a, stg, prd = world["alice"], world["stg"], world["prd"]
     promoted = image_of(platform, prd)
+    a.cli("ps:stop", "-a", prd)
+    wait_until(lambda: not platform.containers(prd, running_only=True), 30, "production stopped")
     a.cli("apps:destroy", "-a", stg, "--confirm", stg)
     assert run(["docker", "image", "inspect", promoted], check=False).returncode == 0
-    a.cli("ps:restart", "-a", prd)
+    a.cli("ps:start", "-a", prd)
     assert platform.curl(prd)[1].strip() == "one stage=production db=" and image_of(platform, prd) == promoted
