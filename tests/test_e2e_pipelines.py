@@ -197,3 +197,8 @@ def test_production_outlives_the_staging_app_it_was_promoted_from(platform, worl
     assert run(["docker", "image", "inspect", promoted], check=False).returncode == 0
     a.cli("ps:start", "-a", prd)
     assert platform.curl(prd)[1].strip() == "one stage=production db=" and image_of(platform, prd) == promoted
+    heroku(platform, a.token, "pipelines:remove", "-a", prd)
+    assert prd not in a.cli("pipelines:info", world["pipeline"]).stdout
+    a.cli("pipelines:destroy", world["pipeline"])
+    assert world["pipeline"] not in a.cli("pipelines").stdout
+    assert a.api("GET", f"/apps/{prd}").status_code == 200              # its apps stay

@@ -82,7 +82,14 @@ def deploy_branch(svc: Services, parent_name: str, branch: str, repo, sha: bytes
         accounts.audit(svc.store, user, "reviewapps:create", app.name, {"branch": branch[:80], "from": parent.name})
     _ensure_addons(svc, app, environment, user, out)
     with releases.receiving_push(svc, app.name, out, blueprint.attach_render_addons, environment) as push:
-        release = push.deploy(repo, sha, user, out, cancelled)
+        try:
+            release = push.deploy(repo, sha, user, out, cancelled)
+        except BaseException:
+            accounts.audit(svc.store, user, "deploy", app.name, {"commit": sha.decode()[:12], "branch": branch[:80],
+                                                                  "result": "failed"})
+            raise
+    accounts.audit(svc.store, user, "deploy", app.name, {"commit": sha.decode()[:12], "branch": branch[:80],
+                                                          "result": "succeeded"})
     svc.store.touch_review_app(coupling)
     url = f"http://{svc.settings.app_host(app.name)}:{svc.settings.router_port}/"
     out(f"-----> Review app for {branch}: {url}")
