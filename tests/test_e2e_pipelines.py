@@ -202,3 +202,4 @@ def test_production_outlives_the_staging_app_it_was_promoted_from(platform, worl
     a.cli("pipelines:destroy", world["pipeline"])
     assert world["pipeline"] not in a.cli("pipelines").stdout
     assert a.api("GET", f"/apps/{prd}").status_code == 200              # its apps stay
+    a.cli("apps:destroy", "-a", prd, "--confirm", prd)                  # the session's platform goes on

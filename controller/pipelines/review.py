@@ -78,8 +78,14 @@ def deploy_branch(svc: Services, parent_name: str, branch: str, repo, sha: bytes
     environment = app_json.review_environment_in_commit(repo, sha)
     app, coupling = _existing(svc, pipeline, branch)
     if app is None:
-        app, coupling = _create(svc, pipeline, parent, branch, user, out)
-        accounts.audit(svc.store, user, "reviewapps:create", app.name, {"branch": branch[:80], "from": parent.name})
+        try:
+            app, coupling = _create(svc, pipeline, parent, branch, user, out)
+        except Conflict:
+            app, coupling = _existing(svc, pipeline, branch)   # a push of the same branch made it meanwhile
+            if app is None:
+                raise
+        else:
+            accounts.audit(svc.store, user, "reviewapps:create", app.name, {"branch": branch[:80], "from": parent.name})
     _ensure_addons(svc, app, environment, user, out)
     with releases.receiving_push(svc, app.name, out, blueprint.attach_render_addons, environment) as push:
         try:
