@@ -33,7 +33,10 @@ def pipeline_for_push(svc: Services, app_name: str) -> Pipeline | None:
     return pipeline if pipeline is not None and pipeline.review_apps else None
 
 
-def _existing(svc: Services, pipeline: Pipeline, branch: str) -> tuple[App | None, Coupling | None]:
+def _existing(svc: Services, pipeline: Pipeline | None, branch: str) -> tuple[App | None, Coupling | None]:
+    if pipeline is None:
+        raise Conflict("Review apps were turned off for this pipeline while you pushed: turn them on again "
+                       "(`dockyard reviewapps:enable -p PIPELINE`) and push again.")
     name = review_app_name(pipeline.name, branch)
     app = svc.store.find_app(name)
     if app is None:
