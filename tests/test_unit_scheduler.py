@@ -11,6 +11,7 @@ import pytest
 from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, Scheduler, make_scheduler
 from controller.scheduler.docker_build import append_labels
 from controller.scheduler.docker_parse import Lines, iso, parse_instance, parse_logs, split_frames
+from controller.services import scheduler_config
 from controller.settings import Settings
 from core.errors import ImageBuildFailed
 from core.models import LogLine
@@ -224,7 +225,7 @@ def test_a_missing_or_odd_dockerfile_is_a_build_failure(tmp_path):
 
 # ---- the factory ---------------------------------------------------------------------------
 def test_the_factory_gives_a_complete_scheduler_without_contacting_the_engine(tmp_path):
-    sched = make_scheduler(Settings(home=tmp_path))
+    sched = make_scheduler(scheduler_config(Settings(home=tmp_path)))
     assert isinstance(sched, Scheduler)
     assert not getattr(type(sched), "__abstractmethods__", None)
 

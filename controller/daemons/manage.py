@@ -15,7 +15,7 @@ from controller.admin import backup
 from controller.admin.artifacts import adopt_name_keyed
 from controller.daemons.supervisor import supervisor_pid
 from controller.scheduler import make_scheduler
-from controller.services import Services
+from controller.services import Services, scheduler_config
 from controller.settings import from_env
 from controller.store import Store
 
@@ -63,7 +63,7 @@ def restore(archive, force):
     s = from_env()
     if supervisor_pid(s):
         raise click.ClickException(f"The platform runs from {s.home}: stop it first with `make down`.")
-    scheduler = make_scheduler(s)
+    scheduler = make_scheduler(scheduler_config(s))
 
     def restore_addons(dumps: Path, entries: list[dict]) -> list[str]:
         svc = Services(s, scheduler=scheduler)     # on the store just restored
