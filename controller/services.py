@@ -43,6 +43,14 @@ def scheduler_config(s: Settings) -> SchedulerConfig:
                            registry_mirror=s.registry_mirror, isolation=s.isolation)
 
 
+def migrated(settings: Settings) -> "Services":
+    """The services of a process that starts on its own (sshd's setup, `manage`), with the
+    store's schema brought up to date first."""
+    svc = Services(settings)
+    svc.store.migrate()
+    return svc
+
+
 class Services:
     """`scheduler` and `router` may be given (the in-memory scheduler and a recording router of
     the fast deploy-logic tests); by default they are made from the settings on first use."""
