@@ -238,3 +238,14 @@ def test_a_web_instance_listening_on_its_images_exposed_port_is_found_there():
     insp = inspected("running", labels=labels, ports={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49161"}]})
     assert parse_instance(insp, APP_PORT).host_port == 49161
     assert parse_instance(listed("running", "Up 1 minute"), APP_PORT).host_port == 49153   # no label: $PORT
+
+
+def test_the_scheduler_config_holds_the_settings_of_the_same_name(tmp_path):
+    from dataclasses import fields
+    settings = Settings(home=tmp_path, name="cfgtest", stop_grace=7, registry_mirror="http://127.0.0.1:9/")
+    config = scheduler_config(settings)
+    assert config.backend == settings.scheduler
+    for f in fields(config):
+        if f.name != "backend":
+            assert getattr(config, f.name) == getattr(settings, f.name), f.name
+    assert config.image_repo("shop") == settings.image_repo("shop")
