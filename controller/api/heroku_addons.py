@@ -119,7 +119,7 @@ def app_attachments(ident):
 
 @route("/addon-attachments", "GET")
 def all_attachments():
-    names = {a.name for a in _visible_apps()}
+    names = {a.name for a in queries.visible_apps(svc(), g.user)}
     return listing([t for a in _visible_addons() for t in attachment_shapes(a) if t["app"]["name"] in names])
 
 
