@@ -112,14 +112,14 @@ def test_promotion_runs_the_upstream_image_with_the_targets_config(svc, shop):  
     image_id = svc.scheduler._images[source.image][0]
     assert svc.scheduler._images[made.image][0] == image_id and made.image.startswith("memtest/shop-prd:")
     assert svc.store.live_release(svc.store.get_app("shop-stg")).version == source.version
-    audit = accounts.audit_entries(svc.store, app="shop-prd")
+    audit = accounts.audit_entries(svc, app="shop-prd")
     assert audit[0]["action"] == "pipelines:promote" and audit[0]["detail"]["result"] == "succeeded"
 
 
 def test_promotion_needs_deploy_rights_on_every_target(svc, shop):  # noqa: F811
     _deploy(svc, "shop-stg", "a")
     dave = _user(svc, "dave")
-    accounts.add_collaborator(svc.store, svc.store.get_app("shop-stg"), dave)
+    accounts.add_collaborator(svc, svc.store.get_app("shop-stg"), dave)
     before = svc.store.list_releases(svc.store.get_app("shop-prd"))
     with pytest.raises(Forbidden, match="may not deploy every production app"):
         promote.promote(svc, dave, "shop-stg", None, lambda _: None)
@@ -144,7 +144,7 @@ def test_only_owners_change_a_pipeline(svc, shop):  # noqa: F811
     releases.create_app(svc, "erin-app", erin)
     with pytest.raises(NotFound):
         couplings.couple(svc, erin, "shop", "erin-app", "development")    # cannot see it at all
-    accounts.add_collaborator(svc.store, svc.store.get_app("shop-stg"), erin)
+    accounts.add_collaborator(svc, svc.store.get_app("shop-stg"), erin)
     with pytest.raises(Forbidden):
         couplings.couple(svc, erin, "shop", "erin-app", "development")
     with pytest.raises(Forbidden):

@@ -19,7 +19,7 @@ from controller.store.pipelines import pipeline_not_found
 
 
 def _readable(svc: Services, user: User, app: App) -> bool:
-    return access.can_read(user, app, accounts.collaborator_ids(svc.store, app))
+    return access.can_read(user, app, accounts.collaborator_ids(svc, app))
 
 
 def may_see(svc: Services, user: User, pipeline: Pipeline) -> bool:
@@ -58,7 +58,7 @@ def app_for(svc: Services, user: User, name: str) -> App:
 
 def _own_app(svc: Services, user: User, name: str) -> App:
     app = app_for(svc, user, name)
-    if not access.can_admin(user, app, accounts.collaborator_ids(svc.store, app)):
+    if not access.can_admin(user, app, accounts.collaborator_ids(svc, app)):
         raise Forbidden(f"Only the owner of {app.name} may put it in a pipeline or take it out: ask them.")
     return app
 
@@ -117,7 +117,7 @@ def remove(svc: Services, user: User, coupling: Coupling) -> Coupling:
     pipeline = get(svc, user, coupling.pipeline_id)
     app = svc.store.get_app(coupling.app)
     if not (user.is_admin or pipeline.owner_id == user.id
-            or access.can_admin(user, app, accounts.collaborator_ids(svc.store, app))):
+            or access.can_admin(user, app, accounts.collaborator_ids(svc, app))):
         raise Forbidden(f"Only the owner of {app.name} or of the pipeline {pipeline.name} may take it out.")
     svc.store.uncouple(coupling)
     svc.store.add_event(app, "dockyard", "api", f"Removed from the pipeline {pipeline.name} by {user.name}")

@@ -18,7 +18,7 @@ from controller.services import Out, Services
 
 
 def _deployable(svc: Services, user: User, app: App) -> None:
-    if not access.can_deploy(user, app, accounts.collaborator_ids(svc.store, app)):
+    if not access.can_deploy(user, app, accounts.collaborator_ids(svc, app)):
         raise Forbidden(f"You may not deploy {app.name}, so you may not promote to it: ask its owner for access.")
 
 
@@ -50,7 +50,7 @@ def targets_of(svc: Services, user: User, source: App, names: list[str] | None) 
         raise BadRequest(f"Cannot promote {source.name} from the {coupling.stage} stage: promote from development "
                          "or staging, or name the targets with --to.")
     apps = [svc.store.get_app(c.app) for c in in_pipeline.values() if c.stage == stage]
-    if any(not access.can_deploy(user, a, accounts.collaborator_ids(svc.store, a)) for a in apps):
+    if any(not access.can_deploy(user, a, accounts.collaborator_ids(svc, a)) for a in apps):
         raise Forbidden(f"You may not deploy every {stage} app of the pipeline {coupling.pipeline}, so you may not "
                         "promote to it: ask its owner for access.")
     if not apps:
@@ -82,7 +82,7 @@ def promote(svc: Services, user: User, source_name: str, target_names: list[str]
         except DockyardError as e:
             row.update(status="failed", error_message=e.message)
             out(f" !     {app.name}: {e.message}")
-        accounts.audit(svc.store, user.name, "pipelines:promote", app.name,
+        accounts.audit(svc, user.name, "pipelines:promote", app.name,
                        {"from": source.name, "release": f"v{release.version}", "commit": sha, "result": row["status"],
                         **({"version": f"v{row['version']}"} if row["version"] else {})})
     return svc.store.finish_promotion(promotion, rows)

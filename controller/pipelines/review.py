@@ -49,7 +49,7 @@ def _existing(svc: Services, pipeline: Pipeline | None, branch: str) -> tuple[Ap
 
 
 def _create(svc: Services, pipeline: Pipeline, parent: App, branch: str, pusher: str, out: Out) -> tuple[App, Coupling]:
-    owner = next((u for u in accounts.all_users(svc.store) if u.id == parent.owner_id), None)
+    owner = next((u for u in accounts.all_users(svc) if u.id == parent.owner_id), None)
     if owner is None:
         raise Conflict(f"{parent.name} has no owner, so no review app can be made for it: ask an admin.")
     app = releases.create_app(svc, review_app_name(pipeline.name, branch), owner)   # the owner's app quota
@@ -59,7 +59,7 @@ def _create(svc: Services, pipeline: Pipeline, parent: App, branch: str, pusher:
         releases.destroy_app(svc, app)
         raise
     if pusher != owner.name:
-        accounts.add_collaborator(svc.store, app, accounts.get_user(svc.store, pusher))
+        accounts.add_collaborator(svc, app, accounts.get_user(svc, pusher))
     out(f"-----> Created the review app {app.name} for the branch {branch} (pipeline {pipeline.name})")
     return app, coupling
 
@@ -88,16 +88,16 @@ def deploy_branch(svc: Services, parent_name: str, branch: str, repo, sha: bytes
             if app is None:
                 raise
         else:
-            accounts.audit(svc.store, user, "reviewapps:create", app.name, {"branch": branch[:80], "from": parent.name})
+            accounts.audit(svc, user, "reviewapps:create", app.name, {"branch": branch[:80], "from": parent.name})
     _ensure_addons(svc, app, environment, user, out)
     with releases.receiving_push(svc, app.name, out, blueprint.attach_render_addons, environment) as push:
         try:
             release = push.deploy(repo, sha, user, out, cancelled)
         except BaseException:
-            accounts.audit(svc.store, user, "deploy", app.name, {"commit": sha.decode()[:12], "branch": branch[:80],
+            accounts.audit(svc, user, "deploy", app.name, {"commit": sha.decode()[:12], "branch": branch[:80],
                                                                   "result": "failed"})
             raise
-    accounts.audit(svc.store, user, "deploy", app.name, {"commit": sha.decode()[:12], "branch": branch[:80],
+    accounts.audit(svc, user, "deploy", app.name, {"commit": sha.decode()[:12], "branch": branch[:80],
                                                           "result": "succeeded"})
     svc.store.touch_review_app(coupling)
     url = f"http://{svc.settings.app_host(app.name)}:{svc.settings.router_port}/"
@@ -133,7 +133,7 @@ def destroy(svc: Services, app: App, user: str, out: Out) -> None:
     for addon in svc.store.owned_addons(app):
         lifecycle.destroy(svc, addon, app.name, user, out, final_backup=False, skip_app=app.name)
     lifecycle.destroy_app(svc, svc.store.get_app(app.name), user, True, out)
-    accounts.audit(svc.store, user, "reviewapps:destroy", app.name, {})
+    accounts.audit(svc, user, "reviewapps:destroy", app.name, {})
     out(f"-----> Destroyed the review app {app.name} and its add-ons")
 
 

@@ -21,7 +21,7 @@ class DockerImages(DockerEngine):
         if info is None:
             return None
         labels = (info.get("Config") or {}).get("Labels") or {}
-        ours = labels.get(LABEL_INSTANCE) == self.settings.name
+        ours = labels.get(LABEL_INSTANCE) == self.config.name
         return info["Id"], (labels.get(LABEL_APP) if ours else None)
 
     def host_memory_mb(self) -> int:
@@ -47,7 +47,7 @@ class DockerImages(DockerEngine):
         only loses this app's tags."""
         keep = set(keep)
         removed = 0
-        repo = self.settings.image_repo(app)
+        repo = self.config.image_repo(app)
         for _ in range(5):   # a parent (e.g. a buildpack dependency image) goes once its children have
             failed = 0
             for img in self._app_images(app, repo):
