@@ -66,6 +66,15 @@ def certs(app):
     _print_cert(rows[0])
 
 
+@click.command("certs:ca")
+def certs_ca():
+    """Print the platform's local CA certificate (PEM): trust it to reach https://<app>.<domain>."""
+    ca = call("GET", "/certs/ca")
+    click.echo(ca["certificate"], nl=False)
+    click.echo(f"Trust it for https://<app>.{ca['domain']}:{ca['tls_port']}/, e.g. curl --cacert FILE "
+               "(it can only vouch for that domain).", err=True)
+
+
 @click.command("certs:add")
 @click.argument("cert", type=click.Path(exists=True, dir_okay=False))
 @click.argument("key", type=click.Path(exists=True, dir_okay=False))
@@ -156,5 +165,5 @@ def maintenance_off(app):
     _maintenance(app, False)
 
 
-COMMANDS = [domains, domains_add, domains_remove, certs, certs_add, certs_remove,
+COMMANDS = [domains, domains_add, domains_remove, certs, certs_ca, certs_add, certs_remove,
             router_report, router_report_alias, router_set, maintenance_show, maintenance_on, maintenance_off]

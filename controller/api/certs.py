@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, g, jsonify
 
-from controller.routing import app_routes
+from controller.routing import app_routes, platform_tls
 from controller.routing import state as router_state
 from controller.routing.certs import CertBundle, uncovered_hosts
 from controller.web.common import body, load_app, svc
@@ -41,3 +41,11 @@ def add_cert(name):
 def remove_cert(name):
     app_routes.remove_cert(svc(), load_app(name, admin=True), g.user)
     return jsonify({"removed": True})
+
+
+@bp.get("/certs/ca")
+def platform_ca():
+    """The local CA that issued the platform's certificate for `*.<domain>`: what clients trust."""
+    s = svc().settings
+    return jsonify({"certificate": platform_tls.ca_pem(s.tls_dir, s.tls_cert), "domain": s.domain,
+                    "tls_port": s.router_tls_port})
