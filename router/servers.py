@@ -58,17 +58,14 @@ def redirect_lines(route: Route, tls: Tls | None, tls_listen: str | None) -> str
 
 def proxy_redirects(listen: str, tls_listen: str | None) -> str:
     """An app that redirects to https builds the URL from the Host header, whose port is the HTTP
-    port, or with no port (443): neither answers HTTPS when the router's TLS port is another one,
-    so such a Location is pointed at the TLS port (on port 80/443 nothing is rewritten)."""
+    port: such a Location answers nothing (HTTPS is on the TLS port), so it is pointed there. A
+    URL with no port is left alone: behind a TLS proxy on 443 it is right."""
     if tls_listen is None:
         return ""
     http_port, tls_port = int(listen.rsplit(":", 1)[1]), _tls_port(tls_listen)
-    lines = []
-    if http_port not in (80, tls_port):
-        lines.append(f"        proxy_redirect https://$host:{http_port}/ https://$host:{tls_port}/;\n")
-    if tls_port != 443:
-        lines.append(f"        proxy_redirect https://$host/ https://$host:{tls_port}/;\n")
-    return "".join(lines)
+    if http_port in (80, tls_port):
+        return ""
+    return f"        proxy_redirect https://$host:{http_port}/ https://$host:{tls_port}/;\n"
 
 
 def heads(route: Route, listen: str, tls_listen: str | None, opts: RouteOptions) -> list[tuple[str, bool]]:
