@@ -91,7 +91,8 @@ def certs_add(cert, key, app):
 @click.command("certs:remove")
 @app_option
 def certs_remove(app):
-    """Remove the app's certificate (HTTPS stops; force-https is turned off)."""
+    """Remove the app's certificate (its custom domains' HTTPS stops; force-https is turned off
+    unless the platform's certificate serves the app's default hostname)."""
     name = resolve_app(app)
     call("DELETE", f"/apps/{name}/sni-endpoints")
     click.echo(f"Removing certificate from {name}... done")

@@ -56,6 +56,9 @@ def test_ensure_local_ca_creates_once_keeps_keys_private_and_follows_a_domain_ch
         pt.ca_pem(tmp_path / "tls", "/etc/ssl/mine.pem")
     with pytest.raises(NotFound, match="make up"):
         pt.ca_pem(tmp_path / "none", "")
+    # force-https may rely on it once there is one
+    assert pt.available(tmp_path / "tls", "") and pt.available(tmp_path / "none", "/etc/ssl/mine.pem")
+    assert not pt.available(tmp_path / "none", "")
 
 
 def test_a_single_label_domain_gets_every_apps_name_since_clients_refuse_a_wildcard_over_it(tmp_path):

@@ -205,6 +205,12 @@ def _hosts_leaf(p: dict[str, Path], domain: str, hosts: tuple[str, ...]) -> tupl
     return cert, key
 
 
+def available(tls_dir: Path, cert_path: str) -> bool:
+    """The platform has a certificate for the apps' default hostnames (the operator's, or the
+    local CA's once `make up` issued it)."""
+    return bool(cert_path) or _paths(tls_dir)["cert"].is_file()
+
+
 def ca_pem(tls_dir: Path, operator_cert: str) -> str:
     """The local CA's certificate, for users to trust."""
     if operator_cert:
