@@ -217,3 +217,12 @@ def test_python_36_app_gets_the_nearest_python_on_the_bullseye_stack(pf, tmp_pat
     assert "django==5.0 needs Python >=3.10, and this app gets Python 3.9" in bad.stderr, bad.stderr
     assert "(it asks for 3.6.6)" in bad.stderr
     assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")
+
+
+def test_node_app_with_no_start_command_is_told_a_node_procfile_line(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "nostart", {"package.json": '{"name": "nostart", "version": "1.0.0"}\n',
+                                                  "index.js": "console.log('no server here');\n"})
+    proc = timed_push(pf, repo, "Node app with no start command (refused)", check=False)
+    assert proc.returncode != 0
+    assert "Add a Procfile, e.g. `web: node server.js`" in proc.stderr, proc.stderr
+    assert "gunicorn" not in proc.stderr
