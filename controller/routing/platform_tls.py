@@ -223,6 +223,12 @@ def ca_pem(tls_dir: Path, operator_cert: str) -> str:
     return pem
 
 
+def trust(svc) -> dict:
+    """What `dockyard certs:ca` shows a user: the local CA's certificate, its domain and the TLS port."""
+    s = svc.settings
+    return {"certificate": ca_pem(s.tls_dir, s.tls_cert), "domain": s.domain, "tls_port": s.router_tls_port}
+
+
 def default_hosts(hostnames: tuple[str, ...], platform: tuple[str, ...], own: tuple[str, ...] | None) -> tuple[str, ...]:
     """Pure: the app's hostnames the platform certificate serves: those it covers that the
     app's own certificate (its names `own`, None without one) does not."""
