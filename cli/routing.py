@@ -66,6 +66,15 @@ def certs(app):
     _print_cert(rows[0])
 
 
+@click.command("certs:ca")
+def certs_ca():
+    """Print the platform's local CA certificate (PEM): trust it to reach https://<app>.<domain>."""
+    ca = call("GET", "/certs/ca")
+    click.echo(ca["certificate"], nl=False)
+    click.echo(f"Trust it for https://<app>.{ca['domain']}:{ca['tls_port']}/, e.g. curl --cacert FILE "
+               "(it can only vouch for that domain).", err=True)
+
+
 @click.command("certs:add")
 @click.argument("cert", type=click.Path(exists=True, dir_okay=False))
 @click.argument("key", type=click.Path(exists=True, dir_okay=False))
@@ -82,7 +91,8 @@ def certs_add(cert, key, app):
 @click.command("certs:remove")
 @app_option
 def certs_remove(app):
-    """Remove the app's certificate (HTTPS stops; force-https is turned off)."""
+    """Remove the app's certificate (its custom domains' HTTPS stops; force-https is turned off
+    unless the platform's certificate serves the app's default hostname)."""
     name = resolve_app(app)
     call("DELETE", f"/apps/{name}/sni-endpoints")
     click.echo(f"Removing certificate from {name}... done")
@@ -156,5 +166,5 @@ def maintenance_off(app):
     _maintenance(app, False)
 
 
-COMMANDS = [domains, domains_add, domains_remove, certs, certs_add, certs_remove,
+COMMANDS = [domains, domains_add, domains_remove, certs, certs_ca, certs_add, certs_remove,
             router_report, router_report_alias, router_set, maintenance_show, maintenance_on, maintenance_off]

@@ -169,7 +169,12 @@ class Settings:
     keep_releases: int = setting("DOCKYARD_KEEP_RELEASES", 10,
         help="images of the newest N succeeded releases (plus the current and live ones) are kept for `rollback`; older build images this app's Dockyard labelled are removed after each deploy", minimum=1)
     router_tls_port: int = setting("DOCKYARD_ROUTER_TLS_PORT", 8443,
-        help="HTTPS for apps with a certificate (`certs:add`), on 127.0.0.1; only bound once an app has one")
+        help="HTTPS, on 127.0.0.1: every app's `<app>.<domain>` with the platform's certificate, and custom domains with their own (`certs:add`)")
+    tls_cert: str = setting("DOCKYARD_TLS_CERT", "",
+        help="the operator's PEM certificate chain for `*.<domain>`, served for every app's default hostname (unset: one issued by the local CA `make up` creates in `DOCKYARD_HOME/tls`; `dockyard certs:ca` prints it)",
+        parse=_stripped, shown="unset")
+    tls_key: str = setting("DOCKYARD_TLS_KEY", "",
+        help="the private key (PEM) of `DOCKYARD_TLS_CERT`", parse=_stripped, shown="unset")
     build_image: str = setting("DOCKYARD_BUILD_IMAGE", "dockyard/build-stack:bookworm",
         help="where buildpacks run: the stack + build-essential, python3-dev, golang-go, nodejs, npm, busybox-static, git (built by `scripts/build-build-stack.sh` from the host's apt sources when missing)")
     sandbox_image: str = setting("DOCKYARD_SANDBOX_IMAGE", "dockyard/sandbox:bookworm",
@@ -311,6 +316,11 @@ class Settings:
     @property
     def certs_dir(self) -> Path:
         return self.home / "certs"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The local CA (its key 0600) and the certificate it issued for `*.<domain>`."""
+        return self.home / "tls"
 
     @property
     def cluster_file(self) -> Path:

@@ -48,6 +48,8 @@ class Route:
     ``options``/``tls``/``force_https`` are the app's "extras": if nginx refuses
     them, the router serves the app without them (``plain()``) and says why.
     ``maintenance`` answers 503 with a maintenance page without touching the app.
+    ``platform_tls`` is the platform's certificate (a wildcard for ``*.<domain>``), served on the
+    HTTPS port for ``platform_hosts`` (the app's names it covers and its own certificate does not).
     ``deployed`` is false for an app that exists but never had code released: it answers
     with how to deploy it. ``scaled`` is true when the app should run web instances: with none
     running it is starting or restarting after a crash, and scaling up is not the fix.
@@ -62,18 +64,23 @@ class Route:
     maintenance: bool = False
     deployed: bool = True
     scaled: bool = False
+    platform_tls: Tls | None = None
+    platform_hosts: tuple[str, ...] = ()
 
     def has_extras(self) -> bool:
-        return self.options != RouteOptions() or self.tls is not None or self.force_https
+        return (self.options != RouteOptions() or self.tls is not None or self.force_https
+                or self.platform_tls is not None)
 
     def plain(self) -> "Route":
-        """The same route with the defaults instead of the app's own settings and certificate."""
-        return replace(self, options=RouteOptions(), tls=None, force_https=False)
+        """The same route with the defaults instead of the app's own settings and certificates."""
+        return replace(self, options=RouteOptions(), tls=None, force_https=False, platform_tls=None,
+                       platform_hosts=())
 
     def __post_init__(self) -> None:
         # Accept any iterable (lists from JSON, generators) but store tuples so
         # a Route stays hashable and cannot be mutated behind the renderer.
         object.__setattr__(self, "hostnames", tuple(self.hostnames))
+        object.__setattr__(self, "platform_hosts", tuple(self.platform_hosts))
         object.__setattr__(
             self, "upstreams", tuple(u if isinstance(u, Upstream) else Upstream(*u) for u in self.upstreams)
         )

@@ -10,6 +10,7 @@ HOME_DIR=$($PY -c 'from controller.settings import from_env; print(from_env().ho
 API=$($PY -c 'from controller.settings import from_env; print(from_env().api_url)')
 ROUTER_PORT=$($PY -c 'from controller.settings import from_env; print(from_env().router_port)')
 DOMAIN=$($PY -c 'from controller.settings import from_env; print(from_env().domain)')
+TLS_PORT=$($PY -c 'from controller.settings import from_env; print(from_env().router_tls_port)')
 .venv/bin/dockyard login --api "$API" --token-file "$HOME_DIR/admin.token"
 CLI="$(pwd)/.venv/bin/dockyard"
 cat <<MSG
@@ -18,6 +19,7 @@ Dockyard is serving.
   API + git:  $API
   Dashboard:  $API/dashboard/   (log in with your token: $CLI auth:token)
   Router:     http://<app>.$DOMAIN:$ROUTER_PORT/
+              https://<app>.$DOMAIN:$TLS_PORT/   (trust the platform's CA: $CLI certs:ca > dockyard-ca.pem)
   CLI:        $CLI
   State:      $HOME_DIR (logs in $HOME_DIR/logs)
 

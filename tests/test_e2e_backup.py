@@ -48,6 +48,9 @@ def test_backup_then_restore_onto_an_empty_home_brings_every_app_back(tmp_path, 
         assert refused.returncode != 0 and "already holds" in refused.stderr + refused.stdout
         restored = second.cli("admin:restore", str(archive), "--force").stdout
         assert "restored 1 app(s)" in restored and "1 add-on(s)" in restored, restored
+        # the local CA users trust came back too (this platform's `make up` then makes its own, as its
+        # domain differs: the CA vouches for one domain only)
+        assert (second.home / "tls/ca.crt").read_text() == (first.home / "tls/ca.crt").read_text()
         second.make("up")
         second.cli("login", "--api", second.api, "--token-file", str(second.home / "admin.token"))
         wait_until(lambda: second.curl(name) == (200, "restored"), 60, "the restored app to answer")

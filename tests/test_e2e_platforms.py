@@ -209,3 +209,20 @@ def test_python_36_app_gets_the_nearest_python_on_the_bullseye_stack(pf, tmp_pat
         env={**pf.env, "GIT_COMMITTER_DATE": when})
     assert "Dependencies unchanged" in timed_push(pf, repo, "Python 3.6 app (nearest: 3.9, bullseye stack) warm").stderr
     assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")
+    # A pin that cannot run on the Python the app gets: the push names it and the Python it needs.
+    make_app_repo(repo, {"requirements.txt": sample("python36-flask012")["requirements.txt"] + b"Django==5.0\n"}, pf)
+    bad = timed_push(pf, repo, "Python 3.6 app with a pin for Python >= 3.10 (refused)", check=False)
+    assert bad.returncode != 0
+    assert "requirements.txt line 3: Django==5.0" in bad.stderr, bad.stderr
+    assert "django==5.0 needs Python >=3.10, and this app gets Python 3.9" in bad.stderr, bad.stderr
+    assert "(it asks for 3.6.6)" in bad.stderr
+    assert pf.curl(name) == (200, "flask 0.12 on python 3.9\n")
+
+
+def test_node_app_with_no_start_command_is_told_a_node_procfile_line(pf, tmp_path):
+    name, repo = create(pf, tmp_path, "nostart", {"package.json": '{"name": "nostart", "version": "1.0.0"}\n',
+                                                  "index.js": "console.log('no server here');\n"})
+    proc = timed_push(pf, repo, "Node app with no start command (refused)", check=False)
+    assert proc.returncode != 0
+    assert "Add a Procfile, e.g. `web: node server.js`" in proc.stderr, proc.stderr
+    assert "gunicorn" not in proc.stderr

@@ -159,7 +159,6 @@ def test_certs_https_redirect_and_removal(platform, tmp_path):
     assert "does not match the certificate" in fails(p, "certs:add", str(crt), str(other_key), "-a", name)
     wrong_crt, wrong_key = write_pair(tmp_path / "tls3", "wrong", ["nothing.example.net"])
     assert "none of the app's hosts" in fails(p, "certs:add", str(wrong_crt), str(wrong_key), "-a", name)
-    assert "force-https needs a certificate" in fails(p, "router:set", "force-https=true", "-a", name)
     out = p.cli("certs:add", str(crt), str(key), "-a", name).stdout
     assert host in out and "(self-signed)" in out and "days)" in out
     assert f"not covered by this certificate: {name}.{p.domain}" in out
@@ -175,6 +174,10 @@ def test_certs_https_redirect_and_removal(platform, tmp_path):
     p.cli("certs:remove", "-a", name)
     assert curl_host(p, host, "/", "--cacert", str(crt), scheme="https")[0] == 0  # no HTTPS for it any more
     assert curl_host(p, host)[:2] == (200, "secure")                              # and no redirect
+    # The default hostname keeps the platform's certificate, and force-https with it.
+    default = f"{name}.{p.domain}"
+    code, _, location, _ = curl_host(p, default, "/x")
+    assert code == 308 and location == f"https://{default}:{p.router_tls_port}/x"
     assert "has no certificate" in p.cli("certs", "-a", name).stdout
 
 

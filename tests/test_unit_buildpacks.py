@@ -242,6 +242,23 @@ def test_failing_requirement_lines_from_pip_output():
     assert pyb.failing_requirement_lines(req, "some other failure") == []
 
 
+UV_TOO_NEW = """error: No solution found when resolving dependencies
+  cause: Because the requested Python version (>=3.9) does not satisfy Python>=3.10 and django==5.0 depends on Python>=3.10, we can conclude that django==5.0 cannot be used.
+         And because you require django==5.0, we can conclude that your requirements are unsatisfiable.
+"""
+
+
+def test_a_pin_that_needs_another_python_is_named_from_the_resolvers_explanation():
+    assert pyb.python_needs(UV_TOO_NEW) == ("django==5.0", ">=3.10")
+    assert pyb.python_needs("Because all versions of numpy depend on Python>=3.10,<3.14 and you require numpy, "
+                            "we can conclude ...") == ("numpy", ">=3.10,<3.14")
+    assert pyb.python_needs("Because flask-login was not found in the package registry") is None
+    # the next one is looked for without it
+    req = "Flask==0.12.2\nDjango==5.0  # the admin\nnumpy==2.1.0\n"
+    assert pyb.drop_requirement(req, "django==5.0") == "Flask==0.12.2\nnumpy==2.1.0\n"
+    assert pyb.drop_requirement(req, "numpy") == "Flask==0.12.2\nDjango==5.0  # the admin\n"
+
+
 def test_config_values_are_hidden_from_build_output():
     from builder.buildpacks import redact
     config = {"SECRET": "hunter2-long", "DEBUG": "1", "URL": "postgres://u:hunter2-long@db"}

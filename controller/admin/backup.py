@@ -5,7 +5,8 @@ app back. The archive (tar.gz, mode 0600: it holds secrets) contains:
 - state.db         a consistent copy of the store (SQLite's online backup): apps, releases and
                    their config, users and token hashes, keys, domains, certificates, audit
 - repos/<app>.git  each app's repository, copied under its upload lock (never mid-push)
-- home/            the sshd host key, certificate files, the admin token, the add-ons' backups
+- home/            the sshd host key, certificate files, the local CA (users trust it), the admin token,
+                   the add-ons' backups
 - images.tar       the images of each app's current and live release (there is no registry to
                    pull them from on a new machine)
 - addons/<name>.*  every add-on's data, dumped consistently at backup time (pg_dump, Redis RDB);
@@ -29,7 +30,7 @@ from controller.runtime import repos
 from controller.services import Services
 from controller.settings import Settings
 
-HOME_FILES = ("admin.token", "ssh", "certs", "backups")   # backups: the add-ons' pg_dump / RDB files
+HOME_FILES = ("admin.token", "ssh", "certs", "tls", "backups")   # backups: the add-ons' pg_dump / RDB files
 FORMAT = 1
 
 

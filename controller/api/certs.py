@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, g, jsonify
 
-from controller.routing import app_routes
+from controller.routing import app_routes, platform_tls
 from controller.routing.certs import CertBundle, uncovered_hosts
 from controller.web.common import body, load_app, svc
 
@@ -40,3 +40,9 @@ def add_cert(name):
 def remove_cert(name):
     app_routes.remove_cert(svc(), load_app(name, admin=True), g.user)
     return jsonify({"removed": True})
+
+
+@bp.get("/certs/ca")
+def platform_ca():
+    """The local CA that issued the platform's certificate for `*.<domain>`: what clients trust."""
+    return jsonify(platform_tls.trust(svc()))

@@ -1,6 +1,7 @@
 """Operator commands run on the platform host: `python -m controller.daemons.manage migrate|bootstrap|restore`."""
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from controller.addons import snapshot
 from controller.admin import backup
 from controller.admin.artifacts import adopt_name_keyed
 from controller.daemons.supervisor import supervisor_pid
+from controller.routing import platform_tls
 from controller.scheduler import make_scheduler
 from controller.services import Services, migrated, scheduler_config
 from controller.settings import from_env
@@ -43,6 +45,7 @@ def bootstrap(name):
     store = svc.store
     for line in adopt_name_keyed(svc):   # what older versions kept by app name
         click.echo(f"moved: {line}")
+    _platform_certificate(s)
     token_file = s.home / "admin.token"
     user = store.get_user(name)
     if user is not None and token_file.exists() and store.user_for_token(token_file.read_text().strip()):
@@ -53,6 +56,21 @@ def bootstrap(name):
     token = mint_token(svc, user)
     atomic_write(token_file, token + "\n")
     click.echo(f"created admin user {name!r}; token in {token_file}")
+
+
+def _platform_certificate(s) -> None:
+    """HTTPS for every app's default hostname: the operator's certificate, checked, or the local
+    CA's (created once; a new leaf when the domain changed or it nears its end)."""
+    try:
+        if s.tls_cert or s.tls_key:
+            info = platform_tls.operator_bundle(s.tls_cert, s.tls_key, s.domain).info
+            click.echo(f"HTTPS for *.{s.domain}: the operator's certificate (DOCKYARD_TLS_CERT, until {info.not_after})")
+            return
+        said = platform_tls.ensure_local_ca(s.tls_dir, s.domain, f"{s.name} on {socket.gethostname()}")
+    except DockyardError as e:
+        raise click.ClickException(e.message) from None
+    for line in said or [f"HTTPS for *.{s.domain}: the local CA's certificate in {s.tls_dir} is current"]:
+        click.echo(line)
 
 
 @cli.command()

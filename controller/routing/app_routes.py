@@ -10,6 +10,7 @@ from core.errors import BadRequest, Conflict, DomainTaken, NotFound, RouterError
 from core.models import App, User
 
 from controller.accounts import access
+from controller.routing import platform_tls
 from controller.routing.certs import CertBundle, inspect_bundle, store_bundle, stored_bundle
 from controller.routing.domains import claimed_by, default_owner, normalize_hostname, platform_label
 from controller.routing.options import defaults, merge_settings, parse_settings
@@ -161,8 +162,13 @@ def add_cert(svc: Services, app: App, chain: object, key: object, user: User) ->
     return bundle
 
 
+def _platform_https(svc: Services) -> bool:
+    return platform_tls.available(svc.settings.tls_dir, svc.settings.tls_cert)
+
+
 def remove_cert(svc: Services, app: App, user: User) -> None:
-    if router_settings(svc, app).get("force-https"):
+    # force-https stays while the platform's certificate serves the app's default hostname
+    if router_settings(svc, app).get("force-https") and not _platform_https(svc):
         _update_settings(svc, app, {"force-https": None})
     _remove_cert(svc, app)
     apply_routes(svc)
@@ -174,8 +180,8 @@ def set_router_settings(svc: Services, app: App, changes: object, user: User) ->
     if not isinstance(changes, dict) or not changes:
         raise BadRequest("Send {\"settings\": {NAME: VALUE}}, e.g. `dockyard router:set read-timeout=120`.")
     parsed = parse_settings(app.name, changes)
-    if parsed.get("force-https") and certificate(svc, app) is None:
-        raise BadRequest(f"force-https needs a certificate: add one first with "
+    if parsed.get("force-https") and certificate(svc, app) is None and not _platform_https(svc):
+        raise BadRequest(f"force-https needs a certificate (the platform has none: `make up` makes one): add one first with "
                          f"`dockyard certs:add CERT KEY -a {app.name}`.")
     before = router_settings(svc, app)
     undo = {k: before.get(k) for k in parsed}

@@ -5,17 +5,23 @@ the store. The one computation both the API (a deploy applies routes itself, at 
 the router process use."""
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import replace
 
 from router import render
 from router.table import Route, Upstream, build_table
 
-from controller.routing.certs import StoredCerts, cert_files, prune_cert_files
+from core.errors import DockyardError
+
+from controller.routing.certs import CertBundle, StoredCerts, cert_files, prune_cert_files
+from controller.routing.platform_tls import default_hosts, serving_bundle
 from controller.routing.options import apply_extras
 from controller.services import Services
 from controller.settings import Settings
 from controller.store import Store
+
+log = logging.getLogger("dockyard.routing")
 
 
 def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None,
@@ -34,10 +40,21 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
                  for r in table)
 
 
-def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict) -> tuple[Route, ...]:
-    """Pure: add each app's custom domains, router settings and certificate to its route."""
-    return tuple(apply_extras(r, settings_by_app.get(r.app, {}), tls_by_app.get(r.app), domains.get(r.app, []))
-                 for r in routes)
+def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict,
+                platform: tuple | None = None) -> tuple[Route, ...]:
+    """Pure: add each app's custom domains, router settings and certificate to its route, and the
+    platform's certificate (`platform`: its Tls, its names and each app's own certificate's names)
+    for the hostnames it covers and the app's own does not."""
+    routes = tuple(apply_extras(r, settings_by_app.get(r.app, {}), tls_by_app.get(r.app), domains.get(r.app, []))
+                   for r in routes)
+    if platform is None:
+        return routes
+    tls, names, own_names = platform
+    out = []
+    for r in routes:
+        hosts = default_hosts(r.hostnames, names, own_names.get(r.app))
+        out.append(replace(r, platform_tls=tls if hosts else None, platform_hosts=hosts))
+    return tuple(out)
 
 
 def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...]:
@@ -52,24 +69,41 @@ def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...
     return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
 
 
-def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dict]:
-    """Custom domains, router settings and certificate files (written here, 0600, under
-    DOCKYARD_HOME/certs: called under the router lock, so files and config move together)."""
+def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dict, tuple | None]:
+    """Custom domains, router settings, certificate files (written here, 0600, under
+    DOCKYARD_HOME/certs: called under the router lock, so files and config move together) and
+    the platform's certificate."""
     sources = (StoredCerts(store),)   # an ACME CertSource would go here, after the manual one
     domains = store.all_domains()
     ids = {a.name: a.id for a in store.list_apps()}
-    tls_by_app, keep = {}, set()
+    tls_by_app, own_names, keep = {}, {}, set()
     for app in apps:
         for source in sources:
             bundle = source.bundle_for(app, tuple(domains.get(app, ())))
             if bundle is not None and app in ids:   # files by the app's id: a name is reused
                 tls = cert_files(settings.certs_dir, ids[app], bundle)
-                tls_by_app[app] = tls
+                tls_by_app[app], own_names[app] = tls, bundle.info.names
                 keep.update((tls.cert_path, tls.key_path))
                 break
+    platform = None
+    bundle = _platform_bundle(settings, tuple(settings.app_host(a) for a in apps))
+    if bundle is not None:
+        tls = cert_files(settings.certs_dir, "platform", bundle)
+        keep.update((tls.cert_path, tls.key_path))
+        platform = (tls, bundle.info.names, own_names)
     # Files the live config still names stay too (a refused render keeps the live config serving).
     prune_cert_files(settings.certs_dir, keep, _live_config(settings))
-    return domains, store.all_router_settings(), tls_by_app
+    return domains, store.all_router_settings(), tls_by_app, platform
+
+
+def _platform_bundle(settings: Settings, hosts: tuple[str, ...]) -> CertBundle | None:
+    """The platform's certificate, or None (apps' default hostnames then stay on HTTP) when there is
+    none yet or it cannot be used: logged with the reason at every pass until it is fixed."""
+    try:
+        return serving_bundle(settings.tls_dir, settings.tls_cert, settings.tls_key, settings.domain, hosts)
+    except DockyardError as e:
+        log.error("the platform's certificate is not served: %s", e.message)
+        return None
 
 
 def forget_cert_files(settings: Settings, app_id: str) -> None:

@@ -177,6 +177,26 @@ def failing_requirement_lines(requirements: str, pip_output: str) -> list[tuple[
     return [(n, lines[n - 1]) for n in sorted(numbers) if 0 < n <= len(lines)]
 
 
+# uv's resolver names a requirement that cannot run on the target Python and the Python it needs:
+# "django==5.0 depends on Python>=3.10", "all versions of numpy depend on Python>=3.10".
+_NEEDS_PYTHON = re.compile(r"(?:all versions of )?([A-Za-z0-9][A-Za-z0-9._\[\]-]*(?:[=<>!~]=?[^\s,]+)?) "
+                           r"depends? on Python([<>=!~]=?[0-9][^\s,]*(?:,[<>=!~]=?[0-9][^\s,]*)*)")
+
+
+def python_needs(resolver_output: str) -> tuple[str, str] | None:
+    """(requirement, the Python it needs) from uv's explanation of a failed resolution, or None."""
+    m = _NEEDS_PYTHON.search(resolver_output)
+    return (m.group(1), m.group(2).rstrip(".")) if m else None
+
+
+def drop_requirement(requirements: str, requirement: str) -> str:
+    """requirements.txt without the lines of `requirement`'s package (to look for the next one)."""
+    m = _NAME.match(requirement)
+    name = _norm(m.group(1)) if m else ""
+    return "".join(line for line in requirements.splitlines(keepends=True)
+                   if not ((n := _NAME.match(line.split("#", 1)[0])) and _norm(n.group(1)) == name))
+
+
 def procfile_servers(procfile: str | None) -> list[str]:
     """The servers piku's `wsgi:` / `asgi:` Procfile entries need."""
     types = {line.split(":", 1)[0].strip() for line in (procfile or "").splitlines() if ":" in line}
@@ -241,6 +261,13 @@ def main(argv: list[str]) -> int:
         elif cmd == "failing-lines":
             for n, line in failing_requirement_lines(_read(args[0]) or "", _read(args[1]) or ""):
                 print(f" !     requirements.txt line {n}: {line}")
+        elif cmd == "python-needs":       # LOG: "requirement spec", or nothing
+            found = python_needs(_read(args[0]) or "")
+            print(" ".join(found) if found else "")
+        elif cmd == "drop-requirement":   # FILE REQUIREMENT: the file without that package's lines
+            kept = drop_requirement(_read(args[0]) or "", args[1])
+            with open(args[0], "w") as f:
+                f.write(kept)
         elif cmd == "explain-web":
             if os.path.isfile(os.path.join(args[0], "Procfile")) or os.environ.get("DOCKYARD_WEB_DECLARED"):
                 return 0
