@@ -206,7 +206,7 @@ def run(s: Settings, procfile: Path) -> int:
     while not stopping:
         if restarting:
             restarting.clear()
-            _restart_all(s, children)
+            children = _restart_all(s, children, procfile)
         now = time.monotonic()
         for child in children:
             child.check(s, now)
@@ -223,19 +223,32 @@ def run(s: Settings, procfile: Path) -> int:
     return 0
 
 
-def _restart_all(s: Settings, children: list[Child]) -> None:
-    """One process at a time: end it, start it again, let it come up before the next."""
+def _restart_all(s: Settings, children: list[Child], procfile: Path) -> list[Child]:
+    """One process at a time: end it, start it again, let it come up before the next. The
+    Procfile is read again: a process the new code no longer lists is ended, a new one started."""
     version = code_version()
+    wanted = parse_procfile(procfile.read_bytes())
+    kept = []
     for child in children:
         if child.proc is not None and child.proc.poll() is None:
             child.say(f"--- restarting {child.name} on the code now on disk (upgrade)")
             _end([child.proc.pid])
             child.proc.wait()
         child.proc = None
-        child.backoff, child.next_start = 1.0, 0.0
+        if child.name not in wanted:
+            child.say(f"--- {child.name} is no longer in the Procfile: not restarted")
+            (s.run_dir / f"{child.name}.pid").unlink(missing_ok=True)
+            continue
+        child.command, child.backoff, child.next_start = wanted[child.name], 1.0, 0.0
         child.spawn(s)
+        kept.append(child)
         time.sleep(1.0)
+    for name in wanted.keys() - {c.name for c in kept}:
+        child = Child(name, wanted[name], _log_handler(s, name))
+        child.spawn(s)
+        kept.append(child)
     atomic_write(s.run_dir / "supervisor.version", version)
+    return kept
 
 
 # ---- start / stop / status -------------------------------------------------------------
