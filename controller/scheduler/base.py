@@ -65,6 +65,10 @@ class Scheduler(ABC):
         """Give `image` the name `repo:tag` and return that reference. A release's image is tagged
         this way; every place that runs the release must be able to use the reference."""
 
+    def image_size(self, ref: str) -> int | None:
+        """The image's size in bytes, all layers counted (None when unknown)."""
+        return None
+
     @abstractmethod
     def image_config(self, ref: str) -> dict:
         """The image's own settings as the engine shows them under Config (Cmd, Entrypoint,
@@ -346,6 +350,9 @@ class TenantBuilds:
 
     def image_config(self, ref: str) -> dict:
         return self.scheduler.image_config(ref)
+
+    def image_size(self, ref: str) -> int | None:
+        return self.scheduler.image_size(ref)
 
     def provide_image(self, ref: str) -> bool:
         return self.scheduler.sandbox_provide(self.tenant, ref)
