@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from controller.observe.drains import Drain, Targets, rfc5424
 from controller.observe.sampler import Sampler
 from controller.scheduler import make_scheduler
+from controller.services import scheduler_config
 from controller.settings import Settings
 from controller.store import Store
 
@@ -97,13 +98,13 @@ def serve_sampler(settings: Settings, stop: threading.Event) -> None:
     store = Store(settings.db_path)
     store.migrate()
     log.info("sampling every %.1f s", settings.metrics_interval)
-    _loop("sampler", settings.metrics_interval, Sampler(store, make_scheduler(settings)).sample_once, stop)
+    _loop("sampler", settings.metrics_interval, Sampler(store, make_scheduler(scheduler_config(settings))).sample_once, stop)
 
 
 def serve_drains(settings: Settings, stop: threading.Event) -> None:
     """Log lines to the drains every second until `stop` (a loop of the platform process)."""
     store = Store(settings.db_path)
     store.migrate()
-    scheduler = make_scheduler(settings)
+    scheduler = make_scheduler(scheduler_config(settings))
     forwarder = Forwarder(store, scheduler, targets=Targets(settings.drain_private_hosts, scheduler.network_subnets))
     _loop("drain", 1.0, forwarder.pass_once, stop)
