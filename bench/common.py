@@ -84,3 +84,67 @@ def wait_all_answer(port: int, host: str, expected: set[str], timeout: float = 1
         if expected <= seen:
             return time.monotonic() - start
     raise RuntimeError(f"{host}: only {sorted(seen & expected)} of {len(expected)} instances answered")
+
+
+# ---- the platform's own footprint -----------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    import os
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(_children(p))
+    return out
+
+
+def _smaps_kb(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) in kB from /proc/PID/smaps_rollup."""
+    pss = rss = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+    return pss, rss
+
+
+def _name(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        words = f.read().split(b"\0")
+    text = " ".join(w.decode("utf-8", "replace") for w in words if w)
+    return text[:90]
+
+
+def platform_memory(home) -> list[tuple[int, str, int, int]]:
+    """Every process of a running platform (the supervisor's tree, nginx's master and workers,
+    whatever they spawned): [(pid, command line, PSS kB, RSS kB)]. Build sandboxes and app
+    containers are the engine's and not counted."""
+    from pathlib import Path
+    run_dir = Path(home) / "run"
+    roots = [int((run_dir / "supervisor.pid").read_text())]
+    for pidfile in Path(home).rglob("nginx.pid"):
+        try:
+            roots.append(int(pidfile.read_text()))
+        except (OSError, ValueError):
+            pass
+    rows = []
+    for pid in sorted({p for r in roots for p in _tree(r)}):
+        try:
+            rows.append((pid, _name(pid), *_smaps_kb(pid)))
+        except OSError:
+            pass    # ended meanwhile
+    return rows

@@ -167,8 +167,10 @@ def build_commit(job: BuildJob, repo, engine: BuildEngine, config: BuildConfig, 
             port = None
             process_types, method = _build_buildpacks(engine, config, job, src, Path(tmp), say, cancelled,
                                                       manifest.get("render", {}))
+    size = engine.image_size(job.tag)
     say(f"-----> Build succeeded in {time.monotonic() - started:.1f} s; "
-        f"process types: {', '.join(sorted(process_types))}")
+        + (f"image {size / 1e6:.1f} MB; " if size else "")
+        + f"process types: {', '.join(sorted(process_types))}")
     if port is not None:
         manifest = {**manifest, "port": port}
     return BuildResult(method=method, process_types=process_types, healthchecks=healthchecks, manifest=manifest)

@@ -90,6 +90,8 @@ class BuildEngine(Protocol):
 
     def image_config(self, ref: str) -> dict: ...
 
+    def image_size(self, ref: str) -> int | None: ...   # bytes, every layer counted; None: unknown
+
     def build(self, context_dir: str, tag: str, on_line: Out, *, app: str, build_id: str | None = None,
               dockerfile: str | None = None, cancelled: Cancelled = lambda: False) -> str: ...
 

@@ -22,7 +22,7 @@ from router.config import RouterConfig
 from core.isolation import Isolation
 
 _CAP = re.compile(r"^[A-Z_]{2,30}$")
-ROUTER_COMMAND = "python -m controller.daemons.routerd"   # the Procfile's router process
+ROUTER_COMMAND = "python -m controller.daemons.platformd"   # the process whose router loop runs nginx
 
 
 def setting(env: str, default: Any = MISSING, *, help: str, minimum: float | None = None,
@@ -155,11 +155,15 @@ class Settings:
     reconcile_interval: float = setting("DOCKYARD_RECONCILE_INTERVAL", 5.0,
         help="seconds between reconciler passes")
     metrics_interval: float = setting("DOCKYARD_METRICS_INTERVAL", 5.0,
-        help="seconds between the metrics process's resource samples of every instance")
+        help="seconds between the metrics loop's resource samples of every instance")
     metrics_token: str = setting("DOCKYARD_METRICS_TOKEN", "",
         help="a bearer token a Prometheus scraper may use for `GET /metrics` (otherwise an admin's token)", shown="unset")
     session_hours: int = setting("DOCKYARD_SESSION_HOURS", 12,
         help="dashboard sessions expire after this")
+    api_workers: int = setting("DOCKYARD_API_WORKERS", 1,
+        help="gunicorn worker processes of the API (each with DOCKYARD_API_THREADS threads); one keeps the platform small, more only help CPU-bound API load", minimum=1)
+    api_threads: int = setting("DOCKYARD_API_THREADS", 16,
+        help="request threads per API worker (a streamed build or `logs --tail` holds one)", minimum=2)
     gunicorn_timeout: int = setting("DOCKYARD_GUNICORN_TIMEOUT", 3600,
         help="gunicorn worker timeout (gthread workers heartbeat during long builds anyway)")
     app_cpus: float = setting("DOCKYARD_APP_CPUS", 1.0,

@@ -155,6 +155,37 @@ def test_nodejs_sample(bp, tmp_path):
     assert wait_body(bp, app, "hi from node v24")
 
 
+def test_nodejs_dev_dependencies_are_pruned_after_the_build(bp, tmp_path):
+    """A devDependency is installed for the build (the build script uses it), then pruned from
+    the slug; the cached node_modules keeps it, so a code-only push installs nothing; with
+    NPM_CONFIG_PRODUCTION=false the devDependencies stay, as on Heroku."""
+    app = create(bp, "nodedev")
+    files = sample_files("nodejs")
+    del files["package-lock.json"]
+    files["package.json"] = json.dumps({
+        "name": "dockyard-sample-node-dev", "version": "1.0.0", "private": True,
+        "scripts": {"start": "node server.js",
+                    "build": "node -e \"require('is-number'); console.log('build used is-number')\""},
+        "devDependencies": {"is-number": "7.0.0"}}).encode()
+    repo = make_app_repo(tmp_path / "nodedev", files, bp)
+
+    def modules(version: int) -> str:
+        image = f"{bp.name}/{app}:v{version}"
+        return run(["docker", "run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "ls /app/node_modules"],
+                   check=False).stdout
+
+    out = push(bp, app, repo).stderr
+    assert "build used is-number" in out and "Pruned devDependencies" in out, out
+    assert wait_body(bp, app, "hello from node")
+    assert "is-number" not in modules(1)
+    bp.cli("config:set", "NPM_CONFIG_PRODUCTION=false", "-a", app)    # release v2
+    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
+    out = push(bp, app, repo).stderr
+    assert "Dependencies unchanged: reusing the cached node_modules" in out and "build used is-number" in out, out
+    assert "Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)" in out, out
+    assert "is-number" in modules(3)
+
+
 def test_go_sample(bp, tmp_path):
     app = create(bp, "go")
     repo = make_app_repo(tmp_path / "go", sample_files("go"), bp)

@@ -200,7 +200,7 @@ def test_supervisor_kill9_leaves_no_orphans_and_up_restores_one_set(platform, tm
     status` says so, and `make up` brings back exactly one set of platform processes."""
     name, _repo = _deploy(platform, tmp_path, httpd_app("supervised"))
     before = _platform_pids(platform)
-    assert {"supervisor", "api", "router", "reconciler", "sshd"} <= set(before), before
+    assert {"supervisor", "api", "platform", "sshd", "registry"} <= set(before), before
     with Load(platform, name, limit=90) as load:
         killed_at = time.monotonic()
         os.kill(before["supervisor"], 9)
@@ -216,7 +216,7 @@ def test_supervisor_kill9_leaves_no_orphans_and_up_restores_one_set(platform, tm
                     f"children ended in {time.monotonic() - killed_at:.0f} s or less; one new set"))
     assert not left, f"orphans kept running: {left}"
     assert status.returncode != 0 and "supervisor: stopped" in status.stdout, status.stdout
-    assert "api: running" not in status.stdout and "router: running" not in status.stdout, status.stdout
+    assert "api: running" not in status.stdout and "platform: running" not in status.stdout, status.stdout
     assert not set(after.values()) & set(before.values())
     for proc_name, pid in after.items():
         assert _alive(pid), f"{proc_name} (pid {pid}) is not running after make up"
@@ -240,7 +240,7 @@ def test_in_place_upgrade_restarts_platform_processes_with_apps_serving(platform
                     f"processes restarted in {took:.1f} s"))
     assert "platform upgraded" in up.stdout, up.stdout
     assert after["supervisor"] == before["supervisor"]
-    for proc_name in ("api", "router", "reconciler", "sshd"):
+    for proc_name in ("api", "platform", "sshd", "registry"):
         assert after[proc_name] != before[proc_name], f"{proc_name} was not restarted"
     assert load.failed == 0, f"{load.failed} app requests failed during the upgrade"
 
@@ -262,15 +262,15 @@ def test_nginx_master_killed_is_restarted_at_once_and_router_kill_drops_nothing(
                     f"{outage:.2f} s" if outage is not None else "none"))
     assert outage is not None and outage < 3, outage
 
-    router_pid = int((platform.home / "run" / "router.pid").read_text())
+    router_pid = int((platform.home / "run" / "platform.pid").read_text())   # its router loop
     with Load(platform, name, interval=0.02, limit=60) as load:
         time.sleep(0.5)
         os.kill(router_pid, 9)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and int((platform.home / "run" / "router.pid").read_text()) == router_pid:
+        while time.monotonic() < deadline and int((platform.home / "run" / "platform.pid").read_text()) == router_pid:
             time.sleep(0.2)
         time.sleep(2)
-    RESULTS.append(("kill -9 of the router process", len(load.samples), load.failed,
+    RESULTS.append(("kill -9 of the platform process (its router loop)", len(load.samples), load.failed,
                     "nginx kept serving; the new router adopted it"))
     assert load.failed == 0, f"{load.failed} requests failed when the router process died"
 

@@ -131,10 +131,10 @@ def test_a_client_that_leaves_stops_its_one_off(world, platform):
 
 
 def test_a_listener_that_stops_stops_its_one_offs(world, platform):
-    """The rendezvous process stops (SIGTERM, as `make down` or an upgrade does): the one-offs
+    """The platform process, whose loop the listener is, stops (SIGTERM, as `make down` or an upgrade does): the one-offs
     attached through it are stopped, not left running with no client; the supervisor brings it back."""
     owner, app = world["owner"], world["app"]
-    pid_file = platform.home / "run" / "rendezvous.pid"
+    pid_file = platform.home / "run" / "platform.pid"
     pid = int(pid_file.read_text())
     proc = subprocess.Popen([str(CLI), "run", "-a", app, "--", "sleep 300"], env=owner.env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -274,7 +274,7 @@ def test_a_second_user_cannot_use_anothers_rendezvous_or_log_session(world, plat
 def test_refused_attaches_leave_no_descriptors_behind(world, platform):
     """Many bad secrets at once (and TLS handshakes that never finish): the listener answers
     each, and its open descriptors and threads come back to where they were."""
-    pid = int((platform.home / "run" / "rendezvous.pid").read_text())
+    pid = int((platform.home / "run" / "platform.pid").read_text())
     port = int(platform.env["DOCKYARD_RENDEZVOUS_PORT"])
 
     def fds() -> int:

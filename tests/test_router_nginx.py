@@ -614,7 +614,7 @@ def test_stop_is_graceful(router, settings, upstreams):
 def test_reload_when_not_running_says_how_to_start(settings):
     nginx = Nginx(router_config(settings))
     nginx.ensure_layout()
-    with pytest.raises(RouterError, match="python -m controller.daemons.routerd"):
+    with pytest.raises(RouterError, match="python -m controller.daemons.platformd"):
         nginx.reload()
     assert nginx.apply(table(settings, myapp=[])) is True  # writes the config; nothing to reload
 

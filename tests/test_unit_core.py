@@ -146,7 +146,7 @@ def test_images_to_keep_current_live_and_the_newest_succeeded():
 
 
 def test_supervisor_backoff_doubles_in_a_crash_loop_and_resets_after_a_stable_run():
-    from controller.daemons.supervisor import MAX_BACKOFF, STABLE_AFTER, restart_delay
+    from controller.daemons.loops import MAX_BACKOFF, STABLE_AFTER, restart_delay
     delays, backoff = [], 1.0
     for _ in range(7):                       # crashes right after each start
         delay, backoff = restart_delay(0.5, backoff)

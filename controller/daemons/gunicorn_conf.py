@@ -8,8 +8,8 @@ from controller.settings import from_env
 _s = from_env()
 bind = f"{_s.api_host}:{_s.api_port}"
 worker_class = "gthread"
-workers = 2
-threads = 16
+workers = _s.api_workers
+threads = _s.api_threads
 timeout = _s.gunicorn_timeout
 graceful_timeout = 30
 keepalive = 5

@@ -1,15 +1,13 @@
-"""The metrics process (Procfile: ``metrics: python -m controller.daemons.metricsd``): the sampler
-(resource readings of every instance every DOCKYARD_METRICS_INTERVAL s) and the log-drain
-forwarder (every app's, router and platform lines to its drains).
+"""Two loops of the platform process (controller/daemons/platformd.py): the sampler (resource
+readings of every instance every DOCKYARD_METRICS_INTERVAL s) and the log-drain forwarder
+(every app's, router and platform lines to its drains).
 
-A process of its own rather than a thread of the reconciler: an engine slow to answer stats,
-or a drain that hangs, never delays reconciliation, and its CPU cost is measured alone."""
+Loops of their own rather than steps of the reconciler: an engine slow to answer stats, or a
+drain that hangs, never delays reconciliation."""
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -18,7 +16,7 @@ from controller.observe.drains import Drain, Targets, rfc5424
 from controller.observe.sampler import Sampler
 from controller.scheduler import make_scheduler
 from controller.services import scheduler_config
-from controller.settings import Settings, from_env
+from controller.settings import Settings
 from controller.store import Store
 
 log = logging.getLogger("dockyard.metrics")
@@ -95,25 +93,18 @@ def _loop(name: str, period: float, step, stop: threading.Event) -> None:
         stop.wait(max(0.1, period - (time.monotonic() - started)))
 
 
-def run(settings: Settings | None = None) -> int:
-    settings = settings if settings is not None else from_env()
+def serve_sampler(settings: Settings, stop: threading.Event) -> None:
+    """Resource readings every DOCKYARD_METRICS_INTERVAL s until `stop` (a loop of the platform process)."""
+    store = Store(settings.db_path)
+    store.migrate()
+    log.info("sampling every %.1f s", settings.metrics_interval)
+    _loop("sampler", settings.metrics_interval, Sampler(store, make_scheduler(scheduler_config(settings))).sample_once, stop)
+
+
+def serve_drains(settings: Settings, stop: threading.Event) -> None:
+    """Log lines to the drains every second until `stop` (a loop of the platform process)."""
     store = Store(settings.db_path)
     store.migrate()
     scheduler = make_scheduler(scheduler_config(settings))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     forwarder = Forwarder(store, scheduler, targets=Targets(settings.drain_private_hosts, scheduler.network_subnets))
-    threading.Thread(target=_loop, args=("drain", 1.0, forwarder.pass_once, stop), daemon=True).start()
-    log.info("sampling every %.1f s", settings.metrics_interval)
-    _loop("sampler", settings.metrics_interval, Sampler(store, scheduler).sample_once, stop)
-    return 0
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="metrics: %(levelname)s %(message)s")
-    sys.exit(run())
-
-
-if __name__ == "__main__":
-    main()
+    _loop("drain", 1.0, forwarder.pass_once, stop)

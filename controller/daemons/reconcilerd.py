@@ -1,12 +1,10 @@
-"""The reconciler process (Procfile: `reconciler: python -m controller.daemons.reconcilerd`): every
+"""The reconciler, a loop of the platform process (controller/daemons/platformd.py): every
 DOCKYARD_RECONCILE_INTERVAL seconds it converges every app to its desired state (reconcile.py)
 and reads the instances' crashes (crashes.py); every DOCKYARD_SWEEP_INTERVAL seconds it sweeps
-what killed processes left behind (sweep.py). Signal handlers only set the stop event."""
+what killed processes left behind (sweep.py)."""
 from __future__ import annotations
 
 import logging
-import signal
-import sys
 import threading
 import time
 
@@ -19,7 +17,7 @@ from controller.pipelines import review
 from controller.apps.crashes import CrashWatch
 from controller.runtime.reconcile import reconcile_all
 from controller.services import Services
-from controller.settings import Settings, from_env
+from controller.settings import Settings
 from controller.runtime.sweep import sweep_app
 
 log = logging.getLogger("dockyard.reconciler")
@@ -78,14 +76,9 @@ def _start_series(svc: Services) -> None:
         log.exception("could not record the reconciler's start in the metrics")
 
 
-def main(settings: Settings | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s reconciler %(levelname)s %(message)s",
-                        stream=sys.stdout)
-    settings = settings or from_env()
+def serve(settings: Settings, stop: threading.Event) -> None:
+    """Reconcile until `stop` is set (a loop of the platform process)."""
     svc = Services(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("reconciling every %.1f s, sweeping every %.0f s", settings.reconcile_interval, settings.sweep_interval)
     watch = CrashWatch()
     _start_series(svc)
@@ -97,9 +90,3 @@ def main(settings: Settings | None = None) -> int:
             next_sweep = started + settings.sweep_interval
         _record(svc, time.monotonic() - started, one_pass(svc, watch, sweep))
         stop.wait(max(0.5, settings.reconcile_interval - (time.monotonic() - started)))
-    log.info("stopped")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

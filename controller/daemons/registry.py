@@ -3,12 +3,13 @@
 It serves on 127.0.0.1:DOCKYARD_REGISTRY_PORT (the host's engine pushes there: a loopback
 registry needs no TLS), with its storage under DOCKYARD_HOME/registry. While a cluster exists
 (DOCKYARD_HOME/cluster.json), the cluster's nodes pull from the gateway of their bridge network,
-so this process forwards that address to the registry too; nothing else is published."""
+so a loop of the platform process forwards that address to the registry too; nothing else is
+published. The Procfile's process prepares and then execs docker-registry."""
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -99,34 +100,12 @@ class Forwarder:
         self.sock.close()
 
 
-def _die_with_parent() -> None:
-    """In the registry, before exec: SIGTERM when this process dies, however it dies, so no
-    orphan keeps the port from the next one."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
-
-
-def main(settings: Settings | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s registry %(levelname)s %(message)s",
-                        stream=sys.stdout)
-    s = settings or from_env()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if not Path(s.registry_bin).exists():
-        # no crash loop: the platform runs without a registry on one host; cluster mode needs it
-        log.warning("%s is missing: install Debian's docker-registry (scripts/install.sh does)", s.registry_bin)
-        stop.wait()
-        return 0
-    config = write_config(s)
-    # layers of manifests the image GC deleted are freed here, while nothing is being pushed
-    gc = subprocess.run([s.registry_bin, "garbage-collect", str(config)], capture_output=True, text=True)
-    if gc.returncode != 0:
-        log.warning("garbage-collect failed: %s", (gc.stderr or gc.stdout).strip()[-300:])
-    proc = subprocess.Popen([s.registry_bin, "serve", str(config)], preexec_fn=_die_with_parent)
-    log.info("serving on 127.0.0.1:%d, storage %s", s.registry_port, s.registry_dir / "data")
+def serve_nodes(s: Settings, stop: threading.Event) -> None:
+    """While a cluster exists, forward its nodes' address to the registry, until `stop` (a loop
+    of the platform process)."""
     forwarder: Forwarder | None = None
     try:
-        while not stop.is_set() and proc.poll() is None:
+        while not stop.is_set():
             wanted = cluster_address(s)
             if forwarder and (wanted is None or forwarder.listen != wanted):
                 forwarder.close()
@@ -142,13 +121,30 @@ def main(settings: Settings | None = None) -> int:
     finally:
         if forwarder:
             forwarder.close()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return 0 if stop.is_set() else (proc.returncode or 1)
+
+
+def main(settings: Settings | None = None) -> int:
+    """Write the config, collect garbage, then become docker-registry (exec): the supervisor's
+    child is the registry itself, with no Python process kept beside it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s registry %(levelname)s %(message)s",
+                        stream=sys.stdout)
+    s = settings or from_env()
+    if not Path(s.registry_bin).exists():
+        # no crash loop: the platform runs without a registry on one host; cluster mode needs it
+        log.warning("%s is missing: install Debian's docker-registry (scripts/install.sh does)", s.registry_bin)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop.wait()
+        return 0
+    config = write_config(s)
+    # layers of manifests the image GC deleted are freed here, while nothing is being pushed
+    gc = subprocess.run([s.registry_bin, "garbage-collect", str(config)], capture_output=True, text=True)
+    if gc.returncode != 0:
+        log.warning("garbage-collect failed: %s", (gc.stderr or gc.stdout).strip()[-300:])
+    log.info("serving on 127.0.0.1:%d, storage %s", s.registry_port, s.registry_dir / "data")
+    logging.shutdown()
+    os.execv(s.registry_bin, [s.registry_bin, "serve", str(config)])
 
 
 if __name__ == "__main__":

@@ -1,23 +1,20 @@
-"""The rendezvous listener (Procfile: `rendezvous: python -m controller.daemons.rendezvousd`): where the
+"""The rendezvous listener, a loop of the platform process (controller/daemons/platformd.py): where the
 Heroku CLI's `heroku run` attaches. Its protocol: TLS to the attach URL's host and port; the
 client sends the URL's path (the secret) and CRLF; the server sends one line (which the client
 drops), then the process's output; the client's input goes to the process, a Ctrl-D (0x04)
 ending it (the CLI sends one when its stdin ends); the server closes when the process ends.
 
-A process of its own, beside the API: a one-off lives as long as its client, which a gunicorn
-request thread should not hold (a worker restart would cut it, and two workers cannot share
-one listener); here one listener serves every session, the supervisor restarts it, and the API
+Apart from the API: a one-off lives as long as its client, which a gunicorn request thread
+should not hold (a worker restart would cut it, and two workers cannot share one listener);
+here one listener serves every session, its guard restarts it, and the API
 hands sessions over as single-use tickets (tickets.py). It binds DOCKYARD_RENDEZVOUS_HOST
-(127.0.0.1 unless the operator opens it) on DOCKYARD_RENDEZVOUS_PORT. Signal handlers only set
-the stop event."""
+(127.0.0.1 unless the operator opens it) on DOCKYARD_RENDEZVOUS_PORT."""
 from __future__ import annotations
 
 import logging
 import select
-import signal
 import socket
 import ssl
-import sys
 import threading
 import time
 
@@ -27,7 +24,7 @@ from controller.runtime import oneoffs
 from controller.runtime.heroku_run import holder, run_tickets
 from controller.runtime.rendezvous_tls import ensure_bundle
 from controller.services import Services
-from controller.settings import Settings, from_env
+from controller.settings import Settings
 
 log = logging.getLogger("dockyard.rendezvous")
 MAX_SESSIONS = 64          # sessions at once (each holds two threads and a one-off)
@@ -191,16 +188,11 @@ def _serve(svc: Services, ctx: ssl.SSLContext, conn: socket.socket, peer: str, s
         slots.release()
 
 
-def main(settings: Settings | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s rendezvous %(levelname)s %(message)s",
-                        stream=sys.stdout)
-    settings = settings or from_env()
+def serve(settings: Settings, stop: threading.Event) -> None:
+    """Listen until `stop` is set (a loop of the platform process)."""
     svc = Services(settings)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(ensure_bundle(settings))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     slots = threading.BoundedSemaphore(MAX_SESSIONS)
     with socket.create_server((settings.rendezvous_host, settings.rendezvous_port)) as listener:
         listener.settimeout(1.0)
@@ -226,8 +218,3 @@ def main(settings: Settings | None = None) -> int:
     for app, label in attached:     # their clients lose them with this process: none runs on unattached
         log.info("%s: stopping %s: the listener stops", app, label)
         _stop_oneoff(svc, app, label, remove=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

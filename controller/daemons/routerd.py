@@ -1,15 +1,13 @@
-"""The router process (Procfile: ``router: python -m controller.daemons.routerd``): the router loop
+"""The router, a loop of the platform process (controller/daemons/platformd.py): the router loop
 (``router.loop``) fed with the platform's route table (``controller.routing.table``: the store
 and live containers), and the router's access-log lines ingested into each app's log.
 
-A deploy does not wait for this process: it applies routes itself, under the same router
+A deploy does not wait for this loop: it applies routes itself, under the same router
 lock (``routing.table.apply_routes``). This loop catches up with everything else: containers
 that died, a restarted engine, another process's change."""
 from __future__ import annotations
 
-import logging
 import queue
-import sys
 import threading
 import time
 
@@ -21,7 +19,7 @@ from router.nginx import Nginx
 from controller.routing.table import load_routes
 from controller.scheduler import make_scheduler
 from controller.services import reload_recorder, scheduler_config
-from controller.settings import Settings, from_env, router_config
+from controller.settings import Settings, router_config
 from controller.store import Store
 
 
@@ -63,8 +61,8 @@ class RequestMetrics:
         self.store.add_prom(prom.request_deltas(reqs, self._process_of))
 
 
-def run(settings: Settings | None = None) -> int:
-    settings = settings if settings is not None else from_env()
+def serve(settings: Settings, stop: threading.Event) -> None:
+    """The router loop until `stop` is set (a loop of the platform process)."""
     store = Store(settings.db_path)
     scheduler = make_scheduler(scheduler_config(settings))
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -74,26 +72,24 @@ def run(settings: Settings | None = None) -> int:
     watcher = threading.Thread(target=scheduler.watch, args=(lambda: events.put(loop.REFRESH), done.is_set),
                                name="instance-events", daemon=True)
     watcher.start()
+    threading.Thread(target=_stop_when, args=(stop, done, events), name="router-stop", daemon=True).start()
     try:
         # nginx outlives this process: a restart or upgrade of the platform keeps apps served, and
-        # `make down` stops nginx itself (stop_nginx) once the platform's processes have ended.
+        # `make down` stops nginx itself (supervisor.stop_nginx) once the platform's processes have ended.
         config = router_config(settings)
-        return loop.run(config, lambda _config: load_routes(settings, store, scheduler),
+        code = loop.run(config, lambda _config: load_routes(settings, store, scheduler),
                         nginx=Nginx(config, on_reload=reload_recorder(store)), events=events,
                         log_sink=lambda by_app: record_router_lines(store, by_app),
                         stats_sink=RequestMetrics(store, scheduler), keep_serving=True)
+        if code != 0:
+            raise RuntimeError("the router could not start nginx (the reason is logged above)")
     finally:
         done.set()
 
 
-def stop_nginx(settings: Settings) -> None:
-    Nginx(router_config(settings)).stop(timeout=float(settings.stop_grace))
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="router: %(levelname)s %(message)s")
-    sys.exit(run())
-
-
-if __name__ == "__main__":
-    main()
+def _stop_when(stop: threading.Event, done: threading.Event, events: queue.SimpleQueue) -> None:
+    """Turns the platform's stop into the router loop's STOP event (ends with the loop)."""
+    while not done.is_set():
+        if stop.wait(0.5):
+            events.put(loop.STOP)
+            return

@@ -31,14 +31,10 @@ import click
 from core.fsutil import atomic_write
 from core.procfile import parse_procfile
 
-from router.nginx import Nginx
-
-from controller.daemons.routerd import stop_nginx
+from controller.daemons.loops import read_states, restart_delay
 from controller.settings import Settings, from_env, router_config
 
 ROOT = Path(__file__).resolve().parents[2]   # the checkout (this file is controller/daemons/supervisor.py)
-STABLE_AFTER = 30.0       # seconds a process must run before its restart back-off resets (DOCKYARD_STABLE_AFTER)
-MAX_BACKOFF = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -65,14 +61,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _read_pid(path: Path, looks_like: str) -> int | None:
-    """The pid in `path` when that process is alive and its command line contains
+def _read_pid(path: Path, *looks_like: str) -> int | None:
+    """The pid in `path` when that process is alive and its command line contains one of
     `looks_like` (a recycled pid belongs to someone else)."""
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) and looks_like in _cmdline(pid) else None
+    cmdline = _cmdline(pid) if _alive(pid) else ""
+    return pid if cmdline and any(sign in cmdline for sign in looks_like) else None
 
 
 def supervisor_pid(s: Settings) -> int | None:
@@ -87,10 +84,12 @@ def _signature(command: str) -> str:
 
 
 def child_pids(s: Settings, processes: dict[str, str]) -> dict[str, int]:
-    """The platform processes that are alive, by name (whoever started them)."""
+    """The platform processes that are alive, by name (whoever started them). A process that
+    prepared and then exec'd a program (sshd, docker-registry) names its config under this
+    platform's home on its command line instead."""
     found = {}
     for name, command in processes.items():
-        pid = _read_pid(s.run_dir / f"{name}.pid", _signature(command).strip("'\""))
+        pid = _read_pid(s.run_dir / f"{name}.pid", _signature(command).strip("'\""), f"{s.home}/")
         if pid:
             found[name] = pid
     return found
@@ -146,15 +145,6 @@ def _log_handler(s: Settings, name: str) -> logging.Handler:
                                                    backupCount=s.log_keep)
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
-
-
-def restart_delay(ran_for: float, backoff: float, stable_after: float = STABLE_AFTER) -> tuple[float, float]:
-    """Pure: (seconds before a restart, the back-off for the next one). The back-off doubles
-    while a process keeps crashing and starts over once it ran `stable_after` seconds: a crash
-    after a healthy hour is not a crash loop and waits 1 s, not 30."""
-    if ran_for >= stable_after:
-        backoff = 1.0
-    return backoff, min(backoff * 2, MAX_BACKOFF)
 
 
 @dataclass
@@ -216,7 +206,7 @@ def run(s: Settings, procfile: Path) -> int:
     while not stopping:
         if restarting:
             restarting.clear()
-            _restart_all(s, children)
+            children = _restart_all(s, children, procfile)
         now = time.monotonic()
         for child in children:
             child.check(s, now)
@@ -233,22 +223,45 @@ def run(s: Settings, procfile: Path) -> int:
     return 0
 
 
-def _restart_all(s: Settings, children: list[Child]) -> None:
-    """One process at a time: end it, start it again, let it come up before the next."""
+def _restart_all(s: Settings, children: list[Child], procfile: Path) -> list[Child]:
+    """One process at a time: end it, start it again, let it come up before the next. The
+    Procfile is read again: a process the new code no longer lists is ended, a new one started."""
     version = code_version()
+    wanted = parse_procfile(procfile.read_bytes())
+    kept = []
     for child in children:
         if child.proc is not None and child.proc.poll() is None:
             child.say(f"--- restarting {child.name} on the code now on disk (upgrade)")
             _end([child.proc.pid])
             child.proc.wait()
         child.proc = None
-        child.backoff, child.next_start = 1.0, 0.0
+        if child.name not in wanted:
+            child.say(f"--- {child.name} is no longer in the Procfile: not restarted")
+            (s.run_dir / f"{child.name}.pid").unlink(missing_ok=True)
+            continue
+        child.command, child.backoff, child.next_start = wanted[child.name], 1.0, 0.0
         child.spawn(s)
+        kept.append(child)
         time.sleep(1.0)
+    for name in wanted.keys() - {c.name for c in kept}:
+        child = Child(name, wanted[name], _log_handler(s, name))
+        child.spawn(s)
+        kept.append(child)
     atomic_write(s.run_dir / "supervisor.version", version)
+    return kept
 
 
 # ---- start / stop / status -------------------------------------------------------------
+def _nginx(s: Settings):
+    """The router's nginx (imported here: the supervisor loop itself never needs it)."""
+    from router.nginx import Nginx
+    return Nginx(router_config(s))
+
+
+def stop_nginx(s: Settings) -> None:
+    _nginx(s).stop(timeout=float(s.stop_grace))
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
@@ -341,7 +354,7 @@ def stop():
     pid = supervisor_pid(s)
     orphans = child_pids(s, _procfile_processes()) if not pid else {}
     if not pid and not orphans:
-        serving = Nginx(router_config(s)).running()
+        serving = _nginx(s).running()
         stop_nginx(s)
         click.echo("platform not running" + (" (stopped the router's nginx it left serving)" if serving else ""))
         return
@@ -373,14 +386,33 @@ def status():
         if p and not pid:
             state += " (orphaned: no supervisor; `make up` or `make down` ends it)"
         click.echo(f"{name}: {state}")
-    nginx = Nginx(router_config(s)).master_pid()
+    failing = _echo_loops(s) if alive.get("platform") else []
+    nginx = _nginx(s).master_pid()
     click.echo(f"nginx (router data plane): {'serving, pid %d' % nginx if nginx else 'stopped'}")
     if not pid or len(alive) < len(_procfile_processes()):
         sys.exit(3)
+    if failing:
+        click.echo("platform: degraded: loops restarting after a failure: " + ", ".join(failing))
+        sys.exit(4)
     problems = _health_problems(s)
     click.echo("platform: " + ("degraded: " + "; ".join(problems) if problems else "ok"))
     if problems:
         sys.exit(4)
+
+
+def _echo_loops(s: Settings) -> list[str]:
+    """Each loop of the platform process, as it last wrote its state; returns those waiting
+    to restart after a failure."""
+    from controller.daemons.platformd import state_path
+    failing = []
+    for name, st in read_states(state_path(s)).items():
+        line = f"  {name} loop: {st.get('state')}"
+        if st.get("restarts"):
+            line += f" ({st['restarts']} restarts; last error: {st.get('last_error', '')[:200]})"
+        if st.get("state") == "restarting":
+            failing.append(name)
+        click.echo(line)
+    return failing
 
 
 def _health_problems(s: Settings) -> list[str]:

@@ -1,5 +1,6 @@
 """The platform's own OpenSSH server for `git push ssh://git@HOST:PORT/APP.git`
-(`python -m controller.git.sshd`, the Procfile's `sshd:` process).
+(`python -m controller.git.sshd`, the Procfile's `sshd:` process, which prepares and then execs
+sshd) and its gateway (a loop of the platform process).
 
 Layout, all under <DOCKYARD_HOME>/ssh (the home is 0700 root):
   sshd_config, host_ed25519_key  its own config and host key, never the system's
@@ -13,14 +14,13 @@ Layout, all under <DOCKYARD_HOME>/ssh (the home is 0700 root):
 sshd runs as root (it must, to switch users); sessions run as the unprivileged system user
 `git` (created by scripts/install.sh). The forced command, as `git`, can read nothing of the
 platform: it passes the key id, the validated git command and the byte stream to the
-gateway (ssh_gateway.py), which runs in this process as root on a Unix socket only
+gateway (ssh_gateway.py), which runs in the platform process as root on a Unix socket only
 root and the `git` group can open, and checks the peer's uid with SO_PEERCRED."""
 from __future__ import annotations
 
 import grp
 import os
 import pwd
-import signal
 import subprocess
 import sys
 import threading
@@ -102,35 +102,47 @@ def prepare(s: Settings, port: int) -> Path:
     config = d / "sshd_config"
     atomic_write(config, render_sshd_config(s, port))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)     # sshd's privilege-separation dir
-    gid = grp.getgrnam(SSH_USER).gr_gid if SSH_USER in [g.gr_name for g in grp.getgrall()] else git_user().pw_gid
-    SOCKET_ROOT.mkdir(mode=0o750, exist_ok=True)
-    os.chown(SOCKET_ROOT, 0, gid)
-    os.chmod(SOCKET_ROOT, 0o750)
     check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
     if check.returncode != 0:
         raise SystemExit(f"sshd: the generated config {config} was refused: {check.stderr.strip()}")
     return config
 
 
+def _socket_root() -> int:
+    """The gateway's socket directory (root and the `git` group only); returns that group."""
+    gid = grp.getgrnam(SSH_USER).gr_gid if SSH_USER in [g.gr_name for g in grp.getgrall()] else git_user().pw_gid
+    SOCKET_ROOT.mkdir(mode=0o750, exist_ok=True)
+    os.chown(SOCKET_ROOT, 0, gid)
+    os.chmod(SOCKET_ROOT, 0o750)
+    return gid
+
+
+def serve_gateway(s: Settings, stop: threading.Event) -> None:
+    """The gateway sshd's forced command talks to, until `stop` (a loop of the platform process)."""
+    from controller.git.ssh_gateway import serve
+    user = git_user()
+    _socket_root()
+    server = serve(s, socket_path(s), allowed_uids={0, user.pw_uid}, gid=user.pw_gid)
+    worker = threading.Thread(target=server.serve_forever, name="ssh-gateway", daemon=True)
+    worker.start()
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        socket_path(s).unlink(missing_ok=True)
+
+
 def main() -> int:
+    """Prepare, then become OpenSSH's sshd (exec): the supervisor's child is sshd itself, with
+    no Python process kept beside it."""
     s = from_env()
     port = s.ssh_port
-    user = git_user()
+    git_user()
+    _socket_root()
     config = prepare(s, port)
-    from controller.git.ssh_gateway import serve
-    server = serve(s, socket_path(s), allowed_uids={0, user.pw_uid}, gid=user.pw_gid)
-    threading.Thread(target=server.serve_forever, name="ssh-gateway", daemon=True).start()
     print(f"sshd: git over SSH at ssh://{SSH_USER}@{LISTEN_HOST}:{port}/APP.git (gateway {socket_path(s)})", flush=True)
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)])
-
-    def stop(*_):
-        proc.terminate()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    code = proc.wait()
-    server.shutdown()
-    socket_path(s).unlink(missing_ok=True)
-    return code
+    os.execv(SSHD, [SSHD, "-D", "-e", "-f", str(config)])
 
 
 if __name__ == "__main__":

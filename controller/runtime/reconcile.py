@@ -38,9 +38,13 @@ def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance],
     return start, stale, have
 
 
-def converge(svc: Services, app: App, out: Out = lambda line: None, background: bool = False) -> dict:
+def converge(svc: Services, app: App, out: Out = lambda line: None, background: bool = False,
+             seen: tuple[list[Instance], set[str]] | None = None) -> dict:
     """Make the app's containers match its current release and formation. Caller holds the
-    formation lock (and, with background=False, the app lock: no build is running)."""
+    formation lock (and, with background=False, the app lock: no build is running). `seen` is a
+    whole pass's look at the engine and the healthy marks (one call for every app): when it shows
+    nothing to do, nothing is asked per app; when it shows a change, the app is looked at again
+    now, under its lock, before anything is started or stopped."""
     sched, store = svc.scheduler, svc.store
     for release in store.list_releases(app):
         if release.status == "pending":   # a deploy died mid-way: it never went live
@@ -52,14 +56,18 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
             store.add_event(app, "dockyard", "reconciler", f"Release v{release.version} was interrupted; marked "
                             f"failed (it never went live; the deploy ended{after})")
     release = store.live_release(app)
-    instances = sched.instances(app.name)
+    instances = sched.instances(app.name) if seen is None else seen[0]
     if release is None or release.build_id is None:
         wanted, version = [], 0
     else:
-        store.set_formation(app, default_quantities(release.process_types, store.formation(app)), only_missing=True)
+        missing = default_quantities(release.process_types, store.formation(app))
+        if missing:    # a write only when a process type is new
+            store.set_formation(app, missing, only_missing=True)
         wanted, version = plan(release.process_types, store.desired_formation(app)), release.version
     start, stale, have = diff(wanted, version, instances, sched.misplaced)
-    healthy = store.healthy_ids()
+    healthy = store.healthy_ids() if seen is None else seen[1]
+    if seen is not None and (start or stale or {i.container_id for i in have.values()} - healthy):
+        return converge(svc, app, out, background)
     for inst in have.values():   # running but never marked (e.g. the controller died after starting it)
         if inst.container_id not in healthy and inst.state == "running":
             if inst.process != "web" or (inst.host_port and _answers(inst, svc.settings.app_host(app.name))):
@@ -120,9 +128,12 @@ def reconcile_all(svc: Services) -> None:
     the reconciler process's next step: they are not apps' containers.)"""
     apps = svc.store.list_apps()
     names = {a.name for a in apps}
+    by_app: dict[str, list[Instance]] = {}
     for inst in svc.scheduler.instances():
         if inst.app not in names:
             svc.scheduler.stop(inst.container_id, 0)
+        by_app.setdefault(inst.app, []).append(inst)
+    healthy = svc.store.healthy_ids()
     by_name = {a.name: a for a in apps}
     for one in svc.scheduler.oneoffs():
         if one.app not in names:
@@ -139,7 +150,7 @@ def reconcile_all(svc: Services) -> None:
                 # retiring drains for up to STOP_GRACE: in the background, so a push waits for
                 # no reconcile (the retire thread cleans images once the app's lock is free)
                 converge(svc, app, out=lambda line, a=app.name: log.info("%s: %s", a, line.strip()),
-                         background=True)
+                         background=True, seen=(by_app.get(app.name, []), healthy))
         except Locked:
             pass       # a rollout is running; it owns the app's containers for now
         except DockyardError as e:

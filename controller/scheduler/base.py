@@ -86,6 +86,10 @@ class Images(Protocol):
         """(the image's id, the app of this platform that built it, or None) for a tag or id;
         None when the engine has no such image. Decides who may deploy or build on it."""
 
+    def image_size(self, ref: str) -> int | None:
+        """The image's size in bytes, all layers counted (None when unknown)."""
+        return None
+
     @abstractmethod
     def image_config(self, ref: str) -> dict:
         """The image's own settings as the engine shows them under Config (Cmd, Entrypoint,
@@ -399,6 +403,9 @@ class TenantBuilds:
 
     def image_config(self, ref: str) -> dict:
         return self.scheduler.image_config(ref)
+
+    def image_size(self, ref: str) -> int | None:
+        return self.scheduler.image_size(ref)
 
     def provide_image(self, ref: str) -> bool:
         return self.scheduler.sandbox_provide(self.tenant, ref)

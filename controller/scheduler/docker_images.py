@@ -39,6 +39,9 @@ class DockerImages(DockerEngine):
         """The image's Cmd/Entrypoint/ExposedPorts/User (what `docker inspect` shows as Config)."""
         return self._image_config(ref)
 
+    def image_size(self, ref: str) -> int | None:
+        return (self._inspect_image(ref) or {}).get("Size")
+
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
         """Remove the app's images (only those Dockyard labelled, or tagged in the app's repo by a
         promotion), except images with one of the `keep` tags. With `builds_only`, the dependency

@@ -1,12 +1,15 @@
-"""The store's plumbing: one short-lived SQLite connection per transaction (WAL), so it is
-safe from gunicorn's threads, the reconciler, the router process and the admin commands at
+"""The store's plumbing: one short-lived SQLite connection per write transaction (WAL), and one
+reading connection per thread, kept (opening one costs more than most reads: the schema is parsed
+again), so it is safe from gunicorn's threads, the platform's loops and the admin commands at
 once; and the migrations that create and upgrade the schema."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import sqlite3
+import threading
 import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +36,7 @@ def hash_token(token: str) -> str:
 class StoreBase:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._readers = threading.local()   # this thread's reading connection (and the pid it was opened in)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -96,6 +100,10 @@ class StoreBase:
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read. On a full filesystem SQLite cannot create the file it shares with other
         connections: the read then uses the database as last checkpointed, read-only."""
+        kept = getattr(self._readers, "db", None)
+        if kept is not None and self._readers.pid == os.getpid():
+            yield kept
+            return
         db = self._connect()
         try:
             db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
@@ -103,11 +111,12 @@ class StoreBase:
             db.close()
             if not self._full(e):
                 raise
-            db = self._read_only()
-        try:
-            yield db
-        finally:
-            db.close()
+            with contextlib.closing(self._read_only()) as ro:
+                yield ro
+            return
+        # kept for this thread's next reads; closed when the thread ends (its locals go)
+        self._readers.db, self._readers.pid = db, os.getpid()
+        yield db
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version."""

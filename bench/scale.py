@@ -1,0 +1,177 @@
+"""Scale benchmark: one platform, measured empty (one app) and again with N apps each running
+one busybox instance, in the same run. Prints, side by side: a redeploy of a tiny Dockerfile
+app (git push -> first 200 via the router; median of --runs), API latency p50/p99 over the app
+routes, one reconciler pass, one router render and one nginx test+reload, one metrics pass,
+the platform's PSS (nginx included), and the engine's own CPU while idle. Never asserts.
+
+The N apps are released from one local image through the API (`POST /apps/<app>/builds`),
+--parallel at a time, so setting them up costs container starts, not N builds. Bounded:
+setting up stops at --setup-limit seconds, and the figures say how many apps ran.
+
+    .venv/bin/python bench/scale.py [--apps 100] [--runs 3] [--requests 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import _tree, platform_memory, push_and_wait  # noqa: E402
+from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
+                            start_platform, stop_platform)
+
+IMAGE = "dockyard-bench/scale-app:1"
+
+
+def api(p, method: str, path: str, body: dict | None = None, timeout: float = 120):
+    req = urllib.request.Request(p.api + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Authorization": f"Bearer {p.token()}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def build_image(ctx: Path) -> None:
+    ctx.mkdir(parents=True, exist_ok=True)
+    for rel, content in httpd_app("scale").items():
+        (ctx / rel).write_text(content)
+    run(["docker", "build", "-q", "--label", "dockyard-bench=scale", "-t", IMAGE, str(ctx)])
+
+
+def add_app(p, i: int) -> bool:
+    name = f"s{i:03d}"
+    try:
+        api(p, "POST", "/apps", {"name": name})
+        api(p, "POST", f"/apps/{name}/builds", {"image": IMAGE})
+        return True
+    except OSError as e:
+        print(f"  {name}: {e}", file=sys.stderr)
+        return False
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def api_latency(p, apps: list[str], n: int) -> tuple[float, float]:
+    """p50, p99 in ms over GET /apps, /apps/<app>, its releases and its dynos, round robin."""
+    paths = ["/apps"] + [f"/apps/{a}{tail}" for a in apps for tail in ("", "/releases", "/dynos")]
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        api(p, "GET", paths[i % len(paths)])
+        times.append((time.perf_counter() - start) * 1000)
+    return percentile(times, 0.5), percentile(times, 0.99)
+
+
+def timed(step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def passes(p) -> dict[str, float]:
+    """One reconciler pass, router render, nginx test + reload, metrics pass: each the median of
+    3, run here on the platform's own store, engine and nginx."""
+    os.environ.update({k: v for k, v in p.env.items() if k.startswith("DOCKYARD_")})
+    from controller.apps.crashes import CrashWatch
+    from controller.daemons.reconcilerd import one_pass
+    from controller.observe.sampler import Sampler
+    from controller.routing.table import load_routes
+    from controller.services import Services
+    from controller.settings import from_env
+    svc = Services(from_env())
+    watch, sampler = CrashWatch(), Sampler(svc.store, svc.scheduler)
+    render = lambda: svc.router._render_tolerant(load_routes(svc.settings, svc.store, svc.scheduler), {})  # noqa: E731
+    reload = lambda: (svc.router.test_config(), svc.router.reload())   # noqa: E731
+    steps = {"reconciler pass": lambda: one_pass(svc, watch, sweep=False), "router render": render,
+             "nginx test + reload": reload, "metrics pass": sampler.sample_once}
+    return {name: statistics.median(timed(step) for _ in range(3)) for name, step in steps.items()}
+
+
+def engine_cpu(seconds: float) -> float:
+    """The host engine's CPU (dockerd by its pid file, and its children) in % of one core over
+    `seconds` of idle; build sandboxes' engines are not counted."""
+    def cpu() -> float:
+        total = 0.0
+        for pid in _tree(int(Path("/var/run/docker.pid").read_text().strip())):
+            try:
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return total
+    before = cpu()
+    time.sleep(seconds)
+    return (cpu() - before) / seconds * 100
+
+
+def measure(p, repo: Path, apps: list[str], args) -> dict[str, float]:
+    deploys = []
+    for i in range(args.runs):
+        text = f"scale {len(apps)} {i} {time.time()}"
+        make_app_repo(repo, {"index.html": text}, p)
+        deploys.append(push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
+                                     f"bench.{p.domain}", text)[0])
+    p50, p99 = api_latency(p, apps, args.requests)
+    out = {"redeploy (s)": statistics.median(deploys), "API p50 (ms)": p50, "API p99 (ms)": p99}
+    out.update({f"{k} (s)": v for k, v in passes(p).items()})
+    time.sleep(5)
+    out["platform PSS (MB)"] = sum(r[2] for r in platform_memory(p.home)) / 1024
+    out["engine idle CPU (% of a core)"] = engine_cpu(args.idle)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--apps", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle engine CPU measured")
+    ap.add_argument("--setup-limit", type=float, default=900.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
+        tmp = Path(tmp)
+        ensure_busybox_base(tmp / "busybox")
+        build_image(tmp / "image")
+        p = start_platform(tmp / "platform", DOCKYARD_RECONCILE_INTERVAL=5, DOCKYARD_SWEEP_INTERVAL=60,
+                           DOCKYARD_STABLE_AFTER=30, DOCKYARD_ALLOWED_IMAGES=f"{BUSYBOX_BASE},{IMAGE}",
+                           DOCKYARD_HEALTH_TIMEOUT=30)
+        try:
+            repo = make_app_repo(tmp / "bench", httpd_app("cold"), p)
+            p.cli("apps:create", "bench", cwd=repo)
+            p.git("push", "-q", "dockyard", "main", cwd=repo)
+            empty = measure(p, repo, ["bench"], args)
+            started = time.monotonic()
+            made = 0
+            with ThreadPoolExecutor(args.parallel) as pool:
+                for ok in pool.map(lambda i: time.monotonic() - started < args.setup_limit and add_app(p, i),
+                                   range(args.apps)):
+                    made += bool(ok)
+            setup = time.monotonic() - started
+            full = measure(p, repo, ["bench"] + [f"s{i:03d}" for i in range(0, args.apps, max(1, args.apps // 20))],
+                           args)
+        finally:
+            stop_platform(p)
+            run(["docker", "rmi", "-f", IMAGE], check=False)
+    print(f"apps running: {made} of {args.apps} (set up in {setup:.0f} s, {args.parallel} at a time); "
+          f"redeploys: median of {args.runs}; API: {args.requests} GETs")
+    print(f"{'measure':34} {'empty':>10} {f'{made} apps':>10} {'ratio':>7}")
+    for key in empty:
+        ratio = full[key] / empty[key] if empty[key] else float("nan")
+        print(f"{key:34} {empty[key]:10.3f} {full[key]:10.3f} {ratio:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The platform process (Procfile: `platform: python -m controller.daemons.platformd`): every
+background loop of the platform in one Python process, a thread each, instead of a process each
+(one interpreter and one copy of the controller's modules, not six).
+
+Each loop is guarded (controller/daemons/loops.py): one that raises, or returns, is logged and
+started again after a back-off while the others go on; its state shows in `make status`. A crash
+of the whole process (a kill, an interpreter fault) is the supervisor's to restart.
+
+A new loop is one line in LOOPS: a name and `module:function`, the function being
+`serve(settings, stop)` that runs until the `stop` event is set."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from controller.daemons.loops import LoopSet
+from controller.settings import Settings, from_env
+
+LOOPS: dict[str, str] = {
+    "router": "controller.daemons.routerd:serve",                 # routes -> nginx; access logs -> store
+    "reconciler": "controller.daemons.reconcilerd:serve",         # apps converge; crashes; sweeps
+    "metrics": "controller.daemons.metricsd:serve_sampler",       # instances' resource readings
+    "drains": "controller.daemons.metricsd:serve_drains",         # log lines -> each app's drains
+    "rendezvous": "controller.daemons.rendezvousd:serve",         # `heroku run` attach listener
+    "ssh-gateway": "controller.git.sshd:serve_gateway",           # git over SSH: sshd's forced command -> builds
+    "registry-nodes": "controller.daemons.registry:serve_nodes",  # the cluster's nodes -> the image registry
+}
+
+log = logging.getLogger("dockyard.platform")
+
+
+def state_path(s: Settings) -> Path:
+    return s.run_dir / "loops.json"
+
+
+def main(settings: Settings | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
+    s = settings or from_env()
+    s.ensure_dirs()
+    loops = LoopSet(LOOPS, s, state_path(s))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: loops.stop.set())
+    loops.start()
+    log.info("running %d loops: %s", len(LOOPS), ", ".join(LOOPS))
+    while not loops.stop.wait(1.0):
+        pass
+    left = loops.join(timeout=float(s.stop_grace) + 10)
+    if left:
+        log.warning("loops still ending at exit: %s", ", ".join(left))
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
