@@ -24,7 +24,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from router import pages
+from router import pages, wake
 from router.errors import RenderError
 from router.table import Route, RouteOptions, Upstream
 
@@ -445,6 +445,8 @@ server {{
     return 503 "App {app} is down for maintenance. Please try again later.\\n(Its owner turns this off with: dockyard maintenance:off -a {app})\\n";
 }}
 """
+    if not addresses and route.wake is not None:
+        return wake.render_sleeping(route, head, opts, _upstream_address(wake.check(route)))
     if not addresses:
         what, say = pages.no_upstream(route)
         return f"""
@@ -493,3 +495,4 @@ server {{
     }}
 }}
 """
+

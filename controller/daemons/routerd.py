@@ -19,6 +19,7 @@ from router.accesslog import Row
 from router.nginx import Nginx
 
 from controller.routing.table import load_routes
+from controller.runtime import sleep
 from controller.scheduler import make_scheduler
 from controller.services import reload_recorder
 from controller.settings import Settings, from_env, router_config
@@ -61,6 +62,7 @@ class RequestMetrics:
                              if i.host_port}
         self.store.add_request_minutes(accesslog.per_minute(reqs, self._version_of))
         self.store.add_prom(prom.request_deltas(reqs, self._process_of))
+        self.store.record_requests(sleep.latest_requests(reqs))   # what autosleep counts idleness from
 
 
 def run(settings: Settings | None = None) -> int:
