@@ -172,3 +172,13 @@ def _wait_listening(port: int) -> None:
         except OSError:
             threading.Event().wait(0.05)
     raise AssertionError("the wake listener did not listen")
+
+
+def test_a_waking_app_stays_routed_to_the_listener_until_its_instance_is_up(svc):
+    app, _ = _asleep(svc)
+    svc.store.mark_awake(app, 0.0)          # what a wake does first; no instance yet
+    shop = [r for r in load_routes(svc.settings, svc.store, svc.scheduler) if r.app == "shop"][0]
+    assert shop.wake is not None            # not the "starting" 503 a router pass would otherwise apply
+    sleep.wake(svc, "shop", 5)
+    shop = [r for r in load_routes(svc.settings, svc.store, svc.scheduler) if r.app == "shop"][0]
+    assert shop.wake is None and len(shop.upstreams) == 1

@@ -27,8 +27,10 @@ def app_row(svc: Services, app: App) -> dict:
     formation = svc.store.formation(app)
     running = [i for i in svc.scheduler.instances(app.name) if i.state == "running"]
     stopped = svc.store.stopped_types(app)
-    wanted = sum(q for t, q in formation.items() if t not in stopped)
-    state = "idle" if not wanted else ("up" if len(running) >= wanted else "degraded")
+    asleep = svc.store.sleeping_types(app)       # autosleep: up again on the next request
+    wanted = sum(q for t, q in formation.items() if t not in stopped | asleep)
+    state = ("sleeping" if asleep and not running else "idle") if not wanted else (
+        "up" if len(running) >= wanted else "degraded")
     now = int(time.time())
     minutes = svc.store.request_minutes(app, now - 600)
     return {"name": app.name, "state": state, "release": f"v{release.version}" if release else "-",

@@ -144,7 +144,8 @@ def _start(svc: Services, app: App, woke: list[str], started: float) -> None:
     except DockyardError as e:
         if woke:
             svc.store.mark_sleeping(app, woke, time.time())
-            apply_routes(svc)
+        svc.store.end_waking(app)
+        apply_routes(svc)
         output = [f"{r['process']}: {r['message']}" for r in svc.store.events(app, after_id=seen)
                   if r["source"] == "app"][-OUTPUT_LINES:]
         reason = wake_failure(app.name, e.message, output)
@@ -152,6 +153,7 @@ def _start(svc: Services, app: App, woke: list[str], started: float) -> None:
         svc.store.add_prom([prom.Delta("dockyard_app_wakes", {"app": app.name, "result": "failed"}, 1.0,
                                        app=app.name)])
         raise WakeFailed(reason) from None
+    svc.store.end_waking(app)     # its instance is in the route now (converge applied it)
     if woke:
         seconds = time.monotonic() - started
         svc.store.add_event(app, "dockyard", "autosleep", f"Woke {', '.join(woke)} on a request in {seconds:.2f} s")

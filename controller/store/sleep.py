@@ -45,11 +45,12 @@ class SleepMixin:
                 "SELECT type FROM autosleep WHERE app_id = ? AND sleeping_since IS NOT NULL", (app.id,))}
 
     def sleeping_web_apps(self) -> set[str]:
-        """Names of the apps whose web process sleeps: the router sends them to the wake listener."""
+        """Names of the apps whose web process sleeps or is waking: the router sends them to the wake
+        listener (until an instance is up: a route with one goes to it)."""
         with self.read() as db:
             return {r[0] for r in db.execute(
                 "SELECT a.name FROM autosleep s JOIN apps a ON a.id = s.app_id"
-                " WHERE s.type = 'web' AND s.sleeping_since IS NOT NULL")}
+                " WHERE s.type = 'web' AND (s.sleeping_since IS NOT NULL OR s.waking_since IS NOT NULL)")}
 
     def mark_sleeping(self, app: App, types: list[str], at: float) -> None:
         with self.tx() as db:
@@ -57,12 +58,17 @@ class SleepMixin:
                            " AND sleeping_since IS NULL", [(at, app.id, t) for t in types])
 
     def mark_awake(self, app: App, at: float) -> list[str]:
-        """Every sleeping type of the app wakes; returns them."""
+        """Every sleeping type of the app wakes (waking until `end_waking`); returns them."""
         with self.tx() as db:
             woke = [r[0] for r in db.execute("SELECT type FROM autosleep WHERE app_id = ? AND sleeping_since"
                                              " IS NOT NULL ORDER BY type", (app.id,))]
-            db.execute("UPDATE autosleep SET sleeping_since = NULL, awake_at = ? WHERE app_id = ?", (at, app.id))
+            db.execute("UPDATE autosleep SET sleeping_since = NULL, awake_at = ?, waking_since = ?"
+                       " WHERE app_id = ? AND sleeping_since IS NOT NULL", (at, at, app.id))
         return woke
+
+    def end_waking(self, app: App) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE autosleep SET waking_since = NULL WHERE app_id = ?", (app.id,))
 
     def record_requests(self, latest: dict[str, float]) -> None:
         """Each app's latest request (epoch), by app name; never moves back."""
