@@ -94,13 +94,15 @@ def wake_bench(p, api: Api, app: str, image: str, wakes: int) -> None:
         wait_asleep(p, api, app)
         woke.append(first_byte(p.router_port, host))
     port = free_port()
-    cid = run(["docker", "create", "-p", f"127.0.0.1:{port}:5000", "-e", "PORT=5000", *SAME_LIMITS, image]).stdout.strip()
+    # labelled as the platform's: only this platform's cleanup may remove it
+    cid = run(["docker", "create", "--label", f"dockyard.instance={p.name}", "-p", f"127.0.0.1:{port}:5000",
+               "-e", "PORT=5000", *SAME_LIMITS, image]).stdout.strip()
     floor = []
     try:
         for _ in range(wakes):
             start = time.monotonic()
             run(["docker", "start", cid])
-            wait_for(port, "localhost", "")
+            wait_for(port, "localhost", "", timeout=30)
             floor.append(time.monotonic() - start)
             run(["docker", "stop", "-t", "0", cid])
     finally:
