@@ -87,32 +87,49 @@ def wait_asleep(p, api: Api, app: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{app} did not sleep within {timeout} s")
 
 
+def floor(p, image: str, starts: int) -> list[float]:
+    """`docker start` of one stopped container of the app's image (the limits every instance
+    gets) + polling until its first 200, `starts` times."""
+    port = free_port()
+    # A container inherits its image's labels, the platform's build label among them: under
+    # them the platform's sweep would take it for a leftover build container and remove it.
+    copy = f"dockyard-bench/sleep-floor:{p.name}"
+    run(["docker", "tag", image, copy])
+    cid = run(["docker", "create", "--label", f"dockyard.instance={p.name}-floor", "--label", "dockyard.build=",
+               "-p", f"127.0.0.1:{port}:5000", "-e", "PORT=5000", *SAME_LIMITS, copy]).stdout.strip()
+    out = []
+    try:
+        for _ in range(starts):
+            start = time.monotonic()
+            run(["docker", "start", cid])
+            try:
+                wait_for(port, "localhost", "", timeout=30)
+            except RuntimeError:
+                state = run(["docker", "inspect", "-f", "{{json .State}}", cid], check=False)
+                logs = run(["docker", "logs", "--tail", "20", cid], check=False)
+                raise RuntimeError(f"the floor's container never answered: {state.stdout}{state.stderr} "
+                                   f"{logs.stdout}{logs.stderr}") from None
+            out.append(time.monotonic() - start)
+            run(["docker", "stop", "-t", "0", cid])
+    finally:
+        run(["docker", "rm", "-f", cid], check=False)
+        run(["docker", "rmi", copy], check=False)
+    return out
+
+
 def wake_bench(p, api: Api, app: str, image: str, wakes: int) -> None:
     host = f"{app}.{p.domain}"
+    raw = floor(p, image, wakes)
+    print(f"raw floor, docker start + first 200 ({wakes} starts): p50 {statistics.median(raw) * 1000:.0f} ms, "
+          f"p99 {pct(raw, 0.99) * 1000:.0f} ms")
     woke = []
     for _ in range(wakes):
         wait_asleep(p, api, app)
         woke.append(first_byte(p.router_port, host))
-    port = free_port()
-    # labelled as the platform's: only this platform's cleanup may remove it
-    cid = run(["docker", "create", "--label", f"dockyard.instance={p.name}", "-p", f"127.0.0.1:{port}:5000",
-               "-e", "PORT=5000", *SAME_LIMITS, image]).stdout.strip()
-    floor = []
-    try:
-        for _ in range(wakes):
-            start = time.monotonic()
-            run(["docker", "start", cid])
-            wait_for(port, "localhost", "", timeout=30)
-            floor.append(time.monotonic() - start)
-            run(["docker", "stop", "-t", "0", cid])
-    finally:
-        run(["docker", "rm", "-f", cid], check=False)
     print(f"wake, first byte through the router ({wakes} wakes): p50 {statistics.median(woke) * 1000:.0f} ms, "
           f"p99 {pct(woke, 0.99) * 1000:.0f} ms")
-    print(f"raw floor, docker start + first 200 ({wakes} starts): p50 {statistics.median(floor) * 1000:.0f} ms, "
-          f"p99 {pct(floor, 0.99) * 1000:.0f} ms")
-    print(f"ratio wake / floor: p50 {statistics.median(woke) / statistics.median(floor):.2f}x, "
-          f"p99 {pct(woke, 0.99) / pct(floor, 0.99):.2f}x")
+    print(f"ratio wake / floor: p50 {statistics.median(woke) / statistics.median(raw):.2f}x, "
+          f"p99 {pct(woke, 0.99) / pct(raw, 0.99):.2f}x")
 
 
 def rss_kb(pids) -> int:

@@ -77,6 +77,13 @@ def test_wake_listener_reads_the_app_from_the_router_header_only():
     assert reply.startswith(b"HTTP/1.1 503") and b"Retry-After: 5\r\n" in reply and reply.endswith(b"later\n")
 
 
+def finished() -> None:
+    """A wake answers once an instance is healthy; its route switch ends in its own thread."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("wake-"):
+            thread.join(30)
+
+
 def _asleep(svc, name="shop"):
     app = new_app(svc, name)
     deploy(svc, app, "one")
@@ -96,6 +103,7 @@ def test_an_idle_app_sleeps_keeps_its_formation_and_a_deploy_does_not_wake_it(sv
     _, out = deploy(svc, app, "two")
     assert running(svc, "shop") == [] and any("starts on the next request" in line for line in out)
     target = sleep.wake(svc, "shop", 5)
+    finished()
     assert running(svc, "shop") == [("web.1", 2)]      # the release made while asleep
     assert [r.upstreams for r in svc.router.tables[-1] if r.app == "shop"][0] == (target,)
     assert sleep.tick(svc) == []                       # the window counts from the wake
@@ -180,5 +188,58 @@ def test_a_waking_app_stays_routed_to_the_listener_until_its_instance_is_up(svc)
     shop = [r for r in load_routes(svc.settings, svc.store, svc.scheduler) if r.app == "shop"][0]
     assert shop.wake is not None            # not the "starting" 503 a router pass would otherwise apply
     sleep.wake(svc, "shop", 5)
+    finished()
     shop = [r for r in load_routes(svc.settings, svc.store, svc.scheduler) if r.app == "shop"][0]
     assert shop.wake is None and len(shop.upstreams) == 1
+
+
+def test_the_listener_passes_an_upgraded_connection_both_ways(monkeypatch):
+    """A WebSocket (any upgrade) and a body sent after the head stream through: the listener
+    relays bytes, it does not parse HTTP past the head."""
+    with socket.socket() as upstream:
+        upstream.bind(("127.0.0.1", 0))
+        upstream.listen(1)
+
+        def echo():
+            conn, _ = upstream.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(1024)
+                assert b"X-Dockyard-Wake" not in head
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                while data := conn.recv(1024):
+                    conn.sendall(b"echo:" + data)
+
+        threading.Thread(target=echo, daemon=True).start()
+        target = Upstream("127.0.0.1", upstream.getsockname()[1])
+        monkeypatch.setattr(sleep, "wake", lambda svc, app, wait: target)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        loop, stop = asyncio.new_event_loop(), asyncio.Event()
+
+        async def serve():
+            with waked.ThreadPoolExecutor(max_workers=1) as pool:
+                w = waked.Waker(type("S", (), {"settings": type("T", (), {"wake_timeout": 5, "health_timeout": 5})})(),
+                                pool)
+                srv = await asyncio.start_server(lambda r, wr: waked.handle(w, 5.0, r, wr), "127.0.0.1", port)
+                async with srv:
+                    await stop.wait()
+                await asyncio.sleep(0.2)
+
+        server = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
+        server.start()
+        try:
+            _wait_listening(port)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(b"GET /ws HTTP/1.1\r\nHost: shop\r\nX-Dockyard-Wake: shop\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\n\r\n")
+                assert c.recv(1024).startswith(b"HTTP/1.1 101")
+                c.sendall(b"frame-1")
+                assert c.recv(1024) == b"echo:frame-1"
+                c.sendall(b"frame-2")
+                assert c.recv(1024) == b"echo:frame-2"
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            server.join(10)

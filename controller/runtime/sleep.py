@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable
 
@@ -29,6 +30,7 @@ from controller.store.sleep import SleepRow
 
 log = logging.getLogger("dockyard.sleep")
 OUTPUT_LINES = 10   # lines of a failed wake's output the waiting requests are shown
+POLL = 0.02         # seconds between looks for the woken app's first healthy web instance
 
 
 # ---- pure ---------------------------------------------------------------------------------
@@ -118,23 +120,45 @@ def _sleep(svc: Services, app: App, now: float) -> list[str]:
 
 def wake(svc: Services, name: str, wait: float) -> Upstream:
     """Wake the app's sleeping types (idempotent: an awake app just names its instance) and
-    return where its held requests go. WakeFailed when an instance does not start or pass its
-    checks: the app goes back to sleep, so the next request tries again with the same report."""
-    started = time.monotonic()
+    return where its held requests go, as soon as a web instance passed its checks (the route
+    switch and the other instances finish in the background). WakeFailed when an instance does
+    not start or pass its checks: the app goes back to sleep, so the next request tries again."""
     app = svc.store.find_app(name)
     if app is None:
         raise WakeFailed(f"No app is named {name!r}.")
-    try:
-        with formation_lock(svc.settings, name, "wake", wait=wait):
-            woke = svc.store.mark_awake(app, time.time())
-            if woke or _target(svc, app) is None:
-                _start(svc, app, woke, started)
-    except Locked as e:
-        raise WakeFailed(f"App {name} could not wake: {e.message}") from None
+    state: dict = {}
+    done = threading.Event()
+    threading.Thread(target=_wake, args=(svc, app, wait, state, done), name=f"wake-{name}", daemon=True).start()
+    while not done.wait(POLL):
+        if state.get("awake"):
+            target = _target(svc, app)
+            if target is not None:
+                return target
+    if "error" in state:
+        raise state["error"]
     target = _target(svc, app)
     if target is None:
         raise WakeFailed(f"App {name} has no web instance to wake: scale it with `dockyard ps:scale web=1 -a {name}`.")
     return target
+
+
+def _wake(svc: Services, app: App, wait: float, state: dict, done: threading.Event) -> None:
+    started = time.monotonic()
+    try:
+        with formation_lock(svc.settings, app.name, "wake", wait=wait):
+            woke = svc.store.mark_awake(app, time.time())
+            state["awake"] = True
+            if woke or _target(svc, app) is None:
+                _start(svc, app, woke, started)
+    except Locked as e:
+        state["error"] = WakeFailed(f"App {app.name} could not wake: {e.message}")
+    except WakeFailed as e:
+        state["error"] = e
+    except Exception as e:  # noqa: BLE001 - the waiting requests get the reason, not a hang
+        log.exception("%s: wake failed", app.name)
+        state["error"] = WakeFailed(f"App {app.name} could not wake: {type(e).__name__}: {e}")
+    finally:
+        done.set()
 
 
 def _start(svc: Services, app: App, woke: list[str], started: float) -> None:
