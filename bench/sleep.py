@@ -173,18 +173,19 @@ def engine_pids() -> list[int]:
 
 
 def containers_mb(p) -> float:
-    out = run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", *run(
-        ["docker", "ps", "-q", "--filter", f"label=dockyard.instance={p.name}"]).stdout.split()], check=False).stdout
+    """Memory the platform's running instances use (named `<instance>.<app>...`)."""
+    out = run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"], check=False).stdout
     total = 0.0
     for line in out.splitlines():
-        m = re.match(r"([\d.]+)(KiB|MiB|GiB|B)", line.strip())
-        if m:
+        name, _, usage = line.partition(" ")
+        m = re.match(r"([\d.]+)(KiB|MiB|GiB|B)", usage.strip())
+        if name.startswith(p.name + ".") and m:
             total += float(m.group(1)) * {"B": 1 / 1048576, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[m.group(2)]
     return total
 
 
-def reload_stats(p) -> tuple[float, int]:
-    text = requests.get(p.api + "/metrics", headers={"Authorization": f"Bearer {p.token()}"}, timeout=30).text
+def reload_stats(api: Api) -> tuple[float, int]:
+    text = api.s.get(api.base + "/metrics", timeout=30).text
     s = re.search(r"^dockyard_router_reload_duration_seconds_sum (\S+)", text, re.M)
     c = re.search(r"^dockyard_router_reload_duration_seconds_count (\S+)", text, re.M)
     return (float(s.group(1)) if s else 0.0), (int(float(c.group(1))) if c else 0)
@@ -234,12 +235,12 @@ def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: fl
     threads = [threading.Thread(target=hammer, args=(hot[k::4],), daemon=True) for k in range(4)]
     for t in threads:
         t.start()
-    t0, r0 = time.monotonic(), reload_stats(p)
+    t0, r0 = time.monotonic(), reload_stats(api)
     wakes = []
     for name in apps[busy:busy + samples]:
         wakes.append(first_byte(p.router_port, f"{name}.{p.domain}"))
     served, seconds = counts[0], time.monotonic() - t0
-    r1 = reload_stats(p)
+    r1 = reload_stats(api)
     platform_mb, engine_mb, cont_mb = rss_kb(platform_pids(p)) / 1024, rss_kb(engine_pids()) / 1024, containers_mb(p)
     stop.set()
     for t in threads:
@@ -249,7 +250,7 @@ def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: fl
     print(f"density: {len(apps)} apps, {busy} busy ({served / seconds:.0f} req/s through the router meanwhile), "
           f"{len(apps) - busy - len(wakes)} asleep")
     print(f"  platform memory (its processes + nginx, RSS): {platform_mb:.0f} MB")
-    print(f"  engine memory (dockerd + containerd + shims, RSS): {engine_mb:.0f} MB; "
+    print(f"  engine memory (dockerd + containerd + shims, RSS, machine-wide: other work shares the engine): {engine_mb:.0f} MB; "
           f"the running containers' own use: {cont_mb:.0f} MB")
     print(f"  router: load + render of {routes} routes {render_s * 1000:.0f} ms; reloads during the wakes: {reloads}, "
           f"mean {((r1[0] - r0[0]) / reloads * 1000) if reloads else 0:.0f} ms")
