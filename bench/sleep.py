@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
