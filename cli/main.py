@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import click
 
-from . import access, addons, admin, apps, config, cron, logs, metrics, nodes, ps, releases, routing, tenancy
+from . import access, addons, admin, apps, config, cron, logs, metrics, nodes, pipelines, ps, releases, routing, tenancy
 from .client import Group, api_url, call, netrc_path, remember_api_url, remove_netrc, token, write_netrc
 
 
@@ -96,7 +96,7 @@ def auth_logout(everywhere):
                + (f"; removed from {netrc_path()}" if removed else ""))
 
 
-for _module in (apps, config, releases, ps, routing, access, logs, admin, metrics, tenancy, nodes, addons, cron):
+for _module in (apps, config, releases, ps, routing, access, logs, admin, metrics, tenancy, nodes, addons, cron, pipelines):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -237,6 +237,8 @@ class Settings:
         help="scheduled backups kept per add-on (manual and final backups stay until deleted)", minimum=1)
     destroyed_backup_days: int = setting("DOCKYARD_DESTROYED_BACKUP_DAYS", 30,
         help="a destroyed app's add-on backups stay in `DOCKYARD_HOME/backups/<app id>/`, for its owner and admins only (`dockyard backups:destroyed`), this many days; then the reconciler deletes them", minimum=1)
+    review_app_stale_days: int = setting("DOCKYARD_REVIEW_APP_STALE_DAYS", 5,
+        help="a review app (pipelines with review apps on) whose branch has had no push for this many days is destroyed with its add-ons by the reconciler, as deleting the branch does", minimum=1)
     drain_private_hosts: tuple[str, ...] = setting("DOCKYARD_DRAIN_PRIVATE_HOSTS", (),
         help="comma-separated host names or CIDRs of log collectors on private addresses that drains may reach (e.g. `logs.internal,10.0.5.0/24`); loopback, link-local and the platform's own networks stay refused", parse=_drain_hosts, shown="(none)")
     rubygems_url: str = setting("DOCKYARD_RUBYGEMS_URL", "https://rubygems.org",

@@ -234,3 +234,30 @@ def _check_path(target: str, line: int) -> str:
         raise CheckSpecError(f"CHECKS line {line}: {target[:60]!r} is not a path: write `/path expected "
                              "content`, e.g. `/health ok`.")
     return target
+
+
+def parse_review_environment(doc: dict) -> dict:
+    """app.json's `environments.review` (Heroku's review apps): {"env", "formation", "scripts"
+    (postdeploy, pr-predestroy), "addons" (service names, plans dropped)}, empty ones left out.
+    Top-level `addons` apply too when the environment names none, as on Heroku."""
+    envs = doc.get("environments")
+    review = envs.get("review") if isinstance(envs, dict) else None
+    if review is None:
+        review = {}
+    if not isinstance(review, dict):
+        raise AppJsonError("app.json environments.review must be an object like "
+                           '{"addons": ["heroku-postgresql"], "scripts": {"postdeploy": "python seed.py"}}.')
+    formation, _ = parse_formation(review.get("formation"))
+    scripts = review.get("scripts")
+    if scripts is not None and not isinstance(scripts, dict):
+        raise AppJsonError('app.json environments.review.scripts must be an object like {"postdeploy": "..."}.')
+    scripts = {k: _one_line(scripts[k], f"environments.review.scripts.{k}")
+               for k in ("postdeploy", "pr-predestroy") if (scripts or {}).get(k)}
+    addons = []
+    for entry in review.get("addons", doc.get("addons")) or []:
+        plan = entry.get("plan") if isinstance(entry, dict) else entry
+        if not isinstance(plan, str) or not plan.strip():
+            raise AppJsonError('app.json addons entries must be names like "heroku-postgresql" or objects with a "plan".')
+        addons.append(plan.split(":", 1)[0].strip())
+    found = {"env": parse_env(review.get("env")), "formation": formation, "scripts": scripts, "addons": addons}
+    return {k: v for k, v in found.items() if v}

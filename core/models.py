@@ -174,3 +174,41 @@ class ServiceStatus:
     restart_count: int = 0
     started_at: str | None = None
     memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Apps that carry one codebase through stages (review, development, staging, production)."""
+    id: str
+    name: str
+    owner_id: int | None
+    review_apps: bool          # a branch pushed to one of its apps makes a review app
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """An app's place in a pipeline; a review app's also names its branch."""
+    id: str
+    pipeline_id: str
+    pipeline: str
+    app_id: str
+    app: str
+    stage: str                 # review | development | staging | production
+    created_at: str
+    branch: str | None = None  # review apps only: the branch they were made from
+    pushed_at: str | None = None   # review apps only: the branch's last push (staleness)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One promotion: the source app's build released in each target (targets: dicts with app_id,
+    app, status pending|succeeded|failed, version, error_message)."""
+    id: str
+    pipeline_id: str
+    source_app_id: str
+    source_version: int
+    status: str
+    created_by: str
+    created_at: str
+    targets: tuple = ()

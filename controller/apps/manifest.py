@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import stat
 
-from core.appjson import AppJsonError, load, parse_env
+from core.appjson import AppJsonError, load, parse_env, parse_review_environment
 from core.models import App, Release
 from core.piku import parse_env_file
 from core.renderyaml import parse_render_yaml, render_variables
@@ -63,6 +63,27 @@ def env_in_commit(repo, sha: bytes) -> tuple[dict, str | None]:
         except AppJsonError:
             pass
     return env, service
+
+
+def review_environment_in_commit(repo, sha: bytes) -> dict:
+    """app.json's `environments.review` in the pushed commit ({} without app.json); an invalid
+    one is refused before anything is created, with what to fix."""
+    data = _blob(repo, sha, b"app.json")
+    return parse_review_environment(load(data)) if data is not None else {}
+
+
+def with_environment(svc: Services, build_id: str, manifest: dict, environment: dict) -> dict:
+    """The build's manifest with an app.json environment's formation and scripts over the
+    top-level ones, recorded on the build (its releases run them: postdeploy once, and
+    pr-predestroy before a review app goes)."""
+    merged = dict(manifest)
+    if environment.get("formation"):
+        merged["formation"] = environment["formation"]
+    if environment.get("scripts"):
+        merged["scripts"] = {**manifest.get("scripts", {}), **environment["scripts"]}
+    if merged != manifest:
+        svc.store.set_build_manifest(build_id, merged)
+    return merged
 
 
 def apply_render_variables(svc: Services, app: App, service: str | None, config: dict, out: Out) -> tuple[dict, list[str]]:

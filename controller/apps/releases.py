@@ -93,10 +93,12 @@ class Push:
     """A `git push` of the deploy branch, inside the app's lock: the lock is held from before
     the build until the request ends, so the ref moves inside the lock that deployed it."""
 
-    def __init__(self, svc: Services, app_name: str, attach_addons: AttachAddons | None = None):
+    def __init__(self, svc: Services, app_name: str, attach_addons: AttachAddons | None = None,
+                 environment: dict | None = None):
         self.svc = svc
         self.app_name = app_name
         self.attach_addons = attach_addons   # render.yaml's add-ons (controller/addons/blueprint.py)
+        self.environment = environment or {}   # app.json's environments.review, for a review app
 
     def deploy(self, repo, sha: bytes, user: str, out: Out, cancelled: Callable[[], bool]) -> Release:
         svc = self.svc
@@ -108,12 +110,15 @@ class Push:
         config = current.config if current else {}
         # app.json's (and render.yaml's) env defaults and generated secrets: in the build's environment too
         env, render_service = app_json.env_in_commit(repo, sha)
+        env = {**env, **self.environment.get("env", {})}
         config, added = app_json.apply_env(env, config, out)
         config, render_vars = app_json.apply_render_variables(svc, app, render_service, config, out)
         build, manifest = _build(svc, app, repo, sha.decode(), config, out, cancelled,
                                  svc.store.get_user(user))
         if cancelled():
             raise BadRequest("The push was interrupted; nothing was released.")
+        if self.environment:
+            manifest = app_json.with_environment(svc, build.id, manifest, self.environment)
         if manifest.get("render", {}).get("addons"):
             if self.attach_addons is None:
                 out("       render.yaml: its databases are not created by this kind of deploy: create them "
@@ -143,10 +148,10 @@ class Push:
 
 
 @contextlib.contextmanager
-def receiving_push(svc: Services, app_name: str, on_wait: Out, attach_addons: AttachAddons | None = None
-                   ) -> Iterator[Push]:
+def receiving_push(svc: Services, app_name: str, on_wait: Out, attach_addons: AttachAddons | None = None,
+                   environment: dict | None = None) -> Iterator[Push]:
     with app_lock(svc.settings, app_name, "deploy", on_wait=on_wait):
-        yield Push(svc, app_name, attach_addons)
+        yield Push(svc, app_name, attach_addons, environment)
 
 
 def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
@@ -202,6 +207,29 @@ def deploy_image(svc: Services, app: App, image: str, process_types: dict, user:
         current = svc.store.current_release(app)
         release = _release(svc, app, build, current.config if current else {}, f"Deploy image {image}", user, out)
     return build, release
+
+
+def promote_release(svc: Services, app: App, source: Release, description: str, user: str, out: Out) -> Release:
+    """A pipeline promotion: another app's release put into this one, the same image (tagged in
+    this app's repo; nothing is rebuilt) with this app's own config. Release phase, health
+    checks and the automatic rollback are a push's; a failure leaves this app's live release
+    serving and the source untouched."""
+    with app_lock(svc.settings, app.name, "promotion"):
+        app = svc.store.get_app(app.name)
+        source_build = svc.store.get_build(source.build_id) if source.build_id else None
+        if source_build is None or not svc.scheduler.image_exists(source_build.image):
+            raise DeployFailed(f"The image of the release to promote (v{source.version}) is gone: push the code "
+                               "to the upstream app again, then promote.")
+        image = svc.scheduler.tag(source_build.image, svc.settings.image_repo(app.name), f"promoted-{source_build.id}")
+        build = svc.store.create_build(app, source_build.source_commit, source_build.method, image)
+        if source.healthchecks:
+            svc.store.set_build_healthchecks(build.id, source.healthchecks)
+        if source.manifest:
+            svc.store.set_build_manifest(build.id, source.manifest)
+        build = svc.store.finish_build(build.id, "succeeded", f"-----> {description} (image {image})", None,
+                                       source_build.process_types, source_build.method)
+        current = svc.store.current_release(app)
+        return _release(svc, app, build, current.config if current else {}, description, user, out)
 
 
 def set_config(svc: Services, app: App, changes: dict, user: str, restart: bool, out: Out) -> dict:

@@ -15,6 +15,7 @@ from core.errors import DockyardError
 from controller.addons import health as addon_health
 from controller.addons.backups import prune_destroyed
 from controller.observe import prometheus
+from controller.pipelines import review
 from controller.apps.crashes import CrashWatch
 from controller.runtime import sleep
 from controller.runtime.reconcile import reconcile_all
@@ -46,6 +47,12 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> list[str]:
                 log.info("%s: the destroyed app's backups are past DOCKYARD_DESTROYED_BACKUP_DAYS: deleted", name)
         except OSError as e:
             log.warning("deleting destroyed apps' old backups failed: %s", e)
+        try:
+            for name in review.destroy_stale(svc, lambda line: log.info("review apps: %s", line)):
+                log.info("%s: review app stale (no push for DOCKYARD_REVIEW_APP_STALE_DAYS): destroyed", name)
+        except DockyardError as e:
+            log.warning("destroying stale review apps failed: %s", e.message)
+            failed.append("review_apps")
         for app in svc.store.list_apps():
             try:
                 for line in sweep_app(svc, app.name):

@@ -14,9 +14,9 @@ from controller import dashboard
 from controller.accounts.auth import token_from_header
 from controller.admin import status
 from controller.api import (account, addons, admin, apps, audit, builds, certs, checks, collaborators, config_vars, cron,
-                            domains, dynos, formation, heroku, keys, limits, logs, metrics, nodes, releases,
+                            domains, dynos, formation, heroku, keys, limits, logs, metrics, nodes, pipelines, releases,
                             router_settings, tenancy, users)
-from controller.api import heroku_access, heroku_addons, heroku_apps, heroku_ps  # noqa: F401 - they register views
+from controller.api import heroku_access, heroku_addons, heroku_apps, heroku_pipelines, heroku_ps  # noqa: F401 - they register views
 from controller.api import heroku_run
 from controller.services import Services
 from controller.settings import Settings
@@ -49,7 +49,8 @@ def parse_body():
 # certificates, router settings); access (users and tokens, collaborators, SSH keys, audit).
 BLUEPRINTS = (account.bp, apps.bp, releases.bp, config_vars.bp, formation.bp, dynos.bp, builds.bp, logs.bp,
               limits.bp, checks.bp, domains.bp, certs.bp, router_settings.bp, users.bp, collaborators.bp,
-              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp, cron.bp, heroku_run.bp)
+              keys.bp, tenancy.bp, nodes.bp, addons.bp, audit.bp, admin.bp, metrics.bp, cron.bp, heroku_run.bp,
+              pipelines.bp)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:

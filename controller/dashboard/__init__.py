@@ -9,7 +9,7 @@ from flask import Blueprint
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                static_folder="static", static_url_path="/static")
 
-from controller.dashboard import pages, session, views_admin, views_app, views_apps  # noqa: E402  (they add routes to bp)
+from controller.dashboard import pages, session, views_admin, views_app, views_apps, views_pipelines  # noqa: E402  (they add routes to bp)
 
-VIEWS = (session, views_admin, views_app, views_apps)
+VIEWS = (session, views_admin, views_app, views_apps, views_pipelines)
 bp.add_app_template_filter(pages.duration, "duration")

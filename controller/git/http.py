@@ -28,6 +28,8 @@ from controller.accounts import users as accounts
 from controller.apps import queries
 from controller.addons import blueprint
 from controller.apps import releases
+from controller.pipelines import review
+from controller.pipelines.stages import branch_of
 from controller.accounts.auth import token_from_header
 from controller.services import Services
 from controller.git.packguard import PackGuard
@@ -125,9 +127,13 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
 
     def _on_update(self, ref, old_sha, new_sha):
         if ref not in DEPLOY_BRANCHES:
+            branch = branch_of(ref)
+            if branch is not None and review.pipeline_for_push(self.svc, self.app_name) is not None:
+                return self._review_app(ref, branch, old_sha, new_sha)
             name = ref.decode("utf-8", "replace")[:80]
             return _one_line(f"only main or master deploy, not {name}: push with "
-                             "`git push dockyard HEAD:main`")
+                             "`git push dockyard HEAD:main` (or turn review apps on for its pipeline: "
+                             "`dockyard reviewapps:enable -p PIPELINE`)")
         if new_sha == ZERO:
             return b"deleting the deploy branch is refused: the app keeps running its last release"
         # Hold the app's lock until the whole request ends, so the ref moves (in dulwich,
@@ -150,6 +156,27 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
             self._audit(new_sha, "failed")
             return _one_line(f"internal error ({e.__class__.__name__}); nothing was released")
         self._audit(new_sha, "succeeded")
+        self.ref_moved = True
+        return None
+
+    def _review_app(self, ref: bytes, branch: str, old_sha: bytes, new_sha: bytes):
+        """A branch pushed to an app of a pipeline with review apps on: its review app is made or
+        updated (deleting the branch destroys it) before the ref moves; a failure rejects it."""
+        if self.repo.refs.as_dict().get(ref, ZERO) != old_sha:
+            return b"the branch moved while you pushed (another push?): git pull, then push again"
+        try:
+            if new_sha == ZERO:
+                if review.destroy_branch(self.svc, self.app_name, branch, self.user, self.progress) is None:
+                    self.progress(f"-----> {branch} had no review app")
+            else:
+                review.deploy_branch(self.svc, self.app_name, branch, self.repo, new_sha, self.user, self.progress,
+                                     lambda: self.client_gone or self.peer_gone())
+        except DockyardError as e:
+            self.progress(f" !     {e.message}")
+            return _one_line(e.message)
+        except Exception as e:  # noqa: BLE001 - an internal failure still rejects, with its kind
+            self.progress(f" !     Internal error: {e.__class__.__name__}: {e}")
+            return _one_line(f"internal error ({e.__class__.__name__})")
         self.ref_moved = True
         return None
 

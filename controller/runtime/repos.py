@@ -187,3 +187,23 @@ def receiving(settings: Settings, app: str, repo):
                     stray.unlink(missing_ok=True)
         finally:
             os.close(fd)
+
+
+def commits_between(settings: Settings, app: str, new: str, old: str | None, limit: int = 100) -> list[dict] | None:
+    """The commits in the app's repository reachable from `new` and not from `old`, newest
+    first (sha, author, date as epoch seconds, first line of the message); None when `new`
+    is not in it (a commit pushed elsewhere)."""
+    path = repo_path(settings, app)
+    if not path.is_dir():
+        return None
+    with Repo(str(path)) as repo:
+        if new.encode() not in repo.object_store:
+            return None
+        exclude = [old.encode()] if old and old.encode() in repo.object_store else []
+        rows = []
+        for entry in repo.get_walker(include=[new.encode()], exclude=exclude, max_entries=limit):
+            c = entry.commit
+            rows.append({"sha": c.id.decode(), "author": c.author.decode("utf-8", "replace"),
+                         "date": c.author_time,
+                         "message": c.message.decode("utf-8", "replace").strip().split("\n", 1)[0][:200]})
+        return rows

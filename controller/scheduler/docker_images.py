@@ -8,6 +8,7 @@ import docker.errors
 from core.errors import SchedulerError
 
 from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_parse import image_removal
 from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE
 
 
@@ -39,28 +40,36 @@ class DockerImages(DockerEngine):
         return self._image_config(ref)
 
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
-        """Remove the app's images (only those Dockyard labelled), except images with one of the
-        `keep` tags. With `builds_only`, the dependency images buildpack builds share (tagged
-        `deps-*`) stay: an untagged one goes with the last image built on it."""
+        """Remove the app's images (only those Dockyard labelled, or tagged in the app's repo by a
+        promotion), except images with one of the `keep` tags. With `builds_only`, the dependency
+        images buildpack builds share (tagged `deps-*`) stay: an untagged one goes with the last
+        image built on it. An image another app also runs (a promotion tagged it in both repos)
+        only loses this app's tags."""
         keep = set(keep)
         removed = 0
-        filters = self._filters(app)
+        repo = self.config.image_repo(app)
         for _ in range(5):   # a parent (e.g. a buildpack dependency image) goes once its children have
             failed = 0
-            for img in self.client.api.images(filters=filters):
-                tags = img.get("RepoTags") or []
-                if keep.intersection(tags):
-                    continue
-                if builds_only and any(t.rpartition(":")[2].startswith("deps-") for t in tags):
-                    continue
+            for img in self._app_images(app, repo):
+                action, refs = image_removal(img.get("RepoTags") or [], repo, keep, builds_only)
                 try:
-                    self.client.api.remove_image(img["Id"], force=True)
-                    removed += 1
+                    if action == "remove":
+                        self.client.api.remove_image(img["Id"], force=True)
+                        removed += 1
+                    for ref in refs if action == "untag" else ():
+                        self.client.api.remove_image(ref)
                 except docker.errors.APIError:
                     failed += 1  # in use by a container being stopped, or has children; retried
             if not failed:
                 break
         return removed
+
+    def _app_images(self, app: str, repo: str) -> list[dict]:
+        """The images labelled as the app's, and those a promotion tagged in its repo."""
+        found = {img["Id"]: img for img in self.client.api.images(filters=self._filters(app))}
+        for img in self.client.api.images(name=repo, filters=self._filters(None)):
+            found.setdefault(img["Id"], img)
+        return list(found.values())
 
     def save_images(self, refs: list[str], out: BinaryIO) -> None:
         try:

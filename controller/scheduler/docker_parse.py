@@ -160,3 +160,18 @@ def is_leftover(labels: dict) -> bool:
     if labels.get(LABEL_ONEOFF) in DEPLOY_PHASES:
         return True
     return LABEL_BUILD in labels and LABEL_PROCESS not in labels and LABEL_ONEOFF not in labels
+
+
+def image_removal(tags: list[str], repo: str, keep: set[str], builds_only: bool) -> tuple[str, list[str]]:
+    """What collecting an app's image does: ("skip", []) for one a release still needs (or a
+    shared dependency image, with builds_only); ("untag", the app's own tags) for one another
+    app's repo also names (a promotion released it there too: it must keep running); else
+    ("remove", [])."""
+    if keep.intersection(tags):
+        return "skip", []
+    if builds_only and any(t.rpartition(":")[2].startswith("deps-") for t in tags):
+        return "skip", []
+    own = [t for t in tags if t.rpartition(":")[0] == repo]
+    if len(own) < len(tags):
+        return "untag", own
+    return "remove", []

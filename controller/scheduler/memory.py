@@ -130,7 +130,9 @@ class MemoryScheduler(Scheduler):
             if found is None:
                 raise SchedulerError(f"No image {image} in the in-memory engine: add_image it first.")
             ref = f"{repo}:{tag}"
-            self._images[ref] = found
+            # a name in another app's repository (a promotion) is that app's to collect, as the
+            # engine backend only untags this app's names of an image another app runs
+            self._images[ref] = (found[0], repo.rsplit("/", 1)[-1] if "/" in repo else found[1])
             self.calls.append(("tag", image, ref))
             return ref
 

@@ -10,6 +10,7 @@ from controller.store.base import StoreBase
 from controller.store.cron import CronMixin
 from controller.store.events import EventsMixin
 from controller.store.metrics import MetricsMixin
+from controller.store.pipelines import PipelinesMixin
 from controller.store.prom import PromMixin
 from controller.store.router import RouterMixin
 from controller.store.schema import MIGRATIONS
@@ -19,5 +20,5 @@ from controller.store.tenancy import TenancyMixin
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, AddonsMixin, CronMixin, EventsMixin, MetricsMixin, PromMixin, AccountsMixin, RouterMixin, SleepMixin, TenancyMixin, StoreBase):
+class Store(AppsMixin, AddonsMixin, PipelinesMixin, CronMixin, EventsMixin, MetricsMixin, PromMixin, AccountsMixin, RouterMixin, SleepMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

@@ -291,7 +291,38 @@ MIGRATIONS: tuple[str, ...] = (
         destroyed_at TEXT NOT NULL
     );
     """,
-    # 14: autosleep: a process type sleeps (runs no instance, keeps its quantity) once the app
+    # 14 (pipelines): pipelines, the apps coupled to them at a stage (a review app also names
+    # its branch and last push), and promotions with each target's outcome
+    """
+    CREATE TABLE pipelines (
+        id TEXT PRIMARY KEY,
+        name TEXT UNIQUE NOT NULL,
+        owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        review_apps INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE pipeline_couplings (
+        id TEXT PRIMARY KEY,
+        pipeline_id TEXT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+        app_id TEXT UNIQUE NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        branch TEXT,
+        pushed_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX pipeline_couplings_pipeline ON pipeline_couplings(pipeline_id);
+    CREATE TABLE pipeline_promotions (
+        id TEXT PRIMARY KEY,
+        pipeline_id TEXT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+        source_app_id TEXT NOT NULL,
+        source_version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        targets TEXT NOT NULL DEFAULT '[]'
+    );
+    """,
+    # 15: autosleep: a process type sleeps (runs no instance, keeps its quantity) once the app
     # had no request for `after` seconds; `awake_at` is when it last woke or autosleep was set
     # (idleness counts from the later of it and the app's last request, kept per app by the
     # router process); `waking_since`: a wake is starting it (still routed to the wake listener)
