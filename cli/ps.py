@@ -1,6 +1,8 @@
-"""Processes: ps, ps:scale, ps:restart, ps:stop, ps:start, ps:limits and health checks
+"""Processes: ps, ps:autosleep, ps:scale, ps:restart, ps:stop, ps:start, ps:limits and health checks
 (checks, checks:set, checks:unset)."""
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import click
 
@@ -24,11 +26,18 @@ def ps(app):
     """List an app's processes."""
     name = resolve_app(app)
     dynos = call("GET", f"/apps/{name}/dynos")
-    stopped = [f["type"] for f in call("GET", f"/apps/{name}/formation") if f.get("stopped")]
+    formation = call("GET", f"/apps/{name}/formation")
+    stopped = [f["type"] for f in formation if f.get("stopped")]
     if not dynos:
         click.echo(f"No processes are running for {name}.")
     if stopped:
         click.echo(f"Stopped (ps:stop): {', '.join(stopped)}; start with `dockyard ps:start -a {name}`")
+    for f in formation:
+        sleep = f.get("autosleep") or {}
+        if sleep.get("sleeping_since") is not None:
+            click.echo(f"=== {f['type']}: sleeping since {_clock(sleep['sleeping_since'])} (autosleep after "
+                       f"{sleep['after']}; {f['quantity']} instance{'s' if f['quantity'] != 1 else ''} "
+                       "start on the next request)")
     by_type: dict[str, list] = {}
     for d in dynos:
         by_type.setdefault(d["type"], []).append(d)
@@ -36,6 +45,35 @@ def ps(app):
         click.echo(f"=== {ptype} ({len(items)})")
         for d in items:
             _print_dyno(d)
+
+
+def _clock(epoch: float) -> str:
+    return format_age(datetime.fromtimestamp(epoch, timezone.utc).isoformat())
+
+
+@click.command("ps:autosleep")
+@click.argument("ptype", required=False)
+@click.option("--after", help="Sleep after this long without a request: 30m, 90s, 2h.")
+@click.option("--off", is_flag=True, help="Never sleep (a sleeping type starts now).")
+@app_option
+def ps_autosleep(ptype, after, off, app):
+    """Show autosleep, or make a type sleep after a time without requests (woken by the next one)."""
+    name = resolve_app(app)
+    if after is not None or off:
+        if not ptype or (after is not None) == off:
+            raise click.ClickException("Name the type and one of --after or --off: "
+                                       "`dockyard ps:autosleep web --after 30m`.")
+        done = call("DELETE" if off else "PUT", f"/apps/{name}/autosleep/{ptype}", None if off else {"after": after})
+        for line in done["output"]:
+            click.echo(line)
+        rows = done["autosleep"]
+    else:
+        rows = call("GET", f"/apps/{name}/autosleep")
+    if not rows:
+        click.echo(f"No process type of {name} sleeps.")
+    for ptype_, row in sorted(rows.items()):
+        state = f"sleeping since {_clock(row['sleeping_since'])}" if row["sleeping_since"] is not None else "awake"
+        click.echo(f"{ptype_}: sleeps after {row['after']} without a request; {state}")
 
 
 @click.command("ps:scale")
@@ -164,4 +202,4 @@ def checks_unset(ptype, app):
     _print_checks(call("DELETE", f"/apps/{resolve_app(app)}/checks/{ptype}"))
 
 
-COMMANDS = [ps, ps_scale, ps_restart, ps_stop, ps_start, ps_limits, checks, checks_set, checks_unset]
+COMMANDS = [ps, ps_autosleep, ps_scale, ps_restart, ps_stop, ps_start, ps_limits, checks, checks_set, checks_unset]

@@ -20,6 +20,7 @@ from core.imagerefs import DEFAULT_PULL_ALLOW
 from router.config import RouterConfig
 
 from core.isolation import Isolation
+from core.durations import parse_duration
 
 _CAP = re.compile(r"^[A-Z_]{2,30}$")
 ROUTER_COMMAND = "python -m controller.daemons.platformd"   # the process whose router loop runs nginx
@@ -263,6 +264,13 @@ class Settings:
         help="the address the `heroku run` rendezvous listener (TLS, a Procfile process) binds: loopback unless you open it")
     rendezvous_port: int = setting("DOCKYARD_RENDEZVOUS_PORT", 5002,
         help="the rendezvous listener's port (docs/heroku-cli-run-logs.md)")
+    wake_port: int = setting("DOCKYARD_WAKE_PORT", 5003,
+        help="the wake listener's port on 127.0.0.1 (a Procfile process): the router sends a sleeping app's requests there (docs/sleep.md)")
+    wake_timeout: int = setting("DOCKYARD_WAKE_TIMEOUT", 30,
+        help="seconds a request for a sleeping app waits for it to wake before a 503 with Retry-After", minimum=1)
+    autosleep_default: int = setting("DOCKYARD_AUTOSLEEP_DEFAULT", 0,
+        help="new apps' `web` sleeps after this many seconds without a request (`0`: off; owners change it with `ps:autosleep`)",
+        parse=lambda raw: parse_duration(raw), minimum=0)
     rendezvous_public_host: str = setting("DOCKYARD_RENDEZVOUS_PUBLIC_HOST", "",
         help="the host attach URLs name (unset: the bind host, or the API's host for a wildcard bind)", parse=_stripped,
         shown="unset")

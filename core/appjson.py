@@ -24,6 +24,7 @@ from datetime import datetime
 from croniter import croniter
 
 from .checkspec import DEFAULTS, CheckSpecError, parse_check
+from .durations import parse_duration
 from .errors import BadRequest
 from .names import PROCESS_TYPE_RE
 
@@ -57,7 +58,7 @@ def _one_line(value: object, where: str) -> str:
 
 
 def parse_formation(data: object) -> tuple[dict, list[str]]:
-    """{type: {"quantity": n, "memory_mb": m}} and notes on what was ignored."""
+    """{type: {"quantity": n, "memory_mb": m, "autosleep": seconds}} and notes on what was ignored."""
     if data is None:
         return {}, []
     if not isinstance(data, dict):
@@ -75,6 +76,11 @@ def parse_formation(data: object) -> tuple[dict, list[str]]:
                 raise AppJsonError(f"app.json formation.{ptype}.quantity must be a whole number from 0 to "
                                    f"{MAX_QUANTITY}, not {q!r}.")
             entry["quantity"] = q
+        if spec.get("autosleep") not in (None, False):   # Dockyard's own key: sleep after this idle time
+            try:
+                entry["autosleep"] = parse_duration(spec["autosleep"])
+            except ValueError as e:
+                raise AppJsonError(f"app.json formation.{ptype}.autosleep: {e}") from None
         size = spec.get("size")
         if size is not None:
             mb = SIZES_MB.get(str(size).lower())

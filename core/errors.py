@@ -98,6 +98,13 @@ class DeployFailed(DockyardError):
 
 
 # ---- builds (builder/) -----------------------------------------------------------------
+class WakeFailed(DockyardError):
+    """A sleeping app could not be woken: its instances did not start or pass their checks."""
+    status = 503
+    code = "wake_failed"
+    fix = "see `dockyard logs -a APP` for why the instance did not start; fix and deploy, the next request wakes it"
+
+
 class BuildError(DockyardError):
     """A build failed. The message is what `git push` shows after `[remote rejected]`:
     short, one line, and it names the fix."""

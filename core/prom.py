@@ -64,6 +64,12 @@ _F = [
     Family("dockyard_drain_lines_sent", "counter", "Log lines delivered to the drain", ("app", "drain")),
     Family("dockyard_drain_lines_dropped", "counter", "Log lines dropped (oldest first) because the drain's "
            "buffer was full", ("app", "drain")),
+    Family("dockyard_app_sleeps", "counter", "Times a process type went to sleep after its autosleep window "
+           "without a request", ("app", "process")),
+    Family("dockyard_app_wakes", "counter", "Wakes of a sleeping app on a request, by result (failed: an "
+           "instance did not start or pass its checks; the requests got a 503 naming why)", ("app", "result")),
+    Family("dockyard_app_wake_duration_seconds", "histogram", "Time from a request for a sleeping app to its "
+           "first instance passing its health check", ("app",), HTTP_BUCKETS),
     Family("dockyard_disk_free_bytes", "gauge", "Free bytes on the filesystem (volume=home: DOCKYARD_HOME; "
            "engine: the engine's data root)", ("volume", "path")),
     Family("dockyard_disk_size_bytes", "gauge", "Size of the filesystem", ("volume", "path")),
@@ -75,7 +81,7 @@ INSTANCE_FAMILIES = ("dockyard_instance_cpu_seconds", "dockyard_instance_memory_
 ADDON_STATES = ("available", "starting", "crashed", "missing")
 RELOAD_RESULTS = ("ok", "rejected", "failed")
 BUILD_RESULTS = ("succeeded", "failed")
-RECONCILE_STEPS = ("reconcile", "addon_health", "crash_watch", "sweep")
+RECONCILE_STEPS = ("reconcile", "addon_health", "crash_watch", "autosleep", "sweep")
 
 
 @dataclass

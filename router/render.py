@@ -24,7 +24,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from router import pages, servers
+from router import pages, servers, wake
 from router.errors import RenderError
 from router.servers import check_path
 from router.table import Route, RouteOptions, Upstream
@@ -396,6 +396,9 @@ server {{
     return 503 "App {app} is down for maintenance. Please try again later.\\n(Its owner turns this off with: dockyard maintenance:off -a {app})\\n";
 }}
 """ for head, _ in heads)
+    if not addresses and route.wake is not None:
+        listener = _upstream_address(wake.check(route))
+        return "".join(wake.render_sleeping(route, head, opts, listener) for head, _ in heads)
     if not addresses:
         what, say = pages.no_upstream(route)
         return "".join(f"""
@@ -450,3 +453,4 @@ server {{
     }}
 }}
 """
+

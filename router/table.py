@@ -32,6 +32,15 @@ class RouteOptions:
 
 
 @dataclass(frozen=True)
+class Wake:
+    """Where a sleeping app's requests wait while it wakes, and for how long at most (seconds):
+    the router's read timeout for them is this plus the app's own."""
+
+    upstream: Upstream
+    wait: int = 30
+
+
+@dataclass(frozen=True)
 class Tls:
     """Where the app's certificate chain and private key are on disk (PEM)."""
 
@@ -53,6 +62,8 @@ class Route:
     ``deployed`` is false for an app that exists but never had code released: it answers
     with how to deploy it. ``scaled`` is true when the app should run web instances: with none
     running it is starting or restarting after a crash, and scaling up is not the fix.
+    ``wake``: the app sleeps; with no upstream its requests go to this address (a wake
+    listener that starts the app and passes them on), told which app by ``X-Dockyard-Wake``.
     """
 
     app: str
@@ -66,6 +77,7 @@ class Route:
     scaled: bool = False
     platform_tls: Tls | None = None
     platform_hosts: tuple[str, ...] = ()
+    wake: "Wake | None" = None
 
     def has_extras(self) -> bool:
         return (self.options != RouteOptions() or self.tls is not None or self.force_https

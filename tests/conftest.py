@@ -105,6 +105,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     extra.setdefault("DOCKYARD_SSH_PORT", free_port())
     extra.setdefault("DOCKYARD_REGISTRY_PORT", free_port())   # each platform's own image registry
     extra.setdefault("DOCKYARD_RENDEZVOUS_PORT", free_port())   # each platform's own `heroku run` listener
+    extra.setdefault("DOCKYARD_WAKE_PORT", free_port())   # each platform's own wake listener (autosleep)
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     try:
         p.up_output.append(p.make("up").stdout)

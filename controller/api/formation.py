@@ -3,7 +3,7 @@ from flask import Blueprint, g, jsonify
 from core.appjson import MAX_QUANTITY
 from core.errors import BadRequest
 
-from controller.apps import releases
+from controller.apps import autosleep, releases
 from controller.web.common import body, load_app, svc
 
 bp = Blueprint("formation", __name__)
@@ -36,3 +36,26 @@ def stop_or_start(name, action):
     chosen = releases.stop_or_start(svc(), app, action, body().get("type"), g.user.name, lines.append)
     return jsonify({"action": action, "types": chosen, "formation": releases.formation(svc(), app),
                     "output": lines})
+
+
+@bp.get("/apps/<name>/autosleep")
+def get_autosleep(name):
+    return jsonify(autosleep.show(svc(), load_app(name)))
+
+
+@bp.put("/apps/<name>/autosleep/<ptype>")
+def set_autosleep(name, ptype):
+    """ps:autosleep TYPE --after 30m (`{"after": null}` turns it off)."""
+    app = load_app(name)
+    after = body().get("after")
+    autosleep.require_known(after)
+    lines: list[str] = []
+    rows = autosleep.set_autosleep(svc(), app, ptype, after, g.user, lines.append)
+    return jsonify({"autosleep": rows, "output": lines})
+
+
+@bp.delete("/apps/<name>/autosleep/<ptype>")
+def unset_autosleep(name, ptype):
+    lines: list[str] = []
+    rows = autosleep.set_autosleep(svc(), load_app(name), ptype, None, g.user, lines.append)
+    return jsonify({"autosleep": rows, "output": lines})

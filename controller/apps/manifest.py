@@ -142,6 +142,10 @@ def apply_formation(svc: Services, app: App, formation: dict, process_types: dic
                                context="app.json formation: ")
     for ptype, mb in memory.items():
         out(f"-----> {ptype}: memory limit {mb} MB (app.json formation size)")
+    for ptype, seconds in sorted((t, s.get("autosleep")) for t, s in formation.items() if t in process_types):
+        if seconds:
+            svc.store.set_autosleep(app, ptype, seconds)
+            out(f"-----> {ptype}: sleeps after {seconds} s without a request (app.json formation autosleep)")
     if quantities:
         out("-----> Formation from app.json: " + " ".join(f"{k}={v}" for k, v in quantities.items()))
 

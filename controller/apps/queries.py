@@ -43,6 +43,11 @@ def stopped_types(svc: Services, app: App) -> set[str]:
     return svc.store.stopped_types(app)
 
 
+def sleeping_types(svc: Services, app: App) -> set[str]:
+    """The types autosleep put to sleep (they start on the app's next request)."""
+    return svc.store.sleeping_types(app)
+
+
 # ---- builds -------------------------------------------------------------------------------
 def builds(svc: Services, app: App) -> list[Build]:
     """The app's builds, oldest first."""

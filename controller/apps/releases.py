@@ -20,7 +20,7 @@ from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
 from controller.apps import manifest as app_json
-from controller.runtime import repos
+from controller.runtime import repos, sleep
 from controller.accounts import tenancy
 from controller.runtime.locks import app_lock, formation_lock
 from controller.runtime.reconcile import converge
@@ -46,6 +46,8 @@ def create_app(svc: Services, name: str, user: User) -> App:
             raise svc.store.storage_full_error() from e
         raise
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
+    if svc.settings.autosleep_default:    # the admin's default for new apps (ps:autosleep changes it)
+        svc.store.set_autosleep(app, "web", svc.settings.autosleep_default)
     try:
         apply_routes(svc)        # its host answers with how to deploy it at once
     except DockyardError:
@@ -364,12 +366,14 @@ def process_types(release: Release | None) -> dict:
 
 
 def formation(svc: Services, app: App) -> list[dict]:
-    """Each process type of the app with its quantity, its command in the current release and
-    whether `ps:stop` stopped it (what `ps:scale` and the dashboard show)."""
+    """Each process type of the app with its quantity, its command in the current release,
+    whether `ps:stop` stopped it and its autosleep (what `ps:scale` and the dashboard show)."""
     types = process_types(svc.store.current_release(app))
     quantities = svc.store.formation(app)
     stopped = svc.store.stopped_types(app)
-    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped}
+    sleeping = sleep.describe(svc.store.sleep_rows(app))
+    return [{"type": t, "quantity": quantities.get(t, 0), "command": types.get(t, ""), "stopped": t in stopped,
+             "autosleep": sleeping.get(t)}
             for t in sorted(set(types) | set(quantities)) if t != RELEASE_PHASE]
 
 

@@ -24,6 +24,7 @@ LOOPS: dict[str, str] = {
     "metrics": "controller.daemons.metricsd:serve_sampler",       # instances' resource readings
     "drains": "controller.daemons.metricsd:serve_drains",         # log lines -> each app's drains
     "rendezvous": "controller.daemons.rendezvousd:serve",         # `heroku run` attach listener
+    "waker": "controller.daemons.waked:serve_loop",               # holds a sleeping app's requests, wakes it
     "ssh-gateway": "controller.git.sshd:serve_gateway",           # git over SSH: sshd's forced command -> builds
     "registry-nodes": "controller.daemons.registry:serve_nodes",  # the cluster's nodes -> the image registry
 }

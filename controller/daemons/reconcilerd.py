@@ -15,6 +15,7 @@ from controller.addons.backups import prune_destroyed
 from controller.observe import prometheus
 from controller.pipelines import review
 from controller.apps.crashes import CrashWatch
+from controller.runtime import sleep
 from controller.runtime.reconcile import reconcile_all
 from controller.services import Services
 from controller.settings import Settings
@@ -28,7 +29,8 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> list[str]:
     failed = []
     for step, what, name in ((lambda: reconcile_all(svc), "reconcile", "reconcile"),
                              (lambda: addon_health.check_all(svc, log), "add-on health", "addon_health"),
-                             (lambda: watch.poll(svc), "crash watch", "crash_watch")):
+                             (lambda: watch.poll(svc), "crash watch", "crash_watch"),
+                             (lambda: sleep.tick(svc), "autosleep", "autosleep")):
         try:
             step()
         except DockyardError as e:

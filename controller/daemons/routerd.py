@@ -17,6 +17,7 @@ from router.accesslog import Row
 from router.nginx import Nginx
 
 from controller.routing.table import load_routes
+from controller.runtime import sleep
 from controller.scheduler import make_scheduler
 from controller.services import reload_recorder, scheduler_config
 from controller.settings import Settings, router_config
@@ -59,6 +60,7 @@ class RequestMetrics:
                              if i.host_port}
         self.store.add_request_minutes(accesslog.per_minute(reqs, self._version_of))
         self.store.add_prom(prom.request_deltas(reqs, self._process_of))
+        self.store.record_requests(sleep.latest_requests(reqs))   # what autosleep counts idleness from
 
 
 def serve(settings: Settings, stop: threading.Event) -> None:

@@ -29,8 +29,10 @@ def app_row(svc: Services, app: App) -> dict:
     formation = queries.formation(svc, app)
     running = [i for i in svc.scheduler.instances(app.name) if i.state == "running"]
     stopped = queries.stopped_types(svc, app)
-    wanted = sum(q for t, q in formation.items() if t not in stopped)
-    state = "idle" if not wanted else ("up" if len(running) >= wanted else "degraded")
+    asleep = queries.sleeping_types(svc, app)       # autosleep: up again on the next request
+    wanted = sum(q for t, q in formation.items() if t not in stopped | asleep)
+    state = ("sleeping" if asleep and not running else "idle") if not wanted else (
+        "up" if len(running) >= wanted else "degraded")
     now = int(time.time())
     minutes = metrics.request_minutes(svc, app, now - 600)
     return {"name": app.name, "state": state, "release": f"v{release.version}" if release else "-",

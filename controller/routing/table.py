@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 from router import render
-from router.table import Route, Upstream, build_table
+from router.table import Route, Upstream, Wake, build_table
 
 from core.errors import DockyardError
 
@@ -40,6 +40,11 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
                  for r in table)
 
 
+def with_wake(routes, sleeping: set[str], wake: Wake) -> tuple[Route, ...]:
+    """Pure: a sleeping app with no instance left is routed to the wake listener."""
+    return tuple(replace(r, wake=wake) if r.app in sleeping and not r.upstreams else r for r in routes)
+
+
 def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict,
                 platform: tuple | None = None) -> tuple[Route, ...]:
     """Pure: add each app's custom domains, router settings and certificate to its route, and the
@@ -66,6 +71,8 @@ def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...
     healthy = store.healthy_ids()
     routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain, store.deployed_apps(),
                             store.web_scaled_apps())
+    routes = with_wake(routes, store.sleeping_web_apps(), Wake(Upstream("127.0.0.1", settings.wake_port),
+                                                                 settings.wake_timeout + 1))
     return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
 
 

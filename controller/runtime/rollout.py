@@ -136,7 +136,10 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
     formation = svc.store.desired_formation(app)
     wanted = [w for w in plan(release.process_types, formation) if only in (None, w[0])]
     old = [i for i in sched.instances(app.name) if only in (None, i.process)]
-    if not wanted:
+    sleeping = sorted(t for t in svc.store.sleeping_types(app) if only in (None, t))
+    if sleeping:     # released without waking: the next request starts this release
+        out(f"       {', '.join(sleeping)} sleeping (autosleep): v{release.version} starts on the next request")
+    if not wanted and not sleeping:
         stopped = sorted(svc.store.stopped_types(app))
         out("       No processes to start (" + (f"stopped with ps:stop: {', '.join(stopped)}; start them with "
             "`dockyard ps:start`" if stopped else "the formation is scaled to zero") + ").")

@@ -14,10 +14,11 @@ from controller.store.pipelines import PipelinesMixin
 from controller.store.prom import PromMixin
 from controller.store.router import RouterMixin
 from controller.store.schema import MIGRATIONS
+from controller.store.sleep import SleepMixin
 from controller.store.tenancy import TenancyMixin
 
 __all__ = ["MIGRATIONS", "Store"]
 
 
-class Store(AppsMixin, AddonsMixin, PipelinesMixin, CronMixin, EventsMixin, MetricsMixin, PromMixin, AccountsMixin, RouterMixin, TenancyMixin, StoreBase):
+class Store(AppsMixin, AddonsMixin, PipelinesMixin, CronMixin, EventsMixin, MetricsMixin, PromMixin, AccountsMixin, RouterMixin, SleepMixin, TenancyMixin, StoreBase):
     """One store per database file; cheap to create (one connection per transaction)."""

@@ -311,8 +311,8 @@ class AppsMixin:
                            (app.id, ptype, int(stopped)))
 
     def desired_formation(self, app: App) -> dict[str, int]:
-        """Quantities to run: the formation, with stopped types at zero."""
-        stopped = self.stopped_types(app)
+        """Quantities to run: the formation, with stopped and sleeping types at zero."""
+        stopped = self.stopped_types(app) | self.sleeping_types(app)
         return {t: 0 if t in stopped else q for t, q in self.formation(app).items()}
 
     # ---- resource limits and health checks (per process type) -------------

@@ -322,4 +322,23 @@ MIGRATIONS: tuple[str, ...] = (
         targets TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # 15: autosleep: a process type sleeps (runs no instance, keeps its quantity) once the app
+    # had no request for `after` seconds; `awake_at` is when it last woke or autosleep was set
+    # (idleness counts from the later of it and the app's last request, kept per app by the
+    # router process); `waking_since`: a wake is starting it (still routed to the wake listener)
+    """
+    CREATE TABLE autosleep (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        after_seconds INTEGER NOT NULL,
+        awake_at REAL NOT NULL,
+        sleeping_since REAL,
+        waking_since REAL,
+        PRIMARY KEY (app_id, type)
+    );
+    CREATE TABLE app_activity (
+        app_id TEXT PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        last_request REAL NOT NULL
+    );
+    """,
 )
