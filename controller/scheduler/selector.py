@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from core.errors import BadRequest, SchedulerError
 from core.models import Crash, Instance
@@ -93,6 +93,20 @@ class SelectingScheduler(DockerScheduler):
                     raise
                 # the cluster is gone: nothing of it is left to move
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+
+    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        """The host engine's events and, while a cluster exists, the swarm's (its nodes' state
+        and the containers on every node)."""
+        threading.Thread(target=super().watch, args=(on_change, stopped), name="host-events", daemon=True).start()
+        while not stopped():
+            try:
+                swarm = self._swarm if self.cluster_active() else None
+            except SchedulerError:
+                swarm = None
+            if swarm is None:
+                time.sleep(_RECHECK)
+                continue
+            swarm.watch(on_change, lambda swarm=swarm: stopped() or self._swarm is not swarm or not self._active)
 
     def crashes(self, since: float, until: float) -> list[Crash]:
         found = super().crashes(since, until)
