@@ -10,6 +10,7 @@ import http.client
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -206,13 +207,26 @@ def node_state(p, hostname: str) -> str:
     return next((r for r in api(p, "GET", "/nodes") if r["hostname"] == hostname), {}).get("state", "")
 
 
+def electing(look):
+    """`look()`, or None while the swarm has no leader: the API then answers 503 (no manager
+    can read the swarm's state until the remaining managers elect one, a few seconds)."""
+    def attempt():
+        try:
+            return look()
+        except urllib.error.HTTPError as e:
+            if e.code != 503:
+                raise
+            return None
+    return attempt
+
+
 def stop_node(p, hostname: str) -> None:
     run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", hostname.removeprefix("node")], env=p.env)
 
 
 def start_node(p, hostname: str) -> None:
     run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", hostname.removeprefix("node")], env=p.env, timeout=120)
-    wait_until(lambda: node_state(p, hostname) == "ready", 60, f"{hostname} back")
+    wait_until(electing(lambda: node_state(p, hostname) == "ready"), 60, f"{hostname} back")
 
 
 def test_losing_a_node_fails_no_request_and_its_instances_run_elsewhere(cl, web):
@@ -223,9 +237,9 @@ def test_losing_a_node_fails_no_request_and_its_instances_run_elsewhere(cl, web)
         time.sleep(1)
         lost_at = time.monotonic()
         stop_node(cl, victim)
-        wait_until(lambda: node_state(cl, victim) == "down", 60, f"{victim} shown down")
+        wait_until(electing(lambda: node_state(cl, victim) == "down"), 60, f"{victim} shown down")
         down = time.monotonic() - lost_at
-        wait_until(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 4,
+        wait_until(electing(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 4),
                    90, "4 instances up on the remaining nodes")
         full = time.monotonic() - lost_at
         time.sleep(3)
@@ -249,7 +263,7 @@ def test_an_apps_instances_go_to_different_nodes_even_onto_an_empty_one(cl, tmp_
     with Load(cl, name) as load:
         time.sleep(1)
         stop_node(cl, victim)
-        wait_until(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 2,
+        wait_until(electing(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 2),
                    90, "2 instances up on the remaining nodes")
         time.sleep(2)
     assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
@@ -263,7 +277,7 @@ def test_losing_the_manager_the_platform_talks_to_keeps_scheduling(cl, web):
     victim = next(r["hostname"] for r in api(cl, "GET", "/nodes") if first.startswith(f"tcp://{r['address']}:"))
     stop_node(cl, victim)
     try:
-        wait_until(lambda: node_state(cl, victim) == "down", 60, f"{victim} shown down by another manager")
+        wait_until(electing(lambda: node_state(cl, victim) == "down"), 60, f"{victim} shown down by another manager")
         cl.cli("ps:scale", "web=3", "-a", name)
         make_app_repo(repo, page_app("four"), cl)
         cl.git("push", "dockyard", "main", cwd=repo)
