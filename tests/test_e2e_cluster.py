@@ -161,11 +161,29 @@ def test_rollback_serves_the_previous_release(cl, web):
     assert {d["node"] for d in dynos(cl, name)} <= NODES
 
 
-def test_run_returns_the_exit_code(cl, web):
+def oneoffs_on_nodes(p) -> dict[str, int]:
+    """How many `run` one-off containers of this platform each node's engine holds now."""
+    found = {}
+    for k in (1, 2, 3):
+        out = run(["docker", "exec", f"{p.name}-node{k}", "docker", "ps", "-q", "--filter", "label=dockyard.oneoff=run",
+                   "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+        found[f"node{k}"] = len(out)
+    return found
+
+
+def test_run_returns_the_exit_code_and_runs_on_a_node(cl, web):
     name, _ = web
-    proc = cl.cli("run", "-a", name, "--", "sh", "-c", "echo out-$DYNO; exit 7", check=False)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(proc=cl.cli(
+        "run", "-a", name, "--", "sh", "-c", "echo out-$DYNO; sleep 4; exit 7", check=False)))
+    runner.start()
+    seen = wait_until(lambda: sum(oneoffs_on_nodes(cl).values()) == 1, 30, "the one-off on a node")
+    assert seen and not cl.containers(name, running_only=True), "the one-off ran on the platform host"
+    runner.join(60)
+    proc = result["proc"]
     assert proc.returncode == 7, (proc.stdout, proc.stderr)
     assert "out-run.1" in proc.stdout
+    assert sum(oneoffs_on_nodes(cl).values()) == 0      # removed afterwards, as on one host
 
 
 def test_a_crash_on_a_node_shows_in_ps_and_logs(cl, web):

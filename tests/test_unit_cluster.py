@@ -207,3 +207,14 @@ def test_registry_serves_loopback_only_with_deletes(tmp_path: Path):
     assert "addr: 127.0.0.1:5999" in text and f"rootdirectory: {tmp_path / 'registry' / 'data'}" in text
     assert "enabled: true" in text
     assert s.scheduler == "auto" and s.cluster_file == tmp_path / "cluster.json"
+
+
+def test_a_one_off_goes_to_the_ready_active_node_with_the_least_running():
+    from controller.scheduler.swarm_oneoff import pick_node
+    rows = [{"hostname": "node1", "address": "10.0.0.2", "state": "ready", "availability": "active", "instances": 3},
+            {"hostname": "node2", "address": "10.0.0.3", "state": "ready", "availability": "active", "instances": 1},
+            {"hostname": "node3", "address": "10.0.0.4", "state": "down", "availability": "active", "instances": 0},
+            {"hostname": "node4", "address": "10.0.0.5", "state": "ready", "availability": "drain", "instances": 0}]
+    assert pick_node(rows, {})["hostname"] == "node2"
+    assert pick_node(rows, {"node2": 3})["hostname"] == "node1"     # one-offs running there count too
+    assert pick_node(rows[2:], {}) is None

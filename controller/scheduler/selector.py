@@ -4,9 +4,10 @@ DOCKYARD_SCHEDULER=docker: the single host only; swarm: the cluster only; auto (
 the cluster while DOCKYARD_HOME/cluster.json exists (`make cluster` writes it, `make
 cluster-down` removes it), else the single host. App instances start on the backend in force;
 instances on the other one are `misplaced`, so the reconciler starts their replacements there,
-health-checked, before retiring them: a switch drops no request. Images, builds and one-offs
-always use the host's engine (a build's image is pushed to the cluster's registry when an
-instance on the cluster needs it)."""
+health-checked, before retiring them: a switch drops no request. Images and builds always use
+the host's engine (a build's image is pushed to the cluster's registry when an instance on the
+cluster needs it); one-offs the caller waits for (`run`, the release phase, postdeploy) run on a
+node while a cluster exists (swarm_oneoff.py), detached ones and cron on the host."""
 from __future__ import annotations
 
 import threading
@@ -20,6 +21,7 @@ from controller.scheduler import registry_gc
 from controller.scheduler.base import Scheduler
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
+from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
 from controller.scheduler.swarm_parse import PREFIX
 
 _RECHECK = 1.0   # seconds between looks at the cluster file
@@ -34,6 +36,7 @@ class SelectingScheduler(DockerScheduler):
         self._checked = -_RECHECK
         self._active = False
         self._mode_lock = threading.Lock()
+        self._oneoff_places = OneoffPlaces()
 
     # ---- which backend --------------------------------------------------------------
     def _refresh(self) -> None:
@@ -140,6 +143,51 @@ class SelectingScheduler(DockerScheduler):
         pushed = registry_gc.delete_stale(f"127.0.0.1:{self.settings.registry_port}",
                                           self.settings.image_repo(app), keep)
         return super().remove_images(app, keep, builds_only) + pushed
+
+    # ---- one-offs the caller waits for: on a node while a cluster exists ---------------
+    def _node_for_oneoff(self, app: str, image: str):
+        """(a node's one-off engine, the image's reference there), or None when the one-off
+        stays on this host: no cluster, or the app has add-ons (they run on this host)."""
+        if not self.cluster_active() or self._networks(app=app):
+            return None
+        swarm = self.swarm()
+        ref = swarm.node_image(image)
+        node = self._oneoff_places.take(swarm.nodes())
+        engine = NodeOneoffs(self.settings, node["hostname"], node["address"], lambda _ref: self._user(image))
+        try:
+            engine.pull(ref)
+        except BaseException:
+            self._oneoff_places.give_back(node["hostname"])
+            engine.close()
+            raise
+        return engine, ref
+
+    def _done_on(self, engine) -> None:
+        self._oneoff_places.give_back(engine.hostname)
+        engine.close()
+
+    def run_once(self, app, release, process, command, image, on_line, timeout) -> int:
+        placed = self._node_for_oneoff(app, image)
+        if placed is None:
+            return super().run_once(app, release, process, command, image, on_line, timeout)
+        engine, ref = placed
+        try:
+            return engine.run_once(app, release, process, command, ref, on_line, timeout)
+        finally:
+            self._done_on(engine)
+
+    def run_attached(self, app, release, command, image, read_stdin, on_output, on_started, timeout,
+                     env=None, index=None, terminal=None) -> int:
+        placed = self._node_for_oneoff(app, image)
+        if placed is None:
+            return super().run_attached(app, release, command, image, read_stdin, on_output, on_started, timeout,
+                                        env, index, terminal)
+        engine, ref = placed
+        try:
+            return engine.run_attached(app, release, command, ref, read_stdin, on_output, on_started, timeout,
+                                       env, index or self.next_oneoff_index(app), terminal)
+        finally:
+            self._done_on(engine)
 
     # ---- the cluster's nodes (cluster mode only) ---------------------------------------
     def nodes(self) -> list[dict]:
