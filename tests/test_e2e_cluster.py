@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -325,3 +326,26 @@ def test_cluster_down_returns_apps_to_this_host(cl, web):
     assert body_of(cl, name).startswith("four-web.")
     assert load.failed == 0, (load.ok, load.failed)
     assert api(cl, "GET", "/nodes") == []
+
+
+def test_apps_starting_at_once_agree_on_one_apps_network(tmp_path, monkeypatch):
+    """Six apps moving back from the cluster at once used to create the apps network twice
+    (the engine does not refuse a duplicate made at the same moment), after which every
+    start failed: "network ... is ambiguous"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from controller.scheduler.docker_engine import DockerEngine
+    from controller.settings import from_env
+    name = "dyt" + secrets.token_hex(3)
+    monkeypatch.setenv("DOCKYARD_NAME", name)
+    monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path))
+    engines = [DockerEngine(from_env()) for _ in range(8)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda e: e._apps_network(), engines))
+        assert set(got) == {f"{name}-apps"}
+        left = run(["docker", "network", "ls", "-q", "--filter", f"name=^{name}-apps$"]).stdout.split()
+        assert len(left) == 1, left
+    finally:
+        for net in run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={name}"]).stdout.split():
+            run(["docker", "network", "rm", net], check=False)
