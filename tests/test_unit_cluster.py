@@ -127,9 +127,17 @@ def test_a_manager_reported_at_0_0_0_0_is_reached_at_its_manager_address():
 
 
 def test_routes_stay_while_the_managers_elect_a_leader():
-    n = {"ID": "n1", "Description": {"Hostname": "node1"}, "Status": {"State": "unknown", "Addr": "10.0.0.2"}}
-    [inst] = parse_services([service("s1", 1)], [task("s1", "n1", "running", "1", port=30001)], [n], 5000)
-    assert (inst.state, inst.host_port) == ("running", 30001)
+    """After a leader change every node is "unknown" for a moment, and a live one may even be
+    reported down while the dead one is still unknown: all of them stay routable (nginx
+    retries the dead one's requests on the live one) as long as no node is ready."""
+    unknown = {"ID": "n1", "Description": {"Hostname": "node1"}, "Status": {"State": "unknown", "Addr": "10.0.0.2"}}
+    down = {"ID": "n2", "Description": {"Hostname": "node2"}, "Status": {"State": "down", "Addr": "10.0.0.3"}}
+    insts = parse_services([service("s1", 1), service("s2", 2)], [task("s1", "n1", "running", "1", port=30001),
+                                                                task("s2", "n2", "running", "1", port=30002)],
+                           [unknown, down], 5000)
+    assert [(i.state, i.host_port) for i in insts] == [("unknown", 30001), ("unknown", 30002)]
+    [route] = compute_routes(["shop"], insts, {i.container_id for i in insts}, "example.test")
+    assert {(u.host, u.port) for u in route.upstreams} == {("10.0.0.2", 30001), ("10.0.0.3", 30002)}
 
 
 def node(nid: str, host: str, state: str = "ready", availability: str = "active") -> dict:

@@ -58,9 +58,10 @@ def node_address(node: dict) -> str:
 
 
 def node_down(node: dict) -> bool:
-    """Whether the manager reports the node lost. "unknown" (no leader elected yet) is not:
-    routes stay while the managers elect one."""
-    return (node.get("Status") or {}).get("State") in ("down", "disconnected")
+    """Whether the manager does not vouch for the node now: reported down, or "unknown" (a new
+    leader has not heard from it yet; after a leader change it can even report live nodes down
+    for a moment). Its instances are "unknown": routed only when an app has nothing better."""
+    return (node.get("Status") or {}).get("State") != "ready"
 
 
 def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> list[Instance]:
