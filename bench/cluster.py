@@ -20,6 +20,7 @@ The cluster has 3 managers (`make cluster NODES=3 MANAGERS=3`).
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import http.client
 import json
@@ -220,6 +221,9 @@ def _lose_a_node(p, host: str) -> dict:
             time.sleep(0.5)
         time.sleep(5)
     run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", victim.removeprefix("node")], env=p.env)
+    if load.failed:
+        print(f"    (c) failures: {collections.Counter(load.failed).most_common()} at "
+              f"{', '.join(f'{t - stopped:.1f}' for t in load.fail_times)} s after the stop", file=sys.stderr)
     return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "down": down,
             "moved": moved, "nodes": len({d["node"] for d in rows})}
 

@@ -116,6 +116,14 @@ def test_an_instance_no_node_can_take_is_exited_so_the_reconciler_replaces_it():
     assert inst.state == "exited"
     start, stale, _ = diff([("web", 1)], 3, [inst])
     assert start == [("web", 1)] and stale == [inst]
+    # the old task still reported running (its node lost for a moment after a leader change):
+    # replaced all the same, but routed while the app has nothing better
+    serving = task("s1", "n2", "running", "1", port=30001, desired="shutdown")
+    [inst] = parse_services([service("s1", 1)], [serving, stuck], NODES, 5000)
+    assert (inst.state, inst.host_port) == ("lost", 30001)
+    assert diff([("web", 1)], 3, [inst])[:2] == ([("web", 1)], [inst])
+    [route] = compute_routes(["shop"], [inst], {inst.container_id}, "example.test")
+    assert [(u.host, u.port) for u in route.upstreams] == [("10.0.0.3", 30001)]
 
 
 def test_a_manager_reported_at_0_0_0_0_is_reached_at_its_manager_address():

@@ -80,8 +80,8 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
         latest = wanted[-1] if wanted else {}
         durable = labels.get(LABEL_DURABLE) == "1"
         serving = [t for t in mine if (t.get("Status") or {}).get("State") == "running"]
-        moving = bool(durable and serving and latest and (latest.get("Status") or {}).get("State") != "running"
-                      and _state(latest, 0, True) == "restarting")
+        moving = bool(durable and serving and latest and (latest.get("Status") or {}).get("State") in _STARTING)
+        stuck = moving and _state(latest, 0, True) == "exited"
         if moving:
             # Swarm is moving the instance off a node it lost (rightly, or for a moment after a
             # leader change): the old task may still serve until the new one runs
@@ -95,8 +95,10 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
         hostname, addr = node_info.get(latest.get("NodeID", ""), ("", ""))
         last_exit = (failed[-1].get("Status") or {}).get("ContainerStatus", {}).get("ExitCode") if failed else None
         state = _state(latest, len(failed), durable, latest.get("NodeID") not in lost) if latest else "created"
-        if moving and state == "running":
-            state = "unknown"
+        if moving and state in ("running", "unknown"):
+            # no node can take the new task: "lost", which the reconciler replaces, while the
+            # router may still try the old one
+            state = "lost" if stuck else "unknown"
         replicas = (((svc.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
         if replicas == 0:
             state = "exited"
@@ -104,8 +106,8 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
             container_id=PREFIX + svc["ID"], name=(svc.get("Spec") or {}).get("Name", ""),
             app=labels.get(LABEL_APP, ""), version=_int(labels.get(LABEL_RELEASE)),
             process=labels.get(LABEL_PROCESS, ""), index=_int(labels.get(LABEL_INDEX)), state=state,
-            exit_code=last_exit if state not in ("running", "unknown") else None,
-            host_port=port if state in ("running", "unknown") else None, image=labels.get(LABEL_IMAGE, ""),
+            exit_code=last_exit if state not in ("running", "unknown", "lost") else None,
+            host_port=port if state in ("running", "unknown", "lost") else None, image=labels.get(LABEL_IMAGE, ""),
             started_at=iso(status["Timestamp"]) if status.get("Timestamp") else "",
             restart_count=len(failed), node=hostname, address=addr or "127.0.0.1"))
     return out
