@@ -265,20 +265,23 @@ def test_losing_a_node_fails_no_request_and_its_instances_run_elsewhere(cl, web)
     name, _ = web
     cl.cli("ps:scale", "web=4", "-a", name)
     victim = next(d["node"] for d in dynos(cl, name) if d["node"] != leader(cl))
-    with Load(cl, name) as load:
-        time.sleep(1)
-        lost_at = time.monotonic()
-        stop_node(cl, victim)
-        wait_until(electing(lambda: node_state(cl, victim) == "down"), 60, f"{victim} shown down")
-        down = time.monotonic() - lost_at
-        wait_until(electing(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 4),
-                   90, "4 instances up on the remaining nodes")
-        full = time.monotonic() - lost_at
-        time.sleep(3)
+    try:
+        with Load(cl, name) as load:
+            time.sleep(1)
+            lost_at = time.monotonic()
+            stop_node(cl, victim)
+            wait_until(electing(lambda: node_state(cl, victim) == "down"), 60, f"{victim} shown down")
+            down = time.monotonic() - lost_at
+            wait_until(electing(lambda: len([d for d in dynos(cl, name)
+                                             if d["state"] == "up" and d["node"] != victim]) == 4),
+                       90, "4 instances up on the remaining nodes")
+            full = time.monotonic() - lost_at
+            time.sleep(3)
+    finally:   # the next tests need every node (two managers lost would lose the quorum)
+        start_node(cl, victim)
     print(f"\nnode loss (web=4): {load.failed} failed of {load.ok + load.failed} requests; {victim} reported down "
           f"after {down:.1f} s; full strength on the other nodes after {full:.1f} s")
     assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
-    start_node(cl, victim)
 
 
 def test_an_apps_instances_go_to_different_nodes_even_onto_an_empty_one(cl, tmp_path):
@@ -292,15 +295,18 @@ def test_an_apps_instances_go_to_different_nodes_even_onto_an_empty_one(cl, tmp_
     rows = dynos(cl, name)
     assert len({d["node"] for d in rows}) == 2, rows
     victim = next(d["node"] for d in rows if d["node"] != leader(cl))
-    with Load(cl, name) as load:
-        time.sleep(1)
-        stop_node(cl, victim)
-        wait_until(electing(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 2),
-                   90, "2 instances up on the remaining nodes")
-        time.sleep(2)
-    assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
-    assert len({d["node"] for d in dynos(cl, name)}) == 2
-    start_node(cl, victim)
+    try:
+        with Load(cl, name) as load:
+            time.sleep(1)
+            stop_node(cl, victim)
+            wait_until(electing(lambda: len([d for d in dynos(cl, name)
+                                             if d["state"] == "up" and d["node"] != victim]) == 2),
+                       90, "2 instances up on the remaining nodes")
+            time.sleep(2)
+        assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
+        assert len({d["node"] for d in dynos(cl, name)}) == 2
+    finally:
+        start_node(cl, victim)
 
 
 def test_losing_the_manager_the_platform_talks_to_keeps_scheduling(cl, web):
