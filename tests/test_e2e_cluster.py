@@ -354,11 +354,12 @@ def test_apps_starting_at_once_agree_on_one_apps_network(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from controller.scheduler.docker_engine import DockerEngine
+    from controller.services import scheduler_config
     from controller.settings import from_env
     name = "dyt" + secrets.token_hex(3)
     monkeypatch.setenv("DOCKYARD_NAME", name)
     monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path))
-    engines = [DockerEngine(from_env()) for _ in range(8)]
+    engines = [DockerEngine(scheduler_config(from_env())) for _ in range(8)]
     try:
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda e: e._apps_network(), engines))

@@ -34,8 +34,8 @@ class NodeOneoffs(DockerOneoffs):
     """DockerOneoffs on one node's engine (tcp://ADDRESS:2375); the image's user is decided
     from the platform host's copy of the image (`user_of`), as it is for every app container."""
 
-    def __init__(self, settings, hostname: str, address: str, user_of: Callable[[str], str | None]):
-        super().__init__(settings)
+    def __init__(self, config, hostname: str, address: str, user_of: Callable[[str], str | None]):
+        super().__init__(config)
         self.hostname, self.address, self._user_of = hostname, address, user_of
 
     @property
