@@ -32,9 +32,10 @@ bench:
 	$(PY) bench/buildpack.py
 
 NODES ?= 3
+MANAGERS ?= 1
 .PHONY: cluster cluster-down
-cluster:   # N simulated nodes (Docker-in-Docker) in a swarm; the running platform switches to it
-	@bash scripts/cluster.sh up $(NODES)
+cluster:   # N simulated nodes (Docker-in-Docker) in a swarm, MANAGERS of them managers; the running platform switches to it
+	@bash scripts/cluster.sh up $(NODES) $(MANAGERS)
 
 cluster-down:   # apps move back to this host, then the nodes go
 	@bash scripts/cluster.sh down

@@ -3,8 +3,10 @@
 # bridge network of their own), for trying cluster mode and for its tests.
 #
 #   cluster.sh image        build the node image (Debian's docker.io in the stack image)
-#   cluster.sh up N         start N nodes, join them into a swarm, write DOCKYARD_HOME/cluster.json
-#                           (a running platform switches to the Swarm backend within seconds)
+#   cluster.sh up N [M]     start N nodes, join them into a swarm whose first M nodes are managers
+#                           (M=3: a Raft quorum that outlives the loss of any one manager), write
+#                           DOCKYARD_HOME/cluster.json (a running platform switches to the Swarm
+#                           backend within seconds)
 #   cluster.sh down         remove cluster.json, wait until the platform has moved the apps back to
 #                           this host, then remove the nodes and their network
 #   cluster.sh node-stop K / node-start K    stop or start node K (a node failure and its return)
@@ -66,8 +68,10 @@ start_node() {    # K GATEWAY
 }
 
 up() {
-    local n=${1:-3}
+    local n=${1:-3} m=${2:-1}
     [[ "$n" =~ ^[1-9][0-9]?$ ]] || die "NODES must be a number from 1 to 99 (got '$n')"
+    [[ "$m" =~ ^[1-9][0-9]?$ ]] && [ "$m" -le "$n" ] || die "MANAGERS must be a number from 1 to NODES=$n (got '$m')"
+    [ $((m % 2)) -eq 1 ] || die "MANAGERS must be odd (1, 3, 5): an even number of managers adds no fault tolerance to Raft"
     build_image
     docker network inspect "$NET" >/dev/null 2>&1 \
         || docker network create --label "dockyard.instance=$NAME" "$NET" >/dev/null
@@ -82,22 +86,28 @@ up() {
     for k in $(seq 1 "$n"); do wait_engine "$k"; done
     local ip1; ip1=$(node_ip 1)
     if [ "$(in_node 1 docker info -f '{{.Swarm.LocalNodeState}}')" != "active" ]; then
-        in_node 1 docker swarm init --advertise-addr "$ip1" >/dev/null
+        # nodes report to the managers every second (Docker's default is 5 s): a lost node is
+        # declared down after about 3 s instead of 15, and its instances leave the routes then
+        in_node 1 docker swarm init --advertise-addr "$ip1" --dispatcher-heartbeat 1s >/dev/null
         say "swarm initialised on $(node_name 1) ($ip1)"
     fi
-    local token; token=$(in_node 1 docker swarm join-token -q worker)
+    local managers="\"tcp://$ip1:2375\""
     for k in $(seq 2 "$n"); do
+        local role=worker
+        [ "$k" -le "$m" ] && role=manager
         if [ "$(in_node "$k" docker info -f '{{.Swarm.LocalNodeState}}')" != "active" ]; then
-            in_node "$k" docker swarm join --token "$token" "$ip1:2377" >/dev/null
-            say "$(node_name "$k") ($(node_ip "$k")) joined"
+            local token; token=$(in_node 1 docker swarm join-token -q "$role")
+            in_node "$k" docker swarm join --advertise-addr "$(node_ip "$k")" --token "$token" "$ip1:2377" >/dev/null
+            say "$(node_name "$k") ($(node_ip "$k")) joined as a $role"
         fi
+        [ "$role" = manager ] && managers="$managers, \"tcp://$(node_ip "$k"):2375\""
     done
     mkdir -p "$HOME_DIR"
     local tmp="$STATE.tmp"
-    printf '{"manager": "tcp://%s:2375", "registry": "%s:%s", "network": "%s", "nodes": %s}\n' \
-        "$ip1" "$gw" "$REGISTRY_PORT" "$NET" "$n" >"$tmp"
+    printf '{"manager": "tcp://%s:2375", "managers": [%s], "registry": "%s:%s", "network": "%s", "nodes": %s}\n' \
+        "$ip1" "$managers" "$gw" "$REGISTRY_PORT" "$NET" "$n" >"$tmp"
     mv "$tmp" "$STATE"
-    say "$n node(s) ready; the platform now schedules on the swarm (manager $ip1, registry $gw:$REGISTRY_PORT)"
+    say "$n node(s) ready, $m manager(s); the platform now schedules on the swarm (managers ${managers//\"/}, registry $gw:$REGISTRY_PORT)"
 }
 
 down() {
@@ -120,9 +130,9 @@ down() {
 
 case "${1:-}" in
     image) build_image ;;
-    up) up "${2:-3}" ;;
+    up) up "${2:-3}" "${3:-1}" ;;
     down) down ;;
     node-stop) docker stop -t 2 "$(node_name "$2")" >/dev/null && say "stopped $(node_name "$2")" ;;
     node-start) docker start "$(node_name "$2")" >/dev/null && wait_engine "$2" && say "started $(node_name "$2")" ;;
-    *) die "usage: cluster.sh image | up N | down | node-stop K | node-start K" ;;
+    *) die "usage: cluster.sh image | up N [MANAGERS] | down | node-stop K | node-start K" ;;
 esac

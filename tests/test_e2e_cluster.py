@@ -1,13 +1,17 @@
-"""Cluster mode on a real 3-node Swarm (Docker-in-Docker nodes, `make cluster NODES=3`), one
-cluster for the module: a Dockerfile and a buildpack app, scaling over every node with the
-router reaching each instance, a config change and deploys under load, rollback, one-offs'
-exit codes, drain, the loss of a node, and `make cluster-down` back to a single host."""
+"""Cluster mode on a real 3-node Swarm whose nodes are all managers (Docker-in-Docker nodes,
+`make cluster NODES=3 MANAGERS=3`), one cluster for the module: a Dockerfile and a buildpack
+app, scaling over every node with the router reaching each instance, a config change and
+deploys under load, rollback, one-offs' exit codes, drain, the loss of a node with no failed
+request, an app's instances kept on different nodes, the loss of the manager the platform
+talks to, and `make cluster-down` back to a single host. About 5 minutes here."""
 from __future__ import annotations
 
 import http.client
 import json
+import secrets
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -24,8 +28,8 @@ NODES = {"node1", "node2", "node3"}
 def cl(tmp_path_factory, busybox_base):
     p = start_platform(tmp_path_factory.mktemp("cluster-platform"), DOCKYARD_HEALTH_TIMEOUT="20")
     try:
-        out = run(["make", "-C", str(ROOT), "cluster", "NODES=3"], env=p.env, timeout=300).stdout
-        assert "3 node(s) ready" in out, out
+        out = run(["make", "-C", str(ROOT), "cluster", "NODES=3", "MANAGERS=3"], env=p.env, timeout=300).stdout
+        assert "3 node(s) ready, 3 manager(s)" in out, out
         yield p
     finally:
         run(["bash", str(ROOT / "scripts/cluster.sh"), "down"], env=p.env, check=False, timeout=300)
@@ -158,11 +162,29 @@ def test_rollback_serves_the_previous_release(cl, web):
     assert {d["node"] for d in dynos(cl, name)} <= NODES
 
 
-def test_run_returns_the_exit_code(cl, web):
+def oneoffs_on_nodes(p) -> dict[str, int]:
+    """How many `run` one-off containers of this platform each node's engine holds now."""
+    found = {}
+    for k in (1, 2, 3):
+        out = run(["docker", "exec", f"{p.name}-node{k}", "docker", "ps", "-q", "--filter", "label=dockyard.oneoff=run",
+                   "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
+        found[f"node{k}"] = len(out)
+    return found
+
+
+def test_run_returns_the_exit_code_and_runs_on_a_node(cl, web):
     name, _ = web
-    proc = cl.cli("run", "-a", name, "--", "sh", "-c", "echo out-$DYNO; exit 7", check=False)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(proc=cl.cli(
+        "run", "-a", name, "--", "sh", "-c", "echo out-$DYNO; sleep 4; exit 7", check=False)))
+    runner.start()
+    seen = wait_until(lambda: sum(oneoffs_on_nodes(cl).values()) == 1, 30, "the one-off on a node")
+    assert seen and not cl.containers(name, running_only=True), "the one-off ran on the platform host"
+    runner.join(60)
+    proc = result["proc"]
     assert proc.returncode == 7, (proc.stdout, proc.stderr)
     assert "out-run.1" in proc.stdout
+    assert sum(oneoffs_on_nodes(cl).values()) == 0      # removed afterwards, as on one host
 
 
 def test_a_crash_on_a_node_shows_in_ps_and_logs(cl, web):
@@ -200,29 +222,108 @@ def test_drain_moves_instances_with_no_failed_request(cl, web):
     assert row["availability"] == "active"
 
 
-def test_losing_a_node_moves_its_instances_and_requests_recover(cl, web):
+def node_state(p, hostname: str) -> str:
+    return next((r for r in api(p, "GET", "/nodes") if r["hostname"] == hostname), {}).get("state", "")
+
+
+def electing(look):
+    """`look()`, or None while the swarm has no leader: the API then answers 503 (no manager
+    can read the swarm's state until the remaining managers elect one, a few seconds)."""
+    def attempt():
+        try:
+            return look()
+        except urllib.error.HTTPError as e:
+            if e.code != 503:
+                raise
+            return None
+    return attempt
+
+
+def stop_node(p, hostname: str) -> None:
+    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", hostname.removeprefix("node")], env=p.env)
+
+
+def start_node(p, hostname: str) -> None:
+    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", hostname.removeprefix("node")], env=p.env, timeout=120)
+    wait_until(electing(lambda: node_state(p, hostname) == "ready"), 60, f"{hostname} back")
+
+
+def leader(p) -> str:
+    """The hostname of the swarm's Raft leader, as a manager that answers says."""
+    for k in (1, 2, 3):
+        out = run(["docker", "exec", f"{p.name}-node{k}", "docker", "node", "ls", "--format",
+                   "{{.Hostname}} {{.ManagerStatus}}"], check=False).stdout
+        for line in out.splitlines():
+            if line.endswith(" Leader"):
+                return line.split()[0]
+    return ""
+
+
+def test_losing_a_node_fails_no_request_and_its_instances_run_elsewhere(cl, web):
+    """A node that is not the Raft leader: losing the leader adds an election during which a
+    new leader can misreport live nodes (docs/cluster.md has what that costs)."""
     name, _ = web
     cl.cli("ps:scale", "web=4", "-a", name)
-    victim = next(d["node"] for d in dynos(cl, name) if d["node"] != "node1")   # node1 is the manager
-    k = victim.removeprefix("node")
-    with Load(cl, name) as load:
-        time.sleep(1)
-        lost_at = time.monotonic()
-        run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", k], env=cl.env)
-        wait_until(lambda: next((r for r in api(cl, "GET", "/nodes") if r["hostname"] == victim), {})
-                   .get("state") == "down", 60, f"{victim} shown down")
-        wait_until(lambda: len([d for d in dynos(cl, name) if d["state"] == "up" and d["node"] != victim]) == 4,
-                   90, "4 instances up on the remaining nodes")
-        moved = time.monotonic() - lost_at
-        time.sleep(3)
-    window = (max(load.fail_times) - lost_at) if load.fail_times else 0.0
-    print(f"\nnode loss: {load.failed} failed of {load.ok + load.failed} requests; last failure "
-          f"{window:.1f} s after the node stopped; its instances up elsewhere after {moved:.1f} s")
-    assert load.ok > 50
-    assert not [t for t in load.fail_times if t > time.monotonic() - 3], "requests still failing"
-    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", k], env=cl.env, timeout=120)
-    wait_until(lambda: next((r for r in api(cl, "GET", "/nodes") if r["hostname"] == victim), {})
-               .get("state") == "ready", 60, f"{victim} back")
+    victim = next(d["node"] for d in dynos(cl, name) if d["node"] != leader(cl))
+    try:
+        with Load(cl, name) as load:
+            time.sleep(1)
+            lost_at = time.monotonic()
+            stop_node(cl, victim)
+            wait_until(electing(lambda: node_state(cl, victim) == "down"), 60, f"{victim} shown down")
+            down = time.monotonic() - lost_at
+            wait_until(electing(lambda: len([d for d in dynos(cl, name)
+                                             if d["state"] == "up" and d["node"] != victim]) == 4),
+                       90, "4 instances up on the remaining nodes")
+            full = time.monotonic() - lost_at
+            time.sleep(3)
+    finally:   # the next tests need every node (two managers lost would lose the quorum)
+        start_node(cl, victim)
+    print(f"\nnode loss (web=4): {load.failed} failed of {load.ok + load.failed} requests; {victim} reported down "
+          f"after {down:.1f} s; full strength on the other nodes after {full:.1f} s")
+    assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
+
+
+def test_an_apps_instances_go_to_different_nodes_even_onto_an_empty_one(cl, tmp_path):
+    """The node that came back holds nothing: Swarm alone (fewest tasks first) would put both
+    instances of a new app there, and its loss would take the whole app down."""
+    name = unique_app("clspread")
+    repo = make_app_repo(tmp_path / name, page_app("spread"), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo)
+    cl.cli("ps:scale", "web=2", "-a", name)
+    rows = dynos(cl, name)
+    assert len({d["node"] for d in rows}) == 2, rows
+    victim = next(d["node"] for d in rows if d["node"] != leader(cl))
+    try:
+        with Load(cl, name) as load:
+            time.sleep(1)
+            stop_node(cl, victim)
+            wait_until(electing(lambda: len([d for d in dynos(cl, name)
+                                             if d["state"] == "up" and d["node"] != victim]) == 2),
+                       90, "2 instances up on the remaining nodes")
+            time.sleep(2)
+        assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
+        assert len({d["node"] for d in dynos(cl, name)}) == 2
+    finally:
+        start_node(cl, victim)
+
+
+def test_losing_the_manager_the_platform_talks_to_keeps_scheduling(cl, web):
+    name, repo = web
+    first = json.loads((cl.home / "cluster.json").read_text())["manager"]
+    victim = next(r["hostname"] for r in api(cl, "GET", "/nodes") if first.startswith(f"tcp://{r['address']}:"))
+    stop_node(cl, victim)
+    try:
+        wait_until(electing(lambda: node_state(cl, victim) == "down"), 60, f"{victim} shown down by another manager")
+        cl.cli("ps:scale", "web=3", "-a", name)
+        make_app_repo(repo, page_app("four"), cl)
+        cl.git("push", "dockyard", "main", cwd=repo)
+        rows = dynos(cl, name)
+        assert len(rows) == 3 and all(d["state"] == "up" and d["node"] != victim for d in rows), rows
+        assert body_of(cl, name).startswith("four-web.")
+    finally:
+        start_node(cl, victim)
 
 
 def test_buildpack_app_runs_on_the_cluster(cl, tmp_path):
@@ -241,6 +342,30 @@ def test_cluster_down_returns_apps_to_this_host(cl, web):
         run(["make", "-C", str(ROOT), "cluster-down"], env=cl.env, timeout=300)
     rows = dynos(cl, name)
     assert rows and all(d["node"] == "" for d in rows), rows
-    assert body_of(cl, name).startswith("two-web.")
+    assert body_of(cl, name).startswith("four-web.")
     assert load.failed == 0, (load.ok, load.failed)
     assert api(cl, "GET", "/nodes") == []
+
+
+def test_apps_starting_at_once_agree_on_one_apps_network(tmp_path, monkeypatch):
+    """Six apps moving back from the cluster at once used to create the apps network twice
+    (the engine does not refuse a duplicate made at the same moment), after which every
+    start failed: "network ... is ambiguous"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from controller.scheduler.docker_engine import DockerEngine
+    from controller.services import scheduler_config
+    from controller.settings import from_env
+    name = "dyt" + secrets.token_hex(3)
+    monkeypatch.setenv("DOCKYARD_NAME", name)
+    monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path))
+    engines = [DockerEngine(scheduler_config(from_env())) for _ in range(8)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda e: e._apps_network(), engines))
+        assert set(got) == {f"{name}-apps"}
+        left = run(["docker", "network", "ls", "-q", "--filter", f"name=^{name}-apps$"]).stdout.split()
+        assert len(left) == 1, left
+    finally:
+        for net in run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={name}"]).stdout.split():
+            run(["docker", "network", "rm", net], check=False)

@@ -9,7 +9,7 @@ from controller.daemons.registry import config_text
 from controller.routing.table import compute_routes
 from controller.scheduler.registry_gc import stale_tags
 from controller.scheduler.swarm_parse import (PREFIX, REPORT_LAG, ReportedExits, epoch, parse_nodes, parse_services,
-                                              parse_task_exits)
+                                              parse_task_exits, spread_constraints)
 from controller.settings import from_env
 from core.models import Instance
 
@@ -85,6 +85,102 @@ def test_a_task_rescheduled_off_a_lost_node_speaks_for_the_instance():
     assert (inst.node, inst.host_port) == ("node1", 30002)
 
 
+def test_a_task_on_a_node_reported_down_is_unknown_and_routed_only_when_nothing_else_runs():
+    [lost] = parse_services([service("s1", 1)], [task("s1", "n2", "running", "1", port=30001)], NODES, 5000)
+    assert (lost.state, lost.host_port, lost.node) == ("unknown", 30001, "node2")
+    up = Instance("up", "up", "shop", 3, "web", 2, "running", None, 30009, "img", node="node1", address="10.0.0.2")
+    [route] = compute_routes(["shop"], [lost, up], {lost.container_id, "up"}, "example.test")
+    assert [(u.host, u.port) for u in route.upstreams] == [("10.0.0.2", 30009)]
+    [route] = compute_routes(["shop"], [lost], {lost.container_id}, "example.test")
+    assert [(u.host, u.port) for u in route.upstreams] == [("10.0.0.3", 30001)]
+
+
+def test_a_durable_instance_swarm_is_placing_again_is_kept_not_replaced():
+    moving = [task("s1", "n2", "running", "1", port=30001, desired="shutdown"), task("s1", "", "pending", "2")]
+    [inst] = parse_services([service("s1", 1)], moving, NODES, 5000)
+    assert (inst.state, inst.host_port) == ("unknown", 30001)      # the old task may still serve
+    start, stale, _ = diff([("web", 1)], 3, [inst])
+    assert start == [] and stale == []
+    gone = [task("s1", "n2", "shutdown", "1", desired="shutdown"), task("s1", "", "pending", "2")]
+    [inst] = parse_services([service("s1", 1)], gone, NODES, 5000)
+    assert (inst.state, inst.host_port) == ("restarting", None)
+    assert diff([("web", 1)], 3, [inst])[:2] == ([], [])
+    [new] = parse_services([service("s1", 1, durable="0")], [task("s1", "", "pending", "1")], NODES, 5000)
+    assert new.state == "created"      # a first start: the deploy waits for it
+
+
+def test_an_instance_no_node_can_take_is_exited_so_the_reconciler_replaces_it():
+    stuck = task("s1", "", "pending", "2")
+    stuck["Status"]["Err"] = "no suitable node (scheduling constraints not satisfied on 2 nodes)"
+    [inst] = parse_services([service("s1", 1)], [stuck], NODES, 5000)
+    assert inst.state == "exited"
+    start, stale, _ = diff([("web", 1)], 3, [inst])
+    assert start == [("web", 1)] and stale == [inst]
+    # the old task still reported running (its node lost for a moment after a leader change):
+    # replaced all the same, but routed while the app has nothing better
+    serving = task("s1", "n2", "running", "1", port=30001, desired="shutdown")
+    [inst] = parse_services([service("s1", 1)], [serving, stuck], NODES, 5000)
+    assert (inst.state, inst.host_port) == ("lost", 30001)
+    assert diff([("web", 1)], 3, [inst])[:2] == ([("web", 1)], [inst])
+    [route] = compute_routes(["shop"], [inst], {inst.container_id}, "example.test")
+    assert [(u.host, u.port) for u in route.upstreams] == [("10.0.0.3", 30001)]
+
+
+def test_a_manager_reported_at_0_0_0_0_is_reached_at_its_manager_address():
+    n = {"ID": "n3", "Description": {"Hostname": "node3"}, "Status": {"State": "ready", "Addr": "0.0.0.0"},
+         "ManagerStatus": {"Addr": "10.0.0.4:2377"}, "Spec": {"Availability": "active", "Role": "manager"}}
+    [inst] = parse_services([service("s1", 1)], [task("s1", "n3", "running", "1", port=30001)], [n], 5000)
+    assert (inst.address, inst.state) == ("10.0.0.4", "running")
+    assert parse_nodes([n], [inst])[0]["address"] == "10.0.0.4"
+
+
+def test_routes_stay_while_the_managers_elect_a_leader():
+    """After a leader change every node is "unknown" for a moment, and a live one may even be
+    reported down while the dead one is still unknown: all of them stay routable (nginx
+    retries the dead one's requests on the live one) as long as no node is ready."""
+    unknown = {"ID": "n1", "Description": {"Hostname": "node1"}, "Status": {"State": "unknown", "Addr": "10.0.0.2"}}
+    down = {"ID": "n2", "Description": {"Hostname": "node2"}, "Status": {"State": "down", "Addr": "10.0.0.3"}}
+    insts = parse_services([service("s1", 1), service("s2", 2)], [task("s1", "n1", "running", "1", port=30001),
+                                                                task("s2", "n2", "running", "1", port=30002)],
+                           [unknown, down], 5000)
+    assert [(i.state, i.host_port) for i in insts] == [("unknown", 30001), ("unknown", 30002)]
+    [route] = compute_routes(["shop"], insts, {i.container_id for i in insts}, "example.test")
+    assert {(u.host, u.port) for u in route.upstreams} == {("10.0.0.2", 30001), ("10.0.0.3", 30002)}
+
+
+def node(nid: str, host: str, state: str = "ready", availability: str = "active") -> dict:
+    return {"ID": nid, "Description": {"Hostname": host}, "Status": {"State": state, "Addr": "10.0.0.9"},
+            "Spec": {"Availability": availability, "Role": "manager"}}
+
+
+def on(host: str, index: int, version: int = 3, process: str = "web", app: str = "shop") -> Instance:
+    return Instance(f"c{host}{index}", "", app, version, process, index, "running", None, 1, "img", node=host)
+
+
+def test_placement_keeps_an_apps_instances_off_the_nodes_that_hold_more_of_them():
+    nodes = [node("a", "node1"), node("b", "node2"), node("c", "node3")]
+    assert spread_constraints(nodes, [], "shop", "web", 3) == []
+    assert spread_constraints(nodes, [on("node1", 1)], "shop", "web", 3) == ["node.id!=a"]
+    assert spread_constraints(nodes, [on("node1", 1), on("node3", 2)], "shop", "web", 3) == ["node.id!=a", "node.id!=c"]
+    # every node holds one: any will do (Swarm then picks the one with the fewest tasks)
+    assert spread_constraints(nodes, [on("node1", 1), on("node2", 2), on("node3", 3)], "shop", "web", 3) == []
+    # other apps and other process types do not count
+    assert spread_constraints(nodes, [on("node1", 1, app="blog"), on("node2", 1, process="worker")], "shop", "web", 3) == []
+
+
+def test_placement_during_a_deploy_counts_the_new_release_once_it_has_an_instance():
+    nodes = [node("a", "node1"), node("b", "node2"), node("c", "node3")]
+    old = [on("node1", 1, version=2), on("node2", 2, version=2)]
+    assert spread_constraints(nodes, old, "shop", "web", 3) == ["node.id!=a", "node.id!=b"]
+    assert spread_constraints(nodes, old + [on("node3", 1)], "shop", "web", 3) == ["node.id!=c"]
+
+
+def test_placement_ignores_nodes_that_are_down_paused_or_drained():
+    nodes = [node("a", "node1"), node("b", "node2", state="down"), node("c", "node3", availability="pause")]
+    assert spread_constraints(nodes, [on("node2", 1), on("node3", 2)], "shop", "web", 3) == []
+    assert spread_constraints(nodes, [on("node1", 1)], "shop", "web", 3) == []   # the only node left takes it
+
+
 def test_a_service_scaled_to_zero_is_stopped():
     [inst] = parse_services([service("s1", 1, replicas=0)], [task("s1", "n1", "running", "1", port=1)], NODES, 5000)
     assert inst.state == "exited" and inst.host_port is None
@@ -127,3 +223,14 @@ def test_registry_serves_loopback_only_with_deletes(tmp_path: Path):
     assert "addr: 127.0.0.1:5999" in text and f"rootdirectory: {tmp_path / 'registry' / 'data'}" in text
     assert "enabled: true" in text
     assert s.scheduler == "auto" and s.cluster_file == tmp_path / "cluster.json"
+
+
+def test_a_one_off_goes_to_the_ready_active_node_with_the_least_running():
+    from controller.scheduler.swarm_oneoff import pick_node
+    rows = [{"hostname": "node1", "address": "10.0.0.2", "state": "ready", "availability": "active", "instances": 3},
+            {"hostname": "node2", "address": "10.0.0.3", "state": "ready", "availability": "active", "instances": 1},
+            {"hostname": "node3", "address": "10.0.0.4", "state": "down", "availability": "active", "instances": 0},
+            {"hostname": "node4", "address": "10.0.0.5", "state": "ready", "availability": "drain", "instances": 0}]
+    assert pick_node(rows, {})["hostname"] == "node2"
+    assert pick_node(rows, {"node2": 3})["hostname"] == "node1"     # one-offs running there count too
+    assert pick_node(rows[2:], {}) is None

@@ -28,13 +28,20 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
                    scaled=frozenset()) -> tuple[Route, ...]:
     """Pure: app names + live instances + ids that passed health checks -> route table.
     `deployed`: the apps that ever had code released (None: all of them); `scaled`: the apps
-    whose formation runs web instances (one with none up is starting or restarting)."""
+    whose formation runs web instances (one with none up is starting or restarting).
+    Instances on a node the cluster does not vouch for (state "unknown", or "lost" when no node
+    can take their new task) get traffic only when the app has no running one: a dead one then costs a connect timeout and a retry, where no
+    upstream at all would fail every request (a new leader can report live nodes down)."""
     ups: dict[str, list[Upstream]] = defaultdict(list)
+    lost: dict[str, list[Upstream]] = defaultdict(list)
     names = set(app_names)
     for inst in instances:
-        if (inst.app in names and inst.process == "web" and inst.state == "running"
+        if (inst.app in names and inst.process == "web" and inst.state in ("running", "unknown", "lost")
                 and inst.host_port and inst.container_id in healthy_ids):
-            ups[inst.app].append(Upstream(inst.address, inst.host_port))
+            (ups if inst.state == "running" else lost)[inst.app].append(Upstream(inst.address, inst.host_port))
+    for app, found in lost.items():
+        if not ups.get(app):
+            ups[app] = found
     table = build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
     return tuple(replace(r, deployed=deployed is None or r.app in deployed, scaled=r.app in scaled)
                  for r in table)

@@ -112,19 +112,35 @@ class DockerEngine:
 
     def _apps_network(self) -> str:
         """The instance's bridge network for app containers, with inter-container traffic
-        (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps."""
+        (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps.
+        The engine does not refuse a second network of the same name created at the same
+        moment (several apps starting at once, from several processes), and then refuses the
+        name as ambiguous: every process keeps the oldest and removes the others."""
         name = isolation.network_name(self.config.name)
         try:
-            self.client.api.inspect_network(name)
-        except docker.errors.NotFound:
+            found = self._named_networks(name)
+            if not found:
+                try:
+                    self.client.api.create_network(name, driver="bridge", check_duplicate=True,
+                                                   options=isolation.NETWORK_OPTIONS,
+                                                   labels={LABEL_INSTANCE: self.config.name})
+                except docker.errors.APIError as e:
+                    if "already exists" not in str(e.explanation):
+                        raise SchedulerError(f"Could not create the apps network {name}: {e.explanation}") from None
+                found = self._named_networks(name)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list the apps network {name}: {e.explanation}") from None
+        for net in found[1:]:
             try:
-                self.client.api.create_network(name, driver="bridge", check_duplicate=True,
-                                               options=isolation.NETWORK_OPTIONS,
-                                               labels={LABEL_INSTANCE: self.config.name})
-            except docker.errors.APIError as e:
-                if "already exists" not in str(e.explanation):
-                    raise SchedulerError(f"Could not create the apps network {name}: {e.explanation}") from None
+                self.client.api.remove_network(net["Id"])
+            except docker.errors.APIError:
+                pass   # removed by another process meanwhile
         return name
+
+    def _named_networks(self, name: str) -> list[dict]:
+        """The engine's networks called exactly `name`, oldest first (ties by id)."""
+        rows = [n for n in self.client.api.networks(names=[name]) if n.get("Name") == name]
+        return sorted(rows, key=lambda n: (n.get("Created", ""), n["Id"]))
 
     def _user(self, image: str) -> str | None:
         """The image's USER if it declares one, else `app` (uid 1000) for stack-based images."""

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from dataclasses import replace
+from typing import Callable
 
 import docker
 import docker.errors
@@ -28,12 +29,15 @@ from core.models import Crash, Instance, Limits, LogLine, Release
 
 from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_engine import DockerEngine
+from controller.scheduler.docker_host import WATCH_WINDOW
 from controller.scheduler.docker_parse import parse_logs
 from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
 from controller.scheduler.swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
-                          parse_task_exits, service_id)
+                          node_address, parse_task_exits, service_id, spread_constraints)
 
 NANO = 1_000_000_000
+MANAGER_RECHECK = 2.0   # seconds a manager that answered is used before it is asked again
+PLACED_WAIT = 3.0       # seconds a start waits for Swarm to put its task on a node
 
 
 class SwarmScheduler(DockerEngine):
@@ -43,25 +47,50 @@ class SwarmScheduler(DockerEngine):
         super().__init__(config)
         self.cluster = cluster
         self._manager = None
+        self._manager_url = ""
+        self._manager_checked = 0.0
+        self._manager_lock = threading.Lock()
+        self._place_locks: dict[str, threading.Lock] = {}
         self._pushed: set[str] = set()
         self._push_lock = threading.Lock()
         self._nodes_cache: tuple[float, list] | None = None
         self._exits = ReportedExits()
         self._exits_lock = threading.Lock()
 
+    def managers(self) -> list[str]:
+        """Every manager's engine address the cluster file names (`make cluster MANAGERS=3`
+        writes them all; an older file names one)."""
+        return list(self.cluster.get("managers") or [self.cluster["manager"]])
+
     @property
     def manager(self):
-        with self._lock:
-            if self._manager is None:
+        """A client of a manager that answers now: the one used last while it keeps answering
+        (looked at again at most every MANAGER_RECHECK s), else the first of the others that
+        still holds the swarm's control plane. With three managers, losing one keeps the
+        swarm's Raft quorum, and the platform moves to another within seconds."""
+        with self._manager_lock:
+            now = time.monotonic()
+            if self._manager is not None and now - self._manager_checked < MANAGER_RECHECK:
+                return self._manager
+            order = sorted(self.managers(), key=lambda url: url != self._manager_url)
+            failures = []
+            for url in order:
                 try:
-                    self._manager = docker.DockerClient(base_url=self.cluster["manager"], timeout=60)
-                    self._manager.ping()
-                except docker.errors.DockerException as e:
-                    self._manager = None
-                    raise SchedulerError(
-                        f"The swarm manager at {self.cluster['manager']} is not reachable "
-                        f"({e.__class__.__name__}): check the cluster (`make cluster`).") from None
-            return self._manager
+                    with docker.APIClient(base_url=url, timeout=3) as probe:
+                        if not (probe.info().get("Swarm") or {}).get("ControlAvailable"):
+                            failures.append(f"{url}: not a manager of a swarm with a quorum")
+                            continue
+                except (docker.errors.DockerException, requests.RequestException) as e:
+                    failures.append(f"{url}: {e.__class__.__name__}")
+                    continue
+                if url != self._manager_url or self._manager is None:
+                    self._manager, self._manager_url = docker.DockerClient(base_url=url, timeout=60), url
+                self._manager_checked = now
+                return self._manager
+            self._manager = None
+            raise SchedulerError(
+                f"No swarm manager answers ({'; '.join(failures)}): check the cluster's nodes "
+                "(`docker ps` on the platform host for simulated ones, `make cluster`).")
 
     def ping(self) -> bool:
         try:
@@ -125,20 +154,35 @@ class SwarmScheduler(DockerEngine):
             spec, resources=docker.types.Resources(cpu_limit=int(cpus * NANO) if cpus > 0 else None,
                                                    mem_limit=mem),
             restart_policy=docker.types.RestartPolicy(condition="any", delay=NANO // 2),
-            placement=docker.types.Placement(preferences=[("spread", "node.id")]),
+            placement=None,
             log_driver=docker.types.DriverConfig("json-file", {"max-size": "10m", "max-file": "3"}))
         ports = {"Ports": [{"Protocol": "tcp", "TargetPort": s.app_port, "PublishMode": "host"}]} \
             if process == "web" else None
-        try:
-            created = self.manager.api.create_service(
-                template, name=name, labels=labels, networks=[self._app_network(app)],
-                endpoint_spec=ports, mode=docker.types.ServiceMode("replicated", 1))
-        except docker.errors.APIError as e:
-            raise SchedulerError(f"Could not start {process}.{index} of {app} on the swarm: {e.explanation}") from None
-        inst = self.get(PREFIX + created["ID"])
+        # one placement at a time per app: each sees where the previous one went
+        with self._place_locks.setdefault(f"{app}/{process}", threading.Lock()):
+            template["Placement"] = docker.types.Placement(
+                constraints=self._spread(app, process, release.version) or None)
+            try:
+                created = self.manager.api.create_service(
+                    template, name=name, labels=labels, networks=[self._app_network(app)],
+                    endpoint_spec=ports, mode=docker.types.ServiceMode("replicated", 1))
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not start {process}.{index} of {app} on the swarm: {e.explanation}") from None
+            inst = self.get(PREFIX + created["ID"])
+            deadline = time.monotonic() + PLACED_WAIT
+            while inst is not None and not inst.node and time.monotonic() < deadline:
+                time.sleep(0.1)
+                inst = self.get(PREFIX + created["ID"])
         if inst is None:
             raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
         return inst
+
+    def _spread(self, app: str, process: str, version: int) -> list[str]:
+        """Constraints keeping the app's instances of `process` on different nodes (swarm_parse)."""
+        try:
+            return spread_constraints(self.manager.api.nodes(), self.instances(app), app, process, version)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list the swarm's nodes: {e.explanation}") from None
 
     def make_durable(self, container_id: str) -> None:
         """Swarm restarts a task from the start (changing the restart policy would replace the
@@ -197,7 +241,7 @@ class SwarmScheduler(DockerEngine):
         with self._exits_lock:
             services, tasks, nodes = self._snapshot(self._filters(None, LABEL_PROCESS))
             found = self._exits.new(parse_task_exits(services, tasks, self._exits.start(since), until), since)
-        addresses = {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes}
+        addresses = {n["ID"]: node_address(n) for n in nodes}
         return [replace(crash, oom_killed=self._oom_killed(addresses.get(task.get("NodeID", ""), ""), task))
                 for crash, task in found]
 
@@ -210,6 +254,47 @@ class SwarmScheduler(DockerEngine):
                 return bool(node.inspect_container(cid)["State"].get("OOMKilled"))
         except (docker.errors.DockerException, requests.RequestException, KeyError):
             return False      # the node or the container is gone: an exit code is all there is
+
+    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        """Call `on_change` at once when a node changes state (the manager reports it down or
+        back) or when an app instance's container starts or exits on any node (Swarm restarted
+        a task, whose published port changed): the router then drops or follows it without
+        waiting for its next pass. One event stream per node's engine and one from the manager
+        for the nodes, each in bounded windows; nodes that join are watched from the next window."""
+        watched: set[str] = set()
+        containers = {"type": "container", "event": ["start", "die"], **self._filters(None, LABEL_PROCESS)}
+        threading.Thread(target=self._watch_engine, args=(lambda: self._manager_url, {"type": "node"},
+                                                           on_change, stopped),
+                         name="swarm-node-events", daemon=True).start()
+        while not stopped():
+            try:
+                addresses = {f"tcp://{node_address(n)}:2375" for n in self._nodes()}
+            except (SchedulerError, docker.errors.DockerException, requests.RequestException):
+                addresses = set(watched)
+            for url in addresses - watched:
+                threading.Thread(target=self._watch_engine,
+                                 args=(lambda url=url: url, containers, on_change,
+                                       lambda url=url: stopped() or url not in watched),
+                                 name=f"swarm-events-{url}", daemon=True).start()
+            watched.clear()
+            watched.update(addresses)
+            time.sleep(WATCH_WINDOW)
+
+    def _watch_engine(self, url: Callable[[], str], filters: dict, on_change: Callable[[], None],
+                      stopped: Callable[[], bool]) -> None:
+        since = time.time()
+        while not stopped():
+            until = since + WATCH_WINDOW
+            try:
+                if not url():
+                    self.manager   # noqa: B018 - picks the manager that answers
+                with docker.APIClient(base_url=url(), timeout=WATCH_WINDOW + 5) as engine:
+                    for _event in engine.events(since=since, until=until, filters=filters, decode=True):
+                        on_change()
+            except (docker.errors.DockerException, requests.RequestException, SchedulerError):
+                pass   # a node that is down is asked again at the next window
+            time.sleep(max(0.0, until - time.time()))
+            since = until
 
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
         """Swarm stops the task with the service's grace period (DOCKYARD_STOP_GRACE)."""
@@ -309,7 +394,7 @@ class SwarmScheduler(DockerEngine):
             token = self.manager.api.inspect_swarm()["JoinTokens"]["Worker"]
         except (docker.errors.APIError, KeyError) as e:
             raise SchedulerError(f"Could not read the swarm's join token: {e}") from None
-        manager = self.cluster["manager"].removeprefix("tcp://").rpartition(":")[0]
+        manager = self._manager_url.removeprefix("tcp://").rpartition(":")[0]
         registry = self.cluster["registry"]
         return [f"echo '{{\"insecure-registries\": [\"{registry}\"]}}' > /etc/docker/daemon.json",
                 "systemctl restart docker",

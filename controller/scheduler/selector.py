@@ -4,14 +4,15 @@ DOCKYARD_SCHEDULER=docker: the single host only; swarm: the cluster only; auto (
 the cluster while DOCKYARD_HOME/cluster.json exists (`make cluster` writes it, `make
 cluster-down` removes it), else the single host. App instances start on the backend in force;
 instances on the other one are `misplaced`, so the reconciler starts their replacements there,
-health-checked, before retiring them: a switch drops no request. Images, builds and one-offs
-always use the host's engine (a build's image is pushed to the cluster's registry when an
-instance on the cluster needs it)."""
+health-checked, before retiring them: a switch drops no request. Images and builds always use
+the host's engine (a build's image is pushed to the cluster's registry when an instance on the
+cluster needs it); one-offs the caller waits for (`run`, the release phase, postdeploy) run on a
+node while a cluster exists (swarm_oneoff.py), detached ones and cron on the host."""
 from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from core.errors import BadRequest, SchedulerError
 from core.models import Crash, Instance
@@ -21,6 +22,7 @@ from controller.scheduler.base import Scheduler
 from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
+from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
 from controller.scheduler.swarm_parse import PREFIX
 
 _RECHECK = 1.0   # seconds between looks at the cluster file
@@ -35,6 +37,7 @@ class SelectingScheduler(DockerScheduler):
         self._checked = -_RECHECK
         self._active = False
         self._mode_lock = threading.Lock()
+        self._oneoff_places = OneoffPlaces()
 
     # ---- which backend --------------------------------------------------------------
     def _refresh(self) -> None:
@@ -95,6 +98,20 @@ class SelectingScheduler(DockerScheduler):
                 # the cluster is gone: nothing of it is left to move
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
 
+    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        """The host engine's events and, while a cluster exists, the swarm's (its nodes' state
+        and the containers on every node)."""
+        threading.Thread(target=super().watch, args=(on_change, stopped), name="host-events", daemon=True).start()
+        while not stopped():
+            try:
+                swarm = self._swarm if self.cluster_active() else None
+            except SchedulerError:
+                swarm = None
+            if swarm is None:
+                time.sleep(_RECHECK)
+                continue
+            swarm.watch(on_change, lambda swarm=swarm: stopped() or self._swarm is not swarm or not self._active)
+
     def crashes(self, since: float, until: float) -> list[Crash]:
         found = super().crashes(since, until)
         if self._swarm is not None:
@@ -127,6 +144,51 @@ class SelectingScheduler(DockerScheduler):
         pushed = registry_gc.delete_stale(f"127.0.0.1:{self.config.registry_port}",
                                           self.config.image_repo(app), keep)
         return super().remove_images(app, keep, builds_only) + pushed
+
+    # ---- one-offs the caller waits for: on a node while a cluster exists ---------------
+    def _node_for_oneoff(self, app: str, image: str):
+        """(a node's one-off engine, the image's reference there), or None when the one-off
+        stays on this host: no cluster, or the app has add-ons (they run on this host)."""
+        if not self.cluster_active() or self._networks(app=app):
+            return None
+        swarm = self.swarm()
+        ref = swarm.node_image(image)
+        node = self._oneoff_places.take(swarm.nodes())
+        engine = NodeOneoffs(self.config, node["hostname"], node["address"], lambda _ref: self._user(image))
+        try:
+            engine.pull(ref)
+        except BaseException:
+            self._oneoff_places.give_back(node["hostname"])
+            engine.close()
+            raise
+        return engine, ref
+
+    def _done_on(self, engine) -> None:
+        self._oneoff_places.give_back(engine.hostname)
+        engine.close()
+
+    def run_once(self, app, release, process, command, image, on_line, timeout) -> int:
+        placed = self._node_for_oneoff(app, image)
+        if placed is None:
+            return super().run_once(app, release, process, command, image, on_line, timeout)
+        engine, ref = placed
+        try:
+            return engine.run_once(app, release, process, command, ref, on_line, timeout)
+        finally:
+            self._done_on(engine)
+
+    def run_attached(self, app, release, command, image, read_stdin, on_output, on_started, timeout,
+                     env=None, index=None, terminal=None) -> int:
+        placed = self._node_for_oneoff(app, image)
+        if placed is None:
+            return super().run_attached(app, release, command, image, read_stdin, on_output, on_started, timeout,
+                                        env, index, terminal)
+        engine, ref = placed
+        try:
+            return engine.run_attached(app, release, command, ref, read_stdin, on_output, on_started, timeout,
+                                       env, index or self.next_oneoff_index(app), terminal)
+        finally:
+            self._done_on(engine)
 
     # ---- the cluster's nodes (cluster mode only) ---------------------------------------
     def nodes(self) -> list[dict]:

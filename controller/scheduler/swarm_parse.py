@@ -28,17 +28,40 @@ def _int(value, default: int = 0) -> int:
         return default
 
 
-def _state(latest: dict, failures: int, durable: bool) -> str:
+def _state(latest: dict, failures: int, durable: bool, node_ready: bool = True) -> str:
     """One instance's state from its newest task: a crash before its health check passed is
-    final ("exited"); after, Swarm is restarting it."""
-    state = (latest.get("Status") or {}).get("State", "new")
+    final ("exited"); after, Swarm is restarting it. A durable instance whose task Swarm is
+    placing again (its node was lost) is restarting too, unless no node can take it (its
+    placement no longer fits the cluster): then it is exited, and the reconciler replaces it.
+    A task still running on a node the manager reports down is "unknown": the router uses it
+    only when the app has nothing else (a new leader can report a live node down for a moment)."""
+    status = latest.get("Status") or {}
+    state = status.get("State", "new")
     if state == "running":
-        return "running"
+        return "running" if node_ready else "unknown"
     if failures and not durable:
         return "exited"
     if state in _STARTING:
-        return "restarting" if failures else "created"
+        if state == "pending" and "no suitable node" in str(status.get("Err", "")):
+            return "exited"
+        return "restarting" if failures or durable else "created"
     return "restarting" if durable and latest.get("DesiredState") == "running" else "exited"
+
+
+def node_address(node: dict) -> str:
+    """A node's address as the others reach it. Swarm reports a manager's as 0.0.0.0 when it
+    was not told one (`swarm join` without --advertise-addr): its manager address says it."""
+    addr = (node.get("Status") or {}).get("Addr", "")
+    if addr in ("", "0.0.0.0"):
+        addr = ((node.get("ManagerStatus") or {}).get("Addr", "") or "").rpartition(":")[0] or addr
+    return addr
+
+
+def node_down(node: dict) -> bool:
+    """Whether the manager does not vouch for the node now: reported down, or "unknown" (a new
+    leader has not heard from it yet; after a leader change it can even report live nodes down
+    for a moment). Its instances are "unknown": routed only when an app has nothing better."""
+    return (node.get("Status") or {}).get("State") != "ready"
 
 
 def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> list[Instance]:
@@ -46,8 +69,8 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
     by_service: dict[str, list] = {}
     for t in tasks:
         by_service.setdefault(t.get("ServiceID", ""), []).append(t)
-    node_info = {n["ID"]: ((n.get("Description") or {}).get("Hostname", ""), (n.get("Status") or {}).get("Addr", ""))
-                 for n in nodes}
+    node_info = {n["ID"]: ((n.get("Description") or {}).get("Hostname", ""), node_address(n)) for n in nodes}
+    lost = {n["ID"] for n in nodes if node_down(n)}
     out = []
     for svc in services:
         labels = (svc.get("Spec") or {}).get("Labels") or {}
@@ -55,8 +78,15 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
         # the task Swarm wants running (not one it is shutting down) speaks for the instance
         wanted = [t for t in mine if t.get("DesiredState") == "running"] or mine
         latest = wanted[-1] if wanted else {}
-        failed = [t for t in mine if (t.get("Status") or {}).get("State") in ("failed", "complete", "rejected")]
         durable = labels.get(LABEL_DURABLE) == "1"
+        serving = [t for t in mine if (t.get("Status") or {}).get("State") == "running"]
+        moving = bool(durable and serving and latest and (latest.get("Status") or {}).get("State") in _STARTING)
+        stuck = moving and _state(latest, 0, True) == "exited"
+        if moving:
+            # Swarm is moving the instance off a node it lost (rightly, or for a moment after a
+            # leader change): the old task may still serve until the new one runs
+            latest = serving[-1]
+        failed = [t for t in mine if (t.get("Status") or {}).get("State") in ("failed", "complete", "rejected")]
         status = latest.get("Status") or {}
         port = None
         for p in ((status.get("PortStatus") or {}).get("Ports") or []):
@@ -64,7 +94,11 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
                 port = int(p["PublishedPort"])
         hostname, addr = node_info.get(latest.get("NodeID", ""), ("", ""))
         last_exit = (failed[-1].get("Status") or {}).get("ContainerStatus", {}).get("ExitCode") if failed else None
-        state = _state(latest, len(failed), durable) if latest else "created"
+        state = _state(latest, len(failed), durable, latest.get("NodeID") not in lost) if latest else "created"
+        if moving and state in ("running", "unknown"):
+            # no node can take the new task: "lost", which the reconciler replaces, while the
+            # router may still try the old one
+            state = "lost" if stuck else "unknown"
         replicas = (((svc.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
         if replicas == 0:
             state = "exited"
@@ -72,8 +106,8 @@ def parse_services(services: list, tasks: list, nodes: list, app_port: int) -> l
             container_id=PREFIX + svc["ID"], name=(svc.get("Spec") or {}).get("Name", ""),
             app=labels.get(LABEL_APP, ""), version=_int(labels.get(LABEL_RELEASE)),
             process=labels.get(LABEL_PROCESS, ""), index=_int(labels.get(LABEL_INDEX)), state=state,
-            exit_code=last_exit if state != "running" else None,
-            host_port=port if state == "running" else None, image=labels.get(LABEL_IMAGE, ""),
+            exit_code=last_exit if state not in ("running", "unknown", "lost") else None,
+            host_port=port if state in ("running", "unknown", "lost") else None, image=labels.get(LABEL_IMAGE, ""),
             started_at=iso(status["Timestamp"]) if status.get("Timestamp") else "",
             restart_count=len(failed), node=hostname, address=addr or "127.0.0.1"))
     return out
@@ -141,7 +175,29 @@ def parse_nodes(nodes: list, instances: list[Instance]) -> list[dict]:
     for n in nodes:
         hostname = (n.get("Description") or {}).get("Hostname", "")
         spec, status = n.get("Spec") or {}, n.get("Status") or {}
-        rows.append({"id": n["ID"], "hostname": hostname, "address": status.get("Addr", ""),
+        rows.append({"id": n["ID"], "hostname": hostname, "address": node_address(n),
                      "state": status.get("State", "unknown"), "availability": spec.get("Availability", ""),
                      "role": spec.get("Role", ""), "instances": count.get(hostname, 0)})
     return sorted(rows, key=lambda r: r["hostname"])
+
+
+def spread_constraints(nodes: list, instances: list[Instance], app: str, process: str, version: int) -> list[str]:
+    """Placement constraints that keep an app's instances of one process type on different
+    nodes whenever the cluster can: the nodes that take new instances (ready, active) holding
+    more of them than the emptiest such node are left out. Instances of `version` count; when
+    it has none yet (a deploy's first new instance), every version's do. Swarm's own spread
+    counts only one service's tasks, and each instance is a service of its own."""
+    usable = {(n.get("Description") or {}).get("Hostname", ""): n["ID"] for n in nodes
+              if (n.get("Status") or {}).get("State") == "ready"
+              and (n.get("Spec") or {}).get("Availability") == "active"}
+    same = [i for i in instances if i.app == app and i.process == process and i.node
+            and i.state in ("running", "restarting", "created")]
+    current = [i for i in same if i.version == version] or same
+    count = dict.fromkeys(usable, 0)
+    for inst in current:
+        if inst.node in count:
+            count[inst.node] += 1
+    if not count:
+        return []
+    low = min(count.values())
+    return [f"node.id!={usable[host]}" for host, n in sorted(count.items()) if n > low]
