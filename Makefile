@@ -15,8 +15,10 @@ down:
 status:
 	@$(PY) -m controller.daemons.supervisor status
 
-# JOBS test processes, each running whole modules (every module starts platforms of its own);
-# the modules marked `alone` (they restart the engine) run afterwards by themselves. JOBS=0: one process.
+# JOBS test processes, each running whole modules (every module starts platforms of its own; the
+# ones that count failed requests under load run one after another: tests/conftest.py); the
+# modules marked `alone` (engine restarts, outages bounded to a second) run afterwards, by
+# themselves. JOBS=0: one process.
 JOBS ?= 2
 test:
 	@bash scripts/install.sh >/dev/null

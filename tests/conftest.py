@@ -165,30 +165,57 @@ def _build_busybox_base(ctx: Path) -> str:
     return BUSYBOX_BASE
 
 
-# `make test` runs the suite in two processes, one module at a time each (pytest-xdist
-# --dist loadfile), handing out the modules in collection order: the longest go first, so no
-# long module starts last while the other process idles. Seconds measured on the 2-core machine
+# `make test` runs the suite in two processes (pytest-xdist -n 2 --dist loadfile), each taking
+# one unit at a time: a module (its tests share the platforms it starts), or the modules that
+# count failed requests under load, which run one after another so that no two of them load the
+# machine at once (the fault module, which bounds outages to a second or two, is marked `alone`). Units go out in collection order, the longest first, so that no
+# long one starts last while the other process idles. Seconds measured on the 2-core machine
 # (docs/testing.md); a module not named here counts as a minute if end to end, else a second.
 MODULE_SECONDS = {
     "test_e2e_heroku_cli.py": 360, "test_e2e_cluster.py": 300, "test_e2e_faults.py": 240,
     "test_e2e_platforms.py": 220, "test_e2e_langs.py": 200, "test_e2e_buildpacks.py": 180,
     "test_e2e_access.py": 150, "test_e2e_tenants.py": 120, "test_e2e_runtimes.py": 120,
 }
+UNDER_LOAD = ("test_e2e_cluster.py", "test_e2e_workflow.py")
 
 
-def _module_seconds(path: Path) -> float:
-    if path.name in MODULE_SECONDS:
-        return MODULE_SECONDS[path.name]
-    return 60.0 if path.name.startswith("test_e2e_") else 1.0
+def _module_seconds(name: str) -> float:
+    if name in MODULE_SECONDS:
+        return MODULE_SECONDS[name]
+    return 60.0 if name.startswith("test_e2e_") else 1.0
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work a test belongs to, from its node id (`tests/test_x.py::test_y`)."""
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "under-load" if name in UNDER_LOAD else name
 
 
 def pytest_collection_modifyitems(config, items):
-    """Modules longest first (stable: a module's tests keep their order). The modules marked
-    `alone` (they restart the engine) run last, and `make test` runs them in a pass of their own."""
+    """Units longest first (stable: a module's tests keep their order). The modules marked
+    `alone` (they restart the engine) come last, and `make test` runs them in a pass of their own."""
+    seconds: dict[str, float] = {}
+    for name in {Path(str(item.path)).name for item in items}:
+        seconds[_unit(name)] = seconds.get(_unit(name), 0.0) + _module_seconds(name)
+
     def key(item):
-        alone = item.get_closest_marker("alone") is not None
-        return (alone, -_module_seconds(Path(str(item.path))))
+        unit = _unit(item.nodeid)
+        return (item.get_closest_marker("alone") is not None, -seconds[unit], unit)
     items.sort(key=key)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the modules of UNDER_LOAD as one unit (xdist's own loadgroup
+    marks do not group under pytest 9: it renames node ids that pytest no longer reads)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+    return UnitScheduling(config, log)
 
 
 # The environment that points clients at a user's files, a platform or git settings.
