@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from controller.observe.sampler import Sampler  # noqa: E402
 from controller.scheduler import make_scheduler  # noqa: E402
+from controller.services import scheduler_config  # noqa: E402
 from controller.settings import from_env  # noqa: E402
 from controller.store import Store  # noqa: E402
 
@@ -121,7 +122,7 @@ def main() -> None:
                               "--label", f"dockyard.app={app}", "--label", "dockyard.process=web",
                               "--label", f"dockyard.index={index}", "--label", "dockyard.release=1",
                               IMAGE, "sh", "-c", "while true; do sleep 1; done").strip())
-        sampler = Sampler(store, make_scheduler(settings))
+        sampler = Sampler(store, make_scheduler(scheduler_config(settings)))
         sampler.sample_once()          # warm up (engine client, first readings)
         dpid = dockerd_pid()
         # the engine's CPU with no sampler first: on a shared machine it is busy with others

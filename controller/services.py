@@ -11,7 +11,7 @@ from builder.job import BuildConfig, CheckoutLimits, DiskCheck
 from core import prom
 from router.nginx import Nginx
 
-from controller.scheduler import Scheduler, make_scheduler
+from controller.scheduler import Scheduler, SchedulerConfig, make_scheduler
 from controller.settings import Settings, router_config
 from controller.store import Store
 
@@ -34,6 +34,23 @@ def reload_recorder(store: Store) -> Callable[[str, float], None]:
     return record
 
 
+def scheduler_config(s: Settings) -> SchedulerConfig:
+    """What the scheduler needs of these settings (as router_config for the router)."""
+    return SchedulerConfig(name=s.name, home=s.home, backend=s.scheduler, cluster_file=s.cluster_file,
+                           app_port=s.app_port, app_memory_mb=s.app_memory_mb, stop_grace=s.stop_grace,
+                           stack_image=s.stack_image, sandbox_image=s.sandbox_image, build_timeout=s.build_timeout,
+                           build_memory_mb=s.build_memory_mb, registry_port=s.registry_port,
+                           registry_mirror=s.registry_mirror, isolation=s.isolation)
+
+
+def migrated(settings: Settings) -> "Services":
+    """The services of a process that starts on its own (sshd's setup, `manage`), with the
+    store's schema brought up to date first."""
+    svc = Services(settings)
+    svc.store.migrate()
+    return svc
+
+
 class Services:
     """`scheduler` and `router` may be given (the in-memory scheduler and a recording router of
     the fast deploy-logic tests); by default they are made from the settings on first use."""
@@ -51,7 +68,7 @@ class Services:
     def scheduler(self) -> Scheduler:
         with self._lock:
             if self._scheduler is None:
-                self._scheduler = make_scheduler(self.settings)
+                self._scheduler = make_scheduler(scheduler_config(self.settings))
             return self._scheduler
 
     @property

@@ -274,7 +274,7 @@ def test_a_certificate_nginx_refuses_is_reported_for_its_app_and_others_keep_wor
     # A stored certificate nginx cannot load (say, a future ACME source wrote a bad one): the
     # router serves that app without it, says so in `dockyard router`, and other apps' changes
     # still go live.
-    from controller.routing import state as router_state
+    from controller.routing.certs import store_bundle
     from controller.routing.certs import CertBundle, inspect_bundle
     from controller.store import Store
     p = platform
@@ -286,7 +286,7 @@ def test_a_certificate_nginx_refuses_is_reported_for_its_app_and_others_keep_wor
     info = inspect_bundle(crt.read_text(), key.read_text(), [host])
     store = Store(p.home / "dockyard.db")
     broken = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
-    router_state.put_cert(store, store.get_app(a), CertBundle(cert_pem=broken, key_pem=key.read_text(), info=info))
+    store_bundle(store, store.get_app(a), CertBundle(cert_pem=broken, key_pem=key.read_text(), info=info))
     p.cli("router:set", "read-timeout=30", "-a", a)   # any API change applies the routes at once
     report = wait_until(lambda: (lambda out: out if "Refused by the router" in out else None)(
         p.cli("router", "-a", a).stdout), 30, "the refusal in the app's router report", every=0.25)

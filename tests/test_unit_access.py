@@ -12,7 +12,6 @@ from core import isolation
 from controller.accounts import sshkeys
 from core.errors import BadRequest, Conflict, NotFound
 from core.models import App, User
-from controller.store import Store
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPwb9WM1pBNc9Ouypxl9v/sFXMraqmj8AKbySjErwCEv me@x"
 ED_FP = "SHA256:E8jQvlO3CW64hoIn6rP1KTenFO0yhqoNKlzstIae77U"
@@ -164,10 +163,17 @@ def test_audit_detail_keeps_config_keys_only():
 
 # ---- account store --------------------------------------------------------------------
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "db.sqlite")
-    s.migrate()
-    return s
+def svc(tmp_path):
+    from controller.services import Services
+    from controller.settings import Settings
+    services = Services(Settings(home=tmp_path))
+    services.store.migrate()
+    return services
+
+
+@pytest.fixture
+def store(svc):
+    return svc.store
 
 
 def test_user_names_validated():
@@ -177,56 +183,56 @@ def test_user_names_validated():
             accounts.validate_user_name(bad)
 
 
-def test_tokens_hashed_rotated_revoked(store):
+def test_tokens_hashed_rotated_revoked(svc, store):
     alice = store.create_user("alice")
-    t1 = accounts.mint_token(store, alice)
+    t1 = accounts.mint_token(svc, alice)
     with store.read() as db:
         assert t1 not in repr([tuple(r) for r in db.execute("SELECT * FROM tokens")])
     assert store.user_for_token(t1) == alice
-    t2 = accounts.rotate_token(store, alice, t1)
+    t2 = accounts.rotate_token(svc, alice, t1)
     assert store.user_for_token(t1) is None and store.user_for_token(t2) == alice
     with pytest.raises(Conflict):
-        accounts.rotate_token(store, alice, t1)
-    assert accounts.revoke_token(store, t2) and store.user_for_token(t2) is None
+        accounts.rotate_token(svc, alice, t1)
+    assert accounts.revoke_token(svc, t2) and store.user_for_token(t2) is None
 
 
-def test_collaborators_and_user_removal(store):
+def test_collaborators_and_user_removal(svc, store):
     olga, carl = store.create_user("olga"), store.create_user("carl")
     app = store.create_app("shop", olga.id)
-    accounts.add_collaborator(store, app, carl)
+    accounts.add_collaborator(svc, app, carl)
     with pytest.raises(Conflict):
-        accounts.add_collaborator(store, app, carl)
+        accounts.add_collaborator(svc, app, carl)
     with pytest.raises(Conflict):
-        accounts.add_collaborator(store, app, olga)
-    assert accounts.collaborator_ids(store, app) == {carl.id}
-    assert [r["role"] for r in accounts.access_list(store, app)] == ["owner", "collaborator"]
+        accounts.add_collaborator(svc, app, olga)
+    assert accounts.collaborator_ids(svc, app) == {carl.id}
+    assert [r["role"] for r in accounts.access_list(svc, app)] == ["owner", "collaborator"]
     with pytest.raises(Conflict) as e:
-        accounts.remove_user(store, "olga", carl)
+        accounts.remove_user(svc, "olga", carl)
     assert "shop" in e.value.message and "apps:destroy" in e.value.message
-    accounts.remove_user(store, "carl", olga)
-    assert accounts.collaborator_ids(store, app) == set()
+    accounts.remove_user(svc, "carl", olga)
+    assert accounts.collaborator_ids(svc, app) == set()
     with pytest.raises(NotFound):
-        accounts.remove_collaborator(store, app, olga)
+        accounts.remove_collaborator(svc, app, olga)
 
 
-def test_keys_unique_and_removable(store):
+def test_keys_unique_and_removable(svc, store):
     a, b = store.create_user("alice"), store.create_user("bob")
     k = sshkeys.parse_public_key(ED)
-    added = accounts.add_key(store, a, "laptop", k.fingerprint, k.line)
+    added = accounts.add_key(svc, a, "laptop", k.fingerprint, k.line)
     with pytest.raises(Conflict):
-        accounts.add_key(store, b, "x", k.fingerprint, k.line)
-    assert accounts.user_for_key(store, added["id"]) == (a, ED_FP)
+        accounts.add_key(svc, b, "x", k.fingerprint, k.line)
+    assert accounts.user_for_key(svc, added["id"]) == (a, ED_FP)
     with pytest.raises(NotFound):
-        accounts.remove_key(store, b, "laptop")
-    assert accounts.remove_key(store, a, ED_FP)["name"] == "laptop"
-    assert accounts.all_keys(store) == []
+        accounts.remove_key(svc, b, "laptop")
+    assert accounts.remove_key(svc, a, ED_FP)["name"] == "laptop"
+    assert accounts.all_keys(svc) == []
 
 
-def test_audit_log_bounded_and_filtered(store):
+def test_audit_log_bounded_and_filtered(svc):
     for i in range(5):
-        accounts.audit(store, "alice" if i % 2 else "bob", "ps:scale", "shop", {"i": i}, 200)
-    assert [e["detail"]["i"] for e in accounts.audit_entries(store, actor="alice")] == [1, 3]
-    assert len(accounts.audit_entries(store, limit=2)) == 2
+        accounts.audit(svc, "alice" if i % 2 else "bob", "ps:scale", "shop", {"i": i}, 200)
+    assert [e["detail"]["i"] for e in accounts.audit_entries(svc, actor="alice")] == [1, 3]
+    assert len(accounts.audit_entries(svc, limit=2)) == 2
 
 
 def test_git_access_check_shared_by_http_and_ssh(tmp_path):
@@ -240,7 +246,7 @@ def test_git_access_check_shared_by_http_and_ssh(tmp_path):
     svc.store.migrate()
     olga, carl, eve = (svc.store.create_user(n) for n in ("olga", "carl", "eve"))
     app = svc.store.create_app("shop", olga.id)
-    accounts.add_collaborator(svc.store, app, carl)
+    accounts.add_collaborator(svc, app, carl)
     assert authorize_git(svc, olga, "shop", True) is None
     assert authorize_git(svc, carl, "shop", True) is None
     assert (tmp_path / "repos" / "shop.git" / "HEAD").exists()

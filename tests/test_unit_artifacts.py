@@ -42,7 +42,7 @@ def test_old_name_keyed_backups_go_only_to_the_app_they_belong_to(svc):
     store.create_addon(other, "postgres-blog-1111", "postgres", 256, {})      # blog's own add-on: its backup
     (home / "cache" / "shop").mkdir(parents=True)
     (home / "cache" / "gone").mkdir(parents=True)
-    lines = adopt_name_keyed(svc.settings, store)
+    lines = adopt_name_keyed(svc)
     assert [b.name for b in addon_backups.list_backups(svc, shop)] == [mine]
     assert [b.name for b in addon_backups.list_backups(svc, other)] == [kept]
     assert not (home / "backups" / "shop").exists() and not (home / "backups" / "blog").exists()
@@ -51,7 +51,7 @@ def test_old_name_keyed_backups_go_only_to_the_app_they_belong_to(svc):
     assert [(d["app"], [b.name for b in d["backups"]]) for d in orphaned] == [("shop", [theirs])]
     assert addon_backups.destroyed(svc, bob) == [] and addon_backups.destroyed(svc, alice) == []
     assert (home / "cache" / shop.id).is_dir() and not (home / "cache" / "gone").exists()
-    assert len(lines) == 5 and adopt_name_keyed(svc.settings, store) == []     # once only
+    assert len(lines) == 5 and adopt_name_keyed(svc) == []     # once only
 
 
 def test_a_destroyed_apps_backups_are_its_owners_until_they_expire(svc):

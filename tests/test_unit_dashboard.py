@@ -15,7 +15,7 @@ def dash(tmp_path):
     store = app.extensions["dockyard"].store
     store.migrate()
     user = store.create_user("alice", is_admin=True)
-    return app, store, accounts.mint_token(store, user)
+    return app, store, accounts.mint_token(app.extensions["dockyard"], user)
 
 
 def login(client, token):

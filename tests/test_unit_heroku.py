@@ -9,6 +9,8 @@ import pytest
 from controller.accounts import users as accounts
 from controller.apps.dyno_ops import split_dyno_name
 from controller.web.heroku import resources, shapes
+from controller.services import Services
+from controller.settings import Settings
 from controller.store import Store
 from core.errors import BadRequest, Conflict, InvalidName, NotFound
 
@@ -164,23 +166,23 @@ def test_bad_process_names_are_refused(name):
 
 
 def test_users_set_an_email_and_are_found_by_it_or_by_name(tmp_path):
-    store = Store(tmp_path / "db.sqlite")
-    store.migrate()
-    al, _ = accounts.add_user(store, "alice")
-    bob, _ = accounts.add_user(store, "bob")
-    assert al.login == "alice" and accounts.find_user(store, "alice").id == al.id   # the name where no email is set
-    al = accounts.set_email(store, al, "Alice@Example.com")
+    svc = Services(Settings(home=tmp_path))
+    svc.store.migrate()
+    al, _ = accounts.add_user(svc, "alice")
+    bob, _ = accounts.add_user(svc, "bob")
+    assert al.login == "alice" and accounts.find_user(svc, "alice").id == al.id   # the name where no email is set
+    al = accounts.set_email(svc, al, "Alice@Example.com")
     assert al.email == "alice@example.com" and al.login == "alice@example.com"
-    assert accounts.find_user(store, "alice@example.com").id == al.id
-    assert accounts.find_user(store, "alice").id == al.id
+    assert accounts.find_user(svc, "alice@example.com").id == al.id
+    assert accounts.find_user(svc, "alice").id == al.id
     with pytest.raises(Conflict):
-        accounts.set_email(store, bob, "alice@example.com")          # one user per email
+        accounts.set_email(svc, bob, "alice@example.com")          # one user per email
     for bad in ("nope", "a@", 42, "a b@x.io"):
         with pytest.raises(BadRequest):
-            accounts.set_email(store, bob, bad)
+            accounts.set_email(svc, bob, bad)
     with pytest.raises(NotFound):
-        accounts.find_user(store, "carol@example.com")
-    assert accounts.set_email(store, al, None).login == "alice"
+        accounts.find_user(svc, "carol@example.com")
+    assert accounts.set_email(svc, al, None).login == "alice"
 
 
 def test_only_an_app_without_builds_or_addons_is_renamed(tmp_path):

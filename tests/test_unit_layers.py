@@ -40,6 +40,22 @@ def test_the_controller_is_grouped_by_concern():
     assert len(flat) <= MAX_FLAT_CONTROLLER_MODULES, f"move these into the folder of their concern: {flat}"
 
 
+TRANSPORTS = ("api", "dashboard", "git", "web")
+
+
+def test_transports_never_touch_the_store():
+    """The API, the dashboard, git and the web layer they share call use cases; every read and
+    write of the store goes through one (so a rule added there holds for every transport).
+    import-linter forbids importing controller.store there; this catches `svc().store.X`."""
+    hits = []
+    for folder in TRANSPORTS:
+        for path in sorted((ROOT / "controller" / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr == "store":
+                    hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not hits, f"call a use case (apps/queries.py, addons/queries.py, accounts/, observe/ ...) instead: {hits}"
+
+
 def test_no_module_imports_a_private_name_of_another():
     hits = []
     for path in _sources():

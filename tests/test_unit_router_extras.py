@@ -11,7 +11,6 @@ import pytest
 
 from controller.routing import certs
 from controller.routing import options as router_options
-from controller.routing import state as router_state
 from controller.routing.certs import host_covered, inspect_bundle, uncovered_hosts
 from controller.routing.domains import default_owner, normalize_hostname
 from core.errors import BadRequest
@@ -270,26 +269,29 @@ def test_group_bounds_lines_per_app():
 
 # ---------------------------------------------------------------- store (SQLite in tmp, no sockets)
 def test_router_state_in_the_store(tmp_path):
-    from controller.routing.certs import CertBundle
-    from core.errors import Conflict, NotFound
+    from controller.routing.certs import CertBundle, store_bundle, stored_bundle
+    from controller.routing.options import merge_settings
+    from core.errors import Conflict
     from controller.routing.table import with_extras
     from controller.store import Store
     store = Store(tmp_path / "db.sqlite")
     store.migrate()
     a, b = store.create_app("app-a", None), store.create_app("app-b", None)
-    router_state.add_domain(store, a, "www.example.com")
+
+    def update(app, parsed):
+        return store.change_router_settings(app, lambda current: merge_settings(current, parsed))
+    store.add_domain(a, "www.example.com")
     with pytest.raises(Conflict):
-        router_state.add_domain(store, b, "www.example.com")
-    assert router_state.domain_owner(store, "www.example.com").name == "app-a"
-    assert router_state.update_settings(store, a, {"read-timeout": 90, "maintenance": True}) == {
-        "maintenance": True, "read-timeout": 90}
-    assert router_state.update_settings(store, a, {"read-timeout": None, "maintenance": False}) == {}
-    router_state.update_settings(store, a, {"client-max-body-size": "5m"})
+        store.add_domain(b, "www.example.com")
+    assert store.domain_owner_name("www.example.com") == "app-a"
+    assert update(a, {"read-timeout": 90, "maintenance": True}) == {"maintenance": True, "read-timeout": 90}
+    assert update(a, {"read-timeout": None, "maintenance": False}) == {}
+    update(a, {"client-max-body-size": "5m"})
     cert, key = self_signed(["www.example.com"])
     info = inspect_bundle(cert, key, ["www.example.com"])
-    router_state.put_cert(store, a, CertBundle(cert, key, info))
-    got = router_state.get_cert(store, "app-a")
-    assert got.info == info and got.key_pem == key and router_state.get_cert(store, "app-b") is None
+    store_bundle(store, a, CertBundle(cert, key, info))
+    got = stored_bundle(store, "app-a")
+    assert got.info == info and got.key_pem == key and stored_bundle(store, "app-b") is None
     tls = certs.cert_files(tmp_path / "certs", "app-a", got)
     assert Path(tls.cert_path).read_text() == cert
     assert all(Path(p).stat().st_mode & 0o777 == 0o600 for p in (tls.cert_path, tls.key_path))
@@ -297,15 +299,14 @@ def test_router_state_in_the_store(tmp_path):
     certs.prune_cert_files(tmp_path / "certs", {tls.cert_path, tls.key_path})
     assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == sorted(
         [Path(tls.cert_path).name, Path(tls.key_path).name])
-    routes = with_extras(build_table([("app-a", UP), ("app-b", ())], "localhost"), router_state.all_domains(store),
-                         router_state.all_settings(store), {"app-a": tls})
+    routes = with_extras(build_table([("app-a", UP), ("app-b", ())], "localhost"), store.all_domains(),
+                         store.all_router_settings(), {"app-a": tls})
     assert routes[0].hostnames == ("app-a.localhost", "www.example.com")
     assert routes[0].options.client_max_body_size == "5m" and routes[0].tls == tls
     assert routes[1] == build_table([("app-b", ())], "localhost")[0]
     store.delete_app(a)   # cascades
-    assert router_state.all_domains(store) == {} and router_state.get_cert(store, "app-a") is None
-    with pytest.raises(NotFound):
-        router_state.remove_domain(store, b, "www.example.com")
+    assert store.all_domains() == {} and stored_bundle(store, "app-a") is None
+    assert not store.remove_domain(b, "www.example.com")
 
 
 def test_nginx_error_log_is_capped_with_its_tail_kept(tmp_path):

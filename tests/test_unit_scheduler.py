@@ -11,6 +11,7 @@ import pytest
 from controller.scheduler import LABEL_APP, LABEL_BUILD, LABEL_INSTANCE, Scheduler, make_scheduler
 from controller.scheduler.docker_build import append_labels
 from controller.scheduler.docker_parse import Lines, iso, parse_instance, parse_logs, split_frames
+from controller.services import scheduler_config
 from controller.settings import Settings
 from core.errors import ImageBuildFailed
 from core.models import LogLine
@@ -224,7 +225,7 @@ def test_a_missing_or_odd_dockerfile_is_a_build_failure(tmp_path):
 
 # ---- the factory ---------------------------------------------------------------------------
 def test_the_factory_gives_a_complete_scheduler_without_contacting_the_engine(tmp_path):
-    sched = make_scheduler(Settings(home=tmp_path))
+    sched = make_scheduler(scheduler_config(Settings(home=tmp_path)))
     assert isinstance(sched, Scheduler)
     assert not getattr(type(sched), "__abstractmethods__", None)
 
@@ -237,3 +238,14 @@ def test_a_web_instance_listening_on_its_images_exposed_port_is_found_there():
     insp = inspected("running", labels=labels, ports={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49161"}]})
     assert parse_instance(insp, APP_PORT).host_port == 49161
     assert parse_instance(listed("running", "Up 1 minute"), APP_PORT).host_port == 49153   # no label: $PORT
+
+
+def test_the_scheduler_config_holds_the_settings_of_the_same_name(tmp_path):
+    from dataclasses import fields
+    settings = Settings(home=tmp_path, name="cfgtest", stop_grace=7, registry_mirror="http://127.0.0.1:9/")
+    config = scheduler_config(settings)
+    assert config.backend == settings.scheduler
+    for f in fields(config):
+        if f.name != "backend":
+            assert getattr(config, f.name) == getattr(settings, f.name), f.name
+    assert config.image_repo("shop") == settings.image_repo("shop")

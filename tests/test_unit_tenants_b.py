@@ -65,7 +65,7 @@ def dash(tmp_path):
     app = create_app(from_env({"DOCKYARD_HOME": str(tmp_path), "DOCKYARD_NAME": "dyunit"}))
     store = app.extensions["dockyard"].store
     store.migrate()
-    return app, accounts.mint_token(store, store.create_user("bob"))
+    return app, accounts.mint_token(app.extensions["dockyard"], store.create_user("bob"))
 
 
 @pytest.mark.parametrize("headers,status", [

@@ -11,8 +11,8 @@ from core.fsutil import atomic_write
 
 from controller.accounts import users
 from controller.accounts.sshkeys import render_authorized_keys
+from controller.services import Services
 from controller.settings import Settings
-from controller.store import Store
 
 LISTEN_HOST = "127.0.0.1"   # the only address the platform's sshd listens on; clients are given this one
 SOCKET_ROOT = Path("/run/dockyard-ssh")
@@ -44,9 +44,10 @@ def forced_command(s: Settings) -> str:
     return f"{python_bin()} -I {COMMAND} {socket_path(s)}"
 
 
-def write_authorized_keys(s: Settings, store: Store) -> Path:
+def write_authorized_keys(svc: Services) -> Path:
+    s = svc.settings
     d = ssh_dir(s)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = d / "authorized_keys"
-    atomic_write(path, render_authorized_keys(users.all_keys(store), forced_command(s)))
+    atomic_write(path, render_authorized_keys(users.all_keys(svc), forced_command(s)))
     return path

@@ -12,12 +12,13 @@ DOCKYARD_QUOTA_* settings are the defaults. No memory limit may exceed the host'
 from __future__ import annotations
 
 from core import imagerefs
-from core.errors import Forbidden, QuotaExceeded
+from core.errors import Forbidden, NotFound, QuotaExceeded
 from core.models import App, User
 
 from controller.accounts import access
 from controller.accounts import users as accounts
 from controller.services import Services
+from controller.store.tenancy import QUOTA_FIELDS  # noqa: F401 - the API validates quota bodies by it
 
 
 # ---- images -----------------------------------------------------------------------------
@@ -30,7 +31,7 @@ def image_allowed(svc: Services, user: User, ref: str) -> bool:
     image_id, app_name = ident
     if app_name:
         app = svc.store.find_app(app_name)
-        if app is not None and access.can_deploy(user, app, accounts.collaborator_ids(svc.store, app)):
+        if app is not None and access.can_deploy(user, app, accounts.collaborator_ids(svc, app)):
             return True
     for allowed in allowed_refs(svc):
         other = svc.scheduler.image_identity(allowed)
@@ -131,3 +132,27 @@ def _judge(owner: User, quota: dict, used: dict) -> None:
     if used["memory_mb"] > quota["max_memory_mb"]:
         raise QuotaExceeded(f"That makes {used['memory_mb']} MB of instance memory over {owner.name}'s apps; the "
                             f"quota is {quota['max_memory_mb']} MB: lower a limit, scale down, or ask an admin.")
+
+
+# ---- what an admin sets --------------------------------------------------------------------
+def allowed_by_admins(svc: Services) -> list[dict]:
+    """The images admins allowed with images:allow, each {image, created_by, ...}."""
+    return svc.store.allowed_images()
+
+
+def allow_image(svc: Services, image: str, by: User) -> None:
+    svc.store.allow_image(image, by.name)
+
+
+def disallow_image(svc: Services, image: str) -> None:
+    if not svc.store.disallow_image(image):
+        raise NotFound(f"{image} is not in the allowed images (see `dockyard images:allowed`).")
+
+
+def quota_set(svc: Services, user: User) -> dict:
+    """Only what an admin set for the user (the rest is the default)."""
+    return svc.store.quota(user)
+
+
+def set_quota(svc: Services, user: User, values: dict) -> None:
+    svc.store.set_quota(user, values)

@@ -222,7 +222,7 @@ def visible(svc: Services, user: User, name: str) -> Addon:
     name that does not exist gets, so that a name tells nobody whose it is."""
     addon = svc.store.find_addon(name)
     owner = svc.store.find_app(addon.app) if addon is not None else None
-    if owner is None or not access.can_read(user, owner, accounts.collaborator_ids(svc.store, owner)):
+    if owner is None or not access.can_read(user, owner, accounts.collaborator_ids(svc, owner)):
         raise addon_not_found(name)
     return addon
 
@@ -247,3 +247,14 @@ def for_app(svc: Services, app: App, name: str | None, service: str | None = Non
             return owned[0]
         raise BadRequest(f"{app.name} has several: name one ({', '.join(a.name for a in mine)}).")
     return mine[0]
+
+
+def run_shell(svc: Services, app: App, addon: Addon, user: User, command: list[str], env: dict[str, str],
+              read_stdin, on_output) -> int:
+    """pg:psql / redis:cli (`shell_command`) in the add-on's container, stdin and output attached
+    (see Scheduler.service_exec_attached); the session goes into the app's events."""
+    code = svc.scheduler.service_exec_attached(addon.name, command, read_stdin, on_output, svc.settings.run_timeout,
+                                               env=env)
+    svc.store.add_event(app, "dockyard", "api", f"{command[0]} session in {addon.name} by {user.name} "
+                        f"exited with code {code}")
+    return code

@@ -18,13 +18,14 @@ from datetime import datetime
 from pathlib import Path
 
 from controller.addons.backups import parse_backup
+from controller.services import Services
 from controller.settings import Settings
 from controller.store import Store
 
 
-def adopt_name_keyed(settings: Settings, store: Store) -> list[str]:
+def adopt_name_keyed(svc: Services) -> list[str]:
     """Move name-keyed backups and caches under app ids; returns what was done, one line each."""
-    return _adopt_backups(settings, store) + _adopt_caches(settings, store)
+    return _adopt_backups(svc.settings, svc.store) + _adopt_caches(svc.settings, svc.store)
 
 
 def _known_ids(store: Store) -> set[str]:

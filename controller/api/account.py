@@ -18,6 +18,6 @@ def account():
 @bp.patch("/account")
 def update_account():
     """{"email": "alice@example.com"} (null clears it): the email Heroku's tools know you by."""
-    user = accounts.set_email(svc().store, g.user, body().get("email"))
+    user = accounts.set_email(svc(), g.user, body().get("email"))
     audit("account:email", email=user.email)
     return jsonify(_account(user))

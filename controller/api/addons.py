@@ -10,6 +10,7 @@ from core.numbers import whole_number
 
 from controller.addons import backups
 from controller.addons import ops as addon_ops
+from controller.addons import queries as addon_queries
 from controller.addons import lifecycle as addons
 from controller.web.common import audit, body, load_app, svc
 from controller.web.views import addon_row, addon_rows
@@ -23,7 +24,7 @@ def _addon_json(a, app, detail: bool = False) -> dict:
     row = addon_row(a, app)
     if detail:
         row["package_version"] = addon_ops.package_version(s, a)
-        row["attachments"] = [{"app": t.app, "var": t.var, "owner": t.owner} for t in s.store.attachments(addon=a)]
+        row["attachments"] = [{"app": t.app, "var": t.var, "owner": t.owner} for t in addon_queries.attachments(s, a)]
         row["node"] = a.node or "this host"
     return row
 
@@ -190,11 +191,8 @@ def shell(ws, name, addon):
             return None if isinstance(msg, str) else msg
 
         ws.send(json.dumps({"started": a.name, "service": a.service}))
-        code = s.scheduler.service_exec_attached(a.name, command, read_stdin,
-                                                 lambda stream, data: ws.send(bytes([stream]) + data),
-                                                 s.settings.run_timeout, env=env)
-        s.store.add_event(app, "dockyard", "api", f"{command[0]} session in {a.name} by {g.user.name} "
-                          f"exited with code {code}")
+        code = addon_ops.run_shell(s, app, a, g.user, command, env, read_stdin,
+                                  lambda stream, data: ws.send(bytes([stream]) + data))
         ws.send(json.dumps({"exit": code}))
     except ConnectionClosed:
         return

@@ -2,10 +2,9 @@ from flask import Blueprint, g, jsonify, request
 
 from core.names import validate_app_name
 
-from controller.accounts import access
-from controller.accounts import users as accounts
 from controller.addons import lifecycle as addons
 from controller.apps import rename as app_rename
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.common import app_json, body, load_app, svc
 
@@ -14,9 +13,7 @@ bp = Blueprint("apps", __name__)
 
 @bp.get("/apps")
 def list_apps():
-    store = svc().store
-    return jsonify([app_json(a) for a in store.list_apps()
-                    if access.can_read(g.user, a, accounts.collaborator_ids(store, a))])
+    return jsonify([app_json(a) for a in queries.visible_apps(svc(), g.user)])
 
 
 @bp.post("/apps")
@@ -29,7 +26,7 @@ def create_app_():
 def get_app(name):
     app = load_app(name)
     data = app_json(app)
-    data["formation"] = svc().store.formation(app)
+    data["formation"] = queries.formation(svc(), app)
     return jsonify(data)
 
 

@@ -52,7 +52,7 @@ def record(response):
     if args.get("ptype"):
         detail["type"] = str(args["ptype"])[:40]
     try:
-        accounts.audit(svc().store, user.name, action, app, detail, response.status_code)
+        accounts.audit(svc(), user.name, action, app, detail, response.status_code)
     except StorageFull:
         # the store is full: the request was refused (507) or already done; the response stands
         current_app.logger.warning("audit of %s by %s not recorded: the store's filesystem is full", action, user.name)
@@ -63,5 +63,5 @@ def record(response):
 def list_audit():
     require_admin("read the audit log")
     limit = min(whole_number(request.args.get("limit", 100), "limit", 1), 5000)
-    return jsonify(accounts.audit_entries(svc().store, app=request.args.get("app") or None,
+    return jsonify(accounts.audit_entries(svc(), app=request.args.get("app") or None,
                                           actor=request.args.get("user") or None, limit=limit))

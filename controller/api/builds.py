@@ -2,10 +2,11 @@ from datetime import datetime
 
 from flask import Blueprint, g, jsonify
 
-from core.errors import BadRequest, NotFound
+from core.errors import BadRequest
 from core.names import IMAGE_REF, image_ref
 from core.procfile import parse_procfile
 
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.common import body, load_app, svc
 
@@ -29,16 +30,14 @@ def _build_json(b):
 
 @bp.get("/apps/<name>/builds")
 def list_builds(name):
-    return jsonify([_build_json(b) for b in svc().store.list_builds(load_app(name))])
+    return jsonify([_build_json(b) for b in queries.builds(svc(), load_app(name))])
 
 
 @bp.get("/apps/<name>/builds/<build_id>")
 def get_build(name, build_id):
     app = load_app(name)
-    b = svc().store.get_build(build_id)
-    if b is None or b.app_id != app.id:
-        raise NotFound(f"{name} has no build {build_id[:20]!r}: see `dockyard builds -a {name}`.")
-    return jsonify({**_build_json(b), "output": svc().store.build_output(b.id)})
+    b, output = queries.build(svc(), app, build_id)
+    return jsonify({**_build_json(b), "output": output})
 
 
 @bp.post("/apps/<name>/builds")

@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 from flask import Blueprint, g, jsonify
 
 from controller.routing import app_routes
-from controller.routing import state as router_state
 from controller.routing.certs import CertBundle, uncovered_hosts
 from controller.web.common import body, load_app, svc
 
@@ -18,13 +17,13 @@ def _cert_json(app, bundle: CertBundle) -> dict:
     days = (datetime.fromisoformat(info.not_after) - datetime.now(timezone.utc)).days
     return {**asdict(info), "names": list(info.names), "source": bundle.source, "expires_in_days": days,
             "uncovered_hosts": uncovered_hosts(info, app_routes.hosts(svc(), app)), "tls_port": s.router_tls_port,
-            "force_https": bool(router_state.get_settings(svc().store, app).get("force-https", False))}
+            "force_https": bool(app_routes.router_settings(svc(), app).get("force-https", False))}
 
 
 @bp.get("/apps/<name>/sni-endpoints")
 def list_certs(name):
     app = load_app(name)
-    bundle = router_state.get_cert(svc().store, app.name)
+    bundle = app_routes.certificate(svc(), app)
     return jsonify([] if bundle is None else [_cert_json(app, bundle)])
 
 

@@ -7,6 +7,7 @@ from core.checkspec import effective, parse_healthchecks, spec_from_pairs
 from core.errors import BadRequest
 from core.names import validate_process_type
 
+from controller.apps import queries
 from controller.apps import releases
 from controller.runtime.rollout import RELEASE_PHASE
 from controller.web.common import body, load_app, svc
@@ -16,10 +17,10 @@ bp = Blueprint("checks", __name__)
 
 def _checks_json(name):
     s = svc()
-    app = s.store.get_app(name)
-    release = s.store.current_release(app)
+    app = queries.fresh(s, name)
+    release = queries.current_release(s, app)
     types = sorted(t for t in (release.process_types if release else {}) if t != RELEASE_PHASE)
-    table = effective(s.store.checks(app), release.healthchecks if release else {},
+    table = effective(queries.stored_checks(s, app), release.healthchecks if release else {},
                       (release.port if release else None) or s.settings.app_port,
                       release.manifest.get("checks_from") if release else None)
     out = []
@@ -54,7 +55,7 @@ def set_checks(name, ptype):
         if not data:
             raise BadRequest("Give the check, e.g. `dockyard checks:set web path=/health content=ok`.")
         specs = [spec_from_pairs({k: str(v) for k, v in data.items()}, s.settings.app_port)]
-    releases.set_checks(s, s.store.get_app(name), ptype, specs, g.user.name)
+    releases.set_checks(s, queries.fresh(s, name), ptype, specs, g.user.name)
     return jsonify(_checks_json(name))
 
 

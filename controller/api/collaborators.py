@@ -11,7 +11,7 @@ bp = Blueprint("collaborators", __name__)
 
 @bp.get("/apps/<name>/collaborators")
 def list_collaborators(name):
-    return jsonify(accounts.access_list(svc().store, load_app(name)))
+    return jsonify(accounts.access_list(svc(), load_app(name)))
 
 
 @bp.post("/apps/<name>/collaborators")
@@ -20,16 +20,16 @@ def add(name):
     user_name = body().get("user")
     if not isinstance(user_name, str) or not user_name:
         raise BadRequest('Say who: {"user": "NAME"} (`dockyard access:add NAME -a APP`).')
-    user = accounts.get_user(svc().store, user_name)
-    accounts.add_collaborator(svc().store, app, user)
+    user = accounts.get_user(svc(), user_name)
+    accounts.add_collaborator(svc(), app, user)
     audit("access:add", name, user=user.name)
-    return jsonify(accounts.access_list(svc().store, app)), 201
+    return jsonify(accounts.access_list(svc(), app)), 201
 
 
 @bp.delete("/apps/<name>/collaborators/<user_name>")
 def remove(name, user_name):
     app = load_app(name, admin=True)
-    user = accounts.get_user(svc().store, user_name)
-    accounts.remove_collaborator(svc().store, app, user)
+    user = accounts.get_user(svc(), user_name)
+    accounts.remove_collaborator(svc(), app, user)
     audit("access:remove", name, user=user.name)
-    return jsonify(accounts.access_list(svc().store, app))
+    return jsonify(accounts.access_list(svc(), app))

@@ -3,6 +3,7 @@ from flask import Blueprint, g, jsonify, request
 from core.errors import BadRequest
 from core.names import validate_config_key
 
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.common import body, load_app, svc
 
@@ -12,7 +13,7 @@ bp = Blueprint("config_vars", __name__)
 @bp.get("/apps/<name>/config-vars")
 def get_config(name):
     app = load_app(name)
-    current = svc().store.current_release(app)
+    current = queries.current_release(svc(), app)
     return jsonify(current.config if current else {})
 
 

@@ -1,7 +1,6 @@
 from flask import Blueprint, g, jsonify
 
 from controller.routing import app_routes
-from controller.routing import state as router_state
 from controller.web.common import body, load_app, svc
 
 bp = Blueprint("domains", __name__)
@@ -18,7 +17,7 @@ def list_domains(name):
     app = load_app(name)
     rows = [_domain_json(app.name, svc().settings.app_host(app.name), "default")]
     rows += [_domain_json(app.name, d["hostname"], "custom", d["created_at"])
-             for d in router_state.domains(svc().store, app)]
+             for d in app_routes.domains(svc(), app)]
     return jsonify(rows)
 
 

@@ -7,6 +7,7 @@ from simple_websocket import ConnectionClosed
 from core.errors import BadRequest, DockyardError
 
 from controller.runtime import oneoffs
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.common import load_app, svc
 from controller.web.views import dyno_json
@@ -19,10 +20,10 @@ sock = Sock()    # stateless here: routes are registered on the blueprint
 def list_dynos(name):
     load_app(name)
     s = svc()
-    app = s.store.get_app(name)
-    healthy = s.store.healthy_ids() | {o.container_id for o in s.scheduler.oneoffs(name)}
-    health = s.store.instance_health(app)
-    limits = s.store.limits(app)
+    app = queries.fresh(s, name)
+    healthy = queries.healthy_ids(s) | {o.container_id for o in s.scheduler.oneoffs(name)}
+    health = queries.instance_health(s, app)
+    limits = queries.limits(s, app)
 
     def limit(ptype: str) -> int:
         return (limits.get(ptype) or {}).get("memory_mb") or s.settings.app_memory_mb

@@ -15,6 +15,7 @@ from werkzeug.routing import Map, Rule
 from core.models import App, User
 
 from controller.accounts import users as accounts
+from controller.apps import queries
 from controller.web.heroku import shapes
 from controller.web.common import load_app, svc
 
@@ -50,8 +51,8 @@ def listing(rows: list[dict]):
 
 def find_app(ident: str, admin: bool = False) -> App:
     """An app by name, or by id (Heroku's tools use both), with Dockyard's access check."""
-    if svc().store.find_app(ident) is None:
-        by_id = next((a for a in svc().store.list_apps() if a.id == ident), None)
+    if queries.find_app(svc(), ident) is None:
+        by_id = next((a for a in queries.all_apps(svc()) if a.id == ident), None)
         if by_id is not None:
             ident = by_id.name
     return load_app(ident, admin=admin)
@@ -61,7 +62,7 @@ class Users:
     """Every user by id and by name, read once per request: Heroku's shapes name users by email."""
 
     def __init__(self):
-        everyone = accounts.all_users(svc().store)
+        everyone = accounts.all_users(svc())
         self.by_id = {u.id: u for u in everyone}
         self.by_name = {u.name: u for u in everyone}
 

@@ -10,8 +10,8 @@ from core.errors import NotFound
 from controller.accounts import users as accounts
 from controller.routing import app_routes
 from controller.accounts import keys
+from controller.apps import queries
 from controller.apps import releases
-from controller.routing import state as router_state
 from controller.web.heroku import resources
 from controller.web.common import audit, body, svc
 from controller.api.heroku import Users, find_app, listing, route
@@ -24,7 +24,7 @@ def domain_shapes(app) -> list[dict]:
                              default_host=default, created_at=app.created_at)]
     return rows + [resources.domain(app_id=app.id, app_name=app.name, hostname=d["hostname"], kind="custom",
                                     default_host=default, created_at=d["created_at"])
-                   for d in router_state.domains(svc().store, app)]
+                   for d in app_routes.domains(svc(), app)]
 
 
 @route("/apps/<ident>/domains", "GET")
@@ -60,7 +60,7 @@ def remove_domain(ident, hostname):
 def collaborator_shapes(app) -> list[dict]:
     users = Users()
     rows = []
-    for entry in accounts.access_list(svc().store, app):
+    for entry in accounts.access_list(svc(), app):
         user_id, login = users.ref(name=entry["user"])
         rows.append(resources.collaborator(app_id=app.id, app_name=app.name, user_id=user_id, login=login,
                                            role=entry["role"], since=entry.get("since") or app.created_at))
@@ -76,8 +76,8 @@ def list_collaborators(ident):
 def add_collaborator(ident):
     """`heroku access:add EMAIL`: a user by email, or by name where they set none."""
     app = find_app(ident, admin=True)
-    user = accounts.find_user(svc().store, body().get("user"))
-    accounts.add_collaborator(svc().store, app, user)
+    user = accounts.find_user(svc(), body().get("user"))
+    accounts.add_collaborator(svc(), app, user)
     audit("access:add", app.name, user=user.name)
     return jsonify(next(c for c in collaborator_shapes(app) if c["user"]["email"] == user.login)), 201
 
@@ -85,16 +85,16 @@ def add_collaborator(ident):
 @route("/apps/<ident>/collaborators/<who>", "DELETE")
 def remove_collaborator(ident, who):
     app = find_app(ident, admin=True)
-    user = accounts.find_user(svc().store, who)
+    user = accounts.find_user(svc(), who)
     shape = next((c for c in collaborator_shapes(app) if c["user"]["email"] == user.login), {})
-    accounts.remove_collaborator(svc().store, app, user)
+    accounts.remove_collaborator(svc(), app, user)
     audit("access:remove", app.name, user=user.name)
     return jsonify(shape)
 
 
 # ---- account keys --------------------------------------------------------------------------------
 def key_shapes() -> list[dict]:
-    return [resources.key(row=k, login=g.user.login) for k in accounts.list_keys(svc().store, g.user)]
+    return [resources.key(row=k, login=g.user.login) for k in accounts.list_keys(svc(), g.user)]
 
 
 @route("/account/keys", "GET")
@@ -118,7 +118,7 @@ def remove_key(which):
 
 # ---- buildpacks ----------------------------------------------------------------------------------
 def _buildpack_url(app) -> str | None:
-    current = svc().store.current_release(svc().store.get_app(app.name))
+    current = queries.current_release(svc(), queries.fresh(svc(), app.name))
     return (current.config if current else {}).get("BUILDPACK_URL")
 
 

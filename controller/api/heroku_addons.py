@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from core.errors import BadRequest, NotFound
-from core.models import Addon, App
+from core.models import Addon
 
-from controller.accounts import access
-from controller.accounts import users as accounts
 from controller.addons import ops as addon_ops
+from controller.addons import queries as addon_queries
+from controller.apps import queries
 from controller.addons import lifecycle as addons
 from controller.web.heroku import resources
 from controller.web.common import audit, body, svc
@@ -19,9 +19,9 @@ from controller.api.heroku import find_app, listing, route
 
 def addon_shape(a: Addon) -> dict:
     s = svc()
-    owner = s.store.get_app(a.app)
+    owner = addon_queries.owner(s, a)
     state, _ = addon_ops.state(s, a)
-    owned = [t.var for t in s.store.attachments(addon=a) if t.app == a.app]
+    owned = [t.var for t in addon_queries.attachments(s, a) if t.app == a.app]
     return resources.addon(addon_id=a.id, name=a.name, service=a.service, memory_mb=a.memory_mb, state=state,
                            app_id=owner.id, app_name=owner.name, config_vars=owned, created_at=a.created_at)
 
@@ -29,27 +29,22 @@ def addon_shape(a: Addon) -> dict:
 def attachment_shapes(a: Addon, shape: dict | None = None) -> list[dict]:
     shape = shape or addon_shape(a)
     rows = []
-    for t in svc().store.attachments(addon=a):
+    for t in addon_queries.attachments(svc(), a):
         rows.append(resources.attachment(addon_json=shape, app_id=t.app_id, app_name=t.app, var=t.var))
     return rows
 
 
-def _visible_apps() -> list[App]:
-    store = svc().store
-    return [a for a in store.list_apps() if access.can_read(g.user, a, accounts.collaborator_ids(store, a))]
-
-
 def _visible_addons() -> list[Addon]:
     seen: dict[str, Addon] = {}
-    for app in _visible_apps():
-        for a in svc().store.list_addons(app):
+    for app in queries.visible_apps(svc(), g.user):
+        for a in addon_queries.of_app(svc(), app):
             seen.setdefault(a.id, a)
     return list(seen.values())
 
 
 @route("/apps/<ident>/addons", "GET")
 def list_app_addons(ident):
-    return listing([addon_shape(a) for a in svc().store.list_addons(find_app(ident))])
+    return listing([addon_shape(a) for a in addon_queries.of_app(svc(), find_app(ident))])
 
 
 @route("/addons", "GET")
@@ -72,12 +67,12 @@ def create_addon(ident):
 
 def _resolve(ident: str, app_name: str | None) -> list[Addon]:
     """By name or id; with an app, also by the app's attachment name (DATABASE) or var (DATABASE_URL)."""
-    candidates = svc().store.list_addons(find_app(app_name)) if app_name else _visible_addons()
+    candidates = addon_queries.of_app(svc(), find_app(app_name)) if app_name else _visible_addons()
     found = [a for a in candidates if ident in (a.name, a.id)]
     if not found and app_name:
         app = find_app(app_name)
         for a in candidates:
-            var = svc().store.get_attachment(a, app).var
+            var = addon_queries.attachment(svc(), a, app).var
             if ident.upper() in (var, var.removesuffix("_URL")):
                 found.append(a)
     if not found:
@@ -118,13 +113,13 @@ def addon_attachments(addon):
 @route("/apps/<ident>/addon-attachments", "GET")
 def app_attachments(ident):
     app = find_app(ident)
-    return listing([t for a in svc().store.list_addons(app) for t in attachment_shapes(a)
+    return listing([t for a in addon_queries.of_app(svc(), app) for t in attachment_shapes(a)
                     if t["app"]["name"] == app.name])
 
 
 @route("/addon-attachments", "GET")
 def all_attachments():
-    names = {a.name for a in _visible_apps()}
+    names = {a.name for a in queries.visible_apps(svc(), g.user)}
     return listing([t for a in _visible_addons() for t in attachment_shapes(a) if t["app"]["name"] in names])
 
 

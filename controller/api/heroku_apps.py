@@ -11,12 +11,11 @@ from core.models import App
 from core.names import validate_app_name
 
 from controller.apps import rename as app_rename
-from controller.accounts import access
 from controller.accounts import users as accounts
 from controller.addons import lifecycle as addons
 from controller.routing import app_routes
+from controller.apps import queries
 from controller.apps import releases
-from controller.routing import state as router_state
 from controller.web.heroku import shapes
 from controller.web.common import audit, body, svc
 from controller.api.heroku import Users, find_app, listing, route
@@ -24,33 +23,31 @@ from controller.api.heroku import Users, find_app, listing, route
 
 def app_shape(app: App, users: Users) -> dict:
     s = svc()
-    app = s.store.get_app(app.name)
-    current = s.store.current_release(app)
+    app = queries.fresh(s, app.name)
+    current = queries.current_release(s, app)
     owner_id, owner_login = users.ref(user_id=app.owner_id)
     return shapes.app(app_id=app.id, name=app.name, created_at=app.created_at,
                       released_at=current.created_at if current else None, owner_id=owner_id, owner_login=owner_login,
                       web_url=f"http://{s.settings.app_host(app.name)}:{s.settings.router_port}/",
                       git_url=f"{s.settings.api_url}/{app.name}.git", stack=s.settings.stack_image,
-                      maintenance=bool(router_state.get_settings(s.store, app).get("maintenance")))
+                      maintenance=bool(app_routes.router_settings(s, app).get("maintenance")))
 
 
 @route("/apps", "GET")
 def list_apps():
     """Every app the caller may see (an admin sees all)."""
-    store, users = svc().store, Users()
-    return listing([app_shape(a, users) for a in store.list_apps()
-                    if access.can_read(g.user, a, accounts.collaborator_ids(store, a))])
+    users = Users()
+    return listing([app_shape(a, users) for a in queries.visible_apps(svc(), g.user)])
 
 
 @route("/users/<who>/apps", "GET")
 def list_user_apps(who):
     """`~` is the caller: the apps they own or collaborate on (not all an admin may see)."""
-    store, users = svc().store, Users()
-    user = g.user if who == "~" else accounts.find_user(store, who)
+    users = Users()
+    user = g.user if who == "~" else accounts.find_user(svc(), who)
     if user.id != g.user.id and not g.user.is_admin:
         raise Forbidden("You can list only your own apps (/users/~/apps); an admin lists anyone's.")
-    return listing([app_shape(a, users) for a in store.list_apps()
-                    if a.owner_id == user.id or user.id in accounts.collaborator_ids(store, a)])
+    return listing([app_shape(a, users) for a in queries.apps_of(svc(), user)])
 
 
 @route("/apps/<ident>", "GET")
@@ -111,7 +108,7 @@ def update_account():
     data = body()
     if "email" not in data:
         raise BadRequest('Send {"email": "you@example.com"}: Dockyard changes only the email of an account.')
-    user = accounts.set_email(svc().store, g.user, data["email"])
+    user = accounts.set_email(svc(), g.user, data["email"])
     audit("account:email", email=user.email)
     return jsonify(_account_shape(user))
 
@@ -119,9 +116,9 @@ def update_account():
 # ---- releases --------------------------------------------------------------------------------
 def release_shapes(app: App) -> list[dict]:
     users = Users()
-    current = svc().store.get_app(app.name).current_version
+    current = queries.current_version(svc(), app)
     rows = []
-    for r in svc().store.list_releases(app):
+    for r in queries.releases(svc(), app):
         user_id, login = users.ref(name=r.created_by)
         rows.append(shapes.release(app_id=app.id, app_name=app.name, version=r.version, status=r.status,
                                    description=r.description, created_at=r.created_at, current=r.version == current,
@@ -141,7 +138,7 @@ def get_release(ident, version):
     wanted = shapes.release_version(version, app.id, [r["version"] for r in rows])
     match = next((r for r in rows if r["version"] == wanted), None)
     if match is None:
-        svc().store.get_release(app, wanted)     # raises Dockyard's not-found with its fix
+        queries.release(svc(), app, wanted)     # raises Dockyard's not-found with its fix
     return jsonify(match)
 
 
@@ -149,8 +146,8 @@ def get_release(ident, version):
 def release_config(ident, version):
     """`releases:info`: the config a release ran with (readable by whoever may read the app's config)."""
     app = find_app(ident)
-    wanted = shapes.release_version(version, app.id, [r.version for r in svc().store.list_releases(app)])
-    return jsonify(svc().store.get_release(app, wanted).config)
+    wanted = shapes.release_version(version, app.id, [r.version for r in queries.releases(svc(), app)])
+    return jsonify(queries.release(svc(), app, wanted).config)
 
 
 @route("/apps/<ident>/releases", "POST")
@@ -158,7 +155,7 @@ def rollback(ident):
     """`heroku rollback [vN]`: the CLI sends the chosen release's id."""
     app = find_app(ident)
     data = body()
-    versions = [r.version for r in svc().store.list_releases(app)]
+    versions = [r.version for r in queries.releases(svc(), app)]
     version = shapes.release_version(data["release"], app.id, versions) if data.get("release") else None
     made = releases.rollback(svc(), app, version, g.user.name, lambda line: None)
     audit("rollback", app.name, release=f"v{made.version}")

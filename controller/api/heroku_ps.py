@@ -8,6 +8,7 @@ from core.appjson import MAX_QUANTITY
 from core.models import App
 
 from controller.apps import dyno_ops
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.heroku import shapes
 from controller.web.common import audit, body, svc
@@ -17,8 +18,8 @@ from controller.api.heroku import find_app, listing, route
 
 def _sizes(app: App) -> dict[str, str]:
     s = svc()
-    limits = s.store.limits(app)
-    types = set(releases.process_types(s.store.live_release(app))) | set(limits) | {"run"}
+    limits = queries.limits(s, app)
+    types = set(releases.process_types(queries.live_release(s, app))) | set(limits) | {"run"}
     return {t: shapes.size((limits.get(t) or {}).get("memory_mb") or s.settings.app_memory_mb,
                            (limits.get(t) or {}).get("cpus")) for t in types}
 
@@ -79,13 +80,13 @@ def scale_one(ident, ptype):
 def list_dynos(ident):
     app = find_app(ident)
     s = svc()
-    health = s.store.instance_health(app)
+    health = queries.instance_health(s, app)
     # an instance being stopped (drained after a restart or deploy) is no dyno any more, as on Heroku:
     # only Dockyard's own `ps` shows it, as `stopping`
     instances = [i for i in s.scheduler.instances(app.name) + s.scheduler.oneoffs(app.name)
                  if not (health.get(i.container_id) or {}).get("stopping")]
-    healthy = s.store.healthy_ids() | {i.container_id for i in s.scheduler.oneoffs(app.name)}
-    commands = releases.process_types(s.store.live_release(app))
+    healthy = queries.healthy_ids(s) | {i.container_id for i in s.scheduler.oneoffs(app.name)}
+    commands = releases.process_types(queries.live_release(s, app))
     sizes = _sizes(app)
     return listing([shapes.dyno(app_id=app.id, app_name=app.name, container_id=i.container_id, label=i.label,
                                 ptype=i.process,

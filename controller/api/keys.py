@@ -13,7 +13,7 @@ bp = Blueprint("keys", __name__)
 @bp.get("/account/keys")
 def list_keys():
     everyone = request.args.get("all") in ("1", "true") and g.user.is_admin
-    return jsonify(accounts.list_keys(svc().store, None if everyone else g.user))
+    return jsonify(accounts.list_keys(svc(), None if everyone else g.user))
 
 
 @bp.post("/account/keys")

@@ -3,6 +3,7 @@ from flask import Blueprint, g, jsonify
 
 from core.errors import BadRequest
 
+from controller.apps import queries
 from controller.apps import releases
 from controller.runtime.rollout import RELEASE_PHASE
 from controller.web.common import body, load_app, svc
@@ -14,10 +15,10 @@ CPUS = (0.01, 64.0)
 
 def _limits_json(name):
     s = svc()
-    app = s.store.get_app(name)
-    release = s.store.live_release(app)
+    app = queries.fresh(s, name)
+    release = queries.live_release(s, app)
     types = sorted(t for t in (release.process_types if release else {}) if t != RELEASE_PHASE)
-    set_ = s.store.limits(app)
+    set_ = queries.limits(s, app)
     out = []
     for t in sorted(set(types) | set(set_)):
         mine = set_.get(t, {})

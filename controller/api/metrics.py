@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_L
 from controller.observe import drains
 from controller.observe import metrics
 from controller.observe.prometheus import Collector
-from core.errors import AdminOnly, NotFound
+from core.errors import AdminOnly
 from controller.web.common import audit, body, load_app, svc
 
 bp = Blueprint("metrics", __name__)
@@ -42,7 +42,7 @@ def prometheus():
 def list_drains(name):
     app = load_app(name)
     return jsonify([{k: d[k] for k in ("id", "url", "created_at", "sent", "dropped", "last_error")}
-                    for d in svc().store.drains(app)])
+                    for d in drains.of_app(svc(), app)])
 
 
 @bp.post("/apps/<name>/drains")
@@ -57,7 +57,6 @@ def add_drain(name):
 def remove_drain(name):
     app = load_app(name)
     url = str(request.args.get("url") or body().get("url") or "")
-    if not svc().store.remove_drain(app, url.strip()):
-        raise NotFound(f"{app.name} has no drain {url[:200]!r}: see `dockyard drains -a {app.name}`.")
+    drains.remove(svc(), app, url)
     audit("drains:remove", app.name)
     return jsonify({"url": url})

@@ -1,5 +1,6 @@
 from flask import Blueprint, g, jsonify
 
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.common import body, load_app, release_json, release_version, svc
 
@@ -9,15 +10,15 @@ bp = Blueprint("releases", __name__)
 @bp.get("/apps/<name>/releases")
 def list_releases(name):
     app = load_app(name)
-    current = svc().store.find_app(name).current_version
-    return jsonify([release_json(r, current) for r in svc().store.list_releases(app)])
+    current = queries.current_version(svc(), app)
+    return jsonify([release_json(r, current) for r in queries.releases(svc(), app)])
 
 
 @bp.get("/apps/<name>/releases/<version>")
 def get_release(name, version):
     app = load_app(name)
-    current = svc().store.find_app(name).current_version
-    return jsonify(release_json(svc().store.get_release(app, release_version(version)), current))
+    current = queries.current_version(svc(), app)
+    return jsonify(release_json(queries.release(svc(), app, release_version(version)), current))
 
 
 @bp.post("/apps/<name>/releases")
@@ -28,5 +29,5 @@ def rollback(name):
     version = release_version(data["release"]) if "release" in data else None
     lines: list[str] = []
     release = releases.rollback(svc(), app, version, g.user.name, lines.append)
-    current = svc().store.find_app(name).current_version
+    current = queries.current_version(svc(), app)
     return jsonify({**release_json(release, current), "output": lines}), 201

@@ -7,7 +7,8 @@ from core.names import IMAGE_REF, image_ref
 from core.numbers import whole_number
 
 from controller.accounts import tenancy
-from controller.store.tenancy import QUOTA_FIELDS
+from controller.accounts.tenancy import QUOTA_FIELDS
+from controller.accounts import users as accounts
 from controller.web.common import audit, body, svc
 from controller.api.users import require_admin
 
@@ -25,7 +26,7 @@ def list_allowed():
     s = svc()
     rows = [{"image": s.settings.stack_image, "source": "stack"}]
     rows += [{"image": i, "source": "DOCKYARD_ALLOWED_IMAGES"} for i in s.settings.allowed_images]
-    rows += [{"image": r["image"], "source": f"images:allow by {r['created_by']}"} for r in s.store.allowed_images()]
+    rows += [{"image": r["image"], "source": f"images:allow by {r['created_by']}"} for r in tenancy.allowed_by_admins(s)]
     return jsonify(rows)
 
 
@@ -33,7 +34,7 @@ def list_allowed():
 def allow_image():
     require_admin("allow images for every user")
     image = _image(body().get("image"))
-    svc().store.allow_image(image, g.user.name)
+    tenancy.allow_image(svc(), image, g.user)
     audit("images:allow", image=image)
     return jsonify({"image": image}), 201
 
@@ -42,14 +43,13 @@ def allow_image():
 def disallow_image(image):
     require_admin("change the allowed images")
     image = _image(image)
-    if not svc().store.disallow_image(image):
-        raise NotFound(f"{image} is not in the allowed images (see `dockyard images:allowed`).")
+    tenancy.disallow_image(svc(), image)
     audit("images:disallow", image=image)
     return jsonify({"image": image})
 
 
 def _user(name: str):
-    user = svc().store.get_user(name)
+    user = accounts.find_by_name(svc(), name)
     if user is None or (not g.user.is_admin and user.id != g.user.id):
         raise NotFound(f"No user {name[:40]!r}: see `dockyard users`.")
     return user
@@ -57,7 +57,7 @@ def _user(name: str):
 
 def _quota_json(user) -> dict:
     s = svc()
-    return {"user": user.name, "quota": tenancy.quota_of(s, user), "set": s.store.quota(user),
+    return {"user": user.name, "quota": tenancy.quota_of(s, user), "set": tenancy.quota_set(s, user),
             "usage": tenancy.usage_of(s, user), "exempt": user.is_admin}
 
 
@@ -75,13 +75,13 @@ def set_quota(name):
     unknown = sorted(set(data) - set(QUOTA_FIELDS))
     if unknown:
         raise BadRequest(f"Unknown quota {unknown[0][:40]!r}: set {', '.join(QUOTA_FIELDS)}.")
-    values = dict(svc().store.quota(user))
+    values = dict(tenancy.quota_set(svc(), user))
     for key in QUOTA_FIELDS:
         if key in data:
             v = data[key]
             values[key] = None if v is None else whole_number(
                 v if not isinstance(v, str) else None, key, 0, 1_000_000,
                 f"{key} must be a whole number from 0 to 1000000, or null for the default.")
-    svc().store.set_quota(user, values)
+    tenancy.set_quota(svc(), user, values)
     audit("users:quota", user=user.name, **{k: values.get(k) for k in QUOTA_FIELDS})
     return jsonify(_quota_json(user))

@@ -19,7 +19,7 @@ def require_admin(what: str) -> None:
 @bp.get("/users")
 def list_users():
     require_admin("list users")
-    return jsonify(accounts.list_users(svc().store))
+    return jsonify(accounts.list_users(svc()))
 
 
 @bp.post("/users")
@@ -30,7 +30,7 @@ def add_user():
     is_admin = data.get("admin", False)
     if not isinstance(is_admin, bool):
         raise BadRequest("admin must be true or false.")
-    user, token = accounts.add_user(svc().store, name, is_admin)
+    user, token = accounts.add_user(svc(), name, is_admin)
     audit("users:add", user=name, admin=is_admin)
     return jsonify(name=user.name, is_admin=user.is_admin, token=token), 201
 
@@ -47,8 +47,8 @@ def remove_user(name):
 def mint_token(name):
     """An admin mints a token for a user (e.g. a new colleague or a CI job)."""
     require_admin("mint tokens for other users")
-    user = accounts.get_user(svc().store, name)
-    token = accounts.mint_token(svc().store, user)
+    user = accounts.get_user(svc(), name)
+    token = accounts.mint_token(svc(), user)
     audit("auth:token", user=name)
     return jsonify(user=user.name, token=token), 201
 
@@ -60,7 +60,7 @@ def _request_token() -> str:
 @bp.post("/account/token/rotate")
 def rotate():
     """Replace the token of this request by a new one; the old one stops working at once."""
-    token = accounts.rotate_token(svc().store, g.user, _request_token())
+    token = accounts.rotate_token(svc(), g.user, _request_token())
     audit("auth:rotate")
     return jsonify(user=g.user.name, token=token), 201
 
@@ -69,8 +69,8 @@ def rotate():
 def revoke():
     """Log out: revoke the token of this request (all of them with ?all=1)."""
     if request.args.get("all") in ("1", "true"):
-        count = accounts.revoke_all_tokens(svc().store, g.user)
+        count = accounts.revoke_all_tokens(svc(), g.user)
     else:
-        count = int(accounts.revoke_token(svc().store, _request_token()))
+        count = int(accounts.revoke_token(svc(), _request_token()))
     audit("auth:logout", revoked=count)
     return jsonify(user=g.user.name, revoked=count)

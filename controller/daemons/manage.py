@@ -15,7 +15,7 @@ from controller.admin import backup
 from controller.admin.artifacts import adopt_name_keyed
 from controller.daemons.supervisor import supervisor_pid
 from controller.scheduler import make_scheduler
-from controller.services import Services
+from controller.services import Services, migrated, scheduler_config
 from controller.settings import from_env
 from controller.store import Store
 
@@ -39,9 +39,9 @@ def bootstrap(name):
     """Create the admin user and token once; print where the token is kept."""
     s = from_env()
     s.ensure_dirs()
-    store = Store(s.db_path)
-    store.migrate()
-    for line in adopt_name_keyed(s, store):   # what older versions kept by app name
+    svc = migrated(s)
+    store = svc.store
+    for line in adopt_name_keyed(svc):   # what older versions kept by app name
         click.echo(f"moved: {line}")
     token_file = s.home / "admin.token"
     user = store.get_user(name)
@@ -50,7 +50,7 @@ def bootstrap(name):
         return
     if user is None:
         user = store.create_user(name, is_admin=True)
-    token = mint_token(store, user)
+    token = mint_token(svc, user)
     atomic_write(token_file, token + "\n")
     click.echo(f"created admin user {name!r}; token in {token_file}")
 
@@ -63,7 +63,7 @@ def restore(archive, force):
     s = from_env()
     if supervisor_pid(s):
         raise click.ClickException(f"The platform runs from {s.home}: stop it first with `make down`.")
-    scheduler = make_scheduler(s)
+    scheduler = make_scheduler(scheduler_config(s))
 
     def restore_addons(dumps: Path, entries: list[dict]) -> list[str]:
         svc = Services(s, scheduler=scheduler)     # on the store just restored

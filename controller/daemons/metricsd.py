@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from controller.observe.drains import Drain, Targets, rfc5424
 from controller.observe.sampler import Sampler
 from controller.scheduler import make_scheduler
+from controller.services import scheduler_config
 from controller.settings import Settings, from_env
 from controller.store import Store
 
@@ -98,7 +99,7 @@ def run(settings: Settings | None = None) -> int:
     settings = settings if settings is not None else from_env()
     store = Store(settings.db_path)
     store.migrate()
-    scheduler = make_scheduler(settings)
+    scheduler = make_scheduler(scheduler_config(settings))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

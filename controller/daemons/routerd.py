@@ -20,7 +20,7 @@ from router.nginx import Nginx
 
 from controller.routing.table import load_routes
 from controller.scheduler import make_scheduler
-from controller.services import reload_recorder
+from controller.services import reload_recorder, scheduler_config
 from controller.settings import Settings, from_env, router_config
 from controller.store import Store
 
@@ -66,7 +66,7 @@ class RequestMetrics:
 def run(settings: Settings | None = None) -> int:
     settings = settings if settings is not None else from_env()
     store = Store(settings.db_path)
-    scheduler = make_scheduler(settings)
+    scheduler = make_scheduler(scheduler_config(settings))
     events: queue.SimpleQueue = queue.SimpleQueue()
     done = threading.Event()
     # An instance the engine restarted after a crash answers on a new port: routes follow the

@@ -1,4 +1,4 @@
-"""What each dashboard page shows, gathered from the store and the scheduler (read side;
+"""What each dashboard page shows, gathered through the use cases' reads (read side;
 actions go through controller/apps/releases.py like the API's)."""
 from __future__ import annotations
 
@@ -9,28 +9,30 @@ from core.models import App, User
 
 from controller.accounts import access
 from controller.accounts import users as accounts
+from controller.observe import drains
 from controller.observe import metrics
+from controller.apps import queries
 from controller.apps import releases
 from controller.web import views as dynos
+from controller.routing import app_routes
 from controller.runtime.rollout import RELEASE_PHASE
 from controller.services import Services
 
 
 def visible_apps(svc: Services, user: User) -> list[App]:
-    return [a for a in svc.store.list_apps()
-            if access.can_read(user, a, accounts.collaborator_ids(svc.store, a))]
+    return queries.visible_apps(svc, user)
 
 
 def app_row(svc: Services, app: App) -> dict:
     """One line of the apps list: state, release, formation, last deploy, requests/min."""
-    release = svc.store.current_release(app)
-    formation = svc.store.formation(app)
+    release = queries.current_release(svc, app)
+    formation = queries.formation(svc, app)
     running = [i for i in svc.scheduler.instances(app.name) if i.state == "running"]
-    stopped = svc.store.stopped_types(app)
+    stopped = queries.stopped_types(svc, app)
     wanted = sum(q for t, q in formation.items() if t not in stopped)
     state = "idle" if not wanted else ("up" if len(running) >= wanted else "degraded")
     now = int(time.time())
-    minutes = svc.store.request_minutes(app, now - 600)
+    minutes = metrics.request_minutes(svc, app, now - 600)
     return {"name": app.name, "state": state, "release": f"v{release.version}" if release else "-",
             "deployed_at": release.created_at[:16].replace("T", " ") if release else "-",
             "formation": " ".join(f"{t}={q}" for t, q in sorted(formation.items()) if t != RELEASE_PHASE) or "-",
@@ -41,9 +43,9 @@ def instances(svc: Services, app: App) -> list[dict]:
     """Each instance with its state, and why it last crashed (as `ps` says it) with the setting
     to change when the kernel killed it for memory."""
     now = time.time()
-    health = svc.store.instance_health(app)
-    healthy = svc.store.healthy_ids()
-    limits = svc.store.limits(app)
+    health = queries.instance_health(svc, app)
+    healthy = queries.healthy_ids(svc)
+    limits = queries.limits(svc, app)
     out = []
     for i in svc.scheduler.instances(app.name):
         try:
@@ -71,27 +73,20 @@ def duration(s: int) -> str:
 
 def domains(svc: Services, app: App) -> tuple[list[dict], dict | None]:
     """Custom domains and the app's certificate (names and expiry, never the key)."""
-    cert = svc.store.cert_record(app.name)
-    info = None
-    if cert is not None:
-        info = dict(cert.get("info") or {})
-        expires = info.get("not_after") or info.get("expires") or ""
-        info = {"names": info.get("names") or info.get("hostnames") or [], "expires": expires,
-                "source": cert.get("source", "")}
-    return svc.store.domains(app), info
+    return app_routes.domains(svc, app), app_routes.certificate_summary(svc, app)
 
 
 def app_page(svc: Services, app: App, user: User) -> dict:
-    current = svc.store.current_release(app)
-    recent = sorted(svc.store.list_releases(app), key=lambda r: -r.version)[:20]
+    current = queries.current_release(svc, app)
+    recent = sorted(queries.releases(svc, app), key=lambda r: -r.version)[:20]
     doms, cert = domains(svc, app)
-    collab = accounts.collaborator_ids(svc.store, app)
+    collab = accounts.collaborator_ids(svc, app)
     return {"app": app, "row": app_row(svc, app), "formation": releases.formation(svc, app),
             "instances": instances(svc, app), "releases": recent, "addons": dynos.addon_rows(app),
             "current": current.version if current else 0,
             "config_keys": sorted(current.config) if current else [],
-            "domains": doms, "cert": cert, "builds": svc.store.list_builds(app)[:10],
-            "access": accounts.access_list(svc.store, app), "drains": svc.store.drains(app),
+            "domains": doms, "cert": cert, "builds": queries.builds(svc, app)[:10],
+            "access": accounts.access_list(svc, app), "drains": drains.of_app(svc, app),
             "is_owner": access.can_admin(user, app, collab), "web_url": f"http://{svc.settings.app_host(app.name)}:"
                                                                         f"{svc.settings.router_port}/",
             "summary": metrics.app_metrics(svc, app, 3600)["summary"]}

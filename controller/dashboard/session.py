@@ -13,6 +13,7 @@ from flask import g, redirect, render_template, request, url_for
 
 from core.errors import DockyardError, Forbidden
 
+from controller.accounts import users as accounts
 from controller.web.common import svc
 from controller.dashboard import bp
 
@@ -26,7 +27,7 @@ def require_session():
     if request.endpoint in OPEN:
         return None
     sid = request.cookies.get(COOKIE, "")
-    found = svc().store.session(sid) if sid else None
+    found = accounts.session(svc(), sid)
     if found is None:
         return redirect(url_for("dashboard.login", next=request.path if request.method == "GET" else None))
     g.user, g.csrf = found
@@ -75,11 +76,11 @@ def login():
             raise Forbidden("This login was sent from another site's page, not from the dashboard: nobody was "
                             "logged in.", fix=f"open {request.host_url}dashboard/login yourself and log in there")
         token = request.form.get("token", "").strip()
-        user = svc().store.user_for_token(token) if token else None
+        user = accounts.user_for_token(svc(), token)
         if user is not None:
             sid = secrets.token_urlsafe(32)
             hours = svc().settings.session_hours
-            svc().store.add_session(sid, token, secrets.token_urlsafe(32), int(time.time()) + hours * 3600)
+            accounts.start_session(svc(), token, sid, secrets.token_urlsafe(32), int(time.time()) + hours * 3600)
             nxt = request.args.get("next") or ""
             target = nxt if nxt.startswith("/dashboard/") and not nxt.startswith("//") else url_for("dashboard.apps")
             response = redirect(target)
@@ -92,7 +93,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    svc().store.end_session(request.cookies.get(COOKIE, ""))
+    accounts.end_session(svc(), request.cookies.get(COOKIE, ""))
     response = redirect(url_for("dashboard.login"))
     response.delete_cookie(COOKIE, path="/dashboard")
     return response

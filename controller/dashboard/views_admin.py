@@ -19,6 +19,6 @@ def _admin() -> None:
 @bp.get("/admin/")
 def admin():
     _admin()
-    return render_template("admin.html", users=accounts.list_users(svc().store),
-                           audit=accounts.audit_entries(svc().store, limit=100),
+    return render_template("admin.html", users=accounts.list_users(svc()),
+                           audit=accounts.audit_entries(svc(), limit=100),
                            platform=metrics.platform_metrics(svc()))

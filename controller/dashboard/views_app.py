@@ -8,11 +8,12 @@ import time
 from flask import Response, g, jsonify, render_template, request, stream_with_context
 
 from core.appjson import MAX_QUANTITY
-from core.errors import BadRequest, NotFound
+from core.errors import BadRequest
 from core.numbers import whole_number
 
 from controller.observe import applogs
 from controller.observe import metrics
+from controller.apps import queries
 from controller.apps import releases
 from controller.web.common import audit, load_app, release_version, svc
 from controller.dashboard import bp, pages
@@ -83,7 +84,7 @@ def set_config(name):
 def config_values(name):
     """Values shown only when revealed (a same-origin fetch: the cookie is SameSite=Strict)."""
     app = load_app(name)
-    current = svc().store.current_release(app)
+    current = queries.current_release(svc(), app)
     return jsonify(current.config if current else {})
 
 
@@ -97,10 +98,8 @@ def metrics_json(name):
 @bp.get("/apps/<name>/builds/<build_id>")
 def build_page(name, build_id):
     app = load_app(name)
-    build = svc().store.get_build(build_id)
-    if build is None or build.app_id != app.id:
-        raise NotFound(f"{name} has no build {build_id[:40]!r}.")
-    return render_template("build.html", app=app, build=build, output=svc().store.build_output(build_id))
+    build, output = queries.build(svc(), app, build_id)
+    return render_template("build.html", app=app, build=build, output=output)
 
 
 @bp.get("/apps/<name>/logs/stream")

@@ -25,6 +25,7 @@ from core.terminal import escape_control
 
 from controller.accounts import access
 from controller.accounts import users as accounts
+from controller.apps import queries
 from controller.addons import blueprint
 from controller.apps import releases
 from controller.accounts.auth import token_from_header
@@ -213,7 +214,7 @@ class DeployingReceivePackHandler(Guarded, ReceivePackHandler):
             path.unlink(missing_ok=True)
 
     def _audit(self, sha: bytes, result: str) -> None:
-        accounts.audit(self.svc.store, self.user, "deploy", self.app_name,
+        accounts.audit(self.svc, self.user, "deploy", self.app_name,
                        {"commit": sha.decode()[:12], "via": self.via, "result": result})
 
     def handle(self):
@@ -232,8 +233,8 @@ def handler_factory(svc: Services, user: str, via: str = "http", peer_gone: Call
 def authorize_git(svc: Services, user, name: str, pushing: bool) -> tuple[str, str] | None:
     """The access check shared by git over HTTP and over SSH: None when allowed, else
     (HTTP status, message). A user without access is told the app does not exist."""
-    app = svc.store.find_app(name) if APP_NAME_RE.fullmatch(name) else None
-    collaborators = accounts.collaborator_ids(svc.store, app) if app is not None else set()
+    app = queries.find_app(svc, name) if APP_NAME_RE.fullmatch(name) else None
+    collaborators = accounts.collaborator_ids(svc, app) if app is not None else set()
     if app is None or not access.can_read(user, app, collaborators):
         return ("404 Not Found",
                 f"No app named {name[:40]!r}. Create it with `dockyard apps:create {name[:40] or 'NAME'}`, "
@@ -266,7 +267,7 @@ class GitApp:
         m = GIT_PATH.fullmatch(path)
         name = m.group(1) if m else ""
         token = token_from_header(environ.get("HTTP_AUTHORIZATION", ""))
-        user = self.svc.store.user_for_token(token) if token else None
+        user = accounts.user_for_token(self.svc, token)
         if user is None:
             why = "No Dockyard token was sent" if not token else "The Dockyard token was not accepted"
             return _text(start_response, "401 Unauthorized",

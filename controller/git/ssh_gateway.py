@@ -46,7 +46,7 @@ def handle_connection(svc: Services, sock: socket.socket, rfile) -> None:
         return _reply(sock, False, e.message)
     except (ValueError, KeyError, TypeError):
         return _reply(sock, False, "Dockyard: malformed request from the forced command.")
-    found = accounts.user_for_key(svc.store, key_id)
+    found = accounts.user_for_key(svc, key_id)
     if found is None:
         return _reply(sock, False, "Permission denied: this key was removed from Dockyard. Add one with "
                                    "`dockyard keys:add ~/.ssh/id_ed25519.pub`.")

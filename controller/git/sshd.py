@@ -30,7 +30,7 @@ from core.fsutil import atomic_write
 
 
 from controller.settings import Settings, from_env
-from controller.store import Store
+from controller.services import migrated
 from controller.accounts.keyfile import LISTEN_HOST, SOCKET_ROOT, forced_command, socket_path, ssh_dir, write_authorized_keys
 
 SSH_USER = "git"
@@ -90,15 +90,14 @@ def git_user() -> pwd.struct_passwd:
 def prepare(s: Settings, port: int) -> Path:
     """Host key, config, key files and the socket directory; returns the config path."""
     s.ensure_dirs()
-    store = Store(s.db_path)
-    store.migrate()
+    svc = migrated(s)
     d = ssh_dir(s)
     d.mkdir(mode=0o700, exist_ok=True)
     key = d / "host_ed25519_key"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"dockyard-{s.name}", "-f", str(key)],
                        check=True)
-    write_authorized_keys(s, store)
+    write_authorized_keys(svc)
     atomic_write(d / "keys.sh", render_keys_script(s), 0o700)
     config = d / "sshd_config"
     atomic_write(config, render_sshd_config(s, port))

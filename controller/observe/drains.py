@@ -17,7 +17,7 @@ import time
 from typing import Callable
 from urllib.parse import urlsplit
 
-from core.errors import BadRequest, DockyardError
+from core.errors import BadRequest, DockyardError, NotFound
 from core.netguard import Allowed, parse_allowed, refusal
 
 SCHEMES = ("syslog", "syslog+tls", "https")
@@ -247,3 +247,13 @@ class Drain:
             conn.close()
         if status >= 300:
             raise ValueError(f"the drain answered HTTP {status}")
+
+
+def of_app(svc, app) -> list[dict]:
+    """The app's drains, each with what was sent and dropped and the last error."""
+    return svc.store.drains(app)
+
+
+def remove(svc, app, url: str) -> None:
+    if not svc.store.remove_drain(app, url.strip()):
+        raise NotFound(f"{app.name} has no drain {url[:200]!r}: see `dockyard drains -a {app.name}`.")

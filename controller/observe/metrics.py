@@ -57,6 +57,11 @@ def summary(samples: list[dict], reqs: list[dict], minutes: list[dict], since: i
     }
 
 
+def request_minutes(svc: Services, app: App, since: int) -> list[dict]:
+    """The app's per-minute request counts since the Unix time `since`, oldest first."""
+    return svc.store.request_minutes(app, since)
+
+
 def app_metrics(svc: Services, app: App, since: int, process: str | None = None) -> dict:
     start = int(time.time()) - since
     samples = svc.store.samples(app, start, process)

@@ -112,6 +112,6 @@ def holder(svc: Services, ticket: dict) -> tuple[User, App] | None:
     app = svc.store.find_app(str(ticket.get("app")))
     if user is None or app is None or user.id != ticket.get("user_id") or app.id != ticket.get("app_id"):
         return None
-    if not access.can_read(user, app, accounts.collaborator_ids(svc.store, app)):
+    if not access.can_read(user, app, accounts.collaborator_ids(svc, app)):
         return None
     return user, app

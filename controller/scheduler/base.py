@@ -5,11 +5,17 @@ an app's instances, read their logs, run a one-off) and takes and returns core.m
 only: no engine SDK object crosses it. Each backend implements every method with the contract its
 docstring states: the single-host Docker engine (docker_backend.py), a Docker Swarm cluster
 (docker_swarm.py; selector.py switches between the two while the platform runs), and an
-in-memory one for fast tests of the deploy logic (memory.py).
+in-memory one for fast tests of the deploy logic (memory.py). Each takes a SchedulerConfig
+(config.py), never the controller's whole settings.
+
+The interface is split by role, one protocol each: Nodes (the engine and a cluster's machines),
+Images, Builds, Instances (a release's processes), Oneoffs, AddonServices and Stats. `Scheduler`
+combines them, and is what the services object hands out; code that needs one role can say so
+in its signature (a Stats reader, an Images user).
 
 Contract shared by every method:
 - Everything a backend makes carries the labels of controller/scheduler/labels.py, with
-  LABEL_INSTANCE = settings.name; listings return only this platform instance's objects.
+  LABEL_INSTANCE = config.name; listings return only this platform instance's objects.
 - An instance id (`Instance.container_id`) is opaque to callers: they only hand it back.
 - Engine failures raise core.errors.SchedulerError (a message that names the fix); build
   failures raise ImageBuildFailed, a build over its time limit BuildTimeout.
@@ -18,10 +24,10 @@ Contract shared by every method:
 from __future__ import annotations
 
 import threading
-from abc import ABC, abstractmethod
-from typing import BinaryIO, Callable, Iterable
+from abc import abstractmethod
+from typing import BinaryIO, Callable, Iterable, Protocol
 
-from core.errors import SchedulerError
+from core.errors import BadRequest, SchedulerError
 from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release, ServiceStatus
 
 OnLine = Callable[[str], None]
@@ -32,23 +38,13 @@ def never() -> bool:
     return False
 
 
-class Scheduler(ABC):
-    """Runs a release's processes, one-offs and builds; keeps the images they run."""
+class Nodes(Protocol):
+    """The machines instances run on: the engine itself, and a cluster's nodes (a single host has
+    none: `nodes` is empty and changing one is refused, naming how to start a cluster)."""
 
-    # ---- the engine -------------------------------------------------------------------
     @abstractmethod
     def ping(self) -> bool:
         """True when the engine answers; never raises."""
-
-    # ---- images -----------------------------------------------------------------------
-    @abstractmethod
-    def image_exists(self, ref: str) -> bool:
-        """Whether `ref` (a tag or an id) can be run or built on without pulling."""
-
-    @abstractmethod
-    def image_identity(self, ref: str) -> tuple[str, str | None] | None:
-        """(the image's id, the app of this platform that built it, or None) for a tag or id;
-        None when the engine has no such image. Decides who may deploy or build on it."""
 
     @abstractmethod
     def network_subnets(self) -> list[str]:
@@ -60,26 +56,55 @@ class Scheduler(ABC):
     def host_memory_mb(self) -> int:
         """The memory of the machine(s) instances run on, in MB: no limit may exceed it."""
 
+    def nodes(self) -> list[dict]:
+        """The cluster's nodes (`dockyard nodes`), each {id, hostname, address, state,
+        availability, role, instances}; [] on a single host."""
+        return []
+
+    def set_availability(self, name: str, availability: str) -> dict:
+        """Set the node's availability (active, pause, drain) and return its row."""
+        raise _single_host()
+
+    def remove_node(self, name: str) -> None:
+        """Take the node out of the cluster."""
+        raise _single_host()
+
+    def join_command(self) -> list[str]:
+        """The commands that join a new host to the cluster."""
+        raise _single_host()
+
+
+class Images(Protocol):
+    """The images releases run: what exists and who built it, tags, pulls, archives, removal."""
+
     @abstractmethod
-    def tag(self, image: str, repo: str, tag: str) -> str:
-        """Give `image` the name `repo:tag` and return that reference. A release's image is tagged
-        this way; every place that runs the release must be able to use the reference."""
+    def image_exists(self, ref: str) -> bool:
+        """Whether `ref` (a tag or an id) can be run or built on without pulling."""
+
+    @abstractmethod
+    def image_identity(self, ref: str) -> tuple[str, str | None] | None:
+        """(the image's id, the app of this platform that built it, or None) for a tag or id;
+        None when the engine has no such image. Decides who may deploy or build on it."""
 
     @abstractmethod
     def image_config(self, ref: str) -> dict:
         """The image's own settings as the engine shows them under Config (Cmd, Entrypoint,
         ExposedPorts, User)."""
 
-    @abstractmethod
-    def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
-        """Remove the app's images (only those this platform labelled) except those tagged with
-        one of `keep`; returns how many went. With `builds_only`, the shared dependency images
-        (tags `deps-*`) stay. An image still in use is skipped, never forced out of a container."""
-
     def image_is_app_build(self, ref: str) -> bool:
         """Whether the engine's image `ref` was built for an app (never pulled over or admitted
         by a pull pattern)."""
         return True
+
+    @abstractmethod
+    def tag(self, image: str, repo: str, tag: str) -> str:
+        """Give `image` the name `repo:tag` and return that reference. A release's image is tagged
+        this way; every place that runs the release must be able to use the reference."""
+
+    @abstractmethod
+    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
+        """Remove the tags `repo:<prefix>*` other than `repo:<keep>` without force (an image that
+        others build on only loses its tag); returns how many tags went."""
 
     def pull_image(self, ref: str, on_line: OnLine, cancelled: Cancelled = never) -> str:
         """Pull `ref` from its registry (Docker Hub's through DOCKYARD_REGISTRY_MIRROR when set),
@@ -91,9 +116,22 @@ class Scheduler(ABC):
         return 0
 
     @abstractmethod
-    def untag_images(self, repo: str, prefix: str, keep: str) -> int:
-        """Remove the tags `repo:<prefix>*` other than `repo:<keep>` without force (an image that
-        others build on only loses its tag); returns how many tags went."""
+    def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
+        """Remove the app's images (only those this platform labelled) except those tagged with
+        one of `keep`; returns how many went. With `builds_only`, the shared dependency images
+        (tags `deps-*`) stay. An image still in use is skipped, never forced out of a container."""
+
+    @abstractmethod
+    def save_images(self, refs: list[str], out: BinaryIO) -> None:
+        """Write the images (by tag) as one archive the engine can load again (`docker save`)."""
+
+    @abstractmethod
+    def load_images(self, src: BinaryIO) -> None:
+        """Load an archive written by save_images into the engine."""
+
+
+class Builds(Protocol):
+    """Building images: the platform's own builds, a tenant's Dockerfile in its sandbox, build steps."""
 
     @abstractmethod
     def build(self, context_dir: str, tag: str, on_line: OnLine, *, app: str, build_id: str | None = None,
@@ -103,7 +141,7 @@ class Scheduler(ABC):
         The backend labels the image itself: the app, and the build when `build_id` is given
         (dependency images shared by builds have none). Each output line goes to `on_line` as it
         comes. The build is stopped, and ImageBuildFailed raised, once `cancelled()` is true;
-        BuildTimeout after settings.build_timeout; memory is limited to settings.build_memory_mb.
+        BuildTimeout after config.build_timeout; memory is limited to config.build_memory_mb.
         Nothing is pulled: a base image the engine lacks fails the build."""
 
     @abstractmethod
@@ -139,7 +177,10 @@ class Scheduler(ABC):
         `cancelled()` (ImageBuildFailed). `finished`, set by `on_line` when the step has printed
         its last line, ends the wait at once (exit code 0). The container is always removed."""
 
-    # ---- app instances ----------------------------------------------------------------
+
+class Instances(Protocol):
+    """A release's long-running processes: start, watch, list, stop; their exits and logs."""
+
     @abstractmethod
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str, limits: Limits | None = None) -> Instance:
@@ -159,24 +200,11 @@ class Scheduler(ABC):
         was an out-of-memory kill; None once it is gone."""
 
     @abstractmethod
-    def save_images(self, refs: list[str], out: BinaryIO) -> None:
-        """Write the images (by tag) as one archive the engine can load again (`docker save`)."""
-
-    @abstractmethod
-    def load_images(self, src: BinaryIO) -> None:
-        """Load an archive written by save_images into the engine."""
-
-    @abstractmethod
-    def remove_leftovers(self, app: str) -> int:
-        """Remove the app's build containers and release-phase containers, running or not.
-        Called only when no build or deploy of the app runs (its lock is free): what is left
-        then belongs to a process that was killed. Returns how many were removed."""
-
-    @abstractmethod
-    def crashes(self, since: float, until: float) -> list[Crash]:
-        """The exits of this platform's app instances between two epoch times, oldest first,
-        each with its exit code and whether the kernel killed it for memory. Exits the platform
-        caused (stop, remove) are included too: callers tell them apart by what they stopped."""
+    def instances(self, app: str | None = None) -> list[Instance]:
+        """Every app instance of this platform (or of one app) in any state, exited and
+        restarting ones included (the reconciler repairs them), sorted by (app, process, index,
+        version); never one-offs or build containers. One call to the engine: the reconciler and
+        the router call it every few seconds."""
 
     def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
         """Call `on_change` as soon as an app instance of this platform starts or exits (a
@@ -185,16 +213,20 @@ class Scheduler(ABC):
         returns at once: callers also poll `instances()`."""
 
     @abstractmethod
-    def instances(self, app: str | None = None) -> list[Instance]:
-        """Every app instance of this platform (or of one app) in any state, exited and
-        restarting ones included (the reconciler repairs them), sorted by (app, process, index,
-        version); never one-offs or build containers. One call to the engine: the reconciler and
-        the router call it every few seconds."""
+    def crashes(self, since: float, until: float) -> list[Crash]:
+        """The exits of this platform's app instances between two epoch times, oldest first,
+        each with its exit code and whether the kernel killed it for memory. Exits the platform
+        caused (stop, remove) are included too: callers tell them apart by what they stopped."""
+
+    @abstractmethod
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
+        """The last `tail` lines ("all" for every line) of its stdout and stderr, since the Unix
+        time `since` if given, oldest first; [] once it is gone."""
 
     @abstractmethod
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
         """Stop restarting the instance, send SIGTERM, SIGKILL after `grace` seconds (None:
-        settings.stop_grace), then remove it unless `remove` is false. An instance already gone
+        config.stop_grace), then remove it unless `remove` is false. An instance already gone
         or stopping is not an error."""
 
     @abstractmethod
@@ -203,33 +235,21 @@ class Scheduler(ABC):
         removed by another process, is not an error."""
 
     @abstractmethod
-    def stats(self, container_ids: Iterable[str]) -> dict[str, InstanceStats]:
-        """One resource reading per instance (CPU time, memory used and limit, restarts, start
-        time), keyed by id; ids that are gone are left out. Cheap enough to call every few
-        seconds for every instance: it never waits for a second engine sample."""
-
-    @abstractmethod
-    def disk_usage(self) -> dict:
-        """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..,
-        "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
-        stack image counts under images)."""
-
-    def data_root(self) -> str:
-        """The directory where the engine that builds keeps images and containers (a build needs
-        room there); "" when the engine does not say."""
-        return ""
-
-    @abstractmethod
-    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
-        """The last `tail` lines ("all" for every line) of its stdout and stderr, since the Unix
-        time `since` if given, oldest first; [] once it is gone."""
+    def remove_leftovers(self, app: str) -> int:
+        """Remove the app's build containers and release-phase containers, running or not.
+        Called only when no build or deploy of the app runs (its lock is free): what is left
+        then belongs to a process that was killed. Returns how many were removed."""
 
     def misplaced(self, inst: Instance) -> bool:
         """Whether the instance runs where it should no longer (the platform switched between
         single host and cluster): the reconciler starts its replacement, then retires it."""
         return False
 
-    # ---- one-offs and the release phase ----------------------------------------------------
+
+class Oneoffs(Protocol):
+    """One-offs and the release phase: commands run to completion, attached or in the background,
+    and commands run inside a running instance."""
+
     @abstractmethod
     def run_once(self, app: str, release: Release, process: str, command: str, image: str,
                  on_line: OnLine, timeout: float) -> int:
@@ -269,11 +289,13 @@ class Scheduler(ABC):
         """Start a one-off in the background and return it; its output goes to the app's logs
         (`logs` of the returned instance) until the reconciler removes it after it exits."""
 
-    # ---- backing services (add-ons) ---------------------------------------------------------
-    # An add-on is one service container named after it, with its data in a volume of its own
-    # that outlives the container. It is reachable, under its name as a hostname, only from the
-    # containers of the apps connected to it. A cluster backend pins it to the node its volume
-    # is on.
+
+class AddonServices(Protocol):
+    """Backing services (add-ons). An add-on is one service container named after it, with its data
+    in a volume of its own that outlives the container. It is reachable, under its name as a
+    hostname, only from the containers of the apps connected to it. A cluster backend pins it to
+    the node its volume is on."""
+
     @abstractmethod
     def start_service(self, name: str, kind: str, image: str, memory_mb: int,
                       env: dict[str, str] | None = None, new: bool = False) -> ServiceStatus:
@@ -304,7 +326,7 @@ class Scheduler(ABC):
 
     @abstractmethod
     def restart_service(self, name: str) -> None:
-        """Stop (SIGTERM, settings.stop_grace) and start the add-on's container."""
+        """Stop (SIGTERM, config.stop_grace) and start the add-on's container."""
 
     @abstractmethod
     def remove_service(self, name: str, keep_data: bool = False) -> None:
@@ -331,6 +353,37 @@ class Scheduler(ABC):
         """Run `command` in the add-on's container with stdin and output attached, as
         run_attached does for one-offs (psql, redis-cli), with `env` added to its environment
         (a password goes there, never into the command); returns its exit code."""
+
+
+class Stats(Protocol):
+    """Resource readings: per instance, and what the engine holds for this platform."""
+
+    @abstractmethod
+    def stats(self, container_ids: Iterable[str]) -> dict[str, InstanceStats]:
+        """One resource reading per instance (CPU time, memory used and limit, restarts, start
+        time), keyed by id; ids that are gone are left out. Cheap enough to call every few
+        seconds for every instance: it never waits for a second engine sample."""
+
+    @abstractmethod
+    def disk_usage(self) -> dict:
+        """Bytes the engine holds for this platform: {"images": .., "volumes": .., "containers": ..,
+        "images_by_app": {app: bytes of its images' own layers}} (its labelled objects only; the
+        stack image counts under images)."""
+
+    def data_root(self) -> str:
+        """The directory where the engine that builds keeps images and containers (a build needs
+        room there); "" when the engine does not say."""
+        return ""
+
+
+class Scheduler(Nodes, Images, Builds, Instances, Oneoffs, AddonServices, Stats):
+    """The whole interface: every role above, as the platform's services object hands it out.
+    A caller that needs one role may name that role in its signature instead."""
+
+
+def _single_host() -> BadRequest:
+    return BadRequest("The platform runs on a single host: there are no nodes.",
+                      fix="start a cluster with `make cluster NODES=3` (README: cluster mode)")
 
 
 class TenantBuilds:

@@ -108,7 +108,7 @@ class DockerBuild(DockerEngine):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         self.client  # noqa: B018 - the engine is reachable (or a clear error) before we start
-        run = EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024)
+        run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024)
         try:
             image_id = self._read_build(run, on_line, cancelled)
         finally:
@@ -123,7 +123,7 @@ class DockerBuild(DockerEngine):
     def _read_build(self, run: EngineBuild, on_line: Callable[[str], None],
                     cancelled: Callable[[], bool]) -> str | None:
         """The build's output to `on_line` until it ends; the image id when the engine says it."""
-        deadline = time.monotonic() + self.settings.build_timeout
+        deadline = time.monotonic() + self.config.build_timeout
         image_id = None
         lines = Lines(lambda line: on_line(line.rstrip("\r")))
         while True:
@@ -136,7 +136,7 @@ class DockerBuild(DockerEngine):
                 if time.monotonic() >= deadline:
                     run.abort()
                     raise BuildTimeout(
-                        f"The build ran longer than {self.settings.build_timeout} s and was stopped: "
+                        f"The build ran longer than {self.config.build_timeout} s and was stopped: "
                         "make it faster or raise DOCKYARD_BUILD_TIMEOUT.") from None
                 continue
             if kind == "end":
@@ -193,7 +193,7 @@ class DockerBuild(DockerEngine):
     def _build_network(self, app: str, build_id: str) -> str:
         """A bridge network of the step's own: no other tenant's build or app shares its segment
         (the engine's default bridge holds every container started without a network)."""
-        name = f"{self.settings.name}-build-{build_id}-{secrets.token_hex(3)}"
+        name = f"{self.config.name}-build-{build_id}-{secrets.token_hex(3)}"
         try:
             self.client.api.create_network(name, driver="bridge", labels=self._labels(app, **{LABEL_BUILD: build_id}))
         except docker.errors.APIError as e:
@@ -205,7 +205,7 @@ class DockerBuild(DockerEngine):
                                 network: str) -> str:
         """Every capability dropped (NET_RAW included: no raw socket, even through a setcap
         binary), on its own network."""
-        s = self.settings
+        s = self.config
         mem = f"{s.build_memory_mb}m"
         try:
             host_config = self.client.api.create_host_config(

@@ -18,7 +18,7 @@ from core.errors import SchedulerError
 from core.models import Instance, Limits, Release
 
 from core import isolation
-from controller.settings import Settings
+from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_parse import Lines, parse_instance
 from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE
 
@@ -26,8 +26,8 @@ from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE
 class DockerEngine:
     """One engine client (made on first use) and the helpers the verb modules share."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, config: SchedulerConfig):
+        self.config = config
         self._client = None
         self._lock = threading.Lock()
 
@@ -46,11 +46,11 @@ class DockerEngine:
             return self._client
 
     def _labels(self, app: str, **extra: str) -> dict[str, str]:
-        return {LABEL_INSTANCE: self.settings.name, LABEL_APP: app, **extra}
+        return {LABEL_INSTANCE: self.config.name, LABEL_APP: app, **extra}
 
     def _filters(self, app: str | None, *labels: str) -> dict:
         """A listing filter: this platform's objects, of one app if given, with extra `k=v` labels."""
-        found = [f"{LABEL_INSTANCE}={self.settings.name}"]
+        found = [f"{LABEL_INSTANCE}={self.config.name}"]
         if app:
             found.append(f"{LABEL_APP}={app}")
         return {"label": found + list(labels)}
@@ -76,7 +76,7 @@ class DockerEngine:
             rows = self.client.api.containers(all=True, filters=filters)
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list containers: {e.explanation}") from None
-        return [parse_instance(r, self.settings.app_port) for r in rows]
+        return [parse_instance(r, self.config.app_port) for r in rows]
 
     def remove(self, container_id: str) -> None:
         try:
@@ -102,8 +102,8 @@ class DockerEngine:
         router reaches them through their 127.0.0.1 port). No volume is ever mounted, so the
         Docker socket never is. `limits` (ps:limits) override the defaults."""
         limits = limits or Limits()
-        mem = f"{limits.memory_mb or self.settings.app_memory_mb}m"
-        iso = self.settings.isolation
+        mem = f"{limits.memory_mb or self.config.app_memory_mb}m"
+        iso = self.config.isolation
         hardening = isolation.host_config_options(iso if limits.cpus is None else replace(iso, cpus=limits.cpus))
         return self.client.api.create_host_config(
             restart_policy={"Name": "no"}, security_opt=["no-new-privileges"], mem_limit=mem,
@@ -113,14 +113,14 @@ class DockerEngine:
     def _apps_network(self) -> str:
         """The instance's bridge network for app containers, with inter-container traffic
         (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps."""
-        name = isolation.network_name(self.settings.name)
+        name = isolation.network_name(self.config.name)
         try:
             self.client.api.inspect_network(name)
         except docker.errors.NotFound:
             try:
                 self.client.api.create_network(name, driver="bridge", check_duplicate=True,
                                                options=isolation.NETWORK_OPTIONS,
-                                               labels={LABEL_INSTANCE: self.settings.name})
+                                               labels={LABEL_INSTANCE: self.config.name})
             except docker.errors.APIError as e:
                 if "already exists" not in str(e.explanation):
                     raise SchedulerError(f"Could not create the apps network {name}: {e.explanation}") from None
@@ -131,8 +131,8 @@ class DockerEngine:
         def layers(ref: str) -> list[str]:
             return ((self._inspect_image(ref) or {}).get("RootFS") or {}).get("Layers") or []
 
-        from_stack = isolation.built_from(layers(image), layers(self.settings.stack_image))
-        return isolation.container_user(self._image_config(image).get("User") or "", self.settings.isolation,
+        from_stack = isolation.built_from(layers(image), layers(self.config.stack_image))
+        return isolation.container_user(self._image_config(image).get("User") or "", self.config.isolation,
                                         from_stack=from_stack)
 
     def _follow_output(self, cid: str, on_line: Callable[[str], None], name: str) -> threading.Thread:
@@ -153,7 +153,7 @@ class DockerEngine:
 
     # ---- add-on networks (docker_services.py makes them) ---------------------------------
     def _networks(self, service: str | None = None, app: str | None = None) -> list[str]:
-        labels = [f"{LABEL_INSTANCE}={self.settings.name}", LABEL_SERVICE if service is None
+        labels = [f"{LABEL_INSTANCE}={self.config.name}", LABEL_SERVICE if service is None
                   else f"{LABEL_SERVICE}={service}", LABEL_APP if app is None else f"{LABEL_APP}={app}"]
         try:
             return sorted(n["Name"] for n in self.client.api.networks(filters={"label": labels}))

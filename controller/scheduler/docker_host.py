@@ -39,7 +39,7 @@ class DockerHost(DockerEngine):
               image: str, limits: Limits | None = None) -> Instance:
         """Create and start one instance. It starts with restart policy `no`, so a crash
         during its health check is final; `make_durable` switches it to `unless-stopped`."""
-        s = self.settings
+        s = self.config
         port = release.port or s.app_port      # the port the image EXPOSEs, else $PORT's default
         env = self._env(app, release, f"{process}.{index}", PORT=str(port))
         name = f"{s.name}.{app}.{process}.{index}.v{release.version}.{secrets.token_hex(2)}"
@@ -79,7 +79,7 @@ class DockerHost(DockerEngine):
             return None
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not inspect container: {e.explanation}") from None
-        return parse_instance(attrs, self.settings.app_port)
+        return parse_instance(attrs, self.config.app_port)
 
     def remove_leftovers(self, app: str) -> int:
         try:
@@ -134,7 +134,7 @@ class DockerHost(DockerEngine):
 
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; then remove the container."""
-        grace = self.settings.stop_grace if grace is None else grace
+        grace = self.config.stop_grace if grace is None else grace
         try:
             self.client.api.update_container(container_id, restart_policy={"Name": "no"})
             self.client.api.stop(container_id, timeout=grace)

@@ -20,7 +20,7 @@ class DockerImages(DockerEngine):
         if info is None:
             return None
         labels = (info.get("Config") or {}).get("Labels") or {}
-        ours = labels.get(LABEL_INSTANCE) == self.settings.name
+        ours = labels.get(LABEL_INSTANCE) == self.config.name
         return info["Id"], (labels.get(LABEL_APP) if ours else None)
 
     def host_memory_mb(self) -> int:

@@ -45,7 +45,7 @@ class DockerOneoffs(DockerEngine):
         """Run a command to completion in a one-off container of the release (with its config),
         streaming its output; returns the exit code. A command still running after `timeout`
         seconds (silent or not) is killed. The container is always removed."""
-        s = self.settings
+        s = self.config
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_ONEOFF: process})
         try:
             cid = self.client.api.create_container(
@@ -107,7 +107,7 @@ class DockerOneoffs(DockerEngine):
 
     def _oneoff_container(self, app: str, release: Release, command: str, image: str, index: int,
                           attach: bool, env: dict[str, str] | None = None, tty: bool = False) -> str:
-        s = self.settings
+        s = self.config
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_ONEOFF: "run",
                                       LABEL_INDEX: str(index), LABEL_DETACHED: "0" if attach else "1"})
         name = f"{s.name}.{app}.run.{index}.v{release.version}.{secrets.token_hex(2)}"

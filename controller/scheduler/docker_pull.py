@@ -38,7 +38,7 @@ class DockerPulls(DockerEngine):
         parsed = parse_ref(ref)
         if parsed is None:
             raise SchedulerError(f"{ref[:80]} is not an image reference: write e.g. python:3.12.")
-        source = pull_source(parsed, self.settings.registry_mirror)
+        source = pull_source(parsed, self.config.registry_mirror)
         if source != str(parsed) and parsed.digest:
             raise SchedulerError(f"{ref[:80]} names a digest: through the mirror, images are pulled by tag. "
                                  "Write the tag (e.g. python:3.12) or unset DOCKYARD_REGISTRY_MIRROR.")
@@ -77,7 +77,7 @@ class DockerPulls(DockerEngine):
 
     # ---- the list of what this platform pulled -------------------------------------------
     def _pulled_file(self):
-        return self.settings.home / "pulled-images.json"
+        return self.config.home / "pulled-images.json"
 
     def _pulled(self) -> dict[str, dict]:
         try:
@@ -89,7 +89,7 @@ class DockerPulls(DockerEngine):
         return {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("id"), str)}
 
     def _remember_pull(self, ref: str, image_id: str) -> None:
-        with open(self.settings.home / ".pulled-images.lock", "w") as lock:
+        with open(self.config.home / ".pulled-images.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self._pulled()
             data[ref] = {"id": image_id, "pulled_at": time.time()}
@@ -102,7 +102,7 @@ class DockerPulls(DockerEngine):
     def collect_pulled_images(self) -> int:
         """Remove the pulled images that no other image builds on and no container uses.
         Returns how many went."""
-        with open(self.settings.home / ".pulled-images.lock", "w") as lock:
+        with open(self.config.home / ".pulled-images.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self._pulled()
             if not data:
@@ -116,7 +116,7 @@ class DockerPulls(DockerEngine):
             removed = 0
             for ref, entry in sorted(data.items()):
                 image_id = entry["id"]
-                if time.time() - float(entry.get("pulled_at") or 0) < self.settings.build_timeout:
+                if time.time() - float(entry.get("pulled_at") or 0) < self.config.build_timeout:
                     continue              # a build may be about to use it
                 mine = layers.get(image_id)
                 if mine is None:          # gone already (removed by hand)

@@ -83,7 +83,7 @@ class DockerSandboxes(DockerBuild):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         sandbox = self._sandbox(tenant)
-        run = EngineBuild(context_dir, dockerfile, tag, self.settings.build_memory_mb * 1024 * 1024,
+        run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
                            base_url=sandbox.base_url, version=sandbox.version)
         try:
             image_id = self._read_build(run, on_line, cancelled)
@@ -102,8 +102,8 @@ class DockerSandboxes(DockerBuild):
 
     def remove_sandbox(self, tenant: str) -> None:
         """Remove a tenant's sandbox: its container, volume (images, cache) and network."""
-        name = policy.sandbox_name(self.settings.name, tenant)
-        self._ready.pop((self.settings.name, tenant), None)
+        name = policy.sandbox_name(self.config.name, tenant)
+        self._ready.pop((self.config.name, tenant), None)
         api = self.client.api
         for remove in (lambda: api.remove_container(name, force=True, v=True), lambda: api.remove_volume(name, force=True),
                        lambda: api.remove_network(name)):
@@ -172,7 +172,7 @@ class DockerSandboxes(DockerBuild):
         """The tenant's sandbox, running: created on first use, started when stopped, replaced
         (keeping its volume) when the sandbox image changed. One found ready in the last
         _RECHECK seconds is trusted once its engine answers a ping."""
-        key = (self.settings.name, tenant)
+        key = (self.config.name, tenant)
         known = self._ready.get(key)
         if known is not None and time.monotonic() - known.checked < _RECHECK:
             try:
@@ -186,12 +186,12 @@ class DockerSandboxes(DockerBuild):
         return sandbox
 
     def _ensure_sandbox(self, tenant: str) -> _Sandbox:
-        name = policy.sandbox_name(self.settings.name, tenant)
-        sock_dir = self.settings.home / "sandboxes" / tenant
+        name = policy.sandbox_name(self.config.name, tenant)
+        sock_dir = self.config.home / "sandboxes" / tenant
         with self._tenant_lock(tenant, sock_dir):
-            image = self._inspect_image(self.settings.sandbox_image)
+            image = self._inspect_image(self.config.sandbox_image)
             if image is None:
-                raise SchedulerError(f"The build sandbox image {self.settings.sandbox_image} is missing: build it "
+                raise SchedulerError(f"The build sandbox image {self.config.sandbox_image} is missing: build it "
                                      "with `bash scripts/install.sh` (scripts/build-sandbox-image.sh).")
             api = self.client.api
             info = _inspect(api, name)
@@ -218,7 +218,7 @@ class DockerSandboxes(DockerBuild):
 
     def _create_sandbox(self, tenant: str, name: str, sock_dir: Path) -> None:
         api = self.client.api
-        labels = {LABEL_INSTANCE: self.settings.name, LABEL_SANDBOX: tenant}
+        labels = {LABEL_INSTANCE: self.config.name, LABEL_SANDBOX: tenant}
         try:
             if _inspect_network(api, name) is None:
                 api.create_network(name, driver="bridge", labels=labels)
@@ -229,11 +229,11 @@ class DockerSandboxes(DockerBuild):
                        str(sock_dir): {"bind": policy.SOCKET_DIR, "mode": "rw"},
                        name: {"bind": "/var/lib/docker", "mode": "rw"}},
                 tmpfs={"/run": ""}, port_bindings={policy.REGISTRY_PORT: ("127.0.0.1",)},
-                network_mode=name, mem_limit=f"{self.settings.build_memory_mb + 1024}m",
+                network_mode=name, mem_limit=f"{self.config.build_memory_mb + 1024}m",
                 restart_policy={"Name": "unless-stopped"},
                 log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
             api.create_container(
-                self.settings.sandbox_image, name=name, hostname="sandbox", labels=labels,
+                self.config.sandbox_image, name=name, hostname="sandbox", labels=labels,
                 environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(_host_networks())),
                              "SANDBOX_DNS": " ".join(policy.nameservers(_read("/etc/resolv.conf")))},
                 ports=[policy.REGISTRY_PORT], host_config=host_config, detach=True)

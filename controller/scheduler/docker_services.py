@@ -27,16 +27,16 @@ _CHUNK = 1 << 16
 class DockerServices(DockerEngine):
     # ---- names ---------------------------------------------------------------------------
     def _service_container(self, name: str) -> str:
-        return f"{self.settings.name}.addon.{name}"
+        return f"{self.config.name}.addon.{name}"
 
     def _service_volume(self, name: str) -> str:
-        return f"{self.settings.name}-addon-{name}"
+        return f"{self.config.name}-addon-{name}"
 
     def _service_network(self, name: str, app: str) -> str:
-        return f"{self.settings.name}-addon-{name}-{app}"
+        return f"{self.config.name}-addon-{name}-{app}"
 
     def _home_network(self, name: str) -> str:
-        return f"{self.settings.name}-addon-{name}"
+        return f"{self.config.name}-addon-{name}"
 
     def _network(self, net: str, labels: dict) -> str:
         """An internal bridge (no route out): created once, labelled."""
@@ -45,7 +45,7 @@ class DockerServices(DockerEngine):
         except docker.errors.NotFound:
             try:
                 self.client.api.create_network(net, driver="bridge", internal=True, check_duplicate=True,
-                                               labels={LABEL_INSTANCE: self.settings.name, **labels})
+                                               labels={LABEL_INSTANCE: self.config.name, **labels})
             except docker.errors.APIError as e:
                 if "already exists" not in str(e.explanation):
                     raise SchedulerError(f"Could not create the network {net}: {e.explanation}") from None
@@ -58,7 +58,7 @@ class DockerServices(DockerEngine):
         cname = self._service_container(name)
         status = self.service_status(name)
         if status.state == "missing":
-            labels = {LABEL_INSTANCE: self.settings.name, LABEL_SERVICE: name, LABEL_SERVICE_KIND: kind}
+            labels = {LABEL_INSTANCE: self.config.name, LABEL_SERVICE: name, LABEL_SERVICE_KIND: kind}
             try:
                 try:
                     api.inspect_volume(self._service_volume(name))
@@ -140,7 +140,7 @@ class DockerServices(DockerEngine):
 
     def restart_service(self, name: str) -> None:
         try:
-            self.client.api.restart(self._service_container(name), timeout=self.settings.stop_grace)
+            self.client.api.restart(self._service_container(name), timeout=self.config.stop_grace)
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not restart the add-on {name}: {e.explanation}") from None
 
@@ -148,7 +148,7 @@ class DockerServices(DockerEngine):
         """Remove the add-on's container and networks, and its volume unless `keep_data`."""
         api = self.client.api
         try:
-            api.stop(self._service_container(name), timeout=self.settings.stop_grace)
+            api.stop(self._service_container(name), timeout=self.config.stop_grace)
         except docker.errors.APIError:
             pass
         self.remove(self._service_container(name))
@@ -167,7 +167,7 @@ class DockerServices(DockerEngine):
         found = {}
         try:
             rows = self.client.api.containers(all=True, filters={"label": [
-                f"{LABEL_INSTANCE}={self.settings.name}", LABEL_SERVICE]})
+                f"{LABEL_INSTANCE}={self.config.name}", LABEL_SERVICE]})
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list add-ons: {e.explanation}") from None
         for row in rows:

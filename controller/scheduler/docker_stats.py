@@ -150,10 +150,10 @@ class DockerStats(DockerEngine):
             df = self.client.api.df()
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             return {"error": f"the engine did not report disk use ({e.__class__.__name__})"}
-        mine = f"{self.settings.name}"
+        mine = f"{self.config.name}"
         ours = lambda labels: (labels or {}).get(LABEL_INSTANCE) == mine  # noqa: E731
         images = [i for i in df.get("Images") or [] if ours(i.get("Labels"))
-                  or self.settings.stack_image in (i.get("RepoTags") or [])]
+                  or self.config.stack_image in (i.get("RepoTags") or [])]
         by_app: dict[str, int] = {}
         for i in images:
             app = (i.get("Labels") or {}).get(LABEL_APP)

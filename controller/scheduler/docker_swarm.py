@@ -26,6 +26,7 @@ import requests
 from core.errors import Conflict, NotFound, SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
+from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_parse import parse_logs
 from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
@@ -38,8 +39,8 @@ NANO = 1_000_000_000
 class SwarmScheduler(DockerEngine):
     """App instances on the swarm; images from the host's engine through the registry."""
 
-    def __init__(self, settings, cluster: dict):
-        super().__init__(settings)
+    def __init__(self, config: SchedulerConfig, cluster: dict):
+        super().__init__(config)
         self.cluster = cluster
         self._manager = None
         self._pushed: set[str] = set()
@@ -71,7 +72,7 @@ class SwarmScheduler(DockerEngine):
     # ---- images: pushed to the registry once, run by reference from the nodes -------------
     def node_image(self, image: str) -> str:
         """Push `image` (a tag in the host's engine) to the registry; the reference nodes pull."""
-        push_repo, _, tag = f"127.0.0.1:{self.settings.registry_port}/{image}".rpartition(":")
+        push_repo, _, tag = f"127.0.0.1:{self.config.registry_port}/{image}".rpartition(":")
         node_ref = f"{self.cluster['registry']}/{image}"
         with self._push_lock:
             if node_ref in self._pushed:
@@ -89,13 +90,13 @@ class SwarmScheduler(DockerEngine):
 
     def _app_network(self, app: str) -> str:
         """The app's own overlay network: its tasks reach each other, other apps' do not."""
-        name = f"{self.settings.name}-app-{app}"
+        name = f"{self.config.name}-app-{app}"
         try:
             self.manager.api.inspect_network(name)
         except docker.errors.NotFound:
             try:
                 self.manager.api.create_network(name, driver="overlay", check_duplicate=True,
-                                                labels={LABEL_INSTANCE: self.settings.name, LABEL_APP: app})
+                                                labels={LABEL_INSTANCE: self.config.name, LABEL_APP: app})
             except docker.errors.APIError as e:
                 if "already exists" not in str(e.explanation):
                     raise SchedulerError(f"Could not create the network of {app}: {e.explanation}") from None
@@ -104,7 +105,7 @@ class SwarmScheduler(DockerEngine):
     # ---- app instances ----------------------------------------------------------------
     def start(self, app: str, release: Release, process: str, index: int, command: str | None,
               image: str, limits: Limits | None = None) -> Instance:
-        s = self.settings
+        s = self.config
         limits = limits or Limits()
         ref = self.node_image(image)
         env = self._env(app, release, f"{process}.{index}", PORT=str(s.app_port))
@@ -182,11 +183,11 @@ class SwarmScheduler(DockerEngine):
 
     def get(self, container_id: str) -> Instance | None:
         sid = service_id(container_id)
-        found = parse_services(*self._snapshot({"id": sid}, {"service": sid}), self.settings.app_port)
+        found = parse_services(*self._snapshot({"id": sid}, {"service": sid}), self.config.app_port)
         return next((i for i in found if service_id(i.container_id) == sid), None)
 
     def instances(self, app: str | None = None) -> list[Instance]:
-        found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.settings.app_port)
+        found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.config.app_port)
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
 
     def crashes(self, since: float, until: float) -> list[Crash]:

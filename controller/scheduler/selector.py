@@ -1,4 +1,4 @@
-"""The backend the platform's settings and cluster file pick, switched while it runs.
+"""The backend the scheduler's config and the cluster file pick, switched while it runs.
 
 DOCKYARD_SCHEDULER=docker: the single host only; swarm: the cluster only; auto (the default):
 the cluster while DOCKYARD_HOME/cluster.json exists (`make cluster` writes it, `make
@@ -18,6 +18,7 @@ from core.models import Crash, Instance
 
 from controller.scheduler import registry_gc
 from controller.scheduler.base import Scheduler
+from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
 from controller.scheduler.swarm_parse import PREFIX
@@ -28,8 +29,8 @@ _RECHECK = 1.0   # seconds between looks at the cluster file
 class SelectingScheduler(DockerScheduler):
     """The host's engine for images, builds and one-offs; instances where the mode says."""
 
-    def __init__(self, settings):
-        super().__init__(settings)
+    def __init__(self, config: SchedulerConfig):
+        super().__init__(config)
         self._swarm: SwarmScheduler | None = None
         self._checked = -_RECHECK
         self._active = False
@@ -42,17 +43,17 @@ class SelectingScheduler(DockerScheduler):
             if now - self._checked < _RECHECK:
                 return
             self._checked = now
-            cluster = None if self.settings.scheduler == "docker" else load_cluster(self.settings.cluster_file)
+            cluster = None if self.config.backend == "docker" else load_cluster(self.config.cluster_file)
             if cluster is not None and (self._swarm is None or self._swarm.cluster != cluster):
-                self._swarm = SwarmScheduler(self.settings, cluster)
+                self._swarm = SwarmScheduler(self.config, cluster)
             # without the file, the last cluster known stays reachable: its instances move back
             self._active = cluster is not None
 
     def cluster_active(self) -> bool:
         self._refresh()
-        if self.settings.scheduler == "swarm" and not self._active:
+        if self.config.backend == "swarm" and not self._active:
             raise SchedulerError("DOCKYARD_SCHEDULER=swarm but there is no cluster: run `make cluster` "
-                                 f"(it writes {self.settings.cluster_file}).")
+                                 f"(it writes {self.config.cluster_file}).")
         return self._active
 
     def swarm(self) -> SwarmScheduler:
@@ -123,8 +124,8 @@ class SelectingScheduler(DockerScheduler):
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
         """The host's images, and the registry's copies of release images no release needs."""
         keep = set(keep)
-        pushed = registry_gc.delete_stale(f"127.0.0.1:{self.settings.registry_port}",
-                                          self.settings.image_repo(app), keep)
+        pushed = registry_gc.delete_stale(f"127.0.0.1:{self.config.registry_port}",
+                                          self.config.image_repo(app), keep)
         return super().remove_images(app, keep, builds_only) + pushed
 
     # ---- the cluster's nodes (cluster mode only) ---------------------------------------

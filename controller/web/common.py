@@ -5,6 +5,7 @@ from flask import current_app, g, request
 
 from controller.accounts import access
 from controller.accounts import users as accounts
+from controller.apps import queries
 from core.errors import AppNotFound, BadRequest, Forbidden
 from core.names import APP_NAME_RE
 from core.numbers import whole_number
@@ -20,7 +21,7 @@ def audit(action: str, app: str | None = None, **detail) -> None:
     """Record this request's action in the audit log with its details (names only, never
     secret values); the catch-all recorder in api/audit.py then leaves the request alone."""
     g.audited = True
-    accounts.audit(svc().store, g.user.name, action, app, detail, 200)
+    accounts.audit(svc(), g.user.name, action, app, detail, 200)
 
 
 def body() -> dict:
@@ -34,8 +35,8 @@ def body() -> dict:
 
 
 def load_app(name: str, admin: bool = False) -> App:
-    app = svc().store.find_app(name)
-    collaborators = accounts.collaborator_ids(svc().store, app) if app is not None else set()
+    app = queries.find_app(svc(), name)
+    collaborators = accounts.collaborator_ids(svc(), app) if app is not None else set()
     if app is None or not access.can_read(g.user, app, collaborators):
         hint = f"`dockyard apps:create {name}`" if APP_NAME_RE.fullmatch(name) else "`dockyard apps:create NAME`"
         raise AppNotFound(f"App {name[:40]!r} not found: check the name with `dockyard apps`, "
@@ -58,7 +59,7 @@ def app_json(app: App) -> dict:
         "id": app.id, "name": app.name, "created_at": app.created_at,
         "web_url": f"http://{s.app_host(app.name)}:{s.router_port}/",
         "git_url": f"{s.api_url}/{app.name}.git",
-        "released_version": svc().store.find_app(app.name).current_version,
+        "released_version": queries.current_version(svc(), app),
     }
 
 

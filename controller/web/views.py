@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from controller.addons import ops as addon_ops
+from controller.addons import queries as addon_queries
 from controller.web.common import svc
 
 
@@ -50,7 +51,7 @@ def addon_row(addon, app) -> dict:
     missing ones too, with their last lines) and the var it is attached to this app as."""
     s = svc()
     state, lines = addon_ops.state(s, addon)
-    att = s.store.find_attachment(addon, app)
+    att = addon_queries.find_attachment(s, addon, app)
     row = {"name": addon.name, "service": addon.service, "plan": f"{addon.memory_mb} MB",
            "memory_mb": addon.memory_mb, "state": state, "app": addon.app, "var": att.var if att else None,
            "created_at": addon.created_at,
@@ -63,4 +64,4 @@ def addon_row(addon, app) -> dict:
 
 
 def addon_rows(app) -> list[dict]:
-    return [addon_row(a, app) for a in svc().store.list_addons(app)]
+    return [addon_row(a, app) for a in addon_queries.of_app(svc(), app)]
