@@ -15,9 +15,17 @@ down:
 status:
 	@$(PY) -m controller.daemons.supervisor status
 
+# JOBS test processes, each running whole modules (every module starts platforms of its own; the
+# ones that count failed requests under load run one after another: tests/conftest.py); the
+# modules marked `alone` (engine restarts, outages bounded to a second) run afterwards, by
+# themselves. JOBS=0: one process.
+JOBS ?= 2
 test:
 	@bash scripts/install.sh >/dev/null
-	$(VENV)/bin/pytest -ra
+	@rc=0; \
+	$(VENV)/bin/pytest -ra --durations=30 -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "not alone" || rc=$$?; \
+	$(VENV)/bin/pytest -ra --durations=10 -m alone || rc=$$((rc ? rc : $$?)); \
+	exit $$rc
 
 unit:
 	$(VENV)/bin/pytest -ra -m "not e2e"

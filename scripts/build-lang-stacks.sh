@@ -11,8 +11,9 @@
 #   java:  run openjdk-17-jre-headless             build openjdk-17-jdk-headless maven
 #
 # The runtime lives in the language's run stack (shared by every app of that language, one copy
-# on disk) instead of in each slug. An image carries the hash of its recipe (this script and
-# the stack and build images' ids, label `dockyard.lang.recipe`): an image of the same recipe is kept, another is rebuilt.
+# on disk) instead of in each slug. An image carries the hash of its recipe (this script,
+# scripts/lib/debian-image.sh and the stack and build images' ids, label `dockyard.lang.recipe`):
+# an image of the same recipe is kept, another is rebuilt.
 #
 # Usage: build-lang-stacks.sh [ruby|php|java ...] (default: all three). Needs a running Docker
 # engine and the stack and build images; logs to /var/log/dockyard-build-stack.log.
@@ -20,37 +21,24 @@ set -euo pipefail
 
 STACK="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
 BUILD="${DOCKYARD_BUILD_IMAGE:-dockyard/build-stack:bookworm}"
-LOG=/var/log/dockyard-build-stack.log
 # The extensions a composer.json may require (ext-*) beyond those built into PHP: builder/languages.py
 # keeps the same list and names it when an app asks for another.
 PHP_EXTS="bcmath curl gd intl mbstring mysql pgsql sqlite3 xml zip opcache"
 
-say() { printf 'build-lang-stacks: %s\n' "$*"; }
-die() { printf 'build-lang-stacks: ERROR: %s\n' "$*" >&2; exit 1; }
+SAY_AS=build-lang-stacks
+# shellcheck source=lib/debian-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-image.sh"
 
-docker info >/dev/null 2>&1 || die "the Docker engine is not answering (scripts/install.sh starts it)"
-for image in "$STACK" "$BUILD"; do
-    docker image inspect "$image" >/dev/null 2>&1 || die "$image is missing (scripts/install.sh builds it)"
-done
-
-mounts=()
-if [ -r /etc/apt/sources.list.d/debian.sources ]; then
-    mounts+=(-v /etc/apt/sources.list.d/debian.sources:/etc/apt/sources.list.d/debian.sources:ro)
-    mounts+=(-v /dev/null:/etc/apt/sources.list:ro)
-elif [ -r /etc/apt/sources.list ]; then
-    mounts+=(-v /etc/apt/sources.list:/etc/apt/sources.list:ro)
-fi
+require_images "$STACK" "$BUILD"
 # the recipe: this script and the images it starts from (a rebuilt stack rebuilds these too)
-RECIPE="$( { cat "${BASH_SOURCE[0]}"; docker image inspect -f '{{.Id}}' "$STACK" "$BUILD"; } | sha256sum | cut -c1-16)"
+RECIPE="$(recipe_of "${BASH_SOURCE[0]}" -- "$STACK" "$BUILD")"
 
 with_tag() { printf '%s:%s' "${1%:*}" "$2"; }
 
 # build FROM IMAGE PACKAGES CHECK
 build() {
     local from="$1" image="$2" packages="$3" check="$4"
-    local have
-    have="$(docker image inspect -f '{{ index .Config.Labels "dockyard.lang.recipe" }}' "$image" 2>/dev/null || true)"
-    if [ "$have" = "$RECIPE" ]; then
+    if [ "$(recipe_label "$image" dockyard.lang.recipe)" = "$RECIPE" ]; then
         say "$image already present (recipe $RECIPE)"
         return
     fi
@@ -58,31 +46,23 @@ build() {
     trap "docker rm -f $name >/dev/null 2>&1 || true" RETURN
     SECONDS=0
     say "building $image from $from (+ $packages)"
-    printf '\n==== %s build-lang-stacks %s\n' "$(date -Is)" "$image" >> "$LOG"
+    log_header "$image"
     # The stack's CA bundle is kept (installing Java regenerates it), and no service starts.
-    if ! docker run --name "$name" "${mounts[@]}" -e DEBIAN_FRONTEND=noninteractive "$from" /bin/sh -ec "
+    if ! run_install "$name" "$from" "
             cp /etc/ssl/certs/ca-certificates.crt /tmp/ca.crt
             printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
-            apt-get -o Acquire::Check-Valid-Until=false -o Acquire::Languages=none update -q
-            apt-get install -y -q --no-install-recommends $packages
+            $(apt_install "$packages")
             cp /tmp/ca.crt /etc/ssl/certs/ca-certificates.crt
             rm -f /usr/sbin/policy-rc.d
-            apt-get clean
-            rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /tmp/* /var/tmp/*
+            $APT_CLEAN
             $check
         " >> "$LOG" 2>&1; then
         tail -n 25 "$LOG" >&2 || true
         die "installing $packages failed; full log in $LOG"
     fi
-    docker commit \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' \
-        --change "LABEL dockyard.lang.recipe=$RECIPE" \
-        --change 'CMD ["/bin/bash"]' \
-        "$name" "$image" >/dev/null || die "docker commit of $image failed"
-    local size
-    size="$(docker image inspect -f '{{.Size}}' "$image" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
-    say "built $image in ${SECONDS}s ($size)"
+    commit_image "$name" "$image" --change "LABEL dockyard.lang.recipe=$RECIPE" --change 'CMD ["/bin/bash"]' \
+        || die "docker commit of $image failed"
+    say "built $image in ${SECONDS}s ($(image_size "$image"))"
 }
 
 php_exts() { local e out=""; for e in $PHP_EXTS; do out="$out php8.2-$e"; done; printf '%s' "$out"; }

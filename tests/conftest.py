@@ -6,7 +6,9 @@ the operator's account holds (a `make up` writes its admin token for 127.0.0.1 i
 ~/.netrc, which requests would send instead of a test's token) changes no result."""
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -54,7 +56,10 @@ class Platform:
         return f"http://127.0.0.1:{self.api_port}"
 
     def cli(self, *args, cwd=None, check=True, timeout=600) -> subprocess.CompletedProcess:
-        return run([str(ROOT / ".venv/bin/dockyard"), *args], cwd=cwd, env=self.env, check=check, timeout=timeout)
+        """The dockyard CLI, run in `cwd` or else in the user's home: never in the checkout, whose
+        .git/config would get the remote and credential helper that `apps:create` adds in a repo."""
+        return run([str(ROOT / ".venv/bin/dockyard"), *args], cwd=cwd or self.user_home, env=self.env, check=check,
+                   timeout=timeout)
 
     def git(self, *args, cwd, check=True, timeout=600) -> subprocess.CompletedProcess:
         return run(["git", *args], cwd=cwd, env=self.env, check=check, timeout=timeout)
@@ -95,6 +100,11 @@ def platform_env(name: str, home: Path, user_home: Path, api_port: int, router_p
     return env
 
 
+# Every port of every platform this process started: the checkout's git config must name none
+# of them when the run ends (`checkout_git_config_untouched`).
+STARTED_PORTS: set[int] = set()
+
+
 def start_platform(tmp: Path, **extra) -> Platform:
     name = "dyt" + secrets.token_hex(3)
     p = Platform(name=name, home=tmp / "state", user_home=tmp / "home", api_port=free_port(),
@@ -107,6 +117,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     extra.setdefault("DOCKYARD_RENDEZVOUS_PORT", free_port())   # each platform's own `heroku run` listener
     extra.setdefault("DOCKYARD_WAKE_PORT", free_port())   # each platform's own wake listener (autosleep)
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
+    STARTED_PORTS.update(int(v) for k, v in p.env.items() if k.startswith("DOCKYARD_") and k.endswith("_PORT"))
     try:
         p.up_output.append(p.make("up").stdout)
     except BaseException:
@@ -137,7 +148,14 @@ def stop_platform(p: Platform) -> None:
 
 
 def ensure_busybox_base(ctx: Path) -> str:
-    """A 2 MB base image with a shell and httpd, built locally (nothing can be pulled)."""
+    """A 2 MB base image with a shell and httpd, built locally (nothing can be pulled). Built once
+    a machine: a lock makes the other test processes (`make test` runs two) wait for the first."""
+    with open("/tmp/dockyard-test-busybox.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_busybox_base(ctx)
+
+
+def _build_busybox_base(ctx: Path) -> str:
     if run(["docker", "image", "inspect", BUSYBOX_BASE], check=False).returncode != 0:
         ctx.mkdir(parents=True, exist_ok=True)
         shutil.copy("/bin/busybox", ctx / "busybox")
@@ -146,6 +164,59 @@ def ensure_busybox_base(ctx: Path) -> str:
             'RUN ["/bin/mkdir", "-p", "/www", "/tmp"]\n')
         run(["docker", "build", "-q", "-t", BUSYBOX_BASE, str(ctx)])
     return BUSYBOX_BASE
+
+
+# `make test` runs the suite in two processes (pytest-xdist -n 2 --dist loadfile), each taking
+# one unit at a time: a module (its tests share the platforms it starts), or the modules that
+# count failed requests under load, which run one after another so that no two of them load the
+# machine at once (the fault module, which bounds outages to a second or two, is marked `alone`). Units go out in collection order, the longest first, so that no
+# long one starts last while the other process idles. Seconds measured on the 2-core machine
+# (docs/testing.md); a module not named here counts as a minute if end to end, else a second.
+MODULE_SECONDS = {
+    "test_e2e_heroku_cli.py": 360, "test_e2e_cluster.py": 300, "test_e2e_faults.py": 240,
+    "test_e2e_platforms.py": 220, "test_e2e_langs.py": 200, "test_e2e_buildpacks.py": 180,
+    "test_e2e_access.py": 150, "test_e2e_tenants.py": 120, "test_e2e_runtimes.py": 120,
+}
+UNDER_LOAD = ("test_e2e_cluster.py", "test_e2e_workflow.py")
+
+
+def _module_seconds(name: str) -> float:
+    if name in MODULE_SECONDS:
+        return MODULE_SECONDS[name]
+    return 60.0 if name.startswith("test_e2e_") else 1.0
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work a test belongs to, from its node id (`tests/test_x.py::test_y`)."""
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "under-load" if name in UNDER_LOAD else name
+
+
+def pytest_collection_modifyitems(config, items):
+    """Units longest first (stable: a module's tests keep their order). The modules marked
+    `alone` (they restart the engine) come last, and `make test` runs them in a pass of their own."""
+    seconds: dict[str, float] = {}
+    for name in {Path(str(item.path)).name for item in items}:
+        seconds[_unit(name)] = seconds.get(_unit(name), 0.0) + _module_seconds(name)
+
+    def key(item):
+        unit = _unit(item.nodeid)
+        return (item.get_closest_marker("alone") is not None, -seconds[unit], unit)
+    items.sort(key=key)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the modules of UNDER_LOAD as one unit (xdist's own loadgroup
+    marks do not group under pytest 9: it renames node ids that pytest no longer reads)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+    return UnitScheduling(config, log)
 
 
 # The environment that points clients at a user's files, a platform or git settings.
@@ -164,6 +235,26 @@ def suite_home(tmp_path_factory):
             mp.delenv(key, raising=False)
         mp.setenv("HOME", str(home))
         yield home
+
+
+def git_config_lines_naming(ports: set[int]) -> list[str]:
+    """The lines of the checkout's git config (shared by its worktrees) that name one of `ports`:
+    what a client run in the checkout would have added (a remote, a credential helper)."""
+    common = run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=ROOT, check=False)
+    config = Path(common.stdout.strip()) / "config"
+    if common.returncode != 0 or not config.exists():
+        return []
+    return [line.strip() for line in config.read_text().splitlines()
+            if any(int(port) in ports for port in re.findall(r":(\d{2,5})\b", line))]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_git_config_untouched():
+    """Tests run the CLIs in the platform user's home (or an app's repo), never in the checkout:
+    after the run, the checkout's git config names no port of this run's platforms."""
+    yield
+    added = git_config_lines_naming(STARTED_PORTS)
+    assert not added, f"a client ran in the checkout and wrote into its .git/config: {added}"
 
 
 @pytest.fixture(scope="session")

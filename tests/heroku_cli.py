@@ -29,7 +29,8 @@ def heroku_env(platform: Platform, token: str) -> dict:
 def heroku(platform: Platform, token: str, *args: str, cwd=None, check: bool = True, timeout: float = 120,
            input: str | None = None) -> subprocess.CompletedProcess:
     """Run `heroku ARGS` as the user whose token is given; raise with both streams when it fails."""
-    proc = subprocess.run([str(CLI), *args], cwd=cwd, env=heroku_env(platform, token), capture_output=True,
+    # in the user's home unless told: in the checkout, `apps:create` would add its git remote there
+    proc = subprocess.run([str(CLI), *args], cwd=cwd or platform.user_home, env=heroku_env(platform, token), capture_output=True,
                           text=True, timeout=timeout, input=input)
     if check and proc.returncode != 0:
         raise AssertionError(f"heroku {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

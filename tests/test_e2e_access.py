@@ -55,7 +55,8 @@ class As:
         self.cli("login", "--api", p.api, "--token", token)
 
     def cli(self, *args, cwd=None, check=True):
-        return run([str(ROOT / ".venv/bin/dockyard"), *args], cwd=cwd, env=self.env, check=check, timeout=600)
+        return run([str(ROOT / ".venv/bin/dockyard"), *args], cwd=cwd or self.home, env=self.env, check=check,
+                   timeout=600)
 
     def git(self, *args, cwd, check=True):
         return run(["git", *args], cwd=cwd, env=self.env, check=check, timeout=600)

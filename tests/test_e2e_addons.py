@@ -72,7 +72,8 @@ def app_id(p, app: str) -> str:
 
 def cli_in(p, stdin: str, *args, check: bool = True):
     """The CLI with `stdin` as its input (psql, redis-cli, a confirmation prompt)."""
-    return run([str(ROOT / ".venv/bin/dockyard"), *args], env=p.env, input=stdin, check=check, timeout=600)
+    return run([str(ROOT / ".venv/bin/dockyard"), *args], cwd=p.user_home, env=p.env, input=stdin, check=check,
+               timeout=600)
 
 
 def psql(p, app: str, addon: str, sql: str) -> str:

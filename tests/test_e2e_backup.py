@@ -11,7 +11,8 @@ from .conftest import ROOT, httpd_app, make_app_repo, run, start_platform, stop_
 
 
 def psql(p, app: str, sql: str) -> str:
-    return run([str(ROOT / ".venv/bin/dockyard"), "pg:psql", "-a", app], env=p.env, input=sql, timeout=600).stdout
+    return run([str(ROOT / ".venv/bin/dockyard"), "pg:psql", "-a", app], cwd=p.user_home, env=p.env, input=sql,
+               timeout=600).stdout
 
 pytestmark = pytest.mark.e2e
 

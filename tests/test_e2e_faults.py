@@ -16,7 +16,7 @@ import requests
 from .conftest import (ROOT, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app,
                        wait_until)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]   # outages of a second or two: no other module beside it
 
 RESULTS: list[tuple[str, int, int, str]] = []   # (fault, requests, failed, recovery)
 

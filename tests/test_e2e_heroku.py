@@ -52,14 +52,16 @@ def test_run_attached_passes_stdin_stdout_stderr_and_the_exit_code(platform, tmp
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/dockyard"), "run", "-a", name, "--",
          "read line; echo got:$line:$FOO; echo to-stderr >&2; cat; exit 7"],
-        input="first\nsecond\nthird\n", capture_output=True, text=True, env=platform.env, timeout=120)
+        input="first\nsecond\nthird\n", capture_output=True, text=True, env=platform.env, timeout=120,
+        cwd=platform.user_home)
     assert proc.returncode == 7, proc
     assert proc.stdout == "got:first:from-config\nsecond\nthird\n"
     assert "to-stderr" in proc.stderr and "Running `read line" in proc.stderr and "run.1" in proc.stderr
     # the one-off is gone afterwards (the replaced web instance drains in the background)
     assert eventually(lambda: len(platform.containers(name)) == 1)
     ok = subprocess.run([str(ROOT / ".venv/bin/dockyard"), "run", "-a", name, "--", "true"],
-                        capture_output=True, text=True, env=platform.env, timeout=120, stdin=subprocess.DEVNULL)
+                        capture_output=True, text=True, env=platform.env, timeout=120, stdin=subprocess.DEVNULL,
+                        cwd=platform.user_home)
     assert ok.returncode == 0, ok
     # no app, no release: clear errors, non-zero
     bad = platform.cli("run", "-a", "no-such-app", "--", "true", check=False)

@@ -44,8 +44,8 @@ class User:
         self.env = {**heroku_env(p, token), "NODE_EXTRA_CA_CERTS": ca_file}
 
     def heroku(self, *args, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(CLI), *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        return subprocess.run([str(CLI), *args], env=self.env, cwd=self.p.user_home, capture_output=True, text=True,
+                              timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
 
     def api(self, method: str, path: str, **kw) -> requests.Response:
         return requests.request(method, self.p.api + path, headers={"Authorization": f"Bearer {self.token}",

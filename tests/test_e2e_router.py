@@ -130,7 +130,7 @@ def test_domains_custom_wildcard_conflicts_and_validation(platform, tmp_path):
     from controller.store import Store
     bob = other_user_env(p)
     bob_app = unique_app("bob")
-    run([*_cli(p), "apps:create", bob_app], env=bob)
+    run([*_cli(p), "apps:create", bob_app], env=bob, cwd=p.user_home)
     proc = run([*_cli(p), "domains:add", host, "-a", bob_app], env=bob, check=False)
     assert proc.returncode != 0 and "already used by another app" in proc.stderr and f"app {a}" not in proc.stderr
     # Someone else's default hostname, the platform domain, and anything that is not a hostname.

@@ -196,7 +196,8 @@ def test_logs_tail_follows_the_app_across_container_changes(platform, tmp_path):
     name, repo, _ = deploy(platform, tmp_path, env_app("tail-$V"))
     follower = subprocess.Popen([str(ROOT / ".venv/bin/dockyard"),
                                  "logs", "--tail", "-n", "5", "-a", name],
-                                env=platform.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                env=platform.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=platform.user_home)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
     reader.start()

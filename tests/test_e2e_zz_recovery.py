@@ -15,7 +15,7 @@ from .conftest import BUSYBOX_BASE, ROOT, make_app_repo, run
 from .test_e2e_heroku import eventually
 from .test_e2e_workflow import deploy, env_app
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 
 def slow_app(text: str, delay: int) -> dict[str, str]:
