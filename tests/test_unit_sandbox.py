@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from controller.scheduler import sandbox_policy as policy
 
 
@@ -43,3 +45,13 @@ def test_the_registry_port_is_read_from_the_containers_loopback_binding():
     assert policy.registry_host_port(info) == 32768
     assert policy.registry_host_port({"NetworkSettings": {"Ports": {"5000/tcp": None}}}) is None
     assert policy.registry_host_port({}) is None
+
+
+def test_the_socket_dir_is_short_whatever_the_home_and_refuses_path_tricks():
+    # A unix socket's path holds 107 bytes; homes under pytest's tmp_path alone pass 100.
+    path = policy.socket_dir("dyt8c90f0", "u12345")
+    assert path == "/run/dockyard/sandboxes/dyt8c90f0/u12345"
+    assert len(path + "/docker.sock") <= policy.MAX_SOCKET_PATH
+    for instance in ("..", "a/b", "", "Dockyard", "x" * 80):
+        with pytest.raises(ValueError, match="DOCKYARD_NAME"):
+            policy.socket_dir(instance, "u1")

@@ -11,6 +11,7 @@ A new loop is one line in LOOPS: a name and `module:function`, the function bein
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -56,4 +57,9 @@ def main(settings: Settings | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    logging.shutdown()
+    # The loops had their grace: a worker thread still inside an engine call or a health check
+    # must not hold the process (and, with the supervisor gone, leave it an orphan); the store
+    # holds the desired state, and the next platform process carries on from it.
+    os._exit(code)

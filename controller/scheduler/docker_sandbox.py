@@ -187,7 +187,7 @@ class DockerSandboxes(DockerBuild):
 
     def _ensure_sandbox(self, tenant: str) -> _Sandbox:
         name = policy.sandbox_name(self.config.name, tenant)
-        sock_dir = self.config.home / "sandboxes" / tenant
+        sock_dir = Path(policy.socket_dir(self.config.name, tenant))
         with self._tenant_lock(tenant, sock_dir):
             image = self._inspect_image(self.config.sandbox_image)
             if image is None:
@@ -210,6 +210,7 @@ class DockerSandboxes(DockerBuild):
         """One creator of a sandbox at a time, across threads and the API's processes."""
         with self._locks_guard:
             lock = self._locks.setdefault(tenant, threading.Lock())
+        sock_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         sock_dir.mkdir(parents=True, exist_ok=True)
         sock_dir.chmod(0o700)
         with lock, open(sock_dir.parent / f"{tenant}.lock", "w") as f:

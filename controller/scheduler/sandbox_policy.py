@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 
 # Never reachable from a sandbox, whatever the host's addresses are.
 ALWAYS_BLOCKED = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16",
@@ -27,6 +28,23 @@ def tenant_key(user_id: int | None) -> str:
 def sandbox_name(instance: str, tenant: str) -> str:
     """The container, its network and its volume share this name."""
     return f"{instance}-sandbox-{tenant}"
+
+
+# A unix socket's path holds at most 107 bytes, and DOCKYARD_HOME can be any length (a test's
+# home under pytest's tmp_path alone is over 100): the sandboxes' sockets live under a short root
+# of their own, one folder per platform instance, whatever the home.
+SOCKET_ROOT = "/run/dockyard/sandboxes"
+MAX_SOCKET_PATH = 107
+_PART_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def socket_dir(instance: str, tenant: str) -> str:
+    """The host directory the sandbox's engine puts docker.sock in."""
+    path = f"{SOCKET_ROOT}/{instance}/{tenant}"
+    if not all(_PART_RE.fullmatch(p) for p in (instance, tenant)) or len(path) + len("/docker.sock") > MAX_SOCKET_PATH:
+        raise ValueError(f"The build sandbox's socket for instance {instance!r} and tenant {tenant!r} needs a "
+                         "short DOCKYARD_NAME of lower-case letters, digits, '.', '_' or '-'.")
+    return path
 
 
 def host_networks(ip_json: str) -> list[str]:
