@@ -47,8 +47,11 @@ def main(settings: Settings | None = None) -> int:
         signal.signal(sig, lambda *_: loops.stop.set())
     loops.start()
     log.info("running %d loops: %s", len(LOOPS), ", ".join(LOOPS))
+    parent = os.getppid()
     while not loops.stop.wait(1.0):
-        pass
+        if os.getppid() != parent:   # the supervisor is gone, even if its death signal was lost
+            log.warning("the supervisor (pid %d) is gone: stopping", parent)
+            loops.stop.set()
     left = loops.join(timeout=float(s.stop_grace) + 10)
     if left:
         log.warning("loops still ending at exit: %s", ", ".join(left))
