@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import secrets
 import threading
 import time
@@ -334,6 +335,115 @@ def test_buildpack_app_runs_on_the_cluster(cl, tmp_path):
     assert "Static app detected" in out
     assert "static on the cluster" in body_of(cl, name)
     assert dynos(cl, name)[0]["node"] in NODES
+
+
+# ---- one-offs in the background, cron and autosleep on the nodes (kept apart from the rest) --------
+# They run before `cluster-down` below, which ends the module's cluster.
+
+def get_page(p, app: str, timeout: float = 60) -> tuple[int, str]:
+    """GET / through the router, waiting as long as a wake on a node may take."""
+    req = urllib.request.Request(f"http://127.0.0.1:{p.router_port}/", headers={"Host": f"{app}.{p.domain}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def host_oneoffs(p, app: str) -> list[str]:
+    return run(["docker", "ps", "-aq", "--filter", f"label=dockyard.app={app}", "--filter", "label=dockyard.oneoff=run",
+                "--filter", f"label=dockyard.instance={p.name}"]).stdout.split()
+
+
+@pytest.fixture(scope="module")
+def jobs_app(cl, tmp_path_factory):
+    """An app with a cron job every minute (its first run comes while the other tests run)."""
+    name = unique_app("cljob")
+    files = {**page_app("jobs"), "app.json": json.dumps({"cron": [{"command": "echo cron-ran-$DYNO; sleep 6",
+                                                                   "schedule": "* * * * *"}]})}
+    repo = make_app_repo(tmp_path_factory.mktemp("jobs") / name, files, cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo)
+    return name
+
+
+def test_a_detached_one_off_runs_on_a_node_is_listed_logged_and_stoppable(cl, jobs_app):
+    name = jobs_app
+    out = cl.cli("run", "--detach", "-a", name, "--", "sh", "-c", "echo bg-$DYNO; sleep 300").stdout
+    label = re.search(r"run\.\d+", out).group(0)
+    row = wait_until(lambda: next((d for d in dynos(cl, name) if d["name"] == label and d["state"] == "up"), None),
+                     60, f"{label} up on a node")
+    assert row["node"] in NODES and not host_oneoffs(cl, name), (row, "ran on the platform host")
+    assert f"{label}" in cl.cli("ps", "-a", name).stdout
+    wait_until(lambda: f"bg-{label}" in cl.cli("logs", "-a", name, "-n", "200").stdout, 60, "its output in logs")
+    # `heroku ps:stop run.N`
+    req = urllib.request.Request(f"{cl.api}/apps/{name}/dynos/{label}/actions/stop", method="POST", data=b"{}",
+                                 headers={"Authorization": f"Bearer {cl.token()}", "Content-Type": "application/json",
+                                          "Accept": "application/vnd.heroku+json; version=3"})
+    urllib.request.urlopen(req, timeout=60).close()
+    assert not [d for d in dynos(cl, name) if d["name"] == label]
+    # one that ends on its own: its output and exit code stay in the logs after it is removed
+    label = re.search(r"run\.\d+", cl.cli("run", "--detach", "-a", name, "--", "sh", "-c",
+                                             "echo short-$DYNO; exit 3").stdout).group(0)
+    wait_until(lambda: f"One-off {label} exited with code 3" in cl.cli("logs", "-a", name, "-n", "200").stdout,
+               60, "the exit recorded")
+    logs = cl.cli("logs", "-a", name, "-n", "200").stdout
+    assert f"short-{label}" in logs, logs
+    assert not [d for d in dynos(cl, name) if d["name"] == label] and not host_oneoffs(cl, name)
+
+
+def test_a_sleeping_app_on_the_nodes_wakes_on_a_request(cl, tmp_path):
+    name = unique_app("clnap")
+    repo = make_app_repo(tmp_path / name, page_app("nap"), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo)
+    assert dynos(cl, name)[0]["node"] in NODES
+    cl.cli("ps:autosleep", "web", "--after", "3s", "-a", name)
+    wait_until(lambda: "web: sleeping since" in cl.cli("ps", "-a", name).stdout and not dynos(cl, name), 60,
+               f"{name} to sleep")
+    started = time.monotonic()
+    assert get_page(cl, name) == (200, "nap-web.1")
+    woke = time.monotonic() - started
+    rows = dynos(cl, name)
+    assert [(d["name"], d["state"]) for d in rows] == [("web.1", "up")] and rows[0]["node"] in NODES, rows
+    print(f"\nwake on the cluster: first answer after {woke:.1f} s")
+
+
+def test_losing_the_raft_leader_fails_no_request(cl, jobs_app):
+    """While the managers elect a new leader no manager answers (10-20 s), and the new one first
+    reports every node unknown: the router drops the lost node's instances by its own probe of
+    the nodes, from the last listing, without waiting for the managers."""
+    name = jobs_app
+    cl.cli("ps:scale", "web=3", "-a", name)
+    victim = leader(cl)
+    assert victim in {d["node"] for d in dynos(cl, name) if d["type"] == "web"}, dynos(cl, name)
+    try:
+        with Load(cl, name) as load:
+            time.sleep(1)
+            lost_at = time.monotonic()
+            stop_node(cl, victim)
+            wait_until(electing(lambda: len([d for d in dynos(cl, name) if d["type"] == "web" and d["state"] == "up"
+                                             and d["node"] != victim]) == 3), 120, "3 instances up on the others")
+            full = time.monotonic() - lost_at
+            time.sleep(2)
+    finally:
+        start_node(cl, victim)
+    print(f"\nleader loss (web=3): {load.failed} failed of {load.ok + load.failed} requests; full strength "
+          f"after {full:.1f} s")
+    assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
+
+
+def test_cron_runs_on_a_node(cl, jobs_app):
+    name = jobs_app
+    row = wait_until(lambda: next((d for d in dynos(cl, name) if d["type"] == "run"), None), 150,
+                     "the cron job's first run")
+    assert row["node"] in NODES and not host_oneoffs(cl, name), (row, "ran on the platform host")
+
+    def ran():
+        logs = cl.cli("logs", "-a", name, "-n", "300").stdout
+        return logs if "(cron job) exited with code 0" in logs else None
+    assert "cron-ran-run." in wait_until(ran, 60, "the cron job's exit")
+    assert "exit code 0" in cl.cli("cron", "-a", name).stdout
 
 
 def test_cluster_down_returns_apps_to_this_host(cl, web):

@@ -30,18 +30,19 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
     `deployed`: the apps that ever had code released (None: all of them); `scaled`: the apps
     whose formation runs web instances (one with none up is starting or restarting).
     Instances on a node the cluster does not vouch for (state "unknown", or "lost" when no node
-    can take their new task) get traffic only when the app has no running one: a dead one then costs a connect timeout and a retry, where no
-    upstream at all would fail every request (a new leader can report live nodes down)."""
-    ups: dict[str, list[Upstream]] = defaultdict(list)
-    lost: dict[str, list[Upstream]] = defaultdict(list)
+    can take their new task) get traffic only when the app has no running one, and those on a
+    node this host does not reach ("unreachable") only when it has nothing else: a dead one then
+    costs a connect timeout and a retry, where no upstream at all would fail every request (a new
+    leader can report live nodes down, and a probe can miss a live node)."""
+    tiers: dict[str, dict[str, list[Upstream]]] = {"running": defaultdict(list), "unknown": defaultdict(list),
+                                                   "unreachable": defaultdict(list)}
     names = set(app_names)
     for inst in instances:
-        if (inst.app in names and inst.process == "web" and inst.state in ("running", "unknown", "lost")
+        if (inst.app in names and inst.process == "web" and inst.state in ("running", "unknown", "lost", "unreachable")
                 and inst.host_port and inst.container_id in healthy_ids):
-            (ups if inst.state == "running" else lost)[inst.app].append(Upstream(inst.address, inst.host_port))
-    for app, found in lost.items():
-        if not ups.get(app):
-            ups[app] = found
+            tier = "unknown" if inst.state == "lost" else inst.state
+            tiers[tier][inst.app].append(Upstream(inst.address, inst.host_port))
+    ups = {app: next((t[app] for t in tiers.values() if t.get(app)), []) for app in names}
     table = build_table(((name, tuple(ups.get(name, ()))) for name in sorted(names)), domain)
     return tuple(replace(r, deployed=deployed is None or r.app in deployed, scaled=r.app in scaled)
                  for r in table)

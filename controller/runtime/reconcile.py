@@ -25,13 +25,14 @@ log = logging.getLogger("dockyard.reconciler")
 def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance], misplaced=lambda inst: False):
     """Pure: which (type, index) to start, and which instances to retire (misplaced ones too:
     their replacements start first). An instance in state "unknown" (on a node the cluster
-    lost, being moved by the cluster itself) is kept: the cluster replaces it."""
+    lost, being moved by the cluster itself) or "unreachable" (this host does not reach its
+    node) is kept: the cluster replaces it."""
     have: dict[tuple[str, int], Instance] = {}
     stale: list[Instance] = []
     for inst in instances:
         key = (inst.process, inst.index)
         if (inst.version == version and key in wanted and key not in have
-                and inst.state in ("running", "restarting", "unknown") and not misplaced(inst)):
+                and inst.state in ("running", "restarting", "unknown", "unreachable") and not misplaced(inst)):
             have[key] = inst
         else:
             stale.append(inst)

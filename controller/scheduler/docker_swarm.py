@@ -32,6 +32,7 @@ from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_host import WATCH_WINDOW
 from controller.scheduler.docker_parse import parse_logs
 from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
+from controller.scheduler.swarm_reach import STALE_LIMIT, NodeProbe
 from controller.scheduler.swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
                           node_address, parse_task_exits, service_id, spread_constraints)
 
@@ -56,6 +57,9 @@ class SwarmScheduler(DockerEngine):
         self._nodes_cache: tuple[float, list] | None = None
         self._exits = ReportedExits()
         self._exits_lock = threading.Lock()
+        self._probe = NodeProbe()
+        self._listing: tuple[float, list[Instance]] | None = None   # the last full listing (router)
+        self._addresses: set[str] = set()                           # every node's, as last listed
 
     def managers(self) -> list[str]:
         """Every manager's engine address the cluster file names (`make cluster MANAGERS=3`
@@ -70,9 +74,12 @@ class SwarmScheduler(DockerEngine):
         swarm's Raft quorum, and the platform moves to another within seconds."""
         with self._manager_lock:
             now = time.monotonic()
-            if self._manager is not None and now - self._manager_checked < MANAGER_RECHECK:
+            lost = {f"tcp://{a}:2375" for a in self._probe.unreachable}
+            if (self._manager is not None and now - self._manager_checked < MANAGER_RECHECK
+                    and self._manager_url not in lost):
                 return self._manager
-            order = sorted(self.managers(), key=lambda url: url != self._manager_url)
+            # a manager this host no longer reaches is asked last (each call would wait for it)
+            order = sorted(self.managers(), key=lambda url: (url in lost, url != self._manager_url))
             failures = []
             for url in order:
                 try:
@@ -223,6 +230,7 @@ class SwarmScheduler(DockerEngine):
         now = time.monotonic()
         if self._nodes_cache is None or now - self._nodes_cache[0] > 1.0:
             self._nodes_cache = (now, self.manager.api.nodes())
+            self._addresses = {node_address(n) for n in self._nodes_cache[1]} - {""}
         return self._nodes_cache[1]
 
     def get(self, container_id: str) -> Instance | None:
@@ -231,8 +239,22 @@ class SwarmScheduler(DockerEngine):
         return next((i for i in found if service_id(i.container_id) == sid), None)
 
     def instances(self, app: str | None = None) -> list[Instance]:
-        found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.config.app_port)
-        return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
+        """The app's instances; a node this host does not reach makes its instances
+        "unreachable" (swarm_reach). In the router's process, while no manager answers (an
+        election), the last listing stands, so routes still follow the probe's view."""
+        try:
+            found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.config.app_port)
+            if app is None:
+                self._listing = (time.monotonic(), found)
+        except (SchedulerError, docker.errors.DockerException, requests.RequestException) as e:
+            listing = self._listing
+            if not self._probe.running or listing is None or time.monotonic() - listing[0] > STALE_LIMIT:
+                if isinstance(e, SchedulerError):
+                    raise
+                raise SchedulerError(f"No swarm manager answers ({e.__class__.__name__}): check the cluster's "
+                                     "nodes (`make cluster`).") from None
+            found = [i for i in listing[1] if app is None or i.app == app]
+        return sorted(self._probe.doubted(found), key=lambda i: (i.app, i.process, i.index, i.version))
 
     def crashes(self, since: float, until: float) -> list[Crash]:
         """Tasks that exited on their own, each once, also when its node reported it late
@@ -261,6 +283,8 @@ class SwarmScheduler(DockerEngine):
         a task, whose published port changed): the router then drops or follows it without
         waiting for its next pass. One event stream per node's engine and one from the manager
         for the nodes, each in bounded windows; nodes that join are watched from the next window."""
+        threading.Thread(target=self._probe.watch, args=(lambda: set(self._addresses), on_change, stopped),
+                         name="swarm-node-probe", daemon=True).start()
         watched: set[str] = set()
         containers = {"type": "container", "event": ["start", "die"], **self._filters(None, LABEL_PROCESS)}
         threading.Thread(target=self._watch_engine, args=(lambda: self._manager_url, {"type": "node"},

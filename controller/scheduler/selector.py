@@ -7,7 +7,8 @@ instances on the other one are `misplaced`, so the reconciler starts their repla
 health-checked, before retiring them: a switch drops no request. Images and builds always use
 the host's engine (a build's image is pushed to the cluster's registry when an instance on the
 cluster needs it); one-offs the caller waits for (`run`, the release phase, postdeploy) run on a
-node while a cluster exists (swarm_oneoff.py), detached ones and cron on the host."""
+node while a cluster exists (swarm_oneoff.py), detached ones and cron as one-task services on the swarm
+(swarm_jobs.py). An app with add-ons keeps its one-offs on the host, where its add-ons run."""
 from __future__ import annotations
 
 import threading
@@ -22,6 +23,7 @@ from controller.scheduler.base import Scheduler
 from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
+from controller.scheduler import swarm_jobs
 from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
 from controller.scheduler.swarm_parse import PREFIX
 
@@ -84,7 +86,12 @@ class SelectingScheduler(DockerScheduler):
         self._for(container_id).make_durable(container_id)
 
     def get(self, container_id: str) -> Instance | None:
-        return self._for(container_id).get(container_id)
+        found = self._for(container_id).get(container_id)
+        if found is not None and container_id.startswith(PREFIX) and not found.process:
+            # a detached one-off's service (it has no process label): read as a one-off
+            return next((j for j in swarm_jobs.list_jobs(self.swarm(), found.app) if j.container_id == container_id),
+                        None)
+        return found
 
     def instances(self, app: str | None = None) -> list[Instance]:
         found = super().instances(app)
@@ -144,6 +151,22 @@ class SelectingScheduler(DockerScheduler):
         pushed = registry_gc.delete_stale(f"127.0.0.1:{self.config.registry_port}",
                                           self.config.image_repo(app), keep)
         return super().remove_images(app, keep, builds_only) + pushed
+
+    # ---- detached one-offs and cron: services on the swarm while a cluster exists -------
+    def oneoffs(self, app: str | None = None) -> list[Instance]:
+        found = super().oneoffs(app)
+        if self._swarm is not None:
+            try:
+                found += swarm_jobs.list_jobs(self._swarm, app)
+            except SchedulerError:
+                if self.cluster_active():
+                    raise
+        return sorted(found, key=lambda i: (i.app, i.index))
+
+    def run_detached(self, app, release, command, image, env=None) -> Instance:
+        if not self.cluster_active() or self._networks(app=app):
+            return super().run_detached(app, release, command, image, env)
+        return swarm_jobs.start_job(self.swarm(), app, release, command, image, self.next_oneoff_index(app), env)
 
     # ---- one-offs the caller waits for: on a node while a cluster exists ---------------
     def _node_for_oneoff(self, app: str, image: str):
