@@ -13,9 +13,14 @@ beside its raw floor in the same run; prints numbers and ratios, never asserts.
 (d) parallel pushes: 6 apps pushed at once, until every one serves its new page, on the
     3-node cluster, then the same 6 pushes again on one host (after `make cluster-down`).
 
+(e) leader loss: the same load on an app with web=4 while the node of the swarm's Raft leader
+    (holding at least one of its instances) is stopped: requests failed (target 0) through the
+    election (no manager answers) and the new leader's first reports, and the time to full
+    strength.
+
 The cluster has 3 managers (`make cluster NODES=3 MANAGERS=3`).
 
-    .venv/bin/python bench/cluster.py [--scale 12] [--only a,b,c,d]
+    .venv/bin/python bench/cluster.py [--scale 12] [--only a,b,c,d,e]
 """
 from __future__ import annotations
 
@@ -101,10 +106,10 @@ def floor_push(raw: Raw, ctx: Path, registry_port: int, tag: str) -> tuple[float
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=12)
-    ap.add_argument("--only", default="a,b,c,d", help="the parts to run, e.g. c,d")
+    ap.add_argument("--only", default="a,b,c,d,e", help="the parts to run, e.g. c,e")
     args = ap.parse_args()
     parts = set(args.only.split(","))
-    pushes, floors, scale, raw_scale, lost, parallel = [], [], None, None, None, {}
+    pushes, floors, scale, raw_scale, lost, parallel, leader = [], [], None, None, None, {}, None
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
         ensure_busybox_base(tmp / "busybox")
@@ -149,6 +154,9 @@ def main() -> int:
             if "c" in parts:
                 p.cli("ps:scale", "web=2", "-a", "bench")
                 lost = _lose_a_node(p, host)
+            if "e" in parts:
+                p.cli("ps:scale", "web=4", "-a", "bench")
+                leader = _lose_the_leader(p, host)
             if "d" in parts:
                 parallel["cluster"] = _parallel_pushes(p, tmp, "c")
                 run(["bash", str(ROOT / "scripts/cluster.sh"), "down"], env=p.env, timeout=600)
@@ -172,6 +180,11 @@ def main() -> int:
         print(f"(c) a node of the app (not the leader) stopped under load (3 keep-alive clients, web=2 on {lost['nodes']} nodes)")
         print(f"    requests: {lost['total']}; failed: {lost['failed']} (target 0); node reported down after "
               f"{lost['down']:.1f} s; full strength (2 up on the other nodes) after {lost['moved']:.1f} s")
+    if leader is not None:
+        print(f"(e) the Raft leader's node ({leader['on_it']} of the app's 4 instances) stopped under load "
+              "(3 keep-alive clients, 10 s client timeout)")
+        print(f"    requests: {leader['total']}; failed: {leader['failed']} (target 0); full strength (4 up on the "
+              f"other nodes) after {leader['moved']:.1f} s")
     if parallel:
         print("(d) 6 pushes of different apps at once, until all 6 serve their new page")
         print(f"    3-node cluster: {parallel['cluster']:.1f} s; one host: {parallel['host']:.1f} s; "
@@ -229,6 +242,31 @@ def _lose_a_node(p, host: str) -> dict:
               f"{', '.join(f'{t - stopped:.1f}' for t in load.fail_times)} s after the stop", file=sys.stderr)
     return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "down": down,
             "moved": moved, "nodes": len({d["node"] for d in rows})}
+
+
+def _lose_the_leader(p, host: str) -> dict:
+    rows = _dynos(p, "bench")
+    lead = run(["docker", "-H", json.loads((p.home / "cluster.json").read_text())["manager"], "node", "ls",
+                "--filter", "role=manager", "--format", "{{.Hostname}} {{.ManagerStatus}}"]).stdout
+    victim = next((line.split()[0] for line in lead.splitlines() if line.endswith(" Leader")), "")
+    moved = float("nan")
+    with Load(p.router_port, host) as load:
+        time.sleep(2)
+        stopped = time.monotonic()
+        run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", victim.removeprefix("node")], env=p.env)
+        while time.monotonic() - stopped < 150:
+            up = [d for d in _dynos(p, "bench") if d["state"] == "up" and d["node"] != victim]
+            if len(up) == 4:
+                moved = time.monotonic() - stopped
+                break
+            time.sleep(0.5)
+        time.sleep(5)
+    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", victim.removeprefix("node")], env=p.env)
+    if load.failed:
+        print(f"    (e) failures: {collections.Counter(load.failed).most_common()} at "
+              f"{', '.join(f'{t - stopped:.1f}' for t in load.fail_times)} s after the stop", file=sys.stderr)
+    return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "moved": moved,
+            "on_it": len([d for d in rows if d["node"] == victim])}
 
 
 def build_app(text: str) -> dict[str, str]:

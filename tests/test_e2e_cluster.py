@@ -66,7 +66,7 @@ class Load:
 
     def __init__(self, p, app: str):
         self.p, self.host = p, f"{app}.{p.domain}"
-        self.ok, self.failed, self.fail_times = 0, 0, []
+        self.ok, self.failed, self.fail_times, self.fail_codes = 0, 0, [], []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(3)]
 
@@ -95,6 +95,7 @@ class Load:
             else:
                 self.failed += 1
                 self.fail_times.append(time.monotonic())
+                self.fail_codes.append(status)
             time.sleep(0.02)
 
     def __enter__(self):
@@ -429,7 +430,12 @@ def test_losing_the_raft_leader_fails_no_request(cl, jobs_app):
     finally:
         start_node(cl, victim)
     print(f"\nleader loss (web=3): {load.failed} failed of {load.ok + load.failed} requests; full strength "
-          f"after {full:.1f} s")
+          f"after {full:.1f} s; failures {load.fail_codes} at {[round(t - lost_at, 1) for t in load.fail_times]} s")
+    if load.failed:
+        for k in (1, 2, 3):
+            print(run(["docker", "exec", f"{cl.name}-node{k}", "sh", "-c", "docker service ps --no-trunc --format "
+                       "'{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' "
+                       "$(docker service ls -q --filter label=dockyard.app=" + name + ")"], check=False).stdout)
     assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
 
 
