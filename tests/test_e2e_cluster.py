@@ -431,7 +431,7 @@ def test_losing_the_raft_leader_fails_no_request(cl, jobs_app):
         start_node(cl, victim)
     print(f"\nleader loss (web=3): {load.failed} failed of {load.ok + load.failed} requests; full strength "
           f"after {full:.1f} s; failures {load.fail_codes} at {[round(t - lost_at, 1) for t in load.fail_times]} s")
-    if load.failed:
+    if load.failed:     # which tasks Swarm moved or stopped, for the failure's report
         for k in (1, 2, 3):
             print(run(["docker", "exec", f"{cl.name}-node{k}", "sh", "-c", "docker service ps --no-trunc --format "
                        "'{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' "

@@ -5,7 +5,8 @@ can be slow to say it: when the Raft leader itself is lost, no manager answers u
 others elect a new one (10-20 s), and the new leader first reports every node unknown. The
 router process probes every node twice a second (NodeProbe, started by the swarm's `watch`);
 instances on a node that does not answer are "unreachable", routed only when an app has
-nothing else. Other processes probe only the nodes the manager does not vouch for."""
+nothing else. Other processes probe the nodes of the instances they list, at most once a second
+each, so every process that writes routes agrees."""
 from __future__ import annotations
 
 import socket
@@ -64,12 +65,13 @@ class NodeProbe:
             return {a for a in addresses if not self._looked[a][1]}
 
     def doubted(self, instances: list[Instance]) -> list[Instance]:
-        """Instances with their state, where a node in doubt (per the manager, or per the
-        router's own probe) is checked from this host."""
+        """Instances with the state this host's view gives them: the router's continuous probe,
+        or else a probe of their nodes now (answers reused for CACHE_FOR s), so every process
+        that computes routes (the reconciler's, a deploy's) drops the same nodes."""
         if self.running:
             return mark_unreachable(instances, self.unreachable)
-        doubted = {i.address for i in instances if i.node and i.state in DOUBTED}
-        return mark_unreachable(instances, self.look(doubted)) if doubted else instances
+        addresses = {i.address for i in instances if i.node and i.state in ("running", *DOUBTED)}
+        return mark_unreachable(instances, self.look(addresses)) if addresses else instances
 
     def watch(self, addresses: Callable[[], set[str]], on_change: Callable[[], None],
               stopped: Callable[[], bool]) -> None:
