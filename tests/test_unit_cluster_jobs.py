@@ -53,8 +53,9 @@ def inst(cid: str, address: str, state: str = "running") -> Instance:
 
 def test_instances_on_a_node_this_host_does_not_reach_are_unreachable():
     got = mark_unreachable([inst("s1", "10.0.0.2"), inst("s2", "10.0.0.3", "unknown"),
-                            inst("s3", "10.0.0.3", "exited")], {"10.0.0.3"})
-    assert [i.state for i in got] == ["running", "unreachable", "exited"]
+                            inst("s3", "10.0.0.3", "exited"), inst("s4", "10.0.0.3", "lost")], {"10.0.0.3"})
+    # a lost one stays lost: the reconciler replaces it (an unreachable one is left to Swarm)
+    assert [i.state for i in got] == ["running", "unreachable", "exited", "lost"]
 
 
 def test_unreachable_instances_are_routed_only_when_nothing_else_is():

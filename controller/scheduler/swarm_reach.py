@@ -23,7 +23,6 @@ PROBE_TIMEOUT = 0.5    # seconds a node's engine port has to accept a connection
 PROBE_EVERY = 0.5      # seconds between the router's looks at every node
 CACHE_FOR = 1.0        # seconds an answer is reused by a process that probes on demand
 STALE_LIMIT = 120.0    # seconds the router may route by the last listing while no manager answers
-DOUBTED = ("unknown", "lost")
 
 
 def answers(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -35,10 +34,11 @@ def answers(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
 
 
 def mark_unreachable(instances: Iterable[Instance], unreachable: set[str]) -> list[Instance]:
-    """Pure: instances on a node this host does not reach (by address) -> state "unreachable"
-    (routed last); ended ones are left as they are."""
+    """Pure: instances running (or "unknown") on a node this host does not reach (by address) ->
+    state "unreachable" (routed last, kept by the reconciler while Swarm moves them); ended ones
+    and "lost" ones (no node can take their new task: the reconciler replaces them) stay."""
     return [replace(i, state="unreachable") if i.node and i.address in unreachable
-            and i.state in ("running", *DOUBTED) else i for i in instances]
+            and i.state in ("running", "unknown") else i for i in instances]
 
 
 class NodeProbe:
@@ -70,7 +70,7 @@ class NodeProbe:
         that computes routes (the reconciler's, a deploy's) drops the same nodes."""
         if self.running:
             return mark_unreachable(instances, self.unreachable)
-        addresses = {i.address for i in instances if i.node and i.state in ("running", *DOUBTED)}
+        addresses = {i.address for i in instances if i.node and i.state in ("running", "unknown")}
         return mark_unreachable(instances, self.look(addresses)) if addresses else instances
 
     def watch(self, addresses: Callable[[], set[str]], on_change: Callable[[], None],
