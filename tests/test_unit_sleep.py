@@ -142,7 +142,9 @@ def test_twenty_requests_during_a_wake_start_one_instance(svc, monkeypatch):
     _asleep(svc)
     calls = []
     real = sleep.wake
-    monkeypatch.setattr(sleep, "wake", lambda *a: calls.append(a[1]) or real(*a))
+    asleep = len(svc.scheduler.calls)
+    # a wake that takes a second, as a real one does: every request arrives during it
+    monkeypatch.setattr(sleep, "wake", lambda *a: calls.append(a[1]) or threading.Event().wait(1) or real(*a))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -160,6 +162,7 @@ def test_twenty_requests_during_a_wake_start_one_instance(svc, monkeypatch):
             t.join(30)
         assert len(answers) == 20 and all(a.startswith(b"HTTP/1.0 200") and a.endswith(b"ok") for a in answers)
         assert calls == ["shop"] and running(svc, "shop") == [("web.1", 1)]
+        assert [c for c in svc.scheduler.calls[asleep:] if c[0] == "start"] == [("start", "shop", "web.1", "v1", "standby")]
     finally:
         loop.call_soon_threadsafe(stop.set)
         server.join(10)
@@ -297,3 +300,13 @@ def test_a_wake_starts_the_standby_and_tells_the_router_at_once(svc):
     sleep.tick(svc, now=10 ** 11)                       # asleep again: a new standby
     settled()
     assert _standbys(svc) == [("web.1", 1)]
+
+
+def test_the_dashboard_lists_the_latest_sleeps_and_wakes(svc):
+    from controller.apps import queries       # what the app page shows under its processes
+    _asleep(svc)
+    sleep.wake(svc, "shop", 5)
+    finished()
+    shown = [e["message"] for e in queries.sleep_events(svc, svc.store.get_app("shop"))]
+    assert shown[0].startswith("Woke web on a request in ") and shown[1].startswith("web sleeps: no request for")
+    assert len(shown) == 2                              # only autosleep's lines
