@@ -49,8 +49,8 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     whole pass's look at the engine and the healthy marks (one call for every app): when it shows
     nothing to do, nothing is asked per app; when it shows a change, the app is looked at again
     now, under its lock, before anything is started or stopped. An instance to start uses the
-    app's standby when one matches; `on_ready` hears of each web instance that started and
-    passed its checks, at once (a wake hands it its held requests); checks poll every `poll` s."""
+    app's standby when one matches; `on_ready` hears of each web instance the moment its checks
+    pass (a wake hands it its held requests); checks poll every `poll` s."""
     sched, store = svc.scheduler, svc.store
     for release in store.list_releases(app):
         if release.status == "pending":   # a deploy died mid-way: it never went live
@@ -79,26 +79,12 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
             if inst.process != "web" or (inst.host_port and _answers(inst, svc.settings.app_host(app.name))):
                 store.mark_healthy(app, inst.container_id, inst.version, inst.process)
 
-    def start_one(key: tuple[str, int]) -> None:
-        ptype, index = key
-        started: list[Instance] = []
-        try:
-            inst = start_instance(svc, app, release, ptype, index, out, started, standbys=ready, poll=poll)
-            store.mark_healthy(app, inst.container_id, version, ptype)
-            if on_ready is not None and ptype == "web":
-                on_ready(inst if inst.host_port else (sched.get(inst.container_id) or inst))
-        except DockyardError as e:
-            for inst in started:
-                keep_logs(svc, app, inst)
-                sched.stop(inst.container_id, 0)
-            store.add_event(app, "dockyard", "reconciler", f"{ptype}.{index} failed to start: {e.message}")
-            raise
-
     errors = []
     ready = [s for s in sched.standbys(app.name) if not sched.misplaced(s)] if start else []
     if start:
         with ThreadPoolExecutor(max_workers=min(16, len(start))) as pool:
-            for fut in [pool.submit(start_one, key) for key in start]:
+            for fut in [pool.submit(_start_one, svc, app, release, key, out, ready, poll, on_ready)
+                        for key in start]:
                 try:
                     fut.result()
                 except DockyardError as e:
@@ -120,6 +106,27 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     if errors:
         raise DockyardError("; ".join(errors))
     return {"started": len(start), "stopped": len(stale)}
+
+
+def _start_one(svc: Services, app: App, release, key: tuple[str, int], out: Out, standbys: list[Instance],
+               poll: float, on_ready: Callable[[Instance], None] | None) -> None:
+    """One instance of `converge`: started (from its standby when one matches), checked, marked
+    healthy; on a wake (`on_ready`), its held requests go to the first web instance whose
+    check passed, and the router is told once it is marked."""
+    ptype, index = key
+    started: list[Instance] = []
+    try:
+        inst = start_instance(svc, app, release, ptype, index, out, started, standbys=standbys, poll=poll,
+                              on_passed=on_ready if ptype == "web" else None)
+        svc.store.mark_healthy(app, inst.container_id, release.version, ptype)
+        if on_ready is not None and ptype == "web":
+            apply_routes(svc)
+    except DockyardError as e:
+        for inst in started:
+            keep_logs(svc, app, inst)
+            svc.scheduler.stop(inst.container_id, 0)
+        svc.store.add_event(app, "dockyard", "reconciler", f"{ptype}.{index} failed to start: {e.message}")
+        raise
 
 
 def _answers(inst: Instance, host: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from core.checkspec import Check, effective
 from core.errors import DeployFailed, DockyardError
@@ -91,11 +92,13 @@ def release_checks(svc: Services, app: App, release: Release) -> dict[str, tuple
 def start_instance(svc: Services, app: App, release: Release, ptype: str, index: int, out: Out,
                    started: list[Instance] | None = None,
                    checks: dict[str, tuple[str, list[Check]]] | None = None,
-                   standbys: list[Instance] = (), poll: float = 0.05) -> Instance:
+                   standbys: list[Instance] = (), poll: float = 0.05,
+                   on_passed: Callable[[Instance], None] | None = None) -> Instance:
     """Start one instance of `release` with the type's limits, run its health checks (or, for
-    `web` without any, wait until it answers HTTP, looking every `poll` s), then make it durable.
-    A matching standby among `standbys` is started instead of a new container. Appends the
-    instance to `started` as soon as it exists, so a caller can clean up after a failure."""
+    `web` without any, wait until it answers HTTP, looking every `poll` s), tell `on_passed`,
+    then make it durable. A matching standby among `standbys` is started instead of a new
+    container. Appends the instance to `started` as soon as it exists, so a caller can clean up
+    after a failure."""
     sched = svc.scheduler
     image, command, limits, spec = standby.recipe(svc, app, release, ptype)
     ready = standby.take(standbys, ptype, index, spec)
@@ -119,11 +122,14 @@ def start_instance(svc: Services, app: App, release: Release, ptype: str, index:
         source, mine = checks[ptype]
         out(f"       {label}: running {len(mine)} health check{'s' if len(mine) != 1 else ''} from {source}")
         if ptype == "web":   # a check is about content; first the port must answer at all
-            wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll)
+            wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll,
+                               first=inst)
         run_checks(label, mine, refresh, host, port,
                    lambda cmd, timeout: sched.exec(inst.container_id, cmd, timeout), out)
     elif ptype == "web":
-        wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll)
+        wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll, first=inst)
+    if on_passed is not None:
+        on_passed(inst)
     sched.make_durable(inst.container_id)
     return inst
 

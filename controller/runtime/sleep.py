@@ -169,11 +169,10 @@ def _start(svc: Services, app: App, woke: list[str], started: float, state: dict
     seen = max((e["id"] for e in svc.store.events(app, limit=1)), default=0)
 
     def on_ready(inst) -> None:
-        """The first healthy web instance: the held requests go on, the router switches now."""
+        """The first web instance whose check passed: the held requests go on to it now."""
         if "target" not in state and inst.host_port:
             state["target"] = Upstream(inst.address, inst.host_port)
             ready.set()
-            apply_routes(svc)
 
     try:
         converge(svc, app, out=lambda line: log.info("%s: %s", app.name, line.strip()), background=True,
