@@ -4,7 +4,7 @@ during a wake all succeed with one start (the container created when the app wen
 deploy to a sleeping app releases without waking it and the next request gets the new release, a
 wake that crashes answers 503 with the reason, and a WebSocket and a large upload sent to a
 sleeping app wait through its wake; the dashboard lists the sleeps and wakes. One platform and two
-apps (three builds) for the module."""
+apps (two builds; the second app is the stack image) for the module."""
 from __future__ import annotations
 
 import json
@@ -74,6 +74,16 @@ def events(plat, name: str) -> str:
     return plat.cli("logs", "-a", name, "-n", "300").stdout
 
 
+def woke_once(plat, name: str) -> str:
+    """The app's log once its wake is recorded (after the held requests are answered); one wake."""
+    def recorded():
+        text = events(plat, name)
+        return text if "Woke web on a request in" in text else None
+    log = wait_until(recorded, 30, f"{name}'s wake in its log", every=0.5)
+    assert len(re.findall(r"Woke web on a request in", log)) == 1, log
+    return log
+
+
 def test_sleeps_then_twenty_concurrent_requests_wake_it_with_one_start(plat, app):
     name, _ = app
     out = asleep(plat, name)
@@ -91,8 +101,7 @@ def test_sleeps_then_twenty_concurrent_requests_wake_it_with_one_start(plat, app
         t.join(60)
     assert sorted(set(answers)) == [(200, "page v1")], answers
     assert [c[:12] for c in plat.containers(name)] == [ready]   # one start for twenty: the standby
-    log = events(plat, name)
-    assert len(re.findall(r"Woke web on a request in", log)) == 1, log
+    log = woke_once(plat, name)
     assert "web sleeps: no request for" in log
     dash = requests.Session()
     dash.trust_env = False
@@ -137,14 +146,15 @@ COUNTING_APP = WS_APP.replace(
 
 
 @pytest.fixture(scope="module")
-def ws_app(plat, tmp_path_factory):
+def ws_app(plat):
+    """The stack image released as it is (no build), its program in a config var."""
     assert COUNTING_APP != WS_APP
     name = unique_app("napws")
-    files = {"Dockerfile": f"FROM {STACK}\nCOPY app.py /app/app.py\nCMD [\"python3\", \"/app/app.py\"]\n",
-             "app.py": COUNTING_APP}
-    repo = make_app_repo(tmp_path_factory.mktemp("napws") / name, files, plat)
-    plat.cli("apps:create", name, cwd=repo)
-    plat.git("push", "dockyard", "main", cwd=repo)
+    plat.cli("apps:create", name)
+    plat.cli("config:set", f"APP_PY={COUNTING_APP}", "-a", name)
+    r = requests.post(f"{plat.api}/apps/{name}/builds", json={"image": STACK, "procfile": 'web: exec python3 -c "$APP_PY"'},
+                      headers={"Authorization": f"Bearer {plat.token()}"}, timeout=300)
+    assert r.status_code == 201, r.text
     plat.cli("ps:autosleep", "web", "--after", WINDOW, "-a", name)
     return name
 
@@ -166,4 +176,4 @@ def test_a_websocket_and_a_large_upload_to_a_sleeping_app_wait_through_its_wake(
             assert ws.recv(timeout=10) == f"echo: hi {i}"
     sender.join(40)
     assert upload == [f"ws-app /upload got {4 << 20} bytes\n\n200"], upload
-    assert len(re.findall(r"Woke web on a request in", events(plat, ws_app))) == 1
+    woke_once(plat, ws_app)
