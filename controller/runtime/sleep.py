@@ -148,21 +148,25 @@ def _wake(svc: Services, app: App, wait: float, state: dict, ready: threading.Ev
     started = time.monotonic()
     try:
         with formation_lock(svc.settings, app.name, "wake", wait=wait):
-            woke = svc.store.mark_awake(app, time.time())
-            if woke or _target(svc, app) is None:
-                try:
+            try:
+                woke = svc.store.mark_awake(app, time.time())
+                if woke or _target(svc, app) is None:
                     _start(svc, app, woke, started, state, ready)
-                except WakeFailed as e:
-                    state["error"] = e
-                except Exception as e:  # noqa: BLE001 - the waiting requests get the reason, not a hang
-                    log.exception("%s: wake failed", app.name)
-                    state["error"] = WakeFailed(f"App {app.name} could not wake: {type(e).__name__}: {e}")
-                ready.set()
-                _tidy(svc, app)
+            except Exception as e:  # noqa: BLE001 - the waiting requests get the reason, not a hang
+                state["error"] = _failure(app, e)
+            ready.set()              # before the tidying: the held requests wait for no more
+            _tidy(svc, app)
     except Locked as e:
         state["error"] = WakeFailed(f"App {app.name} could not wake: {e.message}")
     finally:
         ready.set()
+
+
+def _failure(app: App, e: Exception) -> WakeFailed:
+    if isinstance(e, WakeFailed):
+        return e
+    log.error("%s: wake failed", app.name, exc_info=e)
+    return WakeFailed(f"App {app.name} could not wake: {type(e).__name__}: {e}")
 
 
 def _start(svc: Services, app: App, woke: list[str], started: float, state: dict, ready: threading.Event) -> None:
