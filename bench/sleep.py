@@ -3,7 +3,8 @@
 1. Wake: a tiny busybox httpd app sleeps (autosleep 2 s); one GET through the router wakes it;
    the time to its first byte, over --wakes wakes. Side by side, the raw floor: `docker start`
    of a stopped container of the same image, with the limits every instance gets, + polling
-   until its first 200 (5 ms). Prints p50/p99 of both and the ratio of the p50s (target <= 2x).
+   until its first 200 (5 ms), one of each in turn. Prints p50/p99 of both and their ratios
+   (target <= 2x). `--apps 0` skips the density part.
 2. Density: --apps apps (default 300) created with DOCKYARD_AUTOSLEEP_DEFAULT, each released from
    the same image (`deploy --image`, no build); once they sleep, --busy of them are kept busy
    (requests in a loop) while --wake-samples sleeping ones are woken one after another. Prints
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -85,9 +87,11 @@ def wait_asleep(p, api: Api, app: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{app} did not sleep within {timeout} s")
 
 
-def floor(p, image: str, starts: int) -> list[float]:
-    """`docker start` of one stopped container of the app's image (the limits every instance
-    gets) + polling until its first 200, `starts` times."""
+@contextmanager
+def floor_container(p, image: str):
+    """A stopped container of the app's image (the limits every instance gets); yields a
+    function that does one `docker start` of it + polling until its first 200, stops it again
+    and returns the seconds to the first 200."""
     port = free_port()
     # A container inherits its image's labels, the platform's build label among them: under
     # them the platform's sweep would take it for a leftover build container and remove it.
@@ -95,35 +99,40 @@ def floor(p, image: str, starts: int) -> list[float]:
     run(["docker", "tag", image, copy])
     cid = run(["docker", "create", "--label", f"dockyard.instance={p.name}-floor", "--label", "dockyard.build=",
                "-p", f"127.0.0.1:{port}:5000", "-e", "PORT=5000", *SAME_LIMITS, copy]).stdout.strip()
-    out = []
+
+    def one() -> float:
+        start = time.monotonic()
+        run(["docker", "start", cid])
+        try:
+            wait_for(port, "localhost", "", timeout=30)
+        except RuntimeError:
+            state = run(["docker", "inspect", "-f", "{{json .State}}", cid], check=False)
+            logs = run(["docker", "logs", "--tail", "20", cid], check=False)
+            raise RuntimeError(f"the floor's container never answered: {state.stdout}{state.stderr} "
+                               f"{logs.stdout}{logs.stderr}") from None
+        took = time.monotonic() - start
+        run(["docker", "stop", "-t", "0", cid])
+        return took
+
     try:
-        for _ in range(starts):
-            start = time.monotonic()
-            run(["docker", "start", cid])
-            try:
-                wait_for(port, "localhost", "", timeout=30)
-            except RuntimeError:
-                state = run(["docker", "inspect", "-f", "{{json .State}}", cid], check=False)
-                logs = run(["docker", "logs", "--tail", "20", cid], check=False)
-                raise RuntimeError(f"the floor's container never answered: {state.stdout}{state.stderr} "
-                                   f"{logs.stdout}{logs.stderr}") from None
-            out.append(time.monotonic() - start)
-            run(["docker", "stop", "-t", "0", cid])
+        yield one
     finally:
         run(["docker", "rm", "-f", cid], check=False)
         run(["docker", "rmi", copy], check=False)
-    return out
 
 
 def wake_bench(p, api: Api, app: str, image: str, wakes: int) -> None:
+    """Wakes and floor starts taken in turn (one of each per round), so a neighbour's load
+    weighs on both alike."""
     host = f"{app}.{p.domain}"
-    raw = floor(p, image, wakes)
+    raw, woke = [], []
+    with floor_container(p, image) as one:
+        for _ in range(wakes):
+            raw.append(one())
+            wait_asleep(p, api, app)
+            woke.append(first_byte(p.router_port, host))
     print(f"raw floor, docker start + first 200 ({wakes} starts): p50 {statistics.median(raw) * 1000:.0f} ms, "
           f"p99 {pct(raw, 0.99) * 1000:.0f} ms")
-    woke = []
-    for _ in range(wakes):
-        wait_asleep(p, api, app)
-        woke.append(first_byte(p.router_port, host))
     print(f"wake, first byte through the router ({wakes} wakes): p50 {statistics.median(woke) * 1000:.0f} ms, "
           f"p99 {pct(woke, 0.99) * 1000:.0f} ms")
     print(f"ratio wake / floor: p50 {statistics.median(woke) / statistics.median(raw):.2f}x, "

@@ -83,6 +83,7 @@ class Instance:
     oom_killed: bool = False   # its last exit was the kernel's out-of-memory kill (single lookup)
     node: str = ""             # the cluster node it runs on ("" on a single host)
     address: str = "127.0.0.1" # where the router and health checks reach host_port
+    standby: str = ""          # a created, never started instance kept for a wake: its spec ("" otherwise)
 
     @property
     def label(self) -> str:

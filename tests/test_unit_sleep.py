@@ -12,6 +12,7 @@ import pytest
 from core.appjson import AppJsonError, parse_formation
 from core.durations import format_duration, parse_duration
 from core.errors import WakeFailed
+from core.models import Instance, Limits
 from router import render
 from router.errors import RenderError
 from router.table import Route, Upstream, Wake
@@ -19,7 +20,8 @@ from router.table import Route, Upstream, Wake
 from controller.apps import autosleep, releases
 from controller.daemons import waked
 from controller.routing.table import load_routes, with_wake
-from controller.runtime import sleep
+from controller.runtime import sleep, standby
+from controller.runtime.reconcile import reconcile_all
 from controller.scheduler.memory import Behaviour
 from controller.store.sleep import SleepRow
 from tests.test_unit_deploy_logic import deploy, new_app, running, settled, svc  # noqa: F401 - the fixture
@@ -140,7 +142,9 @@ def test_twenty_requests_during_a_wake_start_one_instance(svc, monkeypatch):
     _asleep(svc)
     calls = []
     real = sleep.wake
-    monkeypatch.setattr(sleep, "wake", lambda *a: calls.append(a[1]) or real(*a))
+    asleep = len(svc.scheduler.calls)
+    # a wake that takes a second, as a real one does: every request arrives during it
+    monkeypatch.setattr(sleep, "wake", lambda *a: calls.append(a[1]) or threading.Event().wait(1) or real(*a))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -158,6 +162,7 @@ def test_twenty_requests_during_a_wake_start_one_instance(svc, monkeypatch):
             t.join(30)
         assert len(answers) == 20 and all(a.startswith(b"HTTP/1.0 200") and a.endswith(b"ok") for a in answers)
         assert calls == ["shop"] and running(svc, "shop") == [("web.1", 1)]
+        assert [c for c in svc.scheduler.calls[asleep:] if c[0] == "start"] == [("start", "shop", "web.1", "v1", "standby")]
     finally:
         loop.call_soon_threadsafe(stop.set)
         server.join(10)
@@ -243,3 +248,65 @@ def test_the_listener_passes_an_upgraded_connection_both_ways(monkeypatch):
         finally:
             loop.call_soon_threadsafe(stop.set)
             server.join(10)
+
+
+# ---- standbys: a created container per sleeping instance, so a wake only starts it ----------
+def _inst(cid, process="web", index=1, spec="s1"):
+    return Instance(cid, cid, "shop", 1, process, index, "created", None, None, "img", standby=spec)
+
+
+def test_standby_plan_keeps_one_matching_standby_per_instance():
+    want = {("web", 1): "s2", ("web", 2): "s2"}
+    make, remove = standby.plan(want, [_inst("a", spec="s1"), _inst("b", spec="s2"), _inst("c", spec="s2"),
+                                       _inst("d", "worker")])
+    assert make == [("web", 2)] and [i.container_id for i in remove] == ["a", "c", "d"]
+    assert standby.plan({}, [_inst("a")])[1] == [_inst("a")]                    # awake: none is kept
+    assert standby.plan(want, [_inst("b", spec="s2")], misplaced=lambda i: True)[0] == [("web", 1), ("web", 2)]
+    assert standby.take([_inst("a", spec="s1"), _inst("b", spec="s2")], "web", 1, "s2").container_id == "b"
+    assert standby.take([_inst("a", spec="s1")], "web", 2, "s1") is None
+    specs = {standby.spec_of(1, "i", None, Limits()), standby.spec_of(2, "i", None, Limits()),
+             standby.spec_of(1, "i", "x", Limits()), standby.spec_of(1, "i", None, Limits(memory_mb=256))}
+    assert len(specs) == 4                              # a release, command or limit change is a new spec
+
+
+def _standbys(svc):
+    return [(i.label, i.version) for i in svc.scheduler.standbys("shop")]
+
+
+def test_a_sleeping_app_keeps_standbys_that_follow_releases_scale_and_destroy(svc):
+    app, _ = _asleep(svc)
+    assert _standbys(svc) == [("web.1", 1)] and svc.scheduler.instances("shop") == []
+    reconcile_all(svc)                                  # neither a crashed nor a stray instance
+    assert _standbys(svc) == [("web.1", 1)] and running(svc, "shop") == []
+    deploy(svc, app, "two")                             # released while asleep: replaced
+    assert _standbys(svc) == [("web.1", 2)] and running(svc, "shop") == []
+    releases.scale(svc, svc.store.get_app("shop"), [{"type": "web", "quantity": 2}], "alice", lambda _: None, 50)
+    assert _standbys(svc) == [("web.1", 2), ("web.2", 2)] and running(svc, "shop") == []
+    releases.destroy_app(svc, svc.store.get_app("shop"))
+    assert svc.scheduler.standbys() == []
+
+
+def test_a_wake_starts_the_standby_and_tells_the_router_at_once(svc):
+    app, _ = _asleep(svc)
+    [ready] = svc.scheduler.standbys("shop")
+    target = sleep.wake(svc, "shop", 5)
+    finished()
+    [inst] = svc.scheduler.instances("shop")
+    assert inst.container_id == ready.container_id and inst.state == "running" and svc.scheduler.is_durable(
+        inst.container_id)
+    assert [c for c in svc.scheduler.calls if c[0] == "start"][-1] == ("start", "shop", "web.1", "v1", "standby")
+    assert svc.scheduler.standbys() == [] and target == Upstream("127.0.0.1", inst.host_port)
+    assert [r.upstreams for r in svc.router.tables[-1] if r.app == "shop"][0] == (target,)
+    sleep.tick(svc, now=10 ** 11)                       # asleep again: a new standby
+    settled()
+    assert _standbys(svc) == [("web.1", 1)]
+
+
+def test_the_dashboard_lists_the_latest_sleeps_and_wakes(svc):
+    from controller.apps import queries       # what the app page shows under its processes
+    _asleep(svc)
+    sleep.wake(svc, "shop", 5)
+    finished()
+    shown = [e["message"] for e in queries.sleep_events(svc, svc.store.get_app("shop"))]
+    assert shown[0].startswith("Woke web on a request in ") and shown[1].startswith("web sleeps: no request for")
+    assert len(shown) == 2                              # only autosleep's lines

@@ -48,6 +48,11 @@ def sleeping_types(svc: Services, app: App) -> set[str]:
     return svc.store.sleeping_types(app)
 
 
+def sleep_events(svc: Services, app: App, limit: int = 5) -> list[dict]:
+    """The app's latest sleeps, wakes and failed wakes ({id, at, message}), newest first."""
+    return svc.store.events_of(app, "dockyard", "autosleep", limit)
+
+
 # ---- builds -------------------------------------------------------------------------------
 def builds(svc: Services, app: App) -> list[Build]:
     """The app's builds, oldest first."""

@@ -20,7 +20,7 @@ from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
 from controller.apps import manifest as app_json
-from controller.runtime import repos, sleep
+from controller.runtime import repos, sleep, standby
 from controller.accounts import tenancy
 from controller.runtime.locks import app_lock, formation_lock
 from controller.runtime.reconcile import converge
@@ -62,6 +62,7 @@ def destroy_app(svc: Services, app: App) -> None:
         for inst in svc.scheduler.instances(app.name):
             svc.store.forget_instance(inst.container_id)
             svc.scheduler.stop(inst.container_id, 0)
+        standby.remove_all(svc, app.name)          # the containers made ahead for its next wake
         backups = svc.settings.backups_dir(app.id)
         svc.store.delete_app(app, keep_backups=backups.is_dir() and any(backups.iterdir()))
         apply_routes(svc)
@@ -331,6 +332,8 @@ def _release(svc: Services, app: App, build: Build | None, config: dict, descrip
         out(f"-----> Releasing v{release.version} ({image})")
         _roll_out(svc, app, release, out)
         svc.store.finish_release(release, "succeeded")
+        if svc.store.sleeping_types(app):
+            standby.sync(svc, app)     # released while asleep: the next wake starts this release
     svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
     try:
         removed = collect_images(svc, app)
@@ -402,6 +405,7 @@ def scale(svc: Services, app: App, updates: list, user: str, out: Out, max_quant
         svc.store.add_event(app, "dockyard", "api", "Scaled " + " ".join(f"{k}={v}" for k, v in quantities.items()))
         with formation_lock(svc.settings, app.name, "scale"):
             converge(svc, app, out, background=True)
+            standby.sync(svc, app)     # a sleeping type's next wake starts the new quantity
 
 
 def stop_or_start(svc: Services, app: App, action: str, ptype: str | None, user: str, out: Out) -> list[str]:

@@ -91,4 +91,4 @@ def app_page(svc: Services, app: App, user: User) -> dict:
             "access": accounts.access_list(svc, app), "drains": drains.of_app(svc, app),
             "is_owner": access.can_admin(user, app, collab), "web_url": f"http://{svc.settings.app_host(app.name)}:"
                                                                         f"{svc.settings.router_port}/",
-            "summary": metrics.app_metrics(svc, app, 3600)["summary"]}
+            "summary": metrics.app_metrics(svc, app, 3600)["summary"], "sleep_events": queries.sleep_events(svc, app)}

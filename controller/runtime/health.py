@@ -49,19 +49,21 @@ START_LIMIT = 300.0   # seconds an instance may take to start at all (a cluster 
 
 def wait_until_answers(label: str, refresh: Callable[[], Instance | None], host: str, app_port: int,
                        timeout: float, out: Callable[[str], None], interval: float = 0.05,
-                       refresh_every: float = 0.5) -> None:
+                       refresh_every: float = 0.5, first: Instance | None = None) -> None:
     """Poll until the instance answers any HTTP response on its published port. Raises
     InstanceCrashed if the container exits, NeverListened after `timeout` seconds from the
     moment its process started (a node's image pull comes before and is not the app's time).
     The engine is asked about the container only every `refresh_every` s (many instances start
-    at once on a scale-out; their probes must not crowd the engine)."""
+    at once on a scale-out; their probes must not crowd the engine); `first`, the instance as
+    its start returned it, spares the first look when it is running with its port."""
     start = time.monotonic()
     attempt = 0
     last_said = -10.0
-    last_refresh = -refresh_every
+    known = first is not None and first.state == "running" and bool(first.host_port)
+    inst = first if known else None
+    last_refresh = 0.0 if known else -refresh_every
     reason = "not started"
-    inst = None
-    begun: float | None = None
+    begun: float | None = 0.0 if known else None
     while True:
         elapsed = time.monotonic() - start
         if inst is None or not inst.host_port or elapsed - last_refresh >= refresh_every:

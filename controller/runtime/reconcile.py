@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from core.errors import DockyardError, Locked
 from core.models import App, Instance
 
 from controller.runtime import cron
 from controller.runtime import repos
+from controller.runtime import standby
 from controller.runtime.health import probe
 from controller.runtime.locks import formation_lock
 from controller.runtime.rollout import retire, collect_images, default_quantities, keep_logs, plan, retire_in_background, start_instance
@@ -41,12 +43,15 @@ def diff(wanted: list[tuple[str, int]], version: int, instances: list[Instance],
 
 
 def converge(svc: Services, app: App, out: Out = lambda line: None, background: bool = False,
-             seen: tuple[list[Instance], set[str]] | None = None) -> dict:
+             seen: tuple[list[Instance], set[str]] | None = None,
+             on_ready: Callable[[Instance], None] | None = None, poll: float = 0.05) -> dict:
     """Make the app's containers match its current release and formation. Caller holds the
     formation lock (and, with background=False, the app lock: no build is running). `seen` is a
     whole pass's look at the engine and the healthy marks (one call for every app): when it shows
     nothing to do, nothing is asked per app; when it shows a change, the app is looked at again
-    now, under its lock, before anything is started or stopped."""
+    now, under its lock, before anything is started or stopped. An instance to start uses the
+    app's standby when one matches; `on_ready` hears of each web instance the moment its checks
+    pass (a wake hands it its held requests); checks poll every `poll` s."""
     sched, store = svc.scheduler, svc.store
     for release in store.list_releases(app):
         if release.status == "pending":   # a deploy died mid-way: it never went live
@@ -69,29 +74,18 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     start, stale, have = diff(wanted, version, instances, sched.misplaced)
     healthy = store.healthy_ids() if seen is None else seen[1]
     if seen is not None and (start or stale or {i.container_id for i in have.values()} - healthy):
-        return converge(svc, app, out, background)
+        return converge(svc, app, out, background, on_ready=on_ready, poll=poll)
     for inst in have.values():   # running but never marked (e.g. the controller died after starting it)
         if inst.container_id not in healthy and inst.state == "running":
             if inst.process != "web" or (inst.host_port and _answers(inst, svc.settings.app_host(app.name))):
                 store.mark_healthy(app, inst.container_id, inst.version, inst.process)
 
-    def start_one(key: tuple[str, int]) -> None:
-        ptype, index = key
-        started: list[Instance] = []
-        try:
-            inst = start_instance(svc, app, release, ptype, index, out, started)
-            store.mark_healthy(app, inst.container_id, version, ptype)
-        except DockyardError as e:
-            for inst in started:
-                keep_logs(svc, app, inst)
-                sched.stop(inst.container_id, 0)
-            store.add_event(app, "dockyard", "reconciler", f"{ptype}.{index} failed to start: {e.message}")
-            raise
-
     errors = []
+    ready = [s for s in sched.standbys(app.name) if not sched.misplaced(s)] if start else []
     if start:
         with ThreadPoolExecutor(max_workers=min(16, len(start))) as pool:
-            for fut in [pool.submit(start_one, key) for key in start]:
+            for fut in [pool.submit(_start_one, svc, app, release, key, out, ready, poll, on_ready)
+                        for key in start]:
                 try:
                     fut.result()
                 except DockyardError as e:
@@ -115,6 +109,27 @@ def converge(svc: Services, app: App, out: Out = lambda line: None, background: 
     return {"started": len(start), "stopped": len(stale)}
 
 
+def _start_one(svc: Services, app: App, release, key: tuple[str, int], out: Out, standbys: list[Instance],
+               poll: float, on_ready: Callable[[Instance], None] | None) -> None:
+    """One instance of `converge`: started (from its standby when one matches), checked, marked
+    healthy; on a wake (`on_ready`), its held requests go to the first web instance whose
+    check passed, and the router is told once it is marked."""
+    ptype, index = key
+    started: list[Instance] = []
+    try:
+        inst = start_instance(svc, app, release, ptype, index, out, started, standbys=standbys, poll=poll,
+                              on_passed=on_ready if ptype == "web" else None)
+        svc.store.mark_healthy(app, inst.container_id, release.version, ptype)
+        if on_ready is not None and ptype == "web":
+            apply_routes(svc)
+    except DockyardError as e:
+        for inst in started:
+            keep_logs(svc, app, inst)
+            svc.scheduler.stop(inst.container_id, 0)
+        svc.store.add_event(app, "dockyard", "reconciler", f"{ptype}.{index} failed to start: {e.message}")
+        raise
+
+
 def _answers(inst: Instance, host: str) -> bool:
     try:
         probe(inst.host_port, host, timeout=2, address=inst.address)
@@ -136,6 +151,7 @@ def reconcile_all(svc: Services) -> None:
             svc.scheduler.stop(inst.container_id, 0)
         by_app.setdefault(inst.app, []).append(inst)
     healthy = svc.store.healthy_ids()
+    spare = _standbys(svc, names)
     by_name = {a.name: a for a in apps}
     for one in svc.scheduler.oneoffs():
         if one.app not in names:
@@ -153,6 +169,8 @@ def reconcile_all(svc: Services) -> None:
                 # no reconcile (the retire thread cleans images once the app's lock is free)
                 converge(svc, app, out=lambda line, a=app.name: log.info("%s: %s", a, line.strip()),
                          background=True, seen=(by_app.get(app.name, []), healthy))
+                if app.name in spare:
+                    standby.sync(svc, app, spare[app.name])
         except Locked:
             pass       # a rollout is running; it owns the app's containers for now
         except DockyardError as e:
@@ -164,6 +182,18 @@ def reconcile_all(svc: Services) -> None:
             log.warning("%s: cron: %s", app.name, e.message)
         _compact_repo(svc, app)
     apply_routes(svc)
+
+
+def _standbys(svc: Services, names: set[str]) -> dict[str, list[Instance]]:
+    """Each app's standbys, for the apps that sleep or hold some (one engine call, one query);
+    those of deleted apps are removed."""
+    out: dict[str, list[Instance]] = {r.app: [] for r in svc.store.sleep_rows() if r.sleeping_since is not None}
+    for inst in svc.scheduler.standbys():
+        if inst.app not in names:
+            svc.scheduler.remove(inst.container_id)
+        else:
+            out.setdefault(inst.app, []).append(inst)
+    return out
 
 
 def _compact_repo(svc: Services, app: App) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from core.checkspec import Check, effective
 from core.errors import DeployFailed, DockyardError
-from core.models import App, Instance, Limits, Release
+from core.models import App, Instance, Release
 
 from controller.accounts import tenancy
+from controller.runtime import standby
 from controller.runtime.health import run_checks, wait_until_answers
 from controller.runtime.locks import app_lock
 from controller.routing.table import apply_routes
@@ -89,15 +91,25 @@ def release_checks(svc: Services, app: App, release: Release) -> dict[str, tuple
 
 def start_instance(svc: Services, app: App, release: Release, ptype: str, index: int, out: Out,
                    started: list[Instance] | None = None,
-                   checks: dict[str, tuple[str, list[Check]]] | None = None) -> Instance:
+                   checks: dict[str, tuple[str, list[Check]]] | None = None,
+                   standbys: list[Instance] = (), poll: float = 0.05,
+                   on_passed: Callable[[Instance], None] | None = None) -> Instance:
     """Start one instance of `release` with the type's limits, run its health checks (or, for
-    `web` without any, wait until it answers HTTP), then make it durable. Appends the
-    instance to `started` as soon as it exists, so a caller can clean up after a failure."""
+    `web` without any, wait until it answers HTTP, looking every `poll` s), tell `on_passed`,
+    then make it durable. A matching standby among `standbys` is started instead of a new
+    container. Appends the instance to `started` as soon as it exists, so a caller can clean up
+    after a failure."""
     sched = svc.scheduler
-    image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
-    limits = svc.store.limits(app).get(ptype) or {}
-    inst = sched.start(app.name, release, ptype, index, release.process_types.get(ptype) or None, image,
-                       Limits(limits.get("memory_mb"), limits.get("cpus")))
+    image, command, limits, spec = standby.recipe(svc, app, release, ptype)
+    ready = standby.take(standbys, ptype, index, spec)
+    inst = None
+    if ready is not None:
+        try:
+            inst = sched.start_prepared(ready.container_id)
+        except DockyardError:
+            sched.remove(ready.container_id)     # gone or broken: a new container instead
+    if inst is None:
+        inst = sched.start(app.name, release, ptype, index, command, image, limits)
     if started is not None:
         started.append(inst)
     label = f"{ptype}.{index}"
@@ -110,11 +122,14 @@ def start_instance(svc: Services, app: App, release: Release, ptype: str, index:
         source, mine = checks[ptype]
         out(f"       {label}: running {len(mine)} health check{'s' if len(mine) != 1 else ''} from {source}")
         if ptype == "web":   # a check is about content; first the port must answer at all
-            wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out)
+            wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll,
+                               first=inst)
         run_checks(label, mine, refresh, host, port,
                    lambda cmd, timeout: sched.exec(inst.container_id, cmd, timeout), out)
     elif ptype == "web":
-        wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out)
+        wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll, first=inst)
+    if on_passed is not None:
+        on_passed(inst)
     sched.make_durable(inst.container_id)
     return inst
 
@@ -179,6 +194,8 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
         out(f"       Stopping {len(old)} old instance{'s' if len(old) != 1 else ''} in the background "
             f"(SIGTERM, then SIGKILL after {svc.settings.stop_grace} s)")
     retire_in_background(svc, app, old)
+    if sleeping and release.status == "succeeded":   # live already (a restart): else once it goes live
+        standby.sync(svc, app)      # the next request starts this release's containers
 
 
 def _show_last_output(svc: Services, app: App, inst: Instance, out: Out, lines: int = 20) -> None:

@@ -23,6 +23,7 @@ from core.models import App
 from router.table import Upstream
 
 from controller.routing.table import apply_routes
+from controller.runtime import standby
 from controller.runtime.locks import formation_lock
 from controller.runtime.reconcile import converge
 from controller.services import Services
@@ -30,7 +31,7 @@ from controller.store.sleep import SleepRow
 
 log = logging.getLogger("dockyard.sleep")
 OUTPUT_LINES = 10   # lines of a failed wake's output the waiting requests are shown
-POLL = 0.02         # seconds between looks for the woken app's first healthy web instance
+WAKE_POLL = 0.01    # seconds between a waking instance's health probes (a deploy's are 0.05)
 
 
 # ---- pure ---------------------------------------------------------------------------------
@@ -109,6 +110,7 @@ def _sleep(svc: Services, app: App, now: float) -> list[str]:
     rows = {r.type: r for r in svc.store.sleep_rows(app)}
     converge(svc, app, out=lambda line: log.info("%s: %s", app.name, line.strip()), background=True)
     apply_routes(svc)     # a sleeping web is routed to the wake listener even with nothing to stop
+    standby.sync(svc, app)   # its instances' containers, created now, so a wake only starts them
     for t in types:
         svc.store.add_event(app, "dockyard", "autosleep", f"{t} sleeps: no request for "
                             f"{format_duration(int(idle_for(rows[t], now)))} (autosleep after "
@@ -127,13 +129,11 @@ def wake(svc: Services, name: str, wait: float) -> Upstream:
     if app is None:
         raise WakeFailed(f"No app is named {name!r}.")
     state: dict = {}
-    done = threading.Event()
-    threading.Thread(target=_wake, args=(svc, app, wait, state, done), name=f"wake-{name}", daemon=True).start()
-    while not done.wait(POLL):
-        if state.get("awake"):
-            target = _target(svc, app)
-            if target is not None:
-                return target
+    ready = threading.Event()
+    threading.Thread(target=_wake, args=(svc, app, wait, state, ready), name=f"wake-{name}", daemon=True).start()
+    ready.wait()
+    if "target" in state:
+        return state["target"]
     if "error" in state:
         raise state["error"]
     target = _target(svc, app)
@@ -142,29 +142,45 @@ def wake(svc: Services, name: str, wait: float) -> Upstream:
     return target
 
 
-def _wake(svc: Services, app: App, wait: float, state: dict, done: threading.Event) -> None:
+def _wake(svc: Services, app: App, wait: float, state: dict, ready: threading.Event) -> None:
+    """Sets `ready` once the held requests have their answer (a target, or an error); what is
+    left (the other instances, the route's last render, the standbys) finishes after."""
     started = time.monotonic()
     try:
         with formation_lock(svc.settings, app.name, "wake", wait=wait):
-            woke = svc.store.mark_awake(app, time.time())
-            state["awake"] = True
-            if woke or _target(svc, app) is None:
-                _start(svc, app, woke, started)
+            try:
+                woke = svc.store.mark_awake(app, time.time())
+                if woke or _target(svc, app) is None:
+                    _start(svc, app, woke, started, state, ready)
+            except Exception as e:  # noqa: BLE001 - the waiting requests get the reason, not a hang
+                state["error"] = _failure(app, e)
+            ready.set()              # before the tidying: the held requests wait for no more
+            _tidy(svc, app)
     except Locked as e:
         state["error"] = WakeFailed(f"App {app.name} could not wake: {e.message}")
-    except WakeFailed as e:
-        state["error"] = e
-    except Exception as e:  # noqa: BLE001 - the waiting requests get the reason, not a hang
-        log.exception("%s: wake failed", app.name)
-        state["error"] = WakeFailed(f"App {app.name} could not wake: {type(e).__name__}: {e}")
     finally:
-        done.set()
+        ready.set()
 
 
-def _start(svc: Services, app: App, woke: list[str], started: float) -> None:
+def _failure(app: App, e: Exception) -> WakeFailed:
+    if isinstance(e, WakeFailed):
+        return e
+    log.error("%s: wake failed", app.name, exc_info=e)
+    return WakeFailed(f"App {app.name} could not wake: {type(e).__name__}: {e}")
+
+
+def _start(svc: Services, app: App, woke: list[str], started: float, state: dict, ready: threading.Event) -> None:
     seen = max((e["id"] for e in svc.store.events(app, limit=1)), default=0)
+
+    def on_ready(inst) -> None:
+        """The first web instance whose check passed: the held requests go on to it now."""
+        if "target" not in state and inst.host_port:
+            state["target"] = Upstream(inst.address, inst.host_port)
+            ready.set()
+
     try:
-        converge(svc, app, out=lambda line: log.info("%s: %s", app.name, line.strip()), background=True)
+        converge(svc, app, out=lambda line: log.info("%s: %s", app.name, line.strip()), background=True,
+                 on_ready=on_ready, poll=WAKE_POLL)
     except DockyardError as e:
         if woke:
             svc.store.mark_sleeping(app, woke, time.time())
@@ -184,6 +200,14 @@ def _start(svc: Services, app: App, woke: list[str], started: float) -> None:
         svc.store.add_prom([prom.Delta("dockyard_app_wakes", {"app": app.name, "result": "ok"}, 1.0, app=app.name),
                             prom.observe("dockyard_app_wake_duration_seconds", {"app": app.name}, seconds,
                                          app=app.name)])
+
+
+def _tidy(svc: Services, app: App) -> None:
+    """After a wake: the standbys it started are instances now; a failed wake's are made again."""
+    try:
+        standby.sync(svc, app)
+    except DockyardError as e:
+        log.warning("%s: standbys after the wake: %s", app.name, e.message)
 
 
 def _target(svc: Services, app: App) -> Upstream | None:

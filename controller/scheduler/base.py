@@ -194,6 +194,22 @@ class Instances(Protocol):
         instance's `host_port` is where the router reaches it. It is not restarted if it exits
         until `make_durable` (so a crash during its health check is final)."""
 
+    def prepare(self, app: str, release: Release, process: str, index: int, command: str | None,
+                image: str, limits: Limits | None, spec: str) -> Instance | None:
+        """Create instance `process.index` as `start` would, without starting it: a standby for
+        a wake, marked with the caller's `spec` (Instance.standby). `instances` never lists a
+        standby; `standbys` does until `start_prepared` starts it. None when the backend keeps
+        no standby (a wake then starts a new instance)."""
+        return None
+
+    def standbys(self, app: str | None = None) -> list[Instance]:
+        """The standbys made by `prepare` and not started (of one app, or all), in one call."""
+        return []
+
+    def start_prepared(self, container_id: str) -> Instance:
+        """Start a standby; from then on it is an instance like one `start` made."""
+        raise SchedulerError("This scheduler keeps no standby instances.")
+
     @abstractmethod
     def make_durable(self, container_id: str) -> None:
         """From now on, restart the instance when it exits and after an engine or host restart."""

@@ -14,7 +14,8 @@ from core.models import Crash, Instance, Limits, LogLine, Release
 
 from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
-from controller.scheduler.labels import LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+from controller.scheduler.labels import (LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE,
+                                           LABEL_STANDBY)
 
 
 WATCH_WINDOW = 2.0   # seconds each engine events request covers
@@ -39,12 +40,36 @@ class DockerHost(DockerEngine):
               image: str, limits: Limits | None = None) -> Instance:
         """Create and start one instance. It starts with restart policy `no`, so a crash
         during its health check is final; `make_durable` switches it to `unless-stopped`."""
+        return self.start_prepared(self._create(app, release, process, index, command, image, limits))
+
+    def prepare(self, app: str, release: Release, process: str, index: int, command: str | None,
+                image: str, limits: Limits | None, spec: str) -> Instance | None:
+        """Create the instance as `start` does (user, limits, networks, add-ons joined), not started."""
+        cid = self._create(app, release, process, index, command, image, limits, {LABEL_STANDBY: spec})
+        return self.get(cid)
+
+    def standbys(self, app: str | None = None) -> list[Instance]:
+        # a standby keeps its label once started; only the never started ones are standbys
+        return [i for i in self._list(self._filters(app, LABEL_STANDBY)) if i.standby]
+
+    def start_prepared(self, container_id: str) -> Instance:
+        try:
+            self.client.api.start(container_id)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not start container {container_id[:12]}: {e.explanation}") from None
+        inst = self.get(container_id)
+        if inst is None:
+            raise SchedulerError(f"Container {container_id[:12]} vanished right after it started.")
+        return inst
+
+    def _create(self, app: str, release: Release, process: str, index: int, command: str | None,
+                image: str, limits: Limits | None, extra_labels: dict[str, str] | None = None) -> str:
         s = self.config
         port = release.port or s.app_port      # the port the image EXPOSEs, else $PORT's default
         env = self._env(app, release, f"{process}.{index}", PORT=str(port))
         name = f"{s.name}.{app}.{process}.{index}.v{release.version}.{secrets.token_hex(2)}"
         labels = self._labels(app, **{LABEL_RELEASE: str(release.version), LABEL_PROCESS: process,
-                                      LABEL_INDEX: str(index), LABEL_PORT: str(port)})
+                                      LABEL_INDEX: str(index), LABEL_PORT: str(port)}, **(extra_labels or {}))
         web = process == "web"
         try:
             host_config = self._host_config(
@@ -57,13 +82,9 @@ class DockerHost(DockerEngine):
                 host_config=host_config, detach=True,
             )
             self._join_services(created["Id"], app)
-            self.client.api.start(created["Id"])
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not start {process}.{index} of {app}: {e.explanation}") from None
-        inst = self.get(created["Id"])
-        if inst is None:
-            raise SchedulerError(f"{process}.{index} of {app} vanished right after it started.")
-        return inst
+        return created["Id"]
 
     def make_durable(self, container_id: str) -> None:
         """Restart the instance if it crashes and after a daemon or host restart."""
@@ -129,7 +150,7 @@ class DockerHost(DockerEngine):
     def instances(self, app: str | None = None) -> list[Instance]:
         """All of this platform's app containers (optionally one app's), found by label, in one call."""
         # only app instances carry a process label (build and one-off containers do not)
-        found = self._list(self._filters(app, LABEL_PROCESS))
+        found = [i for i in self._list(self._filters(app, LABEL_PROCESS)) if not i.standby]
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
 
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:

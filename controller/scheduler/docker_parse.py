@@ -8,7 +8,7 @@ import struct
 from core.models import Crash, Instance, LogLine
 
 from controller.scheduler.labels import (LABEL_APP, LABEL_BUILD, LABEL_DETACHED, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS,
-                     LABEL_RELEASE)
+                     LABEL_RELEASE, LABEL_STANDBY)
 
 # A list row's Status text: "Up 5 minutes", "Exited (137) 2 seconds ago", "Restarting (137) 1 second
 # ago", "Created", "Dead", "Removal In Progress". The code is the last exit's.
@@ -75,7 +75,8 @@ def parse_instance(data: dict, app_port: int) -> Instance:
         version=_int(labels.get(LABEL_RELEASE)), process=labels.get(LABEL_PROCESS) or labels.get(LABEL_ONEOFF, ""),
         index=_int(labels.get(LABEL_INDEX)), state=status, exit_code=exit_code,
         host_port=port if status == "running" else None, image=image, started_at=started_at,
-        restart_count=restart_count, detached=labels.get(LABEL_DETACHED) == "1", oom_killed=oom_killed)
+        restart_count=restart_count, detached=labels.get(LABEL_DETACHED) == "1", oom_killed=oom_killed,
+        standby=labels.get(LABEL_STANDBY, "") if status == "created" else "")
 
 
 def iso(stamp: str) -> str:

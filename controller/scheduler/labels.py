@@ -16,6 +16,8 @@ LABEL_DETACHED = "dockyard.detached"   # "1" on a `dockyard run --detach` one-of
 LABEL_SERVICE = "dockyard.addon"       # the add-on: on its container, volume and networks
 LABEL_SERVICE_KIND = "dockyard.addon.service"   # postgres | redis, on the add-on's container
 LABEL_PORT = "dockyard.port"           # the port a web instance listens on inside (the router's target)
+LABEL_STANDBY = "dockyard.standby"     # an instance created ahead for a wake: the spec it was made for
 
 __all__ = ["LABEL_INSTANCE", "LABEL_APP", "LABEL_RELEASE", "LABEL_PROCESS", "LABEL_INDEX", "LABEL_BUILD",
-           "LABEL_ONEOFF", "LABEL_DETACHED", "LABEL_SERVICE", "LABEL_SERVICE_KIND", "LABEL_PORT"]
+           "LABEL_ONEOFF", "LABEL_DETACHED", "LABEL_SERVICE", "LABEL_SERVICE_KIND", "LABEL_PORT",
+           "LABEL_STANDBY"]

@@ -204,6 +204,42 @@ class MemoryScheduler(Scheduler):
                 self._serve(rec)
             return rec.inst
 
+    def prepare(self, app: str, release: Release, process: str, index: int, command: str | None,
+                image: str, limits: Limits | None, spec: str) -> Instance | None:
+        if not self.image_exists(image):
+            raise SchedulerError(f"No image {image}: the release's image is missing.")
+        with self._lock:
+            cid = f"mem{next(self._ids):012d}"
+            inst = Instance(cid, f"{app}.{process}.{index}", app, release.version, process, index, "created", None,
+                            None, image, standby=spec)
+            self._records[cid] = _Record(inst)
+            self.calls.append(("prepare", app, f"{process}.{index}", f"v{release.version}"))
+            return inst
+
+    def standbys(self, app: str | None = None) -> list[Instance]:
+        with self._lock:
+            return sorted((r.inst for r in self._records.values() if r.inst.standby
+                           and (app is None or r.inst.app == app)), key=lambda i: (i.app, i.process, i.index))
+
+    def start_prepared(self, container_id: str) -> Instance:
+        with self._lock:
+            rec = self._records.get(container_id)
+            if rec is None or not rec.inst.standby:
+                raise SchedulerError(f"No standby {container_id}.")
+            # how its process behaves is decided when it starts, as for `start`
+            rec.behaviour = self._behaviours.get((rec.inst.app, rec.inst.version, rec.inst.process), Behaviour())
+            rec.inst = replace(rec.inst, state="running", standby="", started_at=_now_iso())
+            rec.logs = [LogLine(_now_iso(), line) for line in rec.behaviour.output]
+            self.calls.append(("start", rec.inst.app, rec.inst.label, f"v{rec.inst.version}", "standby"))
+            if rec.behaviour.exit_code is not None:
+                rec.inst = replace(rec.inst, state="exited", exit_code=rec.behaviour.exit_code,
+                                   oom_killed=rec.behaviour.oom)
+                self._crashes.append((rec.inst.app, Crash(container_id, time.time(), rec.behaviour.exit_code,
+                                                          rec.behaviour.oom)))
+            elif rec.inst.process == "web":
+                self._serve(rec)
+            return rec.inst
+
     def _serve(self, rec: _Record) -> None:
         """A web instance that answers gets a fresh port (an engine restart changes it too)."""
         if rec.inst.process != "web" or not rec.behaviour.answers:
@@ -247,7 +283,7 @@ class MemoryScheduler(Scheduler):
     def instances(self, app: str | None = None) -> list[Instance]:
         with self._lock:
             found = [r.inst for r in self._records.values()
-                     if r.inst.process != "run" and (app is None or r.inst.app == app)]
+                     if r.inst.process != "run" and not r.inst.standby and (app is None or r.inst.app == app)]
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
 
     def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:

@@ -82,6 +82,11 @@ class SelectingScheduler(DockerScheduler):
             return self.swarm().start(app, release, process, index, command, image, limits)
         return super().start(app, release, process, index, command, image, limits)
 
+    def prepare(self, app, release, process, index, command, image, limits, spec) -> Instance | None:
+        if self.cluster_active():
+            return None     # a cluster's instances are placed when they start: none is made ahead
+        return super().prepare(app, release, process, index, command, image, limits, spec)
+
     def make_durable(self, container_id: str) -> None:
         self._for(container_id).make_durable(container_id)
 

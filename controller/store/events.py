@@ -40,3 +40,9 @@ class EventsMixin:
         return [dict(id=r["id"], at=r["at"], source=r["source"], process=r["process"], message=r["message"])
                 for r in rows]
 
+    def events_of(self, app: App, source: str, process: str, limit: int = 5) -> list[dict]:
+        """The app's latest lines from one source and process (e.g. dockyard/autosleep), newest first."""
+        with self.read() as db:
+            rows = db.execute("SELECT id, at, message FROM events WHERE app_id = ? AND source = ? AND process = ?"
+                              " ORDER BY id DESC LIMIT ?", (app.id, source, process, limit)).fetchall()
+        return [dict(id=r["id"], at=r["at"], message=r["message"]) for r in rows]
