@@ -89,10 +89,11 @@ def release_checks(svc: Services, app: App, release: Release) -> dict[str, tuple
 
 def start_instance(svc: Services, app: App, release: Release, ptype: str, index: int, out: Out,
                    started: list[Instance] | None = None,
-                   checks: dict[str, tuple[str, list[Check]]] | None = None) -> Instance:
+                   checks: dict[str, tuple[str, list[Check]]] | None = None, durable: bool = True) -> Instance:
     """Start one instance of `release` with the type's limits, run its health checks (or, for
-    `web` without any, wait until it answers HTTP), then make it durable. Appends the
-    instance to `started` as soon as it exists, so a caller can clean up after a failure."""
+    `web` without any, wait until it answers HTTP), then make it durable (unless `durable` is
+    False: the caller does, e.g. while the router switches). Appends the instance to `started`
+    as soon as it exists, so a caller can clean up after a failure."""
     sched = svc.scheduler
     image = f"{svc.settings.image_repo(app.name)}:v{release.version}"
     limits = svc.store.limits(app).get(ptype) or {}
@@ -115,7 +116,8 @@ def start_instance(svc: Services, app: App, release: Release, ptype: str, index:
                    lambda cmd, timeout: sched.exec(inst.container_id, cmd, timeout), out)
     elif ptype == "web":
         wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out)
-    sched.make_durable(inst.container_id)
+    if durable:
+        sched.make_durable(inst.container_id)
     return inst
 
 
@@ -147,14 +149,19 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
 
     try:
         with ThreadPoolExecutor(max_workers=min(16, max(1, len(wanted)))) as pool:
-            for _ in pool.map(lambda w: start_instance(svc, app, release, w[0], w[1], out, started, checks),
-                              wanted):
+            for _ in pool.map(lambda w: start_instance(svc, app, release, w[0], w[1], out, started, checks,
+                                                       durable=False), wanted):
                 pass
-        for inst in started:
-            svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
-        for inst in old:
-            svc.store.forget_instance(inst.container_id)
-        apply_routes(svc)
+            # the restart policies change while the router switches (neither waits for the
+            # other); a failure of either rolls back below
+            durable = [pool.submit(sched.make_durable, inst.container_id) for inst in started]
+            for inst in started:
+                svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
+            for inst in old:
+                svc.store.forget_instance(inst.container_id)
+            apply_routes(svc)
+            for done in durable:
+                done.result()
     except BaseException as e:
         for inst in started:
             _show_last_output(svc, app, inst, out)
