@@ -37,10 +37,10 @@ def wait_for(port: int, host: str, text: str, timeout: float = 300) -> None:
 
 
 def push_and_wait(push_cmd: list[str], cwd, env: dict, port: int, host: str, marker: str,
-                  trace: bool = False) -> tuple[float, float]:
+                  trace: bool = False, timed: list | None = None) -> tuple[float, float]:
     """Run `git push`, wait for the first 200 with `marker` through the router. Returns (seconds
     to that 200, seconds until git push returned). `trace` prints each line of the push's output
-    with its arrival time (where the time goes)."""
+    with its arrival time (where the time goes); `timed` receives those (seconds, line) pairs."""
     import subprocess
     import threading
     start = time.monotonic()
@@ -57,8 +57,11 @@ def push_and_wait(push_cmd: list[str], cwd, env: dict, port: int, host: str, mar
     reader.join(timeout=10)
     if push.returncode != 0:
         raise RuntimeError("push failed: " + "\n".join(text for _, text in lines))
+    seen = sorted(lines + [(served, "(first 200 of the new code through the router)")])
+    if timed is not None:
+        timed.extend(seen)
     if trace:
-        for at, text in sorted(lines + [(served, "(first 200 of the new code through the router)")]):
+        for at, text in seen:
             print(f"  trace {at:6.2f} s  {text}")
     return served, returned
 

@@ -1,8 +1,9 @@
 """Deploy benchmark: for a tiny Dockerfile app, time `git push` -> first 200 of the
 new content through the Dockyard router, and, in the same run, the raw floor: `docker build`
 + `docker run` + first 200 with no platform, plain and with the limits and apps network (ICC
-off) every Dockyard instance gets. Prints medians and the ratios; never asserts. --trace prints
-the last redeploy's output lines with their arrival times.
+off) every Dockyard instance gets. Prints medians and the ratios, and the median time of each
+stage of a redeploy (from its output lines' arrival times); never asserts. --trace prints the
+last redeploy's output lines with their arrival times.
 
     .venv/bin/python bench/deploy.py [--runs 5] [--trace]
 """
@@ -38,10 +39,28 @@ def floor_once(ctx: Path, text: str, flags: tuple[str, ...] = ()) -> float:
         run(["docker", "rm", "-f", cid], check=False)
 
 
-def dockyard_once(p, repo: Path, app: str, text: str, trace: bool = False) -> tuple[float, float]:
+def dockyard_once(p, repo: Path, app: str, text: str, trace: bool = False,
+                  timed: list | None = None) -> tuple[float, float]:
     make_app_repo(repo, {"index.html": text}, p)
     return push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
-                         f"{app}.{p.domain}", text, trace)
+                         f"{app}.{p.domain}", text, trace, timed)
+
+
+# A redeploy's stages, each ending at the first output line that contains its mark
+STAGES = (("push, checks, sandbox, context upload", "Step 1/"), ("build steps in the sandbox", "Successfully tagged"),
+          ("image out of the sandbox (push, labels, pull)", "-----> Build succeeded"),
+          ("release, container create + start", "Starting web.1"), ("health check", "check passed"),
+          ("route switch, to the first 200", "(first 200"))
+
+
+def stages(timed: list[tuple[float, str]]) -> dict[str, float]:
+    """Seconds per stage of one redeploy's timed output (a stage whose mark is missing is left out)."""
+    out, prev = {}, 0.0
+    for label, mark in STAGES:
+        at = next((t for t, line in timed if mark in line), None)
+        if at is not None:
+            out[label], prev = at - prev, at
+    return out
 
 
 def main() -> int:
@@ -62,14 +81,16 @@ def main() -> int:
             repo = make_app_repo(tmp / app, httpd_app("cold"), p)
             p.cli("apps:create", app, cwd=repo)
             cold, _ = dockyard_once(p, repo, app, "cold-2")
-            floors, hardened, served, pushes = [], [], [], []
+            floors, hardened, served, pushes, split = [], [], [], [], []
             # the same container Dockyard runs: its limits, and its apps network (ICC off)
             same = (*SAME_LIMITS, "--network", network_name(p.name))
             for i in range(args.runs):       # interleaved, so all see the same machine state
                 floors.append(floor_once(ctx, f"floor {i} {time.time()}"))
                 hardened.append(floor_once(ctx, f"hard {i} {time.time()}", same))
+                timed: list = []
                 s, total = dockyard_once(p, repo, app, f"dockyard {i} {time.time()}",
-                                         trace=args.trace and i == args.runs - 1)
+                                         trace=args.trace and i == args.runs - 1, timed=timed)
+                split.append(stages(timed))
                 served.append(s)
                 pushes.append(total)
         finally:
@@ -85,6 +106,11 @@ def main() -> int:
     print(f"dockyard   redeploy, git push until it returns:            {t:.2f} s")
     print(f"ratio      redeploy / floor:                               {d / f:.2f}  (target <= 1.5)")
     print(f"ratio      redeploy / floor with Dockyard's limits and network: {d / h:.2f}")
+    print("redeploy stages (medians):")
+    for label, _ in STAGES:
+        times = [one[label] for one in split if label in one]
+        if times:
+            print(f"  {label:48s} {statistics.median(times):.2f} s")
     return 0
 
 

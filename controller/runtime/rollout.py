@@ -93,12 +93,13 @@ def start_instance(svc: Services, app: App, release: Release, ptype: str, index:
                    started: list[Instance] | None = None,
                    checks: dict[str, tuple[str, list[Check]]] | None = None,
                    standbys: list[Instance] = (), poll: float = 0.05,
-                   on_passed: Callable[[Instance], None] | None = None) -> Instance:
+                   on_passed: Callable[[Instance], None] | None = None, durable: bool = True) -> Instance:
     """Start one instance of `release` with the type's limits, run its health checks (or, for
     `web` without any, wait until it answers HTTP, looking every `poll` s), tell `on_passed`,
-    then make it durable. A matching standby among `standbys` is started instead of a new
-    container. Appends the instance to `started` as soon as it exists, so a caller can clean up
-    after a failure."""
+    then make it durable (unless `durable` is False: the caller does, e.g. while the router
+    switches). A matching standby among `standbys` is started instead of a new container.
+    Appends the instance to `started` as soon as it exists, so a caller can clean up after a
+    failure."""
     sched = svc.scheduler
     image, command, limits, spec = standby.recipe(svc, app, release, ptype)
     ready = standby.take(standbys, ptype, index, spec)
@@ -130,7 +131,8 @@ def start_instance(svc: Services, app: App, release: Release, ptype: str, index:
         wait_until_answers(label, refresh, host, port, svc.settings.health_timeout, out, interval=poll, first=inst)
     if on_passed is not None:
         on_passed(inst)
-    sched.make_durable(inst.container_id)
+    if durable:
+        sched.make_durable(inst.container_id)
     return inst
 
 
@@ -162,14 +164,19 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
 
     try:
         with ThreadPoolExecutor(max_workers=min(16, max(1, len(wanted)))) as pool:
-            for _ in pool.map(lambda w: start_instance(svc, app, release, w[0], w[1], out, started, checks),
-                              wanted):
+            for _ in pool.map(lambda w: start_instance(svc, app, release, w[0], w[1], out, started, checks,
+                                                       durable=False), wanted):
                 pass
-        for inst in started:
-            svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
-        for inst in old:
-            svc.store.forget_instance(inst.container_id)
-        apply_routes(svc)
+            # the restart policies change while the router switches (neither waits for the
+            # other); a failure of either rolls back below
+            durable = [pool.submit(sched.make_durable, inst.container_id) for inst in started]
+            for inst in started:
+                svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
+            for inst in old:
+                svc.store.forget_instance(inst.container_id)
+            apply_routes(svc)
+            for done in durable:
+                done.result()
     except BaseException as e:
         for inst in started:
             _show_last_output(svc, app, inst, out)

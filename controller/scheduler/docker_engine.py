@@ -144,11 +144,14 @@ class DockerEngine:
 
     def _user(self, image: str) -> str | None:
         """The image's USER if it declares one, else `app` (uid 1000) for stack-based images."""
-        def layers(ref: str) -> list[str]:
-            return ((self._inspect_image(ref) or {}).get("RootFS") or {}).get("Layers") or []
+        def layers(info: dict | None) -> list[str]:
+            return ((info or {}).get("RootFS") or {}).get("Layers") or []
 
-        from_stack = isolation.built_from(layers(image), layers(self.config.stack_image))
-        return isolation.container_user(self._image_config(image).get("User") or "", self.config.isolation,
+        info = self._inspect_image(image)    # once: its layers and its config
+        if info is None:
+            raise SchedulerError(f"Could not inspect image {image!r}: the engine has no such image.")
+        from_stack = isolation.built_from(layers(info), layers(self._inspect_image(self.config.stack_image)))
+        return isolation.container_user((info.get("Config") or {}).get("User") or "", self.config.isolation,
                                         from_stack=from_stack)
 
     def _follow_output(self, cid: str, on_line: Callable[[str], None], name: str) -> threading.Thread:

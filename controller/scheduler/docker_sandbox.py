@@ -14,7 +14,8 @@ tenant, can reach it.
 A finished image leaves through the sandbox's own registry: the sandbox's engine pushes it on
 127.0.0.1 inside the sandbox, and the host's engine pulls it from the port that registry is
 published on (127.0.0.1 of the host), so only the layers the host lacks cross (a redeploy's new
-layer, not the stack)."""
+layer, not the stack). On the way, the platform's labels are stamped on the image's config in that
+registry (image_stamp.py): no build step of the tenant's Dockerfile is the platform's."""
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,9 @@ import requests
 
 from core.errors import ImageBuildFailed, SchedulerError
 
+from controller.scheduler import image_stamp
 from controller.scheduler import sandbox_policy as policy
-from controller.scheduler.docker_build import DockerBuild, EngineBuild, append_labels
+from controller.scheduler.docker_build import DockerBuild, EngineBuild
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 
 LABEL_SANDBOX = "dockyard.sandbox"
@@ -79,9 +81,8 @@ class DockerSandboxes(DockerBuild):
                       build_id: str | None = None, dockerfile: str | None = None,
                       cancelled: Callable[[], bool] = lambda: False) -> str:
         """Build a tenant's Dockerfile in the tenant's sandbox, then move the image to the host's
-        engine as `tag`. Returns the image id (the same in both engines)."""
+        engine as `tag`, carrying the platform's labels. Returns the host's image id."""
         dockerfile = dockerfile or "Dockerfile"
-        append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         sandbox = self._sandbox(tenant)
         run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
                            base_url=sandbox.base_url, version=sandbox.version)
@@ -95,9 +96,10 @@ class DockerSandboxes(DockerBuild):
                     image_id = api.inspect_image(tag)["Id"]
                 except docker.errors.APIError:
                     raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
-            digest = self._move_out(api, sandbox, tag, image_id)
+            labels = self._labels(app, **({LABEL_BUILD: build_id} if build_id else {}))
+            image_id, digests = self._move_out(api, sandbox, tag, image_id, labels)
         # tidying the sandbox need not hold up the release
-        threading.Thread(target=self._tidy, args=(sandbox, tag, digest), name=f"tidy-{tag}", daemon=True).start()
+        threading.Thread(target=self._tidy, args=(sandbox, tag, digests), name=f"tidy-{tag}", daemon=True).start()
         return image_id
 
     def remove_sandbox(self, tenant: str) -> None:
@@ -127,18 +129,23 @@ class DockerSandboxes(DockerBuild):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not load {ref} into the build sandbox: {e.explanation}") from None
 
-    def _move_out(self, api: docker.APIClient, sandbox: _Sandbox, tag: str, image_id: str) -> str | None:
-        """Push from the sandbox to its registry, pull into the host's engine, tag it `tag`.
-        Returns the manifest's digest in the sandbox's registry."""
+    def _move_out(self, api: docker.APIClient, sandbox: _Sandbox, tag: str, image_id: str,
+                  labels: dict[str, str]) -> tuple[str, list[str]]:
+        """Push from the sandbox to its registry, stamp `labels` on it there, pull it into the
+        host's engine, tag it `tag`. Returns the host's image id and the manifests' digests in
+        the sandbox's registry."""
         repo, _, name = tag.rpartition(":")
         inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
         outside = f"127.0.0.1:{sandbox.registry}/{repo}"
         api.tag(image_id, inside, name)
         try:
-            digest = _stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
+            pushed = _stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"{inside}:{name}", noprune=True)
+        if not pushed:
+            raise ImageBuildFailed("The build sandbox's engine named no digest for the image it pushed: push again.")
+        image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, labels)
         host = self.client.api
         try:
             _stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
@@ -148,15 +155,15 @@ class DockerSandboxes(DockerBuild):
             raise ImageBuildFailed(f"Could not take the image out of the build sandbox: {e.explanation}") from None
         if (self._inspect_image(tag) or {}).get("Id") != image_id:
             raise ImageBuildFailed("The image taken out of the build sandbox is not the one built: push again.")
-        return digest
+        return image_id, [pushed, stamped]
 
     @staticmethod
-    def _tidy(sandbox: _Sandbox, tag: str, digest: str | None) -> None:
+    def _tidy(sandbox: _Sandbox, tag: str, digests: list[str]) -> None:
         """The sandbox's registry forgets the image handed over (its layers are freed at the
         sandbox's next start), and its engine keeps the app's newest build (the next build's
         cache), not older ones."""
         repo, _, keep = tag.rpartition(":")
-        if digest:
+        for digest in digests:
             with contextlib.suppress(requests.RequestException):
                 requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
@@ -255,6 +262,53 @@ class DockerSandboxes(DockerBuild):
                 raise SchedulerError(f"The build sandbox {name} did not start within {_START_TIMEOUT:.0f} s: see "
                                      f"`docker logs {name}`.")
             time.sleep(0.2)
+
+
+def _stamp(base: str, name: str, pushed: str, labels: dict[str, str]) -> tuple[str, str]:
+    """Put the image `pushed` (a manifest digest in the registry at `base`) back under the tag
+    `name` with `labels` in its config. Returns the new image id and manifest digest."""
+    def fail(what: str) -> ImageBuildFailed:
+        return ImageBuildFailed(f"Could not label the image in the build sandbox's registry ({what}): push again.")
+
+    try:
+        with requests.Session() as http:
+            manifest = _fetch(http, f"{base}/manifests/{pushed}", image_stamp.MANIFEST_V2)
+            if image_stamp.digest(manifest) != pushed:
+                raise fail("the manifest is not the one pushed")
+            wanted = image_stamp.config_digest(manifest)
+            config = _fetch(http, f"{base}/blobs/{wanted}")
+            if image_stamp.digest(config) != wanted:
+                raise fail("the config is not the one pushed")
+            config = image_stamp.labelled_config(config, labels)
+            upload = http.post(f"{base}/blobs/uploads/", timeout=30)
+            if upload.status_code != 202 or not upload.headers.get("Location"):
+                raise fail(f"upload answered {upload.status_code}")
+            where = requests.compat.urljoin(f"{base}/", upload.headers["Location"])
+            stored = http.put(where, params={"digest": image_stamp.digest(config)}, data=config, timeout=30,
+                              headers={"Content-Type": "application/octet-stream"})
+            if stored.status_code != 201:
+                raise fail(f"config answered {stored.status_code}")
+            manifest = image_stamp.with_config(manifest, config)
+            tagged = http.put(f"{base}/manifests/{name}", data=manifest, timeout=30,
+                              headers={"Content-Type": image_stamp.MANIFEST_V2})
+            if tagged.status_code != 201:
+                raise fail(f"manifest answered {tagged.status_code}")
+    except requests.RequestException as e:
+        raise fail(e.__class__.__name__) from None
+    except image_stamp.NotAnImage as e:
+        raise fail(str(e)) from None
+    return image_stamp.digest(config), image_stamp.digest(manifest)
+
+
+def _fetch(http: requests.Session, url: str, accept: str = "*/*") -> bytes:
+    with contextlib.closing(http.get(url, headers={"Accept": accept}, timeout=30, stream=True)) as resp:
+        if resp.status_code != 200:
+            raise ImageBuildFailed(f"Could not read {url.rpartition('/v2/')[2][:120]} from the build sandbox's "
+                                   f"registry ({resp.status_code}): push again.")
+        data = resp.raw.read(image_stamp.MAX_DOCUMENT + 1, decode_content=True)
+    if len(data) > image_stamp.MAX_DOCUMENT:
+        raise ImageBuildFailed("The image's manifest or config is over 8 MB: make its labels and environment smaller.")
+    return data
 
 
 def _stream_ok(chunks, what: str, aux_key: str | None = None) -> str | None:
