@@ -13,7 +13,7 @@ bp = Blueprint("apps", __name__)
 
 @bp.get("/apps")
 def list_apps():
-    return jsonify([app_json(a) for a in queries.visible_apps(svc(), g.user)])
+    return jsonify([app_json(a, fresh=True) for a in queries.visible_apps(svc(), g.user)])
 
 
 @bp.post("/apps")

@@ -135,5 +135,6 @@ def _live_config(settings: Settings) -> str:
 def apply_routes(svc: Services) -> bool:
     """Compute the route table and apply it as one step under the router's lock, which
     every process shares, so an older computation (say, the reconciler's) is never
-    applied after a newer one (a deploy's)."""
-    return svc.router.apply_fresh(lambda: load_routes(svc.settings, svc.store, svc.scheduler))
+    applied after a newer one (a deploy's). Concurrent calls in one process share a computation
+    begun after they asked (parallel deploys and creations reload nginx once, not once each)."""
+    return svc.router.apply_current(lambda: load_routes(svc.settings, svc.store, svc.scheduler))
