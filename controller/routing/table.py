@@ -48,8 +48,10 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
 
 
 def with_wake(routes, sleeping: set[str], wake: Wake) -> tuple[Route, ...]:
-    """Pure: a sleeping app with no instance left is routed to the wake listener."""
-    return tuple(replace(r, wake=wake) if r.app in sleeping and not r.upstreams else r for r in routes)
+    """Pure: a sleeping app with no instance left is routed to the wake listener (one created
+    asleep and never deployed keeps the page that says how to deploy it)."""
+    return tuple(replace(r, wake=wake) if r.app in sleeping and not r.upstreams and r.deployed else r
+                 for r in routes)
 
 
 def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict,
