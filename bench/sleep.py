@@ -4,15 +4,16 @@
    the time to its first byte, over --wakes wakes. Side by side, the raw floor: `docker start`
    of a stopped container of the same image, with the limits every instance gets, + polling
    until its first 200 (5 ms). Prints p50/p99 of both and the ratio of the p50s (target <= 2x).
-2. Density: --apps apps (default 300) created with DOCKYARD_AUTOSLEEP_DEFAULT, each released from
-   the same image (`deploy --image`, no build); once they sleep, --busy of them are kept busy
-   (requests in a loop) while --wake-samples sleeping ones are woken one after another. Prints
+2. Density: --apps apps (default 300) created asleep (`POST /apps` with an autosleep window,
+   --parallel at a time), each released from the same image (no build; nothing starts); --busy
+   of them are woken and kept busy (requests in a loop) while --wake-samples sleeping ones are
+   woken one after another. Prints
    the platform's memory (RSS of its processes and nginx), the engine's (dockerd, containerd,
    shims; the containers' own use), the router's render and reload times with every app in the
    table, and the wake times under that load. Creating apps stops at --budget seconds: the
    figures then say how many apps there were.
 
-    .venv/bin/python bench/sleep.py [--wakes 20] [--apps 300] [--busy 20] [--budget 900]
+    .venv/bin/python bench/sleep.py [--wakes 20] [--apps 300] [--busy 20] [--budget 900] [--parallel 8]
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -193,28 +195,49 @@ def render_time(p) -> tuple[int, float]:
     """(apps in the table, seconds to load and render it), as the router process does it."""
     code = ("import time; from controller.settings import from_env, router_config; from controller.store import Store;"
             "from controller.scheduler import make_scheduler; from controller.routing.table import load_routes;"
-            "from router import render; s=from_env(); st=Store(s.db_path); sc=make_scheduler(s); t=time.monotonic();"
+            "from controller.services import scheduler_config;"
+            "from router import render; s=from_env(); st=Store(s.db_path); sc=make_scheduler(scheduler_config(s));"
+            "t=time.monotonic();"
             "r=load_routes(s, st, sc); render.render_routes(r, s.router_port); print(len(r), time.monotonic()-t)")
     out = run([sys.executable, "-c", code], env={**p.env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
               cwd=str(Path(__file__).resolve().parent.parent)).stdout.split()
     return int(out[0]), float(out[1])
 
 
-def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: float) -> None:
+def populate(p, api: Api, image: str, n: int, parallel: int, budget: float) -> list[str]:
+    """Create `n` apps asleep from the start (`POST /apps` with an autosleep window) and release
+    `image` to each (`POST /apps/<app>/builds`): nothing starts, so an app costs two API calls
+    and its share of the route reloads, `parallel` apps at a time. Stops at `budget` seconds."""
     started = time.monotonic()
-    apps = []
-    for i in range(n):
+
+    def one(i: int) -> str | None:
         if time.monotonic() - started > budget:
-            print(f"density: stopped creating apps at {len(apps)} of {n} (budget {budget:.0f} s)")
-            break
+            return None
         name = f"d{i:03d}"
-        api("POST", "/apps", {"name": name})
+        t0 = time.monotonic()
+        api("POST", "/apps", {"name": name, "autosleep": "3s"})
+        t1 = time.monotonic()
         api("POST", f"/apps/{name}/builds", {"image": image})
-        apps.append(name)
+        calls.append((t1 - t0, time.monotonic() - t1))
+        return name
+
+    calls: list[tuple[float, float]] = []
+    with ThreadPoolExecutor(parallel) as pool:
+        apps = [name for name in pool.map(one, range(n)) if name]
+    if len(apps) < n:
+        print(f"density: stopped creating apps at {len(apps)} of {n} (budget {budget:.0f} s)")
     made = time.monotonic() - started
-    print(f"density: {len(apps)} apps created and released in {made:.0f} s ({made / max(1, len(apps)):.2f} s each)")
-    for name in apps:
-        wait_asleep(p, api, name, timeout=120)
+    print(f"density: {len(apps)} apps created asleep and released in {made:.0f} s "
+          f"({made / max(1, len(apps)):.2f} s each, {parallel} at a time; per call p50: create "
+          f"{statistics.median(c for c, _ in calls):.2f} s, release {statistics.median(r for _, r in calls):.2f} s)")
+    return apps
+
+
+def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: float, parallel: int = 8) -> None:
+    apps = populate(p, api, image, n, parallel, budget)
+    awake = [a for a in apps if running(p, a)]
+    if awake:
+        print(f"density: {len(awake)} apps run an instance before any request: {awake[:5]}")
     hot = apps[:busy]
     stop = threading.Event()
     counts = [0]
@@ -264,6 +287,7 @@ def main() -> int:
     ap.add_argument("--busy", type=int, default=20)
     ap.add_argument("--wake-samples", type=int, default=10)
     ap.add_argument("--budget", type=float, default=900, help="seconds at most for creating the density apps")
+    ap.add_argument("--parallel", type=int, default=8, help="density apps created at a time")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
@@ -278,7 +302,7 @@ def main() -> int:
             image = f"{p.name}/nap:v1"
             wake_bench(p, api, "nap", image, args.wakes)
             if args.apps:
-                density(p, api, image, args.apps, args.busy, args.wake_samples, args.budget)
+                density(p, api, image, args.apps, args.busy, args.wake_samples, args.budget, args.parallel)
         finally:
             stop_platform(p)
     return 0
