@@ -235,7 +235,9 @@ def populate(p, api: Api, image: str, n: int, parallel: int, budget: float) -> l
 
 def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: float, parallel: int = 8) -> None:
     apps = populate(p, api, image, n, parallel, budget)
-    awake = [a for a in apps if running(p, a)]
+    up = set(run(["docker", "ps", "--filter", f"label=dockyard.instance={p.name}", "--format",
+                  '{{.Label "dockyard.app"}}']).stdout.split())
+    awake = [a for a in apps if a in up]
     if awake:
         print(f"density: {len(awake)} apps run an instance before any request: {awake[:5]}")
     hot = apps[:busy]
