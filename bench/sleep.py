@@ -192,13 +192,13 @@ def reload_stats(api: Api) -> tuple[float, int]:
 
 
 def render_time(p) -> tuple[int, float]:
-    """(apps in the table, seconds to load and render it), as the router process does it."""
-    code = ("import time; from controller.settings import from_env, router_config; from controller.store import Store;"
-            "from controller.scheduler import make_scheduler; from controller.routing.table import load_routes;"
-            "from controller.services import scheduler_config;"
-            "from router import render; s=from_env(); st=Store(s.db_path); sc=make_scheduler(scheduler_config(s));"
-            "t=time.monotonic();"
-            "r=load_routes(s, st, sc); render.render_routes(r, s.router_port); print(len(r), time.monotonic()-t)")
+    """(apps in the table, seconds to load and render it), as the router process does it (its
+    HTTPS port and certificates included)."""
+    code = ("import time; from controller.settings import from_env; from controller.services import Services;"
+            "from controller.routing.table import load_routes; svc=Services(from_env()); router=svc.router;"
+            "load_routes(svc.settings, svc.store, svc.scheduler);"   # connections made, as in the router process
+            "t=time.monotonic(); r=load_routes(svc.settings, svc.store, svc.scheduler); router._render_tolerant(r, {});"
+            "print(len(r), time.monotonic()-t)")
     out = run([sys.executable, "-c", code], env={**p.env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
               cwd=str(Path(__file__).resolve().parent.parent)).stdout.split()
     return int(out[0]), float(out[1])
@@ -253,8 +253,13 @@ def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: fl
                 except OSError:
                     pass
 
+    asleep_mb = rss_kb(platform_pids(p)) / 1024, rss_kb(engine_pids()) / 1024
+    print(f"density: all {len(apps)} asleep: platform memory (its processes + nginx, RSS) {asleep_mb[0]:.0f} MB, "
+          f"engine (dockerd + containerd + shims, machine-wide) {asleep_mb[1]:.0f} MB")
+    woken = time.monotonic()
     for name in hot:
         first_byte(p.router_port, f"{name}.{p.domain}")
+    print(f"density: {busy} apps woken one after another in {time.monotonic() - woken:.1f} s", flush=True)
     threads = [threading.Thread(target=hammer, args=(hot[k::4],), daemon=True) for k in range(4)]
     for t in threads:
         t.start()
@@ -268,18 +273,19 @@ def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: fl
     stop.set()
     for t in threads:
         t.join(10)
-    routes, render_s = render_time(p)
     reloads = r1[1] - r0[1]
     print(f"density: {len(apps)} apps, {busy} busy ({served / seconds:.0f} req/s through the router meanwhile), "
           f"{len(apps) - busy - len(wakes)} asleep")
     print(f"  platform memory (its processes + nginx, RSS): {platform_mb:.0f} MB")
     print(f"  engine memory (dockerd + containerd + shims, RSS, machine-wide: other work shares the engine): {engine_mb:.0f} MB; "
           f"the running containers' own use: {cont_mb:.0f} MB")
-    print(f"  router: load + render of {routes} routes {render_s * 1000:.0f} ms; reloads during the wakes: {reloads}, "
+    print(f"  router: reloads (nginx -t + reload) during the wakes: {reloads}, "
           f"mean {((r1[0] - r0[0]) / reloads * 1000) if reloads else 0:.0f} ms")
     if wakes:
         print(f"  wake under load ({len(wakes)} wakes, one after another): p50 {statistics.median(wakes) * 1000:.0f} ms, "
-              f"max {max(wakes) * 1000:.0f} ms")
+              f"max {max(wakes) * 1000:.0f} ms", flush=True)
+    routes, render_s = render_time(p)
+    print(f"  router: load + render of {routes} routes {render_s * 1000:.0f} ms")
 
 
 def main() -> int:
