@@ -63,7 +63,7 @@ def reconcile(nginx: Nginx, config: RouterConfig, load_routes: LoadRoutes) -> bo
             raise _LoadFailed(f"{type(exc).__name__}: {exc}") from exc
 
     try:
-        changed = nginx.apply_current(load)
+        changed = nginx.apply_fresh(load)
     except _LoadFailed as exc:
         log.error("could not load routes, keeping the current config: %s", exc)
         return None

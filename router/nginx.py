@@ -76,7 +76,10 @@ class Nginx:
         self.pid_path = self.master.pid_path
         self.error_log = self.master.error_log
         self._reload_owed = False  # a reload failed: the next apply must reload even if unchanged
-        self._tickets = _tickets_for(self.lock_path)
+        # apply_current's tickets: calls asked so far, calls served by a load begun after them
+        self._tickets = threading.Lock()
+        self._asked = self._served = 0
+        self._last_changed = False
 
     # ------------------------------------------------------------ rendering
     def _main_text(self, routes_file: Path | None = None) -> str:
@@ -189,24 +192,22 @@ class Nginx:
     def apply_current(self, load: Callable[[], Iterable[Route]]) -> bool:
         """Like ``apply_fresh``, for callers whose ``load`` always computes the table as it is
         now from the same source (the store and the engine). A call that waited for the lock
-        while another call in this process (any ``Nginx`` of the same prefix: the API's threads,
-        the platform's loops) loaded a table begun after it asked is served by that table: N
-        concurrent callers cost one or two renders and reloads, not N in a row. Returns whether
-        the apply that served the call changed the config."""
-        t = self._tickets
-        with t.lock:
-            t.asked += 1
-            ticket = t.asked
+        while another call of this object loaded a table begun after it asked is served by
+        that table: N concurrent callers (parallel deploys, app creations) cost one or two
+        renders and reloads, not N in a row. Returns whether the serving apply changed the config."""
+        with self._tickets:
+            self._asked += 1
+            ticket = self._asked
         with self._locked():
-            with t.lock:
-                if t.served >= ticket:
-                    return t.last_changed
-                upto = t.asked     # every call asked by now is served by the load below
+            with self._tickets:
+                if self._served >= ticket:
+                    return self._last_changed
+                upto = self._asked     # every call asked by now is served by the load below
             refused: dict[str, str] = {}
             text, table = self._render_tolerant(tuple(load()), refused)
             changed = self._apply_with_fallback_locked(text, table, refused)
-            with t.lock:
-                t.served, t.last_changed = max(t.served, upto), changed
+            with self._tickets:
+                self._served, self._last_changed = max(self._served, upto), changed
             return changed
 
     def _apply_with_fallback_locked(self, text: str, routes: list[Route], refused: dict[str, str]) -> bool:
@@ -364,25 +365,6 @@ class Nginx:
 
 
 # ---------------------------------------------------------------- helpers
-class _Tickets:
-    """apply_current's count of the calls asked and of those served by a load begun after them."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.asked = self.served = 0
-        self.last_changed = False
-
-
-_TICKETS: dict[str, _Tickets] = {}
-_TICKETS_LOCK = threading.Lock()
-
-
-def _tickets_for(lock_path: Path) -> _Tickets:
-    """One count per router prefix in this process, shared by every Nginx object of it."""
-    with _TICKETS_LOCK:
-        return _TICKETS.setdefault(str(lock_path), _Tickets())
-
-
 def _extras_index(routes: list[Route], app: str | None) -> int | None:
     if app is None:
         return None

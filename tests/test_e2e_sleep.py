@@ -104,3 +104,21 @@ def test_a_wake_that_crashes_answers_503_with_the_reason(plat, app):
     assert "web: sleeping since" in plat.cli("ps", "-a", name).stdout   # asleep again: the next request retries
     plat.cli("config:unset", "CRASH", "-a", name)
     assert plat.curl(name) == (200, "page v2")
+
+
+def test_an_app_created_asleep_starts_nothing_until_its_first_request(plat, app):
+    name, _ = app
+    builds = json.loads(run(["curl", "-sS", "-H", f"Authorization: Bearer {plat.token()}",
+                             f"{plat.api}/apps/{name}/builds"]).stdout)
+    image = [b["image"] for b in builds if b["status"] == "succeeded"][-1]
+    other = unique_app("bed")
+    plat.cli("apps:create", other, "--autosleep", "5m")
+    assert "web: sleeps after 5m without a request; sleeping since" in plat.cli("ps:autosleep", "-a", other).stdout
+    status, body = plat.curl(other)
+    assert status != 200 and "deploy" in body.lower(), (status, body)   # never deployed: how to deploy it
+    out = plat.cli("deploy", "--image", image, "-a", other).stdout
+    assert "web sleeping (autosleep): v1 starts on the next request" in out, out
+    assert not plat.containers(other, running_only=True)                 # released, nothing started
+    status, body = plat.curl(other)
+    assert status == 200, body                                            # the first request wakes it
+    assert len(plat.containers(other, running_only=True)) == 1

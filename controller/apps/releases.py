@@ -341,6 +341,8 @@ def _release(svc: Services, app: App, build: Build | None, config: dict, descrip
         out(f"-----> Releasing v{release.version} ({image})")
         _roll_out(svc, app, release, out)
         svc.store.finish_release(release, "succeeded")
+        if svc.store.sleeping_types(app):   # a first release of an app asleep: its route goes to the wake listener
+            apply_routes(svc)
     svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
     try:
         removed = collect_images(svc, app)
