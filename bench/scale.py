@@ -8,7 +8,7 @@ The N apps are released from one local image through the API (`POST /apps/<app>/
 --parallel at a time, so setting them up costs container starts, not N builds. Bounded:
 setting up stops at --setup-limit seconds, and the figures say how many apps ran.
 
-    .venv/bin/python bench/scale.py [--apps 100] [--runs 3] [--requests 300]
+    .venv/bin/python bench/scale.py [--apps 100] [--runs 5] [--requests 300]
 """
 from __future__ import annotations
 
@@ -62,15 +62,18 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def api_latency(p, apps: list[str], n: int) -> tuple[float, float]:
-    """p50, p99 in ms over GET /apps, /apps/<app>, its releases and its dynos, round robin."""
+def api_latency(p, apps: list[str], n: int) -> tuple[float, float, str]:
+    """p50, p99 in ms over GET /apps, /apps/<app>, its releases and its dynos, round robin; and
+    the three slowest requests (path, ms, and the machine's 1-minute load average then)."""
     paths = ["/apps"] + [f"/apps/{a}{tail}" for a in apps for tail in ("", "/releases", "/dynos")]
     times = []
     for i in range(n):
         start = time.perf_counter()
         api(p, "GET", paths[i % len(paths)])
-        times.append((time.perf_counter() - start) * 1000)
-    return percentile(times, 0.5), percentile(times, 0.99)
+        times.append(((time.perf_counter() - start) * 1000, paths[i % len(paths)]))
+    ms = [t for t, _ in times]
+    slow = ", ".join(f"{path} {t:.0f} ms" for t, path in sorted(times, reverse=True)[:3])
+    return percentile(ms, 0.5), percentile(ms, 0.99), f"{slow} (load {os.getloadavg()[0]:.1f})"
 
 
 def timed(step) -> float:
@@ -79,7 +82,7 @@ def timed(step) -> float:
     return time.perf_counter() - start
 
 
-def passes(p) -> dict[str, float]:
+def passes(p, profile: bool = False) -> dict[str, float]:
     """One reconciler pass, router render, nginx test + reload, metrics pass: each the median of
     3, run here on the platform's own store, engine and nginx."""
     os.environ.update({k: v for k, v in p.env.items() if k.startswith("DOCKYARD_")})
@@ -95,6 +98,14 @@ def passes(p) -> dict[str, float]:
     reload = lambda: (svc.router.test_config(), svc.router.reload())   # noqa: E731
     steps = {"reconciler pass": lambda: one_pass(svc, watch, sweep=False), "router render": render,
              "nginx test + reload": reload, "metrics pass": sampler.sample_once}
+    if profile:
+        import cProfile
+        import pstats
+        for name, step in steps.items():
+            prof = cProfile.Profile()
+            prof.runcall(step)
+            print(f"  --- profile of one {name} ---")
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(18)
     return {name: statistics.median(timed(step) for _ in range(3)) for name, step in steps.items()}
 
 
@@ -115,16 +126,21 @@ def engine_cpu(seconds: float) -> float:
     return (cpu() - before) / seconds * 100
 
 
-def measure(p, repo: Path, apps: list[str], args) -> dict[str, float]:
+def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float]:
+    """Each phase the same way: one redeploy not counted (the engine and the platform's loops
+    settle after the set-up), then --runs redeploys, then the rest."""
     deploys = []
-    for i in range(args.runs):
+    for i in range(args.runs + 1):
         text = f"scale {len(apps)} {i} {time.time()}"
         make_app_repo(repo, {"index.html": text}, p)
         deploys.append(push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
                                      f"bench.{p.domain}", text)[0])
-    p50, p99 = api_latency(p, apps, args.requests)
-    out = {"redeploy (s)": statistics.median(deploys), "API p50 (ms)": p50, "API p99 (ms)": p99}
-    out.update({f"{k} (s)": v for k, v in passes(p).items()})
+    deploys = deploys[1:]
+    p50, p99, slow = api_latency(p, apps, args.requests)
+    print(f"  {phase}: redeploys {', '.join(f'{d:.2f}' for d in deploys)} s; slowest GETs: {slow}")
+    out = {"redeploy (s)": statistics.median(deploys), "redeploy, fastest (s)": min(deploys),
+           "API p50 (ms)": p50, "API p99 (ms)": p99}
+    out.update({f"{k} (s)": v for k, v in passes(p, args.profile and len(apps) > 1).items()})
     time.sleep(5)
     out["platform PSS (MB)"] = sum(r[2] for r in platform_memory(p.home)) / 1024
     out["engine idle CPU (% of a core)"] = engine_cpu(args.idle)
@@ -134,11 +150,12 @@ def measure(p, repo: Path, apps: list[str], args) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--apps", type=int, default=100)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle engine CPU measured")
     ap.add_argument("--setup-limit", type=float, default=900.0)
+    ap.add_argument("--profile", action="store_true", help="print a profile of each pass with N apps")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
@@ -151,7 +168,7 @@ def main() -> int:
             repo = make_app_repo(tmp / "bench", httpd_app("cold"), p)
             p.cli("apps:create", "bench", cwd=repo)
             p.git("push", "-q", "dockyard", "main", cwd=repo)
-            empty = measure(p, repo, ["bench"], args)
+            empty = measure(p, repo, ["bench"], args, "empty")
             started = time.monotonic()
             made = 0
             with ThreadPoolExecutor(args.parallel) as pool:
@@ -160,7 +177,7 @@ def main() -> int:
                     made += bool(ok)
             setup = time.monotonic() - started
             full = measure(p, repo, ["bench"] + [f"s{i:03d}" for i in range(0, args.apps, max(1, args.apps // 20))],
-                           args)
+                           args, f"{made} apps")
         finally:
             stop_platform(p)
             run(["docker", "rmi", "-f", IMAGE], check=False)

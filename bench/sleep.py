@@ -5,15 +5,16 @@
    of a stopped container of the same image, with the limits every instance gets, + polling
    until its first 200 (5 ms), one of each in turn. Prints p50/p99 of both and their ratios
    (target <= 2x). `--apps 0` skips the density part.
-2. Density: --apps apps (default 300) created with DOCKYARD_AUTOSLEEP_DEFAULT, each released from
-   the same image (`deploy --image`, no build); once they sleep, --busy of them are kept busy
-   (requests in a loop) while --wake-samples sleeping ones are woken one after another. Prints
+2. Density: --apps apps (default 300) created asleep (`POST /apps` with an autosleep window,
+   --parallel at a time), each released from the same image (no build; nothing starts); --busy
+   of them are woken and kept busy (requests in a loop) while --wake-samples sleeping ones are
+   woken one after another. Prints
    the platform's memory (RSS of its processes and nginx), the engine's (dockerd, containerd,
    shims; the containers' own use), the router's render and reload times with every app in the
    table, and the wake times under that load. Creating apps stops at --budget seconds: the
    figures then say how many apps there were.
 
-    .venv/bin/python bench/sleep.py [--wakes 20] [--apps 300] [--busy 20] [--budget 900]
+    .venv/bin/python bench/sleep.py [--wakes 20] [--apps 300] [--busy 20] [--budget 900] [--parallel 8]
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -199,31 +201,54 @@ def reload_stats(api: Api) -> tuple[float, int]:
 
 
 def render_time(p) -> tuple[int, float]:
-    """(apps in the table, seconds to load and render it), as the router process does it."""
-    code = ("import time; from controller.settings import from_env, router_config; from controller.store import Store;"
-            "from controller.scheduler import make_scheduler; from controller.routing.table import load_routes;"
-            "from router import render; s=from_env(); st=Store(s.db_path); sc=make_scheduler(s); t=time.monotonic();"
-            "r=load_routes(s, st, sc); render.render_routes(r, s.router_port); print(len(r), time.monotonic()-t)")
+    """(apps in the table, seconds to load and render it), as the router process does it (its
+    HTTPS port and certificates included)."""
+    code = ("import time; from controller.settings import from_env; from controller.services import Services;"
+            "from controller.routing.table import load_routes; svc=Services(from_env()); router=svc.router;"
+            "load_routes(svc.settings, svc.store, svc.scheduler);"   # connections made, as in the router process
+            "t=time.monotonic(); r=load_routes(svc.settings, svc.store, svc.scheduler); router._render_tolerant(r, {});"
+            "print(len(r), time.monotonic()-t)")
     out = run([sys.executable, "-c", code], env={**p.env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
               cwd=str(Path(__file__).resolve().parent.parent)).stdout.split()
     return int(out[0]), float(out[1])
 
 
-def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: float) -> None:
+def populate(p, api: Api, image: str, n: int, parallel: int, budget: float) -> list[str]:
+    """Create `n` apps asleep from the start (`POST /apps` with an autosleep window) and release
+    `image` to each (`POST /apps/<app>/builds`): nothing starts, so an app costs two API calls
+    and its share of the route reloads, `parallel` apps at a time. Stops at `budget` seconds."""
     started = time.monotonic()
-    apps = []
-    for i in range(n):
+
+    def one(i: int) -> str | None:
         if time.monotonic() - started > budget:
-            print(f"density: stopped creating apps at {len(apps)} of {n} (budget {budget:.0f} s)")
-            break
+            return None
         name = f"d{i:03d}"
-        api("POST", "/apps", {"name": name})
+        t0 = time.monotonic()
+        api("POST", "/apps", {"name": name, "autosleep": "3s"})
+        t1 = time.monotonic()
         api("POST", f"/apps/{name}/builds", {"image": image})
-        apps.append(name)
+        calls.append((t1 - t0, time.monotonic() - t1))
+        return name
+
+    calls: list[tuple[float, float]] = []
+    with ThreadPoolExecutor(parallel) as pool:
+        apps = [name for name in pool.map(one, range(n)) if name]
+    if len(apps) < n:
+        print(f"density: stopped creating apps at {len(apps)} of {n} (budget {budget:.0f} s)")
     made = time.monotonic() - started
-    print(f"density: {len(apps)} apps created and released in {made:.0f} s ({made / max(1, len(apps)):.2f} s each)")
-    for name in apps:
-        wait_asleep(p, api, name, timeout=120)
+    print(f"density: {len(apps)} apps created asleep and released in {made:.0f} s "
+          f"({made / max(1, len(apps)):.2f} s each, {parallel} at a time; per call p50: create "
+          f"{statistics.median(c for c, _ in calls):.2f} s, release {statistics.median(r for _, r in calls):.2f} s)")
+    return apps
+
+
+def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: float, parallel: int = 8) -> None:
+    apps = populate(p, api, image, n, parallel, budget)
+    up = set(run(["docker", "ps", "--filter", f"label=dockyard.instance={p.name}", "--format",
+                  '{{.Label "dockyard.app"}}']).stdout.split())
+    awake = [a for a in apps if a in up]
+    if awake:
+        print(f"density: {len(awake)} apps run an instance before any request: {awake[:5]}")
     hot = apps[:busy]
     stop = threading.Event()
     counts = [0]
@@ -237,8 +262,13 @@ def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: fl
                 except OSError:
                     pass
 
+    asleep_mb = rss_kb(platform_pids(p)) / 1024, rss_kb(engine_pids()) / 1024
+    print(f"density: all {len(apps)} asleep: platform memory (its processes + nginx, RSS) {asleep_mb[0]:.0f} MB, "
+          f"engine (dockerd + containerd + shims, machine-wide) {asleep_mb[1]:.0f} MB")
+    woken = time.monotonic()
     for name in hot:
         first_byte(p.router_port, f"{name}.{p.domain}")
+    print(f"density: {busy} apps woken one after another in {time.monotonic() - woken:.1f} s", flush=True)
     threads = [threading.Thread(target=hammer, args=(hot[k::4],), daemon=True) for k in range(4)]
     for t in threads:
         t.start()
@@ -252,18 +282,19 @@ def density(p, api: Api, image: str, n: int, busy: int, samples: int, budget: fl
     stop.set()
     for t in threads:
         t.join(10)
-    routes, render_s = render_time(p)
     reloads = r1[1] - r0[1]
     print(f"density: {len(apps)} apps, {busy} busy ({served / seconds:.0f} req/s through the router meanwhile), "
           f"{len(apps) - busy - len(wakes)} asleep")
     print(f"  platform memory (its processes + nginx, RSS): {platform_mb:.0f} MB")
     print(f"  engine memory (dockerd + containerd + shims, RSS, machine-wide: other work shares the engine): {engine_mb:.0f} MB; "
           f"the running containers' own use: {cont_mb:.0f} MB")
-    print(f"  router: load + render of {routes} routes {render_s * 1000:.0f} ms; reloads during the wakes: {reloads}, "
+    print(f"  router: reloads (nginx -t + reload) during the wakes: {reloads}, "
           f"mean {((r1[0] - r0[0]) / reloads * 1000) if reloads else 0:.0f} ms")
     if wakes:
         print(f"  wake under load ({len(wakes)} wakes, one after another): p50 {statistics.median(wakes) * 1000:.0f} ms, "
-              f"max {max(wakes) * 1000:.0f} ms")
+              f"max {max(wakes) * 1000:.0f} ms", flush=True)
+    routes, render_s = render_time(p)
+    print(f"  router: load + render of {routes} routes {render_s * 1000:.0f} ms")
 
 
 def main() -> int:
@@ -273,6 +304,7 @@ def main() -> int:
     ap.add_argument("--busy", type=int, default=20)
     ap.add_argument("--wake-samples", type=int, default=10)
     ap.add_argument("--budget", type=float, default=900, help="seconds at most for creating the density apps")
+    ap.add_argument("--parallel", type=int, default=8, help="density apps created at a time")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
@@ -287,7 +319,7 @@ def main() -> int:
             image = f"{p.name}/nap:v1"
             wake_bench(p, api, "nap", image, args.wakes)
             if args.apps:
-                density(p, api, image, args.apps, args.busy, args.wake_samples, args.budget)
+                density(p, api, image, args.apps, args.busy, args.wake_samples, args.budget, args.parallel)
         finally:
             stop_platform(p)
     return 0

@@ -25,9 +25,12 @@ def apps():
 @click.command("apps:create")
 @click.argument("name")
 @click.option("--remote", default="dockyard", show_default=True, help="Git remote to add if in a git repo.")
-def apps_create(name, remote):
+@click.option("--autosleep", "after", default=None, metavar="DURATION",
+              help="web sleeps from the start with this autosleep window (30m, 90s): deploys start nothing "
+                   "until the first request.")
+def apps_create(name, remote, after):
     """Create an app (and add its git remote when run in a git repo)."""
-    app = call("POST", "/apps", {"name": name})
+    app = call("POST", "/apps", {"name": name, **({"autosleep": after} if after else {})})
     click.echo(f"Creating {app['name']}... done")
     click.echo(f"{app['web_url']} | {app['git_url']}")
     if _in_git_repo():

@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -75,6 +76,10 @@ class Nginx:
         self.pid_path = self.master.pid_path
         self.error_log = self.master.error_log
         self._reload_owed = False  # a reload failed: the next apply must reload even if unchanged
+        # apply_current's tickets: calls asked so far, calls served by a load begun after them
+        self._tickets = threading.Lock()
+        self._asked = self._served = 0
+        self._last_changed = False
 
     # ------------------------------------------------------------ rendering
     def _main_text(self, routes_file: Path | None = None) -> str:
@@ -183,6 +188,27 @@ class Nginx:
             refused: dict[str, str] = {}
             text, table = self._render_tolerant(tuple(load()), refused)
             return self._apply_with_fallback_locked(text, table, refused)
+
+    def apply_current(self, load: Callable[[], Iterable[Route]]) -> bool:
+        """Like ``apply_fresh``, for callers whose ``load`` always computes the table as it is
+        now from the same source (the store and the engine). A call that waited for the lock
+        while another call of this object loaded a table begun after it asked is served by
+        that table: N concurrent callers (parallel deploys, app creations) cost one or two
+        renders and reloads, not N in a row. Returns whether the serving apply changed the config."""
+        with self._tickets:
+            self._asked += 1
+            ticket = self._asked
+        with self._locked():
+            with self._tickets:
+                if self._served >= ticket:
+                    return self._last_changed
+                upto = self._asked     # every call asked by now is served by the load below
+            refused: dict[str, str] = {}
+            text, table = self._render_tolerant(tuple(load()), refused)
+            changed = self._apply_with_fallback_locked(text, table, refused)
+            with self._tickets:
+                self._served, self._last_changed = max(self._served, upto), changed
+            return changed
 
     def _apply_with_fallback_locked(self, text: str, routes: list[Route], refused: dict[str, str]) -> bool:
         """Apply; when nginx refuses the config because of one app's own settings or

@@ -177,3 +177,21 @@ def test_a_websocket_and_a_large_upload_to_a_sleeping_app_wait_through_its_wake(
     sender.join(40)
     assert upload == [f"ws-app /upload got {4 << 20} bytes\n\n200"], upload
     woke_once(plat, ws_app)
+
+
+def test_an_app_created_asleep_starts_nothing_until_its_first_request(plat, app):
+    name, _ = app
+    builds = json.loads(run(["curl", "-sS", "-H", f"Authorization: Bearer {plat.token()}",
+                             f"{plat.api}/apps/{name}/builds"]).stdout)
+    image = [b["image"] for b in builds if b["status"] == "succeeded"][-1]
+    other = unique_app("bed")
+    plat.cli("apps:create", other, "--autosleep", "5m")
+    assert "web: sleeps after 5m without a request; sleeping since" in plat.cli("ps:autosleep", "-a", other).stdout
+    status, body = plat.curl(other)
+    assert status != 200 and "deploy" in body.lower(), (status, body)   # never deployed: how to deploy it
+    out = plat.cli("deploy", "--image", image, "-a", other).stdout
+    assert "web sleeping (autosleep): v1 starts on the next request" in out, out
+    assert not plat.containers(other, running_only=True)                 # released, nothing started
+    status, body = plat.curl(other)
+    assert status == 200, body                                            # the first request wakes it
+    assert len(plat.containers(other, running_only=True)) == 1

@@ -368,6 +368,40 @@ def test_apply_fresh_computes_under_the_lock_so_a_stale_table_never_lands_last(r
     assert {text(settings.router_port, "myapp.localhost") for _ in range(5)} == {(200, "B\n")}
 
 
+def test_apply_current_serves_callers_that_waited_with_one_load_begun_after_them(router, settings, upstreams):
+    # Parallel deploys or app creations each apply routes: the ones that waited while another
+    # load ran share the next load (one render and reload), never the one that began before them.
+    a, b = upstreams("A"), upstreams("B")
+    router.apply(table(settings, myapp=[a]))
+    slow_started, release_slow, calls, results = threading.Event(), threading.Event(), [], []
+
+    def slow_load():
+        calls.append("slow")
+        slow_started.set()
+        assert release_slow.wait(10)
+        return table(settings, myapp=[a])
+
+    def fresh_load():
+        calls.append("fresh")
+        return table(settings, myapp=[b])
+
+    slow = threading.Thread(target=router.apply_current, args=(slow_load,))
+    slow.start()
+    assert slow_started.wait(10)
+    waiters = [threading.Thread(target=lambda: results.append(router.apply_current(fresh_load))) for _ in range(4)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.3)
+    assert calls == ["slow"]
+    release_slow.set()
+    for t in [slow, *waiters]:
+        t.join(15)
+    assert calls == ["slow", "fresh"]          # four callers, one load after the one they waited for
+    assert results == [True] * 4               # each hears that the apply that served it changed routes
+    assert {text(settings.router_port, "myapp.localhost") for _ in range(5)} == {(200, "B\n")}
+    assert router.apply_current(fresh_load) is False and calls == ["slow", "fresh", "fresh"]
+
+
 def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstreams, monkeypatch):
     a, b = upstreams("A"), upstreams("B")
     heard = []

@@ -253,3 +253,33 @@ def test_git_access_check_shared_by_http_and_ssh(tmp_path):
     for user, name in ((eve, "shop"), (olga, "nope"), (olga, "../shop"), (olga, "sh;op")):
         status, message = authorize_git(svc, user, name, True)
         assert status == "404 Not Found" and message.startswith("No app named"), (user, name)
+
+
+def test_app_listings_read_collaborators_once_and_show_each_user_their_apps(tmp_path):
+    """`apps` with many apps: who sees which app comes from one query of the collaborators, not
+    one per app (the listing's time does not grow with a query per app)."""
+    from controller.apps import queries
+    from controller.services import Services
+    from controller.settings import Settings
+    svc = Services(Settings(home=tmp_path))
+    svc.settings.ensure_dirs()
+    svc.store.migrate()
+    olga, carl, eve = (svc.store.create_user(n) for n in ("olga", "carl", "eve"))
+    root = svc.store.create_user("root", is_admin=True)
+    apps = [svc.store.create_app(f"app{i}", olga.id) for i in range(30)]
+    for app in apps[::3]:
+        accounts.add_collaborator(svc, app, carl)
+    svc.store.create_app("evesown", eve.id)
+    queries_run = []
+    with svc.store.read() as db:     # this thread's reading connection, reused by the listing
+        db.set_trace_callback(queries_run.append)
+        try:
+            seen = {u.name: [a.name for a in queries.visible_apps(svc, u)] for u in (olga, carl, eve, root)}
+            mine = [a.name for a in queries.apps_of(svc, carl)]
+        finally:
+            db.set_trace_callback(None)
+    assert seen["olga"] == sorted(a.name for a in apps)
+    assert seen["carl"] == mine == sorted(a.name for a in apps[::3])
+    assert seen["eve"] == ["evesown"]
+    assert seen["root"] == sorted([a.name for a in apps] + ["evesown"])
+    assert len([q for q in queries_run if "collaborators" in q]) == 5     # one per listing

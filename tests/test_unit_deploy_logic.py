@@ -35,6 +35,8 @@ class RecordingRouter:
         self.tables.append(tuple(load()))
         return True
 
+    apply_current = apply_fresh
+
     def upstream_ports(self, app: str) -> set[int]:
         for route in self.tables[-1]:
             if route.app == app:

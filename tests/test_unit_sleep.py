@@ -111,6 +111,24 @@ def test_an_idle_app_sleeps_keeps_its_formation_and_a_deploy_does_not_wake_it(sv
     assert sleep.tick(svc) == []                       # the window counts from the wake
 
 
+def test_an_app_created_asleep_is_released_without_starting_and_the_first_request_wakes_it(svc):
+    app = releases.create_app(svc, "shop", svc.store.get_user("alice"), asleep_after=60)
+    assert svc.store.sleeping_types(app) == {"web"} and autosleep.show(svc, app)["web"]["after"] == "1m"
+    route = [r for r in load_routes(svc.settings, svc.store, svc.scheduler) if r.app == "shop"][0]
+    assert route.wake is None and not route.deployed      # never deployed: the page says how to deploy
+    _, out = deploy(svc, app, "one")
+    assert running(svc, "shop") == [] and any("starts on the next request" in line for line in out)
+    assert svc.store.formation(app) == {"web": 1}
+    route = [r for r in load_routes(svc.settings, svc.store, svc.scheduler) if r.app == "shop"][0]
+    assert route.wake is not None and not route.upstreams
+    assert sleep.tick(svc, now=10 ** 10) == []            # asleep already: nothing to put to sleep
+    sleep.wake(svc, "shop", 5)
+    finished()
+    assert running(svc, "shop") == [("web.1", 1)]
+    other = releases.create_app(svc, "blog", svc.store.get_user("alice"))
+    assert svc.store.sleeping_types(other) == set()       # without it, a deploy starts the app as before
+
+
 def test_a_wake_that_crashes_reports_why_and_sleeps_again(svc):
     app, _ = _asleep(svc)
     svc.scheduler.behave("shop", app.current_version, "web", Behaviour(exit_code=3, output=("boom: no DATABASE_URL",)))

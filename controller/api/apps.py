@@ -3,6 +3,7 @@ from flask import Blueprint, g, jsonify, request
 from core.names import validate_app_name
 
 from controller.addons import lifecycle as addons
+from controller.apps import autosleep
 from controller.apps import rename as app_rename
 from controller.apps import queries
 from controller.apps import releases
@@ -13,12 +14,18 @@ bp = Blueprint("apps", __name__)
 
 @bp.get("/apps")
 def list_apps():
-    return jsonify([app_json(a) for a in queries.visible_apps(svc(), g.user)])
+    return jsonify([app_json(a, fresh=True) for a in queries.visible_apps(svc(), g.user)])
 
 
 @bp.post("/apps")
 def create_app_():
-    app = releases.create_app(svc(), validate_app_name(body().get("name")), g.user)
+    """{"name": NAME, "autosleep": "30m" (optional: web sleeps from the start, with that window)}"""
+    data = body()
+    asleep = data.get("autosleep")
+    if asleep is not None:
+        autosleep.require_known(asleep)
+        asleep = autosleep.parse_after(asleep)
+    app = releases.create_app(svc(), validate_app_name(data.get("name")), g.user, asleep_after=asleep)
     return jsonify(app_json(app)), 201
 
 

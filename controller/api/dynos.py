@@ -21,7 +21,8 @@ def list_dynos(name):
     load_app(name)
     s = svc()
     app = queries.fresh(s, name)
-    healthy = queries.healthy_ids(s) | {o.container_id for o in s.scheduler.oneoffs(name)}
+    oneoffs = s.scheduler.oneoffs(name)      # one engine listing each for one-offs and instances
+    healthy = queries.healthy_ids(s) | {o.container_id for o in oneoffs}
     health = queries.instance_health(s, app)
     limits = queries.limits(s, app)
 
@@ -29,7 +30,7 @@ def list_dynos(name):
         return (limits.get(ptype) or {}).get("memory_mb") or s.settings.app_memory_mb
 
     return jsonify([dyno_json(inst, healthy, health.get(inst.container_id), limit(inst.process))
-                    for inst in s.scheduler.instances(name) + s.scheduler.oneoffs(name)])
+                    for inst in s.scheduler.instances(name) + oneoffs])
 
 
 @bp.get("/apps/<name>/run")

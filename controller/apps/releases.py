@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 from builder.build import build_commit
 from builder.job import BuildJob
 from core.errors import BadRequest, DeployFailed, DockyardError, Locked, NotFound
+from core.durations import format_duration
 from core.models import App, Build, Release, User
 from core.names import validate_process_type
 
@@ -32,7 +33,11 @@ from controller.services import Out, Services
 
 
 # ---- apps ------------------------------------------------------------------------------
-def create_app(svc: Services, name: str, user: User) -> App:
+def create_app(svc: Services, name: str, user: User, asleep_after: int | None = None) -> App:
+    """A new app. `asleep_after` (seconds): its web sleeps from the start with that autosleep
+    window, so its first deploy releases without starting anything and the first request wakes
+    it (many rarely used apps are put on a host without running each once); otherwise web gets
+    the admin's DOCKYARD_AUTOSLEEP_DEFAULT, if any, and its first deploy starts it."""
     app = svc.store.create_app(name, user.id, tenancy.app_quota(svc, user))
     try:
         # a repository left by a destroyed app of the same name (a destroy killed half-way) is
@@ -46,7 +51,12 @@ def create_app(svc: Services, name: str, user: User) -> App:
             raise svc.store.storage_full_error() from e
         raise
     svc.store.add_event(app, "dockyard", "api", f"App created by {user.name}")
-    if svc.settings.autosleep_default:    # the admin's default for new apps (ps:autosleep changes it)
+    if asleep_after:
+        svc.store.set_autosleep(app, "web", asleep_after)
+        svc.store.mark_sleeping(app, ["web"], time.time())
+        svc.store.add_event(app, "dockyard", "api", f"web sleeps from the start (autosleep after "
+                            f"{format_duration(asleep_after)}): the first request after a deploy starts it")
+    elif svc.settings.autosleep_default:    # the admin's default for new apps (ps:autosleep changes it)
         svc.store.set_autosleep(app, "web", svc.settings.autosleep_default)
     try:
         apply_routes(svc)        # its host answers with how to deploy it at once
@@ -332,8 +342,9 @@ def _release(svc: Services, app: App, build: Build | None, config: dict, descrip
         out(f"-----> Releasing v{release.version} ({image})")
         _roll_out(svc, app, release, out)
         svc.store.finish_release(release, "succeeded")
-        if svc.store.sleeping_types(app):
-            standby.sync(svc, app)     # released while asleep: the next wake starts this release
+        if svc.store.sleeping_types(app):   # released while asleep: the next wake starts this release
+            standby.sync(svc, app)
+            apply_routes(svc)               # a first release of an app asleep: its route goes to the wake listener
     svc.store.add_event(app, "dockyard", "api", f"Deployed v{release.version} by {user}: {description}")
     try:
         removed = collect_images(svc, app)

@@ -49,8 +49,10 @@ def compute_routes(app_names, instances, healthy_ids, domain: str, deployed=None
 
 
 def with_wake(routes, sleeping: set[str], wake: Wake) -> tuple[Route, ...]:
-    """Pure: a sleeping app with no instance left is routed to the wake listener."""
-    return tuple(replace(r, wake=wake) if r.app in sleeping and not r.upstreams else r for r in routes)
+    """Pure: a sleeping app with no instance left is routed to the wake listener (one created
+    asleep and never deployed keeps the page that says how to deploy it)."""
+    return tuple(replace(r, wake=wake) if r.app in sleeping and not r.upstreams and r.deployed else r
+                 for r in routes)
 
 
 def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict,
@@ -136,5 +138,6 @@ def _live_config(settings: Settings) -> str:
 def apply_routes(svc: Services) -> bool:
     """Compute the route table and apply it as one step under the router's lock, which
     every process shares, so an older computation (say, the reconciler's) is never
-    applied after a newer one (a deploy's)."""
-    return svc.router.apply_fresh(lambda: load_routes(svc.settings, svc.store, svc.scheduler))
+    applied after a newer one (a deploy's). Concurrent calls in one process share a computation
+    begun after they asked (parallel deploys and creations reload nginx once, not once each)."""
+    return svc.router.apply_current(lambda: load_routes(svc.settings, svc.store, svc.scheduler))

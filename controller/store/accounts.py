@@ -109,6 +109,14 @@ class AccountsMixin:
         with self.read() as db:
             return {r[0] for r in db.execute("SELECT user_id FROM collaborators WHERE app_id = ?", (app.id,))}
 
+    def collaborators_by_app(self) -> dict[str, set[int]]:
+        """App id -> its collaborators' user ids (one query for a listing of every app)."""
+        out: dict[str, set[int]] = {}
+        with self.read() as db:
+            for app_id, user_id in db.execute("SELECT app_id, user_id FROM collaborators"):
+                out.setdefault(app_id, set()).add(user_id)
+        return out
+
     def app_members(self, app: App) -> tuple[str | None, list[tuple[str, str]]]:
         """(owner's name or None, [(collaborator's name, since)] by name)."""
         with self.read() as db:

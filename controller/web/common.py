@@ -53,13 +53,14 @@ def release_version(raw) -> int:
     return whole_number(text, "release", 1, message=f"Release {str(raw)[:20]!r} is not a version like v3.")
 
 
-def app_json(app: App) -> dict:
+def app_json(app: App, fresh: bool = False) -> dict:
+    """`fresh`: `app` was read from the store in this request (a listing): its version is current."""
     s = svc().settings
     return {
         "id": app.id, "name": app.name, "created_at": app.created_at,
         "web_url": f"http://{s.app_host(app.name)}:{s.router_port}/",
         "git_url": f"{s.api_url}/{app.name}.git",
-        "released_version": queries.current_version(svc(), app),
+        "released_version": app.current_version if fresh else queries.current_version(svc(), app),
     }
 
 
