@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import secrets
 import threading
 import time
@@ -334,6 +335,36 @@ def test_buildpack_app_runs_on_the_cluster(cl, tmp_path):
     assert "Static app detected" in out
     assert "static on the cluster" in body_of(cl, name)
     assert dynos(cl, name)[0]["node"] in NODES
+
+
+# ---- builds on the nodes (kept before cluster-down, which ends the module's cluster) --------
+def node_engine(p, hostname: str, *args: str) -> str:
+    """The docker CLI against a node's own engine (inside its Docker-in-Docker container)."""
+    return run(["docker", "exec", f"{p.name}-{hostname}", "docker", *args], timeout=60).stdout
+
+
+def test_a_push_builds_on_a_node_in_the_tenants_sandbox_and_serves(cl, tmp_path):
+    name = unique_app("clbuild")
+    repo = make_app_repo(tmp_path / name, {"Dockerfile": f"FROM {BUSYBOX_BASE}\n"
+                                           "RUN echo built-on-a-node > /www/built.html\n"
+                                           "CMD [\"/bin/sh\", \"-c\", \"exec httpd -f -p $PORT -h /www\"]\n"}, cl)
+    cl.cli("apps:create", name, cwd=repo)
+    out = cl.git("push", "dockyard", "main", cwd=repo).stderr
+    built_on = re.search(r"Building on (node\d)", out)
+    assert built_on, out
+    node = built_on.group(1)
+    assert body_of_path(cl, name, "/built.html") == "built-on-a-node"
+    assert f"dockerfile on {node}" in cl.cli("builds", "-a", name).stdout
+    # the build ran in the tenant's sandbox on that node (its own engine there), not on the host
+    sandboxes = node_engine(cl, node, "ps", "--filter", "label=dockyard.sandbox", "--format", "{{.Names}}").split()
+    assert sandboxes and all(s.startswith(f"{cl.name}-sandbox-u") for s in sandboxes), sandboxes
+    assert node_engine(cl, node, "images", "-q", f"*/{cl.name}/{name}").strip(), "the node pushed what it built"
+
+
+def body_of_path(p, app: str, path: str) -> str:
+    code, body = p.curl(app, path)
+    assert code == 200, (code, body)
+    return body.strip()
 
 
 def test_cluster_down_returns_apps_to_this_host(cl, web):
