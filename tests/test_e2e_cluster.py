@@ -10,6 +10,7 @@ import http.client
 import json
 import re
 import secrets
+import subprocess
 import threading
 import time
 import urllib.error
@@ -359,6 +360,41 @@ def test_a_push_builds_on_a_node_in_the_tenants_sandbox_and_serves(cl, tmp_path)
     sandboxes = node_engine(cl, node, "ps", "--filter", "label=dockyard.sandbox", "--format", "{{.Names}}").split()
     assert sandboxes and all(s.startswith(f"{cl.name}-sandbox-u") for s in sandboxes), sandboxes
     assert node_engine(cl, node, "images", "-q", f"*/{cl.name}/{name}").strip(), "the node pushed what it built"
+
+
+def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path):
+    def slow_app(text: str, sleep: int) -> dict[str, str]:
+        return {"Dockerfile": f"FROM {BUSYBOX_BASE}\nRUN echo slow-step; sleep {sleep}\n"
+                              f"CMD [\"/bin/sh\", \"-c\", \"echo {text} > /www/index.html; exec httpd -f -p $PORT -h /www\"]\n"}
+
+    name = unique_app("cllost")
+    repo = make_app_repo(tmp_path / name, slow_app("first", 0), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo)
+    assert body_of(cl, name) == "first"
+    make_app_repo(repo, slow_app("second", 30), cl)
+    push = subprocess.Popen(["git", "push", "dockyard", "main"], cwd=repo, env=cl.env, stderr=subprocess.PIPE, text=True)
+    seen, victim = [], None
+    try:
+        for line in push.stderr:
+            seen.append(line)
+            found = re.search(r"Building on (node\d)", line)
+            victim = found.group(1) if found else victim
+            if victim and "slow-step" in line:
+                break
+        assert victim, "".join(seen)
+        stop_node(cl, victim)
+        rest = push.communicate(timeout=400)[1]
+        out = "".join(seen) + rest
+        assert push.returncode == 0, out
+        assert f"Node {victim} was lost during the build: building again on another node" in out, out
+        again = re.findall(r"Building on (node\d)", out)
+        assert len(again) == 2 and again[1] != victim, again
+        assert body_of(cl, name) == "second"
+    finally:
+        if push.poll() is None:
+            push.kill()
+        start_node(cl, victim or "node1")
 
 
 def body_of_path(p, app: str, path: str) -> str:

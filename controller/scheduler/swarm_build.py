@@ -38,7 +38,9 @@ from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 
 ENGINE_PORT = 2375       # the sandbox's engine inside it (published on the node's address)
 SLOTS_PER_NODE = 1       # builds a node runs at once: one build's steps already use its cores
-_START_TIMEOUT = 90.0
+_START_TIMEOUT = 180.0
+MANAGERLESS_WAIT = 60.0  # seconds a build waits for a manager to answer (a Raft election takes 10-20 s)
+ATTEMPTS = 2             # a build whose node is lost runs once more, on another node
 
 
 def build_order(nodes: list[dict]) -> list[dict]:
@@ -83,24 +85,32 @@ class BuildSlots:
         return None
 
     def take(self, nodes: Callable[[], list[dict]], on_wait: Callable[[str], None],
-             cancelled: Callable[[], bool]) -> Slot:
+             cancelled: Callable[[], bool], avoid: frozenset[str] = frozenset()) -> Slot:
+        """A slot on the least loaded node with one free (not one of `avoid`), waiting in
+        arrival order. While no manager answers (an election, MANAGERLESS_WAIT s at most) it waits."""
         ticket = object()
         with self._cond:
             self._queue.append(ticket)
-        told = False
+        told, since = False, time.monotonic()
         try:
             while True:
-                order = build_order(nodes())
-                if not order:
+                try:
+                    order = [n for n in build_order(nodes()) if n["hostname"] not in avoid]
+                    since = time.monotonic()
+                except SchedulerError:
+                    if time.monotonic() - since > MANAGERLESS_WAIT:
+                        raise
+                    order = None
+                if order == []:
                     raise SchedulerError("No node of the cluster can take a build (none is ready and active): see "
                                          "`dockyard nodes`.")
                 with self._cond:
                     if self._queue[0] is ticket:
-                        for node in order:
+                        for node in order or []:
                             slot = self._try(node)
                             if slot is not None:
                                 return slot
-                    if not told:
+                    if not told and order:
                         ahead = self._queue.index(ticket)
                         on_wait(f"-----> Every node is building ({len(order)} ready): waiting for a build slot"
                                 + (f" ({ahead} build(s) ahead)" if ahead else ""))
@@ -190,8 +200,10 @@ class NodeSandbox:
                     raise SchedulerError(f"Could not create the build sandbox on {self.hostname}: "
                                          f"{e.explanation}") from None
         if not ((info or {}).get("State") or {}).get("Running"):
-            with contextlib.suppress(docker.errors.APIError):
+            try:
                 self.node_api.start(self.name)
+            except docker.errors.APIError as e:
+                raise SchedulerError(f"Could not start the build sandbox on {self.hostname}: {e.explanation}") from None
         self._wait_ready()
 
     def _create(self, image: str) -> None:
@@ -231,8 +243,12 @@ class NodeSandbox:
                 except (docker.errors.DockerException, requests.RequestException):
                     pass
             if time.monotonic() >= deadline:
+                tail = b""
+                with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+                    tail = self.node_api.logs(self.name, tail=3)
                 raise SchedulerError(f"The build sandbox {self.name} on {self.hostname} did not start within "
-                                     f"{_START_TIMEOUT:.0f} s: see `docker logs {self.name}` on that node.")
+                                     f"{_START_TIMEOUT:.0f} s ({tail.decode(errors='replace').strip()[-300:]}): "
+                                     f"see `docker logs {self.name}` on that node.")
             time.sleep(0.3)
 
     # ---- the finished image: sandbox -> node -> the platform's registry -> host ---------
@@ -296,22 +312,28 @@ class NodeTenantBuilds(TenantBuilds):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile,
                       self.scheduler._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
-        slot = self.slots.take(self.swarm.nodes, on_line, cancelled)
-        self.node = slot.hostname
-        on_line(f"-----> Building on {slot.hostname} (the least busy node with a free build slot)")
-        sandbox = NodeSandbox(self.scheduler.config, self.swarm, self.scheduler.client.api, slot.node, self.tenant)
-        try:
-            return self._build_on(sandbox, context_dir, dockerfile, tag, on_line, cancelled)
-        except (docker.errors.DockerException, requests.RequestException, ImageBuildFailed, SchedulerError) as e:
-            if not _answers(sandbox.node_api):
-                raise ImageBuildFailed(f"Node {slot.hostname} was lost during the build: push again (the build goes "
-                                       "to another node; the app's current release keeps serving).") from None
-            if isinstance(e, (ImageBuildFailed, SchedulerError)):
-                raise
-            raise SchedulerError(f"The build on {slot.hostname} failed: {e}") from None
-        finally:
-            sandbox.close()
-            self.slots.give_back(slot)
+        lost: set[str] = set()
+        while True:
+            slot = self.slots.take(self.swarm.nodes, on_line, cancelled, frozenset(lost))
+            self.node = slot.hostname
+            on_line(f"-----> Building on {slot.hostname} (the least busy node with a free build slot)")
+            sandbox = NodeSandbox(self.scheduler.config, self.swarm, self.scheduler.client.api, slot.node, self.tenant)
+            try:
+                return self._build_on(sandbox, context_dir, dockerfile, tag, on_line, cancelled)
+            except (docker.errors.DockerException, requests.RequestException, ImageBuildFailed, SchedulerError) as e:
+                if _answers(sandbox.node_api) or cancelled():
+                    if isinstance(e, (ImageBuildFailed, SchedulerError)):
+                        raise
+                    raise SchedulerError(f"The build on {slot.hostname} failed: {e}") from None
+                lost.add(slot.hostname)
+                if len(lost) >= ATTEMPTS:
+                    raise ImageBuildFailed(f"Node {slot.hostname} was lost during the build, as was the node tried "
+                                           "before it: see `dockyard nodes`, then push again (the app's current "
+                                           "release keeps serving).") from None
+                on_line(f"-----> Node {slot.hostname} was lost during the build: building again on another node")
+            finally:
+                sandbox.close()
+                self.slots.give_back(slot)
 
     def _build_on(self, sandbox: NodeSandbox, context_dir: str, dockerfile: str, tag: str,
                   on_line: Callable[[str], None], cancelled: Callable[[], bool]) -> str:
@@ -320,9 +342,15 @@ class NodeTenantBuilds(TenantBuilds):
             sandbox.provide(ref)
         run = EngineBuild(context_dir, dockerfile, tag, self.scheduler.config.build_memory_mb * 1024 * 1024,
                           base_url=sandbox.api.base_url, version=sandbox.api.api_version)
+        # a node that loses power closes no connection: the build's stream would wait for its
+        # socket's timeout; a node that stops answering its pings ends the build at once
+        lost, done = threading.Event(), threading.Event()
+        threading.Thread(target=_watch_node, args=(sandbox.node_api.base_url, lost, done), daemon=True,
+                         name=f"watch-{sandbox.hostname}").start()
         try:
-            image_id = self.scheduler._read_build(run, on_line, cancelled)
+            image_id = self.scheduler._read_build(run, on_line, lambda: cancelled() or lost.is_set())
         finally:
+            done.set()
             run.close()
         if image_id is None:
             image_id = sandbox.api.inspect_image(tag)["Id"]
@@ -331,11 +359,25 @@ class NodeTenantBuilds(TenantBuilds):
 
 
 def _answers(api: docker.APIClient) -> bool:
+    return _pings(api.base_url)
+
+
+def _pings(base_url: str) -> bool:
     try:
-        with docker.APIClient(base_url=api.base_url, timeout=3) as probe:
+        with docker.APIClient(base_url=base_url, version="auto", timeout=3) as probe:
             return bool(probe.ping())
     except (docker.errors.DockerException, requests.RequestException):
         return False
+
+
+def _watch_node(base_url: str, lost: threading.Event, done: threading.Event) -> None:
+    """Set `lost` once the node's engine missed two pings in a row (every 2 s) before `done`."""
+    missed = 0
+    while not done.wait(2.0):
+        missed = 0 if _pings(base_url) else missed + 1
+        if missed >= 2:
+            lost.set()
+            return
 
 
 def _published(ports: dict, port: int) -> int:
