@@ -33,7 +33,7 @@ from core.errors import ImageBuildFailed, SchedulerError
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.base import TenantBuilds
 from controller.scheduler.docker_build import EngineBuild, append_labels
-from controller.scheduler.docker_sandbox import LABEL_SANDBOX, _host_networks, _read, _stream_ok
+from controller.scheduler.docker_sandbox import LABEL_SANDBOX, read_or_empty, sandbox_host_networks, stream_ok
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 
 ENGINE_PORT = 2375       # the sandbox's engine inside it (published on the node's address)
@@ -223,8 +223,8 @@ class NodeSandbox:
             log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
         api.create_container(
             image, name=name, hostname="sandbox", labels=labels,
-            environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(_host_networks())),
-                         "SANDBOX_DNS": " ".join(policy.nameservers(_read("/etc/resolv.conf"))),
+            environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
+                         "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf"))),
                          "SANDBOX_LISTEN": f"tcp://0.0.0.0:{ENGINE_PORT}"},
             ports=[policy.REGISTRY_PORT, ENGINE_PORT], host_config=host_config, detach=True)
 
@@ -259,19 +259,19 @@ class NodeSandbox:
         on_node = f"127.0.0.1:{self.registry}/{repo}"
         self.api.tag(image_id, inside, name)
         try:
-            digest = _stream_ok(self.api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
+            digest = stream_ok(self.api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 self.api.remove_image(f"{inside}:{name}", noprune=True)
         node_ref = f"{self.swarm.cluster['registry']}/{tag}"
-        _stream_ok(self.node_api.pull(on_node, tag=name, stream=True, decode=True), "pull on the node")
+        stream_ok(self.node_api.pull(on_node, tag=name, stream=True, decode=True), "pull on the node")
         node_repo = node_ref.rpartition(":")[0]
         self.node_api.tag(f"{on_node}:{name}", node_repo, name)
         self.node_api.remove_image(f"{on_node}:{name}", noprune=True)
-        _stream_ok(self.node_api.push(node_repo, tag=name, stream=True, decode=True), "push to the platform's registry")
+        stream_ok(self.node_api.push(node_repo, tag=name, stream=True, decode=True), "push to the platform's registry")
         self._forget(repo, digest)
         local = f"127.0.0.1:{self.config.registry_port}/{repo}"
-        _stream_ok(self.host_api.pull(local, tag=name, stream=True, decode=True), "pull from the platform's registry")
+        stream_ok(self.host_api.pull(local, tag=name, stream=True, decode=True), "pull from the platform's registry")
         self.host_api.tag(f"{local}:{name}", repo, name)
         if self.host_api.inspect_image(tag)["Id"] != image_id:
             raise ImageBuildFailed("The image that reached the platform's registry is not the one built: push again.")
