@@ -270,12 +270,22 @@ class NodeSandbox:
         self.node_api.remove_image(f"{on_node}:{name}", noprune=True)
         stream_ok(self.node_api.push(node_repo, tag=name, stream=True, decode=True), "push to the platform's registry")
         self._forget(repo, digest)
+        self._keep_newest(repo, name)
         local = f"127.0.0.1:{self.config.registry_port}/{repo}"
         stream_ok(self.host_api.pull(local, tag=name, stream=True, decode=True), "pull from the platform's registry")
         self.host_api.tag(f"{local}:{name}", repo, name)
         if self.host_api.inspect_image(tag)["Id"] != image_id:
             raise ImageBuildFailed("The image that reached the platform's registry is not the one built: push again.")
         return node_ref
+
+    def _keep_newest(self, repo: str, keep: str) -> None:
+        """The sandbox keeps the app's newest build (the next build's cache), not older ones."""
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+            for img in self.api.images(name=repo):
+                for t in img.get("RepoTags") or []:
+                    if t.rpartition(":")[0] == repo and t.rpartition(":")[2] != keep:
+                        with contextlib.suppress(docker.errors.APIError):
+                            self.api.remove_image(t)
 
     def _forget(self, repo: str, digest: str | None) -> None:
         """The sandbox's registry forgets the image handed over (its layers are freed at the
