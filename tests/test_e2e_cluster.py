@@ -373,6 +373,9 @@ def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path)
     cl.git("push", "dockyard", "main", cwd=repo)
     assert body_of(cl, name) == "first"
     make_app_repo(repo, slow_app("second", 30), cl)
+    # the build must not go to the Raft leader: losing it would stall the deploy for an election
+    ruler = leader(cl)
+    node_engine(cl, ruler, "node", "update", "--availability", "pause", ruler)
     push = subprocess.Popen(["git", "push", "dockyard", "main"], cwd=repo, env=cl.env, stderr=subprocess.PIPE, text=True)
     seen, victim = [], None
     try:
@@ -394,7 +397,9 @@ def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path)
     finally:
         if push.poll() is None:
             push.kill()
-        start_node(cl, victim or "node1")
+        if victim:
+            start_node(cl, victim)
+        node_engine(cl, ruler, "node", "update", "--availability", "active", ruler)
 
 
 def body_of_path(p, app: str, path: str) -> str:

@@ -37,6 +37,13 @@ from controller.scheduler.docker_sandbox import LABEL_SANDBOX, read_or_empty, sa
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 
 ENGINE_PORT = 2375       # the sandbox's engine inside it (published on the node's address)
+# On a node the sandbox image's own first process starts, as on the host, but its engine must
+# also listen on TCP (the platform is another machine) and has no host directory for its unix
+# socket: a `dockerd` first on PATH adds the listener, so the image stays the one of the host.
+NODE_ENTRYPOINT = ["/bin/sh", "-c",
+                   "mkdir -p /sandbox && printf '#!/bin/sh\\nexec /usr/sbin/dockerd \"$@\" -H tcp://0.0.0.0:%s\\n' "
+                   f"{ENGINE_PORT} > /usr/local/sbin/dockerd && chmod 755 /usr/local/sbin/dockerd "
+                   "&& exec /usr/local/bin/dockyard-sandbox-init"]
 SLOTS_PER_NODE = 1       # builds a node runs at once: one build's steps already use its cores
 _START_TIMEOUT = 180.0
 MANAGERLESS_WAIT = 60.0  # seconds a build waits for a manager to answer (a Raft election takes 10-20 s)
@@ -224,8 +231,8 @@ class NodeSandbox:
         api.create_container(
             image, name=name, hostname="sandbox", labels=labels,
             environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
-                         "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf"))),
-                         "SANDBOX_LISTEN": f"tcp://0.0.0.0:{ENGINE_PORT}"},
+                         "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf")))},
+            entrypoint=NODE_ENTRYPOINT,
             ports=[policy.REGISTRY_PORT, ENGINE_PORT], host_config=host_config, detach=True)
 
     def _wait_ready(self) -> None:

@@ -49,11 +49,7 @@ docker-registry garbage-collect /etc/dockyard/registry.yml >/dev/null 2>&1 || tr
 docker-registry serve /etc/dockyard/registry.yml &
 
 # every container the engine runs (build steps) goes through runc-dropping-net-raw: no NET_RAW
-mkdir -p /sandbox
 set -- dockerd -H unix:///sandbox/docker.sock \
     --add-runtime dockyard=/usr/local/bin/runc-dropping-net-raw --default-runtime dockyard
-# on a cluster node the platform is another machine: it reaches the engine on TCP, published on
-# the node's address only (SANDBOX_LISTEN=tcp://0.0.0.0:2375); on the platform's host, no TCP
-if [ -n "${SANDBOX_LISTEN:-}" ]; then set -- "$@" -H "$SANDBOX_LISTEN"; fi
 for ns in ${SANDBOX_DNS:-}; do set -- "$@" --dns "$ns"; done
 exec "$@"
