@@ -300,7 +300,7 @@ class NodeSandbox:
         node's loopback only."""
         if not digest:
             return
-        code = ("import urllib.request,sys;urllib.request.urlopen(urllib.request.Request("
+        code = ("import urllib.request;urllib.request.urlopen(urllib.request.Request("
                 f"'http://127.0.0.1:{policy.REGISTRY_PORT}/v2/{repo}/manifests/{digest}',method='DELETE'),timeout=10)")
         with contextlib.suppress(docker.errors.APIError, requests.RequestException):
             ex = self.node_api.exec_create(self.name, ["python3", "-c", code])
