@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import threading
 import time
 import urllib.error
@@ -454,6 +455,76 @@ def test_cron_runs_on_a_node(cl, jobs_app):
         return logs if "(cron job) exited with code 0" in logs else None
     assert "cron-ran-run." in wait_until(ran, 60, "the cron job's exit")
     assert "exit code 0" in cl.cli("cron", "-a", name).stdout
+
+
+# ---- builds on the nodes (kept before cluster-down, which ends the module's cluster) --------
+def node_engine(p, hostname: str, *args: str) -> str:
+    """The docker CLI against a node's own engine (inside its Docker-in-Docker container)."""
+    return run(["docker", "exec", f"{p.name}-{hostname}", "docker", *args], timeout=60).stdout
+
+
+def test_a_push_builds_on_a_node_in_the_tenants_sandbox_and_serves(cl, tmp_path):
+    name = unique_app("clbuild")
+    repo = make_app_repo(tmp_path / name, {"Dockerfile": f"FROM {BUSYBOX_BASE}\n"
+                                           "RUN echo built-on-a-node > /www/built.html\n"
+                                           "CMD [\"/bin/sh\", \"-c\", \"exec httpd -f -p $PORT -h /www\"]\n"}, cl)
+    cl.cli("apps:create", name, cwd=repo)
+    out = cl.git("push", "dockyard", "main", cwd=repo).stderr
+    built_on = re.search(r"Building on (node\d)", out)
+    assert built_on, out
+    node = built_on.group(1)
+    assert body_of_path(cl, name, "/built.html") == "built-on-a-node"
+    assert f"dockerfile on {node}" in cl.cli("builds", "-a", name).stdout
+    # the build ran in the tenant's sandbox on that node (its own engine there), not on the host
+    sandboxes = node_engine(cl, node, "ps", "--filter", "label=dockyard.sandbox", "--format", "{{.Names}}").split()
+    assert sandboxes and all(s.startswith(f"{cl.name}-sandbox-u") for s in sandboxes), sandboxes
+    assert node_engine(cl, node, "images", "-q", f"*/{cl.name}/{name}").strip(), "the node pushed what it built"
+
+
+def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path):
+    def slow_app(text: str, sleep: int) -> dict[str, str]:
+        return {"Dockerfile": f"FROM {BUSYBOX_BASE}\nRUN echo slow-step; sleep {sleep}\n"
+                              f"CMD [\"/bin/sh\", \"-c\", \"echo {text} > /www/index.html; exec httpd -f -p $PORT -h /www\"]\n"}
+
+    name = unique_app("cllost")
+    repo = make_app_repo(tmp_path / name, slow_app("first", 0), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo)
+    assert body_of(cl, name) == "first"
+    make_app_repo(repo, slow_app("second", 30), cl)
+    # the build must not go to the Raft leader: losing it would stall the deploy for an election
+    ruler = leader(cl)
+    node_engine(cl, ruler, "node", "update", "--availability", "pause", ruler)
+    push = subprocess.Popen(["git", "push", "dockyard", "main"], cwd=repo, env=cl.env, stderr=subprocess.PIPE, text=True)
+    seen, victim = [], None
+    try:
+        for line in push.stderr:
+            seen.append(line)
+            found = re.search(r"Building on (node\d)", line)
+            victim = found.group(1) if found else victim
+            if victim and "slow-step" in line:
+                break
+        assert victim, "".join(seen)
+        stop_node(cl, victim)
+        rest = push.communicate(timeout=400)[1]
+        out = "".join(seen) + rest
+        assert push.returncode == 0, out
+        assert f"Node {victim} was lost during the build: building again on another node" in out, out
+        again = re.findall(r"Building on (node\d)", out)
+        assert len(again) == 2 and again[1] != victim, again
+        assert body_of(cl, name) == "second"
+    finally:
+        if push.poll() is None:
+            push.kill()
+        if victim:
+            start_node(cl, victim)
+        node_engine(cl, ruler, "node", "update", "--availability", "active", ruler)
+
+
+def body_of_path(p, app: str, path: str) -> str:
+    code, body = p.curl(app, path)
+    assert code == 200, (code, body)
+    return body.strip()
 
 
 def test_cluster_down_returns_apps_to_this_host(cl, web):

@@ -194,7 +194,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
         svc.store.set_build_healthchecks(build.id, result.healthchecks)
     if result.manifest:
         svc.store.set_build_manifest(build.id, result.manifest)
-    svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, result.process_types, result.method)
+    method = f"{result.method} on {engine.node}" if engine.node else result.method
+    svc.store.finish_build(build.id, "succeeded", "\n".join(log), None, result.process_types, method)
     return svc.store.get_build(build.id), result.manifest
 
 

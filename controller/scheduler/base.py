@@ -411,6 +411,8 @@ class TenantBuilds:
     tenant's sandbox; build steps and the images the platform writes (buildpack slugs) use the
     scheduler itself."""
 
+    node: str | None = None   # the cluster node the tenant's Dockerfile was built on, once it was
+
     def __init__(self, scheduler: Scheduler, tenant: str):
         self.scheduler, self.tenant = scheduler, tenant
 

@@ -139,7 +139,7 @@ class DockerSandboxes(DockerBuild):
         outside = f"127.0.0.1:{sandbox.registry}/{repo}"
         api.tag(image_id, inside, name)
         try:
-            pushed = _stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
+            pushed = stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"{inside}:{name}", noprune=True)
@@ -148,7 +148,7 @@ class DockerSandboxes(DockerBuild):
         image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, labels)
         host = self.client.api
         try:
-            _stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
+            stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
             host.tag(f"{outside}:{name}", repo, name)
             host.remove_image(f"{outside}:{name}", noprune=True)
         except docker.errors.APIError as e:
@@ -242,8 +242,8 @@ class DockerSandboxes(DockerBuild):
                 log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
             api.create_container(
                 self.config.sandbox_image, name=name, hostname="sandbox", labels=labels,
-                environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(_host_networks())),
-                             "SANDBOX_DNS": " ".join(policy.nameservers(_read("/etc/resolv.conf")))},
+                environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
+                             "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf")))},
                 ports=[policy.REGISTRY_PORT], host_config=host_config, detach=True)
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the build sandbox {name}: {e.explanation}") from None
@@ -311,7 +311,7 @@ def _fetch(http: requests.Session, url: str, accept: str = "*/*") -> bytes:
     return data
 
 
-def _stream_ok(chunks, what: str, aux_key: str | None = None) -> str | None:
+def stream_ok(chunks, what: str, aux_key: str | None = None) -> str | None:
     """Read a push or pull to its end; its `aux_key` value when it says one; an error raises."""
     found = None
     for chunk in chunks:
@@ -338,7 +338,9 @@ def _inspect_network(api, name: str) -> dict | None:
         return None
 
 
-def _host_networks() -> list[str]:
+def sandbox_host_networks() -> list[str]:
+    """The networks of the platform host's own addresses, refused to every sandbox (on the host
+    and on the cluster's nodes)."""
     proc = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, timeout=10)
     if proc.returncode != 0:
         raise SchedulerError(f"Could not list the host's addresses (`ip -j -4 addr` exited {proc.returncode}): "
@@ -346,7 +348,8 @@ def _host_networks() -> list[str]:
     return policy.host_networks(proc.stdout)
 
 
-def _read(path: str) -> str:
+def read_or_empty(path: str) -> str:
+    """A host file's text (the resolvers a sandbox may ask); "" when it cannot be read."""
     try:
         with open(path) as f:
             return f.read()

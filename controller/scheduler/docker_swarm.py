@@ -9,7 +9,7 @@ host mode (a dynamic port on their node); the router reaches them at the node's 
 Each app's tasks share an overlay network of their own, so apps cannot reach each other.
 
 Images are built on the platform's host (docker_build), pushed to the platform's registry and
-run by the nodes from there. One-offs and builds stay on the host (selector.py)."""
+run by the nodes from there. Dockerfile builds run on the nodes and push from there (swarm_build.py)."""
 from __future__ import annotations
 
 import json
@@ -123,6 +123,11 @@ class SwarmScheduler(DockerEngine):
                 raise SchedulerError(f"Could not push {image} to the registry: {e.explanation}") from None
             self._pushed.add(node_ref)
         return node_ref
+
+    def mark_pushed(self, node_ref: str) -> None:
+        """`node_ref` reached the registry another way (a build on a node pushed it there)."""
+        with self._push_lock:
+            self._pushed.add(node_ref)
 
     def _app_network(self, app: str) -> str:
         """The app's own overlay network: its tasks reach each other, other apps' do not."""

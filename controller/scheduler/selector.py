@@ -5,10 +5,11 @@ the cluster while DOCKYARD_HOME/cluster.json exists (`make cluster` writes it, `
 cluster-down` removes it), else the single host. App instances start on the backend in force;
 instances on the other one are `misplaced`, so the reconciler starts their replacements there,
 health-checked, before retiring them: a switch drops no request. Images and builds always use
-the host's engine (a build's image is pushed to the cluster's registry when an instance on the
-cluster needs it); one-offs the caller waits for (`run`, the release phase, postdeploy) run on a
-node while a cluster exists (swarm_oneoff.py), detached ones and cron as one-task services on the swarm
-(swarm_jobs.py). An app with add-ons keeps its one-offs on the host, where its add-ons run."""
+the host's engine, except a tenant's Dockerfile builds, which run on a node while a cluster
+exists (swarm_build.py) and push their image to the cluster's registry from there; one-offs the
+caller waits for (`run`, the release phase, postdeploy) run on a node while a cluster exists
+(swarm_oneoff.py), detached ones and cron as one-task services on the swarm (swarm_jobs.py). An
+app with add-ons keeps its one-offs on the host, where its add-ons run."""
 from __future__ import annotations
 
 import threading
@@ -24,6 +25,7 @@ from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
 from controller.scheduler import swarm_jobs
+from controller.scheduler.swarm_build import BuildSlots, NodeTenantBuilds
 from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
 from controller.scheduler.swarm_parse import PREFIX
 
@@ -40,6 +42,7 @@ class SelectingScheduler(DockerScheduler):
         self._active = False
         self._mode_lock = threading.Lock()
         self._oneoff_places = OneoffPlaces()
+        self._build_slots = BuildSlots(config.home / "build-slots")
 
     # ---- which backend --------------------------------------------------------------
     def _refresh(self) -> None:
@@ -172,6 +175,12 @@ class SelectingScheduler(DockerScheduler):
         if not self.cluster_active() or self._networks(app=app):
             return super().run_detached(app, release, command, image, env)
         return swarm_jobs.start_job(self.swarm(), app, release, command, image, self.next_oneoff_index(app), env)
+
+    # ---- builds: a tenant's Dockerfile on a node while a cluster exists ----------------
+    def build_engine(self, tenant: str):
+        if self.cluster_active():
+            return NodeTenantBuilds(self, tenant, self.swarm(), self._build_slots)
+        return super().build_engine(tenant)
 
     # ---- one-offs the caller waits for: on a node while a cluster exists ---------------
     def _node_for_oneoff(self, app: str, image: str):
