@@ -116,8 +116,10 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     (repo / "app.py").write_text((repo / "app.py").read_text().replace("hello from python", "hi again from python"))
     make_app_repo(repo, {}, bp)
     out = push(bp, app, repo).stderr
-    assert "Dependencies unchanged: reusing the cached virtualenv (no download)" in out
-    assert "Dependencies unchanged since an earlier build: reusing their image layer" in out
+    # ... and nothing is copied: the virtualenv stays out of the slug, its image layer is reused
+    assert "reusing the cached virtualenv and its image layer (no download, nothing copied)" in out
+    assert "-----> Dependencies unchanged: reusing their image layer (nothing copied)" in out
+    assert "Importing the dependencies" not in out and "Importing the slug (0.0 MB)" in out
     assert "Successfully installed" not in out and "Downloading" not in out
     assert wait_body(bp, app, "hi again from python")
 
