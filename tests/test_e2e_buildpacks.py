@@ -180,12 +180,23 @@ def test_nodejs_dev_dependencies_are_pruned_after_the_build(bp, tmp_path):
     assert "build used is-number" in out and "Pruned devDependencies" in out, out
     assert wait_body(bp, app, "hello from node")
     assert "is-number" not in modules(1)
-    bp.cli("config:set", "NPM_CONFIG_PRODUCTION=false", "-a", app)    # release v2
-    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
+    # a code-only push: the build uses the cached node_modules (devDependencies too) in place, and
+    # the image is built on the layer of pruned dependencies made by the first build
+    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "code from node")}, bp)
     out = push(bp, app, repo).stderr
-    assert "Dependencies unchanged: reusing the cached node_modules" in out and "build used is-number" in out, out
+    assert "reusing the cached node_modules and their image layer (no download, nothing copied)" in out, out
+    assert "build used is-number" in out and "Pruned devDependencies" not in out, out
+    assert "-----> Dependencies unchanged: reusing their image layer (nothing copied)" in out, out
+    assert wait_body(bp, app, "code from node")
+    listed = modules(2)
+    assert "is-number" not in listed and listed.strip() == modules(1).strip()
+    bp.cli("config:set", "NPM_CONFIG_PRODUCTION=false", "-a", app)    # release v3
+    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("code from node", "hi from node")}, bp)
+    out = push(bp, app, repo).stderr
+    assert "Dependencies unchanged: reusing the cached node_modules (no download)" in out, out
+    assert "build used is-number" in out, out
     assert "Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)" in out, out
-    assert "is-number" in modules(3)
+    assert "is-number" in modules(4)
 
 
 def test_go_sample(bp, tmp_path):
