@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import os
@@ -18,7 +19,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .buildpacks import (DEPS_DIRS, DEPS_KEY_TAG, DEPS_MARKER, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
+from .buildpacks import (DEPS_DIRS, DEPS_KEY_TAG, DEPS_MARKER, LAUNCHER, STACK_MARKER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
                          deps_layer_marker, found_languages, no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
                          safe_env_files, select_buildpacks, slug_dockerfile)
 from .slug import read_no_follow, safe_dockyard_dir
@@ -331,6 +332,12 @@ def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, sl
     if has_rootfs:
         os.replace(rootfs, ctx / "rootfs")
     deps_ctx = workdir / "deps-image"
+    stack_marker = app_dir / ".dockyard" / STACK_MARKER
+    if read_no_follow(stack_marker, 100).strip() == "scratch":
+        # a slug that brings everything it runs (a static site with busybox in .dockyard/rootfs)
+        config = dataclasses.replace(config, stack_image="scratch")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(stack_marker)
     marker = app_dir / ".dockyard" / DEPS_MARKER
     key, reused = deps_layer_marker(read_no_follow(marker, 200)) if deps_layers else ("", False)
     with contextlib.suppress(FileNotFoundError):

@@ -341,6 +341,9 @@ DEPS_DIRS: tuple[str, ...] = (".heroku", "node_modules")
 # freshly installed dependencies (their layer is tagged deps-k<key>), "<key> reused" when they
 # were unchanged and it left them out (that layer is reused).
 DEPS_MARKER = "deps-layer"
+# BUILD_DIR/.dockyard/stack saying "scratch": the slug needs no stack (it brings its own /bin/sh
+# and server in .dockyard/rootfs), so the image is built FROM scratch.
+STACK_MARKER = "stack"
 DEPS_KEY_TAG = "deps-k"
 _DEPS_LINE = re.compile(r"^([0-9a-f]{16,64})\s+(installed|reused)\s*$")
 
