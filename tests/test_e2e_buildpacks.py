@@ -152,8 +152,8 @@ def test_nodejs_sample(bp, tmp_path):
     assert wait_body(bp, app, "hello from node v24")
     make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
     out = push(bp, app, repo).stderr
-    assert "Dependencies unchanged: reusing the cached node_modules (no download)" in out
-    assert "npm ci" not in out
+    assert "reusing the cached node_modules and their image layer (no download, nothing copied)" in out, out
+    assert "npm ci" not in out and "Vendored Node.js" not in out
     assert wait_body(bp, app, "hi from node v24")
 
 
