@@ -19,9 +19,10 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .buildpacks import (DEPS_DIRS, DEPS_KEY_TAG, DEPS_MARKER, LAUNCHER, STACK_MARKER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
-                         deps_layer_marker, found_languages, no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
-                         safe_env_files, select_buildpacks, slug_dockerfile)
+from .buildpacks import (DEPS_DIRS, DEPS_KEY_TAG, DEPS_MARKER, LAUNCHER, STACK_MARKER, BuildpackError, BuildpackRef,
+                         deps_dockerfile, deps_layer_marker, format_output_line, found_languages, no_match_message,
+                         parse_marker, parse_release_yaml, redact, redact_url_credentials, safe_env_files,
+                         select_buildpacks, slug_dockerfile)
 from .slug import read_no_follow, safe_dockyard_dir
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
 from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
@@ -381,7 +382,7 @@ def _deps_layer(engine: BuildEngine, config: BuildConfig, job: BuildJob, app_dir
         (deps_ctx / "deps").mkdir(parents=True)
         for name in deps:
             os.replace(app_dir / name, deps_ctx / "deps" / name)
-        if key:   # the stack is in the buildpack's key (its runtime's version)
+        if key:   # the buildpacks put the stack and the runtime's version in their key
             base = f"{config.image_repo(job.app)}:{DEPS_KEY_TAG}{key[:16]}"
         else:     # the stack is part of the key: the same files on another stack are another image
             digest = hashlib.sha256(f"{base}\0{tree_digest(deps_ctx / 'deps')}".encode()).hexdigest()
