@@ -167,7 +167,10 @@ def test_nodejs_dev_dependencies_are_pruned_after_the_build(bp, tmp_path):
     files["package.json"] = json.dumps({
         "name": "dockyard-sample-node-dev", "version": "1.0.0", "private": True,
         "scripts": {"start": "node server.js",
-                    "build": "node -e \"require('is-number'); console.log('build used is-number')\""},
+                    # writes into node_modules when gen.txt exists (as a generated client would)
+                    "build": "node -e \"require('is-number'); const fs = require('fs'); if (fs.existsSync('gen.txt')) "
+                             "fs.writeFileSync('node_modules/generated.txt', fs.readFileSync('gen.txt')); "
+                             "console.log('build used is-number')\""},
         "devDependencies": {"is-number": "7.0.0"}}).encode()
     repo = make_app_repo(tmp_path / "nodedev", files, bp)
 
@@ -197,6 +200,15 @@ def test_nodejs_dev_dependencies_are_pruned_after_the_build(bp, tmp_path):
     assert "build used is-number" in out, out
     assert "Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)" in out, out
     assert "is-number" in modules(4)
+    # a build that writes into node_modules (e.g. a generated client): the image gets them, not
+    # the layer of the build before
+    make_app_repo(repo, {"gen.txt": "generated v5"}, bp)
+    out = push(bp, app, repo).stderr
+    assert "reusing the cached node_modules and their image layer" in out, out
+    assert "The build script changed node_modules: they go into the image again" in out, out
+    generated = run(["docker", "run", "--rm", "--entrypoint", "/bin/cat", f"{bp.name}/{app}:v5",
+                     "/app/node_modules/generated.txt"], check=False).stdout
+    assert generated == "generated v5"
 
 
 def test_go_sample(bp, tmp_path):
