@@ -13,7 +13,13 @@ The floor is measured twice: plain `docker run`, and with the limits and the app
 Prints medians and the ratios warm/floor (target <= 1.5) and warm/cold (target <= 0.25);
 never asserts. --trace prints the last warm push's output lines with their arrival times.
 
-    .venv/bin/python bench/buildpack.py [--runs 5] [--cold-runs 2] [--trace]
+    .venv/bin/python bench/buildpack.py [--runs 5] [--cold-runs 2] [--trace] [--only python,next,cra]
+
+`--only next,cra` measures the JavaScript samples instead (bench/samples/, each with a lockfile;
+about 600 MB from npm on a cold push): a Next.js app served by `next start` (cold push, warm push
+after a one-line change, target warm <= 40% of cold) and a Create React App app (react-scripts)
+whose build output is served as static files (cold push; image target < 50 MB). Each prints its
+image size and what node_modules holds in it.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import SAME_LIMITS, push_and_wait, wait_for  # noqa: E402
+from bench.js_samples import measure_js  # noqa: E402
 from core.isolation import network_name  # noqa: E402
 from tests.conftest import make_app_repo, run, start_platform, stop_platform  # noqa: E402
 
@@ -83,7 +90,16 @@ def main() -> int:
     ap.add_argument("--cold-runs", type=int, default=2)
     ap.add_argument("--trace", action="store_true", help="print the last warm push's output with timestamps")
     ap.add_argument("--no-interleave", action="store_true", help="all floor runs first, then the warm pushes")
+    ap.add_argument("--only", default="python", help="comma-separated: python, next, cra")
+    ap.add_argument("--js-runs", type=int, default=2, help="warm pushes of each JavaScript sample")
     args = ap.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if only - {"python", "next", "cra"}:
+        ap.error("--only takes python, next and cra")
+    if only & {"next", "cra"}:
+        measure_js(sorted(only & {"next", "cra"}), args.js_runs, args.trace)
+    if "python" not in only:
+        return 0
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-bp-") as tmp:
         tmp = Path(tmp)
         ctx = tmp / "floor"

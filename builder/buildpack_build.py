@@ -8,17 +8,21 @@ the run stack + the slug, with dependency directories in their own cached layer.
 from __future__ import annotations
 
 import configparser
+import contextlib
+import dataclasses
 import functools
 import hashlib
 import os
+import shutil
 import stat
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .buildpacks import (DEPS_DIRS, LAUNCHER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
-                         found_languages, no_match_message, parse_marker, parse_release_yaml, redact, redact_url_credentials,
-                         safe_env_files, select_buildpacks, slug_dockerfile)
+from .buildpacks import (DEPS_DIRS, DEPS_KEY_TAG, DEPS_MARKER, LAUNCHER, STACK_MARKER, BuildpackError, BuildpackRef,
+                         deps_dockerfile, deps_layer_marker, format_output_line, found_languages, no_match_message,
+                         parse_marker, parse_release_yaml, redact, redact_url_credentials, safe_env_files,
+                         select_buildpacks, slug_dockerfile)
 from .slug import read_no_follow, safe_dockyard_dir
 from .errors import BuildError, BuildTimeout, ImageBuildFailed, NoBuildMethod
 from .job import BuildConfig, BuildEngine, BuildJob, Cancelled, Out
@@ -172,6 +176,11 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     env.update(prepared.env)
     if build_command:
         env["DOCKYARD_BUILD_COMMAND"] = build_command
+    elif source == "detect" or len(refs) == 1:
+        # One buildpack and nothing after it: it may leave its unchanged dependencies out of the
+        # slug and name the image layer that holds them (deps_layer_marker)
+        env["DOCKYARD_DEPS_LAYERS"] = " ".join(
+            t[len(DEPS_KEY_TAG):] for t in engine.image_tags(config.image_repo(job.app), DEPS_KEY_TAG))
     if web_declared:   # the buildpacks neither propose a default web nor ask for a Procfile
         env["DOCKYARD_WEB_DECLARED"] = web_declared
     if source == "detect":
@@ -187,7 +196,7 @@ def build_with_buildpacks(engine: BuildEngine, config: BuildConfig, job: BuildJo
     method = "buildpack:" + ",".join(refs[i].label for i in chosen)
     if names:
         method += f" ({', '.join(names)})"
-    _image_from_slug(engine, config, job, src, workdir, say, cancelled)
+    _image_from_slug(engine, config, job, src, workdir, say, cancelled, "DOCKYARD_DEPS_LAYERS" in env)
     return defaults, method
 
 
@@ -308,10 +317,11 @@ def _raise_for_outcome(run, config: BuildConfig, refs: list[BuildpackRef], state
 
 
 def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, slug: Path, workdir: Path,
-                     say: Out, cancelled: Cancelled) -> None:
+                     say: Out, cancelled: Cancelled, deps_layers: bool) -> None:
     """stack + slug -> image. The dependency directories (.heroku, node_modules) become their own
-    image, tagged by a digest of their content and reused as long as it exists, so a push that
-    changes only code sends and copies only the code."""
+    image, reused as long as it exists, so a push that changes only code sends and copies only
+    the code. `deps_layers`: the buildpack was told which of those images exist and may name
+    one in .dockyard/deps-layer instead of leaving its dependencies in the slug."""
     # The slug was written by the build (tenant code): nothing in it is followed on the host.
     has_rootfs = safe_dockyard_dir(slug, LAUNCHER)
     (slug / ".dockerignore").unlink(missing_ok=True)   # the slug is copied whole (a link goes, not its target)
@@ -323,16 +333,61 @@ def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, sl
     if has_rootfs:
         os.replace(rootfs, ctx / "rootfs")
     deps_ctx = workdir / "deps-image"
+    stack_marker = app_dir / ".dockyard" / STACK_MARKER
+    if read_no_follow(stack_marker, 100).strip() == "scratch":
+        # a slug that brings everything it runs (a static site with busybox in .dockyard/rootfs)
+        config = dataclasses.replace(config, stack_image="scratch")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(stack_marker)
+    marker = app_dir / ".dockyard" / DEPS_MARKER
+    key, reused = deps_layer_marker(read_no_follow(marker, 200)) if deps_layers else ("", False)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker)   # the link itself, never a target
+    if key and reused:
+        base = _reuse_deps_layer(engine, config, job, app_dir, key, say)
+    else:
+        base = _deps_layer(engine, config, job, app_dir, deps_ctx, workdir, key, say, cancelled)
+    deps = base != config.stack_image
+    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, from_stack=not deps, rootfs=has_rootfs))
+    say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")
+    _engine_build(engine, job, ctx, job.tag, workdir / "Dockerfile.slug", cancelled, build_id=job.build_id)
+
+
+def _reuse_deps_layer(engine: BuildEngine, config: BuildConfig, job: BuildJob, app_dir: Path, key: str,
+                      say: Out) -> str:
+    """The buildpack found its dependencies unchanged and left them out of the slug (their
+    directories hold at most links into its cache): the image layer made from them before."""
+    for name in DEPS_DIRS:
+        path = app_dir / name
+        if path.is_symlink():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)   # removes links inside, never follows them
+    base = f"{config.image_repo(job.app)}:{DEPS_KEY_TAG}{key[:16]}"
+    if not engine.image_exists(base):
+        raise BuildError("The image layer of the app's unchanged dependencies went away during the build: push "
+                         "again (the next build installs them into a new one).")
+    say("-----> Dependencies unchanged: reusing their image layer (nothing copied)")
+    return base
+
+
+def _deps_layer(engine: BuildEngine, config: BuildConfig, job: BuildJob, app_dir: Path, deps_ctx: Path,
+                workdir: Path, key: str, say: Out, cancelled: Cancelled) -> str:
+    """The image with the slug's dependency directories, made once: tagged by the buildpack's key
+    of them when it gave one (a later build that finds them unchanged names it), else by a
+    digest of their content (reused while it exists). The stack when there are none."""
     deps = [n for n in DEPS_DIRS if (app_dir / n).is_dir() and not (app_dir / n).is_symlink()]
     base = config.stack_image
     if deps:
         (deps_ctx / "deps").mkdir(parents=True)
         for name in deps:
             os.replace(app_dir / name, deps_ctx / "deps" / name)
-        # the stack is part of the key: the same files on another stack are another image
-        key = hashlib.sha256(f"{base}\0{tree_digest(deps_ctx / 'deps')}".encode()).hexdigest()
-        base = f"{config.image_repo(job.app)}:deps-{key[:16]}"
-        if engine.image_exists(base):
+        if key:   # the buildpacks put the stack and the runtime's version in their key
+            base = f"{config.image_repo(job.app)}:{DEPS_KEY_TAG}{key[:16]}"
+        else:     # the stack is part of the key: the same files on another stack are another image
+            digest = hashlib.sha256(f"{base}\0{tree_digest(deps_ctx / 'deps')}".encode()).hexdigest()
+            base = f"{config.image_repo(job.app)}:deps-{digest[:16]}"
+        if not key and engine.image_exists(base):
             say("-----> Dependencies unchanged since an earlier build: reusing their image layer")
         else:
             size = _size(deps_ctx)
@@ -343,9 +398,7 @@ def _image_from_slug(engine: BuildEngine, config: BuildConfig, job: BuildJob, sl
             # keeps its layers; the engine deletes only what nothing uses)
             repo, _, keep = base.rpartition(":")
             engine.untag_images(repo, "deps-", keep)
-    (workdir / "Dockerfile.slug").write_text(slug_dockerfile(base, from_stack=not deps, rootfs=has_rootfs))
-    say(f"-----> Importing the slug ({_size(ctx) / 1e6:.1f} MB) onto {base}")
-    _engine_build(engine, job, ctx, job.tag, workdir / "Dockerfile.slug", cancelled, build_id=job.build_id)
+    return base
 
 
 def _engine_build(engine: BuildEngine, job: BuildJob, ctx: Path, tag: str, dockerfile: Path, cancelled: Cancelled,

@@ -336,3 +336,19 @@ exec "$@"
 
 # Top-level directories of a slug that hold dependencies (their own image layer).
 DEPS_DIRS: tuple[str, ...] = (".heroku", "node_modules")
+# A buildpack told which dependency layers exist (DOCKYARD_DEPS_LAYERS: the 16-hex prefixes of
+# their keys) writes BUILD_DIR/.dockyard/deps-layer: "<key> installed" when the slug holds its
+# freshly installed dependencies (their layer is tagged deps-k<key>), "<key> reused" when they
+# were unchanged and it left them out (that layer is reused).
+DEPS_MARKER = "deps-layer"
+# BUILD_DIR/.dockyard/stack saying "scratch": the slug needs no stack (it brings its own /bin/sh
+# and server in .dockyard/rootfs), so the image is built FROM scratch.
+STACK_MARKER = "stack"
+DEPS_KEY_TAG = "deps-k"
+_DEPS_LINE = re.compile(r"^([0-9a-f]{16,64})\s+(installed|reused)\s*$")
+
+
+def deps_layer_marker(text: str) -> tuple[str, bool]:
+    """(key, reused) from a buildpack's deps-layer file; ("", False) when absent or malformed."""
+    m = _DEPS_LINE.match(text.strip())
+    return (m.group(1), m.group(2) == "reused") if m else ("", False)

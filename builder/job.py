@@ -106,4 +106,6 @@ class BuildEngine(Protocol):
 
     def untag_images(self, repo: str, prefix: str, keep: str) -> int: ...
 
+    def image_tags(self, repo: str, prefix: str) -> list[str]: ...   # the tags repo:<prefix>* there are
+
     def pull_image(self, ref: str, on_line: Out, cancelled: Cancelled) -> str: ...

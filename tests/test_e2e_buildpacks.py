@@ -116,8 +116,10 @@ def test_python_sample_cold_warm_cache_and_purge(bp, tmp_path):
     (repo / "app.py").write_text((repo / "app.py").read_text().replace("hello from python", "hi again from python"))
     make_app_repo(repo, {}, bp)
     out = push(bp, app, repo).stderr
-    assert "Dependencies unchanged: reusing the cached virtualenv (no download)" in out
-    assert "Dependencies unchanged since an earlier build: reusing their image layer" in out
+    # ... and nothing is copied: the virtualenv stays out of the slug, its image layer is reused
+    assert "reusing the cached virtualenv and its image layer (no download, nothing copied)" in out
+    assert "-----> Dependencies unchanged: reusing their image layer (nothing copied)" in out
+    assert "Importing the dependencies" not in out and "Importing the slug (0.0 MB)" in out
     assert "Successfully installed" not in out and "Downloading" not in out
     assert wait_body(bp, app, "hi again from python")
 
@@ -150,8 +152,8 @@ def test_nodejs_sample(bp, tmp_path):
     assert wait_body(bp, app, "hello from node v24")
     make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
     out = push(bp, app, repo).stderr
-    assert "Dependencies unchanged: reusing the cached node_modules (no download)" in out
-    assert "npm ci" not in out
+    assert "reusing the cached node_modules and their image layer (no download, nothing copied)" in out, out
+    assert "npm ci" not in out and "Vendored Node.js" not in out
     assert wait_body(bp, app, "hi from node v24")
 
 
@@ -165,7 +167,10 @@ def test_nodejs_dev_dependencies_are_pruned_after_the_build(bp, tmp_path):
     files["package.json"] = json.dumps({
         "name": "dockyard-sample-node-dev", "version": "1.0.0", "private": True,
         "scripts": {"start": "node server.js",
-                    "build": "node -e \"require('is-number'); console.log('build used is-number')\""},
+                    # writes into node_modules when gen.txt exists (as a generated client would)
+                    "build": "node -e \"require('is-number'); const fs = require('fs'); if (fs.existsSync('gen.txt')) "
+                             "fs.writeFileSync('node_modules/generated.txt', fs.readFileSync('gen.txt')); "
+                             "console.log('build used is-number')\""},
         "devDependencies": {"is-number": "7.0.0"}}).encode()
     repo = make_app_repo(tmp_path / "nodedev", files, bp)
 
@@ -178,12 +183,32 @@ def test_nodejs_dev_dependencies_are_pruned_after_the_build(bp, tmp_path):
     assert "build used is-number" in out and "Pruned devDependencies" in out, out
     assert wait_body(bp, app, "hello from node")
     assert "is-number" not in modules(1)
-    bp.cli("config:set", "NPM_CONFIG_PRODUCTION=false", "-a", app)    # release v2
-    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "hi from node")}, bp)
+    # a code-only push: the build uses the cached node_modules (devDependencies too) in place, and
+    # the image is built on the layer of pruned dependencies made by the first build
+    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("hello from node", "code from node")}, bp)
     out = push(bp, app, repo).stderr
-    assert "Dependencies unchanged: reusing the cached node_modules" in out and "build used is-number" in out, out
+    assert "reusing the cached node_modules and their image layer (no download, nothing copied)" in out, out
+    assert "build used is-number" in out and "Pruned devDependencies" not in out, out
+    assert "-----> Dependencies unchanged: reusing their image layer (nothing copied)" in out, out
+    assert wait_body(bp, app, "code from node")
+    listed = modules(2)
+    assert "is-number" not in listed and listed.strip() == modules(1).strip()
+    bp.cli("config:set", "NPM_CONFIG_PRODUCTION=false", "-a", app)    # release v3
+    make_app_repo(repo, {"server.js": (repo / "server.js").read_text().replace("code from node", "hi from node")}, bp)
+    out = push(bp, app, repo).stderr
+    assert "Dependencies unchanged: reusing the cached node_modules (no download)" in out, out
+    assert "build used is-number" in out, out
     assert "Keeping devDependencies (NPM_CONFIG_PRODUCTION or YARN_PRODUCTION is false)" in out, out
-    assert "is-number" in modules(3)
+    assert "is-number" in modules(4)
+    # a build that writes into node_modules (e.g. a generated client): the image gets them, not
+    # the layer of the build before
+    make_app_repo(repo, {"gen.txt": "generated v5"}, bp)
+    out = push(bp, app, repo).stderr
+    assert "reusing the cached node_modules and their image layer" in out, out
+    assert "The build script changed node_modules: they go into the image again" in out, out
+    generated = run(["docker", "run", "--rm", "--entrypoint", "/bin/cat", f"{bp.name}/{app}:v5",
+                     "/app/node_modules/generated.txt"], check=False).stdout
+    assert generated == "generated v5"
 
 
 def test_go_sample(bp, tmp_path):

@@ -7,6 +7,7 @@ writes dist/ (Vite's shape) served as a static site. One platform for the module
 timed (cold: a new app; warm: the same app again) for the notes."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -85,6 +86,10 @@ def test_static_javascript_build_is_served_without_node(pf, tmp_path):
     out = timed_push(pf, repo, "static JS build (dist/) cold").stderr
     assert "Running: npm run build" in out and "Static build output in dist/: served by busybox httpd" in out, out
     assert "Vendored Node.js" not in out
+    # no stack under the site: busybox is its shell and server, so the image is a few MB
+    size = re.search(r"image ([0-9.]+) MB", out)
+    assert size and float(size.group(1)) < 10, out
+    assert "onto scratch" in out, out
     code, body = pf.curl(name)
     assert code == 200 and "<h1>built by vite-shaped build</h1>" in body, (code, body)
     # a single-page app: an unknown path gets index.html (the client-side router's page)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from builder.build import detect_method
-from builder.buildpacks import (BUILTIN_ORDER, BuildpackError, BuildpackRef, deps_dockerfile, format_output_line,
+from builder.buildpacks import (BUILTIN_ORDER, BuildpackError, BuildpackRef, deps_dockerfile, deps_layer_marker,
+                                format_output_line,
                                 merge_process_types,
                                 no_match_message, parse_buildpack_ref, parse_marker, parse_release_yaml,
                                 redact_url_credentials,
@@ -139,6 +140,27 @@ def test_slug_and_deps_dockerfiles_run_as_the_app_user():
     bare = slug_dockerfile("dockyard/stack:bookworm", from_stack=True).splitlines()
     # the scheduler appends the labels when it builds (test_unit_scheduler)
     assert "USER 1000:1000" in bare and "COPY rootfs/ /" not in bare and bare[-1] == 'CMD ["/bin/bash"]'
+
+
+def test_deps_layer_marker_names_a_key_and_whether_the_dependencies_were_reused():
+    key = "ab" * 32
+    assert deps_layer_marker(f"{key} reused\n") == (key, True)
+    assert deps_layer_marker(f"{key[:16]} installed") == (key[:16], False)
+    # anything else is no marker: the dependencies in the slug (if any) make their own layer
+    for text in ("", "reused", f"{key}", f"{key} reused extra", f"{key[:15]} reused", f"../{key} reused",
+                 f"{key.upper()} reused", f"{key}:x reused"):
+        assert deps_layer_marker(text) == ("", False), text
+
+
+def test_memory_engine_lists_an_apps_tags_by_prefix():
+    from controller.scheduler.memory import MemoryScheduler
+    engine = MemoryScheduler()
+    engine.add_image("img1", app="a")
+    for tag in ("deps-k0123", "deps-k4567", "deps-89ab", "v1"):
+        engine.tag("img1", "d/a", tag)
+    engine.tag("img1", "d/ab", "deps-kffff")
+    assert engine.image_tags("d/a", "deps-k") == ["deps-k0123", "deps-k4567"]
+    assert engine.image_tags("d/b", "deps-k") == []
 
 
 def test_tree_digest_follows_content_not_mtimes(tmp_path):

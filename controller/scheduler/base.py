@@ -105,6 +105,10 @@ class Images(Protocol):
         """Give `image` the name `repo:tag` and return that reference. A release's image is tagged
         this way; every place that runs the release must be able to use the reference."""
 
+    def image_tags(self, repo: str, prefix: str) -> list[str]:
+        """The tags `repo:<prefix>*` the engine has (none known: [])."""
+        return []
+
     @abstractmethod
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
         """Remove the tags `repo:<prefix>*` other than `repo:<keep>` without force (an image that
@@ -439,6 +443,9 @@ class TenantBuilds:
 
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
         return self.scheduler.untag_images(repo, prefix, keep)
+
+    def image_tags(self, repo: str, prefix: str) -> list[str]:
+        return self.scheduler.image_tags(repo, prefix)
 
     def pull_image(self, ref: str, on_line: OnLine, cancelled: Cancelled = never) -> str:
         """Into the platform's engine (never the sandbox, which reaches no registry of the platform's)."""

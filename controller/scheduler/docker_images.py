@@ -92,6 +92,15 @@ class DockerImages(DockerEngine):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not load the images: {e.explanation}") from None
 
+    def image_tags(self, repo: str, prefix: str) -> list[str]:
+        """The tags `repo:<prefix>*` the engine has (the tags only)."""
+        try:
+            images = self.client.api.images(name=repo)
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list images of {repo}: {e.explanation}") from None
+        return sorted({t.rpartition(":")[2] for img in images for t in img.get("RepoTags") or []
+                       if t.rpartition(":")[0] == repo and t.rpartition(":")[2].startswith(prefix)})
+
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
         """Remove the tags `repo:<prefix>*` other than `repo:<keep>` (no force: an image that others
         build on only loses its tag). Returns how many tags went."""

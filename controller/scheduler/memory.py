@@ -150,6 +150,10 @@ class MemoryScheduler(Scheduler):
                 del self._images[ref]
             return len(gone)
 
+    def image_tags(self, repo: str, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(r.rpartition(":")[2] for r in self._images if r.startswith(f"{repo}:{prefix}"))
+
     def untag_images(self, repo: str, prefix: str, keep: str) -> int:
         with self._lock:
             gone = [r for r in self._images if r.startswith(f"{repo}:{prefix}") and r != f"{repo}:{keep}"]
