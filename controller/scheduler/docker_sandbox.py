@@ -201,7 +201,7 @@ class DockerSandboxes(DockerBuild):
                 raise SchedulerError(f"The build sandbox image {self.config.sandbox_image} is missing: build it "
                                      "with `bash scripts/install.sh` (scripts/build-sandbox-image.sh).")
             api = self.client.api
-            info = _inspect(api, name)
+            info = inspect_or_none(api, name)
             if info is not None and info.get("Image") != image["Id"]:
                 api.remove_container(name, force=True)
                 info = None
@@ -210,7 +210,7 @@ class DockerSandboxes(DockerBuild):
             if not ((info or {}).get("State") or {}).get("Running"):
                 api.start(name)
             return self._wait_ready(f"unix://{sock_dir}/docker.sock",
-                                    policy.registry_host_port(_inspect(api, name) or {}) or 0, name)
+                                    policy.registry_host_port(inspect_or_none(api, name) or {}) or 0, name)
 
     @contextlib.contextmanager
     def _tenant_lock(self, tenant: str, sock_dir: Path) -> Iterator[None]:
@@ -226,25 +226,10 @@ class DockerSandboxes(DockerBuild):
 
     def _create_sandbox(self, tenant: str, name: str, sock_dir: Path) -> None:
         api = self.client.api
-        labels = {LABEL_INSTANCE: self.config.name, LABEL_SANDBOX: tenant}
         try:
-            if _inspect_network(api, name) is None:
-                api.create_network(name, driver="bridge", labels=labels)
-            api.create_volume(name, labels=labels)
-            host_config = api.create_host_config(
-                cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-                binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                       str(sock_dir): {"bind": policy.SOCKET_DIR, "mode": "rw"},
-                       name: {"bind": "/var/lib/docker", "mode": "rw"}},
-                tmpfs={"/run": ""}, port_bindings={policy.REGISTRY_PORT: ("127.0.0.1",)},
-                network_mode=name, mem_limit=f"{self.config.build_memory_mb + 1024}m",
-                restart_policy={"Name": "unless-stopped"},
-                log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
-            api.create_container(
-                self.config.sandbox_image, name=name, hostname="sandbox", labels=labels,
-                environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
-                             "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf")))},
-                ports=[policy.REGISTRY_PORT], host_config=host_config, detach=True)
+            create_sandbox_container(api, self.config.sandbox_image, name, {LABEL_INSTANCE: self.config.name,
+                                     LABEL_SANDBOX: tenant}, self.config.build_memory_mb,
+                                     binds={str(sock_dir): {"bind": policy.SOCKET_DIR, "mode": "rw"}})
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not create the build sandbox {name}: {e.explanation}") from None
 
@@ -324,7 +309,33 @@ def stream_ok(chunks, what: str, aux_key: str | None = None) -> str | None:
     return found
 
 
-def _inspect(api, name: str) -> dict | None:
+def create_sandbox_container(api: docker.APIClient, image: str, name: str, labels: dict[str, str], build_memory_mb: int,
+                             *, binds: dict, published: dict | None = None, entrypoint: list[str] | None = None) -> None:
+    """Create (not start) one tenant's sandbox engine `name` on `api`'s engine: its own bridge
+    network and volume, the capabilities a nested engine needs but no SYS_RESOURCE, the build's
+    memory plus the engine's own, its registry published on loopback only (and `published`
+    ports where the caller says), the networks of the platform host refused from inside. One
+    recipe for the platform host and the cluster's nodes, so their isolation cannot drift."""
+    if _inspect_network(api, name) is None:
+        api.create_network(name, driver="bridge", labels=labels)
+    api.create_volume(name, labels=labels)
+    ports = {policy.REGISTRY_PORT: ("127.0.0.1",), **(published or {})}
+    host_config = api.create_host_config(
+        cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+        binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}, **binds,
+               name: {"bind": "/var/lib/docker", "mode": "rw"}},
+        tmpfs={"/run": ""}, port_bindings=ports,
+        network_mode=name, mem_limit=f"{build_memory_mb + 1024}m",
+        restart_policy={"Name": "unless-stopped"},
+        log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
+    api.create_container(
+        image, name=name, hostname="sandbox", labels=labels,
+        environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
+                     "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf")))},
+        ports=list(ports), host_config=host_config, detach=True, **({"entrypoint": entrypoint} if entrypoint else {}))
+
+
+def inspect_or_none(api, name: str) -> dict | None:
     try:
         return api.inspect_container(name)
     except docker.errors.NotFound:

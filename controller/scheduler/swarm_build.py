@@ -33,7 +33,8 @@ from core.errors import ImageBuildFailed, SchedulerError
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.base import TenantBuilds
 from controller.scheduler.docker_build import EngineBuild, append_labels
-from controller.scheduler.docker_sandbox import LABEL_SANDBOX, read_or_empty, sandbox_host_networks, stream_ok
+from controller.scheduler.docker_sandbox import (LABEL_SANDBOX, create_sandbox_container, inspect_or_none,
+                                                  stream_ok)
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 
 ENGINE_PORT = 2375       # the sandbox's engine inside it (published on the node's address)
@@ -195,7 +196,7 @@ class NodeSandbox:
         when the sandbox image changed); its engine answers."""
         image = self.node_pull(self.config.sandbox_image)
         image_id = self.node_api.inspect_image(image)["Id"]
-        info = _inspect(self.node_api, self.name)
+        info = inspect_or_none(self.node_api, self.name)
         if info is not None and info.get("Image") != image_id:
             self.node_api.remove_container(self.name, force=True)
             info = None
@@ -214,31 +215,15 @@ class NodeSandbox:
         self._wait_ready()
 
     def _create(self, image: str) -> None:
-        api, name = self.node_api, self.name
-        labels = {LABEL_INSTANCE: self.config.name, LABEL_SANDBOX: self.tenant}
-        if _inspect_network(api, name) is None:
-            api.create_network(name, driver="bridge", labels=labels)
-        api.create_volume(name, labels=labels)
-        host_config = api.create_host_config(
-            cap_add=["ALL"], cap_drop=["SYS_RESOURCE"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-            binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                   name: {"bind": "/var/lib/docker", "mode": "rw"}},
-            tmpfs={"/run": ""},
-            port_bindings={policy.REGISTRY_PORT: ("127.0.0.1",), ENGINE_PORT: (self.address,)},
-            network_mode=name, mem_limit=f"{self.config.build_memory_mb + 1024}m",
-            restart_policy={"Name": "unless-stopped"},
-            log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
-        api.create_container(
-            image, name=name, hostname="sandbox", labels=labels,
-            environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
-                         "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf")))},
-            entrypoint=NODE_ENTRYPOINT,
-            ports=[policy.REGISTRY_PORT, ENGINE_PORT], host_config=host_config, detach=True)
+        # The engine listens on TCP too (NODE_ENTRYPOINT), published only on the node's address.
+        create_sandbox_container(self.node_api, image, self.name, {LABEL_INSTANCE: self.config.name,
+                                 LABEL_SANDBOX: self.tenant}, self.config.build_memory_mb, binds={},
+                                 published={ENGINE_PORT: (self.address,)}, entrypoint=NODE_ENTRYPOINT)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
-            ports = ((_inspect(self.node_api, self.name) or {}).get("NetworkSettings") or {}).get("Ports") or {}
+            ports = ((inspect_or_none(self.node_api, self.name) or {}).get("NetworkSettings") or {}).get("Ports") or {}
             engine = _published(ports, ENGINE_PORT)
             self.registry = _published(ports, policy.REGISTRY_PORT)
             if engine and self.registry:
@@ -403,16 +388,3 @@ def _published(ports: dict, port: int) -> int:
             return int(binding["HostPort"])
     return 0
 
-
-def _inspect(api, name: str) -> dict | None:
-    try:
-        return api.inspect_container(name)
-    except docker.errors.NotFound:
-        return None
-
-
-def _inspect_network(api, name: str) -> dict | None:
-    try:
-        return api.inspect_network(name)
-    except docker.errors.NotFound:
-        return None
