@@ -234,17 +234,21 @@ def test_a_dockerfile_app_deploys_and_redeploys(plat, world, tmp_path):
     repo = make_app_repo(tmp_path / app, httpd_app("first\n"), plat)
     assert "is live" in push(m, plat, app, repo, check=True).stderr
     assert plat.curl(app) == (200, "first\n")
-    # a Dockerfile claiming another app's labels: the platform's own are stamped over them, as the
-    # image leaves the sandbox, with no build step of its own in the tenant's Dockerfile
-    make_app_repo(repo, httpd_app("second\n", extra='LABEL dockyard.app="victim" dockyard.instance="other"\n'), plat)
+    # a Dockerfile claiming another app's labels, and an add-on's and a standby's (containers inherit
+    # them, and the scheduler finds add-ons by them): the platform's own are stamped over them as the
+    # image leaves the sandbox, the others dropped, with no build step of its own in the Dockerfile
+    make_app_repo(repo, httpd_app("second\n", extra='LABEL dockyard.app="victim" dockyard.instance="other" '
+                                                    'dockyard.addon="victims-db" dockyard.standby="x" keep="me"\n'), plat)
     proc = push(m, plat, app, repo, check=True)
     assert "is live" in proc.stderr and plat.curl(app) == (200, "second\n")
     assert "Step 4/4 : CMD" in proc.stderr and "LABEL dockyard.instance" not in proc.stderr
     ids = sorted(set(run(["docker", "images", "-q", f"{plat.name}/{app}"]).stdout.split()))
-    for labels in (json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", i]).stdout)
-                   for i in ids):
+    every = [json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", i]).stdout) for i in ids]
+    for labels in every:
         assert labels["dockyard.app"] == app and labels["dockyard.instance"] == plat.name, labels
         assert re.fullmatch(r"[0-9a-f]{12}", labels["dockyard.build"]), labels
+        assert not {"dockyard.addon", "dockyard.standby"} & set(labels), labels
+    assert any(labels.get("keep") == "me" for labels in every), every   # the tenant's own labels stay
     assert len(ids) == 2, ids
     # the image left the sandbox through its registry, under the app's own name only
     images = run(["docker", "images", "--format", "{{.Repository}}", "--filter",

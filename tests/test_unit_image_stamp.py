@@ -9,7 +9,8 @@ import pytest
 from controller.scheduler import image_stamp as stamp
 
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux",
-                     "config": {"Cmd": ["sh"], "Labels": {"dockyard.app": "victim", "maintainer": "me"}},
+                     "config": {"Cmd": ["sh"], "Labels": {"dockyard.app": "victim", "maintainer": "me",
+                                                          "dockyard.addon": "victims-db", "dockyard.standby": "x"}},
                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "a" * 64, "sha256:" + "b" * 64]},
                      "history": [{"created_by": "COPY"}]}).encode()
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": stamp.MANIFEST_V2,
@@ -22,7 +23,8 @@ OURS = {"dockyard.instance": "dy", "dockyard.app": "shop", "dockyard.build": "b1
 
 def test_the_platforms_labels_replace_the_dockerfiles_and_keep_the_rest():
     doc = json.loads(stamp.labelled_config(CONFIG, OURS))
-    assert doc["config"]["Labels"] == {**OURS, "maintainer": "me"}      # a tenant's dockyard.app is overridden
+    # a tenant's dockyard.app is overridden; its other dockyard.* labels (an add-on's, a standby's) are gone
+    assert doc["config"]["Labels"] == {**OURS, "maintainer": "me"}
     before = json.loads(CONFIG)
     assert doc["rootfs"] == before["rootfs"] and doc["history"] == before["history"]
     assert doc["config"]["Cmd"] == ["sh"]

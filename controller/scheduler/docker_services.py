@@ -171,7 +171,10 @@ class DockerServices(DockerEngine):
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list add-ons: {e.explanation}") from None
         for row in rows:
-            name = (row.get("Labels") or {}).get(LABEL_SERVICE, "")
+            labels = row.get("Labels") or {}
+            if LABEL_APP in labels:   # an app's container: it may inherit an add-on's label from its image
+                continue
+            name = labels.get(LABEL_SERVICE, "")
             found[name] = ServiceStatus(state=row.get("State") or "unknown", container_id=row["Id"])
         return found
 

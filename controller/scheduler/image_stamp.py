@@ -6,14 +6,17 @@ image's id is that config's digest. The platform sets its labels there, on the w
 sandbox's registry to the host's engine, instead of appending a `LABEL` line to the tenant's
 Dockerfile: the sandbox's legacy builder creates and commits a container for every metadata step
 (a few tenths of a second per redeploy), while a new config is one small blob and a manifest.
-The platform's labels replace any of the same name the Dockerfile set, as the appended line did;
-the layers are untouched (the engine checks them against the config's `diff_ids` as it pulls)."""
+The platform's labels replace any of the same name the Dockerfile set, and every other
+`dockyard.*` label the Dockerfile set is dropped: containers inherit their image's labels, and the
+scheduler finds add-ons, one-offs and standbys by such labels, so a tenant's image must not carry
+one (it could pose as another tenant's add-on in the scheduler's listings). The layers are untouched (the engine checks them against the config's `diff_ids` as it pulls)."""
 from __future__ import annotations
 
 import hashlib
 import json
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+PLATFORM_PREFIX = "dockyard."   # the namespace of the scheduler's labels (labels.py)
 MAX_DOCUMENT = 8 << 20   # bytes of a manifest or config read from a sandbox (labels and env are small)
 
 
@@ -35,7 +38,8 @@ def config_digest(manifest: bytes) -> str:
 
 
 def labelled_config(config: bytes, labels: dict[str, str]) -> bytes:
-    """The image config with `labels` set in its `config.Labels` (replacing any of the same name)."""
+    """The image config with `labels` set in its `config.Labels` (replacing any of the same name)
+    and no other label in the platform's `dockyard.` namespace."""
     try:
         doc = json.loads(config)
     except ValueError:
@@ -45,7 +49,8 @@ def labelled_config(config: bytes, labels: dict[str, str]) -> bytes:
     inner = {} if doc.get("config") is None else doc["config"]
     if not isinstance(inner, dict) or not isinstance(inner.get("Labels") or {}, dict):
         raise NotAnImage("the image config's config is not an object")
-    doc["config"] = {**inner, "Labels": {**(inner.get("Labels") or {}), **labels}}
+    theirs = {k: v for k, v in (inner.get("Labels") or {}).items() if not str(k).startswith(PLATFORM_PREFIX)}
+    doc["config"] = {**inner, "Labels": {**theirs, **labels}}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
