@@ -113,16 +113,20 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _smaps_kb(pid: int) -> tuple[int, int]:
-    """(PSS, RSS) in kB from /proc/PID/smaps_rollup."""
-    pss = rss = 0
+def _smaps_kb(pid: int) -> tuple[int, int, int]:
+    """(PSS, RSS, USS) in kB from /proc/PID/smaps_rollup. USS (private pages only) does not
+    depend on what else maps the same files, so other processes on the machine cannot
+    flatter it the way they flatter PSS."""
+    pss = rss = uss = 0
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
             if line.startswith("Pss:"):
                 pss = int(line.split()[1])
             elif line.startswith("Rss:"):
                 rss = int(line.split()[1])
-    return pss, rss
+            elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                uss += int(line.split()[1])
+    return pss, rss, uss
 
 
 def _name(pid: int) -> str:
@@ -132,9 +136,9 @@ def _name(pid: int) -> str:
     return text[:90]
 
 
-def platform_memory(home) -> list[tuple[int, str, int, int]]:
+def platform_memory(home) -> list[tuple[int, str, int, int, int]]:
     """Every process of a running platform (the supervisor's tree, nginx's master and workers,
-    whatever they spawned): [(pid, command line, PSS kB, RSS kB)]. Build sandboxes and app
+    whatever they spawned): [(pid, command line, PSS kB, RSS kB, USS kB)]. Build sandboxes and app
     containers are the engine's and not counted."""
     from pathlib import Path
     run_dir = Path(home) / "run"

@@ -36,9 +36,12 @@ def report(home: Path) -> int:
     rows = platform_memory(home)
     total_pss = sum(r[2] for r in rows)
     total_rss = sum(r[3] for r in rows)
-    for pid, name, pss, rss in rows:
-        print(f"  {pid:>7}  PSS {pss / 1024:6.1f} MB  RSS {rss / 1024:6.1f} MB  {name}")
-    print(f"platform total: {len(rows)} processes, PSS {total_pss / 1024:.1f} MB, RSS {total_rss / 1024:.1f} MB")
+    total_uss = sum(r[4] for r in rows)
+    for pid, name, pss, rss, uss in rows:
+        print(f"  {pid:>7}  PSS {pss / 1024:6.1f} MB  USS {uss / 1024:6.1f} MB  RSS {rss / 1024:6.1f} MB  {name}")
+    print(f"platform total: {len(rows)} processes, PSS {total_pss / 1024:.1f} MB, USS {total_uss / 1024:.1f} MB, "
+          f"RSS {total_rss / 1024:.1f} MB")
+    print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     return total_pss
 
 

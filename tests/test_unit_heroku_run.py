@@ -135,3 +135,21 @@ def test_the_access_log_hides_log_stream_secrets():
     assert redact_secrets("GET /log-streams/abc_DEF-123 HTTP/1.1") == "GET /log-streams/[secret] HTTP/1.1"
     assert redact_secrets("/log-streams/abc?x=1") == "/log-streams/[secret]?x=1"
     assert redact_secrets("GET /apps/x/logs HTTP/1.1") == "GET /apps/x/logs HTTP/1.1"
+
+
+def test_the_listeners_certificate_names_are_kept_beside_it_and_read_at_the_next_start(tmp_path: Path, monkeypatch):
+    """The listener's start reads the kept names instead of parsing the certificate; a bundle
+    changed on disk (an operator replaced it) is parsed again."""
+    from controller.runtime import rendezvous_tls
+    s = from_env({"DOCKYARD_HOME": str(tmp_path)})
+    path = ensure_bundle(s)
+    kept = path.with_name(path.name + ".names.json")
+    assert "127.0.0.1" in json.loads(kept.read_text())["names"] and kept.stat().st_mode & 0o777 == 0o600
+    real, parsed = rendezvous_tls.names, []
+    monkeypatch.setattr(rendezvous_tls, "names", lambda pem: parsed.append(1) or real(pem))
+    pem = path.read_text()
+    assert ensure_bundle(s) == path and path.read_text() == pem and parsed == []
+    path.write_text(self_signed(from_env({"DOCKYARD_HOME": str(tmp_path),
+                                          "DOCKYARD_RENDEZVOUS_PUBLIC_HOST": "run.example.com"})))
+    assert rendezvous_tls.covers_kept(path, "run.example.com") and parsed == [1]
+    assert not rendezvous_tls.covers_kept(path, "other.example.com") and parsed == [1]

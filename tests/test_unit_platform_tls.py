@@ -4,6 +4,7 @@ renders it beside an app's own certificate. No sockets."""
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 from cryptography import x509
@@ -125,3 +126,30 @@ def test_force_https_with_only_the_platform_certificate_redirects_its_names_only
         render.render_routes((Route("a", ("a.dy.example",), UP, force_https=True),), 8080, tls_port=8443)
     # A platform certificate the renderer cannot use is the app's extra: nginx serves it without.
     assert route.has_extras() and route.plain().platform_tls is None and route.plain().platform_hosts == ()
+
+
+def test_a_rendered_certificate_is_inspected_once_then_read_from_what_was_kept(tmp_path, monkeypatch):
+    """The router renders at every pass: an unchanged certificate is not parsed again (the parser
+    then stays out of the long-running processes), a changed or expired one is."""
+    from controller.routing import certs
+    pt.ensure_local_ca(tmp_path / "tls", "dy.example", "test")      # `make up` inspects and keeps it
+    real = certs.inspect_bundle
+    parsed = []
+    monkeypatch.setattr(certs, "inspect_bundle", lambda *a, **kw: parsed.append(1) or real(*a, **kw))
+    first = pt.serving_bundle(tmp_path / "tls", "", "", "dy.example")
+    assert parsed == [] and first.info.names == ("*.dy.example", "dy.example")
+    assert first.info == real(first.cert_pem, first.key_pem, [])
+    kept = tmp_path / "tls" / "inspected.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    pt.ensure_local_ca(tmp_path / "tls", "new.example", "test")      # a new leaf: parsed once, then kept
+    assert pt.serving_bundle(tmp_path / "tls", "", "", "new.example").info.names[0] == "*.new.example"
+    assert pt.serving_bundle(tmp_path / "tls", "", "", "new.example").info.names[0] == "*.new.example"
+    assert len(parsed) >= 1
+    count = len(parsed)
+    kept.write_text("{not json")                                      # a damaged cache is rebuilt
+    assert pt.serving_bundle(tmp_path / "tls", "", "", "new.example").info.names[0] == "*.new.example"
+    assert len(parsed) == count + 1 and json.loads(kept.read_text())
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=pt.LEAF_DAYS + 1)
+    bundle = pt.serving_bundle(tmp_path / "tls", "", "", "new.example")
+    with pytest.raises(BadRequest, match="expired"):                 # the kept date is checked at every call
+        certs.inspect_kept(kept, bundle.cert_pem, bundle.key_pem, now=later)

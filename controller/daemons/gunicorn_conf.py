@@ -2,7 +2,6 @@
 request thread streams a long build, so no build is cut off by a worker timeout."""
 from gunicorn.glogging import Logger
 
-from controller.observe.heroku_logs import redact_secrets
 from controller.settings import from_env
 
 _s = from_env()
@@ -23,6 +22,9 @@ class RedactingLogger(Logger):
     """The access log without the secrets of log-stream URLs (such a URL is its own credential)."""
 
     def atoms(self, resp, req, environ, request_time):
+        # imported here, in the worker (whose application loaded it already): the master, which
+        # only reads this file, does not carry the log-stream module and what it imports
+        from controller.observe.heroku_logs import redact_secrets
         atoms = super().atoms(resp, req, environ, request_time)
         for key in ("r", "U"):
             if isinstance(atoms.get(key), str):

@@ -14,8 +14,9 @@ from controller.accounts.users import mint_token
 from controller.addons import snapshot
 from controller.admin import backup
 from controller.admin.artifacts import adopt_name_keyed
-from controller.daemons.supervisor import supervisor_pid
+from controller.daemons.pidfiles import supervisor_pid
 from controller.routing import platform_tls
+from controller.runtime.rendezvous_tls import ensure_bundle
 from controller.scheduler import make_scheduler
 from controller.services import Services, migrated, scheduler_config
 from controller.settings import from_env
@@ -46,6 +47,8 @@ def bootstrap(name):
     for line in adopt_name_keyed(svc):   # what older versions kept by app name
         click.echo(f"moved: {line}")
     _platform_certificate(s)
+    if not s.rendezvous_cert:
+        ensure_bundle(s)    # the `heroku run` listener's certificate, made here rather than in the platform process
     token_file = s.home / "admin.token"
     user = store.get_user(name)
     if user is not None and token_file.exists() and store.user_for_token(token_file.read_text().strip()):

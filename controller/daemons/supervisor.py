@@ -9,126 +9,33 @@ any the old supervisor left behind (found by pid file, checked by command line),
 `status` and `stop` tell the truth and work from any of these states.
 
 Each process's output goes through the supervisor into <home>/logs/<name>.log, rotated at
-DOCKYARD_LOG_MAX_MB with DOCKYARD_LOG_KEEP old files. Signal handlers only set a flag."""
+DOCKYARD_LOG_MAX_MB with DOCKYARD_LOG_KEEP old files. Signal handlers only set a flag.
+
+This module is the long-running supervisor and imports only what supervising needs: `start`,
+`stop` and `status` (click, HTTP checks, nginx) live in supervisor_cli.py, which `python -m
+controller.daemons.supervisor` hands every command but `run` to. The supervisor runs as long as
+the platform, so every module it loads is memory held all that time."""
 from __future__ import annotations
 
+import argparse
 import ctypes
-import hashlib
 import logging.handlers
-import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import click
 
 from core.fsutil import atomic_write
 from core.procfile import parse_procfile
 
-from controller.daemons.loops import read_states, restart_delay
-from controller.settings import Settings, from_env, router_config
+from controller.daemons.loops import restart_delay
+from controller.daemons.pidfiles import ROOT, _end, child_pids, code_version
+from controller.settings import Settings, from_env
 
-ROOT = Path(__file__).resolve().parents[2]   # the checkout (this file is controller/daemons/supervisor.py)
 _PR_SET_PDEATHSIG = 1
-
-
-# ---- processes by pid file, verified ------------------------------------------------------
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:   # a zombie has exited: it only waits for its parent to read its status
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _read_pid(path: Path, *looks_like: str) -> int | None:
-    """The pid in `path` when that process is alive and its command line contains one of
-    `looks_like` (a recycled pid belongs to someone else)."""
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    cmdline = _cmdline(pid) if _alive(pid) else ""
-    return pid if cmdline and any(sign in cmdline for sign in looks_like) else None
-
-
-def supervisor_pid(s: Settings) -> int | None:
-    return _read_pid(s.run_dir / "supervisor.pid", "controller.daemons.supervisor run")
-
-
-def _signature(command: str) -> str:
-    """What a Procfile process's command line contains once running (its program's
-    arguments, without the venv path that the shell resolves)."""
-    words = command.split()
-    return " ".join(words[1:3]) if len(words) > 1 else words[0]
-
-
-def child_pids(s: Settings, processes: dict[str, str]) -> dict[str, int]:
-    """The platform processes that are alive, by name (whoever started them). A process that
-    prepared and then exec'd a program (sshd, docker-registry) names its config under this
-    platform's home on its command line instead."""
-    found = {}
-    for name, command in processes.items():
-        pid = _read_pid(s.run_dir / f"{name}.pid", _signature(command).strip("'\""), f"{s.home}/")
-        if pid:
-            found[name] = pid
-    return found
-
-
-def _end(pids: list[int], timeout: float = 20.0) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after `timeout`."""
-    for pid in pids:
-        _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def code_version(root: Path = ROOT) -> str:
-    """A fingerprint of the platform's code as it is on disk (paths, sizes, mtimes): when it
-    differs from what the running processes started from, `start` restarts them (upgrade)."""
-    h = hashlib.sha256()
-    for pkg in ("core", "builder", "router", "controller", "buildpacks"):
-        for path in sorted((root / pkg).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                st = path.stat()
-                h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    procfile = root / "Procfile"
-    h.update(procfile.read_bytes() if procfile.exists() else b"")
-    return h.hexdigest()[:16]
 
 
 # ---- the supervisor loop -------------------------------------------------------------------
@@ -251,179 +158,22 @@ def _restart_all(s: Settings, children: list[Child], procfile: Path) -> list[Chi
     return kept
 
 
-# ---- start / stop / status -------------------------------------------------------------
-def _nginx(s: Settings):
-    """The router's nginx (imported here: the supervisor loop itself never needs it)."""
-    from router.nginx import Nginx
-    return Nginx(router_config(s))
-
-
-def stop_nginx(s: Settings) -> None:
-    _nginx(s).stop(timeout=float(s.stop_grace))
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status < 500
-    except urllib.error.HTTPError as e:
-        return e.code < 500
-    except OSError:
-        return False
-
-
-def wait_serving(s: Settings, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    api = f"{s.api_url}/healthz"
-    router = f"http://127.0.0.1:{s.router_port}/"
-    while time.monotonic() < deadline:
-        if _answers(api) and _answers(router):
-            return
-        time.sleep(0.3)
-    raise click.ClickException(f"The platform did not start serving within {timeout:.0f} s "
-                               f"(API {api}, router {router}); see the logs in {s.logs_dir}.")
-
-
-def _procfile_processes(procfile: Path = ROOT / "Procfile") -> dict[str, str]:
-    return parse_procfile(procfile.read_bytes())
-
-
-@click.group()
-def cli():
-    """Run the platform's Procfile processes in the background."""
-
-
-@cli.command()
-@click.option("--procfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=ROOT / "Procfile")
-def start(procfile):
-    """Start the platform (if not running) and wait until it serves."""
+def main(argv: list[str]) -> int:
+    """`run [--procfile PATH]`: the supervisor in the foreground; any other command is the CLI's."""
+    if argv[:1] != ["run"]:
+        from controller.daemons.supervisor_cli import cli
+        cli.main(args=argv, prog_name="python -m controller.daemons.supervisor")
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m controller.daemons.supervisor run",
+                                     description="Run the supervisor in the foreground.")
+    parser.add_argument("--procfile", type=Path, default=ROOT / "Procfile")
+    args = parser.parse_args(argv[1:])
+    if not args.procfile.is_file():
+        parser.error(f"the Procfile {args.procfile} does not exist: pass the platform's Procfile")
     s = from_env()
     s.ensure_dirs()
-    pid = supervisor_pid(s)
-    if pid:
-        _upgrade_if_changed(s, pid)
-    else:
-        orphans = child_pids(s, _procfile_processes(procfile))
-        if orphans:
-            click.echo("ending platform processes left without a supervisor: "
-                       + ", ".join(f"{n} (pid {p})" for n, p in sorted(orphans.items())))
-            _end(list(orphans.values()))
-        with open(s.logs_dir / "supervisor.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "controller.daemons.supervisor", "run", "--procfile", str(procfile)],
-                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        atomic_write(s.run_dir / "supervisor.pid", str(proc.pid))
-        click.echo(f"platform started (supervisor pid {proc.pid}); logs in {s.logs_dir}")
-    wait_serving(s)
-
-
-def _upgrade_if_changed(s: Settings, pid: int) -> None:
-    """The platform runs: restart its processes when the code on disk changed since they
-    started (`git pull && make up`), else say it runs."""
-    version_file = s.run_dir / "supervisor.version"
-    running = version_file.read_text().strip() if version_file.exists() else ""
-    wanted = code_version()
-    if running == wanted:
-        click.echo(f"platform already running (supervisor pid {pid})")
-        return
-    click.echo(f"platform running (supervisor pid {pid}) on older code: restarting its processes, "
-               "one at a time; apps keep serving")
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if version_file.exists() and version_file.read_text().strip() == wanted:
-            click.echo("platform upgraded")
-            return
-        time.sleep(0.3)
-    raise click.ClickException(f"the platform's processes did not restart within 120 s; see {s.logs_dir}")
-
-
-@cli.command("run")
-@click.option("--procfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=ROOT / "Procfile")
-def run_cmd(procfile):
-    """Run the supervisor in the foreground."""
-    s = from_env()
-    s.ensure_dirs()
-    sys.exit(run(s, procfile))
-
-
-@cli.command()
-def stop():
-    """Stop the platform's processes (apps keep running; they are the engine's)."""
-    s = from_env()
-    pid = supervisor_pid(s)
-    orphans = child_pids(s, _procfile_processes()) if not pid else {}
-    if not pid and not orphans:
-        serving = _nginx(s).running()
-        stop_nginx(s)
-        click.echo("platform not running" + (" (stopped the router's nginx it left serving)" if serving else ""))
-        return
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 40
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            raise click.ClickException(f"supervisor pid {pid} did not stop within 40 s")
-    left = child_pids(s, _procfile_processes())
-    if left:
-        _end(list(left.values()))
-    stop_nginx(s)
-    click.echo("platform stopped" + (f" (ended {', '.join(sorted(orphans))} left without a supervisor)"
-                                     if orphans else ""))
-
-
-@cli.command()
-def status():
-    """Show which platform processes run (exit 3 unless all of them run supervised)."""
-    s = from_env()
-    pid = supervisor_pid(s)
-    alive = child_pids(s, _procfile_processes())
-    click.echo(f"supervisor: {'running, pid %d' % pid if pid else 'stopped'}")
-    for name in _procfile_processes():
-        p = alive.get(name)
-        state = f"running, pid {p}" if p else "stopped"
-        if p and not pid:
-            state += " (orphaned: no supervisor; `make up` or `make down` ends it)"
-        click.echo(f"{name}: {state}")
-    failing = _echo_loops(s) if alive.get("platform") else []
-    nginx = _nginx(s).master_pid()
-    click.echo(f"nginx (router data plane): {'serving, pid %d' % nginx if nginx else 'stopped'}")
-    if not pid or len(alive) < len(_procfile_processes()):
-        sys.exit(3)
-    if failing:
-        click.echo("platform: degraded: loops restarting after a failure: " + ", ".join(failing))
-        sys.exit(4)
-    problems = _health_problems(s)
-    click.echo("platform: " + ("degraded: " + "; ".join(problems) if problems else "ok"))
-    if problems:
-        sys.exit(4)
-
-
-def _echo_loops(s: Settings) -> list[str]:
-    """Each loop of the platform process, as it last wrote its state; returns those waiting
-    to restart after a failure."""
-    from controller.daemons.platformd import state_path
-    failing = []
-    for name, st in read_states(state_path(s)).items():
-        line = f"  {name} loop: {st.get('state')}"
-        if st.get("restarts"):
-            line += f" ({st['restarts']} restarts; last error: {st.get('last_error', '')[:200]})"
-        if st.get("state") == "restarting":
-            failing.append(name)
-        click.echo(line)
-    return failing
-
-
-def _health_problems(s: Settings) -> list[str]:
-    """What the API's /healthz says stops the platform from working fully."""
-    try:
-        with urllib.request.urlopen(f"{s.api_url}/healthz", timeout=5) as resp:
-            body = json.loads(resp.read() or b"{}")
-    except (OSError, ValueError) as e:
-        return [f"the API does not answer /healthz ({e})"]
-    return list(body.get("problems") or [])
+    return run(s, args.procfile)
 
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(main(sys.argv[1:]))

@@ -12,7 +12,9 @@ same way, and answer ``/.well-known/acme-challenge/``); routing asks the sources
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -61,6 +63,37 @@ def host_covered(names: tuple[str, ...], host: str) -> bool:
 
 def uncovered_hosts(info: CertInfo, hosts: list[str]) -> list[str]:
     return [h for h in hosts if not host_covered(info.names, h)]
+
+
+KEPT_ENTRIES = 4     # bundles whose inspection a cache file keeps (the platform's leaf and its hosts' leaf)
+
+
+def inspect_kept(cache: Path, cert_pem: str, key_pem: str, now: datetime | None = None) -> CertInfo:
+    """inspect_bundle's answer for this exact chain and key, kept in `cache` (JSON, by the
+    digest of both) so that a router render of an unchanged certificate does not parse it: the
+    parser (cryptography) then stays out of the API and the platform process, about 9 MB each.
+    Expiry is checked against the kept date at every call. A cache that cannot be read is
+    rebuilt, one that cannot be written only costs the next call a parse."""
+    now = now or datetime.now(timezone.utc)
+    digest = hashlib.sha256(f"{cert_pem}\0{key_pem}".encode()).hexdigest()
+    try:
+        kept = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    kept = kept if isinstance(kept, dict) else {}
+    try:
+        fields = kept[digest]
+        info = CertInfo(**{**fields, "names": tuple(fields["names"])})
+        if datetime.fromisoformat(info.not_after) > now:
+            return info
+    except (KeyError, TypeError, ValueError):
+        pass
+    info = inspect_bundle(cert_pem, key_pem, [], now=now)
+    kept = dict(list(kept.items())[-(KEPT_ENTRIES - 1):])
+    kept[digest] = asdict(info)
+    with contextlib.suppress(OSError):
+        atomic_write(cache, json.dumps(kept), 0o600)
+    return info
 
 
 def inspect_bundle(cert_pem: str, key_pem: str, hosts: list[str], now: datetime | None = None) -> CertInfo:

@@ -14,7 +14,7 @@ from pathlib import Path
 from core.errors import BadRequest, NotFound
 from core.fsutil import atomic_write
 
-from controller.routing.certs import CertBundle, host_covered, inspect_bundle
+from controller.routing.certs import CertBundle, host_covered, inspect_bundle, inspect_kept
 
 CA_DAYS = 3650
 LEAF_DAYS = 825          # the longest validity clients accept from a CA users added themselves
@@ -123,7 +123,7 @@ def leaf_is_current(chain_pem: str, key_pem: str, domain: str, now: datetime.dat
 def _paths(tls_dir: Path) -> dict[str, Path]:
     return {k: tls_dir / n for k, n in (("ca", "ca.crt"), ("ca_key", "ca.key"), ("cert", "platform.crt"),
                                          ("key", "platform.key"), ("hosts_cert", "hosts.crt"),
-                                         ("hosts_key", "hosts.key"))}
+                                         ("hosts_key", "hosts.key"), ("inspected", "inspected.json"))}
 
 
 def _read(path: Path) -> str | None:
@@ -154,6 +154,7 @@ def ensure_local_ca(tls_dir: Path, domain: str, label: str, now: datetime.dateti
         atomic_write(p["key"], key, 0o600, durable=True)
         atomic_write(p["cert"], cert, 0o644, durable=True)
         said.append(f"issued the certificate for *.{domain} ({p['cert']}, {LEAF_DAYS} days)")
+    inspect_kept(p["inspected"], cert, key, now)    # the router's renders then find it inspected
     return said
 
 
@@ -189,7 +190,7 @@ def serving_bundle(tls_dir: Path, cert_path: str, key_path: str, domain: str,
         return None
     if not wildcard_works(domain):
         cert, key = _hosts_leaf(p, domain, hosts)
-    return CertBundle(cert_pem=cert, key_pem=key, info=inspect_bundle(cert, key, []), source="local-ca")
+    return CertBundle(cert_pem=cert, key_pem=key, info=inspect_kept(p["inspected"], cert, key), source="local-ca")
 
 
 def _hosts_leaf(p: dict[str, Path], domain: str, hosts: tuple[str, ...]) -> tuple[str, str]:
