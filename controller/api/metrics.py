@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
-from prometheus_client import CollectorRegistry, generate_latest, CONTENT_TYPE_LATEST
 
 from controller.observe import drains
 from controller.observe import metrics
@@ -33,6 +32,7 @@ def prometheus():
     if not (g.get("scraper") or (g.get("user") is not None and g.user.is_admin)):
         raise AdminOnly("GET /metrics needs an admin's token or DOCKYARD_METRICS_TOKEN.",
                         fix="scrape with the token in DOCKYARD_METRICS_TOKEN (ask the operator) or an admin's token")
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest   # only when scraped
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(svc()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -22,7 +22,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -43,7 +43,7 @@ def _read_pid(path: Path, *looks_like: str) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    cmdline = _cmdline(pid) if _alive(pid) else ""
+    cmdline = _cmdline(pid) if alive(pid) else ""
     return pid if cmdline and any(sign in cmdline for sign in looks_like) else None
 
 
@@ -70,15 +70,15 @@ def child_pids(s: Settings, processes: dict[str, str]) -> dict[str, int]:
     return found
 
 
-def _end(pids: list[int], timeout: float = 20.0) -> None:
+def end_processes(pids: list[int], timeout: float = 20.0) -> None:
     """SIGTERM each process group, then SIGKILL what is left after `timeout`."""
     for pid in pids:
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in pids:
-        if _alive(pid):
+        if alive(pid):
             _signal_group(pid, signal.SIGKILL)
 
 

@@ -19,7 +19,7 @@ from core.fsutil import atomic_write
 from core.procfile import parse_procfile
 
 from controller.daemons.loops import read_states
-from controller.daemons.pidfiles import ROOT, _alive, _end, child_pids, code_version, supervisor_pid
+from controller.daemons.pidfiles import ROOT, alive, child_pids, code_version, end_processes, supervisor_pid
 from controller.settings import Settings, from_env, router_config
 
 
@@ -79,7 +79,7 @@ def start(procfile):
         if orphans:
             click.echo("ending platform processes left without a supervisor: "
                        + ", ".join(f"{n} (pid {p})" for n, p in sorted(orphans.items())))
-            _end(list(orphans.values()))
+            end_processes(list(orphans.values()))
         with open(s.logs_dir / "supervisor.log", "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "controller.daemons.supervisor", "run", "--procfile", str(procfile)],
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -124,13 +124,13 @@ def stop():
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 40
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if alive(pid):
             raise click.ClickException(f"supervisor pid {pid} did not stop within 40 s")
     left = child_pids(s, _procfile_processes())
     if left:
-        _end(list(left.values()))
+        end_processes(list(left.values()))
     stop_nginx(s)
     click.echo("platform stopped" + (f" (ended {', '.join(sorted(orphans))} left without a supervisor)"
                                      if orphans else ""))
@@ -141,18 +141,18 @@ def status():
     """Show which platform processes run (exit 3 unless all of them run supervised)."""
     s = from_env()
     pid = supervisor_pid(s)
-    alive = child_pids(s, _procfile_processes())
+    running = child_pids(s, _procfile_processes())
     click.echo(f"supervisor: {'running, pid %d' % pid if pid else 'stopped'}")
     for name in _procfile_processes():
-        p = alive.get(name)
+        p = running.get(name)
         state = f"running, pid {p}" if p else "stopped"
         if p and not pid:
             state += " (orphaned: no supervisor; `make up` or `make down` ends it)"
         click.echo(f"{name}: {state}")
-    failing = _echo_loops(s) if alive.get("platform") else []
+    failing = _echo_loops(s) if running.get("platform") else []
     nginx = _nginx(s).master_pid()
     click.echo(f"nginx (router data plane): {'serving, pid %d' % nginx if nginx else 'stopped'}")
-    if not pid or len(alive) < len(_procfile_processes()):
+    if not pid or len(running) < len(_procfile_processes()):
         sys.exit(3)
     if failing:
         click.echo("platform: degraded: loops restarting after a failure: " + ", ".join(failing))

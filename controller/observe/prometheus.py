@@ -15,8 +15,6 @@ import shutil
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-
 from core import prom
 from core.errors import SchedulerError
 
@@ -45,6 +43,9 @@ def record_pass(store: Store, seconds: float, failed: list[str]) -> None:
 
 # ---- served (GET /metrics) ------------------------------------------------------------------
 def _family(f: prom.Family, extra: tuple[str, ...] = ()):
+    # imported when /metrics is scraped: the reconciler, which only records its passes here,
+    # and an API that is never scraped do not hold the client library
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
     kind = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}[f.kind]
     return kind(f.name, f.help, labels=list(f.labels + extra))
 
