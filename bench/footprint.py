@@ -1,6 +1,7 @@
-"""The platform's own memory while idle with one app: PSS and RSS of every process it runs
+"""The platform's own memory while idle with one app: PSS, USS and RSS of every process it runs
 (supervisor and its children, nginx included), and the modules each Python entry point imports
-at start-up. Never asserts.
+at start-up. USS (private pages) does not depend on what else runs on the machine, PSS does;
+the load average is printed with the totals. Never asserts.
 
     .venv/bin/python bench/footprint.py
 """

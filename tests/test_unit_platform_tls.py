@@ -84,6 +84,12 @@ def test_the_operators_certificate_must_cover_the_apps_hostnames(tmp_path):
         pt.operator_bundle(str(crt), str(key), "other.example")
     with pytest.raises(BadRequest, match="DOCKYARD_TLS_CERT / DOCKYARD_TLS_KEY: cannot read"):
         pt.operator_bundle(str(tmp_path / "nope.crt"), str(key), "dy.example")
+    # the router's renders keep the inspection; the checks hold all the same
+    served = pt.serving_bundle(tmp_path, str(crt), str(key), "dy.example")
+    assert served.source == "operator" and (tmp_path / "inspected.json").is_file()
+    assert pt.serving_bundle(tmp_path, str(crt), str(key), "dy.example").info == served.info
+    with pytest.raises(BadRequest, match=r"use a certificate for \*\.other\.example"):
+        pt.serving_bundle(tmp_path, str(crt), str(key), "other.example")
 
 
 def test_the_platform_certificate_serves_the_names_the_apps_own_does_not_cover():

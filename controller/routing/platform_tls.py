@@ -158,16 +158,17 @@ def ensure_local_ca(tls_dir: Path, domain: str, label: str, now: datetime.dateti
     return said
 
 
-def operator_bundle(cert_path: str, key_path: str, domain: str) -> CertBundle:
+def operator_bundle(cert_path: str, key_path: str, domain: str, kept: Path | None = None) -> CertBundle:
     """The operator's certificate, checked: readable PEM, key matches, not expired, covers the
-    apps' hostnames (`*.<domain>`). Raises BadRequest naming the setting to fix."""
+    apps' hostnames (`*.<domain>`). Raises BadRequest naming the setting to fix. With `kept`,
+    an inspection of the same files is read from there (inspect_kept)."""
     try:
         cert, key = Path(cert_path).read_text(), Path(key_path).read_text()
     except OSError as e:
         raise BadRequest(f"DOCKYARD_TLS_CERT / DOCKYARD_TLS_KEY: cannot read {e.filename}: {e.strerror}. "
                          "Point them at the PEM chain and key of a certificate for *." + domain) from None
     try:
-        info = inspect_bundle(cert, key, [])
+        info = inspect_kept(kept, cert, key) if kept else inspect_bundle(cert, key, [])
     except BadRequest as e:
         raise BadRequest(f"DOCKYARD_TLS_CERT ({cert_path}): {e.message}") from None
     if not host_covered(info.names, f"app.{domain}"):
@@ -182,9 +183,9 @@ def serving_bundle(tls_dir: Path, cert_path: str, key_path: str, domain: str,
     else the local CA's leaf (None before `make up` made one). For a single-label domain the
     local CA issues one naming `hosts` too (a new one when they change: a new app). Raises
     BadRequest if unusable."""
-    if cert_path or key_path:
-        return operator_bundle(cert_path, key_path, domain)
     p = _paths(tls_dir)
+    if cert_path or key_path:
+        return operator_bundle(cert_path, key_path, domain, p["inspected"])
     cert, key = _read(p["cert"]), _read(p["key"])
     if cert is None or key is None:
         return None
