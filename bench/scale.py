@@ -1,7 +1,8 @@
 """Scale benchmark: one platform, measured empty (one app) and again with N apps each running
 one busybox instance, in the same run. Prints, side by side: a redeploy of a tiny Dockerfile
 app (git push -> first 200 via the router; median of --runs), API latency p50/p99 over the app
-routes, one reconciler pass, one router render and one nginx test+reload, one metrics pass,
+routes, one reconciler pass, one router render, one `nginx -t` + reload, one route switch (what a deploy waits for: the
+table loaded, rendered and applied, nginx reloaded on it), one metrics pass,
 the platform's PSS (nginx included), and the engine's own CPU while idle. Never asserts.
 
 The N apps are released from one local image through the API (`POST /apps/<app>/builds`),
@@ -83,21 +84,28 @@ def timed(step) -> float:
 
 
 def passes(p, profile: bool = False) -> dict[str, float]:
-    """One reconciler pass, router render, nginx test + reload, metrics pass: each the median of
-    3, run here on the platform's own store, engine and nginx."""
+    """One reconciler pass, router render, nginx test + reload, route switch, metrics pass: each the median of 3, run
+    here on the platform's own store, engine and nginx. The route switch is a deploy's: the live
+    routes file differs from the table (a comment appended), so it is loaded, rendered, checked
+    and nginx reloaded, as when a new release's instances replace the old ones."""
     os.environ.update({k: v for k, v in p.env.items() if k.startswith("DOCKYARD_")})
     from controller.apps.crashes import CrashWatch
     from controller.daemons.reconcilerd import one_pass
     from controller.observe.sampler import Sampler
-    from controller.routing.table import load_routes
+    from controller.routing.table import apply_routes, load_routes
     from controller.services import Services
     from controller.settings import from_env
     svc = Services(from_env())
     watch, sampler = CrashWatch(), Sampler(svc.store, svc.scheduler)
     render = lambda: svc.router._render_tolerant(load_routes(svc.settings, svc.store, svc.scheduler), {})  # noqa: E731
-    reload = lambda: (svc.router.test_config(), svc.router.reload())   # noqa: E731
+    def switch():
+        with open(svc.router.routes_path, "a") as f:
+            f.write("# changed\n")
+        if not apply_routes(svc):
+            raise RuntimeError("the route switch did not reload nginx")
     steps = {"reconciler pass": lambda: one_pass(svc, watch, sweep=False), "router render": render,
-             "nginx test + reload": reload, "metrics pass": sampler.sample_once}
+             "nginx test + reload": lambda: (svc.router.test_config(), svc.router.reload()),
+             "route switch": switch, "metrics pass": sampler.sample_once}
     if profile:
         import cProfile
         import pstats

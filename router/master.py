@@ -99,13 +99,15 @@ class NginxMaster:
             time.sleep(_POLL)
 
     def reload(self) -> None:
-        """SIGHUP the master and wait until its new workers took over."""
+        """SIGHUP the master and wait until its new workers took over. A config the master
+        refuses (it keeps its old workers and logs why) raises ReloadRefused with its words."""
         pid = self.pid()
         if pid is None:
             how = f" with: {self.start_command}" if self.start_command else ""
             raise RouterError(f"nginx is not running for {self.prefix}, so it cannot be reloaded. "
                               f"Start the router{how}")
         old = set(self.workers(pid))
+        offset = _size(self.error_log)
         os.kill(pid, signal.SIGHUP)
         deadline = time.monotonic() + self.reload_timeout
         while True:
@@ -114,6 +116,9 @@ class NginxMaster:
             new_active = [w for w in workers if w not in old and "shutting down" not in workers[w]]
             if new_active and not old_active:
                 return
+            refusal = _refusal(self.error_log, offset, pid)
+            if refusal:
+                raise ReloadRefused(refusal)
             if self.pid() != pid:
                 raise RouterError(
                     f"nginx (pid {pid}) exited while reloading. End of {self.error_log}:\n{tail(self.error_log)}"
@@ -183,7 +188,39 @@ class NginxMaster:
                     _kill(member, signal.SIGKILL)
 
 
+class ReloadRefused(RouterError):
+    """The master refused the new config at a reload and kept serving the old one; ``output``
+    is what it logged (nginx's `[emerg]` lines, as `nginx -t` prints them)."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__(f"nginx refused the new config and keeps serving the previous one:\n{output}")
+        self.output = output
+
+
 # ---------------------------------------------------------------- helpers
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _refusal(error_log: Path, offset: int, master: int) -> str:
+    """The master's fatal lines logged since ``offset`` (a reload it refused), or "". A log
+    capped meanwhile (shorter than ``offset``) is read from its start."""
+    try:
+        with open(error_log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(offset if f.tell() >= offset else 0)
+            data = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    mark = f" {master}#"
+    lines = [line for line in data.splitlines()
+             if mark in line and "[emerg]" in line]
+    return "\n".join(lines)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     """The last lines of a log file (for error messages)."""
     try:

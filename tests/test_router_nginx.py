@@ -480,10 +480,9 @@ def test_concurrent_apply_is_safe(router, settings, upstreams):
     assert not any(t.is_alive() for t in threads)
     # The live file is exactly one complete render, nginx accepts it, and serves it.
     live = router.routes_path.read_text()
-    candidates = [render.render_routes(t, settings.router_port) for t in tables]
-    candidates.append(
-        render.render_routes(build_table([("proc", [ups[0]])], settings.domain), settings.router_port)
-    )
+    candidates = [render.render_routes(t, settings.router_port, domain=settings.domain) for t in tables]
+    candidates.append(render.render_routes(build_table([("proc", [ups[0]])], settings.domain), settings.router_port,
+                                           domain=settings.domain))
     assert live in candidates
     router.test_config()
     assert sorted(p.name for p in router.conf_path.parent.iterdir()) == ["nginx.conf", "routes.conf"]
