@@ -19,6 +19,7 @@ from router import render
 from router.errors import RouterError
 
 _POLL = 0.02  # seconds between checks while waiting on nginx
+_RELOAD_POLL = 0.005  # a deploy waits for its reload: checks of the master's few children are cheap
 
 
 class NginxMaster:
@@ -106,7 +107,7 @@ class NginxMaster:
             how = f" with: {self.start_command}" if self.start_command else ""
             raise RouterError(f"nginx is not running for {self.prefix}, so it cannot be reloaded. "
                               f"Start the router{how}")
-        old = set(self.workers(pid))
+        old, told = set(self.workers(pid)), set()
         offset = _size(self.error_log)
         os.kill(pid, signal.SIGHUP)
         deadline = time.monotonic() + self.reload_timeout
@@ -116,6 +117,13 @@ class NginxMaster:
             new_active = [w for w in workers if w not in old and "shutting down" not in workers[w]]
             if new_active and not old_active:
                 return
+            if old_active and new_active and all("worker process" in workers[w] for w in new_active):
+                # The new workers run the new config. The master tells the old ones to finish
+                # (SIGQUIT: stop accepting, complete open requests) only after a fixed 100 ms
+                # pause; telling them now, as the master will, ends the switch that much sooner.
+                for w in set(old_active) - told:
+                    _kill(w, signal.SIGQUIT)
+                    told.add(w)
             refusal = _refusal(self.error_log, offset, pid)
             if refusal:
                 raise ReloadRefused(refusal)
@@ -128,7 +136,7 @@ class NginxMaster:
                     f"nginx (pid {pid}) did not switch to the new config within {self.reload_timeout:g}s. "
                     f"End of {self.error_log}:\n{tail(self.error_log)}"
                 )
-            time.sleep(_POLL)
+            time.sleep(_RELOAD_POLL)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful shutdown (SIGQUIT): open requests finish, then nginx exits.
@@ -239,7 +247,7 @@ def _pids() -> list[int]:
 
 def _children(pid: int) -> list[int]:
     """Candidate children of ``pid``: the kernel's list for its main thread (nginx's master has
-    one thread), else every process. A reload polls this every _POLL seconds: scanning all of
+    one thread), else every process. A reload polls this every _RELOAD_POLL seconds: scanning all of
     /proc costs more with every app's container processes on the host."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
