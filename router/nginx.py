@@ -1,5 +1,6 @@
 """The I/O shell around nginx: files in the router prefix, ``nginx -t``, and applying a
-route table (validate, swap, reload) under the router lock that every process shares.
+route table (swap and reload, the reload checking it; ``nginx -t`` first only while nginx is
+not running) under the router lock that every process shares.
 Starting, reloading and stopping the nginx master itself is ``router.master``.
 
 Layout of ``RouterConfig.prefix`` (the nginx prefix)::
@@ -40,7 +41,7 @@ class Nginx:
 
     ``worker_user`` is the user nginx workers run as when the master runs as
     root (default ``www-data``); ignored otherwise. ``on_reload(result, seconds)`` hears of
-    every config apply: ``ok`` (reloaded, and how long it took), ``rejected`` (nginx -t
+    every config apply: ``ok`` (reloaded, and how long it took), ``rejected`` (nginx
     refused it) or ``failed`` (the reload did not complete); its errors are the caller's.
     """
 
@@ -169,11 +170,12 @@ class Nginx:
     def apply(self, routes: Iterable[Route]) -> bool:
         """Make nginx serve ``routes``.
 
-        Returns False if the config on disk already matches. Otherwise the new
-        config is checked with ``nginx -t`` before it replaces the live one
-        (``ConfigRejected`` leaves the live config untouched), and a running
-        nginx is reloaded; when this returns, new connections are routed by
-        the new config. Safe to call concurrently from several processes.
+        Returns False if the config on disk already matches. Otherwise a running
+        nginx is reloaded on the new config, which the reload checks (a refusal
+        leaves the previous config serving and on disk, and raises ``ConfigRejected``);
+        with nginx stopped, ``nginx -t`` checks it before it replaces the live one.
+        When this returns, new connections are routed by the new config. Safe to
+        call concurrently from several processes.
         """
         refused: dict[str, str] = {}
         text, table = self._render_tolerant(tuple(routes), refused)  # RenderError before touching anything
