@@ -64,7 +64,8 @@ def _map(var: str, pairs: list[tuple[str, str]]) -> str:
 
 def _quoted(text: str, app: str) -> str:
     if any(c in text for c in '"\\$\n'):
-        raise RenderError(f"App {app}: its page text cannot go into the router's config.", app=app)
+        raise RenderError(f"App {app}: its page text holds a quote, backslash, '$' or newline and cannot go "
+                          "into the router's config: remove it from router/pages.py.", app=app)
     return f'"{text}\\n"'
 
 
