@@ -1,7 +1,8 @@
 """Scale benchmark: one platform, measured empty (one app) and again with N apps each running
 one busybox instance, in the same run. Prints, side by side: a redeploy of a tiny Dockerfile
 app (git push -> first 200 via the router; median of --runs), API latency p50/p99 over the app
-routes, one reconciler pass, one router render and one nginx test+reload, one metrics pass,
+routes, one reconciler pass, one router render, one `nginx -t` + reload, one route switch (what a deploy waits for: the
+table loaded, rendered and applied, nginx reloaded on it), one metrics pass,
 the platform's PSS (nginx included), and the engine's own CPU while idle. Never asserts.
 
 The N apps are released from one local image through the API (`POST /apps/<app>/builds`),
@@ -9,6 +10,12 @@ The N apps are released from one local image through the API (`POST /apps/<app>/
 setting up stops at --setup-limit seconds, and the figures say how many apps ran.
 
     .venv/bin/python bench/scale.py [--apps 100] [--runs 5] [--requests 300]
+
+`--switch-only` times just the router's route switch (a changed table applied: rendered,
+written, nginx reloaded on it) on its own nginx, with 1 and --apps apps that all have the
+platform's certificate, as on a platform; no Docker, a few seconds:
+
+    .venv/bin/python bench/scale.py --switch-only --apps 200
 """
 from __future__ import annotations
 
@@ -83,21 +90,28 @@ def timed(step) -> float:
 
 
 def passes(p, profile: bool = False) -> dict[str, float]:
-    """One reconciler pass, router render, nginx test + reload, metrics pass: each the median of
-    3, run here on the platform's own store, engine and nginx."""
+    """One reconciler pass, router render, nginx test + reload, route switch, metrics pass: each the median of 3, run
+    here on the platform's own store, engine and nginx. The route switch is a deploy's: the live
+    routes file differs from the table (a comment appended), so it is loaded, rendered, checked
+    and nginx reloaded, as when a new release's instances replace the old ones."""
     os.environ.update({k: v for k, v in p.env.items() if k.startswith("DOCKYARD_")})
     from controller.apps.crashes import CrashWatch
     from controller.daemons.reconcilerd import one_pass
     from controller.observe.sampler import Sampler
-    from controller.routing.table import load_routes
+    from controller.routing.table import apply_routes, load_routes
     from controller.services import Services
     from controller.settings import from_env
     svc = Services(from_env())
     watch, sampler = CrashWatch(), Sampler(svc.store, svc.scheduler)
     render = lambda: svc.router._render_tolerant(load_routes(svc.settings, svc.store, svc.scheduler), {})  # noqa: E731
-    reload = lambda: (svc.router.test_config(), svc.router.reload())   # noqa: E731
+    def switch():
+        with open(svc.router.routes_path, "a") as f:
+            f.write("# changed\n")
+        if not apply_routes(svc):
+            raise RuntimeError("the route switch did not reload nginx")
     steps = {"reconciler pass": lambda: one_pass(svc, watch, sweep=False), "router render": render,
-             "nginx test + reload": reload, "metrics pass": sampler.sample_once}
+             "nginx test + reload": lambda: (svc.router.test_config(), svc.router.reload()),
+             "route switch": switch, "metrics pass": sampler.sample_once}
     if profile:
         import cProfile
         import pstats
@@ -147,6 +161,42 @@ def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float
     return out
 
 
+def switch_only(apps: int, runs: int = 7) -> None:
+    """The route switch alone, with 1 and `apps` apps (median and fastest of `runs`)."""
+    import socket
+    from dataclasses import replace
+
+    from controller.settings import Settings, router_config
+    from router.nginx import Nginx
+    from router.table import Tls, Upstream, build_table
+    from tests.router_helpers import write_pair
+
+    def port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="dockyard-switch-") as tmp:
+        crt, key = write_pair(Path(tmp) / "tls", "platform", ["*.localhost", "localhost"])
+        nginx = Nginx(router_config(Settings(home=Path(tmp) / "home", router_port=port(), router_tls_port=port())))
+        nginx.ensure_layout()
+        nginx.start_foreground()
+        try:
+            for n in (1, apps):
+                table = build_table([(f"s{i:03d}", [("127.0.0.1", 5000 + i)]) for i in range(n)], "localhost")
+                table = tuple(replace(r, platform_tls=Tls(str(crt), str(key)), platform_hosts=r.hostnames)
+                              for r in table)
+                nginx.apply(table)
+                times = []
+                for k in range(runs):
+                    changed = (replace(table[0], upstreams=(Upstream("127.0.0.1", 6000 + k),)),) + table[1:]
+                    times.append(timed(lambda: nginx.apply(changed)))
+                print(f"route switch, {n} app(s): median {statistics.median(times) * 1000:.0f} ms, fastest "
+                      f"{min(times) * 1000:.0f} ms (routes file {len(nginx.routes_path.read_text()) // 1024} kB; "
+                      f"load {os.getloadavg()[0]:.1f})")
+        finally:
+            nginx.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--apps", type=int, default=100)
@@ -156,7 +206,11 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle engine CPU measured")
     ap.add_argument("--setup-limit", type=float, default=900.0)
     ap.add_argument("--profile", action="store_true", help="print a profile of each pass with N apps")
+    ap.add_argument("--switch-only", action="store_true", help="time the route switch alone (no Docker)")
     args = ap.parse_args()
+    if args.switch_only:
+        switch_only(args.apps)
+        return 0
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
         ensure_busybox_base(tmp / "busybox")

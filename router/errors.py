@@ -27,7 +27,8 @@ class RenderError(RouterError):
 
 
 class ConfigRejected(RouterError):
-    """``nginx -t`` refused the generated config. The live config is untouched.
+    """nginx refused the generated config (``nginx -t``, or the running master at a reload).
+    The live config is untouched.
 
     ``output`` is nginx's own stderr, verbatim.
     """

@@ -1,5 +1,6 @@
 """The I/O shell around nginx: files in the router prefix, ``nginx -t``, and applying a
-route table (validate, swap, reload) under the router lock that every process shares.
+route table (swap and reload, the reload checking it; ``nginx -t`` first only while nginx is
+not running) under the router lock that every process shares.
 Starting, reloading and stopping the nginx master itself is ``router.master``.
 
 Layout of ``RouterConfig.prefix`` (the nginx prefix)::
@@ -31,7 +32,7 @@ from core.fsutil import atomic_write
 from router import render
 from router.config import RouterConfig
 from router.errors import ConfigRejected, RenderError, RouterError
-from router.master import NginxMaster, tail
+from router.master import NginxMaster, ReloadRefused, tail
 from router.table import Route
 
 
@@ -40,7 +41,7 @@ class Nginx:
 
     ``worker_user`` is the user nginx workers run as when the master runs as
     root (default ``www-data``); ignored otherwise. ``on_reload(result, seconds)`` hears of
-    every config apply: ``ok`` (reloaded, and how long it took), ``rejected`` (nginx -t
+    every config apply: ``ok`` (reloaded, and how long it took), ``rejected`` (nginx
     refused it) or ``failed`` (the reload did not complete); its errors are the caller's.
     """
 
@@ -94,6 +95,7 @@ class Nginx:
     def _routes_text(self, routes: Iterable[Route]) -> str:
         return render.render_routes(
             routes, self.config.port, listen_host=self.listen_host, tls_port=self.config.tls_port,
+            domain=self.config.domain,
         )
 
     def _render_tolerant(self, routes: Iterable[Route], refused: dict[str, str]) -> tuple[str, list[Route]]:
@@ -168,11 +170,12 @@ class Nginx:
     def apply(self, routes: Iterable[Route]) -> bool:
         """Make nginx serve ``routes``.
 
-        Returns False if the config on disk already matches. Otherwise the new
-        config is checked with ``nginx -t`` before it replaces the live one
-        (``ConfigRejected`` leaves the live config untouched), and a running
-        nginx is reloaded; when this returns, new connections are routed by
-        the new config. Safe to call concurrently from several processes.
+        Returns False if the config on disk already matches. Otherwise a running
+        nginx is reloaded on the new config, which the reload checks (a refusal
+        leaves the previous config serving and on disk, and raises ``ConfigRejected``);
+        with nginx stopped, ``nginx -t`` checks it before it replaces the live one.
+        When this returns, new connections are routed by the new config. Safe to
+        call concurrently from several processes.
         """
         refused: dict[str, str] = {}
         text, table = self._render_tolerant(tuple(routes), refused)  # RenderError before touching anything
@@ -246,23 +249,52 @@ class Nginx:
         unchanged = _read(self.conf_path) == main_text and _read(self.routes_path) == routes_text
         if unchanged and not self._reload_owed:
             return False
-        if not unchanged:
-            try:
+        running = self.running()
+        if not unchanged and not running:
+            try:   # nginx starts on this config: check it first
                 self._validate_and_install(main_text, routes_text)
             except ConfigRejected:
                 self._heard("rejected", 0.0)
                 raise
-        if self.running():
-            self._reload_owed = True
+        if running:
             started = time.monotonic()
             try:
-                self.master.reload()
+                self._install_and_reload(main_text, routes_text, unchanged)
+            except ConfigRejected:
+                self._heard("rejected", time.monotonic() - started)
+                raise
             except RouterError:
                 self._heard("failed", time.monotonic() - started)
                 raise
             self._heard("ok", time.monotonic() - started)
         self._reload_owed = False
         return True
+
+    def _install_and_reload(self, main_text: str, routes_text: str, unchanged: bool) -> None:
+        """Put the new config in place and reload: the running master checks it as it loads
+        it (one parse, not a separate `nginx -t` first), and on a refusal keeps serving the
+        old config, whose files are then put back, so what is on disk is what is served."""
+        before = (_read(self.conf_path), _read(self.routes_path))
+        if not unchanged:
+            if before[0] != main_text:
+                atomic_write(self.conf_path, main_text, 0o644, durable=True)
+            if before[1] != routes_text:
+                atomic_write(self.routes_path, routes_text, 0o644, durable=True)
+        self._reload_owed = True
+        try:
+            self.master.reload()
+        except ReloadRefused as exc:
+            for path, text in zip((self.conf_path, self.routes_path), before):
+                if text is not None:
+                    atomic_write(path, text, 0o644, durable=True)
+            self._reload_owed = False       # the old config serves, and is on disk again
+            atomic_write(self.rejected_path, routes_text, 0o644, durable=True)
+            output = exc.output.replace(str(self.routes_path), str(self.rejected_path))
+            raise ConfigRejected(
+                "nginx rejected the new routing config, so it was not applied; the previous config keeps "
+                f"serving. The rejected routes are saved in {self.rejected_path}. nginx said:\n{output.strip()}",
+                output=output,
+            ) from None
 
     def _heard(self, result: str, seconds: float) -> None:
         if self.on_reload is not None:

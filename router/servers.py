@@ -36,7 +36,7 @@ def tls_lines(app: str, tls: Tls | None, tls_listen: str | None) -> str:
             f'    ssl_certificate_key "{key}";\n')
 
 
-def _tls_port(tls_listen: str) -> int:
+def tls_port(tls_listen: str) -> int:
     return int(tls_listen.rsplit(":", 1)[1])
 
 
@@ -50,7 +50,7 @@ def redirect_lines(route: Route, tls: Tls | None, tls_listen: str | None) -> str
             f"`dockyard certs:add CERT KEY -a {app}`, or `dockyard router:set force-https=false -a {app}`.", app=app)
     if tls is None:
         return ""   # these names have no certificate: they stay on HTTP
-    suffix = "" if _tls_port(tls_listen) == 443 else f":{_tls_port(tls_listen)}"
+    suffix = "" if tls_port(tls_listen) == 443 else f":{tls_port(tls_listen)}"
     return ('    if ($https = "") {\n'
             f"        return 308 https://$host{suffix}$request_uri;\n"
             "    }\n")
@@ -62,10 +62,10 @@ def proxy_redirects(listen: str, tls_listen: str | None) -> str:
     URL with no port is left alone: behind a TLS proxy on 443 it is right."""
     if tls_listen is None:
         return ""
-    http_port, tls_port = int(listen.rsplit(":", 1)[1]), _tls_port(tls_listen)
-    if http_port in (80, tls_port):
+    http_port, https_port = int(listen.rsplit(":", 1)[1]), tls_port(tls_listen)
+    if http_port in (80, https_port):
         return ""
-    return f"        proxy_redirect https://$host:{http_port}/ https://$host:{tls_port}/;\n"
+    return f"        proxy_redirect https://$host:{http_port}/ https://$host:{https_port}/;\n"
 
 
 def heads(route: Route, listen: str, tls_listen: str | None, opts: RouteOptions) -> list[tuple[str, bool]]:
@@ -85,3 +85,49 @@ def heads(route: Route, listen: str, tls_listen: str | None, opts: RouteOptions)
                       f"    client_max_body_size {opts.client_max_body_size};\n"
                       f"{redirect_lines(route, tls, tls_listen)}", tls is not None))
     return heads
+
+
+def maintenance_server(app: str, head: str, comment: str) -> str:
+    """A server block answering 503 for maintenance; ``app`` is a name or ``$dockyard_app``."""
+    return f"""
+# {comment}
+server {{
+{head}    add_header X-Content-Type-Options nosniff always;
+    add_header Retry-After 60 always;
+    return 503 "App {app} is down for maintenance. Please try again later.\\n(Its owner turns this off with: dockyard maintenance:off -a {app})\\n";
+}}
+"""
+
+
+def proxy_server(app: str, head: str, name: str, opts: RouteOptions, redirects: str, comment: str = "") -> str:
+    """A server block proxying to upstream ``name``; ``app`` (in the error pages) and ``name``
+    are literal, or variables in the shared blocks."""
+    size = opts.client_max_body_size
+    return f"""{comment}
+server {{
+{head}    error_page 413 @too_large;
+    error_page 502 @bad_gateway;
+    error_page 504 @gateway_timeout;
+
+    location / {{
+        proxy_pass http://{name};
+        proxy_connect_timeout {opts.connect_timeout}s;
+        proxy_read_timeout {opts.read_timeout}s;
+        proxy_send_timeout {opts.send_timeout}s;
+        proxy_next_upstream_timeout {opts.read_timeout}s;
+{redirects}    }}
+    location @too_large {{
+        add_header X-Content-Type-Options nosniff always;
+        return 413 "The request body is larger than app {app} accepts (client-max-body-size={size}). Its owner can raise the limit with: dockyard router:set client-max-body-size=200m -a {app}\\n";
+    }}
+    location @bad_gateway {{
+        add_header X-Content-Type-Options nosniff always;
+        return 502 "App {app} is not answering: its web process may be crashing or restarting.\\n";
+    }}
+    location @gateway_timeout {{
+        add_header X-Content-Type-Options nosniff always;
+        return 504 "App {app} did not answer within read-timeout={opts.read_timeout}s. If it needs longer, its owner can raise it with: dockyard router:set read-timeout=120 -a {app}\\n";
+    }}
+}}
+"""
+

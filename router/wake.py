@@ -26,14 +26,19 @@ def check(route: Route) -> Upstream:
 def render_sleeping(route: Route, head: str, opts: RouteOptions, address: str) -> str:
     """The server block of a sleeping app; `head` is its listen/server_name lines, `address` the
     listener's checked address. No retry to another upstream: the listener started the wake."""
+    return sleeping_server(route.app, route.wake.wait, head, opts, address,
+                           f"# App {route.app}: sleeping; a request wakes it.")
+
+
+def sleeping_server(app: str, wait: int, head: str, opts: RouteOptions, address: str, comment: str) -> str:
+    """`app` is the app's name, or `$dockyard_app` in the block sleeping apps share."""
     headers = "".join(f"        proxy_set_header {k} {v};\n" for k, v in PROXY_HEADERS)
-    wait = route.wake.wait
     return f"""
-# App {route.app}: sleeping; a request wakes it.
+{comment}
 server {{
 {head}    location / {{
         proxy_pass http://{address};
-{headers}        proxy_set_header {APP_HEADER} "{route.app}";
+{headers}        proxy_set_header {APP_HEADER} "{app}";
         proxy_next_upstream off;
         proxy_connect_timeout 5s;
         proxy_read_timeout {opts.read_timeout + wait}s;

@@ -307,3 +307,32 @@ def test_a_certificate_nginx_refuses_is_reported_for_its_app_and_others_keep_wor
     p.cli("certs:add", str(crt), str(key), "-a", a)
     assert "Refused" not in p.cli("router", "-a", a).stdout
     assert curl_host(p, host, "/", "--cacert", str(crt), scheme="https")[:2] == (200, "app a")
+
+
+def test_a_custom_domain_with_its_certificate_and_default_hostnames_serve_through_the_shared_blocks(platform, tmp_path):
+    p = platform
+    shop, plain = deploy(p, tmp_path, httpd_app("shop")), deploy(p, tmp_path, httpd_app("plain"))
+    custom = f"www.{shop}.example.com"
+    p.cli("domains:add", custom, "-a", shop)
+    crt, key = write_pair(tmp_path / "tls", "www", [custom])
+    p.cli("certs:add", str(crt), str(key), "-a", shop)
+    ca = tmp_path / "ca.pem"
+    ca.write_text(p.cli("certs:ca").stdout)
+    assert curl_host(p, custom, "/", "--cacert", str(crt), scheme="https")[:2] == (200, "shop")
+    assert curl_host(p, custom)[:2] == (200, "shop")
+    for name, body in ((shop, "shop"), (plain, "plain")):
+        host = f"{name}.{p.domain}"
+        assert curl_host(p, host)[:2] == (200, body)
+        assert curl_host(p, host, "/", "--cacert", str(ca), scheme="https")[:2] == (200, body)
+    # Both default hostnames are served by the shared blocks (one per way of serving, whatever the
+    # number of apps); the custom domain keeps its own block, with its own certificate.
+    conf = (p.home / "router" / "conf" / "routes.conf").read_text()
+    blocks = conf.split("\nserver {")
+    for name in (shop, plain):
+        [block] = [b for b in blocks if f"server_name {name}.{p.domain};" in b]
+        assert "proxy_pass http://$dockyard_shared_upstream;" in block
+        assert f"    {name}.{p.domain} app_{name.replace('-', '_')};\n" in conf
+    [own] = [b for b in blocks if f"server_name {custom};" in b]
+    assert f'ssl_certificate "{p.home / "certs"}' in own and "proxy_pass http://app_" in own
+    shared = [b for b in blocks if "set $dockyard_app $dockyard_shared_app;" in b]
+    assert 1 <= len(shared) <= 8

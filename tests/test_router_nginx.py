@@ -432,6 +432,25 @@ def test_rejected_config_keeps_the_previous_one_serving(router, settings, upstre
     assert all(0 < t < 15 for r, t in heard if r == "ok")
 
 
+def test_a_running_router_checks_a_change_by_its_reload_alone(router, settings, upstreams, monkeypatch):
+    # No separate `nginx -t` while nginx runs: the reload parses the config once, and a config
+    # it refuses (injected here) leaves the same master serving the old one, files put back.
+    a, b = upstreams("A"), upstreams("B")
+    monkeypatch.setattr(router, "_test_config", lambda conf: pytest.fail("nginx -t ran while nginx runs"))
+    assert router.apply(table(settings, myapp=[a])) is True
+    pid, live = router.master_pid(), router.routes_path.read_text()
+    good = render.render_routes
+    monkeypatch.setattr(render, "render_routes", lambda *x, **k: good(*x, **k) + "bogus_directive on;\n")
+    with pytest.raises(ConfigRejected) as err:
+        router.apply(table(settings, myapp=[b]))
+    assert 'unknown directive "bogus_directive"' in str(err.value) and str(router.rejected_path) in err.value.output
+    assert router.master_pid() == pid and router.routes_path.read_text() == live
+    assert text(settings.router_port, "myapp.localhost") == (200, "A\n")
+    monkeypatch.setattr(render, "render_routes", good)
+    assert router.apply(table(settings, myapp=[b])) is True
+    assert text(settings.router_port, "myapp.localhost") == (200, "B\n")
+
+
 def test_render_error_touches_nothing(router, settings):
     router.apply(table(settings, ok=[]))
     live = router.routes_path.read_bytes()
@@ -480,10 +499,9 @@ def test_concurrent_apply_is_safe(router, settings, upstreams):
     assert not any(t.is_alive() for t in threads)
     # The live file is exactly one complete render, nginx accepts it, and serves it.
     live = router.routes_path.read_text()
-    candidates = [render.render_routes(t, settings.router_port) for t in tables]
-    candidates.append(
-        render.render_routes(build_table([("proc", [ups[0]])], settings.domain), settings.router_port)
-    )
+    candidates = [render.render_routes(t, settings.router_port, domain=settings.domain) for t in tables]
+    candidates.append(render.render_routes(build_table([("proc", [ups[0]])], settings.domain), settings.router_port,
+                                           domain=settings.domain))
     assert live in candidates
     router.test_config()
     assert sorted(p.name for p in router.conf_path.parent.iterdir()) == ["nginx.conf", "routes.conf"]
