@@ -116,6 +116,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     extra.setdefault("DOCKYARD_REGISTRY_PORT", free_port())   # each platform's own image registry
     extra.setdefault("DOCKYARD_RENDEZVOUS_PORT", free_port())   # each platform's own `heroku run` listener
     extra.setdefault("DOCKYARD_WAKE_PORT", free_port())   # each platform's own wake listener (autosleep)
+    extra.setdefault("DOCKYARD_ADDON_GATEWAY_PORT", free_port())   # each platform's own add-on gateway (cluster)
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     STARTED_PORTS.update(int(v) for k, v in p.env.items() if k.startswith("DOCKYARD_") and k.endswith("_PORT"))
     try:

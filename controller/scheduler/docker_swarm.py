@@ -130,13 +130,15 @@ class SwarmScheduler(DockerEngine):
             self._pushed.add(node_ref)
 
     def _app_network(self, app: str) -> str:
-        """The app's own overlay network: its tasks reach each other, other apps' do not."""
+        """The app's own overlay network: its tasks reach each other, other apps' do not.
+        Attachable, so a one-off on a node's engine joins it to reach the app's add-ons'
+        forwarders (swarm_addons.py)."""
         name = f"{self.config.name}-app-{app}"
         try:
             self.manager.api.inspect_network(name)
         except docker.errors.NotFound:
             try:
-                self.manager.api.create_network(name, driver="overlay", check_duplicate=True,
+                self.manager.api.create_network(name, driver="overlay", check_duplicate=True, attachable=True,
                                                 labels={LABEL_INSTANCE: self.config.name, LABEL_APP: app})
             except docker.errors.APIError as e:
                 if "already exists" not in str(e.explanation):

@@ -4,9 +4,9 @@ the platform host. A node is picked as instances are placed (the ready, active n
 fewest instances and one-offs running), its engine pulls the release's image from the
 platform's registry, and the one-off runs there with the same isolation, limits and user as
 on one host, attached through that engine's API so input, output and the exit code pass as
-before. Add-ons run on the platform host: a one-off on a node reaches them as the app's
-instances on the swarm do (not at all today), so an app with add-ons keeps its one-offs on
-the host (selector.py decides)."""
+before. Add-ons run on the platform host: a one-off of an app with add-ons joins the app's
+overlay network, where the add-ons' forwarders answer under the add-ons' names
+(swarm_addons.py), as the app's instances reach them."""
 from __future__ import annotations
 
 import threading
@@ -34,9 +34,10 @@ class NodeOneoffs(DockerOneoffs):
     """DockerOneoffs on one node's engine (tcp://ADDRESS:2375); the image's user is decided
     from the platform host's copy of the image (`user_of`), as it is for every app container."""
 
-    def __init__(self, config, hostname: str, address: str, user_of: Callable[[str], str | None]):
+    def __init__(self, config, hostname: str, address: str, user_of: Callable[[str], str | None],
+                 network: str | None = None):
         super().__init__(config)
-        self.hostname, self.address, self._user_of = hostname, address, user_of
+        self.hostname, self.address, self._user_of, self.network = hostname, address, user_of, network
 
     @property
     def client(self):
@@ -49,7 +50,9 @@ class NodeOneoffs(DockerOneoffs):
         return self._user_of(image)
 
     def _join_services(self, container_id: str, app: str) -> None:
-        """Add-on networks live on the platform host: none to join here."""
+        """The app's overlay network, when the app has add-ons: their forwarders answer there."""
+        if self.network:
+            self._join(self.network, container_id)
 
     def pull(self, ref: str) -> None:
         """The node's engine pulls `ref` from the platform's registry (kept for the next one-off)."""
