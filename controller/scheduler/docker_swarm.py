@@ -158,7 +158,10 @@ class SwarmScheduler(DockerEngine):
         iso = s.isolation
         cpus = limits.cpus if limits.cpus is not None else iso.cpus
         spec = docker.types.ContainerSpec(
-            ref, command=["/bin/sh", "-c", command] if command else None,
+            # `args` is the image's CMD (its ENTRYPOINT stays: a buildpack image's launcher
+            # sources .profile.d, which puts the app's dependencies on PATH); `command` would
+            # replace the ENTRYPOINT, unlike a container's command on one host
+            ref, args=["/bin/sh", "-c", command] if command else None,
             env=[f"{k}={v}" for k, v in env.items()], user=self._user(image), labels=labels,
             stop_grace_period=s.stop_grace * NANO, cap_drop=["ALL"], cap_add=list(iso.caps) or None,
             mounts=[docker.types.Mount("/tmp", None, type="tmpfs", tmpfs_size=iso.tmp_mb << 20,
