@@ -172,7 +172,10 @@ def _create(swarm, app: str, addon: str, port: int, network: str, image: str, ga
     try:
         return swarm.manager.api.create_service(
             template, name=name, labels=labels, mode=docker.types.ServiceMode("replicated", 1),
-            networks=[docker.types.NetworkAttachmentConfig(network, aliases=[addon])])["ID"]
+            networks=[docker.types.NetworkAttachmentConfig(network, aliases=[addon])],
+            # the name resolves to the task's own address: a virtual IP (IPVS) did not carry
+            # connections on the Docker-in-Docker nodes, and one task needs no balancing
+            endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"))["ID"]
     except docker.errors.APIError as e:
         if "already exists" in str(e.explanation) or e.status_code == 409:
             return name     # another process made it at the same moment
