@@ -540,7 +540,7 @@ COUNT_PY = ("import os, time, psycopg\n"
             "c = psycopg.connect(os.environ['DATABASE_URL'], connect_timeout=10)\n"
             "print('items', c.execute('SELECT count(*) FROM items').fetchone()[0],"
             " 'released', c.execute('SELECT count(*) FROM released').fetchone()[0])\n"
-            "time.sleep(3)\n")
+            "time.sleep(6)\n")
 # Run by the second user's one-off: the ways in it has to the first app's add-on. Each probe
 # sends Postgres' SSLRequest, which Postgres answers with one byte ("N" here). The forwarder's
 # own address is not tried: it is on the first app's overlay network only, so from anywhere
@@ -614,6 +614,9 @@ def test_an_app_with_postgres_uses_it_from_the_nodes_and_another_tenant_cannot(c
                                                                        check=False)))
     runner.start()
     assert wait_until(lambda: sum(oneoffs_on_nodes(cl).values()) == 1, 60, "the one-off on a node")
+    # listed by `ps` with its node while it runs, as a one-off on one host is
+    wait_until(lambda: any(d["name"] == "run.1" and d["node"] in NODES for d in dynos(cl, name)), 10, "run.1 in ps")
+    assert re.search(r"run\.1: .* on node[123]", cl.cli("ps", "-a", name).stdout)
     runner.join(120)
     proc = result["proc"]
     assert proc.returncode == 0 and re.search(r"items 20 released [1-9]", proc.stdout), (proc.stdout, proc.stderr)

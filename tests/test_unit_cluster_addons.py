@@ -51,3 +51,18 @@ def test_the_gateway_key_is_made_once_private_and_kept(tmp_path):
     assert len(key) == 32 and gateway_key(tmp_path) == key
     assert (tmp_path / "addon-gateway.key").stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["addon-gateway.key"]
+
+
+def test_a_one_off_on_a_nodes_engine_is_listed_with_its_node_and_routed_by_its_id():
+    from controller.scheduler.swarm_oneoff import node_container_id, on_node, split_node_container
+    row = {"Id": "c0ffee", "Names": ["/dyt1.shop.run.2.v7.ab12"], "State": "running", "Status": "Up 3 seconds",
+           "Image": "172.23.0.1:5001/dyt1/shop:v7", "Created": 1700000000,
+           "Labels": {"dockyard.app": "shop", "dockyard.release": "7", "dockyard.oneoff": "run",
+                      "dockyard.index": "2", "dockyard.detached": "0"}}
+    inst = on_node(row, "node2", "172.23.0.3", 5000)
+    assert (inst.app, inst.process, inst.index, inst.version, inst.label) == ("shop", "run", 2, 7, "run.2")
+    assert (inst.node, inst.address, inst.detached, inst.state) == ("node2", "172.23.0.3", False, "running")
+    assert inst.container_id == node_container_id("172.23.0.3", "c0ffee") == "node:172.23.0.3/c0ffee"
+    assert split_node_container(inst.container_id) == ("172.23.0.3", "c0ffee")
+    for other in ("swarm:abc", "c0ffee", "node:", "node:172.23.0.3", "node:/c0ffee", "node:172.23.0.3/"):
+        assert split_node_container(other) is None, other

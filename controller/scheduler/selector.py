@@ -27,7 +27,7 @@ from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
 from controller.scheduler import swarm_addons, swarm_jobs
 from controller.scheduler.swarm_build import BuildSlots, NodeTenantBuilds
-from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
+from controller.scheduler.swarm_oneoff import NODE_PREFIX, NodeContainers, NodeOneoffs, OneoffPlaces, list_node_oneoffs
 from controller.scheduler.swarm_parse import PREFIX
 
 _RECHECK = 1.0   # seconds between looks at the cluster file
@@ -44,6 +44,7 @@ class SelectingScheduler(DockerScheduler):
         self._mode_lock = threading.Lock()
         self._oneoff_places = OneoffPlaces()
         self._build_slots = BuildSlots(config.home / "build-slots")
+        self._node_containers = NodeContainers(config)
 
     # ---- which backend --------------------------------------------------------------
     def _refresh(self) -> None:
@@ -72,6 +73,8 @@ class SelectingScheduler(DockerScheduler):
         return self._swarm
 
     def _for(self, container_id: str):
+        if container_id.startswith(NODE_PREFIX):    # an attached one-off on a node's engine
+            return self._node_containers
         return self.swarm() if container_id.startswith(PREFIX) else super()
 
     def misplaced(self, inst: Instance) -> bool:
@@ -168,6 +171,8 @@ class SelectingScheduler(DockerScheduler):
         if self._swarm is not None:
             try:
                 found += swarm_jobs.list_jobs(self._swarm, app)
+                if self.cluster_active():   # attached ones, each on a node's engine
+                    found += list_node_oneoffs(self.config, self._swarm._nodes(), app, self._swarm._probe.unreachable)
             except SchedulerError:
                 if self.cluster_active():
                     raise

@@ -10,6 +10,7 @@ overlay network, where the add-ons' forwarders answer under the add-ons' names
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Callable
 
 import docker
@@ -17,8 +18,15 @@ import docker.errors
 import requests
 
 from core.errors import SchedulerError
+from core.models import Instance, LogLine
 
 from controller.scheduler.docker_oneoff import DockerOneoffs
+from controller.scheduler.docker_parse import parse_instance, parse_logs
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_ONEOFF
+from controller.scheduler.swarm_parse import node_address
+
+NODE_PREFIX = "node:"    # ids of one-offs on a node's engine: node:ADDRESS/CONTAINER
+LIST_TIMEOUT = 3         # seconds a node's engine has to list its one-offs
 
 
 def pick_node(nodes: list[dict], running: dict[str, int]) -> dict | None:
@@ -97,3 +105,91 @@ class OneoffPlaces:
     def give_back(self, hostname: str) -> None:
         with self.lock:
             self.running[hostname] = max(0, self.running.get(hostname, 0) - 1)
+
+
+# ---- the attached one-offs running on the nodes: listed (`ps`), stopped, read -------------------
+def node_container_id(address: str, cid: str) -> str:
+    return f"{NODE_PREFIX}{address}/{cid}"
+
+
+def split_node_container(container_id: str) -> tuple[str, str] | None:
+    """Pure: (node address, container id) of a node one-off's id, else None."""
+    if not container_id.startswith(NODE_PREFIX):
+        return None
+    address, sep, cid = container_id[len(NODE_PREFIX):].partition("/")
+    return (address, cid) if sep and address and cid else None
+
+
+def on_node(row: dict, hostname: str, address: str, app_port: int) -> Instance:
+    """Pure: a node engine's listing row of a one-off -> an Instance of that node."""
+    inst = parse_instance(row, app_port)
+    return replace(inst, container_id=node_container_id(address, inst.container_id), node=hostname, address=address)
+
+
+def list_node_oneoffs(config, nodes: list, app: str | None, skip: set[str]) -> list[Instance]:
+    """The `run` one-offs this platform runs on the nodes' engines now (attached ones: detached
+    ones are Swarm services, swarm_jobs.py), asking each ready node not in `skip` (unreachable);
+    a node that does not answer in time shows none until it does."""
+    labels = [f"{LABEL_INSTANCE}={config.name}", f"{LABEL_ONEOFF}=run"] + ([f"{LABEL_APP}={app}"] if app else [])
+    found = []
+    for node in nodes:
+        address = node_address(node)
+        hostname = (node.get("Description") or {}).get("Hostname", "")
+        if not address or address in skip or (node.get("Status") or {}).get("State") != "ready":
+            continue
+        try:
+            with docker.APIClient(base_url=f"tcp://{address}:2375", timeout=LIST_TIMEOUT) as api:
+                rows = api.containers(all=True, filters={"label": labels})
+        except (docker.errors.DockerException, requests.RequestException):
+            continue
+        found += [on_node(r, hostname, address, config.app_port) for r in rows]
+    return found
+
+
+class NodeContainers:
+    """Stop, remove and read a one-off on a node's engine by its node id (the scheduler's verbs
+    for an instance id, routed by selector.py)."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def _engine(self, container_id: str) -> tuple[docker.APIClient, str]:
+        found = split_node_container(container_id)
+        if found is None:
+            raise SchedulerError(f"{container_id[:40]!r} is not a one-off on a node.")
+        return docker.APIClient(base_url=f"tcp://{found[0]}:2375", timeout=self.config.stop_grace + 30), found[1]
+
+    def stop(self, container_id: str, grace: int | None = None, remove: bool = True) -> None:
+        api, cid = self._engine(container_id)
+        with api:
+            try:
+                api.stop(cid, timeout=self.config.stop_grace if grace is None else grace)
+                if remove:
+                    api.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                pass
+            except (docker.errors.APIError, requests.RequestException) as e:
+                raise SchedulerError(f"Could not stop the one-off on node {container_id[len(NODE_PREFIX):].split('/')[0]}: "
+                                     f"{e}: see `dockyard nodes`.") from None
+
+    def remove(self, container_id: str) -> None:
+        self.stop(container_id, 0, remove=True)
+
+    def get(self, container_id: str) -> Instance | None:
+        api, cid = self._engine(container_id)
+        with api:
+            try:
+                data = api.inspect_container(cid)
+            except (docker.errors.DockerException, requests.RequestException):
+                return None
+        inst = parse_instance(data, self.config.app_port)
+        address = split_node_container(container_id)[0]
+        return replace(inst, container_id=container_id, address=address)
+
+    def logs(self, container_id: str, tail: int | str = 100, since: int | None = None) -> list[LogLine]:
+        api, cid = self._engine(container_id)
+        with api:
+            try:
+                return parse_logs(api.logs(cid, stdout=True, stderr=True, timestamps=True, tail=tail, since=since))
+            except (docker.errors.DockerException, requests.RequestException):
+                return []
