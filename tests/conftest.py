@@ -143,6 +143,11 @@ def stop_platform(p: Platform) -> None:
         if not imgs:
             break
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
+    port = p.env.get("DOCKYARD_REGISTRY_PORT")
+    pushed = [t for t in run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], check=False).stdout.split()
+              if port and t.startswith(f"127.0.0.1:{port}/")]
+    if pushed:   # tags for its registry of shared images (the stack the add-on forwarders run): untagged only
+        run(["docker", "rmi", *pushed], check=False)
     nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if nets:   # the instance's apps network, once its containers are gone
         run(["docker", "network", "rm", *nets], check=False)

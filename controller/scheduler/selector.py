@@ -111,7 +111,12 @@ class SelectingScheduler(DockerScheduler):
         active = self.cluster_active()
         if self._swarm is not None:
             try:
-                found += self._swarm.instances(app)
+                on_swarm = self._swarm.instances(app)
+                found += on_swarm
+                if not active and app is None and not on_swarm:
+                    # every instance is back on this host: the add-ons' forwarders go too, so
+                    # `make cluster-down` (waiting for the swarm to empty) can remove the nodes
+                    swarm_addons.remove_forwarders_of(self._swarm, None)
             except SchedulerError:
                 if active:
                     raise

@@ -198,11 +198,12 @@ def _wait_running(swarm, app: str, services: list[str]) -> None:
         time.sleep(0.5)
 
 
-def remove_forwarders_of(swarm, addon: str) -> None:
-    """Every forwarder of `addon` (it is being destroyed)."""
+def remove_forwarders_of(swarm, addon: str | None) -> None:
+    """Every forwarder of `addon` (it is being destroyed), or every forwarder (the cluster is
+    being taken down and no instance is left on it)."""
     api = swarm.manager.api
     try:
-        for svc in api.services(filters=swarm._filters(None, f"{LABEL_FORWARDER}={addon}")):
+        for svc in api.services(filters=swarm._filters(None, f"{LABEL_FORWARDER}={addon}" if addon else LABEL_FORWARDER)):
             api.remove_service(svc["ID"])
     except docker.errors.NotFound:
         pass
