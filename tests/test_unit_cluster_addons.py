@@ -66,3 +66,12 @@ def test_a_one_off_on_a_nodes_engine_is_listed_with_its_node_and_routed_by_its_i
     assert split_node_container(inst.container_id) == ("172.23.0.3", "c0ffee")
     for other in ("swarm:abc", "c0ffee", "node:", "node:172.23.0.3", "node:/c0ffee", "node:172.23.0.3/"):
         assert split_node_container(other) is None, other
+
+
+def test_a_nodes_release_images_lose_the_tags_no_release_keeps():
+    from controller.scheduler.swarm_images import node_removals
+    reg, repo = "172.23.0.1:5001", "dyt1/shop"
+    tags = [f"{reg}/dyt1/shop:v1", f"{reg}/dyt1/shop:v3", f"{reg}/dyt1/shopx:v1", "dyt1/shop:v1",
+            f"{reg}/dockyard/stack:bookworm", f"10.0.0.9:5001/dyt1/shop:v1"]
+    assert node_removals(tags, reg, repo, {"dyt1/shop:v3"}) == [f"{reg}/dyt1/shop:v1"]
+    assert node_removals(tags, reg, repo, {"dyt1/shop:v1", "dyt1/shop:v3"}) == []

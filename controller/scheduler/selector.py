@@ -25,7 +25,7 @@ from controller.scheduler.base import Scheduler
 from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
-from controller.scheduler import swarm_addons, swarm_jobs
+from controller.scheduler import swarm_addons, swarm_images, swarm_jobs
 from controller.scheduler.swarm_build import BuildSlots, NodeTenantBuilds
 from controller.scheduler.swarm_oneoff import NODE_PREFIX, NodeContainers, NodeOneoffs, OneoffPlaces, list_node_oneoffs
 from controller.scheduler.swarm_parse import PREFIX
@@ -164,11 +164,14 @@ class SelectingScheduler(DockerScheduler):
         return self._for(container_id).exec(container_id, command, timeout)
 
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
-        """The host's images, and the registry's copies of release images no release needs."""
+        """The host's images, the registry's copies of release images no release needs, and the
+        nodes' copies of them (swarm_images.py)."""
         keep = set(keep)
         pushed = registry_gc.delete_stale(f"127.0.0.1:{self.config.registry_port}",
                                           self.config.image_repo(app), keep)
-        return super().remove_images(app, keep, builds_only) + pushed
+        on_nodes = swarm_images.collect_on_nodes(self.swarm(), self.config.image_repo(app), keep) \
+            if self.cluster_active() else 0
+        return super().remove_images(app, keep, builds_only) + pushed + on_nodes
 
     # ---- detached one-offs and cron: services on the swarm while a cluster exists -------
     def oneoffs(self, app: str | None = None) -> list[Instance]:
