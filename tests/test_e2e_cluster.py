@@ -3,7 +3,8 @@
 app, scaling over every node with the router reaching each instance, a config change and
 deploys under load, rollback, one-offs' exit codes, drain, the loss of a node with no failed
 request, an app's instances kept on different nodes, the loss of the manager the platform
-talks to, and `make cluster-down` back to a single host. About 5 minutes here."""
+talks to, an app's Postgres add-on used from the nodes (and not by another tenant), and `make
+cluster-down` back to a single host. About 5 minutes here, plus 4-6 for the add-on test."""
 from __future__ import annotations
 
 import http.client
@@ -525,7 +526,8 @@ def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path)
 # ---- add-ons reached from the nodes (kept before cluster-down, which ends the module's cluster) ----
 # An app with a Postgres add-on (on the platform host) runs web=2 on the nodes, its release phase
 # and `run` on nodes too, through its forwarder; a second user's app on the nodes cannot get at
-# it. About 3 minutes here beside the module's cluster (two buildpack builds, one add-on).
+# it. 224 s and 332 s here under load (two buildpack builds, one add-on), beside the module's
+# cluster.
 ADDONS_SAMPLE = ROOT / "tests" / "samples" / "python-addons"
 RELEASE_PY = """import os
 url = os.environ.get("DATABASE_URL")
