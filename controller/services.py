@@ -40,7 +40,8 @@ def scheduler_config(s: Settings) -> SchedulerConfig:
                            app_port=s.app_port, app_memory_mb=s.app_memory_mb, stop_grace=s.stop_grace,
                            stack_image=s.stack_image, sandbox_image=s.sandbox_image, build_timeout=s.build_timeout,
                            build_memory_mb=s.build_memory_mb, registry_port=s.registry_port,
-                           registry_mirror=s.registry_mirror, isolation=s.isolation)
+                           registry_mirror=s.registry_mirror, isolation=s.isolation,
+                           addon_gateway_port=s.addon_gateway_port)
 
 
 def migrated(settings: Settings) -> "Services":

@@ -264,6 +264,8 @@ class Settings:
         help="the address the `heroku run` rendezvous listener (TLS, a Procfile process) binds: loopback unless you open it")
     rendezvous_port: int = setting("DOCKYARD_RENDEZVOUS_PORT", 5002,
         help="the rendezvous listener's port (docs/heroku-cli-run-logs.md)")
+    addon_gateway_port: int = setting("DOCKYARD_ADDON_GATEWAY_PORT", 5004,
+        help="while a cluster exists, the port on the platform host's address on the cluster's network where the add-ons' forwarders on the nodes connect (docs/cluster.md: add-ons on the cluster)")
     wake_port: int = setting("DOCKYARD_WAKE_PORT", 5003,
         help="the wake listener's port on 127.0.0.1 (a Procfile process): the router sends a sleeping app's requests there (docs/sleep.md)")
     wake_timeout: int = setting("DOCKYARD_WAKE_TIMEOUT", 30,

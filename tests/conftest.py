@@ -116,6 +116,7 @@ def start_platform(tmp: Path, **extra) -> Platform:
     extra.setdefault("DOCKYARD_REGISTRY_PORT", free_port())   # each platform's own image registry
     extra.setdefault("DOCKYARD_RENDEZVOUS_PORT", free_port())   # each platform's own `heroku run` listener
     extra.setdefault("DOCKYARD_WAKE_PORT", free_port())   # each platform's own wake listener (autosleep)
+    extra.setdefault("DOCKYARD_ADDON_GATEWAY_PORT", free_port())   # each platform's own add-on gateway (cluster)
     p.env = platform_env(name, p.home, p.user_home, p.api_port, p.router_port, p.domain, **extra)
     STARTED_PORTS.update(int(v) for k, v in p.env.items() if k.startswith("DOCKYARD_") and k.endswith("_PORT"))
     try:
@@ -142,6 +143,11 @@ def stop_platform(p: Platform) -> None:
         if not imgs:
             break
         run(["docker", "rmi", "-f", *sorted(set(imgs))], check=False)
+    port = p.env.get("DOCKYARD_REGISTRY_PORT")
+    pushed = [t for t in run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], check=False).stdout.split()
+              if port and t.startswith(f"127.0.0.1:{port}/")]
+    if pushed:   # tags for its registry of shared images (the stack the add-on forwarders run): untagged only
+        run(["docker", "rmi", *pushed], check=False)
     nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if nets:   # the instance's apps network, once its containers are gone
         run(["docker", "network", "rm", *nets], check=False)

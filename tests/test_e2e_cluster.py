@@ -3,7 +3,8 @@
 app, scaling over every node with the router reaching each instance, a config change and
 deploys under load, rollback, one-offs' exit codes, drain, the loss of a node with no failed
 request, an app's instances kept on different nodes, the loss of the manager the platform
-talks to, and `make cluster-down` back to a single host. About 5 minutes here."""
+talks to, an app's Postgres add-on used from the nodes (and not by another tenant), and `make
+cluster-down` back to a single host. About 5 minutes here, plus 4-6 for the add-on test."""
 from __future__ import annotations
 
 import http.client
@@ -520,6 +521,123 @@ def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path)
         if victim:
             start_node(cl, victim)
         node_engine(cl, ruler, "node", "update", "--availability", "active", ruler)
+
+
+# ---- add-ons reached from the nodes (kept before cluster-down, which ends the module's cluster) ----
+# An app with a Postgres add-on (on the platform host) runs web=2 on the nodes, its release phase
+# and `run` on nodes too, through its forwarder; a second user's app on the nodes cannot get at
+# it. 224 s and 332 s here under load (two buildpack builds, one add-on), beside the module's
+# cluster.
+ADDONS_SAMPLE = ROOT / "tests" / "samples" / "python-addons"
+RELEASE_PY = """import os
+url = os.environ.get("DATABASE_URL")
+if url:
+    import psycopg
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS released (at timestamptz DEFAULT now())")
+        conn.execute("INSERT INTO released DEFAULT VALUES")
+    print("release phase wrote to the database")
+"""
+COUNT_PY = ("import os, time, psycopg\n"
+            "c = psycopg.connect(os.environ['DATABASE_URL'], connect_timeout=10)\n"
+            "print('items', c.execute('SELECT count(*) FROM items').fetchone()[0],"
+            " 'released', c.execute('SELECT count(*) FROM released').fetchone()[0])\n"
+            "time.sleep(6)\n")
+# Run by the second user's one-off: the ways in it has to the first app's add-on. Each probe
+# sends Postgres' SSLRequest, which Postgres answers with one byte ("N" here). The forwarder's
+# own address is not tried: it is on the first app's overlay network only, so from anywhere
+# else it routes out of this machine, not to a container.
+ATTACK_PY = """import socket, sys
+gateway, port, app, addon, own = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+def probe(host, p, first=b""):
+    try:
+        s = socket.create_connection((host, p), timeout=5)
+    except OSError as e:
+        return "unreachable"
+    s.settimeout(8)
+    try:
+        s.sendall(first + bytes([0, 0, 0, 8, 4, 210, 22, 47]))
+        got = s.recv(1)
+    except OSError:
+        got = b""
+    return "answered" if got else "closed"
+print("by-name", probe(addon, 5432))
+print("forged", probe(gateway, port, ("dockyard-addon/1 %s %s 5432 %s\\n" % (app, addon, "0" * 64)).encode()))
+print("own-name", probe(gateway, port, ("dockyard-addon/1 %s %s 5432 %s\\n" % (own, addon, "0" * 64)).encode()))
+print("bare", probe(gateway, port))
+"""
+
+
+def second_user(p, base) -> dict:
+    """A user of their own (not an admin), logged in with their own HOME: their CLI's env."""
+    name = f"u{secrets.token_hex(3)}"
+    token = p.cli("users:add", name).stdout.strip().splitlines()[-1].strip()
+    home = base / f"home-{name}"
+    home.mkdir(parents=True)
+    env = {**p.env, "HOME": str(home)}
+    run([str(ROOT / ".venv/bin/dockyard"), "login", "--api", p.api, "--token", token], cwd=home, env=env)
+    return env
+
+
+def node_events(p, app: str, since: float) -> str:
+    """The containers of `app` created on any node's engine since `since`, by their labels."""
+    return "".join(run(["docker", "exec", f"{p.name}-node{k}", "docker", "events", "--since", str(int(since)),
+                        "--until", str(int(time.time()) + 1), "--filter", "event=create", "--filter",
+                        f"label=dockyard.app={app}", "--format", "{{json .Actor.Attributes}}"],
+                       check=False).stdout for k in (1, 2, 3))
+
+
+def test_an_app_with_postgres_uses_it_from_the_nodes_and_another_tenant_cannot(cl, tmp_path):
+    started = time.time()
+    name = unique_app("clpg")
+    files = {str(f.relative_to(ADDONS_SAMPLE)): f.read_bytes() for f in sorted(ADDONS_SAMPLE.rglob("*")) if f.is_file()}
+    files["Procfile"] = files["Procfile"].decode() + "release: python release.py\n"
+    files["release.py"] = RELEASE_PY
+    repo = make_app_repo(tmp_path / name, files, cl)
+    cl.cli("apps:create", name, cwd=repo)
+    cl.git("push", "dockyard", "main", cwd=repo, timeout=900)
+    since = time.time() - 1
+    out = cl.cli("addons:create", "postgres", "-a", name).stdout
+    assert "as DATABASE_URL" in out, out
+    addon = next(a["name"] for a in json.loads(cl.cli("addons", "-a", name, "--json").stdout))
+    # the release phase of the new release (DATABASE_URL set) ran on a node and wrote there
+    assert '"dockyard.oneoff":"release"' in node_events(cl, name, since)
+    cl.cli("ps:scale", "web=2", "-a", name)
+    wait_until(lambda: len({d["node"] for d in dynos(cl, name) if d["type"] == "web" and d["state"] == "up"}) == 2,
+               120, "web=2 on two nodes")
+    assert body_of_path(cl, name, "/write?n=20") == "wrote 20"
+    for _ in range(4):      # both instances, on their nodes, read the rows through the forwarder
+        assert json.loads(body_of_path(cl, name, "/rows"))["count"] == 20
+    assert not cl.containers(name), "an instance or one-off of the app runs on the platform host"
+
+    # `run` on a node reaches the database under the unchanged DATABASE_URL
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(proc=cl.cli("run", "-a", name, "--", "python", "-c", COUNT_PY,
+                                                                       check=False)))
+    runner.start()
+    assert wait_until(lambda: sum(oneoffs_on_nodes(cl).values()) == 1, 60, "the one-off on a node")
+    # listed by `ps` with its node while it runs, as a one-off on one host is
+    wait_until(lambda: any(d["name"] == "run.1" and d["node"] in NODES for d in dynos(cl, name)), 10, "run.1 in ps")
+    assert re.search(r"run\.1: .* on node[123]", cl.cli("ps", "-a", name).stdout)
+    runner.join(120)
+    proc = result["proc"]
+    assert proc.returncode == 0 and re.search(r"items 20 released [1-9]", proc.stdout), (proc.stdout, proc.stderr)
+
+    # a second user's app on the nodes: no way in to the first app's add-on
+    env = second_user(cl, tmp_path)
+    other = unique_app("clev")
+    other_repo = make_app_repo(tmp_path / other, {"public/index.html": "<h1>other tenant</h1>\n"}, cl)
+    run([str(ROOT / ".venv/bin/dockyard"), "apps:create", other], cwd=other_repo, env=env)
+    run(["git", "push", "dockyard", "main"], cwd=other_repo, env=env, timeout=900)
+    gateway = json.loads((cl.home / "cluster.json").read_text())["registry"].rpartition(":")[0]
+    port = cl.env["DOCKYARD_ADDON_GATEWAY_PORT"]
+    attack = run([str(ROOT / ".venv/bin/dockyard"), "run", "-a", other, "--", "python3", "-c", ATTACK_PY,
+                  gateway, port, name, addon, other], cwd=other_repo, env=env, check=False, timeout=300)
+    assert attack.returncode == 0, (attack.stdout, attack.stderr)
+    seen = dict(line.split(" ", 1) for line in attack.stdout.splitlines() if line.count(" ") == 1)
+    assert seen.get("by-name") == "unreachable", attack.stdout
+    assert seen.get("forged") == "closed" and seen.get("own-name") == "closed" and seen.get("bare") == "closed", attack.stdout
+    print(f"\nadd-ons from the nodes: {time.time() - started:.0f} s")
 
 
 def body_of_path(p, app: str, path: str) -> str:

@@ -28,6 +28,7 @@ LOOPS: dict[str, str] = {
     "waker": "controller.daemons.waked:serve_loop",               # holds a sleeping app's requests, wakes it
     "ssh-gateway": "controller.git.sshd:serve_gateway",           # git over SSH: sshd's forced command -> builds
     "registry-nodes": "controller.daemons.registry:serve_nodes",  # the cluster's nodes -> the image registry
+    "addon-gateway": "controller.daemons.addon_gateway:serve",    # the nodes' add-on forwarders -> add-ons
 }
 
 log = logging.getLogger("dockyard.platform")

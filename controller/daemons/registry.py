@@ -53,7 +53,7 @@ def cluster_address(s: Settings) -> tuple[str, int] | None:
         return None
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def pipe(src: socket.socket, dst: socket.socket) -> None:
     try:
         while data := src.recv(65536):
             dst.sendall(data)
@@ -92,8 +92,8 @@ class Forwarder:
             except OSError:
                 conn.close()
                 continue
-            threading.Thread(target=_pipe, args=(conn, upstream), daemon=True).start()
-            threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+            threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
 
     def close(self) -> None:
         self.stopped.set()

@@ -26,6 +26,7 @@ class SchedulerConfig:
     build_memory_mb: int
     registry_port: int       # the local registry a cluster's nodes pull releases from
     registry_mirror: str     # Docker Hub pulls go through it when set
+    addon_gateway_port: int  # the add-on gateway's port on the cluster bridge (swarm_addons.py)
     isolation: Isolation
 
     def image_repo(self, app: str) -> str:

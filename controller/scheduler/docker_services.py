@@ -19,7 +19,7 @@ from core.models import LogLine, ServiceStatus
 from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_oneoff import feed_stdin
 from controller.scheduler.docker_parse import parse_logs, split_frames
-from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE, LABEL_SERVICE_KIND
+from controller.scheduler.labels import LABEL_APP, LABEL_INSTANCE, LABEL_SERVICE, LABEL_SERVICE_KIND, SERVICE_PORTS
 
 _CHUNK = 1 << 16
 
@@ -203,6 +203,44 @@ class DockerServices(DockerEngine):
 
     def disconnect_service(self, name: str, app: str) -> None:
         self._remove_network(self._service_network(name, app))
+
+    def attached_ports(self, app: str) -> dict[str, int]:
+        """The add-ons attached to `app` now (their network with it exists), by name, with the
+        port of their kind: what its forwarders on a cluster relay (swarm_addons.py)."""
+        try:
+            nets = self.client.api.networks(filters={"label": [f"{LABEL_INSTANCE}={self.config.name}",
+                                                               LABEL_SERVICE, f"{LABEL_APP}={app}"]})
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list networks: {e.explanation}") from None
+        found = {}
+        for net in nets:
+            name = (net.get("Labels") or {}).get(LABEL_SERVICE, "")
+            port = self._service_port(name)
+            if name and port:
+                found[name] = port
+        return found
+
+    def _service_port(self, name: str) -> int | None:
+        try:
+            labels = self.client.api.inspect_container(self._service_container(name))["Config"]["Labels"] or {}
+        except (docker.errors.APIError, KeyError):
+            return None
+        return SERVICE_PORTS.get(labels.get(LABEL_SERVICE_KIND, ""))
+
+    def service_address(self, name: str, app: str) -> tuple[str, int] | None:
+        """Where this host reaches the add-on `name` for `app` (its address on its own network,
+        its kind's port), or None unless it is attached to `app` and running: the add-on
+        gateway admits a forwarder's connection only then."""
+        try:
+            self.client.api.inspect_network(self._service_network(name, app))
+            data = self.client.api.inspect_container(self._service_container(name))
+        except docker.errors.APIError:
+            return None
+        if not (data.get("State") or {}).get("Running"):
+            return None
+        home = ((data.get("NetworkSettings") or {}).get("Networks") or {}).get(self._home_network(name)) or {}
+        port = SERVICE_PORTS.get(((data.get("Config") or {}).get("Labels") or {}).get(LABEL_SERVICE_KIND, ""))
+        return (home["IPAddress"], port) if home.get("IPAddress") and port else None
 
     def _app_containers(self, app: str) -> list[str]:
         try:

@@ -130,13 +130,15 @@ class SwarmScheduler(DockerEngine):
             self._pushed.add(node_ref)
 
     def _app_network(self, app: str) -> str:
-        """The app's own overlay network: its tasks reach each other, other apps' do not."""
+        """The app's own overlay network: its tasks reach each other, other apps' do not.
+        Attachable, so a one-off on a node's engine joins it to reach the app's add-ons'
+        forwarders (swarm_addons.py)."""
         name = f"{self.config.name}-app-{app}"
         try:
             self.manager.api.inspect_network(name)
         except docker.errors.NotFound:
             try:
-                self.manager.api.create_network(name, driver="overlay", check_duplicate=True,
+                self.manager.api.create_network(name, driver="overlay", check_duplicate=True, attachable=True,
                                                 labels={LABEL_INSTANCE: self.config.name, LABEL_APP: app})
             except docker.errors.APIError as e:
                 if "already exists" not in str(e.explanation):
@@ -156,7 +158,10 @@ class SwarmScheduler(DockerEngine):
         iso = s.isolation
         cpus = limits.cpus if limits.cpus is not None else iso.cpus
         spec = docker.types.ContainerSpec(
-            ref, command=["/bin/sh", "-c", command] if command else None,
+            # `args` is the image's CMD (its ENTRYPOINT stays: a buildpack image's launcher
+            # sources .profile.d, which puts the app's dependencies on PATH); `command` would
+            # replace the ENTRYPOINT, unlike a container's command on one host
+            ref, args=["/bin/sh", "-c", command] if command else None,
             env=[f"{k}={v}" for k, v in env.items()], user=self._user(image), labels=labels,
             stop_grace_period=s.stop_grace * NANO, cap_drop=["ALL"], cap_add=list(iso.caps) or None,
             mounts=[docker.types.Mount("/tmp", None, type="tmpfs", tmpfs_size=iso.tmp_mb << 20,

@@ -15,9 +15,10 @@ LABEL_ONEOFF = "dockyard.oneoff"       # a one-off's kind: `run` (dockyard run) 
 LABEL_DETACHED = "dockyard.detached"   # "1" on a `dockyard run --detach` one-off, else "0"
 LABEL_SERVICE = "dockyard.addon"       # the add-on: on its container, volume and networks
 LABEL_SERVICE_KIND = "dockyard.addon.service"   # postgres | redis, on the add-on's container
+SERVICE_PORTS = {"postgres": 5432, "redis": 6379}   # the port of each kind (as controller/addons/kinds.py)
 LABEL_PORT = "dockyard.port"           # the port a web instance listens on inside (the router's target)
 LABEL_STANDBY = "dockyard.standby"     # an instance created ahead for a wake: the spec it was made for
 
 __all__ = ["LABEL_INSTANCE", "LABEL_APP", "LABEL_RELEASE", "LABEL_PROCESS", "LABEL_INDEX", "LABEL_BUILD",
            "LABEL_ONEOFF", "LABEL_DETACHED", "LABEL_SERVICE", "LABEL_SERVICE_KIND", "LABEL_PORT",
-           "LABEL_STANDBY"]
+           "LABEL_STANDBY", "SERVICE_PORTS"]

@@ -8,8 +8,9 @@ health-checked, before retiring them: a switch drops no request. Images and buil
 the host's engine, except a tenant's Dockerfile builds, which run on a node while a cluster
 exists (swarm_build.py) and push their image to the cluster's registry from there; one-offs the
 caller waits for (`run`, the release phase, postdeploy) run on a node while a cluster exists
-(swarm_oneoff.py), detached ones and cron as one-task services on the swarm (swarm_jobs.py). An
-app with add-ons keeps its one-offs on the host, where its add-ons run."""
+(swarm_oneoff.py), detached ones and cron as one-task services on the swarm (swarm_jobs.py).
+Add-ons stay on the host; an app's tasks and one-offs on the nodes reach them through a
+forwarder per attachment on the app's overlay network (swarm_addons.py)."""
 from __future__ import annotations
 
 import threading
@@ -24,9 +25,9 @@ from controller.scheduler.base import Scheduler
 from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
-from controller.scheduler import swarm_jobs
+from controller.scheduler import swarm_addons, swarm_images, swarm_jobs
 from controller.scheduler.swarm_build import BuildSlots, NodeTenantBuilds
-from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
+from controller.scheduler.swarm_oneoff import NODE_PREFIX, NodeContainers, NodeOneoffs, OneoffPlaces, list_node_oneoffs
 from controller.scheduler.swarm_parse import PREFIX
 
 _RECHECK = 1.0   # seconds between looks at the cluster file
@@ -43,6 +44,7 @@ class SelectingScheduler(DockerScheduler):
         self._mode_lock = threading.Lock()
         self._oneoff_places = OneoffPlaces()
         self._build_slots = BuildSlots(config.home / "build-slots")
+        self._node_containers = NodeContainers(config)
 
     # ---- which backend --------------------------------------------------------------
     def _refresh(self) -> None:
@@ -71,6 +73,8 @@ class SelectingScheduler(DockerScheduler):
         return self._swarm
 
     def _for(self, container_id: str):
+        if container_id.startswith(NODE_PREFIX):    # an attached one-off on a node's engine
+            return self._node_containers
         return self.swarm() if container_id.startswith(PREFIX) else super()
 
     def misplaced(self, inst: Instance) -> bool:
@@ -82,6 +86,7 @@ class SelectingScheduler(DockerScheduler):
 
     def start(self, app, release, process, index, command, image, limits=None) -> Instance:
         if self.cluster_active():
+            self._forwarders(app)
             return self.swarm().start(app, release, process, index, command, image, limits)
         return super().start(app, release, process, index, command, image, limits)
 
@@ -106,7 +111,12 @@ class SelectingScheduler(DockerScheduler):
         active = self.cluster_active()
         if self._swarm is not None:
             try:
-                found += self._swarm.instances(app)
+                on_swarm = self._swarm.instances(app)
+                found += on_swarm
+                if not active and app is None and not on_swarm:
+                    # every instance is back on this host: the add-ons' forwarders go too, so
+                    # `make cluster-down` (waiting for the swarm to empty) can remove the nodes
+                    swarm_addons.remove_forwarders_of(self._swarm, None)
             except SchedulerError:
                 if active:
                     raise
@@ -154,11 +164,14 @@ class SelectingScheduler(DockerScheduler):
         return self._for(container_id).exec(container_id, command, timeout)
 
     def remove_images(self, app: str, keep: Iterable[str] = (), builds_only: bool = False) -> int:
-        """The host's images, and the registry's copies of release images no release needs."""
+        """The host's images, the registry's copies of release images no release needs, and the
+        nodes' copies of them (swarm_images.py)."""
         keep = set(keep)
         pushed = registry_gc.delete_stale(f"127.0.0.1:{self.config.registry_port}",
                                           self.config.image_repo(app), keep)
-        return super().remove_images(app, keep, builds_only) + pushed
+        on_nodes = swarm_images.collect_on_nodes(self.swarm(), self.config.image_repo(app), keep) \
+            if self.cluster_active() else 0
+        return super().remove_images(app, keep, builds_only) + pushed + on_nodes
 
     # ---- detached one-offs and cron: services on the swarm while a cluster exists -------
     def oneoffs(self, app: str | None = None) -> list[Instance]:
@@ -166,14 +179,17 @@ class SelectingScheduler(DockerScheduler):
         if self._swarm is not None:
             try:
                 found += swarm_jobs.list_jobs(self._swarm, app)
+                if self.cluster_active():   # attached ones, each on a node's engine
+                    found += list_node_oneoffs(self.config, self._swarm._nodes(), app, self._swarm._probe.unreachable)
             except SchedulerError:
                 if self.cluster_active():
                     raise
         return sorted(found, key=lambda i: (i.app, i.index))
 
     def run_detached(self, app, release, command, image, env=None) -> Instance:
-        if not self.cluster_active() or self._networks(app=app):
+        if not self.cluster_active():
             return super().run_detached(app, release, command, image, env)
+        self._forwarders(app)
         return swarm_jobs.start_job(self.swarm(), app, release, command, image, self.next_oneoff_index(app), env)
 
     # ---- builds: a tenant's Dockerfile on a node while a cluster exists ----------------
@@ -185,13 +201,15 @@ class SelectingScheduler(DockerScheduler):
     # ---- one-offs the caller waits for: on a node while a cluster exists ---------------
     def _node_for_oneoff(self, app: str, image: str):
         """(a node's one-off engine, the image's reference there), or None when the one-off
-        stays on this host: no cluster, or the app has add-ons (they run on this host)."""
-        if not self.cluster_active() or self._networks(app=app):
+        stays on this host (there is no cluster). A one-off of an app with add-ons joins the
+        app's overlay network, where their forwarders answer."""
+        if not self.cluster_active():
             return None
         swarm = self.swarm()
         ref = swarm.node_image(image)
+        network = swarm._app_network(app) if self._forwarders(app) else None
         node = self._oneoff_places.take(swarm.nodes())
-        engine = NodeOneoffs(self.config, node["hostname"], node["address"], lambda _ref: self._user(image))
+        engine = NodeOneoffs(self.config, node["hostname"], node["address"], lambda _ref: self._user(image), network)
         try:
             engine.pull(ref)
         except BaseException:
@@ -226,6 +244,31 @@ class SelectingScheduler(DockerScheduler):
                                        env, index or self.next_oneoff_index(app), terminal)
         finally:
             self._done_on(engine)
+
+    # ---- add-ons: on this host, reached from the nodes through forwarders ---------------
+    def _forwarders(self, app: str) -> dict[str, int]:
+        """The app's add-on forwarders on the swarm made to match its attachments (a no-op for an
+        app without add-ons and none left over); returns the attachments (name -> port)."""
+        wanted = self.attached_ports(app)
+        swarm = self.swarm()
+        gateway = f"{swarm.cluster['registry'].rpartition(':')[0]}:{self.config.addon_gateway_port}"
+        swarm_addons.sync_forwarders(swarm, app, wanted, gateway, swarm_addons.gateway_key(self.config.home))
+        return wanted
+
+    def connect_service(self, name: str, app: str) -> None:
+        super().connect_service(name, app)
+        if self.cluster_active():
+            self._forwarders(app)
+
+    def disconnect_service(self, name: str, app: str) -> None:
+        super().disconnect_service(name, app)
+        if self.cluster_active():
+            self._forwarders(app)
+
+    def remove_service(self, name: str, keep_data: bool = False) -> None:
+        super().remove_service(name, keep_data)
+        if not keep_data and self.cluster_active():   # destroyed (a recreated one keeps its forwarders)
+            swarm_addons.remove_forwarders_of(self.swarm(), name)
 
     # ---- the cluster's nodes (cluster mode only) ---------------------------------------
     def nodes(self) -> list[dict]:
