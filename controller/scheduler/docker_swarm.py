@@ -33,7 +33,7 @@ from controller.scheduler.docker_host import WATCH_WINDOW
 from controller.scheduler.docker_parse import parse_logs
 from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
 from controller.scheduler.swarm_ports import LABEL_TASK, TaskPorts
-from controller.scheduler.swarm_reach import STALE_LIMIT, NodeProbe
+from controller.scheduler.swarm_reach import FRESH_LIMIT, STALE_LIMIT, NodeProbe
 from controller.scheduler.swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
                           node_address, parse_task_exits, service_id, spread_constraints)
 
@@ -63,6 +63,7 @@ class SwarmScheduler(DockerEngine):
         self._ports = TaskPorts(config.app_port, self._task_containers)
         self._router_reader: tuple[str, docker.APIClient] | None = None
         self._listing: tuple[float, list[Instance]] | None = None   # the last full listing (router)
+        self._lost_seen = 0.0                                       # the probe's loss last routed by it
         self._addresses: set[str] = set()                           # every node's, as last listed
 
     def managers(self) -> list[str]:
@@ -276,7 +277,14 @@ class SwarmScheduler(DockerEngine):
     def instances(self, app: str | None = None) -> list[Instance]:
         """The app's instances; a node this host does not reach makes its instances
         "unreachable" (swarm_reach). In the router's process, while no manager answers (an
-        election), the last listing stands, so routes still follow the probe's view."""
+        election), the last listing stands, so routes still follow the probe's view; and a node
+        the probe just lost is dropped from the last listing at once, before any manager is asked
+        (the lost node can be the manager asked, or the leader whose loss holds every read)."""
+        listing = self._listing
+        if (app is None and listing is not None and self._probe.lost_at > self._lost_seen
+                and time.monotonic() - listing[0] < FRESH_LIMIT):
+            self._lost_seen = self._probe.lost_at
+            return sorted(self._probe.doubted(listing[1]), key=lambda i: (i.app, i.process, i.index, i.version))
         try:
             found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.config.app_port)
             if app is None:
