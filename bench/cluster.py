@@ -187,7 +187,8 @@ def main() -> int:
     if leader is not None:
         print(f"(e) the Raft leader's node ({leader['on_it']} of the app's 4 instances) stopped under load "
               "(3 keep-alive clients, 10 s client timeout)")
-        print(f"    requests: {leader['total']}; failed: {leader['failed']} (target 0); slowest {leader['slowest']:.1f} s; "
+        print(f"    requests: {leader['total']}; failed: {leader['failed']} (target 0); "
+              f"slowest {leader['slowest']:.1f} s; "
               f"node reported down after {leader['down']:.1f} s; full strength (4 up on the other nodes) after "
               f"{leader['moved']:.1f} s")
     if parallel:
@@ -265,8 +266,8 @@ def _stop_under_load(p, host: str, part: str, choose, wanted: int, limit: float)
         print(f"    ({part}) failures: {collections.Counter(load.failed).most_common()} at "
               f"{', '.join(f'{t - stopped:.1f}' for t in load.fail_times)} s after the stop", file=sys.stderr)
     return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "down": down,
-            "moved": moved, "nodes": len({d["node"] for d in rows}), "on_it": len([d for d in rows if d["node"] == victim]),
-            "slowest": max(load.latencies, default=float("nan"))}
+            "moved": moved, "nodes": len({d["node"] for d in rows}),
+            "on_it": len([d for d in rows if d["node"] == victim]), "slowest": max(load.latencies, default=float("nan"))}
 
 
 def build_app(text: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ from controller.scheduler.docker_host import WATCH_WINDOW
 from controller.scheduler.docker_parse import parse_logs
 from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
 from controller.scheduler.swarm_ports import LABEL_TASK, TaskPorts
-from controller.scheduler.swarm_reach import FRESH_LIMIT, STALE_LIMIT, NodeProbe
+from controller.scheduler.swarm_reach import FRESH_LIMIT, LOST_NOW, STALE_LIMIT, NodeProbe
 from controller.scheduler.swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
                           node_address, parse_task_exits, service_id, spread_constraints)
 
@@ -63,7 +63,7 @@ class SwarmScheduler(DockerEngine):
         self._ports = TaskPorts(config.app_port, self._task_containers)
         self._router_reader: tuple[str, docker.APIClient] | None = None
         self._listing: tuple[float, list[Instance]] | None = None   # the last full listing (router)
-        self._lost_seen = 0.0                                       # the probe's loss last routed by it
+        self._lost_seen = 0.0                                       # the probe's last loss routed by it
         self._addresses: set[str] = set()                           # every node's, as last listed
 
     def managers(self) -> list[str]:
@@ -234,6 +234,8 @@ class SwarmScheduler(DockerEngine):
             return client.api
         url, reader = self._router_reader or ("", None)
         if reader is None or url != self._manager_url:
+            if reader is not None:
+                reader.close()      # the manager changed: its connections are of no more use
             reader = docker.APIClient(base_url=self._manager_url, timeout=ROUTER_READ)
             self._router_reader = (self._manager_url, reader)
         return reader
@@ -280,10 +282,10 @@ class SwarmScheduler(DockerEngine):
         election), the last listing stands, so routes still follow the probe's view; and a node
         the probe just lost is dropped from the last listing at once, before any manager is asked
         (the lost node can be the manager asked, or the leader whose loss holds every read)."""
-        listing = self._listing
-        if (app is None and listing is not None and self._probe.lost_at > self._lost_seen
-                and time.monotonic() - listing[0] < FRESH_LIMIT):
-            self._lost_seen = self._probe.lost_at
+        listing, now, lost_at = self._listing, time.monotonic(), self._probe.lost_at
+        if (app is None and listing is not None and listing[0] < lost_at and now - listing[0] < FRESH_LIMIT
+                and (now - lost_at < LOST_NOW or lost_at > self._lost_seen)):
+            self._lost_seen = lost_at     # the first computation after the loss, however late, and any within LOST_NOW
             return sorted(self._probe.doubted(listing[1]), key=lambda i: (i.app, i.process, i.index, i.version))
         try:
             found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.config.app_port)

@@ -24,6 +24,7 @@ PROBE_EVERY = 0.5      # seconds between the router's looks at every node
 CACHE_FOR = 1.0        # seconds an answer is reused by a process that probes on demand
 STALE_LIMIT = 120.0    # seconds the router may route by the last listing while no manager answers
 FRESH_LIMIT = 15.0     # seconds a listing may be old to drop a node the probe just lost, before asking
+LOST_NOW = 1.0         # seconds after the probe lost a node during which the router routes by that listing
 
 
 def answers(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
