@@ -181,13 +181,16 @@ def main() -> int:
               f"ratio {scale / raw_scale:.2f}  (target <= 1.2)")
     if lost is not None:
         print(f"(c) a node of the app (not the leader) stopped under load (3 keep-alive clients, web=2 on {lost['nodes']} nodes)")
-        print(f"    requests: {lost['total']}; failed: {lost['failed']} (target 0); node reported down after "
-              f"{lost['down']:.1f} s; full strength (2 up on the other nodes) after {lost['moved']:.1f} s")
+        print(f"    requests: {lost['total']}; failed: {lost['failed']} (target 0); slowest {lost['slowest']:.1f} s; "
+              f"node reported down after {lost['down']:.1f} s; full strength (2 up on the other nodes) after "
+              f"{lost['moved']:.1f} s")
     if leader is not None:
         print(f"(e) the Raft leader's node ({leader['on_it']} of the app's 4 instances) stopped under load "
               "(3 keep-alive clients, 10 s client timeout)")
-        print(f"    requests: {leader['total']}; failed: {leader['failed']} (target 0); full strength (4 up on the "
-              f"other nodes) after {leader['moved']:.1f} s")
+        print(f"    requests: {leader['total']}; failed: {leader['failed']} (target 0); "
+              f"slowest {leader['slowest']:.1f} s; "
+              f"node reported down after {leader['down']:.1f} s; full strength (4 up on the other nodes) after "
+              f"{leader['moved']:.1f} s")
     if parallel:
         print("(d) 6 pushes of different apps at once, until all 6 serve their new page")
         print(f"    3-node cluster, builds on the nodes: {parallel['cluster']:.1f} s (first time on fresh nodes, "
@@ -220,57 +223,51 @@ def _node_down(p, hostname: str) -> bool:
         return False
 
 
+def _leader(p) -> str:
+    """The hostname of the swarm's Raft leader."""
+    out = run(["docker", "-H", json.loads((p.home / "cluster.json").read_text())["manager"], "node", "ls",
+               "--filter", "role=manager", "--format", "{{.Hostname}} {{.ManagerStatus}}"]).stdout
+    return next((line.split()[0] for line in out.splitlines() if line.endswith(" Leader")), "")
+
+
 def _lose_a_node(p, host: str) -> dict:
+    """(c) a node of the app that is not the Raft leader (its loss: part e)."""
+    leader = _leader(p)
+    return _stop_under_load(p, host, "c", lambda rows: next(d["node"] for d in rows if d["node"] != leader), 2, 120)
+
+
+def _lose_the_leader(p, host: str) -> dict:
+    """(e) the Raft leader's node."""
+    leader = _leader(p)
+    return _stop_under_load(p, host, "e", lambda rows: leader, 4, 150)
+
+
+def _stop_under_load(p, host: str, part: str, choose, wanted: int, limit: float) -> dict:
+    """Stop the node `choose(instances)` names under the bounded load; requests failed, when the
+    manager reported it down, and when `wanted` instances were up on the other nodes."""
     rows = _dynos(p, "bench")
-    lead = run(["docker", "-H", json.loads((p.home / "cluster.json").read_text())["manager"], "node", "ls",
-                "--filter", "role=manager", "--format", "{{.Hostname}} {{.ManagerStatus}}"]).stdout
-    leader = next((line.split()[0] for line in lead.splitlines() if line.endswith(" Leader")), "")
-    victim = next(d["node"] for d in rows if d["node"] != leader)   # the leader's loss: docs/cluster.md
+    victim = choose(rows)
     down = moved = float("nan")
     with Load(p.router_port, host) as load:
         time.sleep(2)
         stopped = time.monotonic()
         run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", victim.removeprefix("node")], env=p.env)
-        while time.monotonic() - stopped < 120:
+        while time.monotonic() - stopped < limit:
             if down != down and _node_down(p, victim):
                 down = time.monotonic() - stopped
             up = [d for d in _dynos(p, "bench") if d["state"] == "up" and d["node"] != victim]
-            if len(up) == 2:
+            if len(up) == wanted:
                 moved = time.monotonic() - stopped
                 break
             time.sleep(0.5)
         time.sleep(5)
     run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", victim.removeprefix("node")], env=p.env)
     if load.failed:
-        print(f"    (c) failures: {collections.Counter(load.failed).most_common()} at "
+        print(f"    ({part}) failures: {collections.Counter(load.failed).most_common()} at "
               f"{', '.join(f'{t - stopped:.1f}' for t in load.fail_times)} s after the stop", file=sys.stderr)
     return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "down": down,
-            "moved": moved, "nodes": len({d["node"] for d in rows})}
-
-
-def _lose_the_leader(p, host: str) -> dict:
-    rows = _dynos(p, "bench")
-    lead = run(["docker", "-H", json.loads((p.home / "cluster.json").read_text())["manager"], "node", "ls",
-                "--filter", "role=manager", "--format", "{{.Hostname}} {{.ManagerStatus}}"]).stdout
-    victim = next((line.split()[0] for line in lead.splitlines() if line.endswith(" Leader")), "")
-    moved = float("nan")
-    with Load(p.router_port, host) as load:
-        time.sleep(2)
-        stopped = time.monotonic()
-        run(["bash", str(ROOT / "scripts/cluster.sh"), "node-stop", victim.removeprefix("node")], env=p.env)
-        while time.monotonic() - stopped < 150:
-            up = [d for d in _dynos(p, "bench") if d["state"] == "up" and d["node"] != victim]
-            if len(up) == 4:
-                moved = time.monotonic() - stopped
-                break
-            time.sleep(0.5)
-        time.sleep(5)
-    run(["bash", str(ROOT / "scripts/cluster.sh"), "node-start", victim.removeprefix("node")], env=p.env)
-    if load.failed:
-        print(f"    (e) failures: {collections.Counter(load.failed).most_common()} at "
-              f"{', '.join(f'{t - stopped:.1f}' for t in load.fail_times)} s after the stop", file=sys.stderr)
-    return {"total": len(load.latencies) + len(load.failed), "failed": len(load.failed), "moved": moved,
-            "on_it": len([d for d in rows if d["node"] == victim])}
+            "moved": moved, "nodes": len({d["node"] for d in rows}),
+            "on_it": len([d for d in rows if d["node"] == victim]), "slowest": max(load.latencies, default=float("nan"))}
 
 
 def build_app(text: str) -> dict[str, str]:

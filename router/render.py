@@ -183,7 +183,7 @@ http {{
     log_format dockyard_json escape=json '{{"msec":"$msec","app":"$dockyard_app",'
         '"method":"$request_method","path":"$request_uri","status":"$status","bytes":"$body_bytes_sent",'
         '"request_time":"$request_time","upstream_time":"$upstream_response_time",'
-        '"connect_time":"$upstream_connect_time","upstream":"$upstream_addr",'
+        '"connect_time":"$upstream_connect_time","upstream":"$upstream_addr","upstream_status":"$upstream_status",'
         '"request_id":"$dockyard_request_id","host":"$host","fwd":"$remote_addr","proto":"$scheme"}}';
     access_log "{prefix}/{ACCESS_LOG}" dockyard_json buffer=64k flush=1s if=$dockyard_app;
 

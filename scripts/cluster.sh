@@ -86,9 +86,12 @@ up() {
     for k in $(seq 1 "$n"); do wait_engine "$k"; done
     local ip1; ip1=$(node_ip 1)
     if [ "$(in_node 1 docker info -f '{{.Swarm.LocalNodeState}}')" != "active" ]; then
-        # nodes report to the managers every second (Docker's default is 5 s): a lost node is
-        # declared down after about 3 s instead of 15, and its instances leave the routes then
-        in_node 1 docker swarm init --advertise-addr "$ip1" --dispatcher-heartbeat 1s >/dev/null
+        # nodes report to the managers every 2 s (Docker's default is 5 s): a lost node is declared
+        # down after about 6 s instead of 15 (Swarm moves its tasks then; the router's own probe
+        # drops it within a second). Not 1 s: after a leader change the new leader waits 6
+        # heartbeats for each node to report again, and agents retry with a backoff of up to 8 s,
+        # so with 1 s it declared live nodes down and Swarm shut down their running tasks
+        in_node 1 docker swarm init --advertise-addr "$ip1" --dispatcher-heartbeat 2s >/dev/null
         say "swarm initialised on $(node_name 1) ($ip1)"
     fi
     local managers="\"tcp://$ip1:2375\""

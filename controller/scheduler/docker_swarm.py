@@ -32,13 +32,15 @@ from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_host import WATCH_WINDOW
 from controller.scheduler.docker_parse import parse_logs
 from controller.scheduler.labels import LABEL_APP, LABEL_INDEX, LABEL_INSTANCE, LABEL_PROCESS, LABEL_RELEASE
-from controller.scheduler.swarm_reach import STALE_LIMIT, NodeProbe
+from controller.scheduler.swarm_ports import LABEL_TASK, TaskPorts
+from controller.scheduler.swarm_reach import FRESH_LIMIT, LOST_NOW, STALE_LIMIT, NodeProbe
 from controller.scheduler.swarm_parse import (LABEL_DURABLE, LABEL_IMAGE, PREFIX, ReportedExits, parse_nodes, parse_services,
                           node_address, parse_task_exits, service_id, spread_constraints)
 
 NANO = 1_000_000_000
 MANAGER_RECHECK = 2.0   # seconds a manager that answered is used before it is asked again
 PLACED_WAIT = 3.0       # seconds a start waits for Swarm to put its task on a node
+ROUTER_READ = 3.0       # seconds the router's listing waits for a manager before it routes by the last one
 
 
 class SwarmScheduler(DockerEngine):
@@ -58,7 +60,10 @@ class SwarmScheduler(DockerEngine):
         self._exits = ReportedExits()
         self._exits_lock = threading.Lock()
         self._probe = NodeProbe()
+        self._ports = TaskPorts(config.app_port, self._task_containers)
+        self._router_reader: tuple[str, docker.APIClient] | None = None
         self._listing: tuple[float, list[Instance]] | None = None   # the last full listing (router)
+        self._lost_seen = 0.0                                       # the probe's last loss routed by it
         self._addresses: set[str] = set()                           # every node's, as last listed
 
     def managers(self) -> list[str]:
@@ -224,22 +229,50 @@ class SwarmScheduler(DockerEngine):
     def _update_labels(self, sid: str, extra: dict) -> None:
         self._update_spec(sid, lambda spec: spec.__setitem__("Labels", {**(spec.get("Labels") or {}), **extra}))
 
+    def _reader(self) -> docker.APIClient:
+        """The manager's API for listings. In the router's process (its probe runs) reads wait at
+        most ROUTER_READ s: a manager that lost its leader holds a read until an election ends
+        (10-20 s), and meanwhile the router must drop the instances of a node its probe lost, by
+        the last listing (`instances`), not send requests into connect timeouts."""
+        client = self.manager
+        if not self._probe.running:
+            return client.api
+        url, reader = self._router_reader or ("", None)
+        if reader is None or url != self._manager_url:
+            if reader is not None:
+                reader.close()      # the manager changed: its connections are of no more use
+            reader = docker.APIClient(base_url=self._manager_url, timeout=ROUTER_READ)
+            self._router_reader = (self._manager_url, reader)
+        return reader
+
     def _snapshot(self, filters: dict, task_filters: dict | None = None) -> tuple[list, list, list]:
-        api = self.manager.api
+        api = self._reader()
         try:
             services = api.services(filters=filters)
             if not services:
                 return [], [], []
-            return services, api.tasks(filters=task_filters), self._nodes()
+            nodes = self._nodes()
+            tasks = self._ports.fill(services, api.tasks(filters=task_filters),
+                                     {n["ID"]: node_address(n) for n in nodes})
+            return services, tasks, nodes
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list the swarm's services: {e.explanation}") from None
+
+    def _task_containers(self, address: str) -> list:
+        """The swarm tasks' containers on one node's engine, [] when it does not answer (its
+        tasks then stay without a published port: swarm_ports)."""
+        try:
+            with docker.APIClient(base_url=f"tcp://{address}:2375", timeout=3) as node:
+                return node.containers(filters={"label": [LABEL_TASK, LABEL_PROCESS]})
+        except (docker.errors.DockerException, requests.RequestException):
+            return []
 
     def _nodes(self) -> list:
         """The swarm's nodes, looked up at most once a second (a deploy's health checks ask
         about each new instance twice a second; node addresses and states change rarely)."""
         now = time.monotonic()
         if self._nodes_cache is None or now - self._nodes_cache[0] > 1.0:
-            self._nodes_cache = (now, self.manager.api.nodes())
+            self._nodes_cache = (now, self._reader().nodes())
             self._addresses = {node_address(n) for n in self._nodes_cache[1]} - {""}
         return self._nodes_cache[1]
 
@@ -251,7 +284,14 @@ class SwarmScheduler(DockerEngine):
     def instances(self, app: str | None = None) -> list[Instance]:
         """The app's instances; a node this host does not reach makes its instances
         "unreachable" (swarm_reach). In the router's process, while no manager answers (an
-        election), the last listing stands, so routes still follow the probe's view."""
+        election), the last listing stands, so routes still follow the probe's view; and a node
+        the probe just lost is dropped from the last listing at once, before any manager is asked
+        (the lost node can be the manager asked, or the leader whose loss holds every read)."""
+        listing, now, lost_at = self._listing, time.monotonic(), self._probe.lost_at
+        if (app is None and listing is not None and listing[0] < lost_at and now - listing[0] < FRESH_LIMIT
+                and (now - lost_at < LOST_NOW or lost_at > self._lost_seen)):
+            self._lost_seen = lost_at     # the first computation after the loss, however late, and any within LOST_NOW
+            return sorted(self._probe.doubted(listing[1]), key=lambda i: (i.app, i.process, i.index, i.version))
         try:
             found = parse_services(*self._snapshot(self._filters(app, LABEL_PROCESS)), self.config.app_port)
             if app is None:

@@ -23,6 +23,8 @@ PROBE_TIMEOUT = 0.5    # seconds a node's engine port has to accept a connection
 PROBE_EVERY = 0.5      # seconds between the router's looks at every node
 CACHE_FOR = 1.0        # seconds an answer is reused by a process that probes on demand
 STALE_LIMIT = 120.0    # seconds the router may route by the last listing while no manager answers
+FRESH_LIMIT = 15.0     # seconds a listing may be old to drop a node the probe just lost, before asking
+LOST_NOW = 1.0         # seconds after the probe lost a node during which the router routes by that listing
 
 
 def answers(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -47,6 +49,7 @@ class NodeProbe:
     def __init__(self) -> None:
         self.unreachable: set[str] = set()
         self.running = False            # the router's loop probes every node continuously
+        self.lost_at = 0.0              # when the probe last found a node that stopped answering
         self._looked: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
@@ -81,6 +84,8 @@ class NodeProbe:
             while not stopped():
                 found = self.look(addresses(), max_age=0)
                 if found != self.unreachable:
+                    if found - self.unreachable:
+                        self.lost_at = time.monotonic()
                     self.unreachable = found
                     on_change()
                 time.sleep(PROBE_EVERY)
