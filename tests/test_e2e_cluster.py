@@ -3,7 +3,8 @@
 app, scaling over every node with the router reaching each instance, a config change and
 deploys under load, rollback, one-offs' exit codes, drain, the loss of a node with no failed
 request, an app's instances kept on different nodes, the loss of the manager the platform
-talks to, and `make cluster-down` back to a single host. About 5 minutes here."""
+talks to, a second user's instance and one-off kept by the nodes' wall from every engine and
+the registry, and `make cluster-down` back to a single host. About 5 minutes here."""
 from __future__ import annotations
 
 import contextlib
