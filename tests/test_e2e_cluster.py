@@ -558,6 +558,16 @@ def results(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.split() if "=" in line)
 
 
+def wall_drops(p) -> int:
+    """Packets the nodes' walls dropped so far (the DROP rules' counters in every node)."""
+    total = 0
+    for k in (1, 2, 3):
+        for chain in ("DOCKYARD-TASKS-IN", "DOCKYARD-TASKS-OUT"):
+            out = run(["docker", "exec", f"{p.name}-node{k}", "iptables", "-L", chain, "-v", "-n", "-x"]).stdout
+            total += sum(int(line.split()[0]) for line in out.splitlines()[2:] if line.split()[2] == "DROP")
+    return total
+
+
 def test_a_tenant_on_a_node_reaches_no_engine_nor_the_registry_only_the_addon_gateway(cl, web, tmp_path):
     victim, _ = web
     mallory = second_user_env(cl)
@@ -603,6 +613,7 @@ def test_a_tenant_on_a_node_reaches_no_engine_nor_the_registry_only_the_addon_ga
     if stand_in:
         stand_in.settimeout(0.5)
         threading.Thread(target=serve, daemon=True).start()
+    dropped = wall_drops(cl)
     try:
         run([*cli, "config:set", f"PROBE={probe_script(targets)}", "-a", name], env=mallory)
         oneoff = run([*cli, "run", "-a", name, "--", "sh", "-c", 'eval "$PROBE"'], env=mallory, timeout=120).stdout
@@ -615,6 +626,7 @@ def test_a_tenant_on_a_node_reaches_no_engine_nor_the_registry_only_the_addon_ga
     assert any(d["node"] for d in dynos(cl, name)), "the instance ran on the platform host"
     expected = {t[0]: "open" if t[0] == "addon-gateway" else "shut" for t in targets}
     assert (results(oneoff), results(page)) == (expected, expected), (oneoff, page)
+    assert wall_drops(cl) > dropped      # refused by the nodes' walls, not by anything else
 
 
 def body_of_path(p, app: str, path: str) -> str:
