@@ -14,11 +14,15 @@
 # Nodes run with the flags that work on this machine (--privileged is refused here; see README).
 # Each node's dockerd trusts the platform's registry at the bridge's gateway address and listens
 # for the platform on its own address on the cluster bridge (port 2375), a network nothing else joins.
+# Each node starts with scripts/node-firewall.sh, which keeps the tenants' containers on it from the
+# node itself and from the cluster's network (the add-on gateway on the gateway address excepted).
 set -euo pipefail
 
 NAME="${DOCKYARD_NAME:-dockyard}"
 HOME_DIR="${DOCKYARD_HOME:-$HOME/.dockyard}"
 REGISTRY_PORT="${DOCKYARD_REGISTRY_PORT:-5001}"
+ADDON_GATEWAY_PORT="${DOCKYARD_ADDON_GATEWAY_PORT:-5004}"
+FIREWALL="$(cd "$(dirname "$0")" && pwd)/node-firewall.sh"
 STACK_IMAGE="${DOCKYARD_STACK_IMAGE:-dockyard/stack:bookworm}"
 NODE_IMAGE="${DOCKYARD_NODE_IMAGE:-dockyard/node:bookworm}"
 NET="${NAME}-cluster"
@@ -56,13 +60,16 @@ wait_engine() {   # node K's dockerd answers
     die "the engine in $(node_name "$1") did not start (docker logs $(node_name "$1"))"
 }
 
-start_node() {    # K GATEWAY
-    local k=$1 gw=$2
+start_node() {    # K GATEWAY SUBNET
+    local k=$1 gw=$2 subnet=$3
+    # the wall goes up before dockerd starts, so no task ever runs without it (node-start too)
     docker run -d --name "$(node_name "$k")" --hostname "node$k" \
         --label "dockyard.instance=$NAME" --label "dockyard.node=$k" \
         --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
         --security-opt apparmor=unconfined -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \
+        -v "$FIREWALL:/usr/local/sbin/dockyard-node-firewall:ro" \
         --network "$NET" "$NODE_IMAGE" \
+        /usr/local/sbin/dockyard-node-firewall "$subnet" "$gw:$ADDON_GATEWAY_PORT" -- \
         dockerd -H unix:///var/run/docker.sock -H "tcp://0.0.0.0:2375" \
         --insecure-registry "$gw:$REGISTRY_PORT" >/dev/null
 }
@@ -76,11 +83,12 @@ up() {
     docker network inspect "$NET" >/dev/null 2>&1 \
         || docker network create --label "dockyard.instance=$NAME" "$NET" >/dev/null
     local gw; gw=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NET")
+    local subnet; subnet=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$NET")
     for k in $(seq 1 "$n"); do
         if docker inspect "$(node_name "$k")" >/dev/null 2>&1; then
             docker start "$(node_name "$k")" >/dev/null
         else
-            start_node "$k" "$gw"
+            start_node "$k" "$gw" "$subnet"
         fi
     done
     for k in $(seq 1 "$n"); do wait_engine "$k"; done

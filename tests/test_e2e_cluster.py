@@ -4,14 +4,18 @@ app, scaling over every node with the router reaching each instance, a config ch
 deploys under load, rollback, one-offs' exit codes, drain, the loss of a node with no failed
 request, an app's instances kept on different nodes, the loss of the manager the platform
 talks to, the loss of the Raft leader's node with no failed request, an app's Postgres add-on
-used from the nodes (and not by another tenant), and `make cluster-down` back to a single host.
-About 8 minutes on a quiet machine before the add-on and leader-loss tests (4-6 and ~2 more)."""
+used from the nodes (and not by another tenant), a second user's instance and one-off kept by
+the nodes' wall from every engine and the registry, and `make cluster-down` back to a single
+host. About 8 minutes on a quiet machine before the add-on, wall and leader-loss tests (4-6,
+~0.5 and ~2 more)."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -637,6 +641,110 @@ def test_an_app_with_postgres_uses_it_from_the_nodes_and_another_tenant_cannot(c
     assert seen.get("by-name") == "unreachable", attack.stdout
     assert seen.get("forged") == "closed" and seen.get("own-name") == "closed" and seen.get("bare") == "closed", attack.stdout
     print(f"\nadd-ons from the nodes: {time.time() - started:.0f} s")
+
+
+# ---- tenants on the nodes: the node's wall (scripts/node-firewall.sh) -------------------------
+# (kept before cluster-down, which ends the module's cluster)
+ATTACK_IMAGE = {"Dockerfile": f"FROM {BUSYBOX_BASE}\n"
+                # the instance serves at once (the health check) and probes in the background
+                "CMD [\"/bin/sh\", \"-c\", \"(eval \\\"$PROBE\\\" > /www/r.tmp; mv /www/r.tmp /www/probe.txt) & "
+                "exec httpd -f -p $PORT -h /www\"]\n"}
+
+
+def second_user_env(p) -> dict:
+    from controller.store import Store
+    store = Store(p.home / "dockyard.db")
+    user = store.create_user(f"mallory-{secrets.token_hex(2)}")
+    token = secrets.token_hex(16)
+    store.add_token(user.id, token)
+    return {**p.env, "DOCKYARD_API_TOKEN": token}
+
+
+def probe_script(targets: list[tuple[str, str, str, str]]) -> str:
+    """A shell script for busybox: each (label, HOST:PORT, request line, expected text) is tried
+    at once (HTTP/1.0 over nc, whose input stays open a moment: the registry's forwarder ends a
+    connection half-closed by its client) and printed as label=open or label=shut; `route` is
+    the container's default gateway (its node's bridge address)."""
+    lines = ['hit() { out=$( (printf "$3 HTTP/1.0\\r\\nContent-Length: 0\\r\\n\\r\\n"; sleep 2) | timeout 8 nc -w 4 "${2%:*}" '
+             '"${2##*:}" 2>/dev/null | head -c 4000); case "$out" in *"$4"*) echo "$1=open";; *) echo "$1=shut";; esac; }',
+             "route=$(ip route | awk '/^default/ {print $3}')"]
+    lines += [f'hit {label} "{target}" "{request}" \'{expect}\' &' for label, target, request, expect in targets]
+    return "\n".join(lines + ["wait"]) + "\n"
+
+
+def results(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.split() if "=" in line)
+
+
+def wall_drops(p) -> int:
+    """Packets the nodes' walls dropped so far (the DROP rules' counters in every node)."""
+    total = 0
+    for k in (1, 2, 3):
+        for chain in ("DOCKYARD-TASKS-IN", "DOCKYARD-TASKS-OUT"):
+            out = run(["docker", "exec", f"{p.name}-node{k}", "iptables", "-L", chain, "-v", "-n", "-x"]).stdout
+            total += sum(int(line.split()[0]) for line in out.splitlines()[2:] if line.split()[2] == "DROP")
+    return total
+
+
+def test_a_tenant_on_a_node_reaches_no_engine_nor_the_registry_only_the_addon_gateway(cl, web, tmp_path):
+    victim, _ = web
+    mallory = second_user_env(cl)
+    name = unique_app("clwall")
+    repo = make_app_repo(tmp_path / name, ATTACK_IMAGE)
+    cli = [str(ROOT / ".venv/bin/dockyard")]
+    run([*cli, "apps:create", name], env=mallory, cwd=repo)
+    out = run(["git", "push", "dockyard", "main"], env=mallory, cwd=repo, timeout=600).stderr
+    assert re.search(r"Building on node\d", out), out     # so a sandbox (mallory's) exists on a node
+    net = f"{cl.name}-cluster"
+    gateway = run(["docker", "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", net]).stdout.strip()
+    targets = []
+    for k in (1, 2, 3):
+        address = run(["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}',
+                       f"{cl.name}-node{k}"]).stdout.strip()
+        targets.append((f"engine-node{k}", f"{address}:2375", "GET /version", "ApiVersion"))
+        for sandbox in node_engine(cl, f"node{k}", "ps", "-q", "--filter", "label=dockyard.sandbox").split():
+            published = node_engine(cl, f"node{k}", "port", sandbox, "2375/tcp").split()[0]
+            targets.append((f"sandbox-node{k}-{sandbox[:6]}", published, "GET /version", "ApiVersion"))
+    assert any(t[0].startswith("sandbox-") for t in targets), targets
+    targets.append(("engine-route", "$route:2375", "GET /version", "ApiVersion"))
+    registry = f"{gateway}:{cl.env['DOCKYARD_REGISTRY_PORT']}"
+    targets.append(("registry-pull", registry, f"GET /v2/{cl.name}/{victim}/tags/list", '"tags"'))
+    targets.append(("registry-push", registry, f"POST /v2/{cl.name}/{victim}/blobs/uploads/", "202 Accepted"))
+    # the add-on gateway's port on the gateway address stays open (a stand-in listener when the
+    # platform's own gateway is not there)
+    addon = (gateway, int(cl.env.get("DOCKYARD_ADDON_GATEWAY_PORT", "5004")))
+    targets.append(("addon-gateway", f"{addon[0]}:{addon[1]}", "GET /", "addon-hello"))
+    stand_in = None
+    try:
+        stand_in = socket.create_server(addon)
+    except OSError:
+        pass
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = stand_in.accept()
+                with conn:
+                    conn.sendall(b"addon-hello\n")
+
+    if stand_in:
+        stand_in.settimeout(0.5)
+        threading.Thread(target=serve, daemon=True).start()
+    dropped = wall_drops(cl)
+    try:
+        run([*cli, "config:set", f"PROBE={probe_script(targets)}", "-a", name], env=mallory)
+        oneoff = run([*cli, "run", "-a", name, "--", "sh", "-c", 'eval "$PROBE"'], env=mallory, timeout=120).stdout
+        page = wait_until(lambda: (lambda r: r[0] == 200 and r[1])(cl.curl(name, "/probe.txt")), 90,
+                          "the instance's probe results")
+    finally:
+        stop.set()
+        if stand_in:
+            stand_in.close()
+    assert any(d["node"] for d in dynos(cl, name)), "the instance ran on the platform host"
+    expected = {t[0]: "open" if t[0] == "addon-gateway" else "shut" for t in targets}
+    assert (results(oneoff), results(page)) == (expected, expected), (oneoff, page)
+    assert wall_drops(cl) > dropped      # refused by the nodes' walls, not by anything else
 
 
 def body_of_path(p, app: str, path: str) -> str:
