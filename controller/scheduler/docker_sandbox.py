@@ -23,6 +23,7 @@ import fcntl
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -41,6 +42,7 @@ from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 LABEL_SANDBOX = "dockyard.sandbox"
 _START_TIMEOUT = 60.0
 _RECHECK = 60.0    # seconds a sandbox found ready is trusted with one ping (then checked in full)
+_REPING = 2.0      # seconds a ping is trusted: one build's base images and build share one
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class DockerSandboxes(DockerBuild):
     _locks_guard = threading.Lock()
     _locks: dict[str, threading.Lock] = {}
     _ready: dict[tuple[str, str], _Sandbox] = {}   # (instance, tenant) -> last found ready
+    _pinged: dict[tuple[str, str], float] = {}     # (instance, tenant) -> time.monotonic() of its last ping
 
     # ---- the verbs ------------------------------------------------------------------
     def sandbox_provide(self, tenant: str, ref: str) -> bool:
@@ -106,6 +109,7 @@ class DockerSandboxes(DockerBuild):
         """Remove a tenant's sandbox: its container, volume (images, cache) and network."""
         name = policy.sandbox_name(self.config.name, tenant)
         self._ready.pop((self.config.name, tenant), None)
+        self._pinged.pop((self.config.name, tenant), None)
         api = self.client.api
         for remove in (lambda: api.remove_container(name, force=True, v=True), lambda: api.remove_volume(name, force=True),
                        lambda: api.remove_network(name)):
@@ -133,19 +137,20 @@ class DockerSandboxes(DockerBuild):
                   labels: dict[str, str]) -> tuple[str, list[str]]:
         """Push from the sandbox to its registry, stamp `labels` on it there, pull it into the
         host's engine, tag it `tag`. Returns the host's image id and the manifests' digests in
-        the sandbox's registry."""
+        the sandbox's registry. The name the image was pushed under stays for `_tidy` to remove."""
         repo, _, name = tag.rpartition(":")
         inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
         outside = f"127.0.0.1:{sandbox.registry}/{repo}"
         api.tag(image_id, inside, name)
         try:
             pushed = stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
-        finally:
+        except BaseException:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"{inside}:{name}", noprune=True)
+            raise
         if not pushed:
             raise ImageBuildFailed("The build sandbox's engine named no digest for the image it pushed: push again.")
-        image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, labels)
+        image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, image_id, labels)
         host = self.client.api
         try:
             stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
@@ -161,13 +166,15 @@ class DockerSandboxes(DockerBuild):
     def _tidy(sandbox: _Sandbox, tag: str, digests: list[str]) -> None:
         """The sandbox's registry forgets the image handed over (its layers are freed at the
         sandbox's next start), and its engine keeps the app's newest build (the next build's
-        cache), not older ones."""
+        cache), not older ones, nor the name it pushed the image under."""
         repo, _, keep = tag.rpartition(":")
         for digest in digests:
             with contextlib.suppress(requests.RequestException):
                 requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
                 contextlib.closing(sandbox.api()) as api:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{keep}", noprune=True)
             for img in api.images(name=repo):
                 for t in img.get("RepoTags") or []:
                     if t.rpartition(":")[0] == repo and t.rpartition(":")[2] != keep:
@@ -182,14 +189,18 @@ class DockerSandboxes(DockerBuild):
         key = (self.config.name, tenant)
         known = self._ready.get(key)
         if known is not None and time.monotonic() - known.checked < _RECHECK:
+            if time.monotonic() - self._pinged.get(key, 0.0) < _REPING:
+                return known
             try:
                 with contextlib.closing(known.api(timeout=5)) as api:
                     api.ping()
+                self._pinged[key] = time.monotonic()
                 return known
             except (docker.errors.DockerException, requests.RequestException):
                 self._ready.pop(key, None)
         sandbox = self._ensure_sandbox(tenant)
         self._ready[key] = sandbox
+        self._pinged[key] = sandbox.checked
         return sandbox
 
     def _ensure_sandbox(self, tenant: str) -> _Sandbox:
@@ -249,23 +260,26 @@ class DockerSandboxes(DockerBuild):
             time.sleep(0.2)
 
 
-def _stamp(base: str, name: str, pushed: str, labels: dict[str, str]) -> tuple[str, str]:
-    """Put the image `pushed` (a manifest digest in the registry at `base`) back under the tag
-    `name` with `labels` in its config. Returns the new image id and manifest digest."""
+def _stamp(base: str, name: str, pushed: str, built: str, labels: dict[str, str]) -> tuple[str, str]:
+    """Put the image `pushed` (a manifest digest in the registry at `base`, whose config is the
+    image `built`) back under the tag `name` with `labels` in its config. Returns the new image
+    id and manifest digest. The three reads that need nothing from each other (the manifest, the
+    config, opening the upload) go out at once: each is a round trip through the sandbox's proxy."""
     def fail(what: str) -> ImageBuildFailed:
         return ImageBuildFailed(f"Could not label the image in the build sandbox's registry ({what}): push again.")
 
     try:
-        with requests.Session() as http:
+        with requests.Session() as http, requests.Session() as blobs, requests.Session() as uploads, \
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="stamp") as pool:
+            config_read = pool.submit(_fetch, blobs, f"{base}/blobs/{built}")
+            upload_opened = pool.submit(uploads.post, f"{base}/blobs/uploads/", timeout=30)
             manifest = _fetch(http, f"{base}/manifests/{pushed}", image_stamp.MANIFEST_V2)
+            config, upload = config_read.result(), upload_opened.result()
             if image_stamp.digest(manifest) != pushed:
                 raise fail("the manifest is not the one pushed")
-            wanted = image_stamp.config_digest(manifest)
-            config = _fetch(http, f"{base}/blobs/{wanted}")
-            if image_stamp.digest(config) != wanted:
-                raise fail("the config is not the one pushed")
+            if image_stamp.config_digest(manifest) != built or image_stamp.digest(config) != built:
+                raise fail("the config is not the one built")
             config = image_stamp.labelled_config(config, labels)
-            upload = http.post(f"{base}/blobs/uploads/", timeout=30)
             if upload.status_code != 202 or not upload.headers.get("Location"):
                 raise fail(f"upload answered {upload.status_code}")
             where = requests.compat.urljoin(f"{base}/", upload.headers["Location"])
