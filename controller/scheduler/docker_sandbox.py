@@ -35,6 +35,7 @@ import requests
 from core.errors import ImageBuildFailed, SchedulerError
 
 from controller.scheduler import image_stamp
+from controller.scheduler.docker_ahead import Ahead, dockerfile_stages, quietly
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.docker_build import DockerBuild, EngineBuild
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
@@ -87,23 +88,76 @@ class DockerSandboxes(DockerBuild):
         engine as `tag`, carrying the platform's labels. Returns the host's image id."""
         dockerfile = dockerfile or "Dockerfile"
         sandbox = self._sandbox(tenant)
-        run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
-                           base_url=sandbox.base_url, version=sandbox.version)
+        labels = self._labels(app, **({LABEL_BUILD: build_id} if build_id else {}))
+        repo, _, name = tag.rpartition(":")
+        ahead = Ahead(name, dockerfile_stages(context_dir, dockerfile),
+                      lambda under, image, moved: self._move_ahead(sandbox, repo, under, image, labels, moved,
+                                                                   ahead.stopped))
+        digests: list[str] = []
+
+        def tidy() -> None:
+            ahead.close()
+            for under, moved in ahead.moved:
+                self._forget_ahead(sandbox, repo, under, moved, on_host=not digests)
+            if digests:
+                self._tidy(sandbox, tag, digests)
+
         try:
-            image_id = self._read_build(run, on_line, cancelled)
+            run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
+                              base_url=sandbox.base_url, version=sandbox.version)
+            try:
+                image_id = self._read_build(run, ahead.watching(on_line), cancelled)
+            finally:
+                run.close()
+            ahead.stop()
+            with contextlib.closing(sandbox.api()) as api:
+                if image_id is None:
+                    try:
+                        image_id = api.inspect_image(tag)["Id"]
+                    except docker.errors.APIError:
+                        raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
+                image_id, digests[:] = self._move_out(api, sandbox, tag, image_id, labels)
         finally:
-            run.close()
-        with contextlib.closing(sandbox.api()) as api:
-            if image_id is None:
-                try:
-                    image_id = api.inspect_image(tag)["Id"]
-                except docker.errors.APIError:
-                    raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
-            labels = self._labels(app, **({LABEL_BUILD: build_id} if build_id else {}))
-            image_id, digests = self._move_out(api, sandbox, tag, image_id, labels)
-        # tidying the sandbox need not hold up the release
-        threading.Thread(target=self._tidy, args=(sandbox, tag, digests), name=f"tidy-{tag}", daemon=True).start()
+            # tidying the sandbox (and what moved ahead) need not hold up the release
+            threading.Thread(target=tidy, name=f"tidy-{tag}", daemon=True).start()
         return image_id
+
+    def _move_ahead(self, sandbox: _Sandbox, repo: str, name: str, image: str, labels: dict[str, str],
+                    digests: list[str], stopped: Callable[[], bool]) -> None:
+        """A finished step's `image` out of the sandbox as the final image goes (docker_ahead.py),
+        under `name`: its layers are on the host when the final image follows. Once `stopped()`,
+        the final image is on its way and what is not begun yet is left to it."""
+        inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
+        with contextlib.closing(sandbox.api()) as api:
+            built = api.inspect_image(image)["Id"]
+            api.tag(built, inside, name)
+            if stopped():
+                return
+            pushed = stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
+        if not pushed or stopped():
+            return
+        digests.append(pushed)
+        digests.append(_stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, built, labels)[1])
+        if stopped():
+            return
+        outside, host = f"127.0.0.1:{sandbox.registry}/{repo}", self.client.api
+        stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
+        # in the app's repo, as the app's image: the deploy's image collection finds it
+        host.tag(f"{outside}:{name}", repo, name)
+        host.remove_image(f"{outside}:{name}", noprune=True)
+
+    def _forget_ahead(self, sandbox: _Sandbox, repo: str, name: str, digests: list[str], on_host: bool) -> None:
+        """What a move ahead left in the sandbox and its registry, and on the host when the build
+        failed. After a build that succeeded the host's copy, labelled as the app's, goes with the
+        deploy's image collection, after the router has switched, not while the release starts."""
+        if on_host:
+            quietly(lambda: self.client.api.remove_image(f"127.0.0.1:{sandbox.registry}/{repo}:{name}", noprune=True))
+            quietly(lambda: self.client.api.remove_image(f"{repo}:{name}"))
+        for digest in digests:
+            quietly(lambda: requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}",
+                                            timeout=10))
+        with contextlib.closing(sandbox.api()) as api:
+            quietly(lambda: api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{name}", noprune=True))
 
     def remove_sandbox(self, tenant: str) -> None:
         """Remove a tenant's sandbox: its container, volume (images, cache) and network."""
