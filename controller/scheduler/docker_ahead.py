@@ -83,13 +83,14 @@ class Ahead:
         with self.lock:
             return self.closed
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Once the build has ended (or failed): no move starts any more; returns once the one
-        under way has ended. `moved` then says what the moves left: (name, manifest digests)."""
+        under way has ended (or after `timeout` s). `moved` then says what the moves left:
+        (name, manifest digests)."""
         with self.lock:
             self.closed, self.wanted, worker = True, None, self.worker
         if worker is not None:
-            worker.join()
+            worker.join(timeout)
 
 
 def dockerfile_stages(context_dir: str, dockerfile: str) -> int:

@@ -44,6 +44,7 @@ LABEL_SANDBOX = "dockyard.sandbox"
 _START_TIMEOUT = 60.0
 _RECHECK = 60.0    # seconds a sandbox found ready is trusted with one ping (then checked in full)
 _REPING = 2.0      # seconds a ping is trusted: one build's base images and build share one
+_AHEAD_WAIT = 10.0  # seconds a build waits for a move ahead that is still pulling when the final image is in
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class DockerSandboxes(DockerBuild):
                     except docker.errors.APIError:
                         raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
                 image_id, digests[:] = self._move_out(api, sandbox, tag, image_id, labels)
+            # a move ahead pulls with the final image (the engine fetches their layers once): once it
+            # has its name in the app's repo, the deploy's image collection finds it
+            ahead.close(timeout=_AHEAD_WAIT)
         finally:
             # tidying the sandbox (and what moved ahead) need not hold up the release
             threading.Thread(target=tidy, name=f"tidy-{tag}", daemon=True).start()
