@@ -99,7 +99,7 @@ class DockerSandboxes(DockerBuild):
         def tidy() -> None:
             ahead.close()
             for under, moved in ahead.moved:
-                self._forget_ahead(sandbox, repo, under, moved, on_host=not digests)
+                self._forget_ahead(sandbox, repo, under, moved)
             if digests:
                 self._tidy(sandbox, tag, digests)
 
@@ -118,8 +118,9 @@ class DockerSandboxes(DockerBuild):
                     except docker.errors.APIError:
                         raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
                 image_id, digests[:] = self._move_out(api, sandbox, tag, image_id, labels)
-            # a move ahead pulls with the final image (the engine fetches their layers once): once it
-            # has its name in the app's repo, the deploy's image collection finds it
+            # a move ahead still pulling ends with the final image's pull (the engine fetches a layer
+            # once): then its copy is named in the app's repo, where an image collection finds it
+            # should the tidy below not run
             ahead.close(timeout=_AHEAD_WAIT)
         finally:
             # tidying the sandbox (and what moved ahead) need not hold up the release
@@ -146,17 +147,15 @@ class DockerSandboxes(DockerBuild):
             return
         outside, host = f"127.0.0.1:{sandbox.registry}/{repo}", self.client.api
         stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
-        # in the app's repo, as the app's image: the deploy's image collection finds it
+        # in the app's repo, as the app's image: an image collection finds it should the tidy not run
         host.tag(f"{outside}:{name}", repo, name)
         host.remove_image(f"{outside}:{name}", noprune=True)
 
-    def _forget_ahead(self, sandbox: _Sandbox, repo: str, name: str, digests: list[str], on_host: bool) -> None:
-        """What a move ahead left in the sandbox and its registry, and on the host when the build
-        failed. After a build that succeeded the host's copy, labelled as the app's, goes with the
-        deploy's image collection, after the router has switched, not while the release starts."""
-        if on_host:
-            quietly(lambda: self.client.api.remove_image(f"127.0.0.1:{sandbox.registry}/{repo}:{name}", noprune=True))
-            quietly(lambda: self.client.api.remove_image(f"{repo}:{name}"))
+    def _forget_ahead(self, sandbox: _Sandbox, repo: str, name: str, digests: list[str]) -> None:
+        """What a move ahead left: the host's copy (its layers stay with the final image), its
+        manifests in the sandbox's registry, its name in the sandbox."""
+        quietly(lambda: self.client.api.remove_image(f"127.0.0.1:{sandbox.registry}/{repo}:{name}", noprune=True))
+        quietly(lambda: self.client.api.remove_image(f"{repo}:{name}"))
         for digest in digests:
             quietly(lambda: requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}",
                                             timeout=10))
