@@ -229,9 +229,10 @@ def _build_dockerfile(engine: BuildEngine, config: BuildConfig, job: BuildJob, s
     # an image this parsing misses is simply absent from the build.
     for image in referenced_images(dockerfile):
         check_image_allowed(config, job, image)
-        if not engine.image_exists(image):
-            pull_base_image(engine, config, job, image, say, cancelled)   # into the platform's engine
-        if not engine.provide_image(image):   # and from there into the build's sandbox
+        if engine.provide_image(image):   # from the platform's engine into the build's sandbox
+            continue
+        pull_base_image(engine, config, job, image, say, cancelled)   # into the platform's engine first
+        if not engine.provide_image(image):
             raise BaseImageMissing(f"The Dockerfile builds FROM {image[:80]}, which went from this machine's "
                                    "Docker engine meanwhile: push again.")
     last_step = ["", ""]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BUSYBOX_BASE, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app
+from .conftest import BUSYBOX_BASE, httpd_app, make_app_repo, run, start_platform, stop_platform, unique_app, wait_until
 from .test_e2e_access import As, new_user
 
 pytestmark = pytest.mark.e2e
@@ -260,3 +260,27 @@ def test_a_dockerfile_app_deploys_and_redeploys(plat, world, tmp_path):
     rows = [r.split() for r in sandboxes if r.strip()]
     assert len(rows) >= 2 and all(name == net for name, net in rows), rows
 
+
+
+def test_a_build_failing_after_a_step_moved_out_early_leaves_nothing_and_the_app_serving(plat, world, tmp_path):
+    m = world["mallory"]
+    app = unique_app("early")
+    m.cli("apps:create", app)
+    repo = make_app_repo(tmp_path / app, httpd_app("first\n"), plat)
+    assert "is live" in push(m, plat, app, repo, check=True).stderr
+    mine = ["docker", "images", "-q", "--no-trunc", "--filter", f"label=dockyard.app={app}",
+            "--filter", f"label=dockyard.instance={plat.name}"]
+    kept = sorted(run(mine).stdout.split())
+    since = run(["date", "+%s"]).stdout.strip()
+    # the COPY step's image leaves the sandbox while the step after it runs, then that step fails
+    make_app_repo(repo, httpd_app("second\n", extra="RUN sleep 6; exit 3\n"), plat)
+    proc = push(m, plat, app, repo)
+    assert proc.returncode != 0 and "Step 3/4 : RUN" in proc.stderr and "non-zero code: 3" in proc.stderr, proc.stderr
+    pulls = run(["docker", "events", "--since", since, "--until", run(["date", "+%s"]).stdout.strip(),
+                 "--filter", "type=image", "--filter", "event=pull", "--format", "{{.Actor.ID}}"]).stdout.split()
+    assert any(f"/{plat.name}/{app}:" in ref and "-ahead1" in ref for ref in pulls), pulls
+    assert plat.curl(app) == (200, "first\n")          # the failed build changed nothing that serves
+    # what moved early is removed again (in the background): no image, tag or name of it stays
+    wait_until(lambda: sorted(run(mine).stdout.split()) == kept, 30, "the early image to go")
+    names = run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
+    assert not [n for n in names if f"/{app}:" in n and "-ahead" in n.rpartition(":")[2]], names

@@ -23,6 +23,7 @@ import fcntl
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -34,6 +35,7 @@ import requests
 from core.errors import ImageBuildFailed, SchedulerError
 
 from controller.scheduler import image_stamp
+from controller.scheduler.docker_ahead import Ahead, dockerfile_stages, quietly
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.docker_build import DockerBuild, EngineBuild
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
@@ -41,6 +43,8 @@ from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 LABEL_SANDBOX = "dockyard.sandbox"
 _START_TIMEOUT = 60.0
 _RECHECK = 60.0    # seconds a sandbox found ready is trusted with one ping (then checked in full)
+_REPING = 2.0      # seconds a ping is trusted: one build's base images and build share one
+_AHEAD_WAIT = 10.0  # seconds a build waits for a move ahead that is still pulling when the final image is in
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class DockerSandboxes(DockerBuild):
     _locks_guard = threading.Lock()
     _locks: dict[str, threading.Lock] = {}
     _ready: dict[tuple[str, str], _Sandbox] = {}   # (instance, tenant) -> last found ready
+    _pinged: dict[tuple[str, str], float] = {}     # (instance, tenant) -> time.monotonic() of its last ping
 
     # ---- the verbs ------------------------------------------------------------------
     def sandbox_provide(self, tenant: str, ref: str) -> bool:
@@ -84,28 +89,84 @@ class DockerSandboxes(DockerBuild):
         engine as `tag`, carrying the platform's labels. Returns the host's image id."""
         dockerfile = dockerfile or "Dockerfile"
         sandbox = self._sandbox(tenant)
-        run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
-                           base_url=sandbox.base_url, version=sandbox.version)
+        labels = self._labels(app, **({LABEL_BUILD: build_id} if build_id else {}))
+        repo, _, name = tag.rpartition(":")
+        ahead = Ahead(name, dockerfile_stages(context_dir, dockerfile),
+                      lambda under, image, moved: self._move_ahead(sandbox, repo, under, image, labels, moved,
+                                                                   ahead.stopped))
+        digests: list[str] = []
+
+        def tidy() -> None:
+            ahead.close()
+            for under, moved in ahead.moved:
+                self._forget_ahead(sandbox, repo, under, moved)
+            if digests:
+                self._tidy(sandbox, tag, digests)
+
         try:
-            image_id = self._read_build(run, on_line, cancelled)
+            run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
+                              base_url=sandbox.base_url, version=sandbox.version)
+            try:
+                image_id = self._read_build(run, ahead.watching(on_line), cancelled)
+            finally:
+                run.close()
+            ahead.stop()
+            with contextlib.closing(sandbox.api()) as api:
+                if image_id is None:
+                    try:
+                        image_id = api.inspect_image(tag)["Id"]
+                    except docker.errors.APIError:
+                        raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
+                image_id, digests[:] = self._move_out(api, sandbox, tag, image_id, labels)
+            # a move ahead still pulling ends with the final image's pull (the engine fetches a layer
+            # once): then its copy is named in the app's repo, where an image collection finds it
+            # should the tidy below not run
+            ahead.close(timeout=_AHEAD_WAIT)
         finally:
-            run.close()
-        with contextlib.closing(sandbox.api()) as api:
-            if image_id is None:
-                try:
-                    image_id = api.inspect_image(tag)["Id"]
-                except docker.errors.APIError:
-                    raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
-            labels = self._labels(app, **({LABEL_BUILD: build_id} if build_id else {}))
-            image_id, digests = self._move_out(api, sandbox, tag, image_id, labels)
-        # tidying the sandbox need not hold up the release
-        threading.Thread(target=self._tidy, args=(sandbox, tag, digests), name=f"tidy-{tag}", daemon=True).start()
+            # tidying the sandbox (and what moved ahead) need not hold up the release
+            threading.Thread(target=tidy, name=f"tidy-{tag}", daemon=True).start()
         return image_id
+
+    def _move_ahead(self, sandbox: _Sandbox, repo: str, name: str, image: str, labels: dict[str, str],
+                    digests: list[str], stopped: Callable[[], bool]) -> None:
+        """A finished step's `image` out of the sandbox as the final image goes (docker_ahead.py),
+        under `name`: its layers are on the host when the final image follows. Once `stopped()`,
+        the final image is on its way and what is not begun yet is left to it."""
+        inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
+        with contextlib.closing(sandbox.api()) as api:
+            built = api.inspect_image(image)["Id"]
+            api.tag(built, inside, name)
+            if stopped():
+                return
+            pushed = stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
+        if not pushed or stopped():
+            return
+        digests.append(pushed)
+        digests.append(_stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, built, labels)[1])
+        if stopped():
+            return
+        outside, host = f"127.0.0.1:{sandbox.registry}/{repo}", self.client.api
+        stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
+        # in the app's repo, as the app's image: an image collection finds it should the tidy not run
+        host.tag(f"{outside}:{name}", repo, name)
+        host.remove_image(f"{outside}:{name}", noprune=True)
+
+    def _forget_ahead(self, sandbox: _Sandbox, repo: str, name: str, digests: list[str]) -> None:
+        """What a move ahead left: the host's copy (its layers stay with the final image), its
+        manifests in the sandbox's registry, its name in the sandbox."""
+        quietly(lambda: self.client.api.remove_image(f"127.0.0.1:{sandbox.registry}/{repo}:{name}", noprune=True))
+        quietly(lambda: self.client.api.remove_image(f"{repo}:{name}"))
+        for digest in digests:
+            quietly(lambda: requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}",
+                                            timeout=10))
+        with contextlib.closing(sandbox.api()) as api:
+            quietly(lambda: api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{name}", noprune=True))
 
     def remove_sandbox(self, tenant: str) -> None:
         """Remove a tenant's sandbox: its container, volume (images, cache) and network."""
         name = policy.sandbox_name(self.config.name, tenant)
         self._ready.pop((self.config.name, tenant), None)
+        self._pinged.pop((self.config.name, tenant), None)
         api = self.client.api
         for remove in (lambda: api.remove_container(name, force=True, v=True), lambda: api.remove_volume(name, force=True),
                        lambda: api.remove_network(name)):
@@ -133,19 +194,20 @@ class DockerSandboxes(DockerBuild):
                   labels: dict[str, str]) -> tuple[str, list[str]]:
         """Push from the sandbox to its registry, stamp `labels` on it there, pull it into the
         host's engine, tag it `tag`. Returns the host's image id and the manifests' digests in
-        the sandbox's registry."""
+        the sandbox's registry. The name the image was pushed under stays for `_tidy` to remove."""
         repo, _, name = tag.rpartition(":")
         inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
         outside = f"127.0.0.1:{sandbox.registry}/{repo}"
         api.tag(image_id, inside, name)
         try:
             pushed = stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
-        finally:
+        except BaseException:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"{inside}:{name}", noprune=True)
+            raise
         if not pushed:
             raise ImageBuildFailed("The build sandbox's engine named no digest for the image it pushed: push again.")
-        image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, labels)
+        image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, image_id, labels)
         host = self.client.api
         try:
             stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
@@ -161,13 +223,15 @@ class DockerSandboxes(DockerBuild):
     def _tidy(sandbox: _Sandbox, tag: str, digests: list[str]) -> None:
         """The sandbox's registry forgets the image handed over (its layers are freed at the
         sandbox's next start), and its engine keeps the app's newest build (the next build's
-        cache), not older ones."""
+        cache), not older ones, nor the name it pushed the image under."""
         repo, _, keep = tag.rpartition(":")
         for digest in digests:
             with contextlib.suppress(requests.RequestException):
                 requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
                 contextlib.closing(sandbox.api()) as api:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{keep}", noprune=True)
             for img in api.images(name=repo):
                 for t in img.get("RepoTags") or []:
                     if t.rpartition(":")[0] == repo and t.rpartition(":")[2] != keep:
@@ -182,14 +246,18 @@ class DockerSandboxes(DockerBuild):
         key = (self.config.name, tenant)
         known = self._ready.get(key)
         if known is not None and time.monotonic() - known.checked < _RECHECK:
+            if time.monotonic() - self._pinged.get(key, 0.0) < _REPING:
+                return known
             try:
                 with contextlib.closing(known.api(timeout=5)) as api:
                     api.ping()
+                self._pinged[key] = time.monotonic()
                 return known
             except (docker.errors.DockerException, requests.RequestException):
                 self._ready.pop(key, None)
         sandbox = self._ensure_sandbox(tenant)
         self._ready[key] = sandbox
+        self._pinged[key] = sandbox.checked
         return sandbox
 
     def _ensure_sandbox(self, tenant: str) -> _Sandbox:
@@ -249,23 +317,26 @@ class DockerSandboxes(DockerBuild):
             time.sleep(0.2)
 
 
-def _stamp(base: str, name: str, pushed: str, labels: dict[str, str]) -> tuple[str, str]:
-    """Put the image `pushed` (a manifest digest in the registry at `base`) back under the tag
-    `name` with `labels` in its config. Returns the new image id and manifest digest."""
+def _stamp(base: str, name: str, pushed: str, built: str, labels: dict[str, str]) -> tuple[str, str]:
+    """Put the image `pushed` (a manifest digest in the registry at `base`, whose config is the
+    image `built`) back under the tag `name` with `labels` in its config. Returns the new image
+    id and manifest digest. The three reads that need nothing from each other (the manifest, the
+    config, opening the upload) go out at once: each is a round trip through the sandbox's proxy."""
     def fail(what: str) -> ImageBuildFailed:
         return ImageBuildFailed(f"Could not label the image in the build sandbox's registry ({what}): push again.")
 
     try:
-        with requests.Session() as http:
+        with requests.Session() as http, requests.Session() as blobs, requests.Session() as uploads, \
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="stamp") as pool:
+            config_read = pool.submit(_fetch, blobs, f"{base}/blobs/{built}")
+            upload_opened = pool.submit(uploads.post, f"{base}/blobs/uploads/", timeout=30)
             manifest = _fetch(http, f"{base}/manifests/{pushed}", image_stamp.MANIFEST_V2)
+            config, upload = config_read.result(), upload_opened.result()
             if image_stamp.digest(manifest) != pushed:
                 raise fail("the manifest is not the one pushed")
-            wanted = image_stamp.config_digest(manifest)
-            config = _fetch(http, f"{base}/blobs/{wanted}")
-            if image_stamp.digest(config) != wanted:
-                raise fail("the config is not the one pushed")
+            if image_stamp.config_digest(manifest) != built or image_stamp.digest(config) != built:
+                raise fail("the config is not the one built")
             config = image_stamp.labelled_config(config, labels)
-            upload = http.post(f"{base}/blobs/uploads/", timeout=30)
             if upload.status_code != 202 or not upload.headers.get("Location"):
                 raise fail(f"upload answered {upload.status_code}")
             where = requests.compat.urljoin(f"{base}/", upload.headers["Location"])

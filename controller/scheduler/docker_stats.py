@@ -88,6 +88,7 @@ def cgroup_stats(cid: str, parent: str = "", root: Path = CGROUP) -> dict | None
 # An instance's restart count and start time change only when it restarts, which also resets
 # its cgroup's CPU counter: the inspect behind them is reused until then, or for this long.
 INSPECT_EVERY = 30.0
+DATA_ROOT_EVERY = 60.0   # seconds the engine's data root, once read, is reused
 
 
 class DockerStats(DockerEngine):
@@ -140,10 +141,18 @@ class DockerStats(DockerEngine):
         return {r.container_id: r for r in found if r is not None}
 
     def data_root(self) -> str:
+        # `info` is one of the engine's slowest answers (it gathers everything it knows), and every
+        # build's disk check asks: the root changes only with the engine's configuration, so an
+        # answer is reused for a while
+        said, root = self.__dict__.get("_data_root", (-DATA_ROOT_EVERY, ""))
+        if time.monotonic() - said < DATA_ROOT_EVERY:
+            return root
         try:
-            return self.client.info().get("DockerRootDir") or ""
+            root = self.client.info().get("DockerRootDir") or ""
         except (docker.errors.APIError, requests.exceptions.RequestException):
             return ""
+        self.__dict__["_data_root"] = (time.monotonic(), root)
+        return root
 
     def disk_usage(self) -> dict:
         try:
