@@ -25,7 +25,8 @@ from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
 from controller.scheduler import swarm_jobs
-from controller.scheduler.swarm_build import BuildSlots, NodeTenantBuilds
+from controller.scheduler.swarm_build import NodeTenantBuilds
+from controller.scheduler.swarm_slots import BuildSlots
 from controller.scheduler.swarm_oneoff import NodeOneoffs, OneoffPlaces
 from controller.scheduler.swarm_parse import PREFIX
 
