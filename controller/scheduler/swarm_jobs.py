@@ -88,7 +88,7 @@ def start_job(swarm, app: str, release: Release, command: str, image: str, index
     variables = {**swarm._env(app, release, f"run.{index}", PORT=str(release.port or s.app_port)), **(env or {})}
     hardening = s.isolation
     spec = docker.types.ContainerSpec(
-        ref, command=["/bin/sh", "-c", command], env=[f"{k}={v}" for k, v in variables.items()],
+        ref, args=["/bin/sh", "-c", command], env=[f"{k}={v}" for k, v in variables.items()],
         user=swarm._user(image), labels=labels, cap_drop=["ALL"], cap_add=list(hardening.caps) or None,
         mounts=[docker.types.Mount("/tmp", None, type="tmpfs", tmpfs_size=hardening.tmp_mb << 20, tmpfs_mode=0o1777)])
     template = docker.types.TaskTemplate(
