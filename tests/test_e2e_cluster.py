@@ -544,6 +544,7 @@ def current_image(p, app: str) -> str:
     return next(r["image"] for r in api(p, "GET", f"/apps/{app}/releases") if r["current"])
 
 
+@pytest.mark.timeout(900)   # a node's first buildpack build pulls the build image (1.3 GB) there, once
 def test_a_buildpack_push_builds_on_a_node_and_a_warm_push_reuses_its_cache(cl, tmp_path):
     name = unique_app("clbpnode")
     repo = make_app_repo(tmp_path / name, py_app("cold"), cl)
@@ -590,6 +591,7 @@ def test_a_node_build_drops_the_tenants_platform_labels(cl, tmp_path):
     assert "dockyard.addon" not in labels, labels
 
 
+@pytest.mark.timeout(900)   # the build may go again to a node that has no build image yet
 def test_a_node_lost_mid_buildpack_build_builds_again_on_another(cl, tmp_path):
     name = unique_app("clbplost")
     repo = make_app_repo(tmp_path / name, py_app("after-loss", "echo slow-step; sleep 30"), cl)
@@ -607,7 +609,7 @@ def test_a_node_lost_mid_buildpack_build_builds_again_on_another(cl, tmp_path):
                 break
         assert victim, "".join(seen)
         stop_node(cl, victim)
-        out = "".join(seen) + push.communicate(timeout=600)[1]
+        out = "".join(seen) + push.communicate(timeout=780)[1]
         assert push.returncode == 0, out
         assert f"Node {victim} was lost during the build: building again on another node" in out, out
         again = re.findall(r"Building on (node\d)", out)

@@ -15,6 +15,7 @@ engine too and stay there: the dependency images are the next build's warm start
 the slug's image leaves through the platform's registry like a Dockerfile build's."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -100,7 +101,8 @@ class SandboxEngine(DockerImages, DockerBuild):
                 self._take_error = e
             finally:
                 self._taken.set()
-        super()._remove_quietly(cid, network)
+        with contextlib.suppress(requests.RequestException):   # a node lost: nothing is left to remove
+            super()._remove_quietly(cid, network)
 
     def _take_out(self, cid: str, path: str, host: str) -> None:
         try:
