@@ -26,6 +26,16 @@ def test_a_build_goes_to_a_ready_active_node_least_loaded_first():
     assert build_order(ROWS[2:]) == []
 
 
+def test_a_build_goes_first_to_the_node_its_app_built_on_last_its_cache_is_there(tmp_path):
+    assert [n["hostname"] for n in build_order(ROWS, prefer="node1")] == ["node1", "node2"]
+    assert [n["hostname"] for n in build_order(ROWS, prefer="node3")] == ["node2", "node1"]   # down: not taken
+    slots = BuildSlots(tmp_path)
+    slots.built_on("app1", "node1")
+    mine = slots.take(lambda: ROWS, lambda _: None, lambda: False, app="app1")
+    other = slots.take(lambda: ROWS, lambda _: None, lambda: False, app="app1")   # node1 busy: the least loaded
+    assert (mine.hostname, other.hostname) == ("node1", "node2")
+
+
 def test_each_node_takes_one_build_and_the_next_waits_for_a_free_slot(tmp_path):
     slots = BuildSlots(tmp_path)
     waits: list[str] = []
