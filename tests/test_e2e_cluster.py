@@ -570,6 +570,10 @@ def test_a_buildpack_push_builds_on_a_node_and_a_warm_push_reuses_its_cache(cl, 
     assert "-----> Dependencies unchanged: reusing their image layer (nothing copied)" in out, out
     assert "Successfully installed" not in out
     assert body_of(cl, name) == "warm"
+    # the sandbox keeps the app's newest build and its dependency image (the next build's warm start)
+    tags = node_engine(cl, node, "exec", sandbox, "docker", "-H", "tcp://127.0.0.1:2375", "images", "--format",
+                       "{{.Tag}}", f"{cl.name}/{name}").split()
+    assert len([t for t in tags if t.startswith("build-")]) == 1 and any(t.startswith("deps-k") for t in tags), tags
     labels = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}",
                              current_image(cl, name)]).stdout)
     assert labels["dockyard.app"] == name and labels["dockyard.instance"] == cl.name, labels
