@@ -753,6 +753,105 @@ def body_of_path(p, app: str, path: str) -> str:
     return body.strip()
 
 
+# ---- buildpack builds on the nodes, and the platform's labels stamped on a node's image ---------
+# (kept before cluster-down, which ends the module's cluster)
+def py_app(text: str, build_command: str = "") -> dict[str, str]:
+    """A tiny Python app with one dependency (its virtualenv is the build cache's and the
+    dependency image's), served by the stack's python3."""
+    files = {"requirements.txt": "six==1.16.0\n", "public/index.html": f"{text}\n",
+             "Procfile": "web: python -c 'import six' && exec python -m http.server $PORT --directory public\n"}
+    if build_command:
+        files["render.yaml"] = f"services:\n  - type: web\n    name: web\n    buildCommand: {build_command}\n"
+    return files
+
+
+def current_image(p, app: str) -> str:
+    return next(r["image"] for r in api(p, "GET", f"/apps/{app}/releases") if r["current"])
+
+
+@pytest.mark.timeout(900)   # a node's first buildpack build pulls the build image (1.3 GB) there, once
+def test_a_buildpack_push_builds_on_a_node_and_a_warm_push_reuses_its_cache(cl, tmp_path):
+    name = unique_app("clbpnode")
+    repo = make_app_repo(tmp_path / name, py_app("cold"), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    started = time.monotonic()
+    out = cl.git("push", "dockyard", "main", cwd=repo).stderr
+    cold = time.monotonic() - started
+    node = re.search(r"Building on (node\d)", out)
+    assert node and "Python app detected" in out and "Successfully installed six" in out, out
+    node = node.group(1)
+    assert body_of(cl, name) == "cold"
+    assert f"buildpack:python (Python) on {node}" in cl.cli("builds", "-a", name).stdout
+    # the steps ran in the tenant's sandbox on that node: the app's build cache is a volume there
+    sandbox = node_engine(cl, node, "ps", "--filter", "label=dockyard.sandbox", "--format", "{{.Names}}").split()[0]
+    volumes = node_engine(cl, node, "exec", sandbox, "docker", "-H", "tcp://127.0.0.1:2375", "volume", "ls", "-q").split()
+    assert any(v.startswith(f"{cl.name}-cache-") for v in volumes), volumes
+    # a code-only change builds on the same node, warm: nothing installed, the dependency image reused
+    make_app_repo(repo, {"public/index.html": "warm\n"}, cl)
+    started = time.monotonic()
+    out = cl.git("push", "dockyard", "main", cwd=repo).stderr
+    warm = time.monotonic() - started
+    assert f"Building on {node} (the app's previous build node" in out, out
+    assert "-----> Dependencies unchanged: reusing their image layer (nothing copied)" in out, out
+    assert "Successfully installed" not in out
+    assert body_of(cl, name) == "warm"
+    # the sandbox keeps the app's newest build and its dependency image (the next build's warm start)
+    tags = node_engine(cl, node, "exec", sandbox, "docker", "-H", "tcp://127.0.0.1:2375", "images", "--format",
+                       "{{.Tag}}", f"{cl.name}/{name}").split()
+    assert len([t for t in tags if t.startswith("build-")]) == 1 and any(t.startswith("deps-k") for t in tags), tags
+    labels = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}",
+                             current_image(cl, name)]).stdout)
+    assert labels["dockyard.app"] == name and labels["dockyard.instance"] == cl.name, labels
+    print(f"buildpack push on a node: cold {cold:.1f} s, warm {warm:.1f} s")
+
+
+def test_a_node_build_drops_the_tenants_platform_labels(cl, tmp_path):
+    name = unique_app("cllabel")
+    repo = make_app_repo(tmp_path / name, {"Dockerfile": f"FROM {BUSYBOX_BASE}\n"
+                         'LABEL dockyard.addon="victims-db" dockyard.app="victim" keep="me"\n'
+                         "CMD [\"/bin/sh\", \"-c\", \"echo labelled > /www/index.html; exec httpd -f -p $PORT -h /www\"]\n"}, cl)
+    cl.cli("apps:create", name, cwd=repo)
+    out = cl.git("push", "dockyard", "main", cwd=repo).stderr
+    assert re.search(r"Building on node\d", out) and "LABEL dockyard.instance" not in out, out
+    assert body_of(cl, name) == "labelled"
+    labels = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}",
+                             current_image(cl, name)]).stdout)
+    assert labels["dockyard.app"] == name and labels.get("keep") == "me", labels
+    assert "dockyard.addon" not in labels, labels
+
+
+@pytest.mark.timeout(900)   # the build may go again to a node that has no build image yet
+def test_a_node_lost_mid_buildpack_build_builds_again_on_another(cl, tmp_path):
+    name = unique_app("clbplost")
+    repo = make_app_repo(tmp_path / name, py_app("after-loss", "echo slow-step; sleep 30"), cl)
+    cl.cli("apps:create", name, cwd=repo)
+    ruler = leader(cl)   # losing the Raft leader would stall the deploy for an election
+    node_engine(cl, ruler, "node", "update", "--availability", "pause", ruler)
+    push = subprocess.Popen(["git", "push", "dockyard", "main"], cwd=repo, env=cl.env, stderr=subprocess.PIPE, text=True)
+    seen, victim = [], None
+    try:
+        for line in push.stderr:
+            seen.append(line)
+            found = re.search(r"Building on (node\d)", line)
+            victim = found.group(1) if found else victim
+            if victim and "slow-step" in line:
+                break
+        assert victim, "".join(seen)
+        stop_node(cl, victim)
+        out = "".join(seen) + push.communicate(timeout=780)[1]
+        assert push.returncode == 0, out
+        assert f"Node {victim} was lost during the build: building again on another node" in out, out
+        again = re.findall(r"Building on (node\d)", out)
+        assert len(again) == 2 and again[1] != victim, again
+        assert body_of(cl, name) == "after-loss"
+    finally:
+        if push.poll() is None:
+            push.kill()
+        if victim:
+            start_node(cl, victim)
+        node_engine(cl, ruler, "node", "update", "--availability", "active", ruler)
+
+
 def test_cluster_down_returns_apps_to_this_host(cl, web):
     name, _ = web
     with Load(cl, name) as load:

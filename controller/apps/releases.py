@@ -182,7 +182,8 @@ def _build(svc: Services, app: App, repo, sha: str, config: dict, out: Out,
                    may_pull=lambda ref: tenancy.pull_admitted(svc, ref))
     try:
         engine = svc.scheduler.build_engine(tenant_key(pusher.id if pusher else None))
-        result = build_commit(job, repo, engine, svc.build_config, say, cancelled)
+        result = engine.building(lambda: build_commit(job, repo, engine, svc.build_config, say, cancelled), say,
+                                 cancelled, app.name)
     except DockyardError as e:
         say(f" !     {e.message}")
         svc.store.finish_build(build.id, "failed", "\n".join(log), e.message)

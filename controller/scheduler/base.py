@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import threading
 from abc import abstractmethod
-from typing import BinaryIO, Callable, Iterable, Protocol
+from typing import BinaryIO, Callable, Iterable, Protocol, TypeVar
 
 from core.errors import BadRequest, SchedulerError
 from core.models import BuildRun, Crash, Instance, InstanceStats, Limits, LogLine, Release, ServiceStatus
 
 OnLine = Callable[[str], None]
 Cancelled = Callable[[], bool]
+T = TypeVar("T")
 
 
 def never() -> bool:
@@ -419,6 +420,12 @@ class TenantBuilds:
 
     def __init__(self, scheduler: Scheduler, tenant: str):
         self.scheduler, self.tenant = scheduler, tenant
+
+    def building(self, build: Callable[[], T], out: OnLine, cancelled: Cancelled = never, app: str = "") -> T:
+        """Run `build` (the builder's whole build of `app`, calling this engine's verbs): on one
+        host once; on a cluster it holds its node until it ends (the app's previous build node
+        first, where its build cache is), and runs again on another when that node is lost."""
+        return build()
 
     def image_exists(self, ref: str) -> bool:
         return self.scheduler.image_exists(ref)

@@ -108,7 +108,8 @@ class DockerBuild(DockerEngine):
         dockerfile = dockerfile or "Dockerfile"
         append_labels(context_dir, dockerfile, self._labels(app, **({LABEL_BUILD: build_id} if build_id else {})))
         self.client  # noqa: B018 - the engine is reachable (or a clear error) before we start
-        run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024)
+        run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
+                          **self._engine_target())
         try:
             image_id = self._read_build(run, on_line, cancelled)
         finally:
@@ -119,6 +120,10 @@ class DockerBuild(DockerEngine):
             except docker.errors.APIError:
                 raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
         return image_id
+
+    def _engine_target(self) -> dict:
+        """Which engine `build` runs in: the host's (a node's build sandbox names its own)."""
+        return {}
 
     def _read_build(self, run: EngineBuild, on_line: Callable[[str], None],
                     cancelled: Callable[[], bool]) -> str | None:

@@ -221,22 +221,18 @@ class DockerSandboxes(DockerBuild):
 
     @staticmethod
     def _tidy(sandbox: _Sandbox, tag: str, digests: list[str]) -> None:
-        """The sandbox's registry forgets the image handed over (its layers are freed at the
-        sandbox's next start), and its engine keeps the app's newest build (the next build's
-        cache), not older ones, nor the name it pushed the image under."""
+        """The sandbox's registry forgets the image handed over, its engine keeps the app's
+        newest build and dependency images (tidy_sandbox), and not the name it pushed the image
+        under."""
+        def delete(repo: str, digest: str) -> None:
+            requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
+
         repo, _, keep = tag.rpartition(":")
-        for digest in digests:
-            with contextlib.suppress(requests.RequestException):
-                requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
                 contextlib.closing(sandbox.api()) as api:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{keep}", noprune=True)
-            for img in api.images(name=repo):
-                for t in img.get("RepoTags") or []:
-                    if t.rpartition(":")[0] == repo and t.rpartition(":")[2] != keep:
-                        with contextlib.suppress(docker.errors.APIError):
-                            api.remove_image(t)
+            tidy_sandbox(delete, api, tag, digests)
 
     # ---- the sandbox itself ----------------------------------------------------------
     def _sandbox(self, tenant: str) -> _Sandbox:
@@ -354,6 +350,32 @@ def _stamp(base: str, name: str, pushed: str, built: str, labels: dict[str, str]
     except image_stamp.NotAnImage as e:
         raise fail(str(e)) from None
     return image_stamp.digest(config), image_stamp.digest(manifest)
+
+
+def stamp_labels(base: str, name: str, pushed: str, labels: dict[str, str]) -> tuple[str, str]:
+    """The platform's labels stamped on a sandbox's image (see _stamp); a node's build sandbox
+    (swarm_build.py) uses it too, through its registry's port on the node's address."""
+    return _stamp(base, name, pushed, labels)
+
+
+def tidy_sandbox(delete_manifest: Callable[[str, str], None], api: docker.APIClient, tag: str,
+                 digests: list[str]) -> None:
+    """After an image left a sandbox: its registry forgets the manifests handed over
+    (`delete_manifest(repo, digest)`; their layers are freed at the sandbox's next start), and
+    its engine keeps the app's newest build (the next build's cache), not older ones, and every
+    dependency image (`deps-*`, which a buildpack build names for reuse). One recipe for the
+    host's sandboxes and the nodes'."""
+    repo, _, keep = tag.rpartition(":")
+    for digest in digests:
+        with contextlib.suppress(requests.RequestException, docker.errors.DockerException):
+            delete_manifest(repo, digest)
+    with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+        for img in api.images(name=repo):
+            for t in img.get("RepoTags") or []:
+                name, _, version = t.rpartition(":")
+                if name == repo and version != keep and not version.startswith("deps-"):
+                    with contextlib.suppress(docker.errors.APIError):
+                        api.remove_image(t)
 
 
 def _fetch(http: requests.Session, url: str, accept: str = "*/*") -> bytes:

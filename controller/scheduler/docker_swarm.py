@@ -162,10 +162,9 @@ class SwarmScheduler(DockerEngine):
                                       LABEL_INDEX: str(index), LABEL_IMAGE: image, LABEL_DURABLE: "0"})
         iso = s.isolation
         cpus = limits.cpus if limits.cpus is not None else iso.cpus
+        # `args` is the image's CMD, as on one host: its ENTRYPOINT (a slug's .profile.d launcher)
+        # stays; a swarm `command` would replace it
         spec = docker.types.ContainerSpec(
-            # `args` is the image's CMD (its ENTRYPOINT stays: a buildpack image's launcher
-            # sources .profile.d, which puts the app's dependencies on PATH); `command` would
-            # replace the ENTRYPOINT, unlike a container's command on one host
             ref, args=["/bin/sh", "-c", command] if command else None,
             env=[f"{k}={v}" for k, v in env.items()], user=self._user(image), labels=labels,
             stop_grace_period=s.stop_grace * NANO, cap_drop=["ALL"], cap_add=list(iso.caps) or None,

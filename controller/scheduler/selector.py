@@ -26,7 +26,8 @@ from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_backend import DockerScheduler
 from controller.scheduler.docker_swarm import SwarmScheduler, load_cluster
 from controller.scheduler import swarm_addons, swarm_images, swarm_jobs
-from controller.scheduler.swarm_build import BuildSlots, NodeTenantBuilds
+from controller.scheduler.swarm_build import NodeTenantBuilds
+from controller.scheduler.swarm_slots import BuildSlots
 from controller.scheduler.swarm_oneoff import NODE_PREFIX, NodeContainers, NodeOneoffs, OneoffPlaces, list_node_oneoffs
 from controller.scheduler.swarm_parse import PREFIX
 
