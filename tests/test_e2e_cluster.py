@@ -497,6 +497,13 @@ def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path)
     cl.git("push", "dockyard", "main", cwd=repo)
     assert body_of(cl, name) == "first"
     make_app_repo(repo, slow_app("second", 30), cl)
+    lose_the_building_node(cl, repo, timeout=400)
+    assert body_of(cl, name) == "second"
+
+
+def lose_the_building_node(cl, repo, timeout: float) -> str:
+    """Push, stop the node that builds as soon as the build's slow step runs, and check that
+    the build ran again on another node and the push succeeded; its output."""
     # the build must not go to the Raft leader: losing it would stall the deploy for an election
     ruler = leader(cl)
     node_engine(cl, ruler, "node", "update", "--availability", "pause", ruler)
@@ -511,13 +518,12 @@ def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path)
                 break
         assert victim, "".join(seen)
         stop_node(cl, victim)
-        rest = push.communicate(timeout=400)[1]
-        out = "".join(seen) + rest
+        out = "".join(seen) + push.communicate(timeout=timeout)[1]
         assert push.returncode == 0, out
         assert f"Node {victim} was lost during the build: building again on another node" in out, out
         again = re.findall(r"Building on (node\d)", out)
         assert len(again) == 2 and again[1] != victim, again
-        assert body_of(cl, name) == "second"
+        return out
     finally:
         if push.poll() is None:
             push.kill()
@@ -825,31 +831,8 @@ def test_a_node_lost_mid_buildpack_build_builds_again_on_another(cl, tmp_path):
     name = unique_app("clbplost")
     repo = make_app_repo(tmp_path / name, py_app("after-loss", "echo slow-step; sleep 30"), cl)
     cl.cli("apps:create", name, cwd=repo)
-    ruler = leader(cl)   # losing the Raft leader would stall the deploy for an election
-    node_engine(cl, ruler, "node", "update", "--availability", "pause", ruler)
-    push = subprocess.Popen(["git", "push", "dockyard", "main"], cwd=repo, env=cl.env, stderr=subprocess.PIPE, text=True)
-    seen, victim = [], None
-    try:
-        for line in push.stderr:
-            seen.append(line)
-            found = re.search(r"Building on (node\d)", line)
-            victim = found.group(1) if found else victim
-            if victim and "slow-step" in line:
-                break
-        assert victim, "".join(seen)
-        stop_node(cl, victim)
-        out = "".join(seen) + push.communicate(timeout=780)[1]
-        assert push.returncode == 0, out
-        assert f"Node {victim} was lost during the build: building again on another node" in out, out
-        again = re.findall(r"Building on (node\d)", out)
-        assert len(again) == 2 and again[1] != victim, again
-        assert body_of(cl, name) == "after-loss"
-    finally:
-        if push.poll() is None:
-            push.kill()
-        if victim:
-            start_node(cl, victim)
-        node_engine(cl, ruler, "node", "update", "--availability", "active", ruler)
+    lose_the_building_node(cl, repo, timeout=780)
+    assert body_of(cl, name) == "after-loss"
 
 
 def test_cluster_down_returns_apps_to_this_host(cl, web):
