@@ -115,8 +115,8 @@ up() {
     done
     mkdir -p "$HOME_DIR"
     local tmp="$STATE.tmp"
-    printf '{"manager": "tcp://%s:2375", "managers": [%s], "registry": "%s:%s", "network": "%s", "nodes": %s}\n' \
-        "$ip1" "$managers" "$gw" "$REGISTRY_PORT" "$NET" "$n" >"$tmp"
+    printf '{"manager": "tcp://%s:2375", "managers": [%s], "registry": "%s:%s", "network": "%s", "subnet": "%s", "nodes": %s}\n' \
+        "$ip1" "$managers" "$gw" "$REGISTRY_PORT" "$NET" "$subnet" "$n" >"$tmp"
     mv "$tmp" "$STATE"
     say "$n node(s) ready, $m manager(s); the platform now schedules on the swarm (managers ${managers//\"/}, registry $gw:$REGISTRY_PORT)"
 }

@@ -136,7 +136,10 @@ def test_nodes_lists_the_three_nodes_ready(cl):
     assert all(r["state"] == "ready" and r["availability"] == "active" for r in rows), rows
     out = cl.cli("nodes").stdout
     assert out.splitlines()[0].split()[:3] == ["HOSTNAME", "ADDRESS", "STATE"]
-    assert "docker swarm join --token" in cl.cli("nodes:join-command").stdout
+    join = cl.cli("nodes:join-command").stdout
+    assert "docker swarm join --token" in join, join
+    subnet = json.loads((cl.home / "cluster.json").read_text())["subnet"]   # the new host's wall first
+    assert f"dockyard-node-firewall {subnet} " in join.splitlines()[0], join
 
 
 def test_scale_spreads_over_every_node_and_the_router_reaches_each(cl, web):

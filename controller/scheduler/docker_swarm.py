@@ -462,14 +462,20 @@ class SwarmScheduler(DockerEngine):
             raise SchedulerError(f"Could not remove node {name}: {e.explanation}") from None
 
     def join_command(self) -> list[str]:
-        """What a new host runs to join: trust the registry, restart its engine, join the swarm."""
+        """What a new host runs to join: its wall (the node's containers reach neither its engine
+        nor the nodes' network, but the add-on gateway), trust the registry, restart its engine,
+        join the swarm. The wall script is scripts/node-firewall.sh, copied there first
+        (docs/cluster.md, "Joining a real machine")."""
         try:
             token = self.manager.api.inspect_swarm()["JoinTokens"]["Worker"]
         except (docker.errors.APIError, KeyError) as e:
             raise SchedulerError(f"Could not read the swarm's join token: {e}") from None
         manager = self._manager_url.removeprefix("tcp://").rpartition(":")[0]
         registry = self.cluster["registry"]
-        return [f"echo '{{\"insecure-registries\": [\"{registry}\"]}}' > /etc/docker/daemon.json",
+        subnet = self.cluster.get("subnet") or "NODES-NETWORK-CIDR"
+        gateway = f"{registry.rpartition(':')[0]}:{self.config.addon_gateway_port}"
+        return [f"/usr/local/sbin/dockyard-node-firewall {subnet} {gateway}",
+                f"echo '{{\"insecure-registries\": [\"{registry}\"]}}' > /etc/docker/daemon.json",
                 "systemctl restart docker",
                 f"docker swarm join --token {token} {manager}:2377"]
 
