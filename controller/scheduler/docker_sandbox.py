@@ -352,10 +352,10 @@ def _stamp(base: str, name: str, pushed: str, built: str, labels: dict[str, str]
     return image_stamp.digest(config), image_stamp.digest(manifest)
 
 
-def stamp_labels(base: str, name: str, pushed: str, labels: dict[str, str]) -> tuple[str, str]:
+def stamp_labels(base: str, name: str, pushed: str, built: str, labels: dict[str, str]) -> tuple[str, str]:
     """The platform's labels stamped on a sandbox's image (see _stamp); a node's build sandbox
     (swarm_build.py) uses it too, through its registry's port on the node's address."""
-    return _stamp(base, name, pushed, labels)
+    return _stamp(base, name, pushed, built, labels)
 
 
 def tidy_sandbox(delete_manifest: Callable[[str, str], None], api: docker.APIClient, tag: str,

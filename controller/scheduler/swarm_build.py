@@ -181,7 +181,7 @@ class NodeSandbox:
                 self.api.remove_image(f"{inside}:{name}", noprune=True)
         if not pushed:
             raise ImageBuildFailed("The build sandbox's engine named no digest for the image it pushed: push again.")
-        image_id, stamped = stamp_labels(f"{self._registry_url()}/v2/{repo}", name, pushed, labels)
+        image_id, stamped = stamp_labels(f"{self._registry_url()}/v2/{repo}", name, pushed, image_id, labels)
         node_ref = f"{self.swarm.cluster['registry']}/{tag}"
         stream_ok(self.node_api.pull(on_node, tag=name, stream=True, decode=True), "pull on the node")
         node_repo = node_ref.rpartition(":")[0]
