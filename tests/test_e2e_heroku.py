@@ -279,8 +279,11 @@ def test_ctrl_c_mid_build_cancels_it_and_changes_nothing(platform, tmp_path):
     old = platform.git("rev-parse", "HEAD", cwd=repo).stdout.strip()
     nonce = f"sleep 30.{time.time_ns() % 10**6:06d}"     # its process is findable with pgrep
     make_app_repo(repo, {"Dockerfile": f"FROM {BUSYBOX_BASE}\nRUN {nonce}\n"}, platform)
+    # git as a terminal starts it: Ctrl-C not ignored (a suite started in the background, e.g.
+    # `.ci/run &`, hands its children SIGINT ignored, and git's HTTP helper keeps that)
     push = subprocess.Popen(["git", "push", "--progress", "dockyard", "main"], cwd=repo, env=platform.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in push.stderr:             # the build's slow step is running: now the user presses Ctrl-C
         if f"RUN {nonce}" in line:
             break

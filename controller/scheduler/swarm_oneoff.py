@@ -142,7 +142,9 @@ def list_node_oneoffs(config, nodes: list, app: str | None, skip: set[str]) -> l
                 rows = api.containers(all=True, filters={"label": labels})
         except (docker.errors.DockerException, requests.RequestException):
             continue
-        found += [on_node(r, hostname, address, config.app_port) for r in rows]
+        # a detached one-off's task container carries the same labels: swarm_jobs lists it
+        found += [on_node(r, hostname, address, config.app_port) for r in rows
+                  if "com.docker.swarm.task.id" not in (r.get("Labels") or {})]
     return found
 
 
