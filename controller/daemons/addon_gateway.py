@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 
-from controller.daemons.registry import cluster_address, pipe
+from controller.daemons.registry import Listener, cluster_address, pipe
 from controller.scheduler.swarm_addons import HELLO_MAX, admitted, gateway_key
 from controller.services import Services
 from controller.settings import Settings
@@ -38,29 +38,19 @@ def read_hello(conn: socket.socket) -> bytes | None:
     return None
 
 
-class Gateway:
+class Gateway(Listener):
     """The listener: one thread accepting, one pair per admitted connection."""
 
     def __init__(self, listen: tuple[str, int], key: bytes, resolve):
-        self.listen, self.key, self.resolve = listen, key, resolve
-        self.sock = socket.create_server(listen)
-        self.sock.settimeout(0.5)
-        self.stopped = threading.Event()
+        self.key, self.resolve = key, resolve
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        threading.Thread(target=self._accept, daemon=True, name="addon-gateway").start()
+        super().__init__(listen, "addon-gateway")
 
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, peer = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not self.slots.acquire(blocking=False):
-                conn.close()
-                continue
-            threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
+    def on_connection(self, conn: socket.socket, peer) -> None:
+        if not self.slots.acquire(blocking=False):
+            conn.close()
+            return
+        threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
 
     def _serve(self, conn: socket.socket, peer) -> None:
         upstream = None
@@ -87,10 +77,6 @@ class Gateway:
                 if sock is not None:
                     sock.close()
             self.slots.release()
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.sock.close()
 
 
 def serve(s: Settings, stop: threading.Event) -> None:

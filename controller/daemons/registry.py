@@ -67,37 +67,53 @@ def pipe(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
-class Forwarder:
-    """TCP from `listen` to the registry's loopback port, one thread pair per connection."""
+class Listener:
+    """A TCP listener on `listen` whose thread hands each accepted connection to
+    `on_connection(conn, peer)` until `close`; the registry's forwarder and the add-on gateway
+    (addon_gateway.py) each say what a connection gets."""
 
-    def __init__(self, listen: tuple[str, int], target: tuple[str, int]):
-        self.listen, self.target = listen, target
-        self.sock = socket.create_server(listen, reuse_port=False)
+    def __init__(self, listen: tuple[str, int], name: str):
+        self.listen = listen
+        self.sock = socket.create_server(listen)
         self.sock.settimeout(0.5)
         self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True, name="registry-forward").start()
+        threading.Thread(target=self._accept, daemon=True, name=name).start()
 
     def _accept(self) -> None:
         while not self.stopped.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except TimeoutError:
                 continue
             except OSError:
                 break
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-                conn.settimeout(None)
-            except OSError:
-                conn.close()
-                continue
-            threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
-            threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+            self.on_connection(conn, peer)
+
+    def on_connection(self, conn: socket.socket, peer) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.stopped.set()
         self.sock.close()
+
+
+class Forwarder(Listener):
+    """TCP from `listen` to the registry's loopback port, one thread pair per connection."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int]):
+        self.target = target
+        super().__init__(listen, "registry-forward")
+
+    def on_connection(self, conn: socket.socket, peer) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+            upstream.settimeout(None)
+            conn.settimeout(None)
+        except OSError:
+            conn.close()
+            return
+        threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
 
 
 def serve_nodes(s: Settings, stop: threading.Event) -> None:
