@@ -1,6 +1,7 @@
 """Scale benchmark: one platform, measured empty (one app) and again with N apps each running
 one busybox instance, in the same run. Prints, side by side: a redeploy of a tiny Dockerfile
-app (git push -> first 200 via the router; median of --runs), API latency p50/p99 over the app
+app (git push -> first 200 via the router; median of --runs) with its stages, a bare `docker run`
+of the same kind of container beside each (the engine's own share), API latency p50/p99 over the app
 routes, one reconciler pass, one router render, one `nginx -t` + reload, one route switch (what a deploy waits for: the
 table loaded, rendered and applied, nginx reloaded on it), one metrics pass,
 the platform's PSS (nginx included), and the engine's own CPU while idle. Never asserts.
@@ -32,7 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import _tree, platform_memory, push_and_wait  # noqa: E402
+from bench.common import SAME_LIMITS, _tree, platform_memory, push_and_wait, wait_for  # noqa: E402
+from bench.deploy import STAGES, stages  # noqa: E402
+from core.isolation import network_name  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
@@ -140,20 +143,43 @@ def engine_cpu(seconds: float) -> float:
     return (cpu() - before) / seconds * 100
 
 
+def engine_start(p) -> float:
+    """The engine's part of a deploy with no platform: `docker run` of the apps' image with
+    Dockyard's limits, on its apps network, port published on loopback, to its first 200."""
+    start = time.monotonic()
+    cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000", *SAME_LIMITS,
+               "--network", network_name(p.name), IMAGE]).stdout.strip()
+    try:
+        wait_for(int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1]), "localhost", "scale")
+        return time.monotonic() - start
+    finally:
+        run(["docker", "rm", "-f", cid], check=False)
+
+
 def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float]:
     """Each phase the same way: one redeploy not counted (the engine and the platform's loops
-    settle after the set-up), then --runs redeploys, then the rest."""
-    deploys = []
+    settle after the set-up), then --runs redeploys, each followed by a bare `docker run` of the
+    same kind of container (the engine's share, side by side), then the rest."""
+    deploys, bare, split = [], [], []
     for i in range(args.runs + 1):
         text = f"scale {len(apps)} {i} {time.time()}"
         make_app_repo(repo, {"index.html": text}, p)
+        timed: list = []
         deploys.append(push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
-                                     f"bench.{p.domain}", text)[0])
-    deploys = deploys[1:]
+                                     f"bench.{p.domain}", text, timed=timed)[0])
+        split.append(stages(timed))
+        bare.append(engine_start(p))
+    deploys, bare, split = deploys[1:], bare[1:], split[1:]
     p50, p99, slow = api_latency(p, apps, args.requests)
-    print(f"  {phase}: redeploys {', '.join(f'{d:.2f}' for d in deploys)} s; slowest GETs: {slow}")
+    print(f"  {phase}: redeploys {', '.join(f'{d:.2f}' for d in deploys)} s; bare docker runs "
+          f"{', '.join(f'{d:.2f}' for d in bare)} s; slowest GETs: {slow}")
     out = {"redeploy (s)": statistics.median(deploys), "redeploy, fastest (s)": min(deploys),
-           "API p50 (ms)": p50, "API p99 (ms)": p99}
+           "bare docker run to first 200 (s)": statistics.median(bare)}
+    for label, _ in STAGES:
+        times = [one[label] for one in split if label in one]
+        if times:
+            out[f"  {label} (s)"] = statistics.median(times)
+    out.update({"API p50 (ms)": p50, "API p99 (ms)": p99})
     out.update({f"{k} (s)": v for k, v in passes(p, args.profile and len(apps) > 1).items()})
     time.sleep(5)
     out["platform PSS (MB)"] = sum(r[2] for r in platform_memory(p.home)) / 1024
@@ -237,10 +263,10 @@ def main() -> int:
             run(["docker", "rmi", "-f", IMAGE], check=False)
     print(f"apps running: {made} of {args.apps} (set up in {setup:.0f} s, {args.parallel} at a time); "
           f"redeploys: median of {args.runs}; API: {args.requests} GETs")
-    print(f"{'measure':34} {'empty':>10} {f'{made} apps':>10} {'ratio':>7}")
+    print(f"{'measure':50} {'empty':>10} {f'{made} apps':>10} {'ratio':>7}")
     for key in empty:
-        ratio = full[key] / empty[key] if empty[key] else float("nan")
-        print(f"{key:34} {empty[key]:10.3f} {full[key]:10.3f} {ratio:7.2f}")
+        ratio = full[key] / empty[key] if empty[key] and key in full else float("nan")
+        print(f"{key:50} {empty[key]:10.3f} {full.get(key, float('nan')):10.3f} {ratio:7.2f}")
     return 0
 
 

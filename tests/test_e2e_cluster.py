@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import re
 import secrets
@@ -453,14 +454,18 @@ def test_losing_the_raft_leader_fails_no_request(cl, jobs_app):
 
 def test_cron_runs_on_a_node(cl, jobs_app):
     name = jobs_app
-    row = wait_until(lambda: next((d for d in dynos(cl, name) if d["type"] == "run"), None), 150,
-                     "the cron job's first run")
-    assert row["node"] in NODES and not host_oneoffs(cl, name), (row, "ran on the platform host")
+    # a job's task is listed from its creation; its node is named once the swarm placed it
+    row = wait_until(lambda: next((d for d in dynos(cl, name) if d["type"] == "run" and d["node"]), None), 150,
+                     "the cron job's first run, placed")
+    assert row["container"].startswith("swarm:") and row["node"] in NODES, row
+    assert not host_oneoffs(cl, name), "ran on the platform host"
 
-    def ran():
-        logs = cl.cli("logs", "-a", name, "-n", "300").stdout
-        return logs if "(cron job) exited with code 0" in logs else None
-    assert "cron-ran-run." in wait_until(ran, 60, "the cron job's exit")
+    def ran():      # not the router's lines: the load of the tests before can fill any window
+        logs = cl.cli("logs", "-a", name, "-n", "300", "--source", "app").stdout
+        return logs if "cron-ran-run." in logs else None
+    wait_until(ran, 60, "the cron job's output")
+    wait_until(lambda: "(cron job) exited with code 0" in cl.cli("logs", "-a", name, "-n", "300", "--source",
+                                                                 "dockyard").stdout, 60, "the cron job's exit")
     # the reconciler writes the exit line to the log, then the job's record: `cron` may lag a pass
     wait_until(lambda: "exit code 0" in cl.cli("cron", "-a", name).stdout, 30, "the cron job's exit code in `cron`")
 
@@ -487,6 +492,32 @@ def test_a_push_builds_on_a_node_in_the_tenants_sandbox_and_serves(cl, tmp_path)
     sandboxes = node_engine(cl, node, "ps", "--filter", "label=dockyard.sandbox", "--format", "{{.Names}}").split()
     assert sandboxes and all(s.startswith(f"{cl.name}-sandbox-u") for s in sandboxes), sandboxes
     assert node_engine(cl, node, "images", "-q", f"*/{cl.name}/{name}").strip(), "the node pushed what it built"
+    # The platform reaches that sandbox's engine from the cluster's network: however many
+    # networks the sandbox's engine makes for builds, none takes that network (seen hanging every
+    # later build on the node once Docker's default pools reached it: replies went to a build's bridge)
+    sandbox = next(s for s in sandboxes if sandbox_engine(cl, node, s, "images", "-q", f"{cl.name}/{name}").strip())
+    subnet = ipaddress.ip_network(json.loads((cl.home / "cluster.json").read_text())["subnet"])
+    made = [f"dytnet{k}" for k in range(16)]     # as many as Docker's default pools have in 172.17-31
+    try:
+        for net in made:
+            sandbox_engine(cl, node, sandbox, "network", "create", net)
+        for net in made:
+            got = ipaddress.ip_network(sandbox_engine(cl, node, sandbox, "network", "inspect", "-f",
+                                                      "{{(index .IPAM.Config 0).Subnet}}", net).strip())
+            assert not got.overlaps(subnet), (net, got, subnet)
+        engine = node_engine(cl, node, "port", sandbox, "2375").split()[0]
+        with urllib.request.urlopen(f"http://{engine}/_ping", timeout=10) as r:
+            assert r.read() == b"OK"
+    finally:
+        for net in made:
+            run(["docker", "exec", f"{cl.name}-{node}", "docker", "exec", sandbox, "docker", "-H",
+                 "unix:///sandbox/docker.sock", "network", "rm", net], check=False)
+
+
+def sandbox_engine(p, hostname: str, sandbox: str, *args: str) -> str:
+    """The docker CLI against a tenant's build sandbox engine on a node."""
+    return run(["docker", "exec", f"{p.name}-{hostname}", "docker", "exec", sandbox, "docker", "-H",
+                "unix:///sandbox/docker.sock", *args], timeout=60).stdout
 
 
 def test_a_node_lost_mid_build_builds_again_on_another_and_deploys(cl, tmp_path):
@@ -800,9 +831,9 @@ def test_a_buildpack_push_builds_on_a_node_and_a_warm_push_reuses_its_cache(cl, 
     # the steps ran in the tenant's sandbox on that node: the app's build cache is a volume there
     # (the one holding the app's images: other tenants of the module have sandboxes there too)
     sandboxes = node_engine(cl, node, "ps", "--filter", "label=dockyard.sandbox", "--format", "{{.Names}}").split()
-    sandbox = next((s for s in sandboxes if node_engine(cl, node, "exec", s, "docker", "-H", "tcp://127.0.0.1:2375",
-                                                        "images", "-q", f"{cl.name}/{name}").strip()), sandboxes[0])
-    volumes = node_engine(cl, node, "exec", sandbox, "docker", "-H", "tcp://127.0.0.1:2375", "volume", "ls", "-q").split()
+    sandbox = next((s for s in sandboxes if sandbox_engine(cl, node, s, "images", "-q", f"{cl.name}/{name}").strip()),
+                   sandboxes[0])
+    volumes = sandbox_engine(cl, node, sandbox, "volume", "ls", "-q").split()
     assert any(v.startswith(f"{cl.name}-cache-") for v in volumes), volumes
     # a code-only change builds on the same node, warm: nothing installed, the dependency image reused
     make_app_repo(repo, {"public/index.html": "warm\n"}, cl)
@@ -814,8 +845,7 @@ def test_a_buildpack_push_builds_on_a_node_and_a_warm_push_reuses_its_cache(cl, 
     assert "Successfully installed" not in out
     assert body_of(cl, name) == "warm"
     # the sandbox keeps the app's newest build and its dependency image (the next build's warm start)
-    tags = node_engine(cl, node, "exec", sandbox, "docker", "-H", "tcp://127.0.0.1:2375", "images", "--format",
-                       "{{.Tag}}", f"{cl.name}/{name}").split()
+    tags = sandbox_engine(cl, node, sandbox, "images", "--format", "{{.Tag}}", f"{cl.name}/{name}").split()
     assert len([t for t in tags if t.startswith("build-")]) == 1 and any(t.startswith("deps-k") for t in tags), tags
     labels = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}",
                              current_image(cl, name)]).stdout)

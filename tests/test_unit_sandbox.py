@@ -1,6 +1,7 @@
 """The build sandbox's network policy and naming (pure logic of controller/scheduler/sandbox_policy.py)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
@@ -55,3 +56,19 @@ def test_the_socket_dir_is_short_whatever_the_home_and_refuses_path_tricks():
     for instance in ("..", "a/b", "", "Dockyard", "x" * 80):
         with pytest.raises(ValueError, match="DOCKYARD_NAME"):
             policy.socket_dir(instance, "u1")
+
+
+def test_the_sandbox_engines_networks_overlap_none_of_the_platforms():
+    # the cluster network the platform reaches a node's sandbox from, the host's bridges, a resolver
+    avoid = ["172.18.0.0/16", "10.213.7.0/24", "10.0.0.0/8", "192.168.0.0/16", "8.8.8.8"]
+    pool, bridge = policy.engine_networks(avoid)
+    assert (pool, bridge) == ("172.16.0.0/17", "172.16.128.1/24")
+    nets = [ipaddress.ip_network(pool), ipaddress.ip_interface(bridge).network]
+    assert not nets[0].overlaps(nets[1])
+    assert not any(n.overlaps(ipaddress.ip_network(a)) for n in nets for a in avoid)
+    assert policy.engine_networks([]) == ("10.213.0.0/17", "10.213.128.1/24")
+
+
+def test_a_host_on_every_candidate_range_gets_an_error_naming_the_fix():
+    with pytest.raises(ValueError, match="free one of them"):
+        policy.engine_networks(["10.0.0.0/8", "172.16.0.0/12"])

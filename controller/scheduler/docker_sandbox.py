@@ -421,10 +421,15 @@ def create_sandbox_container(api: docker.APIClient, image: str, name: str, label
         network_mode=name, mem_limit=f"{build_memory_mb + 1024}m",
         restart_policy={"Name": "unless-stopped"},
         log_config={"Type": "json-file", "Config": {"max-size": "5m", "max-file": "2"}})
+    host_nets, dns = sandbox_host_networks(), policy.nameservers(read_or_empty("/etc/resolv.conf"))
+    try:
+        pool, bridge = policy.engine_networks(host_nets + dns)
+    except ValueError as e:
+        raise SchedulerError(str(e)) from None
     api.create_container(
         image, name=name, hostname="sandbox", labels=labels,
-        environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(sandbox_host_networks())),
-                     "SANDBOX_DNS": " ".join(policy.nameservers(read_or_empty("/etc/resolv.conf")))},
+        environment={"SANDBOX_BLOCK": " ".join(policy.blocked_networks(host_nets)), "SANDBOX_DNS": " ".join(dns),
+                     "SANDBOX_POOL": pool, "SANDBOX_BRIDGE": bridge},
         ports=list(ports), host_config=host_config, detach=True, **({"entrypoint": entrypoint} if entrypoint else {}))
 
 

@@ -95,6 +95,28 @@ def nameservers(resolv_conf: str) -> list[str]:
     return found
 
 
+# Where a sandbox's engine takes its own networks from (its default bridge, a build's network).
+# Docker's own default pools (172.17-31, 192.168) only skip the networks on the sandbox's own
+# interfaces: they can take the network of the host talking to the sandbox (the platform host,
+# which reaches a node's sandbox through the node), and every reply to it then goes to a build's
+# bridge. So the platform names a range that overlaps none of its networks nor its resolvers.
+POOL_CANDIDATES = tuple(f"10.{b}.0.0/16" for b in range(213, 256)) + tuple(f"172.{b}.0.0/16" for b in range(16, 32))
+
+
+def engine_networks(avoid: list[str]) -> tuple[str, str]:
+    """The sandbox engine's (default address pool, default bridge address): the first candidate
+    /16 overlapping none of `avoid` (networks or addresses); its lower half is the pool of
+    /24s for the builds' networks, its upper half's first /24 the default bridge."""
+    taken = [ipaddress.ip_network(a, strict=False) for a in avoid]
+    for raw in POOL_CANDIDATES:
+        net = ipaddress.ip_network(raw)
+        if not any(net.overlaps(t) for t in taken if t.version == 4):
+            pool, upper = net.subnets(prefixlen_diff=1)
+            return str(pool), f"{next(upper.hosts())}/24"
+    raise ValueError("Every address range a build sandbox's engine can use (10.213-255.0.0/16, 172.16-31.0.0/16) "
+                     "overlaps a network of this host: free one of them.")
+
+
 def registry_host_port(container: dict) -> int | None:
     """The host port (on 127.0.0.1) the sandbox's registry is published on, from `inspect`."""
     ports = ((container.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{REGISTRY_PORT}/tcp") or []

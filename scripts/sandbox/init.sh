@@ -5,6 +5,9 @@
 #   SANDBOX_BLOCK  networks nothing in the sandbox may connect to: the host's own addresses,
 #                  loopback, link-local and private ranges (the platform's and tenants' networks)
 #   SANDBOX_DNS    the resolvers builds may ask (port 53 only), though they are in SANDBOX_BLOCK
+#   SANDBOX_POOL, SANDBOX_BRIDGE
+#                  the range the engine's networks come from, and its default bridge's address:
+#                  clear of the platform's networks, whose replies would otherwise go to a build's bridge
 #
 # Rules hold for the engine itself (OUTPUT: the daemon fetches `ADD http://...` and would pull)
 # and for every build step (DOCKER-USER, before the engine's own FORWARD rules). Nothing a
@@ -52,4 +55,8 @@ docker-registry serve /etc/dockyard/registry.yml &
 set -- dockerd -H unix:///sandbox/docker.sock \
     --add-runtime dockyard=/usr/local/bin/runc-dropping-net-raw --default-runtime dockyard
 for ns in ${SANDBOX_DNS:-}; do set -- "$@" --dns "$ns"; done
+# its networks from a range the platform chose clear of its own (sandbox_policy.engine_networks)
+if [ -n "${SANDBOX_POOL:-}" ]; then
+    set -- "$@" --bip "$SANDBOX_BRIDGE" --default-address-pool "base=$SANDBOX_POOL,size=24"
+fi
 exec "$@"
