@@ -156,10 +156,32 @@ def engine_start(p) -> float:
         run(["docker", "rm", "-f", cid], check=False)
 
 
+def busy_share(seconds: float) -> float:
+    """The machine's busy share of all cores over `seconds` (from /proc/stat)."""
+    def read() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]      # all, idle + iowait
+    total, idle = read()
+    time.sleep(seconds)
+    total2, idle2 = read()
+    return 1 - (idle2 - idle) / max(1, total2 - total)
+
+
+def settle(limit: float = 90.0, below: float = 0.15) -> str:
+    """Wait (at most `limit` s) until the machine is quiet: starting N containers leaves the
+    engine and the kernel busy for a while, and a phase compares deploys on a quiet machine."""
+    started = time.monotonic()
+    share = busy_share(2)
+    while share >= below and time.monotonic() - started < limit:
+        share = busy_share(2)
+    return f"settled in {time.monotonic() - started:.0f} s (busy {share:.0%})"
+
+
 def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float]:
     """Each phase the same way: one redeploy not counted (the engine and the platform's loops
     settle after the set-up), then --runs redeploys, each followed by a bare `docker run` of the
     same kind of container (the engine's share, side by side), then the rest."""
+    quiet = settle()
     deploys, bare, split = [], [], []
     for i in range(args.runs + 1):
         text = f"scale {len(apps)} {i} {time.time()}"
@@ -171,7 +193,7 @@ def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float
         bare.append(engine_start(p))
     deploys, bare, split = deploys[1:], bare[1:], split[1:]
     p50, p99, slow = api_latency(p, apps, args.requests)
-    print(f"  {phase}: redeploys {', '.join(f'{d:.2f}' for d in deploys)} s; bare docker runs "
+    print(f"  {phase} ({quiet}): redeploys {', '.join(f'{d:.2f}' for d in deploys)} s; bare docker runs "
           f"{', '.join(f'{d:.2f}' for d in bare)} s; slowest GETs: {slow}")
     out = {"redeploy (s)": statistics.median(deploys), "redeploy, fastest (s)": min(deploys),
            "bare docker run to first 200 (s)": statistics.median(bare)}

@@ -160,7 +160,7 @@ class Nginx:
                             "another Dockyard process is applying routes or (re)starting nginx. Retry; if it "
                             f"keeps happening, look for a stuck {self._router_process()} or API worker."
                         ) from None
-                    time.sleep(0.01)   # a deploy's switch waits out another pass; a short one
+                    time.sleep(0.002)   # a deploy's switch waits out another pass: take the lock as it frees
             try:
                 yield
             finally:

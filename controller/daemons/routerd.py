@@ -63,6 +63,18 @@ class RequestMetrics:
         self.store.record_requests(sleep.latest_requests(reqs))   # what autosleep counts idleness from
 
 
+def refresh_on(store: Store, events: queue.SimpleQueue):
+    """The router's answer to an instance's start or exit: a pass when the routes name that
+    instance (marked healthy: it crashed, or the engine restarted it on a new port) or when the
+    change names no instance (a node's state). A deploy's new instance is routed by the deploy
+    once its check passed, and its old ones leave the routes before they stop: a pass for
+    their events changes nothing and would hold the router lock while the deploy waits to switch."""
+    def on_change(instance_id: str) -> None:
+        if not instance_id or instance_id in store.healthy_ids():
+            events.put(loop.REFRESH)
+    return on_change
+
+
 def serve(settings: Settings, stop: threading.Event) -> None:
     """The router loop until `stop` is set (a loop of the platform process)."""
     store = Store(settings.db_path)
@@ -71,7 +83,7 @@ def serve(settings: Settings, stop: threading.Event) -> None:
     done = threading.Event()
     # An instance the engine restarted after a crash answers on a new port: routes follow the
     # engine's start/exit events at once instead of at the next pass.
-    watcher = threading.Thread(target=scheduler.watch, args=(lambda: events.put(loop.REFRESH), done.is_set),
+    watcher = threading.Thread(target=scheduler.watch, args=(refresh_on(store, events), done.is_set),
                                name="instance-events", daemon=True)
     watcher.start()
     threading.Thread(target=_stop_when, args=(stop, done, events), name="router-stop", daemon=True).start()

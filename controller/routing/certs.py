@@ -174,9 +174,13 @@ class StoredCerts:
 
     def __init__(self, store) -> None:
         self.store = store
+        self._records: dict[str, dict] | None = None    # read once per route table, not once per app
 
     def bundle_for(self, app_name: str, hosts: tuple[str, ...]) -> CertBundle | None:
-        return stored_bundle(self.store, app_name)
+        if self._records is None:
+            self._records = self.store.cert_records()
+        record = self._records.get(app_name)
+        return _bundle(record) if record is not None else None
 
 
 def store_bundle(store, app, bundle: CertBundle) -> None:
@@ -185,8 +189,10 @@ def store_bundle(store, app, bundle: CertBundle) -> None:
 
 def stored_bundle(store, app_name: str) -> CertBundle | None:
     record = store.cert_record(app_name)
-    if record is None:
-        return None
+    return _bundle(record) if record is not None else None
+
+
+def _bundle(record: dict) -> CertBundle:
     info = record["info"]
     return CertBundle(cert_pem=record["cert_pem"], key_pem=record["key_pem"],
                       info=CertInfo(**{**info, "names": tuple(info["names"])}), source=record["source"])

@@ -231,9 +231,10 @@ class Instances(Protocol):
         version); never one-offs or build containers. One call to the engine: the reconciler and
         the router call it every few seconds."""
 
-    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+    def watch(self, on_change: Callable[[str], None], stopped: Callable[[], bool]) -> None:
         """Call `on_change` as soon as an app instance of this platform starts or exits (a
-        crash, a restart by the engine, whose published port then changes), until `stopped()`.
+        crash, a restart by the engine, whose published port then changes), until `stopped()`,
+        with that instance's id, or "" when the change names none of them (a node's state).
         Blocks; an engine that stops answering is retried. A backend that cannot watch
         returns at once: callers also poll `instances()`."""
 

@@ -132,7 +132,7 @@ class DockerHost(DockerEngine):
             raise SchedulerError(f"Could not read the engine's events: {e.explanation}") from None
         return parse_crashes(events)
 
-    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+    def watch(self, on_change: Callable[[str], None], stopped: Callable[[], bool]) -> None:
         filters = {"type": "container", "event": ["start", "die"], **self._filters(None, LABEL_PROCESS)}
         since = time.time()
         while not stopped():
@@ -140,8 +140,8 @@ class DockerHost(DockerEngine):
             # an engine that went away is asked again at the next one
             until = since + WATCH_WINDOW
             try:
-                for _event in self.client.api.events(since=since, until=until, filters=filters, decode=True):
-                    on_change()
+                for event in self.client.api.events(since=since, until=until, filters=filters, decode=True):
+                    on_change(str(event.get("id") or ""))
             except (docker.errors.DockerException, requests.RequestException, SchedulerError):
                 pass
             time.sleep(max(0.0, until - time.time()))

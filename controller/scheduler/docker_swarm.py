@@ -326,18 +326,20 @@ class SwarmScheduler(DockerEngine):
         except (docker.errors.DockerException, requests.RequestException, KeyError):
             return False      # the node or the container is gone: an exit code is all there is
 
-    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+    def watch(self, on_change: Callable[[str], None], stopped: Callable[[], bool]) -> None:
         """Call `on_change` at once when a node changes state (the manager reports it down or
         back) or when an app instance's container starts or exits on any node (Swarm restarted
         a task, whose published port changed): the router then drops or follows it without
         waiting for its next pass. One event stream per node's engine and one from the manager
-        for the nodes, each in bounded windows; nodes that join are watched from the next window."""
-        threading.Thread(target=self._probe.watch, args=(lambda: set(self._addresses), on_change, stopped),
+        for the nodes, each in bounded windows; nodes that join are watched from the next window.
+        A task's container names no instance id of this backend (a service's): "" each time."""
+        changed = lambda: on_change("")   # noqa: E731
+        threading.Thread(target=self._probe.watch, args=(lambda: set(self._addresses), changed, stopped),
                          name="swarm-node-probe", daemon=True).start()
         watched: set[str] = set()
         containers = {"type": "container", "event": ["start", "die"], **self._filters(None, LABEL_PROCESS)}
         threading.Thread(target=self._watch_engine, args=(lambda: self._manager_url, {"type": "node"},
-                                                           on_change, stopped),
+                                                           changed, stopped),
                          name="swarm-node-events", daemon=True).start()
         while not stopped():
             try:
@@ -346,7 +348,7 @@ class SwarmScheduler(DockerEngine):
                 addresses = set(watched)
             for url in addresses - watched:
                 threading.Thread(target=self._watch_engine,
-                                 args=(lambda url=url: url, containers, on_change,
+                                 args=(lambda url=url: url, containers, changed,
                                        lambda url=url: stopped() or url not in watched),
                                  name=f"swarm-events-{url}", daemon=True).start()
             watched.clear()

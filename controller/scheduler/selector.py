@@ -124,7 +124,7 @@ class SelectingScheduler(DockerScheduler):
                 # the cluster is gone: nothing of it is left to move
         return sorted(found, key=lambda i: (i.app, i.process, i.index, i.version))
 
-    def watch(self, on_change: Callable[[], None], stopped: Callable[[], bool]) -> None:
+    def watch(self, on_change: Callable[[str], None], stopped: Callable[[], bool]) -> None:
         """The host engine's events and, while a cluster exists, the swarm's (its nodes' state
         and the containers on every node)."""
         threading.Thread(target=super().watch, args=(on_change, stopped), name="host-events", daemon=True).start()
