@@ -179,13 +179,18 @@ class DockerEngine:
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not list networks: {e.explanation}") from None
 
-    def _join(self, net: str, container: str, aliases: list[str] | None = None) -> None:
+    def _join(self, net: str, container: str, aliases: list[str] | None = None, leaving_ok: bool = False) -> None:
+        """`container` joins `net`; with `leaving_ok`, one the engine is removing is let be (an
+        app's instance retired by a deploy or replaced after a crash: it serves no more)."""
         try:
             self.client.api.connect_container_to_network(container, net, aliases=aliases)
         except docker.errors.NotFound:
             pass     # the container went away meanwhile
         except docker.errors.APIError as e:
-            if "already exists" not in str(e.explanation) and "already attached" not in str(e.explanation):
+            said = str(e.explanation)
+            if leaving_ok and "marked for removal" in said:
+                return
+            if "already exists" not in said and "already attached" not in said:
                 raise SchedulerError(f"Could not connect {container[:24]} to {net}: {e.explanation}") from None
 
     def _join_services(self, container_id: str, app: str) -> None:

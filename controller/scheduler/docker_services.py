@@ -199,7 +199,7 @@ class DockerServices(DockerEngine):
         net = self._network(self._service_network(name, app), {LABEL_SERVICE: name, LABEL_APP: app})
         self._join(net, self._service_container(name), [name])
         for cid in self._app_containers(app):
-            self._join(net, cid)
+            self._join(net, cid, leaving_ok=True)
 
     def disconnect_service(self, name: str, app: str) -> None:
         self._remove_network(self._service_network(name, app))
