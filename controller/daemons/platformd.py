@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from controller.daemons.loops import LoopSet
@@ -38,21 +39,33 @@ def state_path(s: Settings) -> Path:
     return s.run_dir / "loops.json"
 
 
+def stop_on_signals() -> list[int]:
+    """SIGTERM and SIGINT only enqueue (an append to the list returned). Setting the loops'
+    stop event in the handler would take that event's lock, which the main thread holds for a
+    moment each time its wait wakes: a signal at that moment waited for the lock forever, and
+    the process outlived its supervisor."""
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(1))
+    return stopping
+
+
 def main(settings: Settings | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
     s = settings or from_env()
     s.ensure_dirs()
     loops = LoopSet(LOOPS, s, state_path(s))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: loops.stop.set())
+    stopping = stop_on_signals()
     loops.start()
     log.info("running %d loops: %s", len(LOOPS), ", ".join(LOOPS))
     parent = os.getppid()
-    while not loops.stop.wait(1.0):
+    while not stopping and not loops.stop.is_set():
+        time.sleep(0.2)
         if os.getppid() != parent:   # the supervisor is gone, even if its death signal was lost
             log.warning("the supervisor (pid %d) is gone: stopping", parent)
-            loops.stop.set()
+            break
+    loops.stop.set()
     left = loops.join(timeout=float(s.stop_grace) + 10)
     if left:
         log.warning("loops still ending at exit: %s", ", ".join(left))

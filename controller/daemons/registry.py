@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from core.fsutil import atomic_write
@@ -148,10 +149,11 @@ def main(settings: Settings | None = None) -> int:
     if not Path(s.registry_bin).exists():
         # no crash loop: the platform runs without a registry on one host; cluster mode needs it
         log.warning("%s is missing: install Debian's docker-registry (scripts/install.sh does)", s.registry_bin)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        stop.wait()
+        stopping: list[int] = []     # handlers only enqueue (an event's set would take a lock)
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+        signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+        while not stopping:
+            time.sleep(0.5)
         return 0
     config = write_config(s)
     # layers of manifests the image GC deleted are freed here, while nothing is being pushed
