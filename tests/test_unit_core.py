@@ -209,3 +209,18 @@ def test_leftover_containers_are_builds_and_release_phases_never_instances():
     assert is_leftover({"dockyard.oneoff": "release", "dockyard.build": "b1"})              # the release phase
     assert not is_leftover({"dockyard.build": "b1", "dockyard.process": "web"})             # an instance (image label)
     assert not is_leftover({"dockyard.build": "b1", "dockyard.oneoff": "run"})              # dockyard run
+
+
+def test_an_oom_report_after_its_exit_or_before_the_window_still_marks_it():
+    from controller.scheduler.docker_parse import parse_crashes
+    actor = lambda cid, code=None: {"ID": cid, "Attributes": {"exitCode": code} if code else {}}  # noqa: E731
+    s = 1_000_000_000
+    events = [{"Action": "oom", "id": "b", "Actor": actor("b"), "timeNano": 9 * s},        # before the window
+              {"Action": "die", "id": "a", "Actor": actor("a", "137"), "timeNano": 10 * s},
+              {"Action": "die", "id": "b", "Actor": actor("b", "137"), "timeNano": 10 * s},
+              {"Action": "oom", "id": "a", "Actor": actor("a"), "timeNano": 10 * s + s // 10},  # after its exit
+              {"Action": "die", "id": "a", "Actor": actor("a", "137"), "timeNano": 13 * s},    # restarted, killed
+              {"Action": "die", "id": "c", "Actor": actor("c", "1"), "timeNano": 5 * s}]       # before the window
+    crashes = parse_crashes(events, since=9.5)
+    assert [(c.container_id, c.at, c.oom_killed) for c in crashes] == [("a", 10.0, True), ("b", 10.0, True),
+                                                                      ("a", 13.0, False)]

@@ -19,6 +19,7 @@ from controller.services import Services
 log = logging.getLogger("dockyard.crashes")
 LOOP_CRASHES = 3       # crashes of one instance ...
 LOOP_WINDOW = 60.0     # ... within this many seconds of passing its check: a crash loop
+REPORT_DELAY = 2.0     # seconds the crash watch reads behind now (CrashWatch.poll)
 
 
 def describe(label: str, ptype: str, app: str, crash: Crash, limit_mb: int, restarts: int) -> str:
@@ -47,7 +48,11 @@ class CrashWatch:
         self.since = time.time() if since is None else since
 
     def poll(self, svc: Services) -> int:
-        until = time.time()
+        # a moment behind now: the engine's report of an exit's cause (out of memory) can follow
+        # the exit itself, and the backend reads a little past each exit for it
+        until = time.time() - REPORT_DELAY
+        if until <= self.since:
+            return 0
         crashes = svc.scheduler.crashes(self.since, until)
         self.since = until
         handled = 0

@@ -13,7 +13,8 @@ from core.errors import SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
 from controller.scheduler.docker_engine import DockerEngine
-from controller.scheduler.docker_parse import DEPLOY_PHASES, is_leftover, parse_crashes, parse_instance, parse_logs
+from controller.scheduler.docker_parse import (DEPLOY_PHASES, OOM_PAIRING, is_leftover, parse_crashes, parse_instance,
+                                               parse_logs)
 from controller.scheduler.labels import (LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE,
                                            LABEL_STANDBY)
 
@@ -126,11 +127,12 @@ class DockerHost(DockerEngine):
 
     def crashes(self, since: float, until: float) -> list[Crash]:
         filters = {"type": "container", "event": ["die", "oom"], **self._filters(None, LABEL_PROCESS)}
-        try:
-            events = list(self.client.api.events(since=since, until=until, filters=filters, decode=True))
+        try:    # the OOM reports on either side of the window's exits too (parse_crashes)
+            events = list(self.client.api.events(since=since - OOM_PAIRING, until=min(until + OOM_PAIRING, time.time()),
+                                                 filters=filters, decode=True))
         except docker.errors.APIError as e:
             raise SchedulerError(f"Could not read the engine's events: {e.explanation}") from None
-        return parse_crashes(events)
+        return [c for c in parse_crashes(events, since) if c.at < until]
 
     def watch(self, on_change: Callable[[str], None], stopped: Callable[[], bool]) -> None:
         filters = {"type": "container", "event": ["start", "die"], **self._filters(None, LABEL_PROCESS)}

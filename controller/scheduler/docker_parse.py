@@ -129,23 +129,34 @@ class Lines:
             self.on_line(pending)
 
 
-def parse_crashes(events: list[dict]) -> list[Crash]:
-    """The engine's `oom` and `die` events -> one Crash per exit: an `oom` marks the `die` of
-    the same container that follows it."""
-    oom: set[str] = set()
+OOM_PAIRING = 1.5   # seconds between a container's `oom` and its `die`, in either order
+
+
+def parse_crashes(events: list[dict], since: float = 0.0) -> list[Crash]:
+    """The engine's `oom` and `die` events -> one Crash per exit at or after `since`: an `oom`
+    of the same container within OOM_PAIRING seconds of a `die` marks it. Either can come first
+    (with cgroup v2 the engine can log the exit before the kernel's OOM report reaches it), so
+    the events given may start before `since` and end after the last exit wanted."""
+    def at(ev: dict) -> float:
+        return ev.get("timeNano", 0) / 1e9 or float(ev.get("time", 0))
+
+    def cid(ev: dict) -> str:
+        return ev.get("id") or (ev.get("Actor") or {}).get("ID", "")
+
+    def action(ev: dict) -> str:
+        return ev.get("Action") or ev.get("status") or ""
+
+    ooms: dict[str, list[float]] = {}
+    for ev in events:
+        if action(ev) == "oom":
+            ooms.setdefault(cid(ev), []).append(at(ev))
     out = []
     for ev in events:
-        cid = ev.get("id") or (ev.get("Actor") or {}).get("ID", "")
-        action = ev.get("Action") or ev.get("status")
-        if action == "oom":
-            oom.add(cid)
-        elif action == "die":
-            attrs = (ev.get("Actor") or {}).get("Attributes") or {}
-            code = attrs.get("exitCode")
-            at = ev.get("timeNano", 0) / 1e9 or float(ev.get("time", 0))
-            out.append(Crash(container_id=cid, at=at, exit_code=_int(code) if code is not None else None,
-                             oom_killed=cid in oom))
-            oom.discard(cid)
+        if action(ev) != "die" or at(ev) < since:
+            continue
+        code = ((ev.get("Actor") or {}).get("Attributes") or {}).get("exitCode")
+        out.append(Crash(container_id=cid(ev), at=at(ev), exit_code=_int(code) if code is not None else None,
+                         oom_killed=any(abs(t - at(ev)) <= OOM_PAIRING for t in ooms.get(cid(ev), ()))))
     return out
 
 
