@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -149,9 +148,8 @@ def main(settings: Settings | None = None) -> int:
     if not Path(s.registry_bin).exists():
         # no crash loop: the platform runs without a registry on one host; cluster mode needs it
         log.warning("%s is missing: install Debian's docker-registry (scripts/install.sh does)", s.registry_bin)
-        stopping: list[int] = []     # handlers only enqueue (an event's set would take a lock)
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-        signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+        from controller.daemons.platformd import stop_on_signals   # only this rare branch needs it
+        stopping = stop_on_signals()
         while not stopping:
             time.sleep(0.5)
         return 0

@@ -88,18 +88,14 @@ class RouterMixin:
         with self.read() as db:
             row = db.execute("SELECT c.* FROM app_certs c JOIN apps a ON a.id = c.app_id WHERE a.name = ?",
                              (app_name,)).fetchone()
-        if row is None:
-            return None
-        return {"cert_pem": row["cert_pem"], "key_pem": row["key_pem"], "info": json.loads(row["info"]),
-                "source": row["source"]}
+        return _cert(row) if row is not None else None
 
     def cert_records(self) -> dict[str, dict]:
         """Every app's certificate record (as `cert_record`) by app name, in one read: a route
         table names every app."""
         with self.read() as db:
             rows = db.execute("SELECT a.name AS app_name, c.* FROM app_certs c JOIN apps a ON a.id = c.app_id").fetchall()
-        return {row["app_name"]: {"cert_pem": row["cert_pem"], "key_pem": row["key_pem"],
-                                  "info": json.loads(row["info"]), "source": row["source"]} for row in rows}
+        return {row["app_name"]: _cert(row) for row in rows}
 
     def remove_cert(self, app: App) -> bool:
         with self.tx() as db:
@@ -119,3 +115,8 @@ class RouterMixin:
                 db.executemany("INSERT INTO events (app_id, at, source, process, message) VALUES (?, ?, ?, ?, ?)",
                                [(found["id"], *r) for r in rows])
                 trim_events(db, found["id"])
+
+
+def _cert(row) -> dict:
+    return {"cert_pem": row["cert_pem"], "key_pem": row["key_pem"], "info": json.loads(row["info"]),
+            "source": row["source"]}
