@@ -12,6 +12,12 @@ SAME_LIMITS = ["--memory", "512m", "--memory-swap", "512m", "--cpus", "1", "--pi
                "--cap-drop", "ALL", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777"]
 
 
+# The platform's own intervals (controller/settings.py), not the tests' faster ones: a benchmark
+# measures what a user runs (the tests' reconciler looks twice a second)
+PRODUCT_INTERVALS = {"DOCKYARD_RECONCILE_INTERVAL": 5, "DOCKYARD_SWEEP_INTERVAL": 60, "DOCKYARD_STABLE_AFTER": 30,
+                     "DOCKYARD_HEALTH_TIMEOUT": 30}
+
+
 def get(port: int, host: str) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
@@ -22,8 +28,9 @@ def get(port: int, host: str) -> tuple[int, str]:
         conn.close()
 
 
-def wait_for(port: int, host: str, text: str, timeout: float = 300) -> None:
-    """Poll every 5 ms until `host` answers 200 with `text` in its body."""
+def wait_for(port: int, host: str, text: str, timeout: float = 300, near=lambda: True) -> None:
+    """Poll every 5 ms until `host` answers 200 with `text` in its body; every 50 ms while
+    `near()` says the change cannot be there yet (a request every 5 ms is load of its own)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -32,15 +39,33 @@ def wait_for(port: int, host: str, text: str, timeout: float = 300) -> None:
                 return
         except OSError:
             pass
-        time.sleep(0.005)
+        time.sleep(0.005 if near() else 0.05)
     raise RuntimeError(f"{host}:{port} never served {text!r}")
 
 
+def wait_retired(platform: str, app: str, keep: int = 1, timeout: float = 30) -> float:
+    """Wait until the app has only `keep` containers: a redeploy stops its old instances in the
+    background (SIGTERM, SIGKILL after the grace), and one still dying would share the engine
+    with the next measurement, as a floor's own `docker rm -f` never does. Returns the wait."""
+    import subprocess
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=dockyard.instance={platform}",
+                              "--filter", f"label=dockyard.app={app}"], capture_output=True, text=True,
+                             check=True).stdout.split()
+        if len(ids) <= keep:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise RuntimeError(f"{app}'s old instances were still there after {timeout:.0f} s")
+
+
 def push_and_wait(push_cmd: list[str], cwd, env: dict, port: int, host: str, marker: str,
-                  trace: bool = False, timed: list | None = None) -> tuple[float, float]:
+                  trace: bool = False, timed: list | None = None,
+                  starting: str | None = None) -> tuple[float, float]:
     """Run `git push`, wait for the first 200 with `marker` through the router. Returns (seconds
     to that 200, seconds until git push returned). `trace` prints each line of the push's output
-    with its arrival time (where the time goes); `timed` receives those (seconds, line) pairs."""
+    with its arrival time (where the time goes); `timed` receives those (seconds, line) pairs.
+    `starting`: a mark of the push's output before which the new code cannot serve."""
     import subprocess
     import threading
     start = time.monotonic()
@@ -50,7 +75,9 @@ def push_and_wait(push_cmd: list[str], cwd, env: dict, port: int, host: str, mar
     reader = threading.Thread(target=lambda: lines.extend((time.monotonic() - start, line.rstrip())
                                                           for line in push.stderr), daemon=True)
     reader.start()
-    wait_for(port, host, marker)
+    # no new instance serves before one starts: until the push says so, poll gently, as a floor
+    # polls nothing while its build and `docker run` go on
+    wait_for(port, host, marker, near=lambda: starting is None or any(starting in text for _, text in lines))
     served = time.monotonic() - start
     push.wait(timeout=600)
     returned = time.monotonic() - start

@@ -33,8 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SAME_LIMITS, _tree, platform_memory, push_and_wait, wait_for  # noqa: E402
-from bench.deploy import STAGES, stages  # noqa: E402
+from bench.common import (PRODUCT_INTERVALS, SAME_LIMITS, _tree, platform_memory, push_and_wait,  # noqa: E402
+                          wait_for, wait_retired)
+from bench.deploy import STARTING, STAGES, stages  # noqa: E402
 from core.isolation import network_name  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
@@ -188,7 +189,8 @@ def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float
         make_app_repo(repo, {"index.html": text}, p)
         timed: list = []
         deploys.append(push_and_wait(["git", "push", "-q", "dockyard", "main"], repo, p.env, p.router_port,
-                                     f"bench.{p.domain}", text, timed=timed)[0])
+                                     f"bench.{p.domain}", text, timed=timed, starting=STARTING)[0])
+        wait_retired(p.name, "bench")
         split.append(stages(timed))
         bare.append(engine_start(p))
     deploys, bare, split = deploys[1:], bare[1:], split[1:]
@@ -263,9 +265,7 @@ def main() -> int:
         tmp = Path(tmp)
         ensure_busybox_base(tmp / "busybox")
         build_image(tmp / "image")
-        p = start_platform(tmp / "platform", DOCKYARD_RECONCILE_INTERVAL=5, DOCKYARD_SWEEP_INTERVAL=60,
-                           DOCKYARD_STABLE_AFTER=30, DOCKYARD_ALLOWED_IMAGES=f"{BUSYBOX_BASE},{IMAGE}",
-                           DOCKYARD_HEALTH_TIMEOUT=30)
+        p = start_platform(tmp / "platform", **PRODUCT_INTERVALS, DOCKYARD_ALLOWED_IMAGES=f"{BUSYBOX_BASE},{IMAGE}")
         try:
             repo = make_app_repo(tmp / "bench", httpd_app("cold"), p)
             p.cli("apps:create", "bench", cwd=repo)

@@ -12,6 +12,7 @@ import re
 import secrets
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -237,10 +238,15 @@ def test_a_dockerfile_app_deploys_and_redeploys(plat, world, tmp_path):
     # a Dockerfile claiming another app's labels, and an add-on's and a standby's (containers inherit
     # them, and the scheduler finds add-ons by them): the platform's own are stamped over them as the
     # image leaves the sandbox, the others dropped, with no build step of its own in the Dockerfile
-    make_app_repo(repo, httpd_app("second\n", extra='LABEL dockyard.app="victim" dockyard.instance="other" '
-                                                    'dockyard.addon="victims-db" dockyard.standby="x" keep="me"\n'), plat)
+    claims = 'LABEL dockyard.app="victim" dockyard.instance="other" dockyard.addon="victims-db" dockyard.standby="x" keep="me"\n'
+    since = run(["date", "+%s"]).stdout.strip()
+    make_app_repo(repo, httpd_app("second\n", extra=claims), plat)
     proc = push(m, plat, app, repo, check=True)
     assert "is live" in proc.stderr and plat.curl(app) == (200, "second\n")
+    # an image this small (2 MB) leaves as one archive: the host's engine loaded it, pulled nothing
+    loaded, pulled = (_image_events(since, action) for action in ("load", "pull"))
+    assert run(["docker", "image", "inspect", "-f", "{{.Id}}", f"{plat.name}/{app}:v2"]).stdout.strip() in loaded, loaded
+    assert not [ref for ref in pulled if f"/{app}:" in ref], pulled
     assert "Step 4/4 : CMD" in proc.stderr and "LABEL dockyard.instance" not in proc.stderr
     ids = sorted(set(run(["docker", "images", "-q", f"{plat.name}/{app}"]).stdout.split()))
     every = [json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", i]).stdout) for i in ids]
@@ -250,6 +256,13 @@ def test_a_dockerfile_app_deploys_and_redeploys(plat, world, tmp_path):
         assert not {"dockyard.addon", "dockyard.standby"} & set(labels), labels
     assert any(labels.get("keep") == "me" for labels in every), every   # the tenant's own labels stay
     assert len(ids) == 2, ids
+    # a bigger one (over 16 MB) leaves through the sandbox's registry, stamped the same way
+    since = run(["date", "+%s"]).stdout.strip()
+    make_app_repo(repo, httpd_app("third\n", extra=claims + "RUN head -c 20000000 /dev/urandom > /big\n"), plat)
+    assert "is live" in push(m, plat, app, repo, check=True).stderr and plat.curl(app) == (200, "third\n")
+    assert any(f"/{plat.name}/{app}:" in ref for ref in _image_events(since, "pull"))
+    labels = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", f"{plat.name}/{app}:v3"]).stdout)
+    assert labels["dockyard.app"] == app and labels["keep"] == "me" and "dockyard.addon" not in labels, labels
     # the image left the sandbox through its registry, under the app's own name only
     images = run(["docker", "images", "--format", "{{.Repository}}", "--filter",
                   f"label=dockyard.instance={plat.name}"]).stdout.split()
@@ -262,6 +275,14 @@ def test_a_dockerfile_app_deploys_and_redeploys(plat, world, tmp_path):
 
 
 
+def _image_events(since: str, action: str) -> list[str]:
+    """The host engine's image events of one kind since `since` (epoch seconds): pulled
+    references, loaded image ids."""
+    time.sleep(1)   # the events of this second are all in before --until
+    return run(["docker", "events", "--since", since, "--until", run(["date", "+%s"]).stdout.strip(),
+                "--filter", "type=image", "--filter", f"event={action}", "--format", "{{.Actor.ID}}"]).stdout.split()
+
+
 def test_a_build_failing_after_a_step_moved_out_early_leaves_nothing_and_the_app_serving(plat, world, tmp_path):
     m = world["mallory"]
     app = unique_app("early")
@@ -272,10 +293,12 @@ def test_a_build_failing_after_a_step_moved_out_early_leaves_nothing_and_the_app
             "--filter", f"label=dockyard.instance={plat.name}"]
     kept = sorted(run(mine).stdout.split())
     since = run(["date", "+%s"]).stdout.strip()
-    # the COPY step's image leaves the sandbox while the step after it runs, then that step fails
-    make_app_repo(repo, httpd_app("second\n", extra="RUN sleep 6; exit 3\n"), plat)
+    # a step adding 20 MB leaves the sandbox while the step after it runs, then that step fails
+    # (the COPY before it is too small to move early: the final image's trip carries it)
+    make_app_repo(repo, httpd_app("second\n", extra="RUN head -c 20000000 /dev/urandom > /big\nRUN sleep 6; exit 3\n"),
+                  plat)
     proc = push(m, plat, app, repo)
-    assert proc.returncode != 0 and "Step 3/4 : RUN" in proc.stderr and "non-zero code: 3" in proc.stderr, proc.stderr
+    assert proc.returncode != 0 and "Step 4/5 : RUN" in proc.stderr and "non-zero code: 3" in proc.stderr, proc.stderr
     pulls = run(["docker", "events", "--since", since, "--until", run(["date", "+%s"]).stdout.strip(),
                  "--filter", "type=image", "--filter", "event=pull", "--format", "{{.Actor.ID}}"]).stdout.split()
     assert any(f"/{plat.name}/{app}:" in ref and "-ahead1" in ref for ref in pulls), pulls

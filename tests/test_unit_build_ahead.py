@@ -87,8 +87,8 @@ def _steps(*images: str) -> list[str]:
 def test_moves_ahead_run_one_at_a_time_the_newest_next_and_none_once_stopped():
     started, release, moves = threading.Event(), threading.Event(), []
 
-    def move(name: str, image: str, digests: list) -> None:
-        moves.append((name, image))
+    def move(name: str, image: str, digests: list, since: str | None) -> None:
+        moves.append((name, image, since))
         digests.append(f"sha256:{image}")
         started.set()
         assert release.wait(10)
@@ -107,14 +107,16 @@ def test_moves_ahead_run_one_at_a_time_the_newest_next_and_none_once_stopped():
             break
         time.sleep(0.01)
     ahead.close()
-    assert moves == [("build-1-ahead1", "111111111111"), ("build-1-ahead2", "333333333333")]
+    # each move knows what is out already: the stage's base first, then the image moved before
+    assert moves == [("build-1-ahead1", "111111111111", "000000000000"),
+                     ("build-1-ahead2", "333333333333", "111111111111")]
     assert ahead.moved == [("build-1-ahead1", ["sha256:111111111111"]), ("build-1-ahead2", ["sha256:333333333333"])]
     assert len(out) == 8                    # every line still reaches the build's output
 
 
 def test_a_build_moves_a_few_images_ahead_at_most_and_none_after_the_final_one_started():
     moves: list[str] = []
-    ahead = Ahead("b", 1, lambda name, image, digests: moves.append(image))
+    ahead = Ahead("b", 1, lambda name, image, digests, since: moves.append(image))
     feed = ahead.watching(lambda line: None)
     feed("Step 1/99 : FROM x")
     for i in range(MAX_AHEAD + 3):
@@ -126,13 +128,53 @@ def test_a_build_moves_a_few_images_ahead_at_most_and_none_after_the_final_one_s
             time.sleep(0.01)
     assert moves == [f"{i:012x}" for i in range(MAX_AHEAD)]
 
-    stopped = Ahead("c", 1, lambda name, image, digests: moves.append(image))
+    stopped = Ahead("c", 1, lambda name, image, digests, since: moves.append(image))
     stopped.stop()
     feed = stopped.watching(lambda line: None)
     for line in _steps(" ---> 444444444444"):
         feed(line)
     stopped.close()
     assert stopped.stopped() and stopped.moved == [] and "444444444444" not in moves
+
+
+def test_a_move_that_declines_spends_no_move_and_the_next_one_counts_from_the_same_image():
+    offered: list[tuple[str, str | None]] = []
+
+    def move(name: str, image: str, digests: list, since: str | None) -> bool:
+        offered.append((image, since))
+        digests.append(f"sha256:{image}")
+        return image != "111111111111"         # the first step's layer is too small to move
+
+    ahead = Ahead("d", 1, move)
+    feed = ahead.watching(lambda line: None)
+    for line in _steps(" ---> 111111111111"):
+        feed(line)
+    _idle(ahead)
+    for line in _steps(" ---> 111111111111", " ---> 222222222222")[4:]:
+        feed(line)
+    _idle(ahead)
+    ahead.close()
+    assert offered == [("111111111111", "000000000000"), ("222222222222", "000000000000")]
+    assert ahead.moved == [("d-ahead1", ["sha256:222222222222"])]   # nothing left to tidy of the first
+
+
+def test_the_watch_names_the_last_stages_base_image():
+    out = ("Step 1/4 : FROM golang AS build\n ---> 15a4ac1a9b3b\nStep 2/4 : RUN go build\n ---> 2222222222bb\n"
+           "Step 3/4 : FROM busybox\n ---> 3333333333cc\nStep 4/4 : COPY --from=build /app /app\n ---> 4444444444dd\n")
+    watch = StepWatch(2)
+    for line in out.splitlines():
+        watch.feed(line)
+        if line.startswith(" ---> 15a4"):
+            assert watch.base is None          # the first stage's base is not what the image builds on
+    assert watch.base == "3333333333cc"
+
+
+def _idle(ahead: Ahead) -> None:
+    for _ in range(500):
+        if ahead.worker is None:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the move ahead did not end")
 
 
 def test_the_dockerfile_is_read_only_as_a_plain_file_inside_the_context(tmp_path):

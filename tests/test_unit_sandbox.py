@@ -72,3 +72,13 @@ def test_the_sandbox_engines_networks_overlap_none_of_the_platforms():
 def test_a_host_on_every_candidate_range_gets_an_error_naming_the_fix():
     with pytest.raises(ValueError, match="free one of them"):
         policy.engine_networks(["10.0.0.0/8", "172.16.0.0/12"])
+
+
+def test_tidying_an_earlier_build_leaves_a_later_pushs_build_tag():
+    from controller.scheduler.sandbox_transfer import newer_build
+    keep = "build-8bb84fe465e8-1796648120"
+    assert newer_build("build-0123456789ab-1796648125", keep)       # pushed after: still building
+    assert newer_build("build-0123456789ab-1796648120", keep)       # the same second: kept too
+    assert not newer_build("build-0123456789ab-1796648119", keep)   # an older build: tidied
+    assert not newer_build("deps-kee1b1162c4a85693", keep) and not newer_build("v3", keep)
+    assert not newer_build("build-x-1796648125", "v3")              # nothing to compare with: tidied as before

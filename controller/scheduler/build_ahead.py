@@ -42,6 +42,7 @@ class StepWatch:
         self.froms = 0            # FROM steps started so far
         self.step = self.total = 0
         self.instruction = ""     # the running step's instruction, until its image is named
+        self.base: str | None = None   # the last stage's FROM image, once named: what the host has
 
     def feed(self, line: str) -> str | None:
         m = _STEP.match(line)
@@ -54,6 +55,8 @@ class StepWatch:
         if m is None:
             return None
         instruction, self.instruction = self.instruction, ""
+        if instruction == "FROM" and self.froms == self.stages:
+            self.base = m.group(1)
         if (instruction in FILESYSTEM_STEPS and self.step < self.total
                 and self.stages > 0 and self.froms == self.stages):
             return m.group(1)

@@ -22,10 +22,14 @@ from core.errors import DockyardError
 from controller.scheduler.build_ahead import StepWatch, count_stages
 
 MAX_AHEAD = 3          # images one build moves ahead at most (its output names them: it is the tenant's)
+# A move ahead costs the build's later steps some of the sandbox's time: it pays only for layers
+# big enough that the final image's trip would spend longer compressing and carrying them.
+AHEAD_MIN_BYTES = 4 << 20
 _MAX_DOCKERFILE = 1 << 20
 
-# (name the image goes under, image, list the move appends the registry's manifest digests to)
-Move = Callable[[str, str, list], None]
+# (name the image goes under, image, list the move appends the registry's manifest digests to,
+# the image whose layers are out already or None) -> False when it chose not to move the image
+Move = Callable[[str, str, list, "str | None"], "bool | None"]
 
 
 class Ahead:
@@ -39,6 +43,7 @@ class Ahead:
         self.wanted: str | None = None
         self.worker: threading.Thread | None = None
         self.moved: list[tuple[str, list[str]]] = []
+        self.since: str | None = None  # the last image moved: its layers are out
         self.closed = False           # the build has ended: no move starts any more
 
     def watching(self, on_line: Callable[[str], None]) -> Callable[[str], None]:
@@ -52,7 +57,7 @@ class Ahead:
 
     def _offer(self, image: str) -> None:
         with self.lock:
-            if self.closed or len(self.moved) >= MAX_AHEAD:
+            if self.closed or len(self.moved) >= MAX_AHEAD :
                 return
             self.wanted = image
             if self.worker is None:
@@ -68,10 +73,16 @@ class Ahead:
                     return
                 entry = (f"{self.name}-ahead{len(self.moved) + 1}", [])
                 self.moved.append(entry)
+                since = self.since or self.watch.base
             try:
-                self.move(entry[0], image, entry[1])
+                moved = self.move(entry[0], image, entry[1], since)
             except (DockyardError, docker.errors.DockerException, requests.RequestException):
-                pass   # only time is lost: the final image takes the whole way out and is checked there
+                continue   # only time is lost: the final image takes the whole way out and is checked there
+            with self.lock:
+                if moved is False:         # too little to be worth it: nothing to tidy, no move spent
+                    self.moved.remove(entry)
+                else:
+                    self.since = image
 
     def stop(self) -> None:
         """The final image starts its way out: no move starts any more, and one under way goes

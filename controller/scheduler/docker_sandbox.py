@@ -15,7 +15,9 @@ A finished image leaves through the sandbox's own registry: the sandbox's engine
 127.0.0.1 inside the sandbox, and the host's engine pulls it from the port that registry is
 published on (127.0.0.1 of the host), so only the layers the host lacks cross (a redeploy's new
 layer, not the stack). On the way, the platform's labels are stamped on the image's config in that
-registry (image_stamp.py): no build step of the tenant's Dockerfile is the platform's."""
+registry (image_stamp.py): no build step of the tenant's Dockerfile is the platform's. An image of
+at most 16 MB (image_archive.py) leaves instead as one archive, the sandbox's `docker save` into
+the host's `docker load`, its labels stamped on the way: cheaper than the registry's round trips."""
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +25,6 @@ import fcntl
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -34,8 +35,9 @@ import requests
 
 from core.errors import ImageBuildFailed, SchedulerError
 
-from controller.scheduler import image_stamp
-from controller.scheduler.docker_ahead import Ahead, dockerfile_stages, quietly
+from controller.scheduler.docker_ahead import AHEAD_MIN_BYTES, Ahead, dockerfile_stages, quietly
+from controller.scheduler.image_archive import DIRECT_MAX_BYTES
+from controller.scheduler.sandbox_transfer import carry_out, stamp_labels, stream_ok, tidy_sandbox
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.docker_build import DockerBuild, EngineBuild
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
@@ -45,6 +47,7 @@ _START_TIMEOUT = 60.0
 _RECHECK = 60.0    # seconds a sandbox found ready is trusted with one ping (then checked in full)
 _REPING = 2.0      # seconds a ping is trusted: one build's base images and build share one
 _AHEAD_WAIT = 10.0  # seconds a build waits for a move ahead that is still pulling when the final image is in
+_TIDY_AFTER = 2.0   # seconds after a build its sandbox is tidied: once the release's instances have started
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,16 @@ class DockerSandboxes(DockerBuild):
         labels = self._labels(app, **({LABEL_BUILD: build_id} if build_id else {}))
         repo, _, name = tag.rpartition(":")
         ahead = Ahead(name, dockerfile_stages(context_dir, dockerfile),
-                      lambda under, image, moved: self._move_ahead(sandbox, repo, under, image, labels, moved,
-                                                                   ahead.stopped))
+                      lambda under, image, moved, since: self._move_ahead(sandbox, repo, under, image, labels, moved,
+                                                                          since, ahead.stopped))
         digests: list[str] = []
+        out: list[str] = []   # the host's image id, once the image is out
 
         def tidy() -> None:
             ahead.close()
             for under, moved in ahead.moved:
                 self._forget_ahead(sandbox, repo, under, moved)
-            if digests:
+            if out:
                 self._tidy(sandbox, tag, digests)
 
         try:
@@ -112,44 +116,57 @@ class DockerSandboxes(DockerBuild):
                 run.close()
             ahead.stop()
             with contextlib.closing(sandbox.api()) as api:
-                if image_id is None:
-                    try:
-                        image_id = api.inspect_image(tag)["Id"]
-                    except docker.errors.APIError:
-                        raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
-                image_id, digests[:] = self._move_out(api, sandbox, tag, image_id, labels)
+                try:
+                    built = api.inspect_image(image_id or tag)
+                except docker.errors.APIError:
+                    raise ImageBuildFailed("The engine reported no image at the end of the build.") from None
+                if built.get("Size", DIRECT_MAX_BYTES + 1) <= DIRECT_MAX_BYTES:
+                    image_id = carry_out(api, self.client.api, tag, built["Id"], built["Size"], labels)
+                else:
+                    image_id, digests[:] = self._move_out(api, sandbox, tag, built["Id"], labels)
+                out.append(image_id)
             # a move ahead still pulling ends with the final image's pull (the engine fetches a layer
             # once): then its copy is named in the app's repo, where an image collection finds it
             # should the tidy below not run
             ahead.close(timeout=_AHEAD_WAIT)
         finally:
-            # tidying the sandbox (and what moved ahead) need not hold up the release
-            threading.Thread(target=tidy, name=f"tidy-{tag}", daemon=True).start()
+            # tidying the sandbox (and what moved ahead) need not hold up the release, nor share
+            # the machine with the start of its instances
+            timer = threading.Timer(_TIDY_AFTER, tidy)
+            timer.name, timer.daemon = f"tidy-{tag}", True
+            timer.start()
         return image_id
 
     def _move_ahead(self, sandbox: _Sandbox, repo: str, name: str, image: str, labels: dict[str, str],
-                    digests: list[str], stopped: Callable[[], bool]) -> None:
+                    digests: list[str], since: str | None, stopped: Callable[[], bool]) -> bool:
         """A finished step's `image` out of the sandbox as the final image goes (docker_ahead.py),
         under `name`: its layers are on the host when the final image follows. Once `stopped()`,
-        the final image is on its way and what is not begun yet is left to it."""
+        the final image is on its way and what is not begun yet is left to it. False (nothing
+        moved) for an image small enough to leave as an archive, or whose layers above `since`
+        (the image whose layers are out) are too small to be worth a move."""
         inside = f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}"
         with contextlib.closing(sandbox.api()) as api:
-            built = api.inspect_image(image)["Id"]
+            info = api.inspect_image(image)
+            size = info.get("Size", 0)
+            if size <= DIRECT_MAX_BYTES or (since and size - api.inspect_image(since).get("Size", 0) < AHEAD_MIN_BYTES):
+                return False
+            built = info["Id"]
             api.tag(built, inside, name)
             if stopped():
-                return
+                return True
             pushed = stream_ok(api.push(inside, tag=name, stream=True, decode=True), "push", "Digest")
         if not pushed or stopped():
-            return
+            return True
         digests.append(pushed)
-        digests.append(_stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, built, labels)[1])
+        digests.append(stamp_labels(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, built, labels)[1])
         if stopped():
-            return
+            return True
         outside, host = f"127.0.0.1:{sandbox.registry}/{repo}", self.client.api
         stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
         # in the app's repo, as the app's image: an image collection finds it should the tidy not run
         host.tag(f"{outside}:{name}", repo, name)
         host.remove_image(f"{outside}:{name}", noprune=True)
+        return True
 
     def _forget_ahead(self, sandbox: _Sandbox, repo: str, name: str, digests: list[str]) -> None:
         """What a move ahead left: the host's copy (its layers stay with the final image), its
@@ -207,7 +224,7 @@ class DockerSandboxes(DockerBuild):
             raise
         if not pushed:
             raise ImageBuildFailed("The build sandbox's engine named no digest for the image it pushed: push again.")
-        image_id, stamped = _stamp(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, image_id, labels)
+        image_id, stamped = stamp_labels(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}", name, pushed, image_id, labels)
         host = self.client.api
         try:
             stream_ok(host.pull(outside, tag=name, stream=True, decode=True), "pull")
@@ -311,95 +328,6 @@ class DockerSandboxes(DockerBuild):
                 raise SchedulerError(f"The build sandbox {name} did not start within {_START_TIMEOUT:.0f} s: see "
                                      f"`docker logs {name}`.")
             time.sleep(0.2)
-
-
-def _stamp(base: str, name: str, pushed: str, built: str, labels: dict[str, str]) -> tuple[str, str]:
-    """Put the image `pushed` (a manifest digest in the registry at `base`, whose config is the
-    image `built`) back under the tag `name` with `labels` in its config. Returns the new image
-    id and manifest digest. The three reads that need nothing from each other (the manifest, the
-    config, opening the upload) go out at once: each is a round trip through the sandbox's proxy."""
-    def fail(what: str) -> ImageBuildFailed:
-        return ImageBuildFailed(f"Could not label the image in the build sandbox's registry ({what}): push again.")
-
-    try:
-        with requests.Session() as http, requests.Session() as blobs, requests.Session() as uploads, \
-                ThreadPoolExecutor(max_workers=2, thread_name_prefix="stamp") as pool:
-            config_read = pool.submit(_fetch, blobs, f"{base}/blobs/{built}")
-            upload_opened = pool.submit(uploads.post, f"{base}/blobs/uploads/", timeout=30)
-            manifest = _fetch(http, f"{base}/manifests/{pushed}", image_stamp.MANIFEST_V2)
-            config, upload = config_read.result(), upload_opened.result()
-            if image_stamp.digest(manifest) != pushed:
-                raise fail("the manifest is not the one pushed")
-            if image_stamp.config_digest(manifest) != built or image_stamp.digest(config) != built:
-                raise fail("the config is not the one built")
-            config = image_stamp.labelled_config(config, labels)
-            if upload.status_code != 202 or not upload.headers.get("Location"):
-                raise fail(f"upload answered {upload.status_code}")
-            where = requests.compat.urljoin(f"{base}/", upload.headers["Location"])
-            stored = http.put(where, params={"digest": image_stamp.digest(config)}, data=config, timeout=30,
-                              headers={"Content-Type": "application/octet-stream"})
-            if stored.status_code != 201:
-                raise fail(f"config answered {stored.status_code}")
-            manifest = image_stamp.with_config(manifest, config)
-            tagged = http.put(f"{base}/manifests/{name}", data=manifest, timeout=30,
-                              headers={"Content-Type": image_stamp.MANIFEST_V2})
-            if tagged.status_code != 201:
-                raise fail(f"manifest answered {tagged.status_code}")
-    except requests.RequestException as e:
-        raise fail(e.__class__.__name__) from None
-    except image_stamp.NotAnImage as e:
-        raise fail(str(e)) from None
-    return image_stamp.digest(config), image_stamp.digest(manifest)
-
-
-def stamp_labels(base: str, name: str, pushed: str, built: str, labels: dict[str, str]) -> tuple[str, str]:
-    """The platform's labels stamped on a sandbox's image (see _stamp); a node's build sandbox
-    (swarm_build.py) uses it too, through its registry's port on the node's address."""
-    return _stamp(base, name, pushed, built, labels)
-
-
-def tidy_sandbox(delete_manifest: Callable[[str, str], None], api: docker.APIClient, tag: str,
-                 digests: list[str]) -> None:
-    """After an image left a sandbox: its registry forgets the manifests handed over
-    (`delete_manifest(repo, digest)`; their layers are freed at the sandbox's next start), and
-    its engine keeps the app's newest build (the next build's cache), not older ones, and every
-    dependency image (`deps-*`, which a buildpack build names for reuse). One recipe for the
-    host's sandboxes and the nodes'."""
-    repo, _, keep = tag.rpartition(":")
-    for digest in digests:
-        with contextlib.suppress(requests.RequestException, docker.errors.DockerException):
-            delete_manifest(repo, digest)
-    with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
-        for img in api.images(name=repo):
-            for t in img.get("RepoTags") or []:
-                name, _, version = t.rpartition(":")
-                if name == repo and version != keep and not version.startswith("deps-"):
-                    with contextlib.suppress(docker.errors.APIError):
-                        api.remove_image(t)
-
-
-def _fetch(http: requests.Session, url: str, accept: str = "*/*") -> bytes:
-    with contextlib.closing(http.get(url, headers={"Accept": accept}, timeout=30, stream=True)) as resp:
-        if resp.status_code != 200:
-            raise ImageBuildFailed(f"Could not read {url.rpartition('/v2/')[2][:120]} from the build sandbox's "
-                                   f"registry ({resp.status_code}): push again.")
-        data = resp.raw.read(image_stamp.MAX_DOCUMENT + 1, decode_content=True)
-    if len(data) > image_stamp.MAX_DOCUMENT:
-        raise ImageBuildFailed("The image's manifest or config is over 8 MB: make its labels and environment smaller.")
-    return data
-
-
-def stream_ok(chunks, what: str, aux_key: str | None = None) -> str | None:
-    """Read a push or pull to its end; its `aux_key` value when it says one; an error raises."""
-    found = None
-    for chunk in chunks:
-        if chunk.get("error"):
-            raise ImageBuildFailed(f"Could not take the image out of the build sandbox ({what}): "
-                                   f"{str(chunk['error'])[:300]}")
-        aux = chunk.get("aux")
-        if aux_key and isinstance(aux, dict) and aux.get(aux_key):
-            found = aux[aux_key]
-    return found
 
 
 def create_sandbox_container(api: docker.APIClient, image: str, name: str, labels: dict[str, str], build_memory_mb: int,

@@ -34,8 +34,8 @@ from core.errors import ImageBuildFailed, SchedulerError
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.base import TenantBuilds
 from controller.scheduler.docker_build import EngineBuild
-from controller.scheduler.docker_sandbox import (LABEL_SANDBOX, create_sandbox_container, inspect_or_none,
-                                                  stamp_labels, stream_ok, tidy_sandbox)
+from controller.scheduler.docker_sandbox import LABEL_SANDBOX, create_sandbox_container, inspect_or_none
+from controller.scheduler.sandbox_transfer import stamp_labels, stream_ok, tidy_sandbox
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 from controller.scheduler.swarm_buildpack import SandboxEngine
 from controller.scheduler.swarm_slots import BuildSlots, Slot
