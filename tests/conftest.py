@@ -151,6 +151,9 @@ def stop_platform(p: Platform) -> None:
     nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={p.name}"], check=False).stdout.split()
     if nets:   # the instance's apps network, once its containers are gone
         run(["docker", "network", "rm", *nets], check=False)
+    # its sandboxes' socket folders on the host (their containers are gone)
+    from controller.scheduler.sandbox_policy import SOCKET_ROOT
+    shutil.rmtree(Path(SOCKET_ROOT) / p.name, ignore_errors=True)
 
 
 def ensure_busybox_base(ctx: Path) -> str:

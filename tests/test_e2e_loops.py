@@ -77,7 +77,32 @@ def test_a_failing_loop_leaves_the_others_running_and_comes_back(busybox_base, t
                              "status to say every loop runs")
         assert "rendezvous loop: running" in healthy.stdout and "restarts" in healthy.stdout, healthy.stdout
         assert platform_pid(p) == pid, "the platform process restarted: one loop's fault took the others down"
+
+        # with no cluster nothing pulls from the platform's registry: it is not running (a shell
+        # waits), and it serves a moment after a cluster file appears
+        registry = int(p.env["DOCKYARD_REGISTRY_PORT"])
+        assert not _accepts(registry) and not _registry_serving(p), "the registry runs with no cluster"
+        (p.home / "cluster.json").write_text('{"manager": "tcp://192.0.2.1:2375", "managers": [], '
+                                             f'"registry": "192.0.2.1:{registry}", "nodes": 0}}\n')
+        try:
+            wait_until(lambda: _accepts(registry), 20, "the registry to start once a cluster exists")
+            assert _registry_serving(p)
+        finally:
+            (p.home / "cluster.json").unlink()
     finally:
         squatter.close()
         if p is not None:
             stop_platform(p)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _registry_serving(p) -> bool:
+    """A docker-registry process serving this platform's config."""
+    return str(p.home / "registry" / "config.yml") in run(["ps", "-eww", "-o", "args"]).stdout

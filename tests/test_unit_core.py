@@ -224,3 +224,24 @@ def test_an_oom_report_after_its_exit_or_before_the_window_still_marks_it():
     crashes = parse_crashes(events, since=9.5)
     assert [(c.container_id, c.at, c.oom_killed) for c in crashes] == [("a", 10.0, True), ("b", 10.0, True),
                                                                       ("a", 13.0, False)]
+
+
+def test_the_loops_modules_are_imported_one_by_one_before_any_loop_thread_runs(tmp_path, monkeypatch):
+    import threading
+
+    from controller.daemons import loops
+
+    seen: list[str] = []
+
+    def resolve(target: str):
+        seen.append(threading.current_thread().name)
+        return lambda settings, stop: stop.wait(5)
+
+    monkeypatch.setattr(loops, "resolve", resolve)
+    settings = type("S", (), {"stable_after": 30.0})()
+    group = loops.LoopSet({"a": "x:a", "b": "x:b", "c": "x:c"}, settings, tmp_path / "loops.json")
+    group.start()
+    group.stop.set()
+    assert group.join(5) == []
+    # threads importing at once can deadlock in the import system: the main thread imports first
+    assert seen[:3] == ["MainThread"] * 3 and len(seen) == 6, seen

@@ -11,6 +11,7 @@ The loops are imported by name when they start (`module:function`), so a process
 what its loops use, and a loop whose module fails to import fails alone."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -104,6 +105,12 @@ class LoopSet:
 
     def start(self) -> None:
         self._write()
+        # Each loop's module imported here first, one after another: loops importing at once in
+        # their threads can meet in the import system's module locks (a _DeadlockError, the loop
+        # restarting a second later). A module that fails to import fails in its loop, as before.
+        for g in self.loops:
+            with contextlib.suppress(Exception):
+                resolve(g.target)
         for g in self.loops:
             g.thread.start()
 

@@ -4,7 +4,11 @@ It serves on 127.0.0.1:DOCKYARD_REGISTRY_PORT (the host's engine pushes there: a
 registry needs no TLS), with its storage under DOCKYARD_HOME/registry. While a cluster exists
 (DOCKYARD_HOME/cluster.json), the cluster's nodes pull from the gateway of their bridge network,
 so a loop of the platform process forwards that address to the registry too; nothing else is
-published. The Procfile's process prepares and then execs docker-registry."""
+published. The Procfile's process prepares and then execs docker-registry.
+
+Nothing pulls from it before a cluster exists (one host's builds leave their sandboxes through
+the sandboxes' own registries), so until then the process is a shell waiting for the cluster
+file (a few hundred kB instead of the registry's 20 MB), which then runs this module again."""
 from __future__ import annotations
 
 import json
@@ -153,6 +157,13 @@ def main(settings: Settings | None = None) -> int:
         while not stopping:
             time.sleep(0.5)
         return 0
+    if not s.cluster_file.exists():
+        log.info("no cluster: the registry starts once %s exists", s.cluster_file)
+        logging.shutdown()
+        # $PPID gone: the supervisor died (its death signal lost); the shell goes with it
+        os.execv("/bin/sh", ["sh", "-c", 'while [ ! -e "$1" ]; do kill -0 "$PPID" 2>/dev/null || exit 0; '
+                             'sleep 1; done; exec "$2" -m controller.daemons.registry',
+                             "dockyard-registry-waiting", str(s.cluster_file), sys.executable])
     config = write_config(s)
     # layers of manifests the image GC deleted are freed here, while nothing is being pushed
     gc = subprocess.run([s.registry_bin, "garbage-collect", str(config)], capture_output=True, text=True)

@@ -27,6 +27,7 @@ import requests
 from core.errors import Conflict, NotFound, SchedulerError
 from core.models import Crash, Instance, Limits, LogLine, Release
 
+from controller.scheduler.registry_gc import await_registry
 from controller.scheduler.config import SchedulerConfig
 from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_host import WATCH_WINDOW
@@ -119,6 +120,7 @@ class SwarmScheduler(DockerEngine):
             if node_ref in self._pushed:
                 return node_ref
             try:
+                await_registry(self.config.registry_port)
                 self.client.api.tag(image, push_repo, tag)
                 for line in self.client.api.push(push_repo, tag, stream=True, decode=True):
                     if line.get("error"):

@@ -4,8 +4,12 @@ that no release may still need. The registry frees their layers at its next star
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.request
 from typing import Iterable
+
+from core.errors import SchedulerError
 
 MANIFEST_TYPES = ", ".join(("application/vnd.docker.distribution.manifest.v2+json",
                             "application/vnd.oci.image.manifest.v1+json",
@@ -53,3 +57,18 @@ def _digest(base: str, tag: str) -> str | None:
             return r.headers.get("Docker-Content-Digest")
     except OSError:
         return None
+
+
+def await_registry(port: int, timeout: float = 30.0) -> None:
+    """Wait until the platform's registry on 127.0.0.1:`port` accepts connections: it starts
+    once a cluster exists (controller/daemons/registry.py), a second or two after `make cluster`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SchedulerError(f"The platform's image registry (127.0.0.1:{port}) is not answering: "
+                                     "`make status` shows its process; `make up` starts it.") from None
+            time.sleep(0.2)

@@ -31,6 +31,7 @@ import requests
 
 from core.errors import ImageBuildFailed, SchedulerError
 
+from controller.scheduler.registry_gc import await_registry
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.base import TenantBuilds
 from controller.scheduler.docker_build import EngineBuild
@@ -187,6 +188,7 @@ class NodeSandbox:
         node_repo = node_ref.rpartition(":")[0]
         self.node_api.tag(f"{on_node}:{name}", node_repo, name)
         self.node_api.remove_image(f"{on_node}:{name}", noprune=True)
+        await_registry(self.config.registry_port)
         stream_ok(self.node_api.push(node_repo, tag=name, stream=True, decode=True), "push to the platform's registry")
         self._tidy(tag, [pushed, stamped])
         local = f"127.0.0.1:{self.config.registry_port}/{repo}"
