@@ -231,6 +231,46 @@ def test_an_addon_whose_volume_is_lost_is_not_started_empty(pf, deployed):
     assert "Destroyed" in out and "final backup" not in out
 
 
+def test_a_volume_lost_just_as_its_addon_is_recreated_is_not_replaced_by_an_empty_one(pf, deployed, tmp_path):
+    """The fault at the worst moment: the volume goes right after the scheduler found it, before
+    it creates the container (the engine would make an empty volume of that name for it)."""
+    import secrets
+
+    from controller.scheduler.docker_services import DockerServices
+    from controller.services import scheduler_config
+    from controller.settings import Settings
+    from core.errors import SchedulerError
+    pf.cli("addons:create", "redis", "-a", deployed["b"][0], "--as", "SPARE")   # the service image is there
+    name = "dytv" + secrets.token_hex(3)
+    engine = DockerServices(scheduler_config(Settings(home=tmp_path / "home", name=name)))
+    image = Settings(home=tmp_path / "home").redis_image
+    engine.start_service("redis-lost", "redis", image, 64, new=True)
+    container, volume = f"{name}.addon.redis-lost", f"{name}-addon-redis-lost"
+    try:
+        run(["docker", "rm", "-f", container])
+        found = engine.client.api.inspect_volume
+
+        def found_then_lost(vol: str) -> dict:
+            seen = found(vol)
+            if not lost:
+                lost.append(run(["docker", "volume", "rm", vol]))
+            return seen
+
+        lost: list = []
+        engine.client.api.inspect_volume = found_then_lost
+        with pytest.raises(SchedulerError, match="is gone"):
+            engine.start_service("redis-lost", "redis", image, 64)
+        assert lost
+        assert run(["docker", "inspect", container], check=False).returncode != 0
+        assert run(["docker", "volume", "inspect", volume], check=False).returncode != 0
+    finally:
+        run(["docker", "rm", "-f", container], check=False)
+        run(["docker", "volume", "rm", volume], check=False)
+        nets = run(["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={name}"]).stdout.split()
+        if nets:
+            run(["docker", "network", "rm", *nets], check=False)
+
+
 def test_an_addon_that_cannot_start_shows_crashed_with_its_last_lines(pf, deployed):
     from .conftest import BUSYBOX_BASE
     other, _ = deployed["b"]

@@ -59,16 +59,16 @@ class DockerServices(DockerEngine):
         status = self.service_status(name)
         if status.state == "missing":
             labels = {LABEL_INSTANCE: self.config.name, LABEL_SERVICE: name, LABEL_SERVICE_KIND: kind}
+            lost = SchedulerError(f"The data volume of {name} is gone (a lost node or engine state?): it is not "
+                                  "started empty. Restore its newest backup into a new add-on with "
+                                  "`dockyard pg:backups:restore`.")
             try:
                 try:
-                    api.inspect_volume(self._service_volume(name))
+                    found = api.inspect_volume(self._service_volume(name))
                 except docker.errors.NotFound:
                     if not new:   # an empty service in place of a lost one would look healthy
-                        raise SchedulerError(
-                            f"The data volume of {name} is gone (a lost node or engine state?): it is not "
-                            "started empty. Restore its newest backup into a new add-on with "
-                            "`dockyard pg:backups:restore`.") from None
-                    api.create_volume(self._service_volume(name), labels=labels)
+                        raise lost from None
+                    found = api.create_volume(self._service_volume(name), labels=labels)
                 home = self._network(self._home_network(name), {LABEL_SERVICE: name})
                 mem = f"{memory_mb}m"
                 host_config = api.create_host_config(
@@ -80,6 +80,14 @@ class DockerServices(DockerEngine):
                                      host_config=host_config, detach=True,
                                      networking_config=api.create_networking_config(
                                          {home: api.create_endpoint_config(aliases=[name])}))
+                # The engine makes a named volume that is missing when a container names it: one
+                # lost since the look above is an empty new one now, unlabelled (a volume in use
+                # cannot go, so this look is the last needed)
+                now = api.inspect_volume(self._service_volume(name))
+                if (now.get("Labels"), now.get("CreatedAt")) != (found.get("Labels"), found.get("CreatedAt")):
+                    api.remove_container(cname, force=True)
+                    api.remove_volume(self._service_volume(name), force=True)
+                    raise lost
             except docker.errors.APIError as e:
                 raise SchedulerError(f"Could not create the add-on {name}: {e.explanation}") from None
             for net in self._networks(service=name):
