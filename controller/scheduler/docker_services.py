@@ -81,10 +81,11 @@ class DockerServices(DockerEngine):
                                      networking_config=api.create_networking_config(
                                          {home: api.create_endpoint_config(aliases=[name])}))
                 # The engine makes a named volume that is missing when a container names it: one
-                # lost since the look above is an empty new one now, unlabelled (a volume in use
-                # cannot go, so this look is the last needed)
+                # lost since the look above is an empty new one now, without the labels the
+                # platform gives its volumes (a volume in use cannot go, so this look is the last
+                # needed; its CreatedAt is its folder's mtime, which the image's files copied in change)
                 now = api.inspect_volume(self._service_volume(name))
-                if (now.get("Labels"), now.get("CreatedAt")) != (found.get("Labels"), found.get("CreatedAt")):
+                if found.get("Labels") and now.get("Labels") != found.get("Labels"):
                     api.remove_container(cname, force=True)
                     api.remove_volume(self._service_volume(name), force=True)
                     raise lost
