@@ -62,8 +62,10 @@ wait_engine() {   # node K's dockerd answers
 
 start_node() {    # K GATEWAY SUBNET
     local k=$1 gw=$2 subnet=$3
-    # the wall goes up before dockerd starts, so no task ever runs without it (node-start too)
-    docker run -d --name "$(node_name "$k")" --hostname "node$k" \
+    # the wall goes up before dockerd starts, so no task ever runs without it (node-start too).
+    # An engine that dies (Docker 20.10's swarmkit can panic as a manager becomes leader) starts
+    # again, as systemd restarts a real node's dockerd; node-stop's `docker stop` keeps it down.
+    docker run -d --name "$(node_name "$k")" --hostname "node$k" --restart on-failure \
         --label "dockyard.instance=$NAME" --label "dockyard.node=$k" \
         --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
         --security-opt apparmor=unconfined -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run \

@@ -297,6 +297,24 @@ def test_losing_a_node_fails_no_request_and_its_instances_run_elsewhere(cl, web)
     assert load.failed == 0 and load.ok > 50, (load.ok, load.failed)
 
 
+def test_a_node_whose_engine_dies_starts_again_and_rejoins(cl, web):
+    """A node's dockerd that dies (killed here; Docker 20.10's swarmkit has panicked as a manager
+    became leader) starts again by itself, as systemd restarts a real node's engine, and the node
+    is ready again: without that, the swarm keeps a node down and, with two managers lost, its
+    quorum."""
+    name, _ = web
+    victim = next(f"node{k}" for k in (1, 2, 3) if f"node{k}" != leader(cl))
+    container = f"{cl.name}-{victim}"
+    pid = run(["docker", "inspect", "-f", "{{.State.Pid}}", container]).stdout.strip()
+    run(["kill", "-9", pid])
+    wait_until(lambda: run(["docker", "inspect", "-f", "{{.RestartCount}}", container]).stdout.strip() != "0",
+               30, f"{container} started again")
+    wait_until(lambda: run(["docker", "exec", container, "docker", "info", "-f", "{{.Swarm.LocalNodeState}}"],
+                           check=False).stdout.strip() == "active", 60, f"{victim}'s engine back in the swarm")
+    wait_until(electing(lambda: node_state(cl, victim) == "ready"), 90, f"{victim} ready again")
+    wait_until(lambda: cl.curl(name)[0] == 200, 30, "the app's page")
+
+
 def test_an_apps_instances_go_to_different_nodes_even_onto_an_empty_one(cl, tmp_path):
     """The node that came back holds nothing: Swarm alone (fewest tasks first) would put both
     instances of a new app there, and its loss would take the whole app down."""
