@@ -107,6 +107,8 @@ def wait(driver, cond, timeout=60, what=""):
 
 def login(driver, plat, token: str) -> None:
     driver.get(plat.api + "/dashboard/")
+    driver.delete_all_cookies()   # a test that failed before may have left its session signed in
+    driver.get(plat.api + "/dashboard/")
     wait(driver, lambda d: d.find_elements(By.NAME, "token"), what="login form")
     driver.find_element(By.NAME, "token").send_keys(token)
     driver.find_element(By.ID, "login").click()
@@ -146,9 +148,17 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
     qty.clear()
     qty.send_keys("2")
     d.find_element(By.CSS_SELECTOR, 'tr[data-type="web"] button.scale').click()
-    wait(d, lambda d: [r.find_element(By.CSS_SELECTOR, ".state").text
-                       for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")] == ["up", "up"],
-         120, "two instances up")
+    wait(d, lambda d: d.find_elements(By.ID, "message"), 120, "the scale's answer")
+
+    def two_up(d):
+        """The page shows the engine's instances as it rendered: the previous release's instance,
+        stopping in the background since the fixture's second push, may still be listed; look again."""
+        if [r.find_element(By.CSS_SELECTOR, ".state").text
+                for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")] == ["up", "up"]:
+            return True
+        d.get(plat.api + f"/dashboard/apps/{deployed}")
+        return False
+    wait(d, two_up, 120, "two instances up")
     labels = wait(d, lambda d: sorted(r.get_attribute("data-instance")
                                       for r in d.find_elements(By.CSS_SELECTOR, "#instances tr.instance")), 10, "labels")
     assert labels == ["web.1", "web.2"]
@@ -222,7 +232,7 @@ def test_browser_login_scale_logs_charts_rollback(plat, deployed, browser):
 
     # build output, admin pages
     d.get(plat.api + f"/dashboard/apps/{deployed}#builds")
-    d.find_element(By.CSS_SELECTOR, "#builds li a").click()
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#builds li a"), 30, "the build list")[0].click()
     wait(d, lambda d: d.find_elements(By.ID, "build-output"), what="build page")
     assert d.find_element(By.ID, "build-output").text.strip()
     shot(d, "build")

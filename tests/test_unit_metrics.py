@@ -228,3 +228,38 @@ def test_an_https_drain_posts_logplex_batches(tmp_path):
     finally:
         httpd.shutdown()
     assert posts == [("/logs/tok", "application/logplex-1", "1", b"28 <14>1 - h a router - - hello")]
+
+
+def test_requests_count_for_the_release_and_process_of_the_instance_that_answered():
+    """Instances on two cluster nodes may be published on the same port: the answering upstream's
+    whole address names the instance (a deploy's old and new releases answer side by side)."""
+    from controller.daemons.routerd import RequestMetrics
+    from core.models import Instance
+
+    def inst(cid, version, process, address):
+        return Instance(cid, cid, "shop", version, process, 1, "running", None, 5000, "img", address=address)
+
+    class Scheduler:
+        def instances(self):
+            return [inst("a", 3, "web", "10.0.7.2"), inst("b", 4, "web", "10.0.7.3")]
+
+    class Store:
+        minutes, deltas = {}, []
+
+        def add_request_minutes(self, m):
+            self.minutes = m
+
+        def add_prom(self, d):
+            self.deltas = d
+
+        def record_requests(self, r):
+            pass
+
+        def find_app(self, app):
+            raise AssertionError("every upstream is known")
+
+    store = Store()
+    reqs = [{"app": "shop", "upstream": up, "at": 120.0, "status": "200", "bytes": 1, "ms": 2.0, "path": "/"}
+            for up in ("10.0.7.2:5000", "10.0.7.3:5000", "10.0.7.3:5000")]
+    RequestMetrics(store, Scheduler())(reqs)
+    assert {k: v["requests"] for k, v in store.minutes.items()} == {("shop", 3, 120): 1, ("shop", 4, 120): 2}

@@ -15,6 +15,7 @@ from core import prom
 from router import accesslog, loop
 from router.accesslog import Row
 from router.nginx import Nginx
+from router.table import Upstream
 
 from controller.routing.table import load_routes
 from controller.runtime import sleep
@@ -38,26 +39,26 @@ class RequestMetrics:
 
     def __init__(self, store: Store, scheduler, refresh: float = 5.0):
         self.store, self.scheduler, self.refresh = store, scheduler, refresh
-        self._by_port: dict[str, tuple[int, str]] = {}
+        self._by_address: dict[str, tuple[int, str]] = {}
         self._at = 0.0
 
     def _version_of(self, app: str, upstream: str) -> int:
-        port = upstream.rsplit(":", 1)[-1]
-        if port in self._by_port:
-            return self._by_port[port][0]
+        if upstream in self._by_address:
+            return self._by_address[upstream][0]
         found = self.store.find_app(app)
         return found.live_version if found is not None else 0
 
     def _process_of(self, app: str, upstream: str) -> str:
-        return self._by_port.get(upstream.rsplit(":", 1)[-1], (0, "web"))[1]
+        return self._by_address.get(upstream, (0, "web"))[1]
 
     def __call__(self, reqs: list[dict]) -> None:
         if not reqs:
             return
         if time.monotonic() - self._at > self.refresh:
             self._at = time.monotonic()
-            self._by_port = {str(i.host_port): (i.version, i.process) for i in self.scheduler.instances()
-                             if i.host_port}
+            # as nginx names the upstream that answered: cluster nodes may publish the same port
+            self._by_address = {str(Upstream(i.address, i.host_port)): (i.version, i.process)
+                                for i in self.scheduler.instances() if i.host_port}
         self.store.add_request_minutes(accesslog.per_minute(reqs, self._version_of))
         self.store.add_prom(prom.request_deltas(reqs, self._process_of))
         self.store.record_requests(sleep.latest_requests(reqs))   # what autosleep counts idleness from
