@@ -5,6 +5,7 @@ promotion: the same image with the target's config, refused without deploy right
 target rolled back; stale review apps destroyed)."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -85,6 +86,11 @@ def _user(svc, name):
 
 
 def _deploy(svc, app_name, tag):
+    # the last deploy's old instance retires in the background, then collects the app's images
+    # no release needs: an image added here before that would be collected with them
+    for t in threading.enumerate():
+        if t.name.startswith("retire-"):
+            t.join(30)
     image = f"src/{app_name}:{tag}"
     svc.scheduler.add_image(image, app=app_name)
     return releases.deploy_image(svc, svc.store.get_app(app_name), image, {"web": "serve"}, "carol", lambda _: None)[1]
