@@ -81,6 +81,7 @@ class Nginx:
         self._tickets = threading.Lock()
         self._asked = self._served = 0
         self._last_changed = False
+        self._last: tuple[tuple[Route, ...], str] | None = None   # the table this object last applied, as on disk
 
     # ------------------------------------------------------------ rendering
     def _main_text(self, routes_file: Path | None = None) -> str:
@@ -213,14 +214,37 @@ class Nginx:
                 self._served, self._last_changed = max(self._served, upto), changed
             return changed
 
-    def _apply_with_fallback_locked(self, text: str, routes: list[Route], refused: dict[str, str]) -> bool:
+    def apply_patch(self, app: str, route: Callable[[], Route | None], load: Callable[[], Iterable[Route]]) -> bool:
+        """Like ``apply_fresh``, for a change of one app's route: when the live routes file is still
+        the one this object last applied, only ``route()`` (the app's route now; None: compute the
+        whole table) is computed, in place of the app's, and every other app's is as it serves;
+        otherwise, or for an app that table lacks, the whole table is loaded with ``load()``."""
+        with self._locked():
+            last = self._last
+            fresh = None
+            if last is not None and _read(self.routes_path) == last[1] and any(r.app == app for r in last[0]):
+                fresh = route()
+            if fresh is None:
+                table = tuple(load())
+            else:
+                table = tuple(fresh if r.app == app else r for r in last[0])
+            refused: dict[str, str] = {}
+            text, rendered = self._render_tolerant(table, refused)
+            return self._apply_with_fallback_locked(text, rendered, refused, table)
+
+    def _apply_with_fallback_locked(self, text: str, routes: list[Route], refused: dict[str, str],
+                                    table: tuple[Route, ...] | None = None) -> bool:
         """Apply; when nginx refuses the config because of one app's own settings or
         certificate, serve that app without them (and record why) instead of refusing every
         route change. Anything nginx refuses that no app's extras explain raises ConfigRejected."""
+        table = tuple(routes) if table is None else table
+        self._last = None
         try:
             for _ in range(len(routes) + 1):
                 try:
-                    return self._apply_locked(text)
+                    changed = self._apply_locked(text)
+                    self._last = (table, text)     # on disk now, and served
+                    return changed
                 except ConfigRejected as exc:
                     app = _blame(exc.output, text, routes, self.rejected_path)
                     if app is None:

@@ -372,6 +372,26 @@ def test_kill9_of_the_api_mid_build_leaves_nothing_behind(platform, tmp_path):
     assert "kept serving" in said and p.curl(name) == (200, "v3")
 
 
+def test_a_killed_deploys_release_phase_container_is_swept_and_instances_stay(platform, tmp_path):
+    """What a deploy killed in its release phase leaves: the sweep (one look at the engine for
+    every app, then only the apps with something left) removes it, and no app's instance."""
+    from .conftest import BUSYBOX_BASE
+    p = platform
+    name, _ = _deploy(p, tmp_path, httpd_app("v1"))
+    other, _ = _deploy(p, tmp_path, httpd_app("other"))
+    instances = {app: p.containers(app, running_only=True) for app in (name, other)}
+    left = run(["docker", "run", "-d", "--label", f"dockyard.instance={p.name}", "--label", f"dockyard.app={name}",
+                "--label", "dockyard.oneoff=release", "--label", "dockyard.build=b-killed", BUSYBOX_BASE,
+                "sleep", "300"]).stdout.strip()
+    try:
+        wait_until(lambda: left[:12] not in run(["docker", "ps", "-aq", "--no-trunc"]).stdout, 30,
+                   "the sweep to remove the killed deploy's release-phase container")
+        assert {app: p.containers(app, running_only=True) for app in (name, other)} == instances
+        assert p.curl(name) == (200, "v1") and p.curl(other) == (200, "other")
+    finally:
+        run(["docker", "rm", "-f", left], check=False)
+
+
 def test_a_release_live_before_its_ref_moved_gets_its_ref_back(platform, tmp_path):
     """The state a kill leaves between a push's release going live and its ref moving."""
     from dulwich.repo import Repo

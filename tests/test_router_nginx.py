@@ -368,6 +368,36 @@ def test_apply_fresh_computes_under_the_lock_so_a_stale_table_never_lands_last(r
     assert {text(settings.router_port, "myapp.localhost") for _ in range(5)} == {(200, "B\n")}
 
 
+def test_apply_patch_computes_one_apps_route_only_while_the_live_routes_are_its_own(router, settings, upstreams):
+    a, b, c = upstreams("A"), upstreams("B"), upstreams("C")
+    port, loads = settings.router_port, []
+
+    def load(**apps):
+        def whole():
+            loads.append(sorted(apps))
+            return table(settings, **apps)
+        return whole
+
+    assert router.apply_fresh(load(myapp=[a], other=[b])) is True
+    # the live routes are this object's last table: the other app's route is taken as it serves
+    assert router.apply_patch("myapp", lambda: table(settings, myapp=[c])[0], load(myapp=[c], other=[b])) is True
+    assert loads == [["myapp", "other"]]
+    assert {text(port, "myapp.localhost") for _ in range(5)} == {(200, "C\n")}
+    assert text(port, "other.localhost") == (200, "B\n")
+    # another process (its own object) applied since: the whole table is loaded again
+    elsewhere = Nginx(router_config(settings))
+    assert elsewhere.apply_fresh(lambda: table(settings, myapp=[c], other=[a])) is True
+    assert router.apply_patch("myapp", lambda: table(settings, myapp=[b])[0], load(myapp=[b], other=[a])) is True
+    assert loads == [["myapp", "other"], ["myapp", "other"]]
+    assert text(port, "myapp.localhost") == (200, "B\n") and text(port, "other.localhost") == (200, "A\n")
+    # an app its last table lacks (created since), or one whose route is gone: the whole table
+    assert router.apply_patch("third", lambda: table(settings, third=[c])[0],
+                              load(myapp=[b], other=[a], third=[c])) is True
+    assert router.apply_patch("myapp", lambda: None, load(other=[a], third=[c])) is True
+    assert loads[2:] == [["myapp", "other", "third"], ["other", "third"]]
+    assert text(port, "myapp.localhost")[0] == 404 and text(port, "third.localhost") == (200, "C\n")
+
+
 def test_apply_current_serves_callers_that_waited_with_one_load_begun_after_them(router, settings, upstreams):
     # Parallel deploys or app creations each apply routes: the ones that waited while another
     # load ran share the next load (one render and reload), never the one that began before them.

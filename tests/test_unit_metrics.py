@@ -263,3 +263,13 @@ def test_requests_count_for_the_release_of_the_instance_that_answered():
             for up in ("10.0.7.2:5000", "10.0.7.3:5000", "10.0.7.3:5000")]
     RequestMetrics(store, Scheduler())(reqs)
     assert {k: v["requests"] for k, v in store.minutes.items()} == {("shop", 3, 120): 1, ("shop", 4, 120): 2}
+
+
+def test_instances_started_together_are_inspected_again_at_different_passes():
+    from controller.scheduler.docker_stats import INSPECT_EVERY, inspect_every
+    ids = [f"{i:04x}" + "0" * 60 for i in range(0, 0x10000, 0x0800)]
+    spans = [inspect_every(cid) for cid in ids]
+    assert all(INSPECT_EVERY * 0.5 <= s <= INSPECT_EVERY * 1.5 for s in spans)
+    assert len({round(s) for s in spans}) >= 16          # spread over the whole range, not one moment
+    assert inspect_every(ids[3]) == inspect_every(ids[3])   # the same container keeps its own period
+    assert inspect_every("not-hex") == INSPECT_EVERY

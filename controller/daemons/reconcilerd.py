@@ -51,9 +51,14 @@ def one_pass(svc: Services, watch: CrashWatch, sweep: bool) -> list[str]:
         except DockyardError as e:
             log.warning("destroying stale review apps failed: %s", e.message)
             failed.append("review_apps")
+        try:    # one look at the engine for all apps: asking each app's costs the engine 5 listings per app
+            dirty = svc.scheduler.apps_with_leftovers()
+        except DockyardError as e:
+            log.warning("listing leftover containers failed: %s", e.message)
+            dirty = None
         for app in svc.store.list_apps():
             try:
-                for line in sweep_app(svc, app.name):
+                for line in sweep_app(svc, app.name, engine=dirty is None or app.name in dirty):
                     log.info("%s: cleanup: %s", app.name, line)
             except DockyardError as e:
                 log.warning("%s: cleanup failed: %s", app.name, e.message)

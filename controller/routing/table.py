@@ -72,24 +72,26 @@ def with_extras(routes, domains: dict, settings_by_app: dict, tls_by_app: dict,
     return tuple(out)
 
 
-def load_routes(settings: Settings, store: Store, scheduler) -> tuple[Route, ...]:
-    """The route table now. `scheduler` is anything with `instances()` (live containers)."""
-    apps = [a.name for a in store.list_apps()]
+def load_routes(settings: Settings, store: Store, scheduler, app: str | None = None) -> tuple[Route, ...]:
+    """The route table now (`app`: that app's route alone, none if it is gone). `scheduler` is
+    anything with `instances(app=None)` (live containers)."""
+    apps = [a.name for a in store.list_apps() if app in (None, a.name)]
     # Healthy ids first, live containers second: a deploy marks its new instances healthy only
     # once they run, and stops old ones only after its own (later) apply, so this order never
     # yields an app with no upstream in the middle of a deploy.
     healthy = store.healthy_ids()
-    routes = compute_routes(apps, scheduler.instances(), healthy, settings.domain, store.deployed_apps(),
-                            store.web_scaled_apps())
+    routes = compute_routes(apps, scheduler.instances(app) if apps else [], healthy, settings.domain,
+                            store.deployed_apps(), store.web_scaled_apps())
     routes = with_wake(routes, store.sleeping_web_apps(), Wake(Upstream("127.0.0.1", settings.wake_port),
                                                                  settings.wake_timeout + 1))
-    return with_extras(routes, *load_extras(settings, store, [r.app for r in routes]))
+    return with_extras(routes, *load_extras(settings, store, [r.app for r in routes], prune=app is None))
 
 
-def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dict, tuple | None]:
+def load_extras(settings: Settings, store: Store, apps, prune: bool = True) -> tuple[dict, dict, dict, tuple | None]:
     """Custom domains, router settings, certificate files (written here, 0600, under
     DOCKYARD_HOME/certs: called under the router lock, so files and config move together) and
-    the platform's certificate."""
+    the platform's certificate. `prune`: remove the files of certificates no app in `apps` uses
+    (the whole table's apps only)."""
     sources = (StoredCerts(store),)   # an ACME CertSource would go here, after the manual one
     domains = store.all_domains()
     ids = {a.name: a.id for a in store.list_apps()}
@@ -103,13 +105,16 @@ def load_extras(settings: Settings, store: Store, apps) -> tuple[dict, dict, dic
                 keep.update((tls.cert_path, tls.key_path))
                 break
     platform = None
-    bundle = _platform_bundle(settings, tuple(settings.app_host(a) for a in apps))
+    # every app's host, whichever `apps` are asked for: a local CA's leaf names them all (a
+    # leaf for fewer would be issued anew and serve the others without their names)
+    bundle = _platform_bundle(settings, tuple(settings.app_host(a) for a in sorted(ids)))
     if bundle is not None:
         tls = cert_files(settings.certs_dir, "platform", bundle)
         keep.update((tls.cert_path, tls.key_path))
         platform = (tls, bundle.info.names, own_names)
     # Files the live config still names stay too (a refused render keeps the live config serving).
-    prune_cert_files(settings.certs_dir, keep, _live_config(settings))
+    if prune:
+        prune_cert_files(settings.certs_dir, keep, _live_config(settings))
     return domains, store.all_router_settings(), tls_by_app, platform
 
 
@@ -135,9 +140,16 @@ def _live_config(settings: Settings) -> str:
         return (settings.router_dir / render.ROUTES_CONF).read_text()
     except OSError:
         return ""
-def apply_routes(svc: Services) -> bool:
+def apply_routes(svc: Services, app: str | None = None) -> bool:
     """Compute the route table and apply it as one step under the router's lock, which
     every process shares, so an older computation (say, the reconciler's) is never
     applied after a newer one (a deploy's). Concurrent calls in one process share a computation
-    begun after they asked (parallel deploys and creations reload nginx once, not once each)."""
-    return svc.router.apply_current(lambda: load_routes(svc.settings, svc.store, svc.scheduler))
+    begun after they asked (parallel deploys and creations reload nginx once, not once each).
+    `app`: only that app's instances changed (a deploy's switch): when the live routes are the
+    ones this process applied last, only its route is computed (with many apps, listing every
+    container and reading every app's records is most of a deploy's switch)."""
+    load = lambda: load_routes(svc.settings, svc.store, svc.scheduler)  # noqa: E731
+    if app is None:
+        return svc.router.apply_current(load)
+    return svc.router.apply_patch(app, lambda: next(iter(load_routes(svc.settings, svc.store, svc.scheduler, app)),
+                                                    None), load)

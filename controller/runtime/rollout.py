@@ -174,7 +174,7 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
                 svc.store.mark_healthy(app, inst.container_id, release.version, inst.process)
             for inst in old:
                 svc.store.forget_instance(inst.container_id)
-            apply_routes(svc)
+            apply_routes(svc, app.name)
             for done in durable:
                 done.result()
     except BaseException as e:
@@ -186,7 +186,7 @@ def deploy_release(svc: Services, app: App, release: Release, out: Out, only: st
             if fresh and fresh.state == "running":
                 svc.store.mark_healthy(app, inst.container_id, inst.version, inst.process)
         try:
-            apply_routes(svc)
+            apply_routes(svc, app.name)
         except DockyardError:
             pass
         if isinstance(e, DockyardError):

@@ -55,8 +55,10 @@ def interrupted_push_note(svc: Services, app: App) -> str | None:
             f"UTC) was interrupted before it finished: nothing of it was released, {serving}. Building this push now.")
 
 
-def sweep_app(svc: Services, app_name: str) -> list[str]:
-    """Sweep one app; returns what was done (for the log). Skips an app that is busy."""
+def sweep_app(svc: Services, app_name: str, engine: bool = True) -> list[str]:
+    """Sweep one app; returns what was done (for the log). Skips an app that is busy. With
+    `engine` false the engine is not asked for the app's leftover containers (a look at every
+    app's found none)."""
     done: list[str] = []
     try:
         with app_lock(svc.settings, app_name, "sweep", wait=0):
@@ -69,7 +71,7 @@ def sweep_app(svc: Services, app_name: str) -> list[str]:
                 done.append(f"removed the build copy {path}")
             if (n := repos.sweep_uploads(svc.settings, app_name)):
                 done.append(f"removed {n} temporary pack file{'s' if n != 1 else ''} of an interrupted push")
-            if (n := svc.scheduler.remove_leftovers(app_name)):
+            if engine and (n := svc.scheduler.remove_leftovers(app_name)):
                 done.append(f"removed {n} build or release-phase container{'s' if n != 1 else ''}")
             done.extend(_align_ref(svc, app))
     except Locked:

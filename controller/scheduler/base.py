@@ -266,6 +266,12 @@ class Instances(Protocol):
         Called only when no build or deploy of the app runs (its lock is free): what is left
         then belongs to a process that was killed. Returns how many were removed."""
 
+    def apps_with_leftovers(self) -> set[str] | None:
+        """The apps `remove_leftovers` would find something of, from one look at the engine for
+        all apps (a sweep then asks about each app only when it has something to remove); None
+        when the backend cannot tell, and every app is asked."""
+        return None
+
     def misplaced(self, inst: Instance) -> bool:
         """Whether the instance runs where it should no longer (the platform switched between
         single host and cluster): the reconciler starts its replacement, then retires it."""

@@ -15,8 +15,8 @@ from core.models import Crash, Instance, Limits, LogLine, Release
 from controller.scheduler.docker_engine import DockerEngine
 from controller.scheduler.docker_parse import (DEPLOY_PHASES, OOM_PAIRING, is_leftover, parse_crashes, parse_instance,
                                                parse_logs)
-from controller.scheduler.labels import (LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE,
-                                           LABEL_STANDBY)
+from controller.scheduler.labels import (LABEL_APP, LABEL_BUILD, LABEL_INDEX, LABEL_ONEOFF, LABEL_PORT, LABEL_PROCESS,
+                                           LABEL_RELEASE, LABEL_STANDBY)
 
 
 WATCH_WINDOW = 2.0   # seconds each engine events request covers
@@ -118,6 +118,16 @@ class DockerHost(DockerEngine):
             except docker.errors.APIError:
                 pass   # still in use or already gone: the next sweep tries again
         return len(found)
+
+    def apps_with_leftovers(self) -> set[str]:
+        try:
+            rows = self.client.api.containers(all=True, filters=self._filters(None))
+            nets = self.client.api.networks(filters=self._filters(None, LABEL_BUILD))
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not list containers: {e.explanation}") from None
+        labels = [c.get("Labels") or {} for c in rows if is_leftover(c.get("Labels") or {})]
+        labels += [n.get("Labels") or {} for n in nets]
+        return {found for found in (lb.get(LABEL_APP) for lb in labels) if found}
 
     def _networks_of_builds(self, app: str) -> list[str]:
         try:

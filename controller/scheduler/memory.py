@@ -280,6 +280,9 @@ class MemoryScheduler(Scheduler):
     def remove_leftovers(self, app: str) -> int:
         return 0
 
+    def apps_with_leftovers(self) -> set[str]:
+        return set()
+
     def crashes(self, since: float, until: float) -> list[Crash]:
         with self._lock:
             return [c for _, c in self._crashes if since <= c.at < until]
