@@ -5,6 +5,7 @@ platform through her Dockerfiles, as a second user against one real platform; th
 Dockerfile app of hers still deploys and redeploys."""
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ipaddress
 import json
@@ -307,3 +308,34 @@ def test_a_build_failing_after_a_step_moved_out_early_leaves_nothing_and_the_app
     wait_until(lambda: sorted(run(mine).stdout.split()) == kept, 30, "the early image to go")
     names = run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
     assert not [n for n in names if f"/{app}:" in n and "-ahead" in n.rpartition(":")[2]], names
+
+
+def test_a_tidy_leaves_older_builds_images_while_a_build_runs_in_the_sandbox(plat, world):
+    """A build's tidy (2 s after it) removes the app's older builds' images from the sandbox; a
+    build running then may be about to use one of them from its cache (it failed with "unable to
+    find image" in a run of five quick deploys). The tidy removes them only while no build runs."""
+    import fcntl
+    from controller.scheduler.docker_sandbox import DockerSandboxes, _Sandbox
+    from controller.scheduler.sandbox_policy import SOCKET_DIR
+    [name, *_] = run(["docker", "ps", "--format", "{{.Names}}", "--filter", f"label=dockyard.instance={plat.name}",
+                      "--filter", "label=dockyard.sandbox"]).stdout.split()
+    sock_dir = run(["docker", "inspect", "-f", f'{{{{range .Mounts}}}}{{{{if eq .Destination "{SOCKET_DIR}"}}}}'
+                    "{{.Source}}{{end}}{{end}}", name]).stdout.strip()
+    sandbox = _Sandbox(f"unix://{sock_dir}/docker.sock", 0, "1.41", 0.0)
+    repo = f"{plat.name}/tidy-{secrets.token_hex(3)}"
+    older, newer = f"{repo}:build-0123456789ab-100", f"{repo}:build-ba9876543210-200"
+    with contextlib.closing(sandbox.api()) as api:
+        base = api.inspect_image(BUSYBOX_BASE)["Id"]
+        for tag in (older, newer):
+            api.tag(base, repo, tag.rpartition(":")[2])
+
+        def tags() -> set[str]:
+            return {t for img in api.images(name=repo) for t in img.get("RepoTags") or []}
+
+        with open(sandbox.builds_lock, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)        # a build is running in the sandbox
+            DockerSandboxes._tidy(sandbox, newer, [])
+            assert tags() == {older, newer}
+        DockerSandboxes._tidy(sandbox, newer, [])   # none runs: the older build's image goes
+        assert tags() == {newer}
+        api.remove_image(newer)

@@ -60,6 +60,20 @@ class _Sandbox:
     def api(self, timeout: int = 300) -> docker.APIClient:
         return docker.APIClient(base_url=self.base_url, version=self.version, timeout=timeout)
 
+    @property
+    def builds_lock(self) -> Path:
+        """Held shared by each Dockerfile build in the sandbox (from any process), exclusively by a
+        tidy while it removes older builds' images: the builder may be about to use one of those
+        from its cache ("unable to find image" ends the build otherwise)."""
+        sock_dir = Path(self.base_url.removeprefix("unix://")).parent
+        return sock_dir.parent / f"{sock_dir.name}.builds.lock"
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        with open(self.builds_lock, "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            yield
+
 
 class DockerSandboxes(DockerBuild):
     _locks_guard = threading.Lock()
@@ -111,7 +125,8 @@ class DockerSandboxes(DockerBuild):
             run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
                               base_url=sandbox.base_url, version=sandbox.version)
             try:
-                image_id = self._read_build(run, ahead.watching(on_line), cancelled)
+                with sandbox.building():
+                    image_id = self._read_build(run, ahead.watching(on_line), cancelled)
             finally:
                 run.close()
             ahead.stop()
@@ -245,11 +260,16 @@ class DockerSandboxes(DockerBuild):
             requests.delete(f"http://127.0.0.1:{sandbox.registry}/v2/{repo}/manifests/{digest}", timeout=10)
 
         repo, _, keep = tag.rpartition(":")
-        with contextlib.suppress(docker.errors.DockerException, requests.RequestException), \
-                contextlib.closing(sandbox.api()) as api:
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException, OSError), \
+                contextlib.closing(sandbox.api()) as api, open(sandbox.builds_lock, "a+") as lock:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{keep}", noprune=True)
-            tidy_sandbox(delete, api, tag, digests)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                prune = True
+            except BlockingIOError:
+                prune = False     # a build is running: a later build's tidy removes these images
+            tidy_sandbox(delete, api, tag, digests, prune=prune)
 
     # ---- the sandbox itself ----------------------------------------------------------
     def _sandbox(self, tenant: str) -> _Sandbox:

@@ -108,16 +108,18 @@ def stamp_labels(base: str, name: str, pushed: str, built: str, labels: dict[str
 
 
 def tidy_sandbox(delete_manifest: Callable[[str, str], None], api: docker.APIClient, tag: str,
-                 digests: list[str]) -> None:
+                 digests: list[str], prune: bool = True) -> None:
     """After an image left a sandbox: its registry forgets the manifests handed over
     (`delete_manifest(repo, digest)`; their layers are freed at the sandbox's next start), and
     its engine keeps the app's newest build (the next build's cache), not older ones, and every
     dependency image (`deps-*`, which a buildpack build names for reuse). One recipe for the
-    host's sandboxes and the nodes'."""
+    host's sandboxes and the nodes'. `prune` false: the engine's images stay (a build runs)."""
     repo, _, keep = tag.rpartition(":")
     for digest in digests:
         with contextlib.suppress(requests.RequestException, docker.errors.DockerException):
             delete_manifest(repo, digest)
+    if not prune:
+        return
     with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
         for img in api.images(name=repo):
             for t in img.get("RepoTags") or []:
