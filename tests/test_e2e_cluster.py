@@ -419,7 +419,9 @@ def test_a_detached_one_off_runs_on_a_node_is_listed_logged_and_stoppable(cl, jo
                60, "the exit recorded")
     logs = cl.cli("logs", "-a", name, "-n", "200").stdout
     assert f"short-{label}" in logs, logs
-    assert not [d for d in dynos(cl, name) if d["name"] == label] and not host_oneoffs(cl, name)
+    # the reconciler records the exit, then removes the service (a loaded manager takes a moment)
+    wait_until(lambda: not [d for d in dynos(cl, name) if d["name"] == label] and not host_oneoffs(cl, name),
+               30, f"{label} removed once it ended")
 
 
 def test_a_sleeping_app_on_the_nodes_wakes_on_a_request(cl, tmp_path):
