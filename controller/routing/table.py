@@ -148,8 +148,9 @@ def apply_routes(svc: Services, app: str | None = None) -> bool:
     `app`: only that app's instances changed (a deploy's switch): when the live routes are the
     ones this process applied last, only its route is computed (with many apps, listing every
     container and reading every app's records is most of a deploy's switch)."""
-    load = lambda: load_routes(svc.settings, svc.store, svc.scheduler)  # noqa: E731
+    def load(only: str | None = None) -> tuple[Route, ...]:
+        return load_routes(svc.settings, svc.store, svc.scheduler, only)
+
     if app is None:
         return svc.router.apply_current(load)
-    return svc.router.apply_patch(app, lambda: next(iter(load_routes(svc.settings, svc.store, svc.scheduler, app)),
-                                                    None), load)
+    return svc.router.apply_patch(app, lambda: next(iter(load(app)), None), load)

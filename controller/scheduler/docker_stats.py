@@ -88,6 +88,7 @@ def cgroup_stats(cid: str, parent: str = "", root: Path = CGROUP) -> dict | None
 # An instance's restart count and start time change only when it restarts, which also resets
 # its cgroup's CPU counter: the inspect behind them is reused until then, or for about this long.
 INSPECT_EVERY = 30.0
+DATA_ROOT_EVERY = 60.0   # seconds the engine's data root, once read, is reused
 
 
 def inspect_every(container_id: str) -> float:
@@ -99,7 +100,6 @@ def inspect_every(container_id: str) -> float:
     except ValueError:
         share = 0.5
     return INSPECT_EVERY * (0.5 + share)
-DATA_ROOT_EVERY = 60.0   # seconds the engine's data root, once read, is reused
 
 
 class DockerStats(DockerEngine):
