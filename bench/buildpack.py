@@ -35,9 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import SAME_LIMITS, push_and_wait, wait_for  # noqa: E402
+from bench.common import SAME_LIMITS, apps_network_of, push_and_wait, wait_for  # noqa: E402
 from bench.js_samples import measure_js  # noqa: E402
-from core.isolation import network_name  # noqa: E402
 from tests.conftest import make_app_repo, run, start_platform, stop_platform  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "samples" / "python"
@@ -121,7 +120,7 @@ def main() -> int:
                 p.cli("repo:purge-cache", "-a", app)
                 colds.append(push_once(p, repo, app, f"cold {i} {time.time()}"))
             # the same container Dockyard runs: its limits, and its apps network (ICC off)
-            same = (*SAME_LIMITS, "--network", network_name(p.name))
+            same = (*SAME_LIMITS, "--network", apps_network_of(p))
             if args.no_interleave:
                 floors = [floor_once(ctx, f"floor {i} {time.time()}") for i in range(args.runs)]
                 hardened = [floor_once(ctx, f"hard {i} {time.time()}", same) for i in range(args.runs)]

@@ -3,13 +3,25 @@ a host serves a page that contains a marker (the moment a deploy counts as done)
 from __future__ import annotations
 
 import http.client
+import json
+import subprocess
 import time
+
+from core.isolation import Isolation, apps_network
 
 # What every Dockyard instance gets (controller/scheduler/docker_engine.py), so a floor can run
 # the same container
 SAME_LIMITS = ["--memory", "512m", "--memory-swap", "512m", "--cpus", "1", "--pids-limit", "1024",
                "--security-opt", "no-new-privileges", "--log-opt", "max-size=10m", "--log-opt", "max-file=3",
                "--cap-drop", "ALL", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m,mode=1777"]
+
+
+def apps_network_of(p) -> str:
+    """The network platform `p`'s app containers join on this engine (core/isolation.py): a
+    floor's container runs on it too."""
+    out = subprocess.run(["docker", "network", "inspect", "bridge"], capture_output=True, text=True, check=False)
+    options = json.loads(out.stdout)[0].get("Options") if out.returncode == 0 else None
+    return apps_network(Isolation(network=p.env.get("DOCKYARD_APPS_NETWORK", "auto")), p.name, options)
 
 
 # The platform's own intervals (controller/settings.py), not the tests' faster ones: a benchmark

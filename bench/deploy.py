@@ -10,7 +10,7 @@ router is polled every 50 ms until the push says the new instance started, then 
 floor polls nothing during its build and `docker run`); each redeploy's old instance is gone
 before the next round (a floor removes its container with `docker rm -f`).
 
-    .venv/bin/python bench/deploy.py [--runs 5] [--trace]
+    .venv/bin/python bench/deploy.py [--runs 5] [--trace] [--apps-network auto|own]
 """
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PRODUCT_INTERVALS, SAME_LIMITS, push_and_wait, wait_for, wait_retired  # noqa: E402
-from core.isolation import network_name  # noqa: E402
+from bench.common import (PRODUCT_INTERVALS, SAME_LIMITS, apps_network_of, push_and_wait, wait_for,  # noqa: E402
+                          wait_retired)
+from core.isolation import NETWORK_CHOICES  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
@@ -42,6 +43,8 @@ def floor_once(ctx: Path, text: str, flags: tuple[str, ...] = ()) -> float:
         return time.monotonic() - start
     finally:
         run(["docker", "rm", "-f", cid], check=False)
+        # its layers change every round: none of them is a later round's cache, and nothing dangles
+        run(["docker", "rmi", "dockyard-bench/floor:latest"], check=False)
 
 
 def dockyard_once(p, repo: Path, app: str, text: str, trace: bool = False,
@@ -76,6 +79,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--trace", action="store_true", help="print the last redeploy's output with timestamps")
+    ap.add_argument("--apps-network", choices=NETWORK_CHOICES, default="auto",
+                    help="DOCKYARD_APPS_NETWORK of the platform measured (the floor's second row runs on the same)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         tmp = Path(tmp)
@@ -84,7 +89,7 @@ def main() -> int:
         ctx.mkdir()
         for rel, content in httpd_app("floor").items():
             (ctx / rel).write_text(content)
-        p = start_platform(tmp / "platform", **PRODUCT_INTERVALS)
+        p = start_platform(tmp / "platform", **PRODUCT_INTERVALS, DOCKYARD_APPS_NETWORK=args.apps_network)
         try:
             app = "bench"
             repo = make_app_repo(tmp / app, httpd_app("cold"), p)
@@ -92,7 +97,7 @@ def main() -> int:
             cold, _ = dockyard_once(p, repo, app, "cold-2")
             floors, hardened, served, pushes, split = [], [], [], [], []
             # the same container Dockyard runs: its limits, and its apps network (ICC off)
-            same = (*SAME_LIMITS, "--network", network_name(p.name))
+            same = (*SAME_LIMITS, "--network", apps_network_of(p))
             for i in range(args.runs):       # interleaved, so all see the same machine state
                 floors.append(floor_once(ctx, f"floor {i} {time.time()}"))
                 hardened.append(floor_once(ctx, f"hard {i} {time.time()}", same))
@@ -104,10 +109,9 @@ def main() -> int:
                 pushes.append(total)
         finally:
             stop_platform(p)
-            run(["docker", "rmi", "-f", "dockyard-bench/floor:latest"], check=False)
     f, d, t = statistics.median(floors), statistics.median(served), statistics.median(pushes)
     h = statistics.median(hardened)
-    print(f"base image: {BUSYBOX_BASE}; runs: {args.runs} (medians)")
+    print(f"base image: {BUSYBOX_BASE}; runs: {args.runs} (medians); app containers on {same[-1]}")
     print(f"raw floor  docker build + docker run + first 200:          {f:.2f} s")
     print(f"raw floor  the same, with Dockyard's limits and apps network:  {h:.2f} s")
     print(f"dockyard   first deploy, git push -> first 200 via router: {cold:.2f} s")

@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (PRODUCT_INTERVALS, SAME_LIMITS, _tree, platform_memory, push_and_wait,  # noqa: E402
-                          wait_for, wait_retired)
+from bench.common import (PRODUCT_INTERVALS, SAME_LIMITS, _tree, apps_network_of, platform_memory,  # noqa: E402
+                          push_and_wait, wait_for, wait_retired)
 from bench.deploy import STARTING, STAGES, stages  # noqa: E402
-from core.isolation import network_name  # noqa: E402
+from core.isolation import NETWORK_CHOICES  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, httpd_app, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
@@ -146,10 +146,10 @@ def engine_cpu(seconds: float) -> float:
 
 def engine_start(p) -> float:
     """The engine's part of a deploy with no platform: `docker run` of the apps' image with
-    Dockyard's limits, on its apps network, port published on loopback, to its first 200."""
+    Dockyard's limits, on its apps network (bench/common.py), port published on loopback, to its first 200."""
     start = time.monotonic()
     cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000", *SAME_LIMITS,
-               "--network", network_name(p.name), IMAGE]).stdout.strip()
+               "--network", apps_network_of(p), IMAGE]).stdout.strip()
     try:
         wait_for(int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1]), "localhost", "scale")
         return time.monotonic() - start
@@ -257,6 +257,8 @@ def main() -> int:
     ap.add_argument("--setup-limit", type=float, default=900.0)
     ap.add_argument("--profile", action="store_true", help="print a profile of each pass with N apps")
     ap.add_argument("--switch-only", action="store_true", help="time the route switch alone (no Docker)")
+    ap.add_argument("--apps-network", choices=NETWORK_CHOICES, default="auto",
+                    help="DOCKYARD_APPS_NETWORK of the platform measured (the bare `docker run` uses the same)")
     args = ap.parse_args()
     if args.switch_only:
         switch_only(args.apps)
@@ -265,7 +267,8 @@ def main() -> int:
         tmp = Path(tmp)
         ensure_busybox_base(tmp / "busybox")
         build_image(tmp / "image")
-        p = start_platform(tmp / "platform", **PRODUCT_INTERVALS, DOCKYARD_ALLOWED_IMAGES=f"{BUSYBOX_BASE},{IMAGE}")
+        p = start_platform(tmp / "platform", **PRODUCT_INTERVALS, DOCKYARD_ALLOWED_IMAGES=f"{BUSYBOX_BASE},{IMAGE}",
+                           DOCKYARD_APPS_NETWORK=args.apps_network)
         try:
             repo = make_app_repo(tmp / "bench", httpd_app("cold"), p)
             p.cli("apps:create", "bench", cwd=repo)
@@ -277,14 +280,14 @@ def main() -> int:
                 for ok in pool.map(lambda i: time.monotonic() - started < args.setup_limit and add_app(p, i),
                                    range(args.apps)):
                     made += bool(ok)
-            setup = time.monotonic() - started
+            setup, network = time.monotonic() - started, apps_network_of(p)
             full = measure(p, repo, ["bench"] + [f"s{i:03d}" for i in range(0, args.apps, max(1, args.apps // 20))],
                            args, f"{made} apps")
         finally:
             stop_platform(p)
             run(["docker", "rmi", "-f", IMAGE], check=False)
     print(f"apps running: {made} of {args.apps} (set up in {setup:.0f} s, {args.parallel} at a time); "
-          f"redeploys: median of {args.runs}; API: {args.requests} GETs")
+          f"redeploys: median of {args.runs}; API: {args.requests} GETs; app containers on {network}")
     print(f"{'measure':50} {'empty':>10} {f'{made} apps':>10} {'ratio':>7}")
     for key in empty:
         ratio = full[key] / empty[key] if empty[key] and key in full else float("nan")

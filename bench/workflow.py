@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SAME_LIMITS, wait_all_answer  # noqa: E402
-from core.isolation import network_name  # noqa: E402
+from bench.common import SAME_LIMITS, apps_network_of, wait_all_answer  # noqa: E402
 from tests.conftest import (BUSYBOX_BASE, ensure_busybox_base, make_app_repo, run,  # noqa: E402
                             start_platform, stop_platform)
 
@@ -149,7 +148,7 @@ def main() -> int:
 
             floors, bare, scales = [], [], []
             for _ in range(3):   # interleaved, medians
-                floors.append(floor_scale(args.scale, [*SAME_LIMITS, "--network", network_name(p.name)]))
+                floors.append(floor_scale(args.scale, [*SAME_LIMITS, "--network", apps_network_of(p)]))
                 bare.append(floor_scale(args.scale, []))
                 start = time.monotonic()
                 p.cli("ps:scale", f"web={args.scale}", "-a", app)

@@ -15,12 +15,20 @@ applies these to every instance and one-off container.
 - limits: memory (DOCKYARD_APP_MEMORY_MB, in the scheduler), pids 1024, CPU DOCKYARD_APP_CPUS
   (default 1.0).
 - /tmp: a private tmpfs (DOCKYARD_APP_TMP_MB, default 64), writable by the unprivileged user.
-- network: one bridge per platform instance with inter-container traffic off."""
+- network: a bridge with inter-container traffic (ICC) off, so app A cannot reach app B: the
+  engine's default bridge when its ICC is off (`make up` configures the engines it installs so),
+  else one bridge of the platform instance's own (DOCKYARD_APPS_NETWORK=own forces that). A
+  container on a network the engine calls user-defined gets the engine's DNS resolver set up in
+  its namespace at every start (a re-execution of dockerd and eleven iptables calls: 0.1 s of a
+  container's start here); the default bridge has none, and apps need no names of each other."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+NETWORK_OPTIONS = {ICC_OPTION: "false"}
+DEFAULT_BRIDGE = "bridge"          # the engine's own network of that name (docker0)
+NETWORK_CHOICES = ("auto", "own")  # DOCKYARD_APPS_NETWORK
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Isolation:
     cpus: float = 1.0
     caps: tuple[str, ...] = ()
     tmp_mb: int = 64
+    network: str = "auto"    # one of NETWORK_CHOICES
 
 
 def host_config_options(iso: Isolation) -> dict:
@@ -62,4 +71,14 @@ def built_from(image_layers: list[str], base_layers: list[str]) -> bool:
 
 
 def network_name(instance: str) -> str:
+    """The platform instance's own apps network."""
     return f"{instance}-apps"
+
+
+def apps_network(iso: Isolation, instance: str, default_bridge_options: dict | None) -> str:
+    """The network app containers join, given the engine's default bridge's options (None: the
+    engine has none): that bridge when its ICC is off and the operator left the choice to us,
+    else the instance's own network (created with ICC off)."""
+    if iso.network == "auto" and (default_bridge_options or {}).get(ICC_OPTION) == "false":
+        return DEFAULT_BRIDGE
+    return network_name(instance)

@@ -305,7 +305,29 @@ def _inspect(cid):
     return json.loads(run(["docker", "inspect", cid]).stdout)[0]
 
 
-def test_app_containers_are_hardened_and_cannot_reach_each_other(plat, tmp_path):
+def _apps_network_here(plat) -> str:
+    """The network this engine's settings make the platform's app containers join
+    (core/isolation.py): the default bridge when its ICC is off, unless the platform is told
+    to keep its own."""
+    opts = json.loads(run(["docker", "network", "inspect", "bridge"]).stdout)[0]["Options"]
+    if plat.env.get("DOCKYARD_APPS_NETWORK") != "own" and opts.get("com.docker.network.bridge.enable_icc") == "false":
+        return "bridge"
+    return f"{plat.name}-apps"
+
+
+@pytest.mark.parametrize("choice", ["auto", "own"])
+def test_app_containers_are_hardened_and_cannot_reach_each_other(plat, tmp_path, choice):
+    if choice == "own":     # a platform of its own, told to keep its own apps network whatever the engine
+        own = start_platform(tmp_path / "own", DOCKYARD_APPS_NETWORK="own")
+        try:
+            _hardened_and_apart(own, tmp_path)
+        finally:
+            stop_platform(own)
+    else:
+        _hardened_and_apart(plat, tmp_path)
+
+
+def _hardened_and_apart(plat, tmp_path):
     a, b = unique_app("isoa"), unique_app("isob")
     repo_a = make_app_repo(tmp_path / a, httpd_app("app a"), plat)
     repo_b = make_app_repo(tmp_path / b, {   # the stack image: python, user app (uid 1000)
@@ -328,18 +350,20 @@ def test_app_containers_are_hardened_and_cannot_reach_each_other(plat, tmp_path)
         assert not hc["Binds"] and not [m for m in info["Mounts"] if m.get("Type") == "bind"]
         assert "docker.sock" not in json.dumps(info)
         assert all(p["HostIp"] == "127.0.0.1" for p in hc["PortBindings"][f"{plat.env.get('DOCKYARD_APP_PORT', '5000')}/tcp"])
-        assert hc["NetworkMode"] == f"{plat.name}-apps"
-    net = json.loads(run(["docker", "network", "inspect", f"{plat.name}-apps"]).stdout)[0]
+    apps_net = _apps_network_here(plat)
+    assert ia["HostConfig"]["NetworkMode"] == ib["HostConfig"]["NetworkMode"] == apps_net
+    net = json.loads(run(["docker", "network", "inspect", apps_net]).stdout)[0]
     assert net["Options"]["com.docker.network.bridge.enable_icc"] == "false"
-    assert net["Labels"]["dockyard.instance"] == plat.name
+    if apps_net != "bridge":
+        assert net["Labels"]["dockyard.instance"] == plat.name
     # The stack-based app runs as `app` (uid 1000); the FROM scratch one (no users, root-owned
     # dirs the app may write to) as root without any capability.
     assert ib["Config"]["User"] == "1000:1000" and ia["Config"]["User"] == ""
     assert run(["docker", "exec", cb, "id", "-un"]).stdout.strip() == "app"
     assert run(["docker", "exec", ca, "grep", "^CapEff", "/proc/self/status"]).stdout.split()[1] == "0" * 16
     # A cannot reach B's container IP (nor B A's); each still answers itself.
-    ip_a = ia["NetworkSettings"]["Networks"][f"{plat.name}-apps"]["IPAddress"]
-    ip_b = ib["NetworkSettings"]["Networks"][f"{plat.name}-apps"]["IPAddress"]
+    ip_a = ia["NetworkSettings"]["Networks"][apps_net]["IPAddress"]
+    ip_b = ib["NetworkSettings"]["Networks"][apps_net]["IPAddress"]
     request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 5000"
     self_check = run(["docker", "exec", ca, "sh", "-c", request.format(ip="127.0.0.1")], check=False)
     assert "HTTP/1" in self_check.stdout

@@ -79,7 +79,8 @@ def test_run_detached_output_reaches_the_logs(platform, tmp_path):
         platform.cli("logs", "-a", name, "-n", "200").stdout)) or ""
     assert "app[run.1]: detached-run.1" in logs, logs
     assert "One-off run.1 exited with code 3" in logs
-    assert eventually(lambda: len(platform.containers(name)) == 1)   # removed once its output was kept
+    # removed (its output kept) before the exit is recorded: once the logs say it ended, `ps` agrees
+    assert len(platform.containers(name)) == 1 and "run.1" not in platform.cli("ps", "-a", name).stdout
 
 
 # ---- config --no-restart, ps:stop / ps:start -------------------------------------------------

@@ -143,6 +143,20 @@ def test_isolation_defaults_drop_everything():
     assert isolation.NETWORK_OPTIONS == {"com.docker.network.bridge.enable_icc": "false"}
 
 
+def test_apps_join_the_default_bridge_only_when_its_icc_is_off_and_the_choice_is_left_to_us():
+    icc_off = {"com.docker.network.bridge.enable_icc": "false", "com.docker.network.bridge.name": "docker0"}
+    icc_on = {**icc_off, "com.docker.network.bridge.enable_icc": "true"}
+    auto, own = _isolation({}), _isolation({"DOCKYARD_APPS_NETWORK": " Own "})
+    assert auto.network == "auto" and own.network == "own"
+    assert isolation.apps_network(auto, "dy1", icc_off) == "bridge"
+    assert isolation.apps_network(auto, "dy1", icc_on) == "dy1-apps"
+    assert isolation.apps_network(auto, "dy1", {}) == "dy1-apps"       # no ICC option: the engine's default, on
+    assert isolation.apps_network(auto, "dy1", None) == "dy1-apps"     # no default bridge (dockerd --bridge=none)
+    assert isolation.apps_network(own, "dy1", icc_off) == "dy1-apps"
+    with pytest.raises(ValueError, match="DOCKYARD_APPS_NETWORK='docker0' is not a choice; set it to auto or own"):
+        _isolation({"DOCKYARD_APPS_NETWORK": "docker0"})
+
+
 def test_isolation_settings_are_checked():
     iso = _isolation({"DOCKYARD_APP_CAPS": "net_bind_service", "DOCKYARD_APP_CPUS": "0.5"})
     assert iso.caps == ("NET_BIND_SERVICE",) and isolation.host_config_options(iso)["nano_cpus"] == 5 * 10**8

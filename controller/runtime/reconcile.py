@@ -158,10 +158,10 @@ def reconcile_all(svc: Services) -> None:
             svc.scheduler.stop(one.container_id, 0)
         elif one.detached and one.state in ("exited", "dead"):   # `run --detach` ended: keep its output
             keep_logs(svc, by_name[one.app], one)
+            svc.scheduler.remove(one.container_id)   # gone from `ps` once the logs say it ended
             job = " (cron job)" if svc.store.cron_finished(one.container_id, one.exit_code) else ""
             svc.store.add_event(by_name[one.app], "dockyard", "reconciler",
                                 f"One-off {one.label}{job} exited with code {one.exit_code}")
-            svc.scheduler.remove(one.container_id)
     for app in apps:
         try:
             with formation_lock(svc.settings, app.name, "reconcile", wait=0):

@@ -98,7 +98,7 @@ class DockerEngine:
     def _host_config(self, limits: Limits | None = None, **extra) -> dict:
         """Limits and hardening shared by every app container (instances and one-offs): every
         capability dropped (low ports bind by a sysctl of the container's own network
-        namespace), a CPU limit, a private /tmp, and the platform's apps network where containers cannot reach each other (the
+        namespace), a CPU limit, a private /tmp, and the apps network where containers cannot reach each other (the
         router reaches them through their 127.0.0.1 port). No volume is ever mounted, so the
         Docker socket never is. `limits` (ps:limits) override the defaults."""
         limits = limits or Limits()
@@ -111,12 +111,17 @@ class DockerEngine:
             log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, **extra)
 
     def _apps_network(self) -> str:
-        """The instance's bridge network for app containers, with inter-container traffic
-        (ICC) off: app A cannot reach app B. Created once, labelled, shared by all apps.
-        The engine does not refuse a second network of the same name created at the same
-        moment (several apps starting at once, from several processes), and then refuses the
-        name as ambiguous: every process keeps the oldest and removes the others."""
-        name = isolation.network_name(self.config.name)
+        """The bridge network for app containers, with inter-container traffic (ICC) off: app
+        A cannot reach app B (core/isolation.py): the engine's default bridge when its ICC is
+        off, else the instance's own, created once, labelled, shared by all apps. The engine
+        does not refuse a second network of the same name created at the same moment
+        (several apps starting at once, from several processes), and then refuses the name
+        as ambiguous: every process keeps the oldest and removes the others."""
+        iso = self.config.isolation
+        bridge = self._default_bridge_options() if iso.network == "auto" else None
+        name = isolation.apps_network(iso, self.config.name, bridge)
+        if name == isolation.DEFAULT_BRIDGE:
+            return name
         try:
             found = self._named_networks(name)
             if not found:
@@ -136,6 +141,16 @@ class DockerEngine:
             except docker.errors.APIError:
                 pass   # removed by another process meanwhile
         return name
+
+    def _default_bridge_options(self) -> dict | None:
+        """The options of the engine's default bridge (read at every container's creation:
+        an engine restarted with other settings is followed), None when it has none."""
+        try:
+            return self.client.api.inspect_network(isolation.DEFAULT_BRIDGE).get("Options") or {}
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise SchedulerError(f"Could not inspect the engine's default bridge: {e.explanation}") from None
 
     def _named_networks(self, name: str) -> list[dict]:
         """The engine's networks called exactly `name`, oldest first (ties by id)."""

@@ -37,7 +37,7 @@ from core.errors import ImageBuildFailed, SchedulerError
 
 from controller.scheduler.docker_ahead import AHEAD_MIN_BYTES, Ahead, dockerfile_stages, quietly
 from controller.scheduler.image_archive import DIRECT_MAX_BYTES
-from controller.scheduler.sandbox_transfer import carry_out, stamp_labels, stream_ok, tidy_sandbox
+from controller.scheduler.sandbox_transfer import building, carry_out, stamp_labels, stream_ok, tidy_unless_building
 from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.docker_build import DockerBuild, EngineBuild
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
@@ -62,17 +62,9 @@ class _Sandbox:
 
     @property
     def builds_lock(self) -> Path:
-        """Held shared by each Dockerfile build in the sandbox (from any process), exclusively by a
-        tidy while it removes older builds' images: the builder may be about to use one of those
-        from its cache ("unable to find image" ends the build otherwise)."""
+        """The sandbox's builds lock (sandbox_transfer.building), beside its socket's folder."""
         sock_dir = Path(self.base_url.removeprefix("unix://")).parent
         return sock_dir.parent / f"{sock_dir.name}.builds.lock"
-
-    @contextlib.contextmanager
-    def building(self) -> Iterator[None]:
-        with open(self.builds_lock, "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_SH)
-            yield
 
 
 class DockerSandboxes(DockerBuild):
@@ -125,7 +117,7 @@ class DockerSandboxes(DockerBuild):
             run = EngineBuild(context_dir, dockerfile, tag, self.config.build_memory_mb * 1024 * 1024,
                               base_url=sandbox.base_url, version=sandbox.version)
             try:
-                with sandbox.building():
+                with building(sandbox.builds_lock):
                     image_id = self._read_build(run, ahead.watching(on_line), cancelled)
             finally:
                 run.close()
@@ -261,15 +253,10 @@ class DockerSandboxes(DockerBuild):
 
         repo, _, keep = tag.rpartition(":")
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException, OSError), \
-                contextlib.closing(sandbox.api()) as api, open(sandbox.builds_lock, "a+") as lock:
+                contextlib.closing(sandbox.api()) as api:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"127.0.0.1:{policy.REGISTRY_PORT}/{repo}:{keep}", noprune=True)
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                prune = True
-            except BlockingIOError:
-                prune = False     # a build is running: a later build's tidy removes these images
-            tidy_sandbox(delete, api, tag, digests, prune=prune)
+            tidy_unless_building(sandbox.builds_lock, delete, api, tag, digests)
 
     # ---- the sandbox itself ----------------------------------------------------------
     def _sandbox(self, tenant: str) -> _Sandbox:

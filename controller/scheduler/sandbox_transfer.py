@@ -1,14 +1,17 @@
 """How an image crosses a build sandbox's edge, for the host's sandboxes (docker_sandbox.py) and
 the nodes' (swarm_build.py): the platform's labels stamped in the sandbox's registry on the
 way (image_stamp.py), or a small image carried as one archive (image_archive.py); a push's,
-pull's or load's stream read to its end; the sandbox tidied after the image left."""
+pull's or load's stream read to its end; the sandbox tidied after the image left, unless a build
+runs in it."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Iterator
 
 import docker
@@ -105,6 +108,30 @@ def stamp_labels(base: str, name: str, pushed: str, built: str, labels: dict[str
     except image_stamp.NotAnImage as e:
         raise fail(str(e)) from None
     return image_stamp.digest(config), image_stamp.digest(manifest)
+
+
+@contextlib.contextmanager
+def building(lock: Path) -> Iterator[None]:
+    """Held around each build in a sandbox, shared (builds from any process run together); a
+    tidy takes it exclusively while it removes older builds' images, which the builder may be
+    about to use from its cache ("unable to find image" would end the build)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        yield
+
+
+def tidy_unless_building(lock: Path, delete_manifest: Callable[[str, str], None], api: docker.APIClient,
+                         tag: str, digests: list[str]) -> None:
+    """tidy_sandbox, its engine's images left to a later tidy while a build holds `lock`."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            prune = True
+        except BlockingIOError:
+            prune = False
+        tidy_sandbox(delete_manifest, api, tag, digests, prune=prune)
 
 
 def tidy_sandbox(delete_manifest: Callable[[str, str], None], api: docker.APIClient, tag: str,

@@ -23,6 +23,7 @@ import contextlib
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 import docker
@@ -36,7 +37,7 @@ from controller.scheduler import sandbox_policy as policy
 from controller.scheduler.base import TenantBuilds
 from controller.scheduler.docker_build import EngineBuild
 from controller.scheduler.docker_sandbox import LABEL_SANDBOX, create_sandbox_container, inspect_or_none
-from controller.scheduler.sandbox_transfer import stamp_labels, stream_ok, tidy_sandbox
+from controller.scheduler.sandbox_transfer import building, stamp_labels, stream_ok, tidy_unless_building
 from controller.scheduler.labels import LABEL_BUILD, LABEL_INSTANCE
 from controller.scheduler.swarm_buildpack import SandboxEngine
 from controller.scheduler.swarm_slots import BuildSlots, Slot
@@ -201,11 +202,17 @@ class NodeSandbox:
     def _registry_url(self) -> str:
         return f"http://{self.address}:{self.registry_out}"
 
+    @property
+    def builds_lock(self) -> Path:
+        """The sandbox's builds lock (sandbox_transfer.building), on the platform's host: every
+        build on a node starts from here."""
+        return Path(self.config.home) / "sandboxes" / f"{self.hostname}-{self.name}.builds.lock"
+
     def _tidy(self, tag: str, digests: list[str]) -> None:
         def delete(repo: str, digest: str) -> None:
             requests.delete(f"{self._registry_url()}/v2/{repo}/manifests/{digest}", timeout=10)
 
-        tidy_sandbox(delete, self.api, tag, digests)
+        tidy_unless_building(self.builds_lock, delete, self.api, tag, digests)
 
 
 class NodeLost(SchedulerError):
@@ -316,7 +323,8 @@ class NodeTenantBuilds(TenantBuilds):
                               self.scheduler.config.build_memory_mb * 1024 * 1024,
                               base_url=sandbox.api.base_url, version=sandbox.api.api_version)
             try:
-                image_id = self.scheduler._read_build(run, on_line, lambda: cancelled() or lost.is_set())
+                with building(sandbox.builds_lock):
+                    image_id = self.scheduler._read_build(run, on_line, lambda: cancelled() or lost.is_set())
             finally:
                 run.close()
             if image_id is None:
@@ -350,8 +358,9 @@ class NodeTenantBuilds(TenantBuilds):
             for ref in engine.from_images(os.path.join(context_dir, dockerfile or "Dockerfile")):
                 if not engine.image_exists(ref) and self.scheduler.image_exists(ref):
                     sandbox.provide(ref)
-            image_id = engine.build(context_dir, tag, on_line, app=app, build_id=build_id, dockerfile=dockerfile,
-                                    cancelled=lambda: cancelled() or lost.is_set())
+            with building(sandbox.builds_lock):
+                image_id = engine.build(context_dir, tag, on_line, app=app, build_id=build_id, dockerfile=dockerfile,
+                                        cancelled=lambda: cancelled() or lost.is_set())
             return self._move_out(sandbox, tag, image_id, app, build_id) if build_id else image_id
 
     def image_exists(self, ref: str) -> bool:
