@@ -98,9 +98,9 @@ class DockerEngine:
     def _host_config(self, limits: Limits | None = None, **extra) -> dict:
         """Limits and hardening shared by every app container (instances and one-offs): every
         capability dropped (low ports bind by a sysctl of the container's own network
-        namespace), a CPU limit, a private /tmp, and the apps network where containers cannot reach each other (the
-        router reaches them through their 127.0.0.1 port). No volume is ever mounted, so the
-        Docker socket never is. `limits` (ps:limits) override the defaults."""
+        namespace), a CPU limit, a private /tmp, and the apps network where containers cannot
+        reach each other (the router reaches them through their 127.0.0.1 port). No volume is
+        ever mounted, so the Docker socket never is. `limits` (ps:limits) override the defaults."""
         limits = limits or Limits()
         mem = f"{limits.memory_mb or self.config.app_memory_mb}m"
         iso = self.config.isolation
@@ -144,13 +144,14 @@ class DockerEngine:
 
     def _default_bridge_options(self) -> dict | None:
         """The options of the engine's default bridge (read at every container's creation:
-        an engine restarted with other settings is followed), None when it has none."""
+        an engine restarted with other settings is followed), None when it has none. Listed,
+        not inspected: an inspection names every container on the bridge (all the apps')."""
         try:
-            return self.client.api.inspect_network(isolation.DEFAULT_BRIDGE).get("Options") or {}
-        except docker.errors.NotFound:
-            return None
+            found = [n for n in self.client.api.networks(names=[isolation.DEFAULT_BRIDGE])
+                     if n.get("Name") == isolation.DEFAULT_BRIDGE]
         except docker.errors.APIError as e:
-            raise SchedulerError(f"Could not inspect the engine's default bridge: {e.explanation}") from None
+            raise SchedulerError(f"Could not list the engine's default bridge: {e.explanation}") from None
+        return (found[0].get("Options") or {}) if found else None
 
     def _named_networks(self, name: str) -> list[dict]:
         """The engine's networks called exactly `name`, oldest first (ties by id)."""
