@@ -144,12 +144,12 @@ def engine_cpu(seconds: float) -> float:
     return (cpu() - before) / seconds * 100
 
 
-def engine_start(p) -> float:
+def engine_start(network: str) -> float:
     """The engine's part of a deploy with no platform: `docker run` of the apps' image with
-    Dockyard's limits, on its apps network (bench/common.py), port published on loopback, to its first 200."""
+    Dockyard's limits, on its apps network `network`, port published on loopback, to its first 200."""
     start = time.monotonic()
     cid = run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-e", "PORT=5000", *SAME_LIMITS,
-               "--network", apps_network_of(p), IMAGE]).stdout.strip()
+               "--network", network, IMAGE]).stdout.strip()
     try:
         wait_for(int(run(["docker", "port", cid, "5000/tcp"]).stdout.split(":")[-1]), "localhost", "scale")
         return time.monotonic() - start
@@ -183,6 +183,7 @@ def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float
     settle after the set-up), then --runs redeploys, each followed by a bare `docker run` of the
     same kind of container (the engine's share, side by side), then the rest."""
     quiet = settle()
+    network = apps_network_of(p)      # asked once, not inside a bare run's timing
     deploys, bare, split = [], [], []
     for i in range(args.runs + 1):
         text = f"scale {len(apps)} {i} {time.time()}"
@@ -192,7 +193,7 @@ def measure(p, repo: Path, apps: list[str], args, phase: str) -> dict[str, float
                                      f"bench.{p.domain}", text, timed=timed, starting=STARTING)[0])
         wait_retired(p.name, "bench")
         split.append(stages(timed))
-        bare.append(engine_start(p))
+        bare.append(engine_start(network))
     deploys, bare, split = deploys[1:], bare[1:], split[1:]
     p50, p99, slow = api_latency(p, apps, args.requests)
     print(f"  {phase} ({quiet}): redeploys {', '.join(f'{d:.2f}' for d in deploys)} s; bare docker runs "
